@@ -1,0 +1,7 @@
+"""jupyter-orchestrate: tagged notebooks become jobs that run as parallel papermill DAGs.
+
+Importing the package is cheap on purpose: notebooks import :mod:`jupyter_orchestrate.task_values` inside
+their kernels, so nothing heavy (papermill, pydantic, sqlite) is imported here.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""The exception hierarchy of jupyter-orchestrate.
+
+Every error the package raises on purpose derives from :class:`OrchestrateError`, so callers (CLI, server
+handlers, widgets) can catch one root and map the subclasses to exit codes or HTTP statuses once:
+validation -> 2 / 400, not found -> 404, conflict -> 409.
+
+This module is imported inside user kernels (through :mod:`jupyter_orchestrate.task_values`), so it must
+stay free of heavy imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class OrchestrateError(Exception):
+    """Root of all jupyter-orchestrate errors."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem, rendered as ``path: field: message``.
+
+    ``path`` is the file the problem is in (a notebook or ``job.yaml``), ``field`` the dotted location inside
+    it (e.g. ``metadata.orchestrate.depends_on``) or ``""`` when the whole file is at fault.
+    """
+
+    path: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.path, self.field) if p]
+        return ": ".join([*parts, self.message])
+
+
+class ValidationError(OrchestrateError):
+    """A job, a request or a command line is invalid; carries every :class:`Problem` found, not just the first."""
+
+    def __init__(self, problems: list[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem("", "", problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class NotFoundError(OrchestrateError):
+    """A job, run, task or attempt that was asked for does not exist."""
+
+
+class ConflictError(OrchestrateError):
+    """The request conflicts with the current state, e.g. repairing a run that is still running."""
+
+
+class TaskValueError(OrchestrateError, ValueError):
+    """A task value could not be set or read (not JSON, too large, unknown task, not upstream, missing key)."""
