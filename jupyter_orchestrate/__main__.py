@@ -1,0 +1,3 @@
+from jupyter_orchestrate.cli import main
+
+main()

@@ -1,0 +1,336 @@
+"""``jupyter orchestrate``: the command line (click + rich), a thin layer over :class:`~.service.OrchestrateService`.
+
+Exit codes: 0 the run succeeded (or the command did its job), 1 the run failed or was canceled, 2 invalid
+job, parameters or usage (validation problems are printed one per line as ``path: field: problem``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, ValidationError
+from jupyter_orchestrate.models import Run, RunStatus, TaskRunStatus
+
+STATUS_STYLE = {
+    "pending": "dim",
+    "queued": "cyan",
+    "running": "bold blue",
+    "up_for_retry": "yellow",
+    "succeeded": "green",
+    "failed": "bold red",
+    "upstream_failed": "red",
+    "skipped": "dim",
+    "canceled": "magenta",
+    "canceling": "magenta",
+    "timed_out": "bold red",
+}
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def _status(text: str) -> Text:
+    return Text(text, style=STATUS_STYLE.get(text, ""))
+
+
+def _service(ctx: click.Context) -> Any:
+    from jupyter_orchestrate.service import OrchestrateService
+
+    if "service" not in ctx.obj:
+        ctx.obj["service"] = OrchestrateService(ctx.obj["home"])
+    return ctx.obj["service"]
+
+
+def _fail(exc: OrchestrateError) -> None:
+    if isinstance(exc, ValidationError):
+        for problem in exc.problems:
+            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+        sys.exit(2)
+    err.print(f"[red]error:[/red] {exc}")
+    sys.exit(2 if isinstance(exc, (NotFoundError, ConflictError)) else 1)
+
+
+def _parameters(items: tuple[str, ...]) -> dict[str, str]:
+    from jupyter_orchestrate.parameters import parse_assignments
+
+    return parse_assignments(items)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}m"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", envvar="JUPYTER_ORCHESTRATE_HOME", type=click.Path(file_okay=False),
+              help="State home (database, executed notebooks, logs). Default: ./.orchestrate")
+@click.pass_context
+def main(ctx: click.Context, home: str | None) -> None:
+    """Run folders of tagged notebooks as jobs: parallel papermill DAGs, recorded and repairable."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.pass_context
+def validate(ctx: click.Context, path: str) -> None:
+    """Check the job at PATH (a folder of notebooks) without starting any kernel."""
+    from jupyter_orchestrate.discovery import validate_job
+
+    job, problems = validate_job(path)
+    if problems:
+        _fail(ValidationError(problems))
+    assert job is not None
+    out.print(f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s)")
+    for task in job.tasks:
+        deps = f" <- {', '.join(task.depends_on)}" if task.depends_on else ""
+        params = ", ".join(p.name for p in task.notebook_parameters)
+        out.print(f"  {task.task_key} ({task.notebook}, kernel {task.kernel_name}){deps}" + (f"  parameters: {params}" if params else ""))
+
+
+class _Progress:
+    """Live terminal view of a run: one row per task (status, attempt, cell i of n, duration)."""
+
+    def __init__(self, run: Run, live: bool):
+        self.rows: dict[str, dict[str, Any]] = {
+            t.task_key: {"status": t.status.value, "attempt": len(t.attempts), "cell": None, "total": None,
+                         "started": None, "ended": None, "reason": t.status_reason if t.status.is_failure else None}
+            for t in run.task_runs
+        }
+        self.run_id = run.run_id
+        self.job_name = run.job_name
+        self.run_status = "running"
+        self.live = live
+        self.lock = threading.Lock()
+
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        with self.lock:
+            if kind == "run_status":
+                self.run_status = payload["status"]
+                if not self.live:
+                    err.print(f"run {self.run_id}: {payload['status']}" + (f" ({payload['reason']})" if payload.get("reason") else ""))
+                return
+            row = self.rows[payload["task_key"]]
+            if kind == "progress":
+                row["cell"], row["total"] = payload["cell"], payload["total"]
+                return
+            status = payload["status"]
+            row["status"] = status
+            row["attempt"] = payload.get("attempt_number") or row["attempt"]
+            if status == "running":
+                row["started"], row["ended"], row["cell"], row["reason"] = time.monotonic(), None, None, None
+            elif TaskRunStatus(status).is_terminal or status == "up_for_retry":
+                row["ended"] = time.monotonic()
+                row["reason"] = payload.get("reason")
+            if not self.live:
+                reason = f": {payload['reason']}" if payload.get("reason") else ""
+                err.print(f"  {payload['task_key']}: {status}{reason}")
+
+    def __rich__(self) -> Table:
+        with self.lock:
+            table = Table(title=f"run {self.run_id} of {self.job_name}: {self.run_status}", title_justify="left")
+            for col in ("task", "status", "attempt", "progress", "duration", "detail"):
+                table.add_column(col, overflow="fold" if col == "detail" else "ellipsis")
+            now = time.monotonic()
+            for key, row in self.rows.items():
+                progress = ""
+                if row["status"] == "running" and row["total"]:
+                    progress = f"cell {row['cell']}/{row['total']}"
+                duration = ""
+                if row["started"] is not None:
+                    duration = _seconds((row["ended"] or now) - row["started"])
+                table.add_row(key, _status(row["status"]), str(row["attempt"] or ""), progress, duration, (row["reason"] or "")[:120])
+            return table
+
+
+def _execute(runner: Any, service: Any, as_json: bool) -> None:
+    run = service.get_run(runner.run_id)
+    interactive = err.is_terminal and not as_json
+    progress = _Progress(run, live=interactive)
+    runner.on_event = progress
+
+    def on_signal(signum: int, frame: Any) -> None:
+        runner.cancel(f"canceled by {signal.Signals(signum).name}")
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
+              f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel)")
+    try:
+        if interactive:
+            with Live(progress, console=err, refresh_per_second=4, transient=False):
+                status = runner.execute()
+        else:
+            status = runner.execute()
+    finally:
+        runner.executor.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    run = service.get_run(runner.run_id)
+    if as_json:
+        from jupyter_orchestrate.service import run_document
+
+        out.print_json(json.dumps(run_document(run)))
+    else:
+        _print_run(run, console=err if interactive else out, header=not interactive)
+    sys.exit(0 if status == RunStatus.succeeded else 1)
+
+
+def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
+    if header:
+        console.print(f"run [bold]{run.run_id}[/bold] of job [bold]{run.job_name}[/bold]: ", _status(run.status.value),
+                      f"  ({_seconds(run.duration_seconds)}, {run.repair_count} repair(s))" if run.duration_seconds else "")
+    table = Table(show_edge=False)
+    for col in ("task", "status", "attempts", "duration", "failure", "executed notebook"):
+        table.add_column(col, overflow="fold")
+    for t in run.task_runs:
+        last = t.last_attempt
+        failure = ""
+        if last and last.error and t.status.is_failure:
+            e = last.error
+            where = f"cell {e.cell_index + 1}: " if e.cell_index is not None else ""
+            failure = f"{where}{e.ename}: {e.evalue}"
+        elif t.status in (TaskRunStatus.upstream_failed, TaskRunStatus.skipped, TaskRunStatus.canceled) and t.status_reason:
+            failure = t.status_reason
+        table.add_row(t.task_key, _status(t.status.value), str(len(t.attempts)), _seconds(t.duration_seconds),
+                      failure, os.path.relpath(last.notebook_path) if last and last.notebook_path else "")
+    console.print(table)
+    if run.status == RunStatus.failed:
+        console.print(f"repair with: jupyter orchestrate repair {run.run_id}" + (" (add -p name=value to change parameters)"))
+
+
+@main.command()
+@click.argument("path", type=click.Path())
+@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
+              help="Set a job or notebook parameter (repeatable); typed like the parameter's default.")
+@click.option("--max-parallel", type=int, help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the finished run as one JSON document.")
+@click.pass_context
+def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel: int | None, as_json: bool) -> None:
+    """Run the job at PATH (a folder of tagged notebooks) and wait for it to finish."""
+    from jupyter_orchestrate.executors.local import LocalExecutor
+
+    executor = LocalExecutor()  # its forkserver warms up while the job is validated
+    try:
+        service = _service(ctx)
+        runner = service.new_run(path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor)
+    except OrchestrateError as exc:
+        executor.close()
+        _fail(exc)
+    _execute(runner, service, as_json)
+
+
+@main.command()
+@click.argument("run_id", type=int)
+@click.option("--task", "task_keys", multiple=True, metavar="TASK_KEY", help="Re-execute this task (repeatable); default: every unsuccessful task.")
+@click.option("--rerun-dependents", is_flag=True, help="Also re-execute downstream tasks that succeeded.")
+@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help="Override a parameter for the repair.")
+@click.option("--max-parallel", type=int, help="Tasks executing at once (default: as the run).")
+@click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
+@click.pass_context
+def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_dependents: bool, parameters: tuple[str, ...],
+           max_parallel: int | None, dry_run: bool, as_json: bool) -> None:
+    """Re-execute the failed tasks of RUN_ID and what depends on them, reusing what succeeded."""
+    try:
+        service = _service(ctx)
+        if dry_run:
+            plan, _, _ = service.plan_repair(run_id, task_keys=list(task_keys) or None, rerun_dependents=rerun_dependents,
+                                             parameters=_parameters(parameters))
+            if as_json:
+                out.print_json(json.dumps({"run_id": run_id, "task_keys": plan.task_keys, "reused_task_keys": plan.reused_task_keys, "parameters": plan.parameters}))
+            else:
+                out.print(f"repair of run {run_id} would re-execute: {', '.join(plan.task_keys)}")
+                out.print(f"reused: {', '.join(plan.reused_task_keys) or 'nothing'}")
+                if plan.parameters:
+                    out.print(f"parameters: {json.dumps(plan.parameters)}")
+            return
+        runner = service.new_repair(run_id, task_keys=list(task_keys) or None, rerun_dependents=rerun_dependents,
+                                    parameters=_parameters(parameters), max_parallel=max_parallel)
+    except OrchestrateError as exc:
+        _fail(exc)
+    _execute(runner, service, as_json)
+
+
+@main.command()
+@click.option("--job", "job_name", help="Only runs of this job (its name).")
+@click.option("--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List runs, newest first."""
+    service = _service(ctx)
+    found = service.list_runs(job_name=job_name, status=RunStatus(status) if status else None, limit=limit)
+    if as_json:
+        out.print_json(json.dumps({"runs": [
+            {"run_id": r.run_id, "job": r.job_name, "status": r.status.value, "trigger": r.trigger.value,
+             "start_time": r.start_time, "duration_seconds": r.duration_seconds, "repair_count": r.repair_count,
+             "task_statuses": {t.task_key: t.status.value for t in r.task_runs}}
+            for r in found]}))
+        return
+    if not found:
+        out.print("no runs yet: start one with  jupyter orchestrate run PATH")
+        return
+    table = Table(show_edge=False)
+    for col in ("run", "job", "status", "started (UTC)", "duration", "repairs", "tasks"):
+        table.add_column(col)
+    for r in found:
+        tasks = Text()
+        for t in r.task_runs:
+            tasks.append("■", style=STATUS_STYLE.get(t.status.value, ""))
+        table.add_row(str(r.run_id), r.job_name, _status(r.status.value), r.start_time[:19].replace("T", " "),
+                      _seconds(r.duration_seconds), str(r.repair_count or ""), tasks)
+    out.print(table)
+
+
+@main.command()
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
+    """Show a run: each task's status, attempts, duration and, for failures, the failing cell and error."""
+    try:
+        found = _service(ctx).get_run(run_id)
+    except OrchestrateError as exc:
+        _fail(exc)
+    if as_json:
+        from jupyter_orchestrate.service import run_document
+
+        out.print_json(json.dumps(run_document(found)))
+        return
+    _print_run(found)
+    for t in found.task_runs:
+        last = t.last_attempt
+        if t.status.is_failure and last and last.error and last.error.cell_source:
+            out.print(f"\n[bold]{t.task_key}[/bold] failed in cell {(last.error.cell_index or 0) + 1} of {t.notebook}:")
+            out.print(Text(last.error.cell_source), style="dim")
+
+
+@main.command()
+@click.argument("run_id", type=int)
+@click.pass_context
+def cancel(ctx: click.Context, run_id: int) -> None:
+    """Cancel a running run (its orchestrator stops the kernels within about a second)."""
+    try:
+        requested = _service(ctx).cancel(run_id)
+    except OrchestrateError as exc:
+        _fail(exc)
+    out.print(f"cancel of run {run_id} requested" if requested else f"run {run_id} has already finished")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

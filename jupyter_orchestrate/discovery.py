@@ -1,0 +1,352 @@
+"""Discovery: a folder of tagged notebooks plus an optional ``job.yaml`` becomes a :class:`~.models.Job`.
+
+A notebook in the job folder is a task when its notebook metadata has the key ``orchestrate`` (a mapping of
+task settings, see :class:`~.models.TaskSettings`), or when ``job.yaml`` lists it under ``tasks:``. Settings
+are merged, later winning: ``job.yaml`` ``task_defaults`` < ``metadata.orchestrate`` < ``job.yaml``
+``tasks.<task_key>``.
+
+:func:`validate_job` checks everything a run needs before any kernel starts and returns every problem found
+(never only the first); :func:`load_job` raises them as one :class:`~.errors.ValidationError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from jupyter_orchestrate.dag import CycleError, Dag
+from jupyter_orchestrate.errors import Problem, ValidationError
+from jupyter_orchestrate.models import Environment, Job, NotebookParameter, Task, TaskSettings
+from jupyter_orchestrate.parameters import check_reference, references
+
+JOB_FILE = "job.yaml"
+METADATA_KEY = "orchestrate"
+TASK_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+
+
+class JobFile(BaseModel):
+    """The schema of ``job.yaml`` (unknown fields are errors, so typos do not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1)
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    max_parallel_tasks: int | None = Field(default=None, ge=1)
+    task_defaults: TaskSettings = Field(default_factory=TaskSettings)
+    tasks: dict[str, TaskSettings] = Field(default_factory=dict)
+
+
+def pydantic_problems(path: str, exc: PydanticValidationError, prefix: str = "") -> list[Problem]:
+    """Turn a pydantic error into ``path: field: problem`` lines (``prefix`` is prepended to field paths)."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        field = ".".join(p for p in (prefix, loc) if p)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(Problem(path, field, message))
+    return problems
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def read_notebook(path: Path, shown: str) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Read and validate a notebook file as nbformat 4.
+
+    Returns: ``(notebook dict, [])`` or ``(None, [problem])`` when the file is missing, not JSON or not a
+    valid notebook; ``shown`` is the path used in messages.
+    """
+    import nbformat
+
+    if not path.is_file():
+        return None, [Problem(shown, "", "notebook not found")]
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text)
+    except UnicodeDecodeError as exc:
+        return None, [Problem(shown, "", f"not a text file: {exc}")]
+    except json.JSONDecodeError as exc:
+        return None, [Problem(shown, "", f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}")]
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # nbformat raises several types (ValidationError, NBFormatError, KeyError)
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return None, [Problem(shown, "", f"not a valid notebook (nbformat): {message}")]
+    return data, []
+
+
+def notebook_parameters(path: Path) -> list[NotebookParameter]:
+    """The parameters declared in the notebook's ``parameters`` cell (``papermill.inspect_notebook``)."""
+    import papermill
+
+    inspected = papermill.inspect_notebook(str(path))
+    return [
+        NotebookParameter(
+            name=p["name"],
+            default=p.get("default"),
+            inferred_type=p.get("inferred_type_name"),
+            help=p.get("help") or "",
+        )
+        for p in inspected.values()
+    ]
+
+
+def installed_kernels() -> list[str]:
+    """Names of the installed kernelspecs."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return sorted(KernelSpecManager().find_kernel_specs())
+
+
+def _merge(*layers: TaskSettings | None) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if layer is None:
+            continue
+        for key, value in layer.model_dump(exclude_unset=True).items():
+            if key == "environment" and value is not None and merged.get("environment"):
+                env = dict(merged["environment"])
+                env.update({k: v for k, v in value.items() if k != "env"})
+                env["env"] = {**merged["environment"].get("env", {}), **value.get("env", {})}
+                merged["environment"] = env
+            elif key == "parameters" and value is not None and merged.get("parameters"):
+                merged["parameters"] = {**merged["parameters"], **value}
+            else:
+                merged[key] = value
+    return merged
+
+
+def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job | None, list[Problem]]:
+    """Discover and validate the job in folder ``path`` (or the folder of a ``job.yaml`` given as ``path``).
+
+    Checks, before any kernel starts: ``job.yaml`` schema, notebooks exist and are valid JSON/nbformat,
+    ``metadata.orchestrate`` schema (including ``run_if`` values), task keys (valid, unique), ``depends_on``
+    (no unknown key, no self dependency, no cycle, which is named ``a -> b -> a``), kernels installed,
+    ``cwd`` inside the job folder, parameter references valid and upstream, task parameters declared by the
+    notebook.
+
+    Returns: ``(job, [])`` when valid, else ``(None, problems)``; problem paths are relative to the job
+    folder's parent so that messages read like ``green_energy/job.yaml: tasks.x: ...``.
+    """
+    root = Path(path).expanduser().resolve()
+    if root.is_file() and root.name == JOB_FILE:
+        root = root.parent
+    shown_root = root.parent
+    show = lambda p: _rel(p, shown_root)  # noqa: E731
+    if not root.is_dir():
+        return None, [Problem(str(path), "", "not a folder (a job is a folder of notebooks, with an optional job.yaml)")]
+
+    problems: list[Problem] = []
+    job_file_path = root / JOB_FILE
+    job_file = JobFile()
+    if job_file_path.exists():
+        try:
+            raw = yaml.safe_load(job_file_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+            return None, [Problem(show(job_file_path), "", f"invalid YAML: {where}{getattr(exc, 'problem', exc)}")]
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            return None, [Problem(show(job_file_path), "", "must be a mapping of job settings")]
+        try:
+            job_file = JobFile.model_validate(raw)
+        except PydanticValidationError as exc:
+            return None, pydantic_problems(show(job_file_path), exc)
+
+    # Notebooks in the folder (top level) that carry metadata.orchestrate, plus those job.yaml names.
+    candidates: dict[Path, str] = {}  # notebook path -> how it became a candidate ("metadata" | task_key)
+    for nb_path in sorted(root.glob("*.ipynb")):
+        candidates[nb_path] = "scan"
+    for key, settings in job_file.tasks.items():
+        if settings.notebook:
+            nb_path = (root / settings.notebook).resolve()
+            if not nb_path.is_relative_to(root):
+                problems.append(Problem(show(job_file_path), f"tasks.{key}.notebook", "must be inside the job folder"))
+                continue
+            candidates[nb_path] = key
+
+    tasks_by_key: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    notebooks: dict[Path, dict[str, Any]] = {}
+    for nb_path, origin in candidates.items():
+        shown = show(nb_path)
+        nb, nb_problems = read_notebook(nb_path, shown if origin == "scan" else f"{show(job_file_path)}: tasks.{origin}.notebook: {shown}")
+        if nb is None:
+            problems.extend(nb_problems)
+            continue
+        meta = nb.get("metadata", {}).get(METADATA_KEY)
+        if origin == "scan" and meta is None:
+            continue  # not a task
+        if meta is None:
+            meta = {}
+        if not isinstance(meta, dict):
+            problems.append(Problem(shown, f"metadata.{METADATA_KEY}", "must be a mapping of task settings"))
+            continue
+        try:
+            settings = TaskSettings.model_validate(meta)
+        except PydanticValidationError as exc:
+            problems.extend(pydantic_problems(shown, exc, f"metadata.{METADATA_KEY}"))
+            continue
+        if settings.notebook is not None:
+            problems.append(Problem(shown, f"metadata.{METADATA_KEY}.notebook", "only allowed in job.yaml"))
+        key = origin if origin != "scan" else (settings.task_key or nb_path.stem)
+        notebooks[nb_path] = nb
+        tasks_by_key.setdefault(key, []).append((nb_path, {"metadata": settings}))
+
+    for key, settings in job_file.tasks.items():
+        if not settings.notebook and key not in tasks_by_key:
+            problems.append(
+                Problem(show(job_file_path), f"tasks.{key}", f"no notebook in the folder has task_key {key!r}; add notebook: <path>")
+            )
+        if settings.task_key is not None and settings.task_key != key:
+            problems.append(Problem(show(job_file_path), f"tasks.{key}.task_key", "the key under tasks: is the task_key; remove task_key"))
+
+    if not tasks_by_key and not problems:
+        problems.append(
+            Problem(
+                show(root),
+                "",
+                f"no tasks: tag a notebook by adding 'orchestrate' to its notebook metadata, e.g. "
+                f'"metadata": {{"{METADATA_KEY}": {{"depends_on": []}}}}, or list notebooks under tasks: in {JOB_FILE}',
+            )
+        )
+
+    kernels: list[str] | None = None
+    tasks: list[Task] = []
+    for key in sorted(tasks_by_key):
+        entries = tasks_by_key[key]
+        if len(entries) > 1:
+            where = ", ".join(show(p) for p, _ in entries)
+            problems.append(Problem(where, "task_key", f"duplicate task key {key!r}"))
+            continue
+        nb_path, layers = entries[0]
+        shown = show(nb_path)
+        if not TASK_KEY_PATTERN.match(key):
+            problems.append(Problem(shown, "task_key", f"invalid task key {key!r}: use letters, digits, '_' and '-' (at most 100)"))
+            continue
+        merged = _merge(job_file.task_defaults, layers["metadata"], job_file.tasks.get(key))
+        merged.pop("notebook", None)
+        merged.pop("task_key", None)
+        merged = {k: v for k, v in merged.items() if v is not None}
+        nb = notebooks[nb_path]
+        environment = Environment.model_validate(merged.pop("environment", {}) or {})
+        kernel_name = (
+            environment.kernel_name
+            or (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
+            or "python3"
+        )
+        if check_kernels:
+            kernels = kernels if kernels is not None else installed_kernels()
+            if kernel_name not in kernels:
+                problems.append(
+                    Problem(shown, "environment.kernel_name", f"kernel {kernel_name!r} is not installed (installed: {', '.join(kernels) or 'none'})")
+                )
+        if environment.cwd is not None:
+            cwd = (root / environment.cwd).resolve()
+            if not cwd.is_relative_to(root):
+                problems.append(Problem(shown, "environment.cwd", f"{environment.cwd!r} is outside the job folder"))
+            elif not cwd.is_dir():
+                problems.append(Problem(shown, "environment.cwd", f"{environment.cwd!r} is not a folder"))
+        try:
+            declared = notebook_parameters(nb_path)
+        except Exception as exc:  # papermill raises plain exceptions for unparsable parameter cells
+            problems.append(Problem(shown, "parameters cell", f"cannot be read by papermill: {exc}"))
+            declared = []
+        task_parameters = dict(layers["metadata"].parameters or {})
+        task_parameters.update((job_file.tasks.get(key) or TaskSettings()).parameters or {})
+        has_parameters_cell = any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.get("cells", []))
+        declared_names = {p.name for p in declared}
+        for name in task_parameters:
+            if has_parameters_cell and name not in declared_names:
+                problems.append(
+                    Problem(shown, f"parameters.{name}", f"the notebook's parameters cell does not declare {name!r} (it declares: {', '.join(sorted(declared_names)) or 'nothing'})")
+                )
+        # task_defaults parameters apply only where the notebook declares them
+        defaults = {k: v for k, v in (job_file.task_defaults.parameters or {}).items() if k in declared_names}
+        merged["parameters"] = {**defaults, **task_parameters}
+        tasks.append(
+            Task(
+                task_key=key,
+                notebook=_rel(nb_path, root),
+                environment=environment,
+                kernel_name=kernel_name,
+                notebook_parameters=declared,
+                **merged,
+            )
+        )
+
+    keys = {t.task_key for t in tasks}
+    all_keys = keys | set(tasks_by_key)
+    dag_input: dict[str, list[str]] = {}
+    for task in tasks:
+        shown = show(root / task.notebook)
+        deps = []
+        for dep in task.depends_on:
+            if dep == task.task_key:
+                problems.append(Problem(shown, "depends_on", f"task {dep!r} depends on itself"))
+            elif dep not in all_keys:
+                problems.append(Problem(shown, "depends_on", f"unknown task {dep!r} (tasks: {', '.join(sorted(all_keys))})"))
+            elif dep in keys:
+                deps.append(dep)
+        dag_input[task.task_key] = deps
+    dag = None
+    try:
+        dag = Dag(dag_input)
+    except CycleError as exc:
+        problems.append(Problem(show(root), "depends_on", f"dependency cycle: {' -> '.join(exc.cycle)}"))
+
+    for name, value in job_file.parameters.items():
+        for ref in references(value):
+            message = check_reference(ref, job_parameters=job_file.parameters, task_keys=all_keys, upstream=None)
+            if message:
+                problems.append(Problem(show(job_file_path), f"parameters.{name}", message))
+    for task in tasks:
+        upstream = dag.upstream_of(task.task_key) if dag else set(task.depends_on)
+        for name, value in task.parameters.items():
+            for ref in references(value):
+                message = check_reference(
+                    ref, job_parameters=job_file.parameters, task_keys=all_keys, upstream=upstream, task_key=task.task_key
+                )
+                if message:
+                    problems.append(Problem(show(root / task.notebook), f"parameters.{name}", message))
+
+    if problems:
+        return None, problems
+    return (
+        Job(
+            name=job_file.name or root.name,
+            path=str(root),
+            description=job_file.description,
+            parameters=job_file.parameters,
+            max_parallel_tasks=job_file.max_parallel_tasks,
+            tasks=tasks,
+        ),
+        [],
+    )
+
+
+def load_job(path: str | Path, *, check_kernels: bool = True) -> Job:
+    """Discover and validate the job at ``path``; see :func:`validate_job`.
+
+    Raises:
+        ValidationError: with every problem found.
+    """
+    job, problems = validate_job(path, check_kernels=check_kernels)
+    if job is None:
+        raise ValidationError(problems)
+    return job

@@ -1,0 +1,389 @@
+"""Runner: drives an :class:`~.active_run.ActiveRun` with an executor and records everything in the store.
+
+One runner executes one run (or one repair of it) to its end, in the calling thread. It sleeps in
+``executor.wait`` until an attempt reports, a retry or timeout is due, or a cancel arrives; it never spins.
+
+Kernels are started ahead of need: while upstream tasks run, the runner prepares attempts of the tasks that
+will be ready next (at most ``max_parallel`` prepared at once), so a task starts executing as soon as its
+dependencies succeed instead of paying kernel start-up (~0.6 s, PERFORMANCE.md) on the critical path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
+from jupyter_orchestrate.errors import OrchestrateError
+from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor
+from jupyter_orchestrate.models import Attempt, AttemptError, Job, RunStatus, Task, TaskRunStatus, utc_now
+from jupyter_orchestrate.parameters import render
+
+S = TaskRunStatus
+HEARTBEAT_SECONDS = 10.0
+CANCEL_POLL_SECONDS = 0.5
+
+EventCallback = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class _InFlight:
+    task_key: str
+    attempt_number: int
+    handle: Any
+    started: float | None = None  # monotonic time of "go"; None while only prepared
+    deadline: float | None = None
+    cell: int = 0
+    cells_total: int | None = None
+    cell_index: int | None = None
+
+
+def task_parameters(task: Task, run_parameters: dict[str, Any], overrides: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """The parameters papermill injects into ``task``'s notebook (precedence in :mod:`..parameters`).
+
+    Args:
+        run_parameters: the run's job parameter values (defaults with overrides applied, rendered).
+        overrides: ``-p`` values of the run/repair (typed).
+        context: the reference context for :func:`~..parameters.render`.
+
+    Raises:
+        ValidationError: a reference cannot be resolved (e.g. an upstream task did not set a task value).
+    """
+    declared = {p.name for p in task.notebook_parameters}
+    params = {k: v for k, v in run_parameters.items() if k in declared}
+    params.update(render(task.parameters, context))
+    params.update({k: v for k, v in overrides.items() if k in declared or k in task.parameters})
+    return params
+
+
+class Runner:
+    """Executes the pending task runs of one run.
+
+    Args:
+        store: the state store.
+        executor: runs attempts.
+        run_id: the run, already recorded (``store.create_run`` or ``store.start_repair``).
+        job: the job definition to execute (the run's snapshot).
+        active: the state machine, with reused task runs already terminal.
+        run_parameters: job parameter values of the run (rendered); overrides: typed ``-p`` values.
+        repair_number: 0 for the original execution, n for repair n.
+        on_event: called with ``(kind, payload)`` for ``task_status``, ``progress`` and ``run_status``.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        executor: TaskExecutor,
+        run_id: int,
+        job: Job,
+        active: ActiveRun,
+        *,
+        run_parameters: dict[str, Any],
+        overrides: dict[str, Any],
+        start_time: str,
+        repair_number: int = 0,
+        on_event: EventCallback | None = None,
+    ):
+        self.store = store
+        self.executor = executor
+        self.run_id = run_id
+        self.job = job
+        self.tasks = {t.task_key: t for t in job.tasks}
+        self.active = active
+        self.run_parameters = run_parameters
+        self.overrides = overrides
+        self.start_time = start_time
+        self.repair_number = repair_number
+        self.on_event = on_event or (lambda kind, payload: None)
+        self.in_flight: dict[str, _InFlight] = {}
+        self.cancel_reason: str | None = None
+
+    # -- control ---------------------------------------------------------------------------------------------
+    def cancel(self, reason: str = "run canceled") -> None:
+        """Ask the runner to cancel the run (thread- and signal-handler-safe)."""
+        self.cancel_reason = reason
+        self.executor.wake()
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _emit(self, kind: str, **payload: Any) -> None:
+        try:
+            self.on_event(kind, {"run_id": self.run_id, **payload})
+        except Exception:  # a display problem must never break a run
+            pass
+
+    def _record(self, changes: list[Transition]) -> None:
+        for change in changes:
+            self.store.set_task_status(self.run_id, change.task_key, change.new, change.reason)
+            flight = self.in_flight.get(change.task_key)
+            if change.new.is_terminal and flight is not None and flight.started is None:
+                self._discard(flight)  # prepared ahead for a task that will not run
+            self._emit("task_status", task_key=change.task_key, status=change.new.value, reason=change.reason,
+                       attempt_number=self.active.states[change.task_key].attempts)
+
+    def context(self) -> dict[str, Any]:
+        """The reference context for parameters (job fields, job parameters, task values so far)."""
+        values = self.store.task_values(self.run_id)
+        return {
+            "job": {
+                "run_id": self.run_id,
+                "name": self.job.name,
+                "start_time": self.start_time,
+                "repair_number": self.repair_number,
+                "parameters": self.run_parameters,
+            },
+            "tasks": {k: {"values": v} for k, v in values.items()},
+        }
+
+    def _spec(self, task: Task, attempt_number: int) -> AttemptSpec:
+        folder = self.store.attempt_dir(self.run_id, task.task_key)
+        stem = folder / f"attempt-{attempt_number}"
+        job_root = Path(self.job.path)
+        notebook = job_root / task.notebook
+        cwd = job_root / task.environment.cwd if task.environment.cwd else notebook.parent
+        return AttemptSpec(
+            run_id=self.run_id,
+            task_key=task.task_key,
+            attempt_number=attempt_number,
+            input_path=str(notebook),
+            output_path=f"{stem}.ipynb",
+            log_path=f"{stem}.log",
+            context_path=f"{stem}.context.json",
+            values_path=f"{stem}.values.json",
+            kernel_name=task.kernel_name,
+            cwd=str(cwd),
+            env=dict(task.environment.env),
+        )
+
+    def _prepare(self, key: str) -> _InFlight:
+        attempt_number = self.active.states[key].attempts + 1
+        handle = self.executor.prepare(self._spec(self.tasks[key], attempt_number))
+        flight = _InFlight(key, attempt_number, handle)
+        self.in_flight[key] = flight
+        return flight
+
+    def _discard(self, flight: _InFlight) -> None:
+        self.executor.discard(flight.handle)
+        self.in_flight.pop(flight.task_key, None)
+        for path in (flight.handle.spec.log_path, flight.handle.spec.context_path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+    # -- launching -------------------------------------------------------------------------------------------
+    def _launch(self, key: str, now: float) -> None:
+        task = self.tasks[key]
+        flight = self.in_flight.get(key)
+        if flight is None or flight.attempt_number != self.active.states[key].attempts + 1:
+            if flight is not None:
+                self._discard(flight)
+            flight = self._prepare(key)
+        attempt_number, change = self.active.start(key)
+        spec: AttemptSpec = flight.handle.spec
+        context = self.context()
+        error: AttemptError | None = None
+        try:
+            parameters = task_parameters(task, self.run_parameters, self.overrides, context)
+        except OrchestrateError as exc:
+            parameters = {}
+            error = AttemptError(kind="parameter_error", ename="ParameterError", evalue=str(exc))
+        dag = self.active.dag
+        upstream = sorted(dag.upstream_of(key))
+        run_context = {
+            "run_id": self.run_id,
+            "job_name": self.job.name,
+            "task_key": key,
+            "attempt_number": attempt_number,
+            "values_path": spec.values_path,
+            "upstream": {k: context["tasks"].get(k, {}).get("values", {}) for k in upstream},
+        }
+        attempt = Attempt(
+            run_id=self.run_id,
+            task_key=key,
+            attempt_number=attempt_number,
+            repair_number=self.repair_number,
+            status=S.running,
+            start_time=utc_now(),
+            notebook_path=spec.output_path,
+            log_path=spec.log_path,
+            parameters=parameters,
+            kernel_name=spec.kernel_name,
+            cwd=spec.cwd,
+            env_names=sorted(spec.env),
+        )
+        self.store.create_attempt(
+            attempt,
+            worker_pid=flight.handle.worker_pid,
+            kernel_pid=getattr(flight.handle, "kernel_pid", None),
+            kernel_create_time=getattr(flight.handle, "kernel_create_time", None),
+        )
+        self._record([change])
+        if error is not None:
+            self._discard_started(flight)
+            self._finish(key, attempt_number, S.failed, error, {}, now)
+            return
+        flight.started = now
+        timeout = task.timeout_seconds
+        flight.deadline = now + timeout if timeout else None
+        self.executor.start(flight.handle, parameters, run_context)
+
+    def _discard_started(self, flight: _InFlight) -> None:
+        self.executor.kill(flight.handle)
+        self.in_flight.pop(flight.task_key, None)
+
+    # -- outcomes --------------------------------------------------------------------------------------------
+    def _finish(
+        self, key: str, attempt_number: int, outcome: TaskRunStatus, error: AttemptError | None,
+        values: dict[str, Any], now: float,
+    ) -> None:
+        self.store.finish_attempt(self.run_id, key, attempt_number, outcome, error)
+        if values:
+            self.store.set_task_values(self.run_id, key, attempt_number, values)
+        reason = f"{error.ename}: {error.evalue}" if error else None
+        self._record([self.active.finish(key, outcome, now, reason)])
+
+    def _on_result(self, flight: _InFlight, result: AttemptResult, now: float) -> None:
+        self.in_flight.pop(flight.task_key, None)
+        if result.cells_total is not None:
+            self.store.update_attempt_progress(
+                self.run_id, flight.task_key, flight.attempt_number, result.cells_completed or 0, result.cells_total
+            )
+        error = AttemptError(**result.error) if result.error else None
+        outcome = S.succeeded if result.status == "succeeded" else S.failed
+        self._finish(flight.task_key, flight.attempt_number, outcome, error, result.task_values, now)
+
+    def _stop(self, flight: _InFlight, outcome: TaskRunStatus, error: AttemptError, now: float) -> None:
+        """End a started attempt from outside (timeout or cancel): kill it, then record what it had done."""
+        self.executor.kill(flight.handle)
+        self.in_flight.pop(flight.task_key, None)
+        spec: AttemptSpec = flight.handle.spec
+        if flight.cell_index is not None:
+            error.cell_index = flight.cell_index
+            try:
+                with open(spec.input_path, encoding="utf-8") as f:
+                    cells = json.load(f)["cells"]
+                source = cells[flight.cell_index]["source"]
+                error.cell_source = "".join(source) if isinstance(source, list) else source
+            except (OSError, ValueError, KeyError, IndexError):
+                pass
+        values: dict[str, Any] = {}
+        try:
+            with open(spec.values_path, encoding="utf-8") as f:
+                values = json.load(f)
+        except (OSError, ValueError):
+            pass
+        if flight.cells_total is not None:
+            self.store.update_attempt_progress(self.run_id, flight.task_key, flight.attempt_number, max(flight.cell - 1, 0), flight.cells_total)
+        self._finish(flight.task_key, flight.attempt_number, outcome, error, values, now)
+
+    def _cancel_all(self, reason: str, now: float) -> None:
+        self.store.request_cancel(self.run_id)
+        self._emit("run_status", status=RunStatus.canceling.value, reason=reason)
+        self._record(self.active.cancel(reason))
+        for flight in list(self.in_flight.values()):
+            if flight.started is None:
+                self._discard(flight)
+            else:
+                where = f" at cell {flight.cell} of {flight.cells_total}" if flight.cells_total else ""
+                self._stop(flight, S.canceled, AttemptError(kind="canceled", ename="Canceled", evalue=f"{reason}{where}"), now)
+
+    # -- main loop -------------------------------------------------------------------------------------------
+    def execute(self) -> RunStatus:
+        """Run until every task run is terminal. Returns the run's final status (also recorded).
+
+        On any exception, attempts still alive are killed before it propagates.
+        """
+        me = psutil.Process()
+        self.store.claim_run(self.run_id, pid=me.pid, create_time=me.create_time(), host=socket.gethostname())
+        self._emit("run_status", status=RunStatus.running.value)
+        last_heartbeat = last_poll = time.monotonic()
+        try:
+            while True:
+                now = time.monotonic()
+                if self.cancel_reason is None and now - last_poll >= CANCEL_POLL_SECONDS:
+                    last_poll = now
+                    if self.store.run_status(self.run_id) == RunStatus.canceling:
+                        self.cancel_reason = "cancel requested"
+                if self.cancel_reason is not None and not self.active.canceling:
+                    self._cancel_all(self.cancel_reason, now)
+                self._record(self.active.advance())
+                for key in self.active.launchable(now):
+                    self._launch(key, now)
+                self._prepare_ahead()
+                if self.active.is_done and not any(f.started is not None for f in self.in_flight.values()):
+                    break
+                for flight in list(self.in_flight.values()):
+                    if flight.deadline is not None and now >= flight.deadline:
+                        timeout = self.tasks[flight.task_key].timeout_seconds
+                        where = f" while executing cell {flight.cell} of {flight.cells_total}" if flight.cells_total else ""
+                        self._stop(flight, S.timed_out, AttemptError(
+                            kind="timeout", ename="TimeoutError",
+                            evalue=f"the attempt exceeded timeout_seconds={timeout:g}{where}; the kernel was killed"), now)
+                if now - last_heartbeat >= HEARTBEAT_SECONDS:
+                    self.store.heartbeat(self.run_id)
+                    last_heartbeat = now
+                self._handle_events(self.executor.wait(self._wait_timeout(now)))
+        except BaseException:
+            for flight in list(self.in_flight.values()):
+                self.executor.kill(flight.handle)
+            raise
+        for flight in list(self.in_flight.values()):
+            self._discard(flight)
+        status = self.active.final_status()
+        reason = self.cancel_reason if status == RunStatus.canceled else None
+        if status == RunStatus.failed:
+            failed = [k for k in self.active.dag.leaves() if self.active.states[k].status.is_failure]
+            reason = f"leaf task(s) not successful: {', '.join(failed)}"
+        self.store.finish_run(self.run_id, status, reason)
+        self._emit("run_status", status=status.value, reason=reason)
+        return status
+
+    def _wait_timeout(self, now: float) -> float:
+        times = [CANCEL_POLL_SECONDS, HEARTBEAT_SECONDS]
+        times += [f.deadline - now for f in self.in_flight.values() if f.deadline is not None]
+        retry = self.active.next_retry_time()
+        if retry is not None:
+            times.append(retry - now)
+        return max(min(times), 0.0)
+
+    def _prepare_ahead(self) -> None:
+        launchable_soon = [
+            k for k in self.active.dag.order if self.active.states[k].status == S.queued
+        ] + self.active.soon_launchable()
+        prepared = sum(1 for f in self.in_flight.values() if f.started is None)
+        for key in launchable_soon:
+            if prepared >= self.active.max_parallel:
+                break
+            if key not in self.in_flight:
+                self._prepare(key)
+                prepared += 1
+
+    def _handle_events(self, events: list[Any]) -> None:
+        by_handle = {id(f.handle): f for f in self.in_flight.values()}
+        now = time.monotonic()
+        for event in events:
+            flight = by_handle.get(id(event.handle))
+            if flight is None:
+                continue
+            if event.kind == "kernel_started" and flight.started is not None:
+                self.store.set_attempt_kernel(self.run_id, flight.task_key, flight.attempt_number,
+                                              event.data["pid"], event.data["create_time"])
+            elif event.kind == "progress":
+                flight.cell = event.data["cell"]
+                flight.cells_total = event.data["total"]
+                flight.cell_index = event.data.get("cell_index")
+                self._emit("progress", task_key=flight.task_key, attempt_number=flight.attempt_number,
+                           cell=flight.cell, total=flight.cells_total)
+            elif event.kind == "finished":
+                if flight.started is None:
+                    self.in_flight.pop(flight.task_key, None)  # a prepared kernel that failed: prepare again later
+                else:
+                    self._on_result(flight, event.data["result"], now)

@@ -1,0 +1,106 @@
+"""The executor interface: what runs attempts. Executors never touch the database; they take an
+:class:`AttemptSpec` and report :class:`ExecutorEvent` s; the runner records.
+
+Life of an attempt on an executor::
+
+    handle = executor.prepare(spec)          # start the kernel ahead of need (may be long before start)
+    executor.start(handle, parameters, context)   # execute the notebook with these parameters
+    executor.wait(timeout)                   # -> events: kernel_started, progress, finished
+    executor.kill(handle)                    # timeout or cancel: kernel and worker are gone on return
+    executor.discard(handle)                 # a prepared attempt that will not start
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AttemptSpec:
+    """Everything needed to execute one attempt; paths are absolute.
+
+    Fields:
+        input_path: the task's notebook (never modified).
+        output_path: where the executed notebook is saved (after every cell).
+        log_path: captured stdout/stderr of the kernel.
+        context_path: the job-run context file read by :mod:`jupyter_orchestrate.task_values` in the kernel.
+        values_path: where the kernel writes this task's task values.
+        kernel_name: kernelspec to start; cwd: the kernel's working directory; env: variables added to the
+        kernel's environment; start_timeout_seconds: how long the kernel may take to become ready.
+    """
+
+    run_id: int
+    task_key: str
+    attempt_number: int
+    input_path: str
+    output_path: str
+    log_path: str
+    context_path: str
+    values_path: str
+    kernel_name: str
+    cwd: str
+    env: dict[str, str] = field(default_factory=dict)
+    start_timeout_seconds: float = 60.0
+
+
+@dataclass
+class AttemptResult:
+    """How an attempt that ran to its end finished.
+
+    ``status`` is ``succeeded`` or ``failed``; ``error`` holds :class:`~..models.AttemptError` fields as a dict;
+    ``task_values`` what the notebook published; cells are code cells of the executed notebook.
+    """
+
+    status: str
+    error: dict[str, Any] | None = None
+    task_values: dict[str, Any] = field(default_factory=dict)
+    cells_total: int | None = None
+    cells_completed: int | None = None
+
+
+@dataclass
+class ExecutorEvent:
+    """Something happened to an attempt.
+
+    ``kind``: ``kernel_started`` (``data``: ``pid``, ``create_time``), ``progress`` (``data``: ``cell`` the
+    1-based number of the code cell now executing, ``total``), ``finished`` (``data``: ``result``, an
+    :class:`AttemptResult`).
+    """
+
+    handle: Any
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskExecutor(abc.ABC):
+    """Runs attempts. Implementations: :class:`~.local.LocalExecutor` (a process per attempt on this machine)."""
+
+    @abc.abstractmethod
+    def prepare(self, spec: AttemptSpec) -> Any:
+        """Begin an attempt: start its kernel without executing anything. Returns a handle."""
+
+    @abc.abstractmethod
+    def start(self, handle: Any, parameters: dict[str, Any], context: dict[str, Any]) -> None:
+        """Execute the prepared attempt with papermill ``parameters`` and the job-run ``context``."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float | None) -> list[ExecutorEvent]:
+        """Block up to ``timeout`` seconds (None: until something happens or :meth:`wake`) for events."""
+
+    @abc.abstractmethod
+    def wake(self) -> None:
+        """Make a blocked :meth:`wait` return now (thread- and signal-handler-safe)."""
+
+    @abc.abstractmethod
+    def kill(self, handle: Any) -> None:
+        """Stop an attempt now: its kernel and worker are gone when this returns. No ``finished`` event follows."""
+
+    @abc.abstractmethod
+    def discard(self, handle: Any) -> None:
+        """Drop a prepared attempt that will not start (its kernel is shut down)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Kill every attempt still alive and release resources."""

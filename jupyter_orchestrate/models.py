@@ -1,0 +1,333 @@
+"""Domain models and status enums (pydantic v2).
+
+The vocabulary is that of Databricks Jobs / Airflow (see DESIGN.md): a **job** is a DAG of **tasks**; running it
+creates a **run** made of **task runs**, each with one or more **attempts**; a **repair** re-executes selected
+task runs inside an existing run. Timestamps are UTC ISO-8601 strings in fields ending ``_time``; durations
+are seconds in fields ending ``_seconds``.
+
+Models here hold data only: discovery builds :class:`Job`, the store returns :class:`Run`, :class:`TaskRun`,
+:class:`Attempt` and :class:`Repair`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utc_now() -> str:
+    """The current UTC time as ISO-8601 with microseconds and ``+00:00``."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+def seconds_between(start_time: str | None, end_time: str | None) -> float | None:
+    """Seconds from ``start_time`` to ``end_time`` (ISO-8601 strings), or None if either is missing."""
+    if not start_time or not end_time:
+        return None
+    delta = _dt.datetime.fromisoformat(end_time) - _dt.datetime.fromisoformat(start_time)
+    return round(delta.total_seconds(), 3)
+
+
+class RunStatus(str, Enum):
+    """Status of a run."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceling = "canceling"
+    canceled = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.succeeded, RunStatus.failed, RunStatus.canceled)
+
+
+class TaskRunStatus(str, Enum):
+    """Status of a task run (Airflow's task instance states, Databricks' names where they differ)."""
+
+    pending = "pending"
+    queued = "queued"
+    running = "running"
+    up_for_retry = "up_for_retry"
+    succeeded = "succeeded"
+    failed = "failed"
+    upstream_failed = "upstream_failed"
+    skipped = "skipped"
+    canceled = "canceled"
+    timed_out = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_TASK_STATUSES
+
+    @property
+    def is_failure(self) -> bool:
+        """True for the outcomes that count as "failed" in run_if conditions and the run's result."""
+        return self in FAILED_TASK_STATUSES
+
+
+TERMINAL_TASK_STATUSES = frozenset(
+    {
+        TaskRunStatus.succeeded,
+        TaskRunStatus.failed,
+        TaskRunStatus.upstream_failed,
+        TaskRunStatus.skipped,
+        TaskRunStatus.canceled,
+        TaskRunStatus.timed_out,
+    }
+)
+FAILED_TASK_STATUSES = frozenset(
+    {TaskRunStatus.failed, TaskRunStatus.upstream_failed, TaskRunStatus.canceled, TaskRunStatus.timed_out}
+)
+
+
+class RunIf(str, Enum):
+    """When a task runs, given the outcomes of its dependencies (semantics of Databricks ``run_if``)."""
+
+    all_success = "all_success"
+    at_least_one_success = "at_least_one_success"
+    none_failed = "none_failed"
+    all_done = "all_done"
+    at_least_one_failed = "at_least_one_failed"
+    all_failed = "all_failed"
+
+
+class Trigger(str, Enum):
+    """What started a run."""
+
+    manual = "manual"
+    schedule = "schedule"
+    file_arrival = "file_arrival"
+    job_completion = "job_completion"
+    api = "api"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Environment(_Strict):
+    """What a task runs in.
+
+    Fields:
+        kernel_name: an installed kernelspec; None means the notebook's own ``metadata.kernelspec.name``.
+        env: environment variables added to the kernel's environment.
+        cwd: working directory, relative to the job folder (default: the notebook's own folder).
+    """
+
+    kernel_name: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_values_are_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            bad = [k for k, v in value.items() if not isinstance(v, (str, int, float, bool))]
+            if bad:
+                raise ValueError(f"environment variable values must be strings, not for {', '.join(bad)}")
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+
+class TaskSettings(_Strict):
+    """Task settings as written in ``metadata.orchestrate``, ``job.yaml`` ``task_defaults`` or ``tasks.<key>``.
+
+    Every field is optional so that layers can be merged (defaults < notebook metadata < job.yaml task);
+    :class:`Task` holds the merged, complete result.
+    """
+
+    task_key: str | None = None
+    notebook: str | None = None
+    depends_on: list[str] | None = None
+    run_if: RunIf | None = None
+    parameters: dict[str, Any] | None = None
+    environment: Environment | None = None
+    max_retries: int | None = Field(default=None, ge=0)
+    min_retry_interval_seconds: float | None = Field(default=None, ge=0)
+    max_retry_interval_seconds: float | None = Field(default=None, ge=0)
+    retry_on_timeout: bool | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    description: str | None = None
+
+
+class NotebookParameter(BaseModel):
+    """A parameter declared in a notebook's ``parameters`` cell (from ``papermill.inspect_notebook``).
+
+    ``default`` is the source text of the default (papermill does not evaluate it); ``inferred_type`` is
+    papermill's inferred type name (``int``, ``str``, ``list`` ...) or None.
+    """
+
+    name: str
+    default: str | None = None
+    inferred_type: str | None = None
+    help: str = ""
+
+
+class Task(BaseModel):
+    """One notebook in a job, with its merged settings.
+
+    ``notebook`` is the path relative to the job folder; ``kernel_name`` is resolved (environment, else the
+    notebook's kernelspec, else ``python3``); ``notebook_parameters`` are the names declared in the notebook.
+    Retry delays grow exponentially: ``min_retry_interval_seconds * 2**(retry-1)``, capped at
+    ``max_retry_interval_seconds``.
+    """
+
+    task_key: str
+    notebook: str
+    depends_on: list[str] = Field(default_factory=list)
+    run_if: RunIf = RunIf.all_success
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    environment: Environment = Field(default_factory=Environment)
+    kernel_name: str = "python3"
+    max_retries: int = 0
+    min_retry_interval_seconds: float = 0.0
+    max_retry_interval_seconds: float = 300.0
+    retry_on_timeout: bool = False
+    timeout_seconds: float | None = None
+    description: str | None = None
+    notebook_parameters: list[NotebookParameter] = Field(default_factory=list)
+
+    def retry_delay_seconds(self, retry_number: int) -> float:
+        """Delay before retry ``retry_number`` (1 for the first retry), exponential backoff, in seconds."""
+        if self.min_retry_interval_seconds <= 0:
+            return 0.0
+        delay = self.min_retry_interval_seconds * (2 ** max(retry_number - 1, 0))
+        return float(min(delay, max(self.max_retry_interval_seconds, self.min_retry_interval_seconds)))
+
+
+class Job(BaseModel):
+    """A named DAG of tasks: a folder of notebooks plus its optional ``job.yaml``.
+
+    ``path`` is the absolute path of the job folder; ``parameters`` the job parameters with their defaults;
+    ``tasks`` are in a deterministic order (sorted by task_key).
+    """
+
+    name: str
+    path: str
+    description: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    max_parallel_tasks: int | None = None
+    tasks: list[Task] = Field(default_factory=list)
+
+    def task(self, task_key: str) -> Task:
+        """The task with ``task_key``; raises KeyError if there is none."""
+        for task in self.tasks:
+            if task.task_key == task_key:
+                return task
+        raise KeyError(task_key)
+
+    @property
+    def task_keys(self) -> list[str]:
+        return [t.task_key for t in self.tasks]
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        """DAG edges as ``(upstream, downstream)`` pairs."""
+        return [(dep, t.task_key) for t in self.tasks for dep in t.depends_on]
+
+
+class AttemptError(BaseModel):
+    """Why an attempt failed, as separate fields (never one flattened string).
+
+    ``kind``: ``cell_error`` (an exception in a cell), ``kernel_died``, ``timeout``, ``canceled``,
+    ``early_exit`` (``sys.exit`` left cells unexecuted), ``launch_error`` (the kernel could not start),
+    ``orchestrator_died`` or ``internal``. ``cell_index`` is the index of the failing cell in the *input*
+    notebook (None for the injected-parameters cell); ``executed_cell_index`` its index in the executed
+    notebook as saved.
+    """
+
+    kind: str
+    ename: str
+    evalue: str = ""
+    traceback: list[str] = Field(default_factory=list)
+    cell_index: int | None = None
+    executed_cell_index: int | None = None
+    cell_source: str | None = None
+    execution_count: int | None = None
+
+
+class Attempt(BaseModel):
+    """One papermill execution of a task run. ``attempt_number`` counts from 1 across retries and repairs."""
+
+    run_id: int
+    task_key: str
+    attempt_number: int
+    repair_number: int = 0
+    status: TaskRunStatus
+    start_time: str | None = None
+    end_time: str | None = None
+    duration_seconds: float | None = None
+    notebook_path: str | None = None
+    log_path: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    kernel_name: str | None = None
+    cwd: str | None = None
+    env_names: list[str] = Field(default_factory=list)
+    cells_total: int | None = None
+    cells_completed: int | None = None
+    error: AttemptError | None = None
+
+
+class TaskRun(BaseModel):
+    """One task inside one run, with its attempts (oldest first) and the task values it published."""
+
+    run_id: int
+    task_key: str
+    notebook: str
+    depends_on: list[str] = Field(default_factory=list)
+    status: TaskRunStatus
+    status_reason: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    duration_seconds: float | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    task_values: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def last_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+class Repair(BaseModel):
+    """A repair of a run: which task runs it selected, which it reused, and its parameter overrides."""
+
+    run_id: int
+    repair_number: int
+    repair_time: str
+    requested_task_keys: list[str] | None = None
+    rerun_dependents: bool = False
+    task_keys: list[str] = Field(default_factory=list)
+    reused_task_keys: list[str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class Run(BaseModel):
+    """One execution of a job. ``parameters`` are the job parameter values in effect (defaults + overrides)."""
+
+    run_id: int
+    job_name: str
+    job_path: str
+    status: RunStatus
+    status_reason: str | None = None
+    trigger: Trigger = Trigger.manual
+    start_time: str
+    end_time: str | None = None
+    duration_seconds: float | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    max_parallel_tasks: int
+    repair_count: int = 0
+    task_runs: list[TaskRun] = Field(default_factory=list)
+    repairs: list[Repair] = Field(default_factory=list)
+
+    def task_run(self, task_key: str) -> TaskRun:
+        """The task run of ``task_key``; raises KeyError if the run has none."""
+        for task_run in self.task_runs:
+            if task_run.task_key == task_key:
+                return task_run
+        raise KeyError(task_key)

@@ -1,0 +1,621 @@
+"""The state store: one SQLite file (via sqlite-utils) holding jobs, runs, task runs, attempts, task values
+and repairs. The only module with SQL. Returns models, never rows.
+
+Durability: WAL journal with ``synchronous=NORMAL`` survives a killed process (SIGKILL) without corruption;
+every multi-row change runs in one transaction (``Database.atomic``). The schema is versioned by
+sqlite-utils migrations (table ``_sqlite_migrations``); add a new migration function, never edit an
+applied one.
+
+Layout of the state home (default ``.orchestrate/`` in the current directory, ``--home`` or
+``JUPYTER_ORCHESTRATE_HOME``)::
+
+    <home>/orchestrate.db
+    <home>/runs/<run_id>/<task_key>/attempt-<n>.ipynb   executed notebook (saved after every cell)
+    <home>/runs/<run_id>/<task_key>/attempt-<n>.log     captured stdout/stderr
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from jupyter_orchestrate.errors import NotFoundError
+from jupyter_orchestrate.models import (
+    Attempt,
+    AttemptError,
+    Job,
+    Repair,
+    Run,
+    RunStatus,
+    TaskRun,
+    TaskRunStatus,
+    Trigger,
+    seconds_between,
+    utc_now,
+)
+
+HOME_ENV = "JUPYTER_ORCHESTRATE_HOME"
+DEFAULT_HOME = ".orchestrate"
+DB_NAME = "orchestrate.db"
+
+migrations = Migrations("jupyter_orchestrate")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["jobs"].create(
+        {"job_id": int, "name": str, "path": str, "created_time": str, "updated_time": str}, pk="job_id"
+    )
+    db["jobs"].create_index(["path"], unique=True)
+    db["runs"].create(
+        {
+            "run_id": int,
+            "job_id": int,
+            "job_name": str,
+            "job_path": str,
+            "status": str,
+            "status_reason": str,
+            "trigger": str,
+            "start_time": str,
+            "end_time": str,
+            "duration_seconds": float,
+            "parameters": str,
+            "overrides": str,
+            "snapshot": str,
+            "max_parallel_tasks": int,
+            "repair_count": int,
+            "orchestrator_pid": int,
+            "orchestrator_create_time": float,
+            "orchestrator_host": str,
+            "heartbeat_time": str,
+        },
+        pk="run_id",
+        foreign_keys=[("job_id", "jobs", "job_id")],
+        not_null={"job_id", "status", "start_time"},
+    )
+    db["runs"].create_index(["job_name", "run_id"])
+    db["runs"].create_index(["status"])
+    db["task_runs"].create(
+        {
+            "run_id": int,
+            "task_key": str,
+            "notebook": str,
+            "depends_on": str,
+            "status": str,
+            "status_reason": str,
+            "start_time": str,
+            "end_time": str,
+            "duration_seconds": float,
+        },
+        pk=("run_id", "task_key"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db["attempts"].create(
+        {
+            "run_id": int,
+            "task_key": str,
+            "attempt_number": int,
+            "repair_number": int,
+            "status": str,
+            "start_time": str,
+            "end_time": str,
+            "duration_seconds": float,
+            "notebook_path": str,
+            "log_path": str,
+            "parameters": str,
+            "kernel_name": str,
+            "cwd": str,
+            "env_names": str,
+            "cells_total": int,
+            "cells_completed": int,
+            "error_kind": str,
+            "ename": str,
+            "evalue": str,
+            "traceback": str,
+            "cell_index": int,
+            "executed_cell_index": int,
+            "cell_source": str,
+            "execution_count": int,
+            "worker_pid": int,
+            "kernel_pid": int,
+            "kernel_create_time": float,
+        },
+        pk=("run_id", "task_key", "attempt_number"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db["task_values"].create(
+        {"run_id": int, "task_key": str, "name": str, "value": str, "attempt_number": int, "set_time": str},
+        pk=("run_id", "task_key", "name"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db["repairs"].create(
+        {
+            "run_id": int,
+            "repair_number": int,
+            "repair_time": str,
+            "requested_task_keys": str,
+            "rerun_dependents": int,
+            "task_keys": str,
+            "reused_task_keys": str,
+            "parameters": str,
+        },
+        pk=("run_id", "repair_number"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+
+
+def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """The state home: ``home`` if given, else ``$JUPYTER_ORCHESTRATE_HOME``, else ``./.orchestrate``."""
+    chosen = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
+    return Path(chosen).expanduser().resolve()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return json.loads(text) if text else default
+
+
+_ATTEMPT_ERROR_FIELDS = ("ename", "evalue", "cell_index", "executed_cell_index", "cell_source", "execution_count")
+
+
+class Store:
+    """Access to the state database of one state home. Thread-safe (one connection, serialised by a lock).
+
+    Args:
+        home: the state home folder; created if missing.
+
+    Raises:
+        sqlite3.DatabaseError: the database file exists but is not a database.
+    """
+
+    def __init__(self, home: str | os.PathLike[str] | None = None):
+        self.home = resolve_home(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.path = self.home / DB_NAME
+        self._lock = threading.RLock()
+        conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        self.db = Database(conn, execute_plugins=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        with self._lock:
+            migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- paths ---------------------------------------------------------------------------------------------
+    def attempt_dir(self, run_id: int, task_key: str) -> Path:
+        """Folder holding the executed notebooks and logs of a task run."""
+        return self.home / "runs" / str(run_id) / task_key
+
+    # -- jobs and runs -------------------------------------------------------------------------------------
+    def create_run(
+        self,
+        job: Job,
+        *,
+        parameters: dict[str, Any],
+        overrides: dict[str, Any],
+        max_parallel_tasks: int,
+        trigger: Trigger = Trigger.manual,
+    ) -> int:
+        """Record a new ``queued`` run of ``job`` with a snapshot of its definition and a ``pending`` task run
+        per task. Returns the run id."""
+        now = utc_now()
+        with self._lock, self.db.atomic():
+            existing = list(self.db["jobs"].rows_where("path = ?", [job.path]))
+            if existing:
+                job_id = existing[0]["job_id"]
+                self.db["jobs"].update(job_id, {"name": job.name, "updated_time": now})
+            else:
+                job_id = self.db["jobs"].insert(
+                    {"name": job.name, "path": job.path, "created_time": now, "updated_time": now}
+                ).last_pk
+            run_id = self.db["runs"].insert(
+                {
+                    "job_id": job_id,
+                    "job_name": job.name,
+                    "job_path": job.path,
+                    "status": RunStatus.queued.value,
+                    "trigger": trigger.value,
+                    "start_time": now,
+                    "parameters": _dumps(parameters),
+                    "overrides": _dumps(overrides),
+                    "snapshot": job.model_dump_json(),
+                    "max_parallel_tasks": max_parallel_tasks,
+                    "repair_count": 0,
+                }
+            ).last_pk
+            self.db["task_runs"].insert_all(
+                {
+                    "run_id": run_id,
+                    "task_key": t.task_key,
+                    "notebook": t.notebook,
+                    "depends_on": _dumps(t.depends_on),
+                    "status": TaskRunStatus.pending.value,
+                }
+                for t in job.tasks
+            )
+        return int(run_id)
+
+    def snapshot(self, run_id: int) -> Job:
+        """The job definition the run executes (updated by repairs)."""
+        return Job.model_validate_json(self._run_row(run_id)["snapshot"])
+
+    def claim_run(self, run_id: int, *, pid: int, create_time: float, host: str) -> None:
+        """Record which orchestrator process executes the run now, and mark it running."""
+        with self._lock:
+            self.db["runs"].update(
+                run_id,
+                {
+                    "status": RunStatus.running.value,
+                    "status_reason": None,
+                    "end_time": None,
+                    "duration_seconds": None,
+                    "orchestrator_pid": pid,
+                    "orchestrator_create_time": create_time,
+                    "orchestrator_host": host,
+                    "heartbeat_time": utc_now(),
+                },
+            )
+
+    def heartbeat(self, run_id: int) -> None:
+        with self._lock:
+            self.db["runs"].update(run_id, {"heartbeat_time": utc_now()})
+
+    def run_status(self, run_id: int) -> RunStatus:
+        """The run's status (a cheap query, polled by runners to notice a cancel request)."""
+        with self._lock:
+            row = self.db.execute("select status from runs where run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"run {run_id} not found")
+        return RunStatus(row[0])
+
+    def request_cancel(self, run_id: int) -> bool:
+        """Ask the orchestrator executing the run to cancel it. Returns False if the run is already terminal."""
+        with self._lock, self.db.atomic():
+            status = self.run_status(run_id)
+            if status.is_terminal:
+                return False
+            self.db["runs"].update(run_id, {"status": RunStatus.canceling.value, "status_reason": "cancel requested"})
+            return True
+
+    def finish_run(self, run_id: int, status: RunStatus, reason: str | None = None) -> None:
+        with self._lock:
+            row = self._run_row(run_id)
+            now = utc_now()
+            self.db["runs"].update(
+                run_id,
+                {
+                    "status": status.value,
+                    "status_reason": reason,
+                    "end_time": now,
+                    "duration_seconds": seconds_between(row["start_time"], now),
+                },
+            )
+
+    def start_repair(
+        self,
+        run_id: int,
+        *,
+        job: Job,
+        requested_task_keys: list[str] | None,
+        rerun_dependents: bool,
+        task_keys: list[str],
+        reused_task_keys: list[str],
+        parameters: dict[str, Any],
+        run_parameters: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> int:
+        """Record a repair and reset its task runs to ``pending``, in one transaction.
+
+        Returns the repair number (1 for the first repair of the run).
+        """
+        with self._lock, self.db.atomic():
+            row = self._run_row(run_id)
+            number = (row["repair_count"] or 0) + 1
+            self.db["repairs"].insert(
+                {
+                    "run_id": run_id,
+                    "repair_number": number,
+                    "repair_time": utc_now(),
+                    "requested_task_keys": _dumps(requested_task_keys) if requested_task_keys is not None else None,
+                    "rerun_dependents": int(rerun_dependents),
+                    "task_keys": _dumps(task_keys),
+                    "reused_task_keys": _dumps(reused_task_keys),
+                    "parameters": _dumps(parameters),
+                }
+            )
+            self.db["runs"].update(
+                run_id,
+                {
+                    "repair_count": number,
+                    "status": RunStatus.queued.value,
+                    "status_reason": f"repair {number}",
+                    "snapshot": job.model_dump_json(),
+                    "parameters": _dumps(run_parameters),
+                    "overrides": _dumps(overrides),
+                    "end_time": None,
+                },
+            )
+            for key in task_keys:
+                self.db["task_runs"].update(
+                    (run_id, key),
+                    {"status": TaskRunStatus.pending.value, "status_reason": f"repair {number}",
+                     "start_time": None, "end_time": None, "duration_seconds": None},
+                )
+                self.db.execute("delete from task_values where run_id = ? and task_key = ?", [run_id, key])
+        return number
+
+    # -- task runs and attempts ----------------------------------------------------------------------------
+    def set_task_status(self, run_id: int, task_key: str, status: TaskRunStatus, reason: str | None = None) -> None:
+        """Set a task run's status; sets its start time on first ``running`` and its end time when terminal."""
+        with self._lock:
+            row = self.db["task_runs"].get((run_id, task_key))
+            update: dict[str, Any] = {"status": status.value, "status_reason": reason}
+            now = utc_now()
+            if status == TaskRunStatus.running and not row["start_time"]:
+                update["start_time"] = now
+            if status.is_terminal:
+                update["end_time"] = now
+                update["duration_seconds"] = seconds_between(row["start_time"], now) if row["start_time"] else None
+            self.db["task_runs"].update((run_id, task_key), update)
+
+    def create_attempt(self, attempt: Attempt, *, worker_pid: int | None, kernel_pid: int | None, kernel_create_time: float | None) -> None:
+        """Record an attempt that has started, with the processes to reap should the orchestrator die."""
+        with self._lock:
+            self.db["attempts"].insert(
+                {
+                    "run_id": attempt.run_id,
+                    "task_key": attempt.task_key,
+                    "attempt_number": attempt.attempt_number,
+                    "repair_number": attempt.repair_number,
+                    "status": attempt.status.value,
+                    "start_time": attempt.start_time,
+                    "notebook_path": attempt.notebook_path,
+                    "log_path": attempt.log_path,
+                    "parameters": _dumps(attempt.parameters),
+                    "kernel_name": attempt.kernel_name,
+                    "cwd": attempt.cwd,
+                    "env_names": _dumps(attempt.env_names),
+                    "cells_total": attempt.cells_total,
+                    "cells_completed": attempt.cells_completed,
+                    "worker_pid": worker_pid,
+                    "kernel_pid": kernel_pid,
+                    "kernel_create_time": kernel_create_time,
+                }
+            )
+
+    def set_attempt_kernel(self, run_id: int, task_key: str, attempt_number: int, pid: int | None, create_time: float | None) -> None:
+        """Record the kernel process of a running attempt (reaped if the orchestrator dies)."""
+        with self._lock:
+            self.db["attempts"].update((run_id, task_key, attempt_number), {"kernel_pid": pid, "kernel_create_time": create_time})
+
+    def update_attempt_progress(self, run_id: int, task_key: str, attempt_number: int, cells_completed: int, cells_total: int) -> None:
+        with self._lock:
+            self.db["attempts"].update(
+                (run_id, task_key, attempt_number), {"cells_completed": cells_completed, "cells_total": cells_total}
+            )
+
+    def finish_attempt(
+        self, run_id: int, task_key: str, attempt_number: int, status: TaskRunStatus, error: AttemptError | None
+    ) -> None:
+        """Record an attempt's outcome and error fields."""
+        with self._lock:
+            row = self.db["attempts"].get((run_id, task_key, attempt_number))
+            now = utc_now()
+            update: dict[str, Any] = {
+                "status": status.value,
+                "end_time": now,
+                "duration_seconds": seconds_between(row["start_time"], now),
+            }
+            if error is not None:
+                update.update({f: getattr(error, f) for f in _ATTEMPT_ERROR_FIELDS})
+                update["error_kind"] = error.kind
+                update["traceback"] = _dumps(error.traceback)
+            self.db["attempts"].update((run_id, task_key, attempt_number), update)
+
+    def set_task_values(self, run_id: int, task_key: str, attempt_number: int, values: dict[str, Any]) -> None:
+        """Replace the task values a task run published."""
+        now = utc_now()
+        with self._lock, self.db.atomic():
+            self.db.execute("delete from task_values where run_id = ? and task_key = ?", [run_id, task_key])
+            self.db["task_values"].insert_all(
+                {"run_id": run_id, "task_key": task_key, "name": name, "value": json.dumps(value),
+                 "attempt_number": attempt_number, "set_time": now}
+                for name, value in values.items()
+            )
+
+    def task_values(self, run_id: int) -> dict[str, dict[str, Any]]:
+        """Every task value of the run: ``{task_key: {name: value}}``."""
+        result: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for row in self.db["task_values"].rows_where("run_id = ?", [run_id], order_by="task_key, name"):
+                result.setdefault(row["task_key"], {})[row["name"]] = json.loads(row["value"])
+        return result
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def _run_row(self, run_id: int) -> dict[str, Any]:
+        with self._lock:
+            rows = list(self.db["runs"].rows_where("run_id = ?", [run_id]))
+        if not rows:
+            raise NotFoundError(f"run {run_id} not found")
+        return rows[0]
+
+    @staticmethod
+    def _attempt(row: dict[str, Any]) -> Attempt:
+        error = None
+        if row["error_kind"]:
+            error = AttemptError(
+                kind=row["error_kind"],
+                traceback=_loads(row["traceback"], []),
+                **{f: row[f] for f in _ATTEMPT_ERROR_FIELDS if row[f] is not None},
+            )
+        return Attempt(
+            run_id=row["run_id"],
+            task_key=row["task_key"],
+            attempt_number=row["attempt_number"],
+            repair_number=row["repair_number"] or 0,
+            status=TaskRunStatus(row["status"]),
+            start_time=row["start_time"],
+            end_time=row["end_time"],
+            duration_seconds=row["duration_seconds"],
+            notebook_path=row["notebook_path"],
+            log_path=row["log_path"],
+            parameters=_loads(row["parameters"], {}),
+            kernel_name=row["kernel_name"],
+            cwd=row["cwd"],
+            env_names=_loads(row["env_names"], []),
+            cells_total=row["cells_total"],
+            cells_completed=row["cells_completed"],
+            error=error,
+        )
+
+    def _run(self, row: dict[str, Any], details: bool) -> Run:
+        run = Run(
+            run_id=row["run_id"],
+            job_name=row["job_name"],
+            job_path=row["job_path"],
+            status=RunStatus(row["status"]),
+            status_reason=row["status_reason"],
+            trigger=Trigger(row["trigger"]),
+            start_time=row["start_time"],
+            end_time=row["end_time"],
+            duration_seconds=row["duration_seconds"],
+            parameters=_loads(row["parameters"], {}),
+            overrides=_loads(row["overrides"], {}),
+            max_parallel_tasks=row["max_parallel_tasks"],
+            repair_count=row["repair_count"] or 0,
+        )
+        run_id = row["run_id"]
+        attempts: dict[str, list[Attempt]] = {}
+        values: dict[str, dict[str, Any]] = {}
+        if details:
+            for arow in self.db["attempts"].rows_where("run_id = ?", [run_id], order_by="task_key, attempt_number"):
+                attempts.setdefault(arow["task_key"], []).append(self._attempt(arow))
+            values = self.task_values(run_id)
+            run.repairs = [
+                Repair(
+                    run_id=r["run_id"],
+                    repair_number=r["repair_number"],
+                    repair_time=r["repair_time"],
+                    requested_task_keys=_loads(r["requested_task_keys"], None),
+                    rerun_dependents=bool(r["rerun_dependents"]),
+                    task_keys=_loads(r["task_keys"], []),
+                    reused_task_keys=_loads(r["reused_task_keys"], []),
+                    parameters=_loads(r["parameters"], {}),
+                )
+                for r in self.db["repairs"].rows_where("run_id = ?", [run_id], order_by="repair_number")
+            ]
+        order = {t.task_key: i for i, t in enumerate(Job.model_validate_json(row["snapshot"]).tasks)}
+        task_rows = sorted(self.db["task_runs"].rows_where("run_id = ?", [run_id]), key=lambda r: order.get(r["task_key"], 0))
+        run.task_runs = [
+            TaskRun(
+                run_id=run_id,
+                task_key=t["task_key"],
+                notebook=t["notebook"],
+                depends_on=_loads(t["depends_on"], []),
+                status=TaskRunStatus(t["status"]),
+                status_reason=t["status_reason"],
+                start_time=t["start_time"],
+                end_time=t["end_time"],
+                duration_seconds=t["duration_seconds"],
+                attempts=attempts.get(t["task_key"], []),
+                task_values=values.get(t["task_key"], {}),
+            )
+            for t in task_rows
+        ]
+        return run
+
+    def get_run(self, run_id: int) -> Run:
+        """The run with its task runs, attempts, task values and repairs.
+
+        Raises:
+            NotFoundError: no run has this id.
+        """
+        with self._lock:
+            return self._run(self._run_row(run_id), details=True)
+
+    def list_runs(
+        self, *, job_name: str | None = None, status: RunStatus | None = None, limit: int = 20, before: int | None = None
+    ) -> list[Run]:
+        """Runs, newest first, with their task runs' statuses (no attempts); ``before`` is a run id for paging."""
+        where, args = [], []
+        if job_name:
+            where.append("job_name = ?")
+            args.append(job_name)
+        if status:
+            where.append("status = ?")
+            args.append(status.value)
+        if before is not None:
+            where.append("run_id < ?")
+            args.append(before)
+        with self._lock:
+            rows = list(
+                self.db["runs"].rows_where(" and ".join(where) or None, args, order_by="run_id desc", limit=limit)
+            )
+            return [self._run(r, details=False) for r in rows]
+
+    def unfinished_runs(self) -> list[dict[str, Any]]:
+        """Runs not in a terminal status, with their orchestrator process fields (for crash recovery)."""
+        with self._lock:
+            return list(
+                self.db["runs"].rows_where(
+                    "status in (?, ?, ?)",
+                    [RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value],
+                )
+            )
+
+    def unfinished_attempts(self, run_id: int) -> list[dict[str, Any]]:
+        """Attempts of a run still marked running, with their process ids (for reaping orphans)."""
+        with self._lock:
+            return list(self.db["attempts"].rows_where("run_id = ? and status = ?", [run_id, TaskRunStatus.running.value]))
+
+    def mark_orphaned(self, run_id: int, reason: str) -> None:
+        """Mark a run whose orchestrator died as failed: running attempts and task runs fail, task runs that
+        had not finished are canceled, so that a repair selects them."""
+        now = utc_now()
+        with self._lock, self.db.atomic():
+            for row in self.unfinished_attempts(run_id):
+                self.db["attempts"].update(
+                    (run_id, row["task_key"], row["attempt_number"]),
+                    {
+                        "status": TaskRunStatus.failed.value,
+                        "end_time": now,
+                        "duration_seconds": seconds_between(row["start_time"], now),
+                        "error_kind": "orchestrator_died",
+                        "ename": "OrchestratorDied",
+                        "evalue": reason,
+                        "traceback": "[]",
+                    },
+                )
+            for t in self.db["task_runs"].rows_where("run_id = ?", [run_id]):
+                status = TaskRunStatus(t["status"])
+                if status.is_terminal:
+                    continue
+                new = TaskRunStatus.failed if status == TaskRunStatus.running else TaskRunStatus.canceled
+                self.db["task_runs"].update((run_id, t["task_key"]), {"status": new.value, "status_reason": reason, "end_time": now})
+            self.finish_run(run_id, RunStatus.failed, reason)
+
+    def statuses(self, run_id: int) -> dict[str, TaskRunStatus]:
+        """Every task run's status: ``{task_key: status}``."""
+        with self._lock:
+            return {r["task_key"]: TaskRunStatus(r["status"]) for r in self.db["task_runs"].rows_where("run_id = ?", [run_id])}
+
+    def attempt_counts(self, run_id: int) -> dict[str, int]:
+        """Attempts made so far per task run: ``{task_key: count}``."""
+        with self._lock:
+            rows = self.db.execute(
+                "select task_key, max(attempt_number) from attempts where run_id = ? group by task_key", [run_id]
+            ).fetchall()
+        return {k: n for k, n in rows}
