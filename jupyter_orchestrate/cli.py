@@ -74,6 +74,17 @@ def _seconds(value: float | None) -> str:
     return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}m"
 
 
+def _set_home(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["home"] = value
+
+
+home_option = click.option(
+    "--home", type=click.Path(file_okay=False), expose_value=False, callback=_set_home,
+    help="State home (also before the command, or JUPYTER_ORCHESTRATE_HOME). Default: ./.orchestrate",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", envvar="JUPYTER_ORCHESTRATE_HOME", type=click.Path(file_okay=False),
               help="State home (database, executed notebooks, logs). Default: ./.orchestrate")
@@ -81,10 +92,11 @@ def _seconds(value: float | None) -> str:
 def main(ctx: click.Context, home: str | None) -> None:
     """Run folders of tagged notebooks as jobs: parallel papermill DAGs, recorded and repairable."""
     ctx.ensure_object(dict)
-    ctx.obj["home"] = home
+    ctx.obj.setdefault("home", home)
 
 
 @main.command()
+@home_option
 @click.argument("path", type=click.Path())
 @click.pass_context
 def validate(ctx: click.Context, path: str) -> None:
@@ -213,6 +225,7 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
 
 
 @main.command()
+@home_option
 @click.argument("path", type=click.Path())
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
               help="Set a job or notebook parameter (repeatable); typed like the parameter's default.")
@@ -234,6 +247,7 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
 
 
 @main.command()
+@home_option
 @click.argument("run_id", type=int)
 @click.option("--task", "task_keys", multiple=True, metavar="TASK_KEY", help="Re-execute this task (repeatable); default: every unsuccessful task.")
 @click.option("--rerun-dependents", is_flag=True, help="Also re-execute downstream tasks that succeeded.")
@@ -266,6 +280,7 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
 
 
 @main.command()
+@home_option
 @click.option("--job", "job_name", help="Only runs of this job (its name).")
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status.")
 @click.option("--limit", type=int, default=20, show_default=True)
@@ -298,6 +313,7 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
 
 
 @main.command()
+@home_option
 @click.argument("run_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -321,6 +337,7 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
 
 
 @main.command()
+@home_option
 @click.argument("run_id", type=int)
 @click.pass_context
 def cancel(ctx: click.Context, run_id: int) -> None:

@@ -1,0 +1,57 @@
+"""Shared fixtures: build job folders of real notebooks, and a state home per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "example_notebooks"
+
+
+def write_notebook(
+    path: Path,
+    *cells: str,
+    parameters: str | None = None,
+    orchestrate: dict[str, Any] | None = None,
+    kernel: str = "python3",
+) -> Path:
+    """Write a notebook: an optional ``parameters``-tagged cell, then one code cell per string.
+
+    A string starting with ``# md`` becomes a markdown cell. ``orchestrate`` goes to ``metadata.orchestrate``
+    (pass None for a notebook that is not a task).
+    """
+    nb_cells = []
+    if parameters is not None:
+        nb_cells.append(new_code_cell(parameters, metadata={"tags": ["parameters"]}))
+    for source in cells:
+        nb_cells.append(new_markdown_cell(source[4:]) if source.startswith("# md") else new_code_cell(source))
+    nb = new_notebook(cells=nb_cells)
+    nb.metadata.kernelspec = {"name": kernel, "display_name": kernel, "language": "python"}
+    nb.metadata.language_info = {"name": "python"}
+    if orchestrate is not None:
+        nb.metadata.orchestrate = orchestrate
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+@pytest.fixture
+def make_notebook(tmp_path: Path) -> Callable[..., Path]:
+    """``make_notebook("job/a.ipynb", "print(1)", parameters="x = 1", orchestrate={...})`` under tmp_path."""
+
+    def make(relative: str, *cells: str, **kwargs: Any) -> Path:
+        return write_notebook(tmp_path / relative, *cells, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A fresh state home."""
+    return tmp_path / "state"
