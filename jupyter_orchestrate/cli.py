@@ -17,6 +17,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -38,7 +39,7 @@ STATUS_STYLE = {
 }
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _status(text: str) -> Text:
@@ -56,9 +57,9 @@ def _service(ctx: click.Context) -> Any:
 def _fail(exc: OrchestrateError) -> None:
     if isinstance(exc, ValidationError):
         for problem in exc.problems:
-            err.print(f"[red]error:[/red] {problem}", markup=True, highlight=False)
+            err.print(f"[red]error:[/red] {escape(str(problem))}")
         sys.exit(2)
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(f"[red]error:[/red] {escape(str(exc))}")
     sys.exit(2 if isinstance(exc, (NotFoundError, ConflictError)) else 1)
 
 

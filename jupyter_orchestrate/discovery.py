@@ -11,6 +11,7 @@ are merged, later winning: ``job.yaml`` ``task_defaults`` < ``metadata.orchestra
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -98,11 +99,22 @@ def notebook_parameters(path: Path) -> list[NotebookParameter]:
         NotebookParameter(
             name=p["name"],
             default=p.get("default"),
-            inferred_type=p.get("inferred_type_name"),
+            inferred_type=_type_name(p.get("inferred_type_name"), p.get("default")),
             help=p.get("help") or "",
         )
         for p in inspected.values()
     ]
+
+
+def _type_name(annotated: str | None, default: str | None) -> str | None:
+    """Papermill's type (from an annotation such as ``x: int = 1``), else the type of a literal default."""
+    if annotated and annotated != "None":
+        return annotated
+    try:
+        value = ast.literal_eval(default) if default else None
+    except (ValueError, SyntaxError):
+        return None
+    return type(value).__name__ if value is not None else None
 
 
 def installed_kernels() -> list[str]:
@@ -182,6 +194,7 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             candidates[nb_path] = key
 
     tasks_by_key: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    invalid_keys: set[str] = set()
     notebooks: dict[Path, dict[str, Any]] = {}
     for nb_path, origin in candidates.items():
         shown = show(nb_path)
@@ -201,6 +214,9 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             settings = TaskSettings.model_validate(meta)
         except PydanticValidationError as exc:
             problems.extend(pydantic_problems(shown, exc, f"metadata.{METADATA_KEY}"))
+            # still a task: dependents must not also be told its key is unknown
+            claimed = meta.get("task_key")
+            invalid_keys.add(origin if origin != "scan" else (claimed if isinstance(claimed, str) else nb_path.stem))
             continue
         if settings.notebook is not None:
             problems.append(Problem(shown, f"metadata.{METADATA_KEY}.notebook", "only allowed in job.yaml"))
@@ -291,7 +307,7 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         )
 
     keys = {t.task_key for t in tasks}
-    all_keys = keys | set(tasks_by_key)
+    all_keys = keys | set(tasks_by_key) | invalid_keys
     dag_input: dict[str, list[str]] = {}
     for task in tasks:
         shown = show(root / task.notebook)

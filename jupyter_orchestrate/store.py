@@ -346,6 +346,7 @@ class Store:
                     "parameters": _dumps(run_parameters),
                     "overrides": _dumps(overrides),
                     "end_time": None,
+                    "duration_seconds": None,
                 },
             )
             for key in task_keys:
@@ -604,7 +605,11 @@ class Store:
                 if status.is_terminal:
                     continue
                 new = TaskRunStatus.failed if status == TaskRunStatus.running else TaskRunStatus.canceled
-                self.db["task_runs"].update((run_id, t["task_key"]), {"status": new.value, "status_reason": reason, "end_time": now})
+                self.db["task_runs"].update(
+                    (run_id, t["task_key"]),
+                    {"status": new.value, "status_reason": reason, "end_time": now,
+                     "duration_seconds": seconds_between(t["start_time"], now)},
+                )
             self.finish_run(run_id, RunStatus.failed, reason)
 
     def statuses(self, run_id: int) -> dict[str, TaskRunStatus]:

@@ -1,0 +1,530 @@
+"""Discovery and validation of job folders (validate_job, load_job, ``validate`` CLI) on real notebook files.
+
+No kernel is started: kernels are only looked up through jupyter_client's KernelSpecManager.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from jupyter_client.kernelspec import KernelSpecManager
+
+from jupyter_orchestrate.cli import main
+from jupyter_orchestrate.discovery import load_job, validate_job
+from jupyter_orchestrate.errors import Problem, ValidationError
+from jupyter_orchestrate.models import RunIf
+
+MakeNotebook = Callable[..., Path]
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "job"
+    path.mkdir()
+    return path
+
+
+def job_yaml(job_dir: Path, text: str) -> Path:
+    path = job_dir / "job.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path, **kwargs: Any) -> list[str]:
+    job, problems = validate_job(path, **kwargs)
+    assert job is None, "expected the job to be invalid"
+    assert problems, "an invalid job must report problems"
+    assert all(isinstance(p, Problem) for p in problems)
+    return [str(p) for p in problems]
+
+
+def valid(path: Path, **kwargs: Any):  # noqa: ANN201
+    job, problems = validate_job(path, **kwargs)
+    assert problems == [], [str(p) for p in problems]
+    assert job is not None
+    return job
+
+
+# ---------------------------------------------------------------------------------------------------------
+# depends_on
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_dependency_cycle_is_named_in_flow_order(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"depends_on": ["c"]})
+    make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    make_notebook("job/c.ipynb", "1", orchestrate={"depends_on": ["b"]})
+    assert problems_of(job_dir) == ["job: depends_on: dependency cycle: a -> b -> c -> a"]
+
+
+def test_self_dependency(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    assert problems_of(job_dir) == ["job/a.ipynb: depends_on: task 'a' depends on itself"]
+
+
+def test_unknown_depends_on_key(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["a", "zzz"]})
+    assert problems_of(job_dir) == ["job/b.ipynb: depends_on: unknown task 'zzz' (tasks: a, b)"]
+
+
+def test_duplicate_task_keys(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/first.ipynb", "1", orchestrate={"task_key": "load"})
+    make_notebook("job/second.ipynb", "1", orchestrate={"task_key": "load"})
+    assert problems_of(job_dir) == ["job/first.ipynb, job/second.ipynb: task_key: duplicate task key 'load'"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# notebook files
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_missing_notebook_named_in_job_yaml(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "tasks:\n  extra:\n    notebook: missing.ipynb\n")
+    assert problems_of(job_dir) == ["job/job.yaml: tasks.extra.notebook: job/missing.ipynb: notebook not found"]
+
+
+def test_job_yaml_task_without_notebook_and_no_matching_task_key(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "tasks:\n  ghost:\n    max_retries: 1\n")
+    assert problems_of(job_dir) == [
+        "job/job.yaml: tasks.ghost: no notebook in the folder has task_key 'ghost'; add notebook: <path>"
+    ]
+
+
+def test_job_yaml_notebook_outside_the_job_folder(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    make_notebook("elsewhere.ipynb", "1")
+    job_yaml(job_dir, "tasks:\n  out:\n    notebook: ../elsewhere.ipynb\n")
+    assert problems_of(job_dir) == ["job/job.yaml: tasks.out.notebook: must be inside the job folder"]
+
+
+def test_notebook_that_is_not_json(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    (job_dir / "broken.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (problem,) = problems_of(job_dir)
+    assert problem.startswith("job/broken.ipynb: not valid JSON: line 1 column ")
+
+
+def test_notebook_that_is_json_but_not_nbformat(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    bad = {"cells": "not a list", "metadata": {"orchestrate": {}}, "nbformat": 4, "nbformat_minor": 5}
+    (job_dir / "bad.ipynb").write_text(json.dumps(bad), encoding="utf-8")
+    (job_dir / "nokeys.ipynb").write_text(json.dumps({"hello": "world"}), encoding="utf-8")
+    problems = problems_of(job_dir)
+    assert len(problems) == 2
+    assert problems[0].startswith("job/bad.ipynb: not a valid notebook (nbformat): ")
+    assert problems[1].startswith("job/nokeys.ipynb: not a valid notebook (nbformat): ")
+
+
+def test_kernel_not_installed_lists_installed_kernels(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"environment": {"kernel_name": "no-such-kernel"}})
+    installed = sorted(KernelSpecManager().find_kernel_specs())
+    assert installed, "the test environment needs at least one kernelspec"
+    assert problems_of(job_dir) == [
+        f"job/a.ipynb: environment.kernel_name: kernel 'no-such-kernel' is not installed "
+        f"(installed: {', '.join(installed)})"
+    ]
+    # the notebook's own kernelspec is checked too
+    make_notebook("job/a.ipynb", "1", orchestrate={}, kernel="other-missing-kernel")
+    (problem,) = problems_of(job_dir)
+    assert "kernel 'other-missing-kernel' is not installed" in problem
+    # and not at all with check_kernels=False
+    assert valid(job_dir, check_kernels=False).task("a").kernel_name == "other-missing-kernel"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# parameters
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("{{tasks.zzz.values.rows}}", "{{tasks.zzz.values.rows}} names unknown task 'zzz'"),
+        ("{{tasks.c.values.rows}}", "{{tasks.c.values.rows}}: task 'c' is not upstream of task 'b'; add it to depends_on"),
+        ("rows: {{ tasks.c.values.rows }}!", "{{tasks.c.values.rows}}: task 'c' is not upstream of task 'b'"),
+        ("{{tasks.b.values.rows}}", "{{tasks.b.values.rows}}: task 'b' is not upstream of task 'b'"),
+        ("{{job.parameters.nope}}", "{{job.parameters.nope}} names unknown job parameter 'nope' (job parameters: year)"),
+        ("{{tasks.a.rows}}", "{{tasks.a.rows}} is malformed: use {{tasks.<task_key>.values.<name>}}"),
+        ("{{tasks.a.values.bad-name}}", "{{tasks.a.values.bad-name}} is malformed"),
+        ("{{job.nope}}", "{{job.nope}} is not a known reference (use job.run_id, job.name"),
+        ("{{foo.bar}}", "{{foo.bar}} is not a known reference (it must start with job. or tasks.)"),
+        (["ok", {"deep": "{{tasks.zzz.values.v}}"}], "{{tasks.zzz.values.v}} names unknown task 'zzz'"),
+    ],
+)
+def test_bad_parameter_reference(make_notebook: MakeNotebook, job_dir: Path, value: Any, expected: str) -> None:
+    job_yaml(job_dir, "parameters:\n  year: 2024\n")
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    make_notebook("job/b.ipynb", "1", parameters="x = 0", orchestrate={"depends_on": ["a"], "parameters": {"x": value}})
+    make_notebook("job/c.ipynb", "1", orchestrate={})
+    (problem,) = problems_of(job_dir)
+    assert problem.startswith("job/b.ipynb: parameters.x: ")
+    assert expected in problem
+
+
+def test_valid_references_include_indirect_upstream(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    job_yaml(job_dir, "parameters:\n  year: 2024\n  label: 'run {{job.run_id}}'\n")
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    refs = "{{tasks.a.values.rows}} {{job.parameters.year}} {{job.name}} {{job.start_time}} {{job.repair_number}}"
+    make_notebook("job/c.ipynb", "1", parameters="x = 0", orchestrate={"depends_on": ["b"], "parameters": {"x": refs}})
+    job = valid(job_dir)
+    assert job.task("c").parameters == {"x": refs}
+    assert job.parameters == {"year": 2024, "label": "run {{job.run_id}}"}
+
+
+def test_task_value_reference_in_job_parameters_is_rejected(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    job_yaml(job_dir, "parameters:\n  rows: '{{tasks.a.values.rows}}'\n")
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    assert problems_of(job_dir) == [
+        "job/job.yaml: parameters.rows: {{tasks.a.values.rows}}: task values cannot be referenced here, "
+        "only in task parameters"
+    ]
+
+
+def test_task_parameter_the_notebook_does_not_declare(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", parameters="x = 1\nz = 2", orchestrate={"parameters": {"x": 5, "y": 6}})
+    assert problems_of(job_dir) == [
+        "job/a.ipynb: parameters.y: the notebook's parameters cell does not declare 'y' (it declares: x, z)"
+    ]
+
+
+def test_undeclared_parameter_from_job_yaml_task_is_reported(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", parameters="x = 1", orchestrate={})
+    job_yaml(job_dir, "tasks:\n  a:\n    parameters:\n      typo: 1\n")
+    assert problems_of(job_dir) == [
+        "job/a.ipynb: parameters.typo: the notebook's parameters cell does not declare 'typo' (it declares: x)"
+    ]
+
+
+def test_parameters_allowed_without_a_parameters_cell(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    # papermill injects parameters even when there is no tagged cell
+    make_notebook("job/a.ipynb", "1", orchestrate={"parameters": {"anything": 1}})
+    assert valid(job_dir).task("a").parameters == {"anything": 1}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# metadata.orchestrate schema
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_invalid_run_if_value(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"run_if": "sometimes"})
+    (problem,) = problems_of(job_dir)
+    assert problem.startswith("job/a.ipynb: metadata.orchestrate.run_if: ")
+    for value in RunIf:
+        assert f"'{value.value}'" in problem
+
+
+def test_unknown_field_in_metadata(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"retries": 3})
+    assert problems_of(job_dir) == ["job/a.ipynb: metadata.orchestrate.retries: unknown field"]
+
+
+def test_metadata_that_is_not_a_mapping(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate=["a"])  # type: ignore[arg-type]
+    assert problems_of(job_dir) == ["job/a.ipynb: metadata.orchestrate: must be a mapping of task settings"]
+
+
+def test_bad_metadata_types_name_each_field(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"max_retries": -1, "environment": {"cwd": 5, "colour": "x"}})
+    problems = problems_of(job_dir)
+    assert any(p.startswith("job/a.ipynb: metadata.orchestrate.max_retries: ") and "greater than or equal to 0" in p
+               for p in problems)
+    assert "job/a.ipynb: metadata.orchestrate.environment.colour: unknown field" in problems
+    assert any(p.startswith("job/a.ipynb: metadata.orchestrate.environment.cwd: ") for p in problems)
+
+
+def test_cwd_outside_the_job_folder(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"environment": {"cwd": ".."}})
+    make_notebook("job/b.ipynb", "1", orchestrate={"environment": {"cwd": "no_such_dir"}})
+    assert problems_of(job_dir) == [
+        "job/a.ipynb: environment.cwd: '..' is outside the job folder",
+        "job/b.ipynb: environment.cwd: 'no_such_dir' is not a folder",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# job.yaml
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_job_yaml_invalid_yaml(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "name: demo\nparameters: [unclosed\n")
+    (problem,) = problems_of(job_dir)
+    assert problem.startswith("job/job.yaml: invalid YAML: line ")
+
+
+def test_job_yaml_not_a_mapping(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "- a\n- b\n")
+    assert problems_of(job_dir) == ["job/job.yaml: must be a mapping of job settings"]
+
+
+def test_job_yaml_unknown_field(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "name: demo\nmax_parallel: 2\n")
+    assert problems_of(job_dir) == ["job/job.yaml: max_parallel: unknown field"]
+
+
+def test_job_yaml_bad_type(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "max_parallel_tasks: 0\n")
+    assert problems_of(job_dir) == ["job/job.yaml: max_parallel_tasks: Input should be greater than or equal to 1"]
+
+
+def test_job_yaml_task_settings_are_checked_with_their_location(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "task_defaults:\n  run_if: never\ntasks:\n  a:\n    max_retriess: 2\n")
+    problems = problems_of(job_dir)
+    assert len(problems) == 2
+    assert problems[0].startswith("job/job.yaml: task_defaults.run_if: Input should be 'all_success'")
+    assert problems[1] == "job/job.yaml: tasks.a.max_retriess: unknown field"
+
+
+def test_job_yaml_task_key_must_not_differ_from_its_key(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "tasks:\n  a:\n    task_key: b\n")
+    assert problems_of(job_dir) == ["job/job.yaml: tasks.a.task_key: the key under tasks: is the task_key; remove task_key"]
+
+
+def test_invalid_task_key(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/my notebook.ipynb", "1", orchestrate={})
+    assert problems_of(job_dir) == [
+        "job/my notebook.ipynb: task_key: invalid task key 'my notebook': use letters, digits, '_' and '-' (at most 100)"
+    ]
+
+
+def test_invalid_metadata_does_not_make_dependents_report_unknown_task(make_notebook: MakeNotebook,
+                                                                        job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"retries": 1})
+    make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    assert problems_of(job_dir) == ["job/a.ipynb: metadata.orchestrate.retries: unknown field"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# empty folders and several problems
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_folder_with_no_tasks_tells_how_to_tag(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/scratch.ipynb", "1")  # no orchestrate metadata
+    (problem,) = problems_of(job_dir)
+    assert problem.startswith("job: no tasks: tag a notebook by adding 'orchestrate' to its notebook metadata")
+    assert '"metadata": {"orchestrate": {"depends_on": []}}' in problem
+    assert "tasks: in job.yaml" in problem
+
+
+def test_path_that_is_not_a_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    assert problems_of(missing) == [f"{missing}: not a folder (a job is a folder of notebooks, with an optional job.yaml)"]
+
+
+def test_several_problems_are_reported_together(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    make_notebook("job/b.ipynb", "1", orchestrate={"environment": {"kernel_name": "no-such-kernel"}})
+    make_notebook("job/c.ipynb", "1", orchestrate={"retries": 1})
+    make_notebook("job/d.ipynb", "1", orchestrate={"depends_on": ["missing_task"]})
+    (job_dir / "e.ipynb").write_text("nope", encoding="utf-8")
+    problems = problems_of(job_dir)
+    assert len(problems) == 5, problems
+    joined = "\n".join(problems)
+    assert "job/a.ipynb: depends_on: task 'a' depends on itself" in joined
+    assert "job/b.ipynb: environment.kernel_name: kernel 'no-such-kernel' is not installed" in joined
+    assert "job/c.ipynb: metadata.orchestrate.retries: unknown field" in joined
+    assert "job/d.ipynb: depends_on: unknown task 'missing_task'" in joined
+    assert "job/e.ipynb: not valid JSON" in joined
+
+    with pytest.raises(ValidationError) as info:
+        load_job(job_dir)
+    assert [str(p) for p in info.value.problems] == problems
+    assert str(info.value) == "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# happy paths
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_task_key_defaults_to_file_stem(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/clean_data.ipynb", "1", orchestrate={})
+    make_notebook("job/other.ipynb", "1", orchestrate={"task_key": "renamed", "depends_on": ["clean_data"]})
+    job = valid(job_dir)
+    assert job.task_keys == ["clean_data", "renamed"]
+    assert job.task("renamed").notebook == "other.ipynb"
+    assert job.edges == [("clean_data", "renamed")]
+    assert job.name == "job"
+    assert job.path == str(job_dir.resolve())
+
+
+def test_settings_merge_defaults_metadata_and_job_yaml(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    job_yaml(
+        job_dir,
+        """
+name: merged
+description: a merge test
+max_parallel_tasks: 3
+parameters:
+  year: 2024
+task_defaults:
+  max_retries: 1
+  timeout_seconds: 60
+  run_if: all_done
+  parameters:
+    region: eu
+  environment:
+    env: {A: "1", B: "1"}
+tasks:
+  a:
+    max_retries: 3
+    parameters:
+      x: 2
+    environment:
+      env: {C: "3"}
+""",
+    )
+    make_notebook(
+        "job/a.ipynb",
+        "1",
+        parameters="x = 0\nregion = 'us'",
+        orchestrate={
+            "max_retries": 2,
+            "min_retry_interval_seconds": 5,
+            "run_if": "none_failed",
+            "parameters": {"x": 1},
+            "environment": {"env": {"B": "2"}, "cwd": "."},
+            "description": "task a",
+        },
+    )
+    make_notebook("job/b.ipynb", "1", parameters="y = 0", orchestrate={"depends_on": ["a"]})
+    job = valid(job_dir)
+    assert (job.name, job.description, job.max_parallel_tasks, job.parameters) == ("merged", "a merge test", 3, {"year": 2024})
+    a = job.task("a")
+    assert a.max_retries == 3  # job.yaml tasks wins over metadata
+    assert a.min_retry_interval_seconds == 5  # metadata
+    assert a.timeout_seconds == 60  # task_defaults
+    assert a.run_if == RunIf.none_failed  # metadata over task_defaults
+    assert a.description == "task a"
+    assert a.environment.env == {"A": "1", "B": "2", "C": "3"}
+    assert a.environment.cwd == "."
+    assert a.parameters == {"region": "eu", "x": 2}
+    b = job.task("b")
+    assert b.max_retries == 1 and b.timeout_seconds == 60 and b.run_if == RunIf.all_done
+    assert b.environment.env == {"A": "1", "B": "1"}
+    assert b.parameters == {}  # task_defaults parameters apply only where the notebook declares them
+
+
+def test_notebook_parameters_from_the_parameters_cell(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    cell = 'year: int = 2024  # the year\nrate: float = 0.5\nname: str = "abc"\nitems: list = [1, 2]\nflag: bool = True'
+    make_notebook("job/a.ipynb", "print(year)", parameters=cell, orchestrate={})
+    (a,) = valid(job_dir).tasks
+    assert [(p.name, p.default, p.inferred_type) for p in a.notebook_parameters] == [
+        ("year", "2024", "int"),
+        ("rate", "0.5", "float"),
+        ("name", '"abc"', "str"),
+        ("items", "[1, 2]", "list"),
+        ("flag", "True", "bool"),
+    ]
+    assert a.notebook_parameters[0].help == "the year"
+
+
+def test_unannotated_parameter_type_comes_from_its_literal_default(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", parameters="x = 1\ns = 'a'\nn = None\nf = float('nan')\ny: float = 2", orchestrate={})
+    (a,) = valid(job_dir).tasks
+    types = {p.name: p.inferred_type for p in a.notebook_parameters}
+    assert types == {"x": "int", "s": "str", "n": None, "f": None, "y": "float"}
+
+
+def test_job_yaml_tasks_entry_adds_a_notebook_without_metadata(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    make_notebook("job/reports/summary.ipynb", "1")  # no metadata, in a subfolder
+    job_yaml(job_dir, "tasks:\n  report:\n    notebook: reports/summary.ipynb\n    depends_on: [a]\n    max_retries: 2\n")
+    job = valid(job_dir)
+    assert job.task_keys == ["a", "report"]
+    report = job.task("report")
+    assert report.notebook == "reports/summary.ipynb"
+    assert report.depends_on == ["a"]
+    assert report.max_retries == 2
+
+
+def test_notebooks_without_orchestrate_metadata_are_ignored(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    make_notebook("job/scratch.ipynb", "1")
+    make_notebook("job/nested/b.ipynb", "1", orchestrate={})  # only the top level is scanned
+    (job_dir / "notes.txt").write_text("not a notebook")
+    assert valid(job_dir).task_keys == ["a"]
+
+
+def test_job_yaml_path_and_kernel_resolution(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    kernel = sorted(KernelSpecManager().find_kernel_specs())[0]
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    make_notebook("job/b.ipynb", "1", orchestrate={"environment": {"kernel_name": kernel}}, kernel="ignored-kernel")
+    path = job_yaml(job_dir, "name: from-yaml\n")
+    job = valid(path)  # the job.yaml file itself may be given
+    assert job.name == "from-yaml"
+    assert job.task("a").kernel_name == "python3"  # the notebook's kernelspec
+    assert job.task("b").kernel_name == kernel  # environment.kernel_name wins
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _cli(path: Path) -> Any:
+    return CliRunner().invoke(main, ["validate", str(path)])
+
+
+def test_cli_validate_exit_2_and_one_line_per_problem(make_notebook: MakeNotebook, job_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(job_dir.parent)
+    make_notebook("job/a.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    make_notebook("job/b.ipynb", "1", orchestrate={"retries": 1})
+    make_notebook("job/c.ipynb", "1", orchestrate={"depends_on": ["zz"]})
+    result = _cli(job_dir)
+    assert result.exit_code == 2, result.output
+    expected = [f"error: {p}" for p in validate_job(job_dir)[1]]
+    assert len(expected) == 3
+    assert result.stderr.splitlines() == expected
+    assert result.stdout == ""
+
+
+def test_cli_validate_long_problem_stays_on_one_line(make_notebook: MakeNotebook, job_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    # 40 tasks: the "unknown task" problem lists them all, far wider than any terminal
+    for i in range(40):
+        make_notebook(f"job/task_with_a_descriptive_name_{i:02}.ipynb", "1", orchestrate={})
+    make_notebook("job/z.ipynb", "1", orchestrate={"depends_on": ["missing"]})
+    result = _cli(job_dir)
+    assert result.exit_code == 2
+    (problem,) = validate_job(job_dir)[1]
+    assert len(str(problem)) > 1000
+    assert result.stderr.splitlines() == [f"error: {problem}"]
+
+
+def test_cli_validate_prints_brackets_in_problems_verbatim(job_dir: Path) -> None:
+    (job_dir / "copy [draft].ipynb").write_text("{", encoding="utf-8")
+    result = _cli(job_dir)
+    assert result.exit_code == 2
+    assert "job/copy [draft].ipynb: not valid JSON" in result.stderr
+
+
+def test_cli_validate_valid_job_exit_0(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", parameters="x = 1", orchestrate={})
+    make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    result = _cli(job_dir)
+    assert result.exit_code == 0, result.output
+    assert "job job is valid: 2 task(s)" in result.stdout
+    assert "a (a.ipynb, kernel python3)  parameters: x" in result.stdout
+    assert "b (b.ipynb, kernel python3) <- a" in result.stdout
+    assert result.stderr == ""
