@@ -319,3 +319,22 @@ def test_example_repair_demo_repaired_with_parameter(tmp_path: Path, home: Path)
     assert shown.returncode == 0 and "succeeded" in shown.stdout
     listed = subprocess.run([*cli, "runs", "--json"], capture_output=True, text=True, timeout=60)
     assert json.loads(listed.stdout)["runs"][0]["status"] == "succeeded"
+
+
+def test_cancel_from_another_process(make_notebook: Any, tmp_path: Path, home: Path) -> None:
+    job = tmp_path / "job"
+    make_notebook("job/sleepy.ipynb", "import time\ntime.sleep(60)", orchestrate={})
+    cli = [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home)]
+    proc = subprocess.Popen([*cli, "run", str(job)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _running_attempts(home, "sleepy") == 1, 60, "sleepy to run")
+        canceled = subprocess.run([*cli, "cancel", "1"], capture_output=True, text=True, timeout=60)
+        assert canceled.returncode == 0 and "cancel of run 1 requested" in canceled.stdout
+        assert proc.wait(30) == 1
+    finally:
+        proc.kill()
+    run = OrchestrateService(home).get_run(1)
+    assert run.status == RunStatus.canceled and statuses(run) == {"sleepy": "canceled"}
+    again = subprocess.run([*cli, "cancel", "1"], capture_output=True, text=True, timeout=60)
+    assert "already finished" in again.stdout
+    wait_for(lambda: not kernels_of(home), 10, "no kernel left")
