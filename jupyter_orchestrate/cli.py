@@ -40,6 +40,9 @@ STATUS_STYLE = {
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+for _console in (out, err):
+    if not _console.is_terminal and "COLUMNS" not in os.environ:
+        _console.width = 160  # logs and pipes: keep table rows on one line
 
 
 def _status(text: str) -> Text:

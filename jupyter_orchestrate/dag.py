@@ -28,7 +28,8 @@ class Dag:
             for dep in deps:
                 if dep not in self.depends_on:
                     raise KeyError(f"{key} depends on unknown task {dep}")
-        sorter = graphlib.TopologicalSorter(self.depends_on)
+        # sorted insertion makes the order deterministic: alphabetical among tasks that are ready together
+        sorter = graphlib.TopologicalSorter({k: sorted(self.depends_on[k]) for k in sorted(self.depends_on)})
         try:
             order = list(sorter.static_order())
         except graphlib.CycleError as exc:

@@ -343,6 +343,9 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
 
     if problems:
         return None, problems
+    assert dag is not None
+    position = {key: i for i, key in enumerate(dag.order)}
+    tasks.sort(key=lambda t: position[t.task_key])
     return (
         Job(
             name=job_file.name or root.name,

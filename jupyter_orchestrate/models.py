@@ -204,7 +204,7 @@ class Job(BaseModel):
     """A named DAG of tasks: a folder of notebooks plus its optional ``job.yaml``.
 
     ``path`` is the absolute path of the job folder; ``parameters`` the job parameters with their defaults;
-    ``tasks`` are in a deterministic order (sorted by task_key).
+    ``tasks`` are in topological order (deterministic for the same job).
     """
 
     name: str
