@@ -74,6 +74,11 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def job_parameter_values(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The job parameters of a run: defaults from ``job.yaml`` with the overrides of the same name applied."""
+    return {**job.parameters, **{k: v for k, v in overrides.items() if k in job.parameters}}
+
+
 def _process_alive(pid: int | None, create_time: float | None) -> bool:
     if not pid:
         return False
@@ -125,7 +130,7 @@ class OrchestrateService:
             raise ValidationError(Problem("", "--max-parallel", "must be at least 1"))
         job = load_job(path)
         overrides = coerce_overrides(job, parameters or {})
-        run_parameters = {**job.parameters, **{k: v for k, v in overrides.items() if k in job.parameters}}
+        run_parameters = job_parameter_values(job, overrides)
         parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
         run_id = self.store.create_run(job, parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel, trigger=trigger)
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
@@ -213,7 +218,7 @@ class OrchestrateService:
         :meth:`plan_repair`.
         """
         plan, job, overrides = self.plan_repair(run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters)
-        run_parameters = {**job.parameters, **{k: v for k, v in overrides.items() if k in job.parameters}}
+        run_parameters = job_parameter_values(job, overrides)
         number = self.store.start_repair(
             run_id, job=job, requested_task_keys=task_keys or None, rerun_dependents=rerun_dependents,
             task_keys=plan.task_keys, reused_task_keys=plan.reused_task_keys, parameters=plan.parameters,

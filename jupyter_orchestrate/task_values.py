@@ -152,6 +152,17 @@ def get(task_key: str, name: str, default: Any = _MISSING, debug_value: Any = _M
     )
 
 
+def read_values_file(path: str) -> dict[str, Any]:
+    """The values a task wrote to its values file: ``{name: value}``; ``{}`` if the file is missing or unreadable
+    (a kernel killed mid-write leaves the previous complete file, as writes are atomic)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
 def current() -> dict[str, Any]:
     """The values this notebook has set so far, as a dict (a copy)."""
     return dict(_local_values)

@@ -26,6 +26,7 @@ from jupyter_orchestrate.errors import OrchestrateError
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor
 from jupyter_orchestrate.models import Attempt, AttemptError, Job, RunStatus, Task, TaskRunStatus, utc_now
 from jupyter_orchestrate.parameters import render
+from jupyter_orchestrate.task_values import read_values_file
 
 S = TaskRunStatus
 HEARTBEAT_SECONDS = 10.0
@@ -274,12 +275,7 @@ class Runner:
                 error.cell_source = "".join(source) if isinstance(source, list) else source
             except (OSError, ValueError, KeyError, IndexError):
                 pass
-        values: dict[str, Any] = {}
-        try:
-            with open(spec.values_path, encoding="utf-8") as f:
-                values = json.load(f)
-        except (OSError, ValueError):
-            pass
+        values = read_values_file(spec.values_path)
         if flight.cells_total is not None:
             self.store.update_attempt_progress(self.run_id, flight.task_key, flight.attempt_number, max(flight.cell - 1, 0), flight.cells_total)
         self._finish(flight.task_key, flight.attempt_number, outcome, error, values, now)

@@ -34,7 +34,7 @@ from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec
-from jupyter_orchestrate.task_values import CONTEXT_ENV
+from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
 KERNEL_START_TRIES = 4
 INJECTED_TAG = "injected-parameters"
@@ -176,14 +176,7 @@ class _Worker:
         return {"cells_total": len(code), "cells_completed": sum(c.get("execution_count") is not None for c in code)}
 
     def task_values(self) -> dict[str, Any]:
-        try:
-            with open(self.spec.values_path, encoding="utf-8") as f:
-                values = json.load(f)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError):
-            return {}
-        return values if isinstance(values, dict) else {}
+        return read_values_file(self.spec.values_path)
 
     def kernel_died(self, exc: DeadKernelError) -> dict[str, Any]:
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
