@@ -5,3 +5,10 @@ their kernels, so nothing heavy (papermill, pydantic, sqlite) is imported here.
 """
 
 __version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, object]]:
+    """Entry point of the Jupyter server extension (enabled by ``jupyter-config/server-config``)."""
+    from jupyter_orchestrate.server.app import OrchestrateApp
+
+    return [{"module": "jupyter_orchestrate.server.app", "app": OrchestrateApp}]

@@ -177,7 +177,7 @@ def _execute(runner: Any, service: Any, as_json: bool) -> None:
     run = service.get_run(runner.run_id)
     interactive = err.is_terminal and not as_json
     progress = _Progress(run, live=interactive)
-    runner.on_event = progress
+    runner.listeners.append(progress)
 
     def on_signal(signum: int, frame: Any) -> None:
         runner.cancel(f"canceled by {signal.Signals(signum).name}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -369,3 +370,123 @@ def load_job(path: str | Path, *, check_kernels: bool = True) -> Job:
     if job is None:
         raise ValidationError(problems)
     return job
+
+
+SKIP_DIRS = {"node_modules", "site-packages", "__pycache__", "output", "build", "dist"}
+
+
+def is_task_notebook(path: Path) -> bool:
+    """True if the notebook's metadata has the ``orchestrate`` key (cheap text check first)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        return f'"{METADATA_KEY}"' in text and METADATA_KEY in json.loads(text).get("metadata", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...] = ()) -> list[Path]:
+    """Job folders under ``root``: folders with a ``job.yaml`` or a tagged notebook, at most ``max_depth``
+    levels down. Hidden folders, ``node_modules``, ``output``, build folders and ``exclude`` are skipped.
+
+    Returns: absolute paths, sorted.
+    """
+    root = Path(root).resolve()
+    skip = {p.resolve() for p in exclude}
+    found: list[Path] = []
+
+    def visit(folder: Path, depth: int) -> None:
+        if folder in skip:
+            return
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            return
+        if (folder / JOB_FILE).is_file() or any(e.suffix == ".ipynb" and is_task_notebook(e) for e in entries):
+            found.append(folder)
+        if depth >= max_depth:
+            return
+        for entry in entries:
+            if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith(".") and entry.name not in SKIP_DIRS:
+                visit(entry, depth + 1)
+
+    visit(root, 0)
+    return found
+
+
+EDITABLE_FIELDS = frozenset(TaskSettings.model_fields) - {"task_key", "notebook"}
+
+
+def update_task_settings(job_path: str | Path, task_key: str, changes: dict[str, Any]) -> tuple[Job | None, list[Problem]]:
+    """Change a task's settings in its notebook's ``metadata.orchestrate``; a ``None`` value removes a field.
+
+    The notebook is rewritten atomically and only if the job has no new validation problem afterwards (so a
+    change that creates a dependency cycle, names an unknown task or an uninstalled kernel is refused and the
+    notebook is left as it was).
+
+    Returns: ``(job, problems)`` after the change, as :func:`validate_job` (problems that were there before
+    the change may remain).
+
+    Raises:
+        ValidationError: unknown or invalid fields, or problems the change would create.
+        NotFoundError: no task ``task_key`` in the job.
+        ConflictError: ``job.yaml`` sets one of these fields for the task, so the notebook's value would not
+            take effect.
+    """
+    from jupyter_orchestrate.errors import ConflictError, NotFoundError
+
+    root = Path(job_path).resolve()
+    unknown = sorted(set(changes) - EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationError([Problem("", f, f"unknown or read-only task setting (editable: {', '.join(sorted(EDITABLE_FIELDS))})") for f in unknown])
+    try:
+        TaskSettings.model_validate({k: v for k, v in changes.items() if v is not None})
+    except PydanticValidationError as exc:
+        raise ValidationError(pydantic_problems("", exc)) from None
+    job_file = JobFile()
+    if (root / JOB_FILE).is_file():
+        try:
+            job_file = JobFile.model_validate(yaml.safe_load((root / JOB_FILE).read_text(encoding="utf-8")) or {})
+        except (yaml.YAMLError, PydanticValidationError):
+            pass  # reported by validation below
+    entry = job_file.tasks.get(task_key)
+    if entry is not None:
+        fixed = sorted(set(changes) & set(entry.model_dump(exclude_unset=True)))
+        if fixed:
+            raise ConflictError(f"{JOB_FILE} sets {', '.join(fixed)} for task {task_key!r}; change it there")
+    if entry is not None and entry.notebook:
+        notebook = (root / entry.notebook).resolve()
+    else:
+        notebook = next(
+            (p for p in sorted(root.glob("*.ipynb")) if is_task_notebook(p) and _task_key_of(p) == task_key), None
+        )
+    if notebook is None or not notebook.is_file():
+        raise NotFoundError(f"job {root.name} has no task {task_key!r}")
+    original = notebook.read_bytes()
+    data = json.loads(original)
+    settings = dict(data.setdefault("metadata", {}).get(METADATA_KEY) or {})
+    for key, value in changes.items():
+        if value is None:
+            settings.pop(key, None)
+        else:
+            settings[key] = value
+    data["metadata"][METADATA_KEY] = settings
+    before = {str(p) for p in validate_job(root)[1]}
+    _atomic_write(notebook, (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    job, after = validate_job(root)
+    new = [p for p in after if str(p) not in before]
+    if new:
+        _atomic_write(notebook, original)
+        raise ValidationError(new)
+    return job, after
+
+
+def _task_key_of(path: Path) -> str:
+    meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get(METADATA_KEY) or {}
+    key = meta.get("task_key") if isinstance(meta, dict) else None
+    return key if isinstance(key, str) else path.stem
+
+
+def _atomic_write(path: Path, content: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.orchestrate-tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)

@@ -6,9 +6,11 @@ orchestrator died. It holds no execution logic of its own.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from jupyter_orchestrate.parameters import coerce, render
 from jupyter_orchestrate.store import Store
 
 STALE_HEARTBEAT_SECONDS = 60.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,7 +102,48 @@ class OrchestrateService:
 
     def __init__(self, home: str | os.PathLike[str] | None = None, *, recover: bool = True):
         self.store = Store(home)
+        self.listeners: list[EventCallback] = []
+        self._active: dict[int, Runner] = {}
+        self._active_lock = threading.Lock()
         self.recovered: list[int] = self.recover() if recover else []
+
+    def _fan_out(self, kind: str, payload: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            listener(kind, payload)
+
+    # -- background execution (server, widgets) --------------------------------------------------------------
+    def start(self, runner: Runner) -> threading.Thread:
+        """Execute ``runner`` in a background thread; the run is then cancellable in-process.
+
+        Returns: the (started, daemon) thread; it closes the runner's executor when the run ends.
+        """
+
+        def target() -> None:
+            try:
+                runner.execute()
+            except Exception:  # recorded as a failed run below; never kill the host process
+                log.exception("run %s crashed", runner.run_id)
+                try:
+                    self.store.finish_run(runner.run_id, RunStatus.failed, "the orchestrator crashed; see the server log")
+                except Exception:
+                    log.exception("cannot record the crash of run %s", runner.run_id)
+            finally:
+                runner.executor.close()
+                with self._active_lock:
+                    self._active.pop(runner.run_id, None)
+
+        with self._active_lock:
+            self._active[runner.run_id] = runner
+        thread = threading.Thread(target=target, name=f"orchestrate-run-{runner.run_id}", daemon=True)
+        thread.start()
+        return thread
+
+    def shutdown(self) -> None:
+        """Cancel the runs this process executes in the background (server shutdown)."""
+        with self._active_lock:
+            runners = list(self._active.values())
+        for runner in runners:
+            runner.cancel("the server shut down")
 
     # -- jobs ------------------------------------------------------------------------------------------------
     def validate(self, path: str | Path) -> tuple[Job | None, list[Problem]]:
@@ -147,26 +191,36 @@ class OrchestrateService:
         context = {"job": {"run_id": run_id, "name": job.name, "start_time": run.start_time, "repair_number": repair_number}}
         rendered = render(run_parameters, context)
         active = ActiveRun({t.task_key: t for t in job.tasks}, states, parallel)
-        return Runner(
+        runner = Runner(
             self.store, executor or LocalExecutor(), run_id, job, active,
             run_parameters=rendered, overrides=overrides, start_time=run.start_time,
             repair_number=repair_number, on_event=on_event,
         )
+        runner.listeners.append(self._fan_out)
+        return runner
 
     def get_run(self, run_id: int) -> Run:
         """The run with task runs, attempts, errors, task values and repairs. Raises NotFoundError."""
         return self.store.get_run(run_id)
 
-    def list_runs(self, *, job_name: str | None = None, status: RunStatus | None = None, limit: int = 20, before: int | None = None) -> list[Run]:
+    def list_runs(
+        self, *, job_name: str | None = None, job_path: str | None = None, status: RunStatus | None = None,
+        limit: int = 20, before: int | None = None,
+    ) -> list[Run]:
         """Runs newest first; see :meth:`~.store.Store.list_runs`."""
-        return self.store.list_runs(job_name=job_name, status=status, limit=limit, before=before)
+        return self.store.list_runs(job_name=job_name, job_path=job_path, status=status, limit=limit, before=before)
 
     def cancel(self, run_id: int) -> bool:
         """Request cancellation; the orchestrator executing the run stops it within about a second.
 
         Returns: False if the run had already finished. Raises NotFoundError.
         """
-        return self.store.request_cancel(run_id)
+        requested = self.store.request_cancel(run_id)
+        with self._active_lock:
+            runner = self._active.get(run_id)
+        if requested and runner is not None:
+            runner.cancel("cancel requested")
+        return requested
 
     # -- repair ----------------------------------------------------------------------------------------------
     def plan_repair(
@@ -264,15 +318,27 @@ class OrchestrateService:
         return recovered
 
 
-def run_document(run: Run) -> dict[str, Any]:
+def relative_to(path: str | None, root: str | Path | None) -> str | None:
+    """``path`` relative to ``root`` with forward slashes, or None if it is not inside ``root``."""
+    if not path or root is None:
+        return None
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
     """The stable JSON document of a run printed by ``--json`` (schema in README "JSON output").
 
     Per task run: status, attempt count, the last attempt's error fields, executed notebook and log paths,
-    task values, and every attempt.
+    task values, and every attempt. With ``root`` (the Jupyter server's root), ``job`` paths and each
+    attempt's ``executed_notebook_path`` are also given relative to it (None when outside it).
     """
 
     def attempt_doc(a: Any) -> dict[str, Any]:
         return {
+            "executed_notebook_path": relative_to(a.notebook_path, root),
             "attempt_number": a.attempt_number,
             "repair_number": a.repair_number,
             "status": a.status.value,
@@ -291,6 +357,7 @@ def run_document(run: Run) -> dict[str, Any]:
         "run_id": run.run_id,
         "job": run.job_name,
         "job_path": run.job_path,
+        "job_id": relative_to(run.job_path, root),
         "status": run.status.value,
         "status_reason": run.status_reason,
         "trigger": run.trigger.value,
@@ -318,3 +385,33 @@ def run_document(run: Run) -> dict[str, Any]:
         ],
         "repairs": [r.model_dump() for r in run.repairs],
     }
+
+
+def job_document(job: Job | None, path: Path, root: Path, problems: list[Problem], runs: list[Run]) -> dict[str, Any]:
+    """A job as the REST API returns it: tasks with settings and notebook parameters, DAG edges, job
+    parameters, recent runs, and ``problems`` (``valid`` is False when there are any)."""
+    doc: dict[str, Any] = {
+        "job_id": relative_to(str(path), root) or path.name,
+        "name": job.name if job else path.name,
+        "path": str(path),
+        "valid": job is not None,
+        "problems": [{"path": p.path, "field": p.field, "message": p.message, "text": str(p)} for p in problems],
+        "schedules": [],
+        "recent_runs": [{"run_id": r.run_id, "status": r.status.value, "start_time": r.start_time} for r in runs],
+    }
+    if job is not None:
+        doc.update(
+            description=job.description,
+            parameters=job.parameters,
+            max_parallel_tasks=job.max_parallel_tasks,
+            edges=[{"upstream": a, "downstream": b} for a, b in job.edges],
+            tasks=[
+                {
+                    **t.model_dump(mode="json", exclude={"notebook_parameters"}),
+                    "notebook_path": relative_to(str(path / t.notebook), root),
+                    "notebook_parameters": [p.model_dump() for p in t.notebook_parameters],
+                }
+                for t in job.tasks
+            ],
+        )
+    return doc

@@ -548,13 +548,18 @@ class Store:
             return self._run(self._run_row(run_id), details=True)
 
     def list_runs(
-        self, *, job_name: str | None = None, status: RunStatus | None = None, limit: int = 20, before: int | None = None
+        self, *, job_name: str | None = None, job_path: str | None = None, status: RunStatus | None = None,
+        limit: int = 20, before: int | None = None,
     ) -> list[Run]:
-        """Runs, newest first, with their task runs' statuses (no attempts); ``before`` is a run id for paging."""
+        """Runs, newest first, with their task runs' statuses (no attempts); ``before`` is a run id for paging;
+        ``job_path`` is the job folder's absolute path."""
         where, args = [], []
         if job_name:
             where.append("job_name = ?")
             args.append(job_name)
+        if job_path:
+            where.append("job_path = ?")
+            args.append(job_path)
         if status:
             where.append("status = ?")
             args.append(status.value)

@@ -76,7 +76,8 @@ class Runner:
         active: the state machine, with reused task runs already terminal.
         run_parameters: job parameter values of the run (rendered); overrides: typed ``-p`` values.
         repair_number: 0 for the original execution, n for repair n.
-        on_event: called with ``(kind, payload)`` for ``task_status``, ``progress`` and ``run_status``.
+        on_event: a first listener; every callable in ``listeners`` is called with ``(kind, payload)`` for
+            ``task_status``, ``progress`` and ``run_status``; payloads carry ``run_id``.
     """
 
     def __init__(
@@ -103,7 +104,7 @@ class Runner:
         self.overrides = overrides
         self.start_time = start_time
         self.repair_number = repair_number
-        self.on_event = on_event or (lambda kind, payload: None)
+        self.listeners: list[EventCallback] = [on_event] if on_event else []
         self.in_flight: dict[str, _InFlight] = {}
         self.cancel_reason: str | None = None
 
@@ -115,10 +116,11 @@ class Runner:
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _emit(self, kind: str, **payload: Any) -> None:
-        try:
-            self.on_event(kind, {"run_id": self.run_id, **payload})
-        except Exception:  # a display problem must never break a run
-            pass
+        for listener in self.listeners:
+            try:
+                listener(kind, {"run_id": self.run_id, **payload})
+            except Exception:  # a display or network problem must never break a run
+                pass
 
     def _record(self, changes: list[Transition]) -> None:
         for change in changes:

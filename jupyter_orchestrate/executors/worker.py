@@ -51,7 +51,6 @@ class _Worker:
         self.current_cell: int | None = None  # executed-notebook index of the cell being executed
         self.cell_numbers: dict[int, int] = {}
         self.input_index: dict[int, int | None] = {}
-        self.cells_started = 0
 
     # -- process control -----------------------------------------------------------------------------------
     def watch(self) -> None:
@@ -121,9 +120,10 @@ class _Worker:
         self.conn.send(("progress", {"cell": 0, "total": len(code), "cell_index": None}))
 
     def on_cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
+        number = self.cell_numbers.get(cell_index)
+        if number is None:
+            return  # nbclient calls this for markdown and empty cells too; they are not executed
         self.current_cell = cell_index
-        self.cells_started += 1
-        number = self.cell_numbers.get(cell_index, self.cells_started)
         self.conn.send(("progress", {"cell": number, "total": len(self.cell_numbers), "cell_index": self.input_index.get(cell_index)}))
 
     # -- execution -------------------------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""OrchestrateApp: the Jupyter server extension application (configurable traits, routes, lifecycle).
+
+Enabled automatically on install through ``jupyter-config/server-config/jupyter_orchestrate.json``. Loading
+it starts nothing heavy: the service (SQLite store, crash recovery of runs a dead server left ``running``)
+opens in milliseconds, and runs execute in background threads so the server stays responsive.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Enum, Integer, List, Unicode
+
+from jupyter_orchestrate.server.events import EventBus
+from jupyter_orchestrate.server.handlers import handlers
+
+
+class OrchestrateApp(ExtensionApp):
+    """Jobs, runs and repairs under ``/jupyter-orchestrate/api/`` (see docs/api.md)."""
+
+    name = "jupyter_orchestrate"
+
+    state_home = Unicode(
+        "", config=True,
+        help="State home (database, executed notebooks, logs). Default: $JUPYTER_ORCHESTRATE_HOME, else "
+        "<root_dir>/.orchestrate (inside the root, so executed notebooks can be opened).",
+    )
+    max_parallel_tasks = Integer(
+        0, config=True, help="Tasks executing at once per run when the job does not say (0: CPU cores)."
+    )
+    job_roots = List(
+        Unicode(), default_value=[""], config=True,
+        help="Folders, relative to the server root, searched for jobs (default: the whole root).",
+    )
+    job_search_depth = Integer(4, config=True, help="How many folder levels below each job root are searched.")
+    executor = Enum(["local"], default_value="local", config=True, help="What runs attempts: 'local' processes.")
+
+    def initialize_settings(self) -> None:
+        from jupyter_orchestrate.service import OrchestrateService
+
+        self.bus = EventBus()
+        self.service = OrchestrateService(self.home)
+        self.service.listeners.append(self.bus.publish)
+        if self.service.recovered:
+            self.log.warning("jupyter-orchestrate: marked runs %s failed: their orchestrator had died", self.service.recovered)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(handlers())
+
+    @property
+    def root(self) -> Path:
+        """The server's root directory (resolved)."""
+        return Path(self.serverapp.root_dir).expanduser().resolve()
+
+    @property
+    def home(self) -> Path:
+        chosen = self.state_home or os.environ.get("JUPYTER_ORCHESTRATE_HOME") or str(self.root / ".orchestrate")
+        return Path(chosen).expanduser().resolve()
+
+    def search_roots(self) -> list[Path]:
+        """The configured job roots that exist inside the server root."""
+        roots = []
+        for relative in self.job_roots:
+            path = (self.root / relative).resolve()
+            if path.is_dir() and path.is_relative_to(self.root):
+                roots.append(path)
+        return roots
+
+    async def stop_extension(self) -> None:
+        self.service.shutdown()
+

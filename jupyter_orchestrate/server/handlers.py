@@ -1,0 +1,348 @@
+"""REST handlers under ``/jupyter-orchestrate/api/``: parse -> service call -> JSON. No logic lives here.
+
+Every handler method is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``orchestrate``).
+Errors become ``{"message": ...}`` JSON once, in :class:`OrchestrateHandler`: validation 400, not found 404,
+conflict 409, anything else 500 (logged). Every path in a request is resolved inside the server root;
+``..``, absolute paths and symlinks that lead outside it are refused (403) and never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, Problem, ValidationError
+from jupyter_orchestrate.models import RunStatus
+
+API = "/jupyter-orchestrate/api"
+AUTH_RESOURCE = "orchestrate"
+KEEPALIVE_SECONDS = 15.0
+T = TypeVar("T", bound=BaseModel)
+
+
+class StartRunRequest(BaseModel):
+    """Body of ``POST jobs/{job}/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    max_parallel: int | None = Field(default=None, ge=1)
+
+
+class RepairRequest(BaseModel):
+    """Body of ``POST runs/{run_id}/repair``."""
+
+    model_config = ConfigDict(extra="forbid")
+    task_keys: list[str] | None = None
+    rerun_dependents: bool = False
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool = False
+
+
+STATUS_OF = ((ValidationError, 400), (NotFoundError, 404), (ConflictError, 409))
+
+
+class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
+    """Base handler: the service, path confinement, JSON bodies, and the one error mapping."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def app(self) -> Any:
+        return self.extensionapp
+
+    @property
+    def service(self) -> Any:
+        return self.app.service
+
+    @property
+    def root(self) -> Path:
+        return self.app.root
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, OrchestrateError):
+            status_code = next((code for cls, code in STATUS_OF if isinstance(exc, cls)), 500)
+            self.set_status(status_code)
+            body: dict[str, Any] = {"message": str(exc)}
+            if isinstance(exc, ValidationError):
+                body["problems"] = [{"path": p.path, "field": p.field, "message": p.message} for p in exc.problems]
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(body))
+            return
+        super().write_error(status_code, **kwargs)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, OrchestrateError) and not isinstance(value, (web.HTTPError,)):
+            self.log.info("%s %s: %s", self.request.method, self.request.path, value)
+            return
+        super().log_exception(typ, value, tb)
+
+    def json_body(self, model: type[T]) -> T:
+        """Parse the request body as ``model``. Raises ValidationError (400) naming the bad field."""
+        raw = self.request.body or b"{}"
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationError(Problem("request body", "", f"not valid JSON: {exc}")) from None
+        if not isinstance(data, dict):
+            raise ValidationError(Problem("request body", "", "must be a JSON object"))
+        try:
+            return model.model_validate(data)
+        except PydanticValidationError as exc:
+            from jupyter_orchestrate.discovery import pydantic_problems
+
+            raise ValidationError(pydantic_problems("request body", exc)) from None
+
+    def resolve_job(self, job_id: str) -> Path:
+        """The job folder for ``job_id`` (a path relative to the server root).
+
+        Raises: HTTPError 400 for absolute or ``..`` paths, 403 for paths that lead outside the root (e.g.
+        through a symlink), NotFoundError when the folder does not exist.
+        """
+        parts = job_id.replace("\\", "/").split("/")
+        if job_id.startswith(("/", "~")) or "\x00" in job_id or ".." in parts or ":" in parts[0]:
+            raise web.HTTPError(400, f"invalid job path {job_id!r}: give a folder relative to the server root")
+        path = (self.root / job_id).resolve()
+        if not path.is_relative_to(self.root):
+            raise web.HTTPError(403, f"job path {job_id!r} leads outside the server root")
+        if not path.is_dir():
+            raise NotFoundError(f"no job folder {job_id!r} under the server root")
+        return path
+
+    def job_id_of(self, path: str | Path) -> str | None:
+        from jupyter_orchestrate.service import relative_to
+
+        return relative_to(str(path), self.root)
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run blocking work (notebook discovery, papermill inspection) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
+
+    def run_json(self, run: Any) -> dict[str, Any]:
+        from jupyter_orchestrate.service import run_document
+
+        return run_document(run, self.root)
+
+
+class JobsHandler(OrchestrateHandler):
+    """``GET jobs``: every job under the job roots, with its tasks and its last 10 runs' statuses."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps({"jobs": await self.blocking(self._jobs)}))
+
+    def _jobs(self) -> list[dict[str, Any]]:
+        from jupyter_orchestrate.discovery import find_jobs, validate_job
+        from jupyter_orchestrate.service import job_document
+
+        jobs = []
+        seen: set[Path] = set()
+        for search_root in self.app.search_roots():
+            for path in find_jobs(search_root, max_depth=self.app.job_search_depth, exclude=(self.app.home,)):
+                if path in seen:
+                    continue
+                seen.add(path)
+                job, problems = validate_job(path)
+                runs = self.service.list_runs(job_path=str(path), limit=10)
+                jobs.append(job_document(job, path, self.root, problems, runs))
+        return jobs
+
+
+class JobHandler(OrchestrateHandler):
+    """``GET jobs/{job}``: tasks, DAG edges, parameters, environment; validation problems if invalid."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, job: str) -> None:
+        from jupyter_orchestrate.discovery import validate_job
+        from jupyter_orchestrate.service import job_document
+
+        path = self.resolve_job(job)
+        found, problems = await self.blocking(validate_job, path)
+        runs = self.service.list_runs(job_path=str(path), limit=10)
+        self.finish(json.dumps(job_document(found, path, self.root, problems, runs)))
+
+
+class JobRunsHandler(OrchestrateHandler):
+    """``POST jobs/{job}/runs``: start a run (201) with parameter overrides; it executes in the background."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, job: str) -> None:
+        path = self.resolve_job(job)
+        body = self.json_body(StartRunRequest)
+        runner = await self.blocking(
+            self.service.new_run, path, parameters=body.parameters,
+            max_parallel=body.max_parallel or self.app.max_parallel_tasks or None,
+        )
+        self.service.start(runner)
+        self.set_status(201)
+        self.finish(json.dumps(self.run_json(self.service.get_run(runner.run_id))))
+
+
+class TaskSettingsHandler(OrchestrateHandler):
+    """``PUT jobs/{job}/tasks/{task_key}``: change a task's ``metadata.orchestrate`` (validated; no cycles)."""
+
+    @web.authenticated
+    @authorized
+    async def put(self, job: str, task_key: str) -> None:
+        from jupyter_orchestrate.discovery import update_task_settings
+        from jupyter_orchestrate.service import job_document
+
+        path = self.resolve_job(job)
+        raw = self.request.body or b"{}"
+        try:
+            changes = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationError(Problem("request body", "", f"not valid JSON: {exc}")) from None
+        if not isinstance(changes, dict):
+            raise ValidationError(Problem("request body", "", "must be a JSON object of task settings"))
+        found, problems = await self.blocking(update_task_settings, path, task_key, changes)
+        runs = self.service.list_runs(job_path=str(path), limit=10)
+        self.finish(json.dumps(job_document(found, path, self.root, problems, runs)))
+
+
+class RunsHandler(OrchestrateHandler):
+    """``GET runs?job=&status=&limit=&before=``: runs newest first; ``before`` is a run id (paging)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        job = self.get_argument("job", None)
+        status = self.get_argument("status", None)
+        try:
+            limit = int(self.get_argument("limit", "20"))
+            before = self.get_argument("before", None)
+            before_id = int(before) if before is not None else None
+            run_status = RunStatus(status) if status else None
+        except ValueError as exc:
+            raise ValidationError(Problem("query", "", str(exc))) from None
+        if not 1 <= limit <= 500:
+            raise ValidationError(Problem("query", "limit", "must be between 1 and 500"))
+        job_path = str(self.resolve_job(job)) if job else None
+        runs = self.service.list_runs(job_path=job_path, status=run_status, limit=limit, before=before_id)
+        docs = []
+        for run in runs:
+            doc = self.run_json(run)
+            doc.pop("task_runs")
+            doc["task_statuses"] = {t.task_key: t.status.value for t in run.task_runs}
+            docs.append(doc)
+        next_before = runs[-1].run_id if len(runs) == limit else None
+        self.finish(json.dumps({"runs": docs, "next_before": next_before}))
+
+
+class RunHandler(OrchestrateHandler):
+    """``GET runs/{run_id}``: the run with task runs, attempts, errors, task values and repairs."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        self.finish(json.dumps(self.run_json(self.service.get_run(int(run_id)))))
+
+
+class RepairHandler(OrchestrateHandler):
+    """``POST runs/{run_id}/repair``: repair (202) or, with ``dry_run``, return the plan (200)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, run_id: str) -> None:
+        body = self.json_body(RepairRequest)
+        kwargs = {"task_keys": body.task_keys, "rerun_dependents": body.rerun_dependents, "parameters": body.parameters}
+        if body.dry_run:
+            plan, _, _ = await self.blocking(self.service.plan_repair, int(run_id), **kwargs)
+            self.finish(json.dumps({"run_id": plan.run_id, "task_keys": plan.task_keys,
+                                    "reused_task_keys": plan.reused_task_keys, "parameters": plan.parameters}))
+            return
+        runner = await self.blocking(self.service.new_repair, int(run_id), **kwargs)
+        self.service.start(runner)
+        self.set_status(202)
+        self.finish(json.dumps(self.run_json(self.service.get_run(int(run_id)))))
+
+
+class CancelHandler(OrchestrateHandler):
+    """``POST runs/{run_id}/cancel``: 202 when requested, 409 when the run has already finished."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, run_id: str) -> None:
+        if not self.service.cancel(int(run_id)):
+            raise ConflictError(f"run {run_id} has already finished")
+        self.set_status(202)
+        self.finish(json.dumps(self.run_json(self.service.get_run(int(run_id)))))
+
+
+class LogHandler(OrchestrateHandler):
+    """``GET runs/{run_id}/tasks/{task_key}/attempts/{n}/log``: the attempt's captured stdout/stderr (text)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str, task_key: str, attempt: str) -> None:
+        run = self.service.get_run(int(run_id))
+        try:
+            found = next(a for a in run.task_run(task_key).attempts if a.attempt_number == int(attempt))
+        except (KeyError, StopIteration):
+            raise NotFoundError(f"run {run_id} has no attempt {attempt} of task {task_key!r}") from None
+        log_path = Path(found.log_path or "")
+        if not log_path.is_relative_to(self.service.store.home) or not log_path.is_file():
+            raise NotFoundError(f"no log was captured for attempt {attempt} of task {task_key!r}")
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(log_path.read_bytes())
+
+
+class EventsHandler(OrchestrateHandler):
+    """``GET events[?run_id=N]``: Server-Sent Events of run status, task run status and cell progress."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        run_filter = self.get_argument("run_id", None)
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        queue = self.app.bus.subscribe()
+        try:
+            self.write(": connected\n\n")
+            await self.flush()
+            while not self.request.connection.stream.closed():
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except asyncio.TimeoutError:
+                    self.write(": keep-alive\n\n")
+                    await self.flush()
+                    continue
+                if run_filter is not None and str(event.get("run_id")) != run_filter:
+                    continue
+                self.write(f"id: {event['id']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n")
+                await self.flush()
+        except StreamClosedError:
+            pass
+        finally:
+            self.app.bus.unsubscribe(queue)
+
+
+def handlers() -> list[tuple[str, type[OrchestrateHandler]]]:
+    """The route table, most specific patterns first (job ids may contain slashes)."""
+    return [
+        (rf"{API}/jobs", JobsHandler),
+        (rf"{API}/jobs/(?P<job>.+)/runs", JobRunsHandler),
+        (rf"{API}/jobs/(?P<job>.+)/tasks/(?P<task_key>[^/]+)", TaskSettingsHandler),
+        (rf"{API}/jobs/(?P<job>.+)", JobHandler),
+        (rf"{API}/runs", RunsHandler),
+        (rf"{API}/runs/(?P<run_id>\d+)", RunHandler),
+        (rf"{API}/runs/(?P<run_id>\d+)/repair", RepairHandler),
+        (rf"{API}/runs/(?P<run_id>\d+)/cancel", CancelHandler),
+        (rf"{API}/runs/(?P<run_id>\d+)/tasks/(?P<task_key>[^/]+)/attempts/(?P<attempt>\d+)/log", LogHandler),
+        (rf"{API}/events", EventsHandler),
+    ]
