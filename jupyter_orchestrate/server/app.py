@@ -17,6 +17,9 @@ from jupyter_orchestrate.server.events import EventBus
 from jupyter_orchestrate.server.handlers import handlers
 
 
+SERVER_HOME = "orchestrate_runs"
+
+
 class OrchestrateApp(ExtensionApp):
     """Jobs, runs and repairs under ``/jupyter-orchestrate/api/`` (see docs/api.md)."""
 
@@ -25,7 +28,8 @@ class OrchestrateApp(ExtensionApp):
     state_home = Unicode(
         "", config=True,
         help="State home (database, executed notebooks, logs). Default: $JUPYTER_ORCHESTRATE_HOME, else "
-        "<root_dir>/.orchestrate (inside the root, so executed notebooks can be opened).",
+        "<root_dir>/orchestrate_runs: inside the root and not hidden, so JupyterLab can open executed notebooks "
+        "(the contents API refuses hidden paths such as .orchestrate/ unless ContentsManager.allow_hidden).",
     )
     max_parallel_tasks = Integer(
         0, config=True, help="Tasks executing at once per run when the job does not say (0: CPU cores)."
@@ -56,7 +60,7 @@ class OrchestrateApp(ExtensionApp):
 
     @property
     def home(self) -> Path:
-        chosen = self.state_home or os.environ.get("JUPYTER_ORCHESTRATE_HOME") or str(self.root / ".orchestrate")
+        chosen = self.state_home or os.environ.get("JUPYTER_ORCHESTRATE_HOME") or str(self.root / SERVER_HOME)
         return Path(chosen).expanduser().resolve()
 
     def search_roots(self) -> list[Path]:

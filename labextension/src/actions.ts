@@ -1,0 +1,13 @@
+/** What views can ask the application to do (implemented in index.ts with JupyterLab services). */
+import { IJob, IRun } from './api';
+
+export interface IActions {
+  /** Open the "Run with parameters" dialog for a job, then start the run and show it. */
+  runJob(job: IJob): Promise<void>;
+  /** Open the dry-run plan dialog for a run, then repair it. */
+  repairRun(run: IRun, taskKeys?: string[]): Promise<void>;
+  /** Cancel a running run. */
+  cancelRun(runId: number): Promise<void>;
+  /** Open an executed notebook (path relative to the server root) scrolled to a cell index. */
+  openNotebook(path: string, cellIndex?: number | null): Promise<void>;
+}

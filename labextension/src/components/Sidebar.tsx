@@ -1,0 +1,65 @@
+/** The "Orchestrate" left sidebar: routes between the Jobs, Job and Run views. */
+import React from 'react';
+import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
+import { refreshIcon, ToolbarButtonComponent, caretLeftIcon } from '@jupyterlab/ui-components';
+
+import { IActions } from '../actions';
+import { OrchestrateModel } from '../model';
+import { JobsList } from './JobsList';
+import { JobView } from './JobView';
+import { RunView } from './RunView';
+
+function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Element {
+  const { model, actions } = props;
+  const view = model.view;
+  let title = 'Orchestrate: jobs';
+  let body: JSX.Element;
+  if (view.kind === 'job') {
+    title = model.job(view.jobId)?.name ?? view.jobId;
+    body = <JobView model={model} jobId={view.jobId} actions={actions} />;
+  } else if (view.kind === 'run') {
+    const run = model.runs.get(view.runId);
+    title = run ? `Run ${run.run_id} of ${run.job}` : `Run ${view.runId}`;
+    body = <RunView model={model} runId={view.runId} actions={actions} />;
+  } else {
+    body = <JobsList model={model} onRun={job => void actions.runJob(job)} />;
+  }
+  const back = () => {
+    if (view.kind === 'run') {
+      const run = model.runs.get(view.runId);
+      model.show(run?.job_id ? { kind: 'job', jobId: run.job_id } : { kind: 'jobs' });
+    } else {
+      model.show({ kind: 'jobs' });
+    }
+  };
+  return (
+    <div className="jo-panel" data-view={view.kind}>
+      <div className="jo-header">
+        {view.kind !== 'jobs' && <ToolbarButtonComponent icon={caretLeftIcon} tooltip="Back" onClick={back} />}
+        <span className="jo-title" title={title}>
+          {title}
+        </span>
+        <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
+      </div>
+      {body}
+    </div>
+  );
+}
+
+export class OrchestrateSidebar extends ReactWidget {
+  constructor(
+    readonly model: OrchestrateModel,
+    private readonly actions: IActions
+  ) {
+    super();
+    this.addClass('jo-sidebar');
+  }
+
+  render(): JSX.Element {
+    return (
+      <UseSignal signal={this.model.changed}>
+        {() => <Panel model={this.model} actions={this.actions} />}
+      </UseSignal>
+    );
+  }
+}

@@ -1,0 +1,30 @@
+/** Small shared pieces: status badges, run cells, durations. */
+import React from 'react';
+
+export function StatusBadge(props: { status: string }): JSX.Element {
+  return <span className={`jo-badge jo-status-${props.status}`}>{props.status.replace('_', ' ')}</span>;
+}
+
+export function RunCell(props: { runId: number; status: string; onClick?: () => void; title?: string }): JSX.Element {
+  return (
+    <span
+      className={`jo-cell jo-status-${props.status}`}
+      title={props.title ?? `run ${props.runId}: ${props.status}`}
+      data-run-id={props.runId}
+      data-status={props.status}
+      onClick={props.onClick}
+    />
+  );
+}
+
+/** `12.3 s`, `4.1 min`; empty for null. */
+export function formatSeconds(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined) {
+    return '';
+  }
+  return seconds < 120 ? `${seconds.toFixed(1)} s` : `${(seconds / 60).toFixed(1)} min`;
+}
+
+export function ErrorText(props: { error: string | null }): JSX.Element | null {
+  return props.error ? <div className="jo-error-text">{props.error}</div> : null;
+}

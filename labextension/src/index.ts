@@ -1,0 +1,289 @@
+/**
+ * jupyter-orchestrate JupyterLab extension: the "Orchestrate" sidebar, commands, notifications and the
+ * notebook toolbar's task settings. Talks to the server only through ./api.
+ */
+import {
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { CommandToolbarButton, ICommandPalette, InputDialog, Notification, showErrorMessage } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
+import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { LabIcon } from '@jupyterlab/ui-components';
+
+import { IActions } from './actions';
+import { api, IJob, IRun, OrchestrateApiError } from './api';
+import { OrchestrateSidebar } from './components/Sidebar';
+import { repairDialog, runDialog, taskSettingsDialog } from './dialogs';
+import { OrchestrateModel } from './model';
+
+const PLUGIN_ID = 'jupyter-orchestrate:plugin';
+
+export const orchestrateIcon = new LabIcon({
+  name: 'jupyter-orchestrate:icon',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
+    '<rect x="2" y="3" width="7" height="5" rx="1"/><rect x="15" y="3" width="7" height="5" rx="1"/>' +
+    '<rect x="8.5" y="16" width="7" height="5" rx="1"/><path d="M5.5 8v3h13V8h-1.5v1.5H7V8zM11.25 11h1.5v5h-1.5z"/></g></svg>'
+});
+
+export namespace CommandIDs {
+  export const open = 'jupyter-orchestrate:open';
+  export const runJob = 'jupyter-orchestrate:run-job';
+  export const repairLastFailed = 'jupyter-orchestrate:repair-last-failed';
+  export const openRun = 'jupyter-orchestrate:open-run';
+  export const tagParameters = 'jupyter-orchestrate:tag-parameters';
+  export const taskSettings = 'jupyter-orchestrate:task-settings';
+}
+
+/** Open a notebook and scroll it to a cell once it is ready. */
+async function openAt(app: JupyterFrontEnd, docManager: IDocumentManager, path: string, cellIndex?: number | null): Promise<void> {
+  const widget = docManager.openOrReveal(path);
+  if (!widget) {
+    throw new Error(`cannot open ${path}`);
+  }
+  await widget.context.ready;
+  app.shell.activateById(widget.id);
+  if (widget instanceof NotebookPanel && cellIndex !== null && cellIndex !== undefined) {
+    await widget.revealed;
+    const notebook = widget.content;
+    const index = Math.max(0, Math.min(cellIndex, notebook.widgets.length - 1));
+    notebook.activeCellIndex = index;
+    await notebook.scrollToItem(index, 'center');
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The job a notebook belongs to (its folder) and its task, if it is a task of a valid job. */
+async function taskOfNotebook(path: string): Promise<{ job: IJob; taskKey: string } | null> {
+  const folder = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
+  if (!folder) {
+    return null;
+  }
+  const job = await api.getJob(folder);
+  const task = job.tasks?.find(t => t.notebook_path === path);
+  return task ? { job, taskKey: task.task_key } : { job, taskKey: '' };
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'Run, watch and repair notebook jobs (DAGs of papermill tasks) from a JupyterLab sidebar.',
+  autoStart: true,
+  requires: [IDocumentManager],
+  optional: [ILayoutRestorer, ICommandPalette, INotebookTracker],
+  activate: (
+    app: JupyterFrontEnd,
+    docManager: IDocumentManager,
+    restorer: ILayoutRestorer | null,
+    palette: ICommandPalette | null,
+    notebooks: INotebookTracker | null
+  ) => {
+    const model = new OrchestrateModel();
+
+    const actions: IActions = {
+      runJob: async (job: IJob) => {
+        try {
+          const full = job.tasks ? job : await api.getJob(job.job_id);
+          const parameters = await runDialog(full);
+          if (parameters === null) {
+            return;
+          }
+          const run = await model.startRun(job.job_id, parameters);
+          model.show({ kind: 'run', runId: run.run_id });
+        } catch (error) {
+          await showErrorMessage('Cannot start the run', message(error));
+        }
+      },
+      repairRun: async (run: IRun, taskKeys?: string[]) => {
+        try {
+          const plan = await api.planRepair(run.run_id, { task_keys: taskKeys ?? null });
+          const job = run.job_id ? await api.getJob(run.job_id) : undefined;
+          const request = await repairDialog(run, plan, job);
+          if (request === null) {
+            return;
+          }
+          await model.repair(run.run_id, { ...request, task_keys: taskKeys ?? null });
+          model.show({ kind: 'run', runId: run.run_id });
+        } catch (error) {
+          await showErrorMessage('Cannot repair the run', message(error));
+        }
+      },
+      cancelRun: async (runId: number) => {
+        try {
+          await model.cancel(runId);
+        } catch (error) {
+          await showErrorMessage('Cannot cancel the run', message(error));
+        }
+      },
+      openNotebook: async (path: string, cellIndex?: number | null) => {
+        try {
+          await openAt(app, docManager, path, cellIndex);
+        } catch (error) {
+          await showErrorMessage('Cannot open the notebook', message(error));
+        }
+      }
+    };
+
+    const sidebar = new OrchestrateSidebar(model, actions);
+    sidebar.id = 'jupyter-orchestrate-sidebar';
+    sidebar.title.icon = orchestrateIcon;
+    sidebar.title.caption = 'Orchestrate: notebook jobs';
+    app.shell.add(sidebar, 'left', { rank: 650 });
+    if (restorer) {
+      restorer.add(sidebar, 'jupyter-orchestrate-sidebar');
+    }
+    void model.refresh();
+
+    model.runFinished.connect((_, run) => {
+      const text = `Run ${run.run_id} of ${run.job} ${run.status}`;
+      const options = {
+        autoClose: run.status === 'succeeded' ? 5000 : (false as const),
+        actions: [{ label: 'Open run', callback: () => { app.shell.activateById(sidebar.id); model.show({ kind: 'run', runId: run.run_id }); } }]
+      };
+      if (run.status === 'succeeded') {
+        Notification.success(text, options);
+      } else {
+        const failed = run.task_runs.find(t => t.error);
+        Notification.error(failed?.error ? `${text}: ${failed.task_key}: ${failed.error.ename}: ${failed.error.evalue}` : text, options);
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.open, {
+      label: 'Open Orchestrate Panel',
+      icon: orchestrateIcon,
+      execute: () => app.shell.activateById(sidebar.id)
+    });
+    app.commands.addCommand(CommandIDs.openRun, {
+      label: args => `Open Run ${args.runId ?? ''}`,
+      execute: args => {
+        app.shell.activateById(sidebar.id);
+        model.show({ kind: 'run', runId: Number(args.runId) });
+      }
+    });
+    app.commands.addCommand(CommandIDs.runJob, {
+      label: 'Run Notebook Job…',
+      execute: async args => {
+        const jobs = (await api.listJobs()).filter(j => j.valid);
+        let jobId = args.jobId as string | undefined;
+        if (!jobId) {
+          if (jobs.length === 0) {
+            await showErrorMessage('No jobs', 'No valid job was found under the server root.');
+            return;
+          }
+          const choice = await InputDialog.getItem({ title: 'Run which job?', items: jobs.map(j => j.job_id) });
+          if (!choice.button.accept || !choice.value) {
+            return;
+          }
+          jobId = choice.value;
+        }
+        const job = jobs.find(j => j.job_id === jobId) ?? (await api.getJob(jobId));
+        app.shell.activateById(sidebar.id);
+        await actions.runJob(job);
+      }
+    });
+    app.commands.addCommand(CommandIDs.repairLastFailed, {
+      label: 'Repair Last Failed Run',
+      execute: async () => {
+        const { runs } = await api.listRuns({ status: 'failed', limit: 1 });
+        if (runs.length === 0) {
+          Notification.info('No failed run to repair.', { autoClose: 4000 });
+          return;
+        }
+        app.shell.activateById(sidebar.id);
+        await actions.repairRun(await api.getRun(runs[0].run_id));
+      }
+    });
+    app.commands.addCommand(CommandIDs.tagParameters, {
+      label: 'Tag Cell as Parameters',
+      isEnabled: () => !!notebooks?.activeCell,
+      execute: () => {
+        const cell = notebooks?.activeCell;
+        if (!cell) {
+          return;
+        }
+        const tags = (cell.model.getMetadata('tags') as string[] | undefined) ?? [];
+        if (!tags.includes('parameters')) {
+          cell.model.setMetadata('tags', [...tags, 'parameters']);
+        }
+      }
+    });
+    app.commands.addCommand(CommandIDs.taskSettings, {
+      label: 'Task Settings…',
+      caption: 'Edit this notebook\'s task settings (depends_on, kernel, retries, timeout, run_if)',
+      icon: orchestrateIcon,
+      isEnabled: () => !!notebooks?.currentWidget,
+      execute: async () => {
+        const panel = notebooks?.currentWidget;
+        if (!panel) {
+          return;
+        }
+        const path = panel.context.path;
+        try {
+          if (panel.context.model.dirty) {
+            await panel.context.save();
+          }
+          const found = await taskOfNotebook(path);
+          if (!found || !found.taskKey) {
+            // not yet a task: tag it, then edit
+            panel.context.model.setMetadata('orchestrate', {});
+            await panel.context.save();
+          }
+          const again = found?.taskKey ? found : await taskOfNotebook(path);
+          const task = again?.job.tasks?.find(t => t.task_key === again.taskKey);
+          if (!again || !task) {
+            await showErrorMessage('Task settings', `The job of ${path} has problems: ${again?.job.problems.map(p => p.text).join('\n')}`);
+            return;
+          }
+          const others = (again.job.tasks ?? []).map(t => t.task_key).filter(k => k !== task.task_key);
+          const specs = await app.serviceManager.kernelspecs.ready.then(() => app.serviceManager.kernelspecs.specs);
+          const kernels = Object.keys(specs?.kernelspecs ?? {});
+          await taskSettingsDialog(task, others, kernels, async changes => {
+            try {
+              await api.updateTask(again.job.job_id, task.task_key, changes);
+              await panel.context.revert();
+              await model.refresh();
+              return null;
+            } catch (error) {
+              if (error instanceof OrchestrateApiError) {
+                const errors: Record<string, string> = {};
+                for (const p of error.problems) {
+                  const field = p.field.split('.').find(f => f in changes) ?? 'depends_on';
+                  errors[field] = p.message;
+                }
+                if (Object.keys(errors).length === 0) {
+                  errors.depends_on = error.message;
+                }
+                return errors;
+              }
+              throw error;
+            }
+          });
+        } catch (error) {
+          await showErrorMessage('Task settings', message(error));
+        }
+      }
+    });
+
+    if (palette) {
+      const category = 'Orchestrate';
+      for (const command of [CommandIDs.open, CommandIDs.runJob, CommandIDs.repairLastFailed, CommandIDs.tagParameters, CommandIDs.taskSettings]) {
+        palette.addItem({ command, category });
+      }
+    }
+    if (notebooks) {
+      notebooks.widgetAdded.connect((_, panel) => {
+        panel.toolbar.insertAfter('cellType', 'orchestrate-task-settings', new CommandToolbarButton({
+          commands: app.commands,
+          id: CommandIDs.taskSettings,
+          label: 'Task settings'
+        }));
+      });
+    }
+  }
+};
+
+export default plugin;

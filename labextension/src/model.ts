@@ -1,0 +1,157 @@
+/**
+ * OrchestrateModel: the sidebar's state (jobs, the open job or run, live progress) fed by the REST API and
+ * the server's event stream. Views subscribe to `changed`; nothing polls in a tight loop (a slow 30 s
+ * refresh reconciles anything an event stream reconnect missed).
+ */
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { api, IJob, IOrchestrateEvent, IRun, isTerminal, subscribeEvents } from './api';
+
+export type View = { kind: 'jobs' } | { kind: 'job'; jobId: string } | { kind: 'run'; runId: number };
+
+export interface IProgress {
+  cell: number;
+  total: number;
+}
+
+export class OrchestrateModel {
+  jobs: IJob[] | null = null;
+  jobsError: string | null = null;
+  view: View = { kind: 'jobs' };
+  /** Runs by id, as last fetched (full documents). */
+  runs = new Map<number, IRun>();
+  /** Live cell progress by `${runId}/${taskKey}`. */
+  progress = new Map<string, IProgress>();
+  /** Runs started or repaired from this browser: notify when they finish. */
+  watched = new Set<number>();
+
+  constructor(options: { subscribe?: boolean } = {}) {
+    if (options.subscribe !== false) {
+      this._unsubscribe = subscribeEvents(event => this.onEvent(event));
+      this._timer = window.setInterval(() => void this.refresh(), 30000);
+    }
+  }
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  /** Emitted when a watched run reaches a terminal status. */
+  get runFinished(): ISignal<this, IRun> {
+    return this._runFinished;
+  }
+
+  dispose(): void {
+    this._unsubscribe?.();
+    if (this._timer) {
+      window.clearInterval(this._timer);
+    }
+  }
+
+  show(view: View): void {
+    this.view = view;
+    this._changed.emit();
+    void this.refresh();
+  }
+
+  job(jobId: string): IJob | undefined {
+    return this.jobs?.find(j => j.job_id === jobId);
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this.jobs = await api.listJobs();
+      this.jobsError = null;
+    } catch (error) {
+      this.jobsError = String((error as Error).message || error);
+    }
+    if (this.view.kind === 'run') {
+      await this.loadRun(this.view.runId);
+    }
+    this._changed.emit();
+  }
+
+  async loadRun(runId: number): Promise<IRun | undefined> {
+    try {
+      const run = await api.getRun(runId);
+      this.runs.set(runId, run);
+      this._changed.emit();
+      return run;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async startRun(jobId: string, parameters: Record<string, unknown> = {}): Promise<IRun> {
+    const run = await api.startRun(jobId, parameters);
+    this.watched.add(run.run_id);
+    this.runs.set(run.run_id, run);
+    await this.refresh();
+    return run;
+  }
+
+  async repair(runId: number, request: Parameters<typeof api.repair>[1]): Promise<IRun> {
+    const run = await api.repair(runId, request);
+    this.watched.add(runId);
+    this.runs.set(runId, run);
+    this._changed.emit();
+    return run;
+  }
+
+  async cancel(runId: number): Promise<void> {
+    await api.cancel(runId);
+    await this.loadRun(runId);
+  }
+
+  /** Apply one event of the server's stream. */
+  onEvent(event: IOrchestrateEvent): void {
+    if (event.type === 'progress' && event.task_key) {
+      this.progress.set(`${event.run_id}/${event.task_key}`, { cell: event.cell ?? 0, total: event.total ?? 0 });
+      this._changed.emit();
+      return;
+    }
+    const run = this.runs.get(event.run_id);
+    if (event.type === 'task_status' && run && event.task_key) {
+      const taskRun = run.task_runs.find(t => t.task_key === event.task_key);
+      if (taskRun && event.status) {
+        taskRun.status = event.status as any;
+      }
+    }
+    if (event.type === 'run_status' && event.status) {
+      if (run) {
+        run.status = event.status as any;
+      }
+      if (isTerminal(event.status as any)) {
+        void this.loadRun(event.run_id).then(full => {
+          if (full && this.watched.delete(event.run_id)) {
+            this._runFinished.emit(full);
+          }
+        });
+        void this.refresh();
+        return;
+      }
+    }
+    // task status changes: refetch the run shown (attempts, errors, durations) without blocking the stream
+    if (this.view.kind === 'run' && this.view.runId === event.run_id) {
+      this._debouncedLoad(event.run_id);
+    } else if (this.view.kind === 'job') {
+      this._changed.emit();
+    }
+  }
+
+  private _debouncedLoad(runId: number): void {
+    if (this._pending) {
+      return;
+    }
+    this._pending = window.setTimeout(() => {
+      this._pending = 0;
+      void this.loadRun(runId);
+    }, 250);
+  }
+
+  private _changed = new Signal<this, void>(this);
+  private _runFinished = new Signal<this, IRun>(this);
+  private _unsubscribe: (() => void) | null = null;
+  private _timer = 0;
+  private _pending = 0;
+}
