@@ -43,6 +43,7 @@ class RunStatus(str, Enum):
 
     @property
     def is_terminal(self) -> bool:
+        """True once the run has finished (succeeded, failed or canceled)."""
         return self in (RunStatus.succeeded, RunStatus.failed, RunStatus.canceled)
 
 
@@ -62,6 +63,7 @@ class TaskRunStatus(str, Enum):
 
     @property
     def is_terminal(self) -> bool:
+        """True for statuses a task run does not leave without a repair."""
         return self in TERMINAL_TASK_STATUSES
 
     @property
@@ -223,6 +225,7 @@ class Job(BaseModel):
 
     @property
     def task_keys(self) -> list[str]:
+        """Task keys in the job's (topological) order."""
         return [t.task_key for t in self.tasks]
 
     @property
@@ -290,6 +293,7 @@ class TaskRun(BaseModel):
 
     @property
     def last_attempt(self) -> Attempt | None:
+        """The newest attempt, or None if the task run never started."""
         return self.attempts[-1] if self.attempts else None
 
 

@@ -50,6 +50,7 @@ migrations = Migrations("jupyter_orchestrate")
 
 @migrations()
 def m001_initial(db: Database) -> None:
+    """Schema version 1: jobs, runs, task_runs, attempts, task_values, repairs."""
     db["jobs"].create(
         {"job_id": int, "name": str, "path": str, "created_time": str, "updated_time": str}, pk="job_id"
     )
@@ -192,6 +193,7 @@ class Store:
             migrations.apply(self.db)
 
     def close(self) -> None:
+        """Close the database connection."""
         self.db.close()
 
     # -- paths ---------------------------------------------------------------------------------------------
@@ -270,6 +272,7 @@ class Store:
             )
 
     def heartbeat(self, run_id: int) -> None:
+        """Record that the run's orchestrator is alive now (crash detection across hosts)."""
         with self._lock:
             self.db["runs"].update(run_id, {"heartbeat_time": utc_now()})
 
@@ -291,6 +294,7 @@ class Store:
             return True
 
     def finish_run(self, run_id: int, status: RunStatus, reason: str | None = None) -> None:
+        """Record the run's final status, its end time and duration (seconds since its start)."""
         with self._lock:
             row = self._run_row(run_id)
             now = utc_now()
@@ -403,6 +407,7 @@ class Store:
             self.db["attempts"].update((run_id, task_key, attempt_number), {"kernel_pid": pid, "kernel_create_time": create_time})
 
     def update_attempt_progress(self, run_id: int, task_key: str, attempt_number: int, cells_completed: int, cells_total: int) -> None:
+        """Record how many of the attempt's code cells were executed, of how many."""
         with self._lock:
             self.db["attempts"].update(
                 (run_id, task_key, attempt_number), {"cells_completed": cells_completed, "cells_total": cells_total}

@@ -34,6 +34,7 @@ class EventBus:
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Stop delivering events to ``queue`` (its client went away)."""
         with self._lock:
             self._subscribers = [(loop, q) for loop, q in self._subscribers if q is not queue]
 

@@ -120,11 +120,6 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
             raise NotFoundError(f"no job folder {job_id!r} under the server root")
         return path
 
-    def job_id_of(self, path: str | Path) -> str | None:
-        from jupyter_orchestrate.service import relative_to
-
-        return relative_to(str(path), self.root)
-
     async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run blocking work (notebook discovery, papermill inspection) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
