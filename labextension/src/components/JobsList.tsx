@@ -70,7 +70,10 @@ export function JobsList(props: { model: OrchestrateModel; onRun: (job: IJob) =>
                 key={run.run_id}
                 runId={run.run_id}
                 status={run.status}
-                onClick={() => model.show({ kind: 'run', runId: run.run_id })}
+                onClick={(event?: React.MouseEvent) => {
+                  event?.stopPropagation(); // the card's click opens the job
+                  model.show({ kind: 'run', runId: run.run_id });
+                }}
               />
             ))}
           </div>

@@ -1,9 +1,202 @@
-/** The Run view (placeholder until the timeline, task details and repair land). */
-import React from 'react';
-import { IActions } from '../actions';
-import { OrchestrateModel } from '../model';
+/**
+ * The Run view: header (status, times, Cancel / Repair run), the timeline of attempts, every task run with its
+ * failure details, and the repairs history. Reads the run from the model, which the event stream keeps fresh.
+ */
+import React, { useEffect, useRef, useState } from 'react';
+import { Button } from '@jupyterlab/ui-components';
 
+import { IActions } from '../actions';
+import { IRepair, IRun, isTerminal, RunStatus } from '../api';
+import { OrchestrateModel } from '../model';
+import { ErrorText, formatSeconds, StatusBadge } from './common';
+import { Gantt, parseTime, useNow } from './Gantt';
+import { formatValue, isUnsuccessful, TaskDetail } from './TaskDetail';
+
+/** True while a run can be canceled (queued, running or already canceling). */
+export function canCancel(status: RunStatus | string): boolean {
+  return status === 'queued' || status === 'running' || status === 'canceling';
+}
+
+/** True when a run is finished and some task run is unsuccessful (failed, timed_out, upstream_failed, canceled). */
+export function canRepair(run: Pick<IRun, 'status' | 'task_runs'>): boolean {
+  return isTerminal(run.status) && (run.task_runs ?? []).some(t => isUnsuccessful(t.status));
+}
+
+/** A server time in the browser's locale, or '' when missing. */
+export function formatTime(iso: string | null | undefined): string {
+  const ms = parseTime(iso);
+  return ms === null ? '' : new Date(ms).toLocaleString();
+}
+
+/** The run's duration in seconds: its recorded duration, else (still running) the time since its start. */
+export function runDuration(run: Pick<IRun, 'start_time' | 'duration_seconds' | 'status'>, now: number = Date.now()): number | null {
+  if (run.duration_seconds !== null && run.duration_seconds !== undefined) {
+    return run.duration_seconds;
+  }
+  const start = parseTime(run.start_time);
+  return start === null || isTerminal(run.status) ? null : Math.max(0, (now - start) / 1000);
+}
+
+function Repairs(props: { repairs: IRepair[] }): JSX.Element | null {
+  if (props.repairs.length === 0) {
+    return null;
+  }
+  return (
+    <div>
+      <div className="jo-section-title">Repairs</div>
+      <table className="jo-table" data-testid="jo-repairs">
+        <thead>
+          <tr>
+            <th>#</th>
+            <th>time</th>
+            <th>tasks</th>
+            <th>parameters</th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.repairs.map(r => (
+            <tr key={r.repair_number} data-repair-number={r.repair_number}>
+              <td>{r.repair_number}</td>
+              <td>{formatTime(r.repair_time)}</td>
+              <td>
+                {r.task_keys.join(', ')}
+                {r.reused_task_keys.length > 0 && <div className="jo-muted">reused: {r.reused_task_keys.join(', ')}</div>}
+              </td>
+              <td>
+                {Object.entries(r.parameters ?? {}).map(([name, value]) => (
+                  <div key={name}>
+                    <code>{name}</code>=<code>{formatValue(value)}</code>
+                  </div>
+                ))}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function RunHeader(props: { model: OrchestrateModel; run: IRun; now: number; actions: IActions }): JSX.Element {
+  const { model, run, actions } = props;
+  const jobId = run.job_id;
+  const parameters = Object.entries(run.parameters ?? {});
+  return (
+    <div className="jo-run-header">
+      <div className="jo-row jo-wrap">
+        <span className="jo-job-name">Run {run.run_id}</span>
+        <span data-testid="jo-run-status">
+          <StatusBadge status={run.status} />
+        </span>
+        {canCancel(run.status) && (
+          <Button small className="jp-mod-styled jp-mod-warn" data-testid="jo-cancel" onClick={() => void actions.cancelRun(run.run_id)}>
+            Cancel
+          </Button>
+        )}
+        {canRepair(run) && (
+          <Button small className="jp-mod-styled jp-mod-accept" data-testid="jo-repair" onClick={() => void actions.repairRun(run)}>
+            Repair run
+          </Button>
+        )}
+      </div>
+      <div>
+        Job{' '}
+        {jobId ? (
+          <button className="jo-link" data-testid="jo-job-link" onClick={() => model.show({ kind: 'job', jobId })}>
+            {run.job}
+          </button>
+        ) : (
+          <span title={run.job_path}>{run.job}</span>
+        )}
+      </div>
+      {run.status_reason && (
+        <div className={run.status === 'failed' ? 'jo-error-text' : 'jo-muted'} data-testid="jo-run-reason">
+          {run.status_reason}
+        </div>
+      )}
+      <dl className="jo-kv">
+        <dt>started</dt>
+        <dd>{formatTime(run.start_time)}</dd>
+        <dt>duration</dt>
+        <dd data-testid="jo-run-duration">{formatSeconds(runDuration(run, props.now)) || '–'}</dd>
+        <dt>repairs</dt>
+        <dd data-testid="jo-repair-count">{run.repair_count}</dd>
+      </dl>
+      {parameters.length > 0 && (
+        <details className="jo-run-parameters" data-testid="jo-run-parameters">
+          <summary>Parameters ({parameters.length})</summary>
+          <ul className="jo-params">
+            {parameters.map(([name, value]) => (
+              <li key={name}>
+                <code>{name}</code> = <code>{formatValue(value)}</code>
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </div>
+  );
+}
+
+/** The Run view: the run's status and actions, its timeline, its task runs and its repairs. */
 export function RunView(props: { model: OrchestrateModel; runId: number; actions: IActions }): JSX.Element {
-  const run = props.model.runs.get(props.runId);
-  return <div className="jo-body">{run ? run.status : 'Loading…'}</div>;
+  const { model, runId, actions } = props;
+  const run = model.runs.get(runId);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [selected, setSelected] = useState<string | null>(null);
+  const tasksRef = useRef<HTMLDivElement>(null);
+  const loaded = run !== undefined;
+  useEffect(() => {
+    if (loaded) {
+      return;
+    }
+    let live = true;
+    setLoadError(null);
+    void model.loadRun(runId).then(result => {
+      if (live && !result) {
+        setLoadError(`Cannot load run ${runId}.`);
+      }
+    });
+    return () => {
+      live = false;
+    };
+  }, [model, runId, loaded]);
+  const now = useNow(run !== undefined && !isTerminal(run.status));
+
+  if (!run) {
+    return (
+      <div className="jo-body" data-testid="jo-run-view">
+        {loadError ? <ErrorText error={loadError} /> : <div className="jo-muted">Loading run {runId}…</div>}
+      </div>
+    );
+  }
+  const select = (taskKey: string) => {
+    setSelected(taskKey);
+    const items = tasksRef.current?.querySelectorAll<HTMLElement>('[data-testid="jo-task"]') ?? [];
+    const item = Array.from(items).find(el => el.dataset.taskKey === taskKey);
+    item?.scrollIntoView?.({ block: 'nearest', behavior: 'smooth' });
+  };
+  const taskRuns = run.task_runs ?? [];
+  return (
+    <div className="jo-body jo-run-view" data-testid="jo-run-view" data-run-status={run.status} data-run-id={run.run_id}>
+      <RunHeader model={model} run={run} now={now} actions={actions} />
+      <div>
+        <div className="jo-section-title">Timeline</div>
+        <Gantt run={run} now={now} selected={selected} onSelect={select} />
+      </div>
+      <div className="jo-tasks" ref={tasksRef}>
+        <div className="jo-section-title">Tasks</div>
+        {taskRuns.map(taskRun => (
+          <TaskDetail
+            key={taskRun.task_key}
+            taskRun={taskRun}
+            progress={model.progress.get(`${run.run_id}/${taskRun.task_key}`)}
+            actions={actions}
+            selected={selected === taskRun.task_key}
+          />
+        ))}
+      </div>
+      <Repairs repairs={run.repairs ?? []} />
+    </div>
+  );
 }

@@ -5,7 +5,7 @@ export function StatusBadge(props: { status: string }): JSX.Element {
   return <span className={`jo-badge jo-status-${props.status}`}>{props.status.replace('_', ' ')}</span>;
 }
 
-export function RunCell(props: { runId: number; status: string; onClick?: () => void; title?: string }): JSX.Element {
+export function RunCell(props: { runId: number; status: string; onClick?: (event?: React.MouseEvent) => void; title?: string }): JSX.Element {
   return (
     <span
       className={`jo-cell jo-status-${props.status}`}

@@ -1,0 +1,226 @@
+/**
+ * The job's DAG as an SVG laid out by dagre: one box per task coloured by its status in the selected run,
+ * edges along dagre's routed points. Clicking a box selects the task.
+ */
+import React, { useMemo } from 'react';
+import * as dagre from '@dagrejs/dagre';
+
+export interface IDagEdge {
+  upstream: string;
+  downstream: string;
+}
+
+export interface IDagPoint {
+  x: number;
+  y: number;
+}
+
+/** A laid-out node: `x`, `y` are its top-left corner; `label` is the (possibly truncated) text shown. */
+export interface IDagNodeBox {
+  key: string;
+  label: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface IDagEdgePath extends IDagEdge {
+  points: IDagPoint[];
+}
+
+export interface IDagLayout {
+  width: number;
+  height: number;
+  nodes: IDagNodeBox[];
+  edges: IDagEdgePath[];
+}
+
+export interface IDagOptions {
+  rankdir: 'TB' | 'LR';
+  nodesep: number;
+  ranksep: number;
+  margin: number;
+  nodeHeight: number;
+  /** Approximate width of one character of the 11 px label font. */
+  charWidth: number;
+  padding: number;
+  minNodeWidth: number;
+  maxNodeWidth: number;
+}
+
+/** Compact defaults for a narrow sidebar. */
+export const DAG_DEFAULTS: IDagOptions = {
+  rankdir: 'TB',
+  nodesep: 12,
+  ranksep: 22,
+  margin: 4,
+  nodeHeight: 24,
+  charWidth: 6.5,
+  padding: 8,
+  minNodeWidth: 48,
+  maxNodeWidth: 150
+};
+
+/** Shorten a label to at most `maxChars` characters, ending with an ellipsis when cut. */
+export function truncateLabel(label: string, maxChars: number): string {
+  if (label.length <= maxChars) {
+    return label;
+  }
+  return maxChars <= 1 ? label.slice(0, Math.max(0, maxChars)) : `${label.slice(0, maxChars - 1)}…`;
+}
+
+/** The label shown in a node and the node's width, from the task key. */
+export function nodeBox(key: string, options: IDagOptions = DAG_DEFAULTS): { label: string; width: number } {
+  const maxChars = Math.max(1, Math.floor((options.maxNodeWidth - 2 * options.padding) / options.charWidth));
+  const label = truncateLabel(key, maxChars);
+  const width = Math.min(
+    options.maxNodeWidth,
+    Math.max(options.minNodeWidth, Math.ceil(label.length * options.charWidth + 2 * options.padding))
+  );
+  return { label, width };
+}
+
+/**
+ * The job's edges: its `edges` when the server sent them, else derived from each task's `depends_on`.
+ * Edges whose ends are not tasks are dropped, duplicates are removed.
+ */
+export function jobEdges(tasks: { task_key: string; depends_on: string[] }[], edges?: IDagEdge[] | null): IDagEdge[] {
+  const keys = new Set(tasks.map(t => t.task_key));
+  const source = edges ?? tasks.flatMap(t => t.depends_on.map(upstream => ({ upstream, downstream: t.task_key })));
+  const seen = new Set<string>();
+  return source.filter(e => {
+    const id = `${e.upstream}\u0000${e.downstream}`;
+    if (!keys.has(e.upstream) || !keys.has(e.downstream) || seen.has(id)) {
+      return false;
+    }
+    seen.add(id);
+    return true;
+  });
+}
+
+/** Lay out task keys and edges with dagre; the geometry is in SVG user units, origin at the top-left. */
+export function layoutDag(keys: string[], edges: IDagEdge[], options: Partial<IDagOptions> = {}): IDagLayout {
+  const o: IDagOptions = { ...DAG_DEFAULTS, ...options };
+  if (keys.length === 0) {
+    return { width: 0, height: 0, nodes: [], edges: [] };
+  }
+  const graph = new dagre.graphlib.Graph();
+  graph.setGraph({ rankdir: o.rankdir, nodesep: o.nodesep, ranksep: o.ranksep, marginx: o.margin, marginy: o.margin });
+  graph.setDefaultEdgeLabel(() => ({}));
+  const labels = new Map<string, string>();
+  for (const key of keys) {
+    const { label, width } = nodeBox(key, o);
+    labels.set(key, label);
+    graph.setNode(key, { width, height: o.nodeHeight });
+  }
+  const known = new Set(keys);
+  const kept = edges.filter(e => known.has(e.upstream) && known.has(e.downstream) && e.upstream !== e.downstream);
+  for (const e of kept) {
+    graph.setEdge(e.upstream, e.downstream);
+  }
+  dagre.layout(graph);
+  const nodes = keys.map(key => {
+    const n = graph.node(key);
+    return { key, label: labels.get(key) ?? key, x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width, height: n.height };
+  });
+  const paths = kept.map(e => ({ ...e, points: (graph.edge(e.upstream, e.downstream)?.points ?? []).map(p => ({ x: p.x, y: p.y })) }));
+  const size = graph.graph();
+  return { width: Math.ceil(size.width ?? 0), height: Math.ceil(size.height ?? 0), nodes, edges: paths };
+}
+
+/** An SVG path through dagre's edge points, smoothed with quadratic curves through the segment midpoints. */
+export function edgePath(points: IDagPoint[]): string {
+  if (points.length === 0) {
+    return '';
+  }
+  const f = (n: number) => Number(n.toFixed(1));
+  let d = `M${f(points[0].x)},${f(points[0].y)}`;
+  for (let i = 1; i < points.length - 1; i++) {
+    const mx = (points[i].x + points[i + 1].x) / 2;
+    const my = (points[i].y + points[i + 1].y) / 2;
+    d += ` Q${f(points[i].x)},${f(points[i].y)} ${f(mx)},${f(my)}`;
+  }
+  const last = points[points.length - 1];
+  return points.length > 1 ? `${d} L${f(last.x)},${f(last.y)}` : d;
+}
+
+/** The job's DAG; `statuses` maps task keys to their status in the selected run (null: no run). */
+export function Dag(props: {
+  tasks: { task_key: string; depends_on: string[] }[];
+  edges?: IDagEdge[] | null;
+  statuses: Record<string, string> | null;
+  selected: string | null;
+  onSelect: (taskKey: string) => void;
+  rankdir?: 'TB' | 'LR';
+}): JSX.Element {
+  const { tasks, edges, rankdir } = props;
+  // re-layout only when the graph's structure changes, not on every refetch of the same job
+  const structure = JSON.stringify([tasks.map(t => [t.task_key, t.depends_on]), edges ?? null, rankdir ?? 'TB']);
+  const layout = useMemo(
+    () => layoutDag(tasks.map(t => t.task_key), jobEdges(tasks, edges), { rankdir: rankdir ?? 'TB' }),
+    [structure] // eslint-disable-line react-hooks/exhaustive-deps
+  );
+  if (layout.nodes.length === 0) {
+    return (
+      <div className="jo-dag jo-muted" data-testid="jo-dag">
+        No tasks.
+      </div>
+    );
+  }
+  return (
+    <div className="jo-dag" data-testid="jo-dag">
+      <svg
+        viewBox={`0 0 ${layout.width} ${layout.height}`}
+        style={{ width: layout.width, maxWidth: '100%', height: 'auto' }}
+        role="img"
+        aria-label="Task graph"
+      >
+        <defs>
+          <marker id="jo-dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto">
+            <path d="M0,0 L10,5 L0,10 z" className="jo-dag-arrow" />
+          </marker>
+        </defs>
+        {layout.edges.map(e => (
+          <path
+            key={`${e.upstream}->${e.downstream}`}
+            className="jo-edge"
+            d={edgePath(e.points)}
+            markerEnd="url(#jo-dag-arrow)"
+            data-upstream={e.upstream}
+            data-downstream={e.downstream}
+          />
+        ))}
+        {layout.nodes.map(n => {
+          const status = props.statuses?.[n.key] ?? 'none';
+          const select = () => props.onSelect(n.key);
+          return (
+            <g
+              key={n.key}
+              className={`jo-node${props.selected === n.key ? ' jo-selected' : ''}`}
+              data-task-key={n.key}
+              data-status={status}
+              transform={`translate(${n.x},${n.y})`}
+              role="button"
+              tabIndex={0}
+              aria-label={`${n.key}: ${status}`}
+              onClick={select}
+              onKeyDown={event => {
+                if (event.key === 'Enter' || event.key === ' ') {
+                  event.preventDefault();
+                  select();
+                }
+              }}
+            >
+              <title>{status === 'none' ? n.key : `${n.key}: ${status.replace(/_/g, ' ')}`}</title>
+              <rect className={`jo-node-box jo-status-${status}`} width={n.width} height={n.height} rx={4} ry={4} />
+              <text x={n.width / 2} y={n.height / 2} textAnchor="middle" dominantBaseline="central">
+                {n.label}
+              </text>
+            </g>
+          );
+        })}
+      </svg>
+    </div>
+  );
+}

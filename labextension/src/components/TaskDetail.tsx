@@ -1,0 +1,246 @@
+/**
+ * One task run of a run: status, attempts, live progress, parameters, task values, and for a failure the failing
+ * cell, the error, the traceback (ANSI colours rendered) and a button to open the executed notebook at that cell.
+ */
+import React, { useState } from 'react';
+import { Button } from '@jupyterlab/ui-components';
+
+import type { IActions } from '../actions';
+import type { IAttempt, IAttemptError, ITaskRun } from '../api';
+import type { IProgress } from '../model';
+import { stripAnsi, tracebackToHtml } from './ansi';
+import { formatSeconds, StatusBadge } from './common';
+
+/** Task run statuses that a repair re-executes. */
+export const UNSUCCESSFUL_STATUSES = ['failed', 'timed_out', 'upstream_failed', 'canceled'];
+
+/** True for a task run status that is not a success and can be repaired. */
+export function isUnsuccessful(status: string): boolean {
+  return UNSUCCESSFUL_STATUSES.includes(status);
+}
+
+/** The task run's latest attempt (highest repair, then attempt number), or null before the first. */
+export function lastAttempt(taskRun: Pick<ITaskRun, 'attempts'>): IAttempt | null {
+  const attempts = taskRun.attempts ?? [];
+  if (attempts.length === 0) {
+    return null;
+  }
+  return attempts.reduce((latest, a) =>
+    a.repair_number > latest.repair_number || (a.repair_number === latest.repair_number && a.attempt_number >= latest.attempt_number)
+      ? a
+      : latest
+  );
+}
+
+/**
+ * The live progress of a running task: the model's progress event if any, else the last attempt's
+ * cells_completed / cells_total; null when unknown.
+ */
+export function taskProgress(live: IProgress | undefined | null, attempt: IAttempt | null): IProgress | null {
+  if (live) {
+    return live;
+  }
+  if (attempt && attempt.cells_total !== null && attempt.cells_total !== undefined) {
+    return { cell: attempt.cells_completed ?? 0, total: attempt.cells_total };
+  }
+  return null;
+}
+
+/** `cell 2 of 5`. */
+export function progressText(progress: IProgress): string {
+  return `cell ${progress.cell} of ${progress.total}`;
+}
+
+const ERROR_KINDS: Record<string, string> = {
+  cell_error: 'Cell error',
+  kernel_died: 'Kernel died',
+  timeout: 'Timed out',
+  canceled: 'Canceled',
+  early_exit: 'Exited early',
+  launch_error: 'Kernel failed to start',
+  parameter_error: 'Parameter error',
+  orchestrator_died: 'Orchestrator died',
+  internal: 'Internal error'
+};
+
+/** A readable title for an error kind (`kernel_died` → `Kernel died`). */
+export function errorKindLabel(kind: string): string {
+  return ERROR_KINDS[kind] ?? kind.replace(/_/g, ' ');
+}
+
+/** A parameter or task value as one line: strings quoted, everything else as JSON. */
+export function formatValue(value: unknown): string {
+  const json = JSON.stringify(value);
+  return json === undefined ? String(value) : json;
+}
+
+function Parameters(props: { values: Record<string, unknown>; testid: string }): JSX.Element | null {
+  const entries = Object.entries(props.values);
+  if (entries.length === 0) {
+    return null;
+  }
+  return (
+    <ul className="jo-params" data-testid={props.testid}>
+      {entries.map(([name, value]) => (
+        <li key={name}>
+          <code>{name}</code> = <code>{formatValue(value)}</code>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/** The failure of a task run: failing cell, error, traceback, and "Open executed notebook". */
+export function Failure(props: { error: IAttemptError; attempt: IAttempt | null; actions: IActions }): JSX.Element {
+  const { error, attempt } = props;
+  const [showTraceback, setShowTraceback] = useState(false);
+  const path = attempt?.executed_notebook_path ?? null;
+  return (
+    <div className="jo-failure" data-testid="jo-failure" data-kind={error.kind}>
+      <div className="jo-failure-kind">{errorKindLabel(error.kind)}</div>
+      {error.cell_index !== null && (
+        <div className="jo-failure-cell" data-testid="jo-failure-cell">
+          <div className="jo-muted">
+            Cell {error.cell_index + 1}
+            {error.execution_count !== null ? ` · In [${error.execution_count}]` : ''}
+          </div>
+          {error.cell_source !== null && <pre className="jo-code">{error.cell_source}</pre>}
+        </div>
+      )}
+      <div className="jo-failure-error" data-testid="jo-failure-error">
+        <b>{error.ename}</b>
+        {error.evalue ? `: ${stripAnsi(error.evalue)}` : ''}
+      </div>
+      <div className="jo-row jo-wrap">
+        {error.traceback.length > 0 && (
+          <Button
+            small
+            minimal
+            data-testid="jo-traceback-toggle"
+            aria-expanded={showTraceback}
+            onClick={() => setShowTraceback(!showTraceback)}
+          >
+            {showTraceback ? 'Hide traceback' : 'Show traceback'}
+          </Button>
+        )}
+        <Button
+          small
+          className="jp-mod-styled jp-mod-accept"
+          data-testid="jo-open-notebook"
+          disabled={path === null}
+          title={path === null ? 'The executed notebook is outside the server root' : `Open ${path}`}
+          onClick={() => path !== null && void props.actions.openNotebook(path, error.executed_cell_index)}
+        >
+          Open executed notebook
+        </Button>
+      </div>
+      {showTraceback && (
+        <pre
+          className="jo-code jo-traceback"
+          data-testid="jo-traceback"
+          dangerouslySetInnerHTML={{ __html: tracebackToHtml(error.traceback) }}
+        />
+      )}
+    </div>
+  );
+}
+
+/** Every attempt of a task run: number, status, duration, repair, and a link to its executed notebook. */
+export function Attempts(props: { attempts: IAttempt[]; actions: IActions }): JSX.Element | null {
+  if (props.attempts.length === 0) {
+    return null;
+  }
+  return (
+    <div className="jo-attempts" data-testid="jo-attempts">
+      {props.attempts.map(a => {
+        const path = a.executed_notebook_path;
+        return (
+          <div
+            key={`${a.repair_number}/${a.attempt_number}`}
+            className="jo-attempt jo-row jo-wrap"
+            data-attempt={a.attempt_number}
+            data-status={a.status}
+          >
+            <span>attempt {a.attempt_number}</span>
+            <StatusBadge status={a.status} />
+            {a.duration_seconds !== null && <span>{formatSeconds(a.duration_seconds)}</span>}
+            <span className="jo-muted">repair {a.repair_number}</span>
+            {path !== null && (
+              <button
+                className="jo-link"
+                data-testid="jo-open-attempt"
+                title={`Open ${path}`}
+                onClick={() => void props.actions.openNotebook(path, a.error?.executed_cell_index ?? null)}
+              >
+                open
+              </button>
+            )}
+          </div>
+        );
+      })}
+    </div>
+  );
+}
+
+/** One task run of a run, with its live progress (`progress`: the model's progress entry for it). */
+export function TaskDetail(props: {
+  taskRun: ITaskRun;
+  progress?: IProgress;
+  actions: IActions;
+  selected?: boolean;
+}): JSX.Element {
+  const { taskRun, actions } = props;
+  const attempt = lastAttempt(taskRun);
+  const error = taskRun.error ?? attempt?.error ?? null;
+  const failed = taskRun.status === 'failed' || taskRun.status === 'timed_out';
+  const progress = taskRun.status === 'running' ? taskProgress(props.progress, attempt) : null;
+  const showReason =
+    taskRun.status_reason && (taskRun.status === 'upstream_failed' || taskRun.status === 'skipped' || (isUnsuccessful(taskRun.status) && !error));
+  const classes = ['jo-task', failed ? 'jo-task-failed' : '', props.selected ? 'jo-selected' : ''].filter(Boolean).join(' ');
+  return (
+    <div className={classes} data-testid="jo-task" data-task-key={taskRun.task_key} data-status={taskRun.status}>
+      <div className="jo-row jo-wrap">
+        <b className="jo-task-key">{taskRun.task_key}</b>
+        <StatusBadge status={taskRun.status} />
+        <span className="jo-muted">
+          {taskRun.attempt_count} attempt{taskRun.attempt_count === 1 ? '' : 's'}
+          {taskRun.duration_seconds !== null ? ` · ${formatSeconds(taskRun.duration_seconds)}` : ''}
+        </span>
+      </div>
+      <div className="jo-muted">{taskRun.notebook}</div>
+      {taskRun.status === 'running' && (
+        <div className="jo-progress" data-testid="jo-progress">
+          {progress ? (
+            <>
+              <progress max={Math.max(progress.total, 1)} value={Math.min(progress.cell, progress.total)} />
+              <span>{progressText(progress)}</span>
+            </>
+          ) : (
+            <span>starting…</span>
+          )}
+        </div>
+      )}
+      {showReason && (
+        <div className="jo-muted" data-testid="jo-status-reason">
+          {taskRun.status_reason}
+        </div>
+      )}
+      {attempt && Object.keys(attempt.parameters ?? {}).length > 0 && (
+        <div>
+          <div className="jo-section-title">Parameters</div>
+          <Parameters values={attempt.parameters} testid="jo-task-parameters" />
+        </div>
+      )}
+      {Object.keys(taskRun.task_values ?? {}).length > 0 && (
+        <div>
+          <div className="jo-section-title">Task values</div>
+          <pre className="jo-code" data-testid="jo-task-values">
+            {JSON.stringify(taskRun.task_values, null, 2)}
+          </pre>
+        </div>
+      )}
+      {error && <Failure error={error} attempt={attempt} actions={actions} />}
+      <Attempts attempts={taskRun.attempts ?? []} actions={actions} />
+    </div>
+  );
+}
