@@ -185,6 +185,10 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
     # Notebooks in the folder (top level) that carry metadata.orchestrate, plus those job.yaml names.
     candidates: dict[Path, str] = {}  # notebook path -> how it became a candidate ("metadata" | task_key)
     for nb_path in sorted(root.glob("*.ipynb")):
+        if not nb_path.resolve().is_relative_to(root):
+            # a link out of the job folder is never read (the server confines every path to its root)
+            problems.append(Problem(show(nb_path), "", "is a link to a file outside the job folder; copy the notebook instead"))
+            continue
         candidates[nb_path] = "scan"
     for key, settings in job_file.tasks.items():
         if settings.notebook:

@@ -26,7 +26,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from jupyter_orchestrate.errors import NotFoundError
+from jupyter_orchestrate.errors import ConflictError, NotFoundError
 from jupyter_orchestrate.models import (
     Attempt,
     AttemptError,
@@ -324,8 +324,18 @@ class Store:
         """Record a repair and reset its task runs to ``pending``, in one transaction.
 
         Returns the repair number (1 for the first repair of the run).
+
+        Raises:
+            ConflictError: the run is not finished (e.g. another repair of it started first).
         """
         with self._lock, self.db.atomic():
+            # compare-and-set: only a finished run can be claimed, so concurrent repairs cannot both start
+            claimed = self.db.execute(
+                "update runs set status = ? where run_id = ? and status in (?, ?, ?)",
+                [RunStatus.queued.value, run_id, RunStatus.succeeded.value, RunStatus.failed.value, RunStatus.canceled.value],
+            ).rowcount
+            if claimed != 1:
+                raise ConflictError(f"run {run_id} is {self.run_status(run_id).value}; wait for it to finish before repairing")
             row = self._run_row(run_id)
             number = (row["repair_count"] or 0) + 1
             self.db["repairs"].insert(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -124,6 +125,20 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
         """Run blocking work (notebook discovery, papermill inspection) off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
 
+    @staticmethod
+    def run_id(text: str) -> int:
+        """A run id from the URL; ids beyond SQLite's integers cannot exist (404, not an overflow)."""
+        value = int(text)
+        if value > 2**63 - 1:
+            raise NotFoundError(f"run {text} not found")
+        return value
+
+    def job_json(self, job: Any, path: Path, problems: list[Problem]) -> dict[str, Any]:
+        from jupyter_orchestrate.service import job_document
+
+        runs = self.service.list_runs(job_path=str(path), limit=10)
+        return job_document(job, path, self.root, problems, runs)
+
     def run_json(self, run: Any) -> dict[str, Any]:
         from jupyter_orchestrate.service import run_document
 
@@ -140,7 +155,6 @@ class JobsHandler(OrchestrateHandler):
 
     def _jobs(self) -> list[dict[str, Any]]:
         from jupyter_orchestrate.discovery import find_jobs, validate_job
-        from jupyter_orchestrate.service import job_document
 
         jobs = []
         seen: set[Path] = set()
@@ -150,53 +164,54 @@ class JobsHandler(OrchestrateHandler):
                     continue
                 seen.add(path)
                 job, problems = validate_job(path)
-                runs = self.service.list_runs(job_path=str(path), limit=10)
-                jobs.append(job_document(job, path, self.root, problems, runs))
+                jobs.append(self.job_json(job, path, problems))
         return jobs
 
 
 class JobHandler(OrchestrateHandler):
-    """``GET jobs/{job}``: tasks, DAG edges, parameters, environment; validation problems if invalid."""
+    """One route for ``jobs/{job}`` (GET), ``jobs/{job}/runs`` (POST) and ``jobs/{job}/tasks/{task_key}`` (PUT).
+
+    Job ids may contain slashes (and so ``runs`` or ``tasks`` segments), so the method decides how the path
+    is split: GET takes all of it as the job id.
+    """
 
     @web.authenticated
     @authorized
-    async def get(self, job: str) -> None:
+    async def get(self, path: str) -> None:
+        """The job: tasks, DAG edges, parameters, environment; validation problems if invalid."""
         from jupyter_orchestrate.discovery import validate_job
-        from jupyter_orchestrate.service import job_document
 
-        path = self.resolve_job(job)
-        found, problems = await self.blocking(validate_job, path)
-        runs = self.service.list_runs(job_path=str(path), limit=10)
-        self.finish(json.dumps(job_document(found, path, self.root, problems, runs)))
-
-
-class JobRunsHandler(OrchestrateHandler):
-    """``POST jobs/{job}/runs``: start a run (201) with parameter overrides; it executes in the background."""
+        job_path = self.resolve_job(path)
+        found, problems = await self.blocking(validate_job, job_path)
+        self.finish(json.dumps(self.job_json(found, job_path, problems)))
 
     @web.authenticated
     @authorized
-    async def post(self, job: str) -> None:
-        path = self.resolve_job(job)
+    async def post(self, path: str) -> None:
+        """``jobs/{job}/runs``: start a run (201) with parameter overrides; it executes in the background."""
+        match = re.fullmatch(r"(?P<job>.+)/runs", path)
+        if match is None:
+            raise NotFoundError(f"no such route: POST jobs/{path} (start a run with POST jobs/<job>/runs)")
+        job_path = self.resolve_job(match["job"])
         body = self.json_body(StartRunRequest)
         runner = await self.blocking(
-            self.service.new_run, path, parameters=body.parameters,
+            self.service.new_run, job_path, parameters=body.parameters,
             max_parallel=body.max_parallel or self.app.max_parallel_tasks or None,
         )
         self.service.start(runner)
         self.set_status(201)
         self.finish(json.dumps(self.run_json(self.service.get_run(runner.run_id))))
 
-
-class TaskSettingsHandler(OrchestrateHandler):
-    """``PUT jobs/{job}/tasks/{task_key}``: change a task's ``metadata.orchestrate`` (validated; no cycles)."""
-
     @web.authenticated
     @authorized
-    async def put(self, job: str, task_key: str) -> None:
+    async def put(self, path: str) -> None:
+        """``jobs/{job}/tasks/{task_key}``: change a task's ``metadata.orchestrate`` (validated; no cycles)."""
         from jupyter_orchestrate.discovery import update_task_settings
-        from jupyter_orchestrate.service import job_document
 
-        path = self.resolve_job(job)
+        match = re.fullmatch(r"(?P<job>.+)/tasks/(?P<task_key>[^/]+)", path)
+        if match is None:
+            raise NotFoundError(f"no such route: PUT jobs/{path} (use PUT jobs/<job>/tasks/<task_key>)")
+        job_path = self.resolve_job(match["job"])
         raw = self.request.body or b"{}"
         try:
             changes = json.loads(raw)
@@ -204,9 +219,8 @@ class TaskSettingsHandler(OrchestrateHandler):
             raise ValidationError(Problem("request body", "", f"not valid JSON: {exc}")) from None
         if not isinstance(changes, dict):
             raise ValidationError(Problem("request body", "", "must be a JSON object of task settings"))
-        found, problems = await self.blocking(update_task_settings, path, task_key, changes)
-        runs = self.service.list_runs(job_path=str(path), limit=10)
-        self.finish(json.dumps(job_document(found, path, self.root, problems, runs)))
+        found, problems = await self.blocking(update_task_settings, job_path, match["task_key"], changes)
+        self.finish(json.dumps(self.job_json(found, job_path, problems)))
 
 
 class RunsHandler(OrchestrateHandler):
@@ -244,7 +258,7 @@ class RunHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
-        self.finish(json.dumps(self.run_json(self.service.get_run(int(run_id)))))
+        self.finish(json.dumps(self.run_json(self.service.get_run(self.run_id(run_id)))))
 
 
 class RepairHandler(OrchestrateHandler):
@@ -256,14 +270,14 @@ class RepairHandler(OrchestrateHandler):
         body = self.json_body(RepairRequest)
         kwargs = {"task_keys": body.task_keys, "rerun_dependents": body.rerun_dependents, "parameters": body.parameters}
         if body.dry_run:
-            plan, _, _ = await self.blocking(self.service.plan_repair, int(run_id), **kwargs)
+            plan, _, _ = await self.blocking(self.service.plan_repair, self.run_id(run_id), **kwargs)
             self.finish(json.dumps({"run_id": plan.run_id, "task_keys": plan.task_keys,
                                     "reused_task_keys": plan.reused_task_keys, "parameters": plan.parameters}))
             return
-        runner = await self.blocking(self.service.new_repair, int(run_id), **kwargs)
+        runner = await self.blocking(self.service.new_repair, self.run_id(run_id), **kwargs)
         self.service.start(runner)
         self.set_status(202)
-        self.finish(json.dumps(self.run_json(self.service.get_run(int(run_id)))))
+        self.finish(json.dumps(self.run_json(self.service.get_run(self.run_id(run_id)))))
 
 
 class CancelHandler(OrchestrateHandler):
@@ -272,10 +286,10 @@ class CancelHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def post(self, run_id: str) -> None:
-        if not self.service.cancel(int(run_id)):
+        if not self.service.cancel(self.run_id(run_id)):
             raise ConflictError(f"run {run_id} has already finished")
         self.set_status(202)
-        self.finish(json.dumps(self.run_json(self.service.get_run(int(run_id)))))
+        self.finish(json.dumps(self.run_json(self.service.get_run(self.run_id(run_id)))))
 
 
 class LogHandler(OrchestrateHandler):
@@ -284,7 +298,7 @@ class LogHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def get(self, run_id: str, task_key: str, attempt: str) -> None:
-        run = self.service.get_run(int(run_id))
+        run = self.service.get_run(self.run_id(run_id))
         try:
             found = next(a for a in run.task_run(task_key).attempts if a.attempt_number == int(attempt))
         except (KeyError, StopIteration):
@@ -292,8 +306,7 @@ class LogHandler(OrchestrateHandler):
         log_path = Path(found.log_path or "")
         if not log_path.is_relative_to(self.service.store.home) or not log_path.is_file():
             raise NotFoundError(f"no log was captured for attempt {attempt} of task {task_key!r}")
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        self.finish(log_path.read_bytes())
+        self.finish(log_path.read_bytes(), set_content_type="text/plain; charset=utf-8")
 
 
 class EventsHandler(OrchestrateHandler):
@@ -328,12 +341,10 @@ class EventsHandler(OrchestrateHandler):
 
 
 def handlers() -> list[tuple[str, type[OrchestrateHandler]]]:
-    """The route table, most specific patterns first (job ids may contain slashes)."""
+    """The route table (tornado takes the first pattern that matches)."""
     return [
         (rf"{API}/jobs", JobsHandler),
-        (rf"{API}/jobs/(?P<job>.+)/runs", JobRunsHandler),
-        (rf"{API}/jobs/(?P<job>.+)/tasks/(?P<task_key>[^/]+)", TaskSettingsHandler),
-        (rf"{API}/jobs/(?P<job>.+)", JobHandler),
+        (rf"{API}/jobs/(?P<path>.+)", JobHandler),
         (rf"{API}/runs", RunsHandler),
         (rf"{API}/runs/(?P<run_id>\d+)", RunHandler),
         (rf"{API}/runs/(?P<run_id>\d+)/repair", RepairHandler),

@@ -1,0 +1,211 @@
+"""Authentication, authorization and path confinement of the REST API. No kernel may start in these tests."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.web
+from jupyter_server.auth import Authorizer
+from jupyter_server.auth import decorator as auth_decorator
+from jupyter_server.auth.decorator import authorized
+from traitlets.config import Config
+
+from jupyter_orchestrate.server.handlers import API, OrchestrateHandler, handlers
+from tests.conftest import write_notebook
+from tests.server.conftest import Api
+
+HTTP_METHODS = ("get", "post", "put", "delete", "patch")
+PATH_ARGS = {"job": "green_energy", "task_key": "bronze", "run_id": "1", "attempt": "1"}
+# jobs/{path}: the method decides how the path splits into a job id and a sub-resource
+JOB_PATHS = {"get": "green_energy", "post": "green_energy/runs", "put": "green_energy/tasks/bronze"}
+
+
+def decorators_of(function: Any) -> list[str]:
+    """The decorators wrapping ``function``, outermost first, identified by the code of each wrapper (their
+    ``__qualname__`` is copied from the wrapped method by ``functools.wraps``, their code object is not)."""
+    found = []
+    while hasattr(function, "__wrapped__"):
+        code = function.__code__
+        if code.co_filename == inspect.getfile(tornado.web) and code.co_qualname.startswith("authenticated."):
+            found.append("authenticated")
+        elif code.co_filename == inspect.getfile(auth_decorator) and code.co_qualname.startswith("authorized."):
+            found.append("authorized")
+        else:
+            found.append(code.co_qualname)
+        function = function.__wrapped__
+    return found
+
+
+def unprotected_methods(handler_class: type) -> list[str]:
+    """``Class.method`` for every HTTP method the class implements without ``@authenticated`` then ``@authorized``."""
+    problems = []
+    for name in HTTP_METHODS:
+        method = getattr(handler_class, name)
+        if method is getattr(tornado.web.RequestHandler, name):
+            continue  # not implemented: tornado answers 405
+        if decorators_of(method)[:2] != ["authenticated", "authorized"]:
+            problems.append(f"{handler_class.__name__}.{name}: {decorators_of(method)}")
+    return problems
+
+
+class Unprotected(OrchestrateHandler):
+    async def get(self) -> None:
+        self.finish("{}")
+
+
+class AuthorizedOnly(OrchestrateHandler):
+    @authorized
+    async def post(self) -> None:
+        self.finish("{}")
+
+
+class WrongOrder(OrchestrateHandler):
+    @authorized
+    @tornado.web.authenticated
+    async def put(self) -> None:
+        self.finish("{}")
+
+
+class Protected(OrchestrateHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self) -> None:
+        self.finish("{}")
+
+
+def test_the_route_check_flags_unprotected_handlers() -> None:
+    assert unprotected_methods(Unprotected) == ["Unprotected.get: []"]
+    assert unprotected_methods(AuthorizedOnly) == ["AuthorizedOnly.post: ['authorized']"]
+    assert unprotected_methods(WrongOrder) == ["WrongOrder.put: ['authorized', 'authenticated']"]
+    assert unprotected_methods(Protected) == []
+
+
+def test_every_route_method_is_authenticated_and_authorized() -> None:
+    routes = handlers()
+    assert len(routes) >= 8
+    implemented = 0
+    for pattern, handler_class in routes:
+        assert pattern.startswith(API + "/"), pattern
+        assert issubclass(handler_class, OrchestrateHandler) and handler_class.auth_resource == "orchestrate"
+        assert unprotected_methods(handler_class) == [], pattern
+        implemented += sum(getattr(handler_class, m) is not getattr(tornado.web.RequestHandler, m) for m in HTTP_METHODS)
+    assert implemented >= len(routes), "every route implements at least one method"
+
+
+def route_requests() -> list[tuple[str, str]]:
+    """``(method, path below /jupyter-orchestrate/api/)`` for every method of every route, with realistic path
+    arguments substituted into the route's pattern."""
+    requests = []
+    for pattern, handler_class in handlers():
+        for name in HTTP_METHODS:
+            if getattr(handler_class, name) is getattr(tornado.web.RequestHandler, name):
+                continue
+            args = {**PATH_ARGS, "path": JOB_PATHS.get(name, "green_energy")}
+            path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: args[m.group(1)], pattern)
+            assert re.fullmatch(pattern, path), (pattern, path)
+            requests.append((name.upper(), path.removeprefix(API + "/")))
+    return requests
+
+
+BODIES = {"POST": '{"parameters": {}}', "PUT": '{"timeout_seconds": 5}'}
+
+
+async def test_requests_without_a_valid_token_are_refused(api: Api, examples: Path) -> None:
+    bronze = examples / "green_energy" / "bronze.ipynb"
+    before = bronze.read_bytes()
+    # The store is empty: run-scoped routes must answer 403, not 404, so anonymous callers learn nothing.
+    requests = route_requests()
+    assert {m for m, _ in requests} == {"GET", "POST", "PUT"} and len(requests) == 10
+    for headers in ({}, {"Authorization": "token not-the-token"}):
+        for method, path in requests:
+            response = await api.request(method, path, BODIES.get(method), auth=False, headers=headers)
+            assert response.code == 403, (method, path, headers, response.code, response.body[:300])
+            assert b"green_energy" not in response.body and b"bronze" not in response.body
+    assert bronze.read_bytes() == before, "an anonymous PUT changed nothing"
+    assert await api.run_count() == 0, "an anonymous POST started nothing"
+    assert not (examples / "orchestrate_runs" / "runs").exists()
+
+
+class DenyOrchestrate(Authorizer):
+    """Allows everything except the ``orchestrate`` resource."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return resource != "orchestrate"
+
+
+class TestWithAnAuthorizerThatDeniesOrchestrate:
+    @pytest.fixture
+    def jp_server_config(self, jp_server_config: Config) -> Config:
+        jp_server_config.ServerApp.authorizer_class = DenyOrchestrate
+        return jp_server_config
+
+    async def test_authorizer_decides_with_the_orchestrate_resource(self, api: Api, examples: Path, jp_fetch: Any) -> None:
+        bronze = examples / "green_energy" / "bronze.ipynb"
+        before = bronze.read_bytes()
+        assert (await jp_fetch("api", "contents")).code == 200, "other resources stay allowed"
+        for method, path in route_requests():
+            response = await api.request(method, path, BODIES.get(method))  # with the token
+            assert response.code == 403, (method, path, response.code, response.body[:300])
+        assert bronze.read_bytes() == before
+        assert not (examples / "orchestrate_runs" / "runs").exists()
+
+
+@pytest.fixture
+def outside_job(tmp_path: Path, jp_root_dir: Path) -> Path:
+    """A valid job outside the server root, reachable through a symlink ``linked`` inside it."""
+    job = tmp_path / "outside" / "secret_job"
+    write_notebook(job / "steal.ipynb", f"open({str(tmp_path / 'pwned')!r}, 'w').write('x')", orchestrate={})
+    (jp_root_dir / "linked").symlink_to(job, target_is_directory=True)
+    (jp_root_dir / "nested").mkdir()
+    (jp_root_dir / "nested" / "up").symlink_to(tmp_path / "outside", target_is_directory=True)
+    assert not job.resolve().is_relative_to(jp_root_dir.resolve())
+    return job
+
+
+TRAVERSALS = [
+    "jobs/..%2F..%2Fetc",
+    "jobs/%2e%2e/%2e%2e/tmp",
+    "jobs/%2E%2E%2F%2E%2E%2Ftmp",
+    "jobs/../../tmp",
+    "jobs/green_energy/../../..",
+    "jobs/%2Ftmp",
+    "jobs//tmp",
+    "jobs/%2F%2Ftmp",
+    "jobs/~",
+    "jobs/~root",
+    "jobs/a%00b",
+    "jobs/..",
+    "jobs/%2e%2e",
+]
+
+
+async def test_path_traversal_is_refused(api: Api, examples: Path, outside_job: Path) -> None:
+    for path in [*TRAVERSALS, "jobs/linked", "jobs/nested/up/secret_job", "jobs/linked/"]:
+        response = await api.get(path)
+        assert response.code in (400, 403), (path, response.code, response.body[:300])
+        assert response.message, path
+        assert b"steal" not in response.body and b"secret" not in response.body.replace(b"secret_job", b""), path
+    assert (await api.get("jobs/linked")).code == 403
+    assert "outside the server root" in (await api.get("jobs/linked")).message
+    for query in ("job=..%2F..%2Ftmp", "job=%2Ftmp", "job=linked"):
+        assert (await api.get("runs", params=query)).code in (400, 403), query
+    listed = [j["job_id"] for j in (await api.ok("GET", "jobs"))["jobs"]]
+    assert sorted(listed) == ["green_energy", "repair_demo"], "symlinked folders are not discovered"
+
+
+async def test_run_and_edit_through_a_symlink_are_refused(api: Api, examples: Path, outside_job: Path) -> None:
+    notebook = outside_job / "steal.ipynb"
+    before = notebook.read_bytes()
+    for path in ("jobs/linked/runs", "jobs/nested/up/secret_job/runs", "jobs/..%2Foutside%2Fsecret_job/runs"):
+        response = await api.post(path, {})
+        assert response.code in (400, 403), (path, response.code, response.body)
+        assert response.message
+    response = await api.put("jobs/linked/tasks/steal", {"timeout_seconds": 1})
+    assert response.code == 403 and response.message
+    assert notebook.read_bytes() == before
+    assert await api.run_count() == 0
+    assert not (outside_job.parent.parent / "pwned").exists()
