@@ -12,3 +12,8 @@ def _jupyter_server_extension_points() -> list[dict[str, object]]:
     from jupyter_orchestrate.server.app import OrchestrateApp
 
     return [{"module": "jupyter_orchestrate.server.app", "app": OrchestrateApp}]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the built JupyterLab extension is (for ``jupyter labextension develop``)."""
+    return [{"src": "labextension", "dest": "jupyter-orchestrate"}]

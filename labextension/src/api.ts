@@ -226,7 +226,7 @@ function encodeJobId(jobId: string): string {
 }
 
 function post(body: unknown): RequestInit {
-  return { method: 'POST', body: JSON.stringify(body) };
+  return { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } };
 }
 
 /** Typed calls of every route of docs/api.md. */
@@ -252,7 +252,8 @@ export const api = {
   updateTask: (jobId: string, taskKey: string, changes: Record<string, unknown>) =>
     requestAPI<IJob>(`jobs/${encodeJobId(jobId)}/tasks/${encodeURIComponent(taskKey)}`, {
       method: 'PUT',
-      body: JSON.stringify(changes)
+      body: JSON.stringify(changes),
+      headers: { 'Content-Type': 'application/json' }
     })
 };
 

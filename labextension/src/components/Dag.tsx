@@ -2,7 +2,7 @@
  * The job's DAG as an SVG laid out by dagre: one box per task coloured by its status in the selected run,
  * edges along dagre's routed points. Clicking a box selects the task.
  */
-import React, { useMemo } from 'react';
+import React, { useId, useMemo } from 'react';
 import * as dagre from '@dagrejs/dagre';
 
 export interface IDagEdge {
@@ -155,6 +155,7 @@ export function Dag(props: {
   rankdir?: 'TB' | 'LR';
 }): JSX.Element {
   const { tasks, edges, rankdir } = props;
+  const arrowId = `jo-dag-arrow-${useId().replace(/:/g, '')}`; // unique per DAG on the page
   // re-layout only when the graph's structure changes, not on every refetch of the same job
   const structure = JSON.stringify([tasks.map(t => [t.task_key, t.depends_on]), edges ?? null, rankdir ?? 'TB']);
   const layout = useMemo(
@@ -177,7 +178,7 @@ export function Dag(props: {
         aria-label="Task graph"
       >
         <defs>
-          <marker id="jo-dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto">
+          <marker id={arrowId} viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto">
             <path d="M0,0 L10,5 L0,10 z" className="jo-dag-arrow" />
           </marker>
         </defs>
@@ -186,7 +187,7 @@ export function Dag(props: {
             key={`${e.upstream}->${e.downstream}`}
             className="jo-edge"
             d={edgePath(e.points)}
-            markerEnd="url(#jo-dag-arrow)"
+            markerEnd={`url(#${arrowId})`}
             data-upstream={e.upstream}
             data-downstream={e.downstream}
           />
