@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -55,6 +56,15 @@ def _service(ctx: click.Context) -> Any:
     if "service" not in ctx.obj:
         ctx.obj["service"] = OrchestrateService(ctx.obj["home"])
     return ctx.obj["service"]
+
+
+def _notifier(service: Any) -> Any:
+    """Send the job's notifications (webhooks, email via JUPYTER_ORCHESTRATE_SMTP_*) for runs of this process."""
+    from jupyter_orchestrate.notifications import Notifier, SmtpConfig
+
+    notifier = Notifier(service, smtp=SmtpConfig.from_env())
+    service.listeners.append(notifier)
+    return notifier
 
 
 def _fail(exc: OrchestrateError) -> None:
@@ -183,6 +193,7 @@ def _execute(runner: Any, service: Any, as_json: bool) -> None:
         runner.cancel(f"canceled by {signal.Signals(signum).name}")
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    notifier = _notifier(service)
     err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
               f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel)")
     try:
@@ -193,6 +204,7 @@ def _execute(runner: Any, service: Any, as_json: bool) -> None:
             status = runner.execute()
     finally:
         runner.executor.close()
+        notifier.close(timeout=30)  # deliver pending notifications before the process exits
         for s, handler in previous.items():
             signal.signal(s, handler)
     run = service.get_run(runner.run_id)
@@ -351,6 +363,38 @@ def cancel(ctx: click.Context, run_id: int) -> None:
     except OrchestrateError as exc:
         _fail(exc)
     out.print(f"cancel of run {run_id} requested" if requested else f"run {run_id} has already finished")
+
+
+@main.command()
+@home_option
+@click.argument("roots", nargs=-1, type=click.Path(file_okay=False, exists=True))
+@click.option("--lease-seconds", type=float, default=15.0, show_default=True,
+              help="Lease time: another scheduler takes over this long after this one dies.")
+@click.option("--poll-seconds", type=float, default=1.0, show_default=True, help="Time between checks.")
+@click.pass_context
+def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, poll_seconds: float) -> None:
+    """Run the scheduler headless: fire the schedules of the jobs under ROOTS (default: .) until stopped.
+
+    Several schedulers (or the Jupyter server's) may share a state home: a leader lease makes exactly one fire.
+    """
+    from jupyter_orchestrate.scheduling.scheduler import Scheduler
+
+    service = _service(ctx)
+    sched = Scheduler(service, [Path(r) for r in roots or (".",)], lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                      on_fire=lambda f: err.print(f"fire {f['schedule_name']} of {f['job_path']} at {f['scheduled_time']}: "
+                                                  f"{f['status']}" + (f" run {f['run_id']}" if f.get("run_id") else "")
+                                                  + (f" ({f['reason']})" if f.get("reason") else "")))
+
+    def on_signal(signum: int, frame: Any) -> None:
+        sched.stop()
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)
+    notifier = _notifier(service)
+    err.print(f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)} (state home {service.store.home})")
+    sched.run_forever()
+    service.shutdown()
+    notifier.close(timeout=30)
 
 
 if __name__ == "__main__":  # pragma: no cover

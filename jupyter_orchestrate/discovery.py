@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from jupyter_orchestrate.dag import CycleError, Dag
 from jupyter_orchestrate.errors import Problem, ValidationError
-from jupyter_orchestrate.models import Environment, Job, NotebookParameter, Task, TaskSettings
+from jupyter_orchestrate.models import Environment, Job, NotebookParameter, Notifications, Schedule, Task, TaskSettings
 from jupyter_orchestrate.parameters import check_reference, references
 
 JOB_FILE = "job.yaml"
@@ -41,6 +41,10 @@ class JobFile(BaseModel):
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     max_parallel_tasks: int | None = Field(default=None, ge=1)
+    max_concurrent_runs: int = Field(default=1, ge=1)
+    queue: bool = True
+    schedules: list[Schedule] = Field(default_factory=list)
+    notifications: Notifications | None = None
     task_defaults: TaskSettings = Field(default_factory=TaskSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
 
@@ -181,6 +185,8 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             job_file = JobFile.model_validate(raw)
         except PydanticValidationError as exc:
             return None, pydantic_problems(show(job_file_path), exc)
+
+    problems.extend(_schedule_problems(job_file, show(job_file_path)))
 
     # Notebooks in the folder (top level) that carry metadata.orchestrate, plus those job.yaml names.
     candidates: dict[Path, str] = {}  # notebook path -> how it became a candidate ("metadata" | task_key)
@@ -358,10 +364,29 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             description=job_file.description,
             parameters=job_file.parameters,
             max_parallel_tasks=job_file.max_parallel_tasks,
+            max_concurrent_runs=job_file.max_concurrent_runs,
+            queue=job_file.queue,
+            schedules=job_file.schedules,
+            notifications=job_file.notifications,
             tasks=tasks,
         ),
         [],
     )
+
+
+def _schedule_problems(job_file: JobFile, shown: str) -> list[Problem]:
+    """Invalid cron, unknown timezone, bad ``every`` rule, duplicate schedule names (scheduling.timing)."""
+    from jupyter_orchestrate.scheduling.timing import schedule_problems
+
+    problems, names = [], set()
+    for index, schedule in enumerate(job_file.schedules):
+        for field, message in schedule_problems(schedule):
+            problems.append(Problem(shown, f"schedules.{index}.{field}" if field else f"schedules.{index}", message))
+        name = schedule.name or f"schedule-{index + 1}"
+        if name in names:
+            problems.append(Problem(shown, f"schedules.{index}.name", f"duplicate schedule name {name!r}"))
+        names.add(name)
+    return problems
 
 
 def load_job(path: str | Path, *, check_kernels: bool = True) -> Job:

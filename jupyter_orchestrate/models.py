@@ -136,6 +136,55 @@ class Environment(_Strict):
         return value
 
 
+class CatchupPolicy(str, Enum):
+    """What a schedule does about fires missed while no scheduler ran."""
+
+    none = "none"  # skip them
+    latest = "latest"  # one run for the most recent missed fire
+    all = "all"  # one run per missed fire (bounded by max_catchup_runs)
+
+
+class Schedule(_Strict):
+    """A time-based trigger of a job (``job.yaml`` ``schedules:``).
+
+    Exactly one of ``cron`` (five or six fields, croniter; six = with seconds) or ``every`` (a rule in the style
+    of the ``schedule`` library: ``15 minutes``, ``day at 06:30``, ``monday at 09:00``). ``timezone`` is an IANA
+    name; fire times are computed in it (DST-correct) and stored in UTC. ``parameters`` override job
+    parameters for runs of this schedule.
+    """
+
+    name: str | None = None
+    cron: str | None = None
+    every: str | None = None
+    timezone: str = "UTC"
+    paused: bool = False
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    catchup: CatchupPolicy = CatchupPolicy.latest
+    max_catchup_runs: int = Field(default=100, ge=1)
+
+
+class Destination(_Strict):
+    """Where a notification goes: a webhook (JSON POST with a Slack-compatible ``text``) or email addresses.
+
+    SMTP host, port and credentials come from configuration or the environment, never from job files.
+    """
+
+    webhook: str | None = None
+    email: list[str] | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    retries: int = Field(default=2, ge=0)
+
+
+class Notifications(_Strict):
+    """Notifications of a job or a task (semantics of Databricks job notifications)."""
+
+    on_start: list[Destination] = Field(default_factory=list)
+    on_success: list[Destination] = Field(default_factory=list)
+    on_failure: list[Destination] = Field(default_factory=list)
+    on_duration_warning: list[Destination] = Field(default_factory=list)
+    duration_warning_seconds: float | None = Field(default=None, gt=0)
+
+
 class TaskSettings(_Strict):
     """Task settings as written in ``metadata.orchestrate``, ``job.yaml`` ``task_defaults`` or ``tasks.<key>``.
 
@@ -155,6 +204,7 @@ class TaskSettings(_Strict):
     retry_on_timeout: bool | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)
     description: str | None = None
+    notifications: Notifications | None = None
 
 
 class NotebookParameter(BaseModel):
@@ -192,6 +242,7 @@ class Task(BaseModel):
     retry_on_timeout: bool = False
     timeout_seconds: float | None = None
     description: str | None = None
+    notifications: Notifications | None = None
     notebook_parameters: list[NotebookParameter] = Field(default_factory=list)
 
     def retry_delay_seconds(self, retry_number: int) -> float:
@@ -214,6 +265,10 @@ class Job(BaseModel):
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     max_parallel_tasks: int | None = None
+    max_concurrent_runs: int = 1
+    queue: bool = True
+    schedules: list[Schedule] = Field(default_factory=list)
+    notifications: Notifications | None = None
     tasks: list[Task] = Field(default_factory=list)
 
     def task(self, task_key: str) -> Task:

@@ -284,6 +284,55 @@ class OrchestrateService:
         parallel = max_parallel or self.store.get_run(run_id).max_parallel_tasks
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=number)
 
+    # -- schedules -------------------------------------------------------------------------------------------
+    def schedules(self, job: Job) -> list[dict[str, Any]]:
+        """The job's schedules with their state: effective ``paused``, ``next_fire_time``, ``last_fire_time``
+        and the 5 latest fires (scheduled time, status, run id, reason)."""
+        from jupyter_orchestrate.scheduling.scheduler import schedule_name
+
+        fires = self.store.fires(job.path, limit=200)
+        result = []
+        for index, schedule in enumerate(job.schedules):
+            name = schedule_name(schedule, index)
+            state = self.store.schedule_state(job.path, name) or {}
+            paused = bool(state["paused"]) if state.get("paused") is not None else schedule.paused
+            result.append({
+                **schedule.model_dump(mode="json"),
+                "name": name,
+                "paused": paused,
+                "next_fire_time": None if paused else state.get("next_fire_time"),
+                "last_fire_time": state.get("last_fire_time"),
+                "recent_fires": [
+                    {k: f[k] for k in ("scheduled_time", "fire_time", "status", "run_id", "reason")}
+                    for f in fires if f["schedule_name"] == name
+                ][:5],
+            })
+        return result
+
+    def set_schedule_paused(self, job: Job, name: str, paused: bool) -> None:
+        """Pause or resume a schedule (stored in the state home; overrides ``paused`` in job.yaml).
+
+        Raises: NotFoundError when the job has no schedule ``name``.
+        """
+        self._schedule(job, name)
+        self.store.set_schedule_state(job.path, name, paused=int(paused))
+
+    def trigger_schedule(self, job: Job, name: str) -> Runner:
+        """"Trigger now": a new run with the schedule's parameters (recorded as trigger ``schedule``); call
+        :meth:`start` or ``execute()`` on the returned runner. Raises NotFoundError for an unknown schedule."""
+        schedule = self._schedule(job, name)
+        return self.new_run(job.path, parameters=dict(schedule.parameters), trigger=Trigger.schedule)
+
+    @staticmethod
+    def _schedule(job: Job, name: str) -> Any:
+        from jupyter_orchestrate.errors import NotFoundError
+        from jupyter_orchestrate.scheduling.scheduler import schedule_name
+
+        for index, schedule in enumerate(job.schedules):
+            if schedule_name(schedule, index) == name:
+                return schedule
+        raise NotFoundError(f"job {job.name} has no schedule {name!r}")
+
     # -- crash recovery --------------------------------------------------------------------------------------
     def recover(self) -> list[int]:
         """Mark runs whose orchestrator process is gone as failed, and kill kernels they left behind.
@@ -387,16 +436,20 @@ def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
     }
 
 
-def job_document(job: Job | None, path: Path, root: Path, problems: list[Problem], runs: list[Run]) -> dict[str, Any]:
+def job_document(
+    job: Job | None, path: Path, root: Path, problems: list[Problem], runs: list[Run],
+    schedules: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A job as the REST API returns it: tasks with settings and notebook parameters, DAG edges, job
-    parameters, recent runs, and ``problems`` (``valid`` is False when there are any)."""
+    parameters, schedules with their next fire times, recent runs, and ``problems`` (``valid`` is False when
+    there are any)."""
     doc: dict[str, Any] = {
         "job_id": relative_to(str(path), root) or path.name,
         "name": job.name if job else path.name,
         "path": str(path),
         "valid": job is not None,
         "problems": [{"path": p.path, "field": p.field, "message": p.message, "text": str(p)} for p in problems],
-        "schedules": [],
+        "schedules": schedules or [],
         "recent_runs": [{"run_id": r.run_id, "status": r.status.value, "start_time": r.start_time} for r in runs],
     }
     if job is not None:
@@ -404,6 +457,8 @@ def job_document(job: Job | None, path: Path, root: Path, problems: list[Problem
             description=job.description,
             parameters=job.parameters,
             max_parallel_tasks=job.max_parallel_tasks,
+            max_concurrent_runs=job.max_concurrent_runs,
+            queue=job.queue,
             edges=[{"upstream": a, "downstream": b} for a, b in job.edges],
             tasks=[
                 {

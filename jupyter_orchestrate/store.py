@@ -152,6 +152,26 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_scheduling(db: Database) -> None:
+    """Schema version 2: scheduler leases, per-schedule state (next fire, pause) and the record of every fire."""
+    db["leases"].create(
+        {"name": str, "holder": str, "acquired_time": str, "heartbeat_time": str, "expires_time": str}, pk="name"
+    )
+    db["schedule_state"].create(
+        {"job_path": str, "schedule_name": str, "next_fire_time": str, "last_fire_time": str, "paused": int,
+         "updated_time": str},
+        pk=("job_path", "schedule_name"),
+    )
+    db["fires"].create(
+        {"fire_id": int, "job_path": str, "schedule_name": str, "scheduled_time": str, "fire_time": str,
+         "status": str, "run_id": int, "reason": str, "holder": str},
+        pk="fire_id",
+    )
+    # one record per (schedule, scheduled time): two schedulers can never both start the same fire
+    db["fires"].create_index(["job_path", "schedule_name", "scheduled_time"], unique=True)
+
+
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """The state home: ``home`` if given, else ``$JUPYTER_ORCHESTRATE_HOME``, else ``./.orchestrate``."""
     chosen = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
@@ -644,3 +664,90 @@ class Store:
                 "select task_key, max(attempt_number) from attempts where run_id = ? group by task_key", [run_id]
             ).fetchall()
         return {k: n for k, n in rows}
+
+
+    # -- scheduling ----------------------------------------------------------------------------------------
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float, now: str, expires: str) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``expires`` (ISO times, UTC).
+
+        Succeeds when nobody holds it, ``holder`` already does, or the holder's lease expired before ``now``.
+        A single conditional UPDATE is the compare-and-set, so two processes can never both succeed.
+        """
+        with self._lock:
+            self.db.execute(
+                "insert or ignore into leases (name, holder, acquired_time, heartbeat_time, expires_time) values (?, '', ?, ?, ?)",
+                [name, now, now, now],
+            )
+            cursor = self.db.execute(
+                "update leases set holder = ?, heartbeat_time = ?, expires_time = ?, "
+                "acquired_time = case when holder = ? then acquired_time else ? end "
+                "where name = ? and (holder = ? or holder = '' or expires_time < ?)",
+                [holder, now, expires, holder, now, name, holder, now],
+            )
+            self.db.conn.commit()
+            return cursor.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (on clean shutdown) so another scheduler takes over at once."""
+        with self._lock:
+            self.db.execute("update leases set holder = '' where name = ? and holder = ?", [name, holder])
+            self.db.conn.commit()
+
+    def lease(self, name: str) -> dict[str, Any] | None:
+        """The lease row (holder, acquired/heartbeat/expires times) or None."""
+        with self._lock:
+            rows = list(self.db["leases"].rows_where("name = ?", [name]))
+        return rows[0] if rows else None
+
+    def schedule_state(self, job_path: str, schedule_name: str) -> dict[str, Any] | None:
+        """Persisted state of a schedule: next_fire_time, last_fire_time, paused (None = as job.yaml)."""
+        with self._lock:
+            rows = list(self.db["schedule_state"].rows_where("job_path = ? and schedule_name = ?", [job_path, schedule_name]))
+        return rows[0] if rows else None
+
+    def set_schedule_state(self, job_path: str, schedule_name: str, **fields: Any) -> None:
+        """Upsert fields of a schedule's state (next_fire_time, last_fire_time, paused)."""
+        with self._lock:
+            self.db["schedule_state"].upsert(
+                {"job_path": job_path, "schedule_name": schedule_name, "updated_time": utc_now(), **fields},
+                pk=("job_path", "schedule_name"),
+            )
+
+    def record_fire(self, job_path: str, schedule_name: str, scheduled_time: str, *, status: str, holder: str,
+                    reason: str | None = None) -> int | None:
+        """Record a fire once. Returns its id, or None if this fire was already recorded (by anyone)."""
+        with self._lock:
+            try:
+                return int(
+                    self.db["fires"].insert(
+                        {"job_path": job_path, "schedule_name": schedule_name, "scheduled_time": scheduled_time,
+                         "fire_time": utc_now(), "status": status, "reason": reason, "holder": holder}
+                    ).last_pk
+                )
+            except sqlite3.IntegrityError:
+                return None
+
+    def update_fire(self, fire_id: int, **fields: Any) -> None:
+        """Set a fire's outcome: status (started, queued, skipped, failed), run_id, reason."""
+        with self._lock:
+            self.db["fires"].update(fire_id, fields)
+
+    def fire(self, fire_id: int) -> dict[str, Any]:
+        """One fire record."""
+        with self._lock:
+            return dict(self.db["fires"].get(fire_id))
+
+    def fires(self, job_path: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Fire records, newest first."""
+        with self._lock:
+            where, args = ("job_path = ?", [job_path]) if job_path else (None, [])
+            return list(self.db["fires"].rows_where(where, args, order_by="fire_id desc", limit=limit))
+
+    def active_runs(self, job_path: str) -> list[int]:
+        """Ids of the job's runs that are queued, running or canceling, oldest first."""
+        with self._lock:
+            rows = self.db.execute(
+                "select run_id from runs where job_path = ? and status in (?, ?, ?) order by run_id",
+                [job_path, RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value],
+            ).fetchall()
+        return [r[0] for r in rows]

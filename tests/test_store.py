@@ -393,7 +393,9 @@ def test_reopening_the_home_keeps_data_and_applies_no_migration(home: Path, job:
     first = Store(home)
     run_id = new_run(first, job)
     applied = list(first.db["_sqlite_migrations"].rows)
-    assert len(applied) == 1
+    from jupyter_orchestrate.store import migrations
+
+    assert [m["name"] for m in applied] == [m.name for m in migrations._migrations] == ["m001_initial", "m002_scheduling"]
     first.close()
 
     second = Store(home)

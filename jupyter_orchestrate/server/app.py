@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Enum, Integer, List, Unicode
+from traitlets import Bool, Enum, Integer, List, Unicode
 
 from jupyter_orchestrate.server.events import EventBus
 from jupyter_orchestrate.server.handlers import handlers
@@ -40,6 +40,10 @@ class OrchestrateApp(ExtensionApp):
     )
     job_search_depth = Integer(4, config=True, help="How many folder levels below each job root are searched.")
     executor = Enum(["local"], default_value="local", config=True, help="What runs attempts: 'local' processes.")
+    scheduler_enabled = Bool(
+        True, config=True,
+        help="Fire job schedules while the server runs (a leader lease makes one scheduler per state home fire).",
+    )
 
     def initialize_settings(self) -> None:
         from jupyter_orchestrate.service import OrchestrateService
@@ -47,6 +51,16 @@ class OrchestrateApp(ExtensionApp):
         self.bus = EventBus()
         self.service = OrchestrateService(self.home)
         self.service.listeners.append(self.bus.publish)
+        from jupyter_orchestrate.notifications import Notifier, SmtpConfig
+
+        self.notifier = Notifier(self.service, base_url=self.serverapp.connection_url, smtp=SmtpConfig.from_env())
+        self.service.listeners.append(self.notifier)
+        self.scheduler = None
+        if self.scheduler_enabled:
+            from jupyter_orchestrate.scheduling.scheduler import Scheduler
+
+            self.scheduler = Scheduler(self.service, self.search_roots(), max_depth=self.job_search_depth)
+            self.scheduler.start()
         if self.service.recovered:
             self.log.warning("jupyter-orchestrate: marked runs %s failed: their orchestrator had died", self.service.recovered)
 
@@ -73,5 +87,9 @@ class OrchestrateApp(ExtensionApp):
         return roots
 
     async def stop_extension(self) -> None:
+        """Stop the scheduler and cancel the runs this server executes."""
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.service.shutdown()
+        self.notifier.close(timeout=10)
 

@@ -137,7 +137,8 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
         from jupyter_orchestrate.service import job_document
 
         runs = self.service.list_runs(job_path=str(path), limit=10)
-        return job_document(job, path, self.root, problems, runs)
+        schedules = self.service.schedules(job) if job is not None else []
+        return job_document(job, path, self.root, problems, runs, schedules)
 
     def run_json(self, run: Any) -> dict[str, Any]:
         from jupyter_orchestrate.service import run_document
@@ -169,7 +170,8 @@ class JobsHandler(OrchestrateHandler):
 
 
 class JobHandler(OrchestrateHandler):
-    """One route for ``jobs/{job}`` (GET), ``jobs/{job}/runs`` (POST) and ``jobs/{job}/tasks/{task_key}`` (PUT).
+    """One route for ``jobs/{job}`` (GET), ``jobs/{job}/runs`` and ``jobs/{job}/schedules/{name}/pause|resume|trigger``
+    (POST), and ``jobs/{job}/tasks/{task_key}`` (PUT).
 
     Job ids may contain slashes (and so ``runs`` or ``tasks`` segments), so the method decides how the path
     is split: GET takes all of it as the job id.
@@ -189,6 +191,10 @@ class JobHandler(OrchestrateHandler):
     @authorized
     async def post(self, path: str) -> None:
         """``jobs/{job}/runs``: start a run (201) with parameter overrides; it executes in the background."""
+        action = re.fullmatch(r"(?P<job>.+)/schedules/(?P<name>[^/]+)/(?P<action>pause|resume|trigger)", path)
+        if action is not None:
+            await self._schedule_action(action["job"], action["name"], action["action"])
+            return
         match = re.fullmatch(r"(?P<job>.+)/runs", path)
         if match is None:
             raise NotFoundError(f"no such route: POST jobs/{path} (start a run with POST jobs/<job>/runs)")
@@ -201,6 +207,20 @@ class JobHandler(OrchestrateHandler):
         self.service.start(runner)
         self.set_status(201)
         self.finish(json.dumps(self.run_json(self.service.get_run(runner.run_id))))
+
+    async def _schedule_action(self, job_id: str, name: str, action: str) -> None:
+        """``jobs/{job}/schedules/{name}/pause|resume`` (200, the schedules) or ``.../trigger`` (201, the run)."""
+        from jupyter_orchestrate.discovery import load_job
+
+        job = await self.blocking(load_job, self.resolve_job(job_id))
+        if action == "trigger":
+            runner = await self.blocking(self.service.trigger_schedule, job, name)
+            self.service.start(runner)
+            self.set_status(201)
+            self.finish(json.dumps(self.run_json(self.service.get_run(runner.run_id))))
+            return
+        self.service.set_schedule_paused(job, name, action == "pause")
+        self.finish(json.dumps({"schedules": self.service.schedules(job)}))
 
     @web.authenticated
     @authorized

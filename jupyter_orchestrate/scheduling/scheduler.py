@@ -1,0 +1,272 @@
+"""Scheduler: starts runs of scheduled jobs on time, exactly once, across restarts and competing schedulers.
+
+- **Leader lease** (table ``leases``): only the scheduler holding the lease ``scheduler`` fires; it renews the
+  lease every tick; when it dies, another takes over once the lease expires (``lease_seconds``).
+- **Exactly once**: every fire is recorded under a unique (job, schedule, scheduled time) key before its run
+  starts, so even two leaders (a lease handover race) cannot start the same fire twice.
+- **Persisted next fires** (table ``schedule_state``) and a record of every fire (table ``fires``: scheduled
+  time, actual time, run id or why it was skipped).
+- **Catch-up** of fires missed while no scheduler ran, per schedule: ``none``, ``latest`` (default), ``all``
+  (bounded); a fire is on time when it is at most ``grace_seconds`` late.
+- **Concurrency**: ``max_concurrent_runs`` per job (default 1); with ``queue: true`` (default) a fire beyond
+  it waits and starts when a slot frees, in order; with ``queue: false`` it is skipped and the skip recorded.
+
+Runs execute in this process (background threads of :class:`~..service.OrchestrateService`): headless with
+``jupyter orchestrate scheduler``, or inside the Jupyter server extension.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError as PydanticValidationError
+
+from jupyter_orchestrate.discovery import JOB_FILE, SKIP_DIRS, JobFile
+from jupyter_orchestrate.errors import OrchestrateError
+from jupyter_orchestrate.models import Schedule, Trigger
+from jupyter_orchestrate.scheduling.timing import catchup_fires, fires_between, next_fire, schedule_problems
+
+log = logging.getLogger(__name__)
+LEASE = "scheduler"
+MAX_RECORDED = 1000  # fires considered in one pass (a scheduler down for years does not record millions)
+
+
+def utc(now: dt.datetime | None = None) -> dt.datetime:
+    """``now`` (or the current time) as an aware UTC datetime."""
+    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+
+
+def schedule_name(schedule: Schedule, index: int) -> str:
+    """A schedule's name: its ``name``, else ``schedule-<n>`` (1-based position in job.yaml)."""
+    return schedule.name or f"schedule-{index + 1}"
+
+
+@dataclass
+class ScheduledJob:
+    """A job folder with its ``job.yaml`` schedules (valid ones only)."""
+
+    path: Path
+    job_file: JobFile
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+
+
+def scheduled_jobs(roots: list[Path], *, max_depth: int = 4, exclude: tuple[Path, ...] = ()) -> list[ScheduledJob]:
+    """Job folders under ``roots`` whose ``job.yaml`` has schedules. Invalid files or schedules are logged and
+    skipped (``jupyter orchestrate validate`` reports them)."""
+    found: list[ScheduledJob] = []
+    skip = {p.resolve() for p in exclude}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            here = Path(dirpath)
+            depth = len(here.relative_to(root).parts)
+            dirnames[:] = [
+                d for d in sorted(dirnames)
+                if not d.startswith(".") and d not in SKIP_DIRS and depth < max_depth and (here / d).resolve() not in skip
+            ]
+            if JOB_FILE not in filenames:
+                continue
+            try:
+                job_file = JobFile.model_validate(yaml.safe_load((here / JOB_FILE).read_text(encoding="utf-8")) or {})
+            except (OSError, yaml.YAMLError, PydanticValidationError) as exc:
+                log.warning("skipping %s: %s", here / JOB_FILE, exc)
+                continue
+            job = ScheduledJob(here.resolve(), job_file)
+            for index, schedule in enumerate(job_file.schedules):
+                problems = schedule_problems(schedule)
+                if problems:
+                    log.warning("skipping schedule %d of %s: %s", index + 1, here / JOB_FILE, problems)
+                    continue
+                job.schedules[schedule_name(schedule, index)] = schedule
+            if job.schedules:
+                found.append(job)
+    return found
+
+
+@dataclass
+class _Queued:
+    fire_id: int
+    job_path: Path
+    schedule: Schedule
+
+
+class Scheduler:
+    """Fires the schedules of the jobs under ``roots`` (see the module docstring).
+
+    Args:
+        service: the :class:`~..service.OrchestrateService` whose state home holds the lease and fire records.
+        roots: folders searched for jobs with schedules.
+        holder: this scheduler's id in the lease (default ``host:pid:random``).
+        lease_seconds: how long the lease lasts without renewal (handover time after a crash).
+        poll_seconds: time between ticks.
+        grace_seconds: a fire at most this late is on time; later ones are "missed" (catch-up policy).
+        rescan_seconds: how often job folders are searched again for changed schedules.
+        clock: returns the current aware UTC datetime (tests pass a fake clock).
+        on_fire: called with each fire record dict after it is recorded (tests, UI).
+    """
+
+    def __init__(
+        self,
+        service: Any,
+        roots: list[Path],
+        *,
+        holder: str | None = None,
+        lease_seconds: float = 15.0,
+        poll_seconds: float = 1.0,
+        grace_seconds: float = 60.0,
+        rescan_seconds: float = 10.0,
+        max_depth: int = 4,
+        clock: Callable[[], dt.datetime] = utc,
+        on_fire: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        self.service = service
+        self.store = service.store
+        self.roots = [Path(r).resolve() for r in roots]
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.grace_seconds = grace_seconds
+        self.rescan_seconds = rescan_seconds
+        self.max_depth = max_depth
+        self.clock = clock
+        self.on_fire = on_fire
+        self.is_leader = False
+        self._jobs: list[ScheduledJob] = []
+        self._scanned_at: dt.datetime | None = None
+        self._queue: deque[_Queued] = deque()
+        self._stop = threading.Event()
+
+    # -- lease -----------------------------------------------------------------------------------------------
+    def _renew(self, now: dt.datetime) -> bool:
+        expires = now + dt.timedelta(seconds=self.lease_seconds)
+        leader = self.store.acquire_lease(LEASE, self.holder, self.lease_seconds, now.isoformat(), expires.isoformat())
+        if leader and not self.is_leader:
+            log.info("scheduler %s is now the leader", self.holder)
+        self.is_leader = leader
+        return leader
+
+    # -- one pass ----------------------------------------------------------------------------------------------
+    def tick(self) -> list[dict[str, Any]]:
+        """Renew the lease and, as leader, start due fires and queued runs. Returns the fires recorded."""
+        now = self.clock()
+        if not self._renew(now):
+            return []
+        if self._scanned_at is None or (now - self._scanned_at).total_seconds() >= self.rescan_seconds:
+            self._jobs = scheduled_jobs(self.roots, max_depth=self.max_depth, exclude=(self.store.home,))
+            self._scanned_at = now
+        recorded: list[dict[str, Any]] = []
+        self._start_queued()
+        for job in self._jobs:
+            for name, schedule in job.schedules.items():
+                recorded.extend(self._fire_due(job, name, schedule, now))
+        return recorded
+
+    def _fire_due(self, job: ScheduledJob, name: str, schedule: Schedule, now: dt.datetime) -> list[dict[str, Any]]:
+        path = str(job.path)
+        state = self.store.schedule_state(path, name) or {}
+        paused = bool(state["paused"]) if state.get("paused") is not None else schedule.paused
+        if state.get("next_fire_time") is None:
+            # first sight: nothing is owed for the past; fire from the next time on
+            self.store.set_schedule_state(path, name, next_fire_time=next_fire(schedule, now).isoformat())
+            return []
+        due_at = dt.datetime.fromisoformat(state["next_fire_time"])
+        if due_at > now:
+            return []
+        since = dt.datetime.fromisoformat(state["last_fire_time"]) if state.get("last_fire_time") else due_at - dt.timedelta(microseconds=1)
+        cutoff = now - dt.timedelta(seconds=self.grace_seconds)
+        missed = fires_between(schedule, since, cutoff, limit=MAX_RECORDED) if cutoff > since else []
+        caught_up = catchup_fires(schedule, since, cutoff) if missed else []
+        on_time = fires_between(schedule, max(since, cutoff), now, limit=MAX_RECORDED)
+        recorded = []
+        if not paused:
+            for fire in missed:
+                if fire not in caught_up:
+                    self.store.record_fire(path, name, fire.isoformat(), status="skipped", holder=self.holder,
+                                           reason=f"missed while no scheduler ran (catchup: {schedule.catchup.value})")
+            for fire in [*caught_up, *on_time]:
+                record = self._fire(job, name, schedule, fire, missed=fire in caught_up)
+                if record is not None:
+                    recorded.append(record)
+        considered = [*missed, *on_time]
+        self.store.set_schedule_state(
+            path, name, next_fire_time=next_fire(schedule, now).isoformat(),
+            last_fire_time=max(considered).isoformat() if considered else state.get("last_fire_time"),
+        )
+        return recorded
+
+    def _fire(self, job: ScheduledJob, name: str, schedule: Schedule, fire: dt.datetime, missed: bool) -> dict[str, Any] | None:
+        path = str(job.path)
+        fire_id = self.store.record_fire(path, name, fire.isoformat(), status="firing", holder=self.holder,
+                                         reason="catch-up of a missed fire" if missed else None)
+        if fire_id is None:
+            return None  # another scheduler recorded this fire: exactly once
+        active = self.store.active_runs(path)
+        limit = job.job_file.max_concurrent_runs
+        if len(active) >= limit:
+            why = f"max_concurrent_runs={limit} reached (active runs: {', '.join(map(str, active))})"
+            if job.job_file.queue:
+                self._queue.append(_Queued(fire_id, job.path, schedule))
+                self.store.update_fire(fire_id, status="queued", reason=why)
+            else:
+                self.store.update_fire(fire_id, status="skipped", reason=f"{why} and queue is false")
+        else:
+            self._start(fire_id, job.path, schedule)
+        record = self.store.fire(fire_id)
+        if self.on_fire:
+            self.on_fire(record)
+        return record
+
+    def _start(self, fire_id: int, job_path: Path, schedule: Schedule) -> None:
+        try:
+            runner = self.service.new_run(job_path, parameters=dict(schedule.parameters), trigger=Trigger.schedule)
+        except OrchestrateError as exc:
+            self.store.update_fire(fire_id, status="failed", reason=str(exc))
+            log.warning("scheduled run of %s not started: %s", job_path, exc)
+            return
+        self.store.update_fire(fire_id, status="started", run_id=runner.run_id)
+        self.service.start(runner)
+
+    def _start_queued(self) -> None:
+        waiting = len(self._queue)
+        for _ in range(waiting):
+            item = self._queue.popleft()
+            job = next((j for j in self._jobs if j.path == item.job_path), None)
+            limit = job.job_file.max_concurrent_runs if job else 1
+            if len(self.store.active_runs(str(item.job_path))) < limit:
+                self._start(item.fire_id, item.job_path, item.schedule)
+            else:
+                self._queue.append(item)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        """Tick every ``poll_seconds`` until :meth:`stop`; releases the lease on the way out."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.tick()
+                except Exception:  # a bad job or a busy database must not stop the scheduler
+                    log.exception("scheduler tick failed")
+                self._stop.wait(self.poll_seconds)
+        finally:
+            if self.is_leader:
+                self.store.release_lease(LEASE, self.holder)
+
+    def start(self) -> threading.Thread:
+        """Run :meth:`run_forever` in a daemon thread."""
+        thread = threading.Thread(target=self.run_forever, name="orchestrate-scheduler", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """Ask :meth:`run_forever` to return after the current tick."""
+        self._stop.set()
