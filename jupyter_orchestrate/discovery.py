@@ -24,7 +24,16 @@ from pydantic import ValidationError as PydanticValidationError
 
 from jupyter_orchestrate.dag import CycleError, Dag
 from jupyter_orchestrate.errors import Problem, ValidationError
-from jupyter_orchestrate.models import Environment, Job, NotebookParameter, Notifications, Schedule, Task, TaskSettings
+from jupyter_orchestrate.models import (
+    Environment,
+    Job,
+    NotebookParameter,
+    Notifications,
+    Schedule,
+    Task,
+    TaskSettings,
+    TriggerSpec,
+)
 from jupyter_orchestrate.parameters import check_reference, references
 
 JOB_FILE = "job.yaml"
@@ -44,6 +53,7 @@ class JobFile(BaseModel):
     max_concurrent_runs: int = Field(default=1, ge=1)
     queue: bool = True
     schedules: list[Schedule] = Field(default_factory=list)
+    triggers: list[TriggerSpec] = Field(default_factory=list)
     notifications: Notifications | None = None
     task_defaults: TaskSettings = Field(default_factory=TaskSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
@@ -367,6 +377,7 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             max_concurrent_runs=job_file.max_concurrent_runs,
             queue=job_file.queue,
             schedules=job_file.schedules,
+            triggers=job_file.triggers,
             notifications=job_file.notifications,
             tasks=tasks,
         ),
@@ -386,6 +397,9 @@ def _schedule_problems(job_file: JobFile, shown: str) -> list[Problem]:
         if name in names:
             problems.append(Problem(shown, f"schedules.{index}.name", f"duplicate schedule name {name!r}"))
         names.add(name)
+    for index, trigger in enumerate(job_file.triggers):
+        if trigger.file_arrival and (Path(trigger.file_arrival.path).is_absolute() or ".." in Path(trigger.file_arrival.path).parts):
+            problems.append(Problem(shown, f"triggers.{index}.file_arrival.path", "must be a path or glob inside the job folder"))
     return problems
 
 

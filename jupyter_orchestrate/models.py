@@ -15,7 +15,7 @@ import datetime as _dt
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def utc_now() -> str:
@@ -163,6 +163,43 @@ class Schedule(_Strict):
     max_catchup_runs: int = Field(default=100, ge=1)
 
 
+class FileArrival(_Strict):
+    """Start a run when new or changed files matching ``path`` (a glob relative to the job folder, inside the
+    scheduler's roots) have settled: no change for ``wait_after_last_change_seconds``; at most once per
+    ``min_time_between_triggers_seconds`` (semantics of Databricks file arrival triggers)."""
+
+    path: str
+    wait_after_last_change_seconds: float = Field(default=5.0, ge=0)
+    min_time_between_triggers_seconds: float = Field(default=0.0, ge=0)
+
+
+class JobCompletion(_Strict):
+    """Start a run when a run of another job ends in one of ``statuses`` (data-aware chaining between jobs).
+
+    ``job`` is the upstream job's folder, relative to this job's folder (e.g. ``../green_energy``).
+    """
+
+    job: str
+    statuses: list[str] = Field(default_factory=lambda: ["succeeded"])
+
+
+class TriggerSpec(_Strict):
+    """An event trigger of a job (``job.yaml`` ``triggers:``): exactly one of ``file_arrival`` or
+    ``job_completion``, with ``parameters`` overriding job parameters for the runs it starts."""
+
+    name: str | None = None
+    file_arrival: FileArrival | None = None
+    job_completion: JobCompletion | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    paused: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TriggerSpec:
+        if (self.file_arrival is None) == (self.job_completion is None):
+            raise ValueError("give exactly one of file_arrival or job_completion")
+        return self
+
+
 class Destination(_Strict):
     """Where a notification goes: a webhook (JSON POST with a Slack-compatible ``text``) or email addresses.
 
@@ -268,6 +305,7 @@ class Job(BaseModel):
     max_concurrent_runs: int = 1
     queue: bool = True
     schedules: list[Schedule] = Field(default_factory=list)
+    triggers: list[TriggerSpec] = Field(default_factory=list)
     notifications: Notifications | None = None
     tasks: list[Task] = Field(default_factory=list)
 
@@ -366,7 +404,11 @@ class Repair(BaseModel):
 
 
 class Run(BaseModel):
-    """One execution of a job. ``parameters`` are the job parameter values in effect (defaults + overrides)."""
+    """One execution of a job. ``parameters`` are the job parameter values in effect (defaults + overrides).
+
+    ``trigger_time`` is the logical time of the run (a schedule's fire time, a backfill date; else the start
+    time) and ``trigger_reason`` says what started it (schedule and fire time, arrived files, upstream run).
+    """
 
     run_id: int
     job_name: str
@@ -374,6 +416,8 @@ class Run(BaseModel):
     status: RunStatus
     status_reason: str | None = None
     trigger: Trigger = Trigger.manual
+    trigger_time: str | None = None
+    trigger_reason: str | None = None
     start_time: str
     end_time: str | None = None
     duration_seconds: float | None = None

@@ -3,6 +3,8 @@
 A parameter value may reference (Databricks' dynamic value references):
 
 - ``{{job.run_id}}``, ``{{job.name}}``, ``{{job.start_time}}``, ``{{job.repair_number}}``
+- ``{{job.trigger.time}}`` (the run's logical time: a schedule's fire time or backfill date, else its start
+  time) and ``{{job.trigger.type}}`` (manual, schedule, file_arrival, job_completion, api)
 - ``{{job.parameters.<name>}}``: a job parameter's value in this run
 - ``{{tasks.<task_key>.values.<name>}}``: a task value published by an upstream task
 
@@ -65,12 +67,14 @@ def check_reference(
     if parts[0] == "job":
         if len(parts) == 2 and parts[1] in JOB_FIELDS:
             return None
+        if len(parts) == 3 and parts[1] == "trigger" and parts[2] in ("time", "type"):
+            return None
         if len(parts) == 3 and parts[1] == "parameters":
             names = sorted(job_parameters)
             if parts[2] in names:
                 return None
             return f"{{{{{ref}}}}} names unknown job parameter {parts[2]!r} (job parameters: {', '.join(names) or 'none'})"
-        fields = ", ".join([*(f"job.{f}" for f in JOB_FIELDS), "job.parameters.<name>"])
+        fields = ", ".join([*(f"job.{f}" for f in JOB_FIELDS), "job.trigger.time", "job.trigger.type", "job.parameters.<name>"])
         return f"{{{{{ref}}}}} is not a known reference (use {fields} or tasks.<task_key>.values.<name>)"
     if parts[0] == "tasks":
         if len(parts) != 4 or parts[2] != "values" or not IDENTIFIER.match(parts[3]):

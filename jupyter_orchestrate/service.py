@@ -6,6 +6,7 @@ orchestrator died. It holds no execution logic of its own.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import signal
@@ -158,6 +159,8 @@ class OrchestrateService:
         parameters: dict[str, Any] | None = None,
         max_parallel: int | None = None,
         trigger: Trigger = Trigger.manual,
+        trigger_time: str | None = None,
+        trigger_reason: str | None = None,
         executor: TaskExecutor | None = None,
         on_event: EventCallback | None = None,
     ) -> Runner:
@@ -166,6 +169,8 @@ class OrchestrateService:
         Args:
             parameters: ``-p`` overrides ``{name: value}``; string values are typed by the parameter they set.
             max_parallel: attempts in flight at most; default ``max_parallel_tasks`` of the job, else CPU count.
+            trigger, trigger_time, trigger_reason: what started the run; ``trigger_time`` (ISO UTC, default the
+                start time) is the run's logical time, ``{{job.trigger.time}}`` in parameters.
 
         Raises:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
@@ -176,7 +181,10 @@ class OrchestrateService:
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
         parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
-        run_id = self.store.create_run(job, parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel, trigger=trigger)
+        run_id = self.store.create_run(
+            job, parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
+            trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason,
+        )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=0)
 
@@ -188,12 +196,14 @@ class OrchestrateService:
 
         run = self.store.get_run(run_id)
         run_parameters = run.parameters
-        context = {"job": {"run_id": run_id, "name": job.name, "start_time": run.start_time, "repair_number": repair_number}}
+        context = {"job": {"run_id": run_id, "name": job.name, "start_time": run.start_time, "repair_number": repair_number,
+                           "trigger": {"time": run.trigger_time or run.start_time, "type": run.trigger.value}}}
         rendered = render(run_parameters, context)
         active = ActiveRun({t.task_key: t for t in job.tasks}, states, parallel)
         runner = Runner(
             self.store, executor or LocalExecutor(), run_id, job, active,
             run_parameters=rendered, overrides=overrides, start_time=run.start_time,
+            trigger={"time": run.trigger_time or run.start_time, "type": run.trigger.value},
             repair_number=repair_number, on_event=on_event,
         )
         runner.listeners.append(self._fan_out)
@@ -321,7 +331,26 @@ class OrchestrateService:
         """"Trigger now": a new run with the schedule's parameters (recorded as trigger ``schedule``); call
         :meth:`start` or ``execute()`` on the returned runner. Raises NotFoundError for an unknown schedule."""
         schedule = self._schedule(job, name)
-        return self.new_run(job.path, parameters=dict(schedule.parameters), trigger=Trigger.schedule)
+        return self.new_run(job.path, parameters=dict(schedule.parameters), trigger=Trigger.schedule,
+                            trigger_reason=f"schedule {name}: triggered now")
+
+    def backfill(self, job: Job, start: Any, end: Any, *, schedule: str | None = None, limit: int = 1000) -> list[str]:
+        """The fire times (ISO UTC) of a schedule between ``start`` and ``end`` (aware datetimes, inclusive), for
+        ``jupyter orchestrate backfill``; ``schedule`` defaults to the job's first schedule.
+
+        Raises: ValidationError if the job has no schedule or the range holds more than ``limit`` fires;
+        NotFoundError for an unknown schedule name.
+        """
+        from jupyter_orchestrate.scheduling.scheduler import schedule_name
+        from jupyter_orchestrate.scheduling.timing import fires_between
+
+        if not job.schedules:
+            raise ValidationError(Problem(job.path, "schedules", "the job has no schedule to backfill"))
+        chosen = self._schedule(job, schedule) if schedule else job.schedules[0]
+        fires = fires_between(chosen, start - dt.timedelta(microseconds=1), end, limit=limit + 1)
+        if len(fires) > limit:
+            raise ValidationError(Problem("", "--start/--end", f"the range holds more than {limit} fires of schedule {schedule_name(chosen, job.schedules.index(chosen))}; narrow it"))
+        return [f.isoformat() for f in fires]
 
     @staticmethod
     def _schedule(job: Job, name: str) -> Any:
@@ -410,6 +439,8 @@ def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
         "status": run.status.value,
         "status_reason": run.status_reason,
         "trigger": run.trigger.value,
+        "trigger_time": run.trigger_time,
+        "trigger_reason": run.trigger_reason,
         "start_time": run.start_time,
         "end_time": run.end_time,
         "duration_seconds": run.duration_seconds,

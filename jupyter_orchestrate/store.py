@@ -172,6 +172,13 @@ def m002_scheduling(db: Database) -> None:
     db["fires"].create_index(["job_path", "schedule_name", "scheduled_time"], unique=True)
 
 
+@migrations()
+def m003_trigger_details(db: Database) -> None:
+    """Schema version 3: what started a run (logical trigger time, reason)."""
+    db["runs"].add_column("trigger_time", str)
+    db["runs"].add_column("trigger_reason", str)
+
+
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """The state home: ``home`` if given, else ``$JUPYTER_ORCHESTRATE_HOME``, else ``./.orchestrate``."""
     chosen = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
@@ -230,6 +237,8 @@ class Store:
         overrides: dict[str, Any],
         max_parallel_tasks: int,
         trigger: Trigger = Trigger.manual,
+        trigger_time: str | None = None,
+        trigger_reason: str | None = None,
     ) -> int:
         """Record a new ``queued`` run of ``job`` with a snapshot of its definition and a ``pending`` task run
         per task. Returns the run id."""
@@ -250,6 +259,8 @@ class Store:
                     "job_path": job.path,
                     "status": RunStatus.queued.value,
                     "trigger": trigger.value,
+                    "trigger_time": trigger_time or now,
+                    "trigger_reason": trigger_reason,
                     "start_time": now,
                     "parameters": _dumps(parameters),
                     "overrides": _dumps(overrides),
@@ -525,6 +536,8 @@ class Store:
             status=RunStatus(row["status"]),
             status_reason=row["status_reason"],
             trigger=Trigger(row["trigger"]),
+            trigger_time=row.get("trigger_time"),
+            trigger_reason=row.get("trigger_reason"),
             start_time=row["start_time"],
             end_time=row["end_time"],
             duration_seconds=row["duration_seconds"],

@@ -43,7 +43,8 @@ KEYS = {"a", "b", "c"}
         ("tasks.a.values.rows", {"a"}, None),
         ("job.parameters.nope", None, "{{job.parameters.nope}} names unknown job parameter 'nope' (job parameters: year)"),
         ("job.id", None, "{{job.id}} is not a known reference (use job.run_id, job.name, job.start_time, "
-                          "job.repair_number, job.parameters.<name> or tasks.<task_key>.values.<name>)"),
+                          "job.repair_number, job.trigger.time, job.trigger.type, job.parameters.<name> or "
+                          "tasks.<task_key>.values.<name>)"),
         ("tasks.a.values.rows", None, "{{tasks.a.values.rows}}: task values cannot be referenced here, only in task parameters"),
         ("tasks.z.values.rows", {"a"}, "{{tasks.z.values.rows}} names unknown task 'z'"),
         ("tasks.c.values.rows", {"a"}, "{{tasks.c.values.rows}}: task 'c' is not upstream of task 'b'; add it to depends_on"),

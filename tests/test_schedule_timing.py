@@ -7,6 +7,7 @@ out in UTC; the local times they stand for are in the comments.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -133,6 +134,12 @@ def test_bad_every_rules_are_reported(rule: str, reason: str) -> None:
     assert repr(rule) in problems[0][1]
 
 
+@pytest.mark.parametrize("rule", ["", "   ", "every"])
+def test_empty_every_rule_is_refused(rule: str) -> None:
+    with pytest.raises(ValueError, match="every rule"):
+        parse_every(rule)
+
+
 def test_all_problems_are_reported_together() -> None:
     problems = schedule_problems(Schedule(cron="bad", every="fortnight", timezone="Mars/Olympus"))
     assert fields(problems) == ["cron", "cron", "every", "timezone"]
@@ -205,7 +212,7 @@ def test_interval_rules_are_anchored_to_the_anchor_midnight() -> None:
     anchor = dt.datetime.combine(ANCHOR_DATE, dt.time(0), tzinfo=UTC)
     fires = fires_between(every("7 minutes"), utc(2024, 5, 1, 10, 3), utc(2024, 5, 1, 12), limit=100)
     assert all((fire - anchor) % dt.timedelta(minutes=7) == dt.timedelta(0) for fire in fires)
-    assert all(b - a == dt.timedelta(minutes=7) for a, b in zip(fires, fires[1:]))
+    assert all(b - a == dt.timedelta(minutes=7) for a, b in itertools.pairwise(fires))
     assert fires[0] - utc(2024, 5, 1, 10, 3) <= dt.timedelta(minutes=7)
     # the same lattice whatever the starting point: deterministic across restarts
     assert next_fire(every("7 minutes"), fires[3] - dt.timedelta(seconds=1)) == fires[3]
@@ -225,10 +232,10 @@ def test_interval_anchor_is_local_midnight() -> None:
 
 def test_interval_rules_measure_real_time_across_dst() -> None:
     fires = fires_between(every("6 hours", timezone=AMS), utc(2024, 3, 30), utc(2024, 4, 1), limit=20)
-    assert all(b - a == 6 * HOUR for a, b in zip(fires, fires[1:]))
+    assert all(b - a == 6 * HOUR for a, b in itertools.pairwise(fires))
     assert fires[0] == utc(2024, 3, 30, 5)  # 06:00 CET: the anchor midnight 2000-01-03 was CET
     hourly = fires_between(every("hour at :30", timezone=AMS), utc(2024, 10, 26, 22), utc(2024, 10, 27, 22), limit=50)
-    assert len(hourly) == 24 and all(b - a == HOUR for a, b in zip(hourly, hourly[1:]))
+    assert len(hourly) == 24 and all(b - a == HOUR for a, b in itertools.pairwise(hourly))
 
 
 def test_day_rules_are_local_wall_clock() -> None:
@@ -242,7 +249,7 @@ def test_day_rules_are_local_wall_clock() -> None:
 def test_n_days_and_n_weeks_align_to_the_anchor_date() -> None:
     fires = fires_between(every("3 days at 10:00"), utc(2024, 5, 1), utc(2024, 5, 20), limit=20)
     assert all((fire.date() - ANCHOR_DATE).days % 3 == 0 and fire.hour == 10 for fire in fires)
-    assert all(b - a == dt.timedelta(days=3) for a, b in zip(fires, fires[1:]))
+    assert all(b - a == dt.timedelta(days=3) for a, b in itertools.pairwise(fires))
     assert len(fires) == 6
     weekly = fires_between(every("2 weeks", timezone=NY), utc(2024, 5, 1), utc(2024, 7, 1), limit=20)
     assert [f.astimezone(ZoneInfo(NY)).weekday() for f in weekly] == [0] * len(weekly)
@@ -293,9 +300,9 @@ def test_fall_back_repeated_time_fires_once() -> None:
     assert next_fire(daily, utc(2024, 10, 27, 1, 30)) == utc(2024, 10, 28, 1, 30)
     ny = fires_between(cron("30 1 * * *", timezone=NY), utc(2024, 11, 2, 12), utc(2024, 11, 4, 12), limit=10)
     assert ny == [utc(2024, 11, 3, 5, 30), utc(2024, 11, 4, 6, 30)]  # 01:30 EDT once, then 01:30 EST
-    assert fires_between(every("day at 02:30", timezone=AMS), utc(2024, 10, 26, 12), utc(2024, 10, 27, 12), limit=5) == [
-        utc(2024, 10, 27, 0, 30)
-    ]
+    assert fires_between(
+        every("day at 02:30", timezone=AMS), utc(2024, 10, 26, 12), utc(2024, 10, 27, 12), limit=5
+    ) == [utc(2024, 10, 27, 0, 30)]
 
 
 def test_fixed_hours_across_fall_back_do_not_repeat() -> None:
@@ -316,7 +323,7 @@ def test_hourly_cron_fires_every_real_hour_across_dst(timezone: str, spring_day:
         fires = fires_between(hourly, start - dt.timedelta(seconds=1), end - dt.timedelta(seconds=1), limit=100)
         assert len(fires) == local_hours  # the local day has 23 / 25 real hours
         assert fires[0] == start
-        assert all(b - a == HOUR for a, b in zip(fires, fires[1:]))  # no duplicate, no gap
+        assert all(b - a == HOUR for a, b in itertools.pairwise(fires))  # no duplicate, no gap
         utc_day = fires_between(hourly, start, start + 24 * HOUR, limit=100)
         assert len(utc_day) == 24
 
@@ -326,12 +333,17 @@ def test_hourly_cron_inside_the_fold() -> None:
     assert next_fire(hourly, utc(2024, 10, 27, 0, 30)) == utc(2024, 10, 27, 1)  # 02:30 CEST -> 02:00 CET
     assert next_fire(hourly, utc(2024, 10, 27, 1, 30)) == utc(2024, 10, 27, 2)  # 02:30 CET -> 03:00 CET
     quarter = fires_between(cron("*/20 * * * *", timezone=NY), utc(2024, 11, 3, 5), utc(2024, 11, 3, 8), limit=20)
-    assert len(quarter) == 9 and all(b - a == dt.timedelta(minutes=20) for a, b in zip(quarter, quarter[1:]))
+    assert len(quarter) == 9 and all(b - a == dt.timedelta(minutes=20) for a, b in itertools.pairwise(quarter))
 
 
 def test_minute_cron_skips_the_spring_gap_without_duplicates() -> None:
     fires = fires_between(cron("30 * * * *", timezone=AMS), utc(2024, 3, 30, 23), utc(2024, 3, 31, 3), limit=10)
-    assert fires == [utc(2024, 3, 30, 23, 30), utc(2024, 3, 31, 0, 30), utc(2024, 3, 31, 1, 30), utc(2024, 3, 31, 2, 30)]
+    assert fires == [
+        utc(2024, 3, 30, 23, 30),
+        utc(2024, 3, 31, 0, 30),
+        utc(2024, 3, 31, 1, 30),
+        utc(2024, 3, 31, 2, 30),
+    ]
 
 
 def _reference_fires(expr: str, timezone: str, every_hour: bool, start: dt.datetime, end: dt.datetime) -> list:
@@ -369,6 +381,8 @@ def _reference_fires(expr: str, timezone: str, every_hour: bool, start: dt.datet
         ("30 2 * * *", AMS, False, dt.date(2024, 3, 31)),
         ("30 2 * * *", AMS, False, dt.date(2024, 10, 27)),
         ("*/20 * * * *", NY, True, dt.date(2024, 3, 10)),
+        ("0 0-23 * * *", AMS, True, dt.date(2024, 10, 27)),  # an hour field listing all hours is "every hour"
+        ("30 */1 * * *", NY, True, dt.date(2024, 3, 10)),
         ("*/20 * * * *", NY, True, dt.date(2024, 11, 3)),
         ("0,30 1,2 * * *", NY, False, dt.date(2024, 3, 10)),
         ("0,30 1,2 * * *", NY, False, dt.date(2024, 11, 3)),
@@ -417,7 +431,10 @@ def test_catchup_all_gives_every_missed_fire_oldest_first() -> None:
 
 def test_catchup_all_is_bounded_and_keeps_the_most_recent() -> None:
     schedule = cron("0 * * * *", catchup=CatchupPolicy.all, max_catchup_runs=2)
-    assert catchup_fires(schedule, utc(2024, 5, 1, 3), utc(2024, 5, 1, 7, 30)) == [utc(2024, 5, 1, 6), utc(2024, 5, 1, 7)]
+    assert catchup_fires(schedule, utc(2024, 5, 1, 3), utc(2024, 5, 1, 7, 30)) == [
+        utc(2024, 5, 1, 6),
+        utc(2024, 5, 1, 7),
+    ]
     daily = every("day at 00:00", catchup=CatchupPolicy.all, max_catchup_runs=3)
     assert catchup_fires(daily, utc(2020, 1, 1), utc(2024, 6, 15, 12)) == [
         utc(2024, 6, 13), utc(2024, 6, 14), utc(2024, 6, 15),

@@ -44,9 +44,11 @@ class FakeService:
         self.store = Store(home)
         self.started: list[tuple[int, str, dict[str, Any], Trigger]] = []
 
-    def new_run(self, path: Path, *, parameters: dict[str, Any], trigger: Trigger) -> FakeRunner:
+    def new_run(self, path: Path, *, parameters: dict[str, Any], trigger: Trigger, trigger_time: str | None = None,
+                trigger_reason: str | None = None) -> FakeRunner:
         job = Job(name=Path(path).name, path=str(path), tasks=[Task(task_key="t", notebook="t.ipynb")])
-        run_id = self.store.create_run(job, parameters=parameters, overrides=parameters, max_parallel_tasks=1, trigger=trigger)
+        run_id = self.store.create_run(job, parameters=parameters, overrides=parameters, max_parallel_tasks=1,
+                                       trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason)
         self.started.append((run_id, str(path), parameters, trigger))
         return FakeRunner(run_id)
 
@@ -91,6 +93,8 @@ def test_fires_once_on_time_and_never_twice(env: Any) -> None:
     fires = scheduler.tick()
     assert [(f["schedule_name"], f["scheduled_time"], f["status"]) for f in fires] == [("top", "2026-03-02T13:00:00+00:00", "started")]
     assert service.started[0][2:] == ({"size": 3}, Trigger.schedule)
+    run = service.store.get_run(service.started[0][0])
+    assert run.trigger_time == "2026-03-02T13:00:00+00:00" and "schedule top fired" in run.trigger_reason
     assert scheduler.tick() == []  # same minute again: nothing new
     assert len(service.started) == 1
     state = service.store.schedule_state(str((root / "hourly").resolve()), "top")
@@ -252,3 +256,86 @@ def test_two_schedulers_racing_fire_each_second_once_and_hand_over(tmp_path: Pat
     assert len(run_ids) == len(set(run_ids)) and run_ids, "each started fire has its own run"
     runs = Store(home).list_runs(limit=1000)
     assert {r.run_id for r in runs} == set(run_ids), "every scheduled run belongs to exactly one fire"
+
+
+# -- event triggers -------------------------------------------------------------------------------------------
+
+
+def _tick_until(scheduler: Scheduler, predicate: Any, timeout: float = 15.0) -> list[dict[str, Any]]:
+    fired: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fired.extend(scheduler.tick())
+        if predicate(fired):
+            return fired
+        time.sleep(0.1)
+    return fired
+
+
+def test_file_arrival_fires_once_for_a_burst_after_files_settle(tmp_path: Path) -> None:
+    service, root = FakeService(tmp_path / "state"), tmp_path / "root"
+    job = write_job(root, "ingest", """
+        triggers:
+          - name: csv
+            file_arrival: {path: "incoming/*.csv", wait_after_last_change_seconds: 0.8, min_time_between_triggers_seconds: 0}
+            parameters: {mode: incremental}
+    """)
+    (job / "incoming").mkdir()
+    scheduler = Scheduler(service, [root], holder="a", rescan_seconds=3600)
+    scheduler.tick()  # starts watching
+    time.sleep(0.5)
+    for i in range(5):
+        (job / "incoming" / f"part-{i}.csv").write_text("x\n")
+        (job / "incoming" / f"ignored-{i}.txt").write_text("x\n")
+        time.sleep(0.1)
+    assert scheduler.tick() == [], "files are still settling"
+    fired = _tick_until(scheduler, lambda f: len(f) >= 1)
+    time.sleep(1.5)
+    fired += scheduler.tick()
+    scheduler.stop()
+    assert len(fired) == 1 and len(service.started) == 1
+    reason = fired[0]["reason"]
+    assert all(f"part-{i}.csv" in reason for i in range(5)) and "ignored" not in reason
+    run = service.store.get_run(service.started[0][0])
+    assert run.trigger == Trigger.file_arrival and run.trigger_reason == reason
+    assert service.started[0][2] == {"mode": "incremental"}
+
+
+def test_file_arrival_respects_min_time_between_triggers(tmp_path: Path) -> None:
+    service, root = FakeService(tmp_path / "state"), tmp_path / "root"
+    job = write_job(root, "ingest", """
+        triggers:
+          - file_arrival: {path: "*.csv", wait_after_last_change_seconds: 0.2, min_time_between_triggers_seconds: 3}
+    """)
+    scheduler = Scheduler(service, [root], holder="a", rescan_seconds=3600)
+    scheduler.tick()
+    time.sleep(0.5)
+    (job / "a.csv").write_text("1")
+    assert len(_tick_until(scheduler, lambda f: len(f) >= 1)) == 1
+    (job / "b.csv").write_text("2")
+    early = _tick_until(scheduler, lambda f: len(f) >= 1, timeout=1.5)
+    late = _tick_until(scheduler, lambda f: len(f) >= 1, timeout=10)
+    scheduler.stop()
+    assert early == [] and len(late) == 1 and "b.csv" in late[0]["reason"]
+
+
+def test_job_completion_chains_jobs_once_per_upstream_run(tmp_path: Path) -> None:
+    service, root = FakeService(tmp_path / "state"), tmp_path / "root"
+    upstream = write_job(root, "bronze", "name: bronze\n")
+    write_job(root, "report", """
+        triggers:
+          - job_completion: {job: ../bronze}
+    """)
+    clock = Clock(dt.datetime.now(dt.timezone.utc))
+    scheduler = make(service, root, clock)
+    assert scheduler.tick() == []  # first sight
+    ok = service.new_run(upstream, parameters={}, trigger=Trigger.manual).run_id
+    failed = service.new_run(upstream, parameters={}, trigger=Trigger.manual).run_id
+    service.store.finish_run(ok, RunStatus.succeeded)
+    service.store.finish_run(failed, RunStatus.failed)
+    clock.advance(1)
+    fired = scheduler.tick()
+    assert [f["reason"] for f in fired] == [f"job bronze run {ok} succeeded"]
+    assert scheduler.tick() == [] and make(service, root, clock, "b").tick() == []
+    chained = service.store.get_run(service.started[-1][0])
+    assert chained.trigger == Trigger.job_completion and chained.job_path.endswith("report")

@@ -91,6 +91,7 @@ class Runner:
         run_parameters: dict[str, Any],
         overrides: dict[str, Any],
         start_time: str,
+        trigger: dict[str, Any] | None = None,
         repair_number: int = 0,
         on_event: EventCallback | None = None,
     ):
@@ -103,6 +104,7 @@ class Runner:
         self.run_parameters = run_parameters
         self.overrides = overrides
         self.start_time = start_time
+        self.trigger = trigger or {"time": start_time, "type": "manual"}
         self.repair_number = repair_number
         self.listeners: list[EventCallback] = [on_event] if on_event else []
         self.in_flight: dict[str, _InFlight] = {}
@@ -140,6 +142,7 @@ class Runner:
                 "name": self.job.name,
                 "start_time": self.start_time,
                 "repair_number": self.repair_number,
+                "trigger": self.trigger,
                 "parameters": self.run_parameters,
             },
             "tasks": {k: {"values": v} for k, v in values.items()},

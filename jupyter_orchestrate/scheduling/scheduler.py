@@ -34,7 +34,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from jupyter_orchestrate.discovery import JOB_FILE, SKIP_DIRS, JobFile
 from jupyter_orchestrate.errors import OrchestrateError
-from jupyter_orchestrate.models import Schedule, Trigger
+from jupyter_orchestrate.models import Schedule, Trigger, TriggerSpec
 from jupyter_orchestrate.scheduling.timing import catchup_fires, fires_between, next_fire, schedule_problems
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,26 @@ def schedule_name(schedule: Schedule, index: int) -> str:
     return schedule.name or f"schedule-{index + 1}"
 
 
+def trigger_name(trigger: TriggerSpec, index: int) -> str:
+    """A trigger's name: its ``name``, else ``file_arrival-<n>`` / ``job_completion-<n>`` (1-based)."""
+    kind = "file_arrival" if trigger.file_arrival else "job_completion"
+    return trigger.name or f"{kind}-{index + 1}"
+
+
 @dataclass
 class ScheduledJob:
-    """A job folder with its ``job.yaml`` schedules (valid ones only)."""
+    """A job folder with its ``job.yaml`` schedules and triggers (valid ones only)."""
 
     path: Path
     job_file: JobFile
     schedules: dict[str, Schedule] = field(default_factory=dict)
+    triggers: dict[str, TriggerSpec] = field(default_factory=dict)
+
+
+@dataclass
+class _Arrival:
+    files: set[str] = field(default_factory=set)
+    last_change: dt.datetime | None = None
 
 
 def scheduled_jobs(roots: list[Path], *, max_depth: int = 4, exclude: tuple[Path, ...] = ()) -> list[ScheduledJob]:
@@ -88,7 +101,9 @@ def scheduled_jobs(roots: list[Path], *, max_depth: int = 4, exclude: tuple[Path
                     log.warning("skipping schedule %d of %s: %s", index + 1, here / JOB_FILE, problems)
                     continue
                 job.schedules[schedule_name(schedule, index)] = schedule
-            if job.schedules:
+            for index, trigger in enumerate(job_file.triggers):
+                job.triggers[trigger_name(trigger, index)] = trigger
+            if job.schedules or job.triggers:
                 found.append(job)
     return found
 
@@ -145,6 +160,10 @@ class Scheduler:
         self._scanned_at: dt.datetime | None = None
         self._queue: deque[_Queued] = deque()
         self._stop = threading.Event()
+        self._arrivals: dict[tuple[str, str], _Arrival] = {}
+        self._arrivals_lock = threading.Lock()
+        self._watched: tuple[str, ...] = ()
+        self._watch_stop: threading.Event | None = None
 
     # -- lease -----------------------------------------------------------------------------------------------
     def _renew(self, now: dt.datetime) -> bool:
@@ -160,16 +179,127 @@ class Scheduler:
         """Renew the lease and, as leader, start due fires and queued runs. Returns the fires recorded."""
         now = self.clock()
         if not self._renew(now):
+            with self._arrivals_lock:
+                self._arrivals.clear()  # only the leader acts on arrivals; a new leader starts fresh
             return []
         if self._scanned_at is None or (now - self._scanned_at).total_seconds() >= self.rescan_seconds:
             self._jobs = scheduled_jobs(self.roots, max_depth=self.max_depth, exclude=(self.store.home,))
             self._scanned_at = now
+            self._watch_files()
         recorded: list[dict[str, Any]] = []
         self._start_queued()
         for job in self._jobs:
             for name, schedule in job.schedules.items():
                 recorded.extend(self._fire_due(job, name, schedule, now))
+            for name, trigger in job.triggers.items():
+                if trigger.paused:
+                    continue
+                if trigger.file_arrival:
+                    recorded.extend(self._fire_arrivals(job, name, trigger, now))
+                else:
+                    recorded.extend(self._fire_completions(job, name, trigger, now))
         return recorded
+
+    # -- event triggers ----------------------------------------------------------------------------------------
+    def _watch_files(self) -> None:
+        """(Re)start the watchfiles thread over the folders of jobs with file_arrival triggers."""
+        folders = tuple(sorted({str(j.path) for j in self._jobs if any(t.file_arrival for t in j.triggers.values())}))
+        if folders == self._watched:
+            return
+        if self._watch_stop is not None:
+            self._watch_stop.set()
+        self._watched = folders
+        if not folders:
+            self._watch_stop = None
+            return
+        stop = self._watch_stop = threading.Event()
+        threading.Thread(target=self._watch, args=(folders, stop), name="orchestrate-file-arrival", daemon=True).start()
+
+    def _watch(self, folders: tuple[str, ...], stop: threading.Event) -> None:
+        import watchfiles
+
+        home = str(self.store.home)
+        for changes in watchfiles.watch(*folders, stop_event=stop, yield_on_timeout=True, rust_timeout=500, debounce=100):
+            if stop.is_set():
+                return
+            for change, path in changes:
+                if change == watchfiles.Change.deleted or path.startswith(home):
+                    continue
+                self._note_arrival(Path(path))
+
+    def _note_arrival(self, path: Path) -> None:
+        now = self.clock()
+        for job in self._jobs:
+            for name, trigger in job.triggers.items():
+                if trigger.file_arrival is None or not path.is_relative_to(job.path):
+                    continue
+                relative = path.relative_to(job.path)
+                if relative.match(trigger.file_arrival.path) or str(relative) == trigger.file_arrival.path.rstrip("/"):
+                    with self._arrivals_lock:
+                        arrival = self._arrivals.setdefault((str(job.path), name), _Arrival())
+                        arrival.files.add(str(relative))
+                        arrival.last_change = now
+
+    def _fire_arrivals(self, job: ScheduledJob, name: str, trigger: TriggerSpec, now: dt.datetime) -> list[dict[str, Any]]:
+        spec = trigger.file_arrival
+        assert spec is not None
+        key = (str(job.path), name)
+        with self._arrivals_lock:
+            arrival = self._arrivals.get(key)
+            if arrival is None or arrival.last_change is None:
+                return []
+            if (now - arrival.last_change).total_seconds() < spec.wait_after_last_change_seconds:
+                return []  # files still arriving: wait until they settle
+            state = self.store.schedule_state(str(job.path), f"trigger:{name}") or {}
+            last = dt.datetime.fromisoformat(state["last_fire_time"]) if state.get("last_fire_time") else None
+            if last is not None and (now - last).total_seconds() < spec.min_time_between_triggers_seconds:
+                return []  # keep collecting until the minimum time between triggers has passed
+            files = sorted(arrival.files)
+            settled = arrival.last_change
+            del self._arrivals[key]
+        shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
+        record = self._fire_event(job, name, trigger, settled.isoformat(), Trigger.file_arrival,
+                                  f"files arrived: {shown}")
+        self.store.set_schedule_state(str(job.path), f"trigger:{name}", last_fire_time=now.isoformat())
+        return [record] if record else []
+
+    def _fire_completions(self, job: ScheduledJob, name: str, trigger: TriggerSpec, now: dt.datetime) -> list[dict[str, Any]]:
+        spec = trigger.job_completion
+        assert spec is not None
+        upstream = (job.path / spec.job).resolve()
+        state = self.store.schedule_state(str(job.path), f"trigger:{name}")
+        if state is None:
+            # first sight: only upstream runs that end from now on count
+            self.store.set_schedule_state(str(job.path), f"trigger:{name}", last_fire_time=now.isoformat())
+            return []
+        since = state["last_fire_time"]
+        recorded = []
+        for run in reversed(self.store.list_runs(job_path=str(upstream), limit=50)):
+            if run.status.value not in spec.statuses or not run.end_time or run.end_time < since:
+                continue
+            record = self._fire_event(job, name, trigger, f"run:{run.run_id}:{run.repair_count}", Trigger.job_completion,
+                                      f"job {run.job_name} run {run.run_id} {run.status.value}")
+            if record:
+                recorded.append(record)
+        return recorded
+
+    def _fire_event(self, job: ScheduledJob, name: str, trigger: TriggerSpec, key: str, kind: Trigger,
+                    reason: str) -> dict[str, Any] | None:
+        """Record an event fire once (unique key) and start its run, like a schedule's fire."""
+        fire_id = self.store.record_fire(str(job.path), f"trigger:{name}", key, status="firing", holder=self.holder, reason=reason)
+        if fire_id is None:
+            return None
+        try:
+            runner = self.service.new_run(job.path, parameters=dict(trigger.parameters), trigger=kind, trigger_reason=reason)
+        except OrchestrateError as exc:
+            self.store.update_fire(fire_id, status="failed", reason=f"{reason}; not started: {exc}")
+            return self.store.fire(fire_id)
+        self.store.update_fire(fire_id, status="started", run_id=runner.run_id)
+        self.service.start(runner)
+        record = self.store.fire(fire_id)
+        if self.on_fire:
+            self.on_fire(record)
+        return record
 
     def _fire_due(self, job: ScheduledJob, name: str, schedule: Schedule, now: dt.datetime) -> list[dict[str, Any]]:
         path = str(job.path)
@@ -227,8 +357,13 @@ class Scheduler:
         return record
 
     def _start(self, fire_id: int, job_path: Path, schedule: Schedule) -> None:
+        fire = self.store.fire(fire_id)
         try:
-            runner = self.service.new_run(job_path, parameters=dict(schedule.parameters), trigger=Trigger.schedule)
+            runner = self.service.new_run(
+                job_path, parameters=dict(schedule.parameters), trigger=Trigger.schedule,
+                trigger_time=fire["scheduled_time"],
+                trigger_reason=f"schedule {fire['schedule_name']} fired for {fire['scheduled_time']}" + (f" ({fire['reason']})" if fire.get("reason") else ""),
+            )
         except OrchestrateError as exc:
             self.store.update_fire(fire_id, status="failed", reason=str(exc))
             log.warning("scheduled run of %s not started: %s", job_path, exc)
@@ -268,5 +403,7 @@ class Scheduler:
         return thread
 
     def stop(self) -> None:
-        """Ask :meth:`run_forever` to return after the current tick."""
+        """Ask :meth:`run_forever` to return after the current tick (and stop watching files)."""
         self._stop.set()
+        if self._watch_stop is not None:
+            self._watch_stop.set()

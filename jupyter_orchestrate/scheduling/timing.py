@@ -103,7 +103,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import schedule as _schedule_lib
@@ -166,7 +166,7 @@ class _Cron:
     every_hour: bool  # the hour field matches all 24 hours
 
 
-_Rule = Union[_Cron, EveryRule]
+_Rule = _Cron | EveryRule
 
 
 # --------------------------------------------------------------------------------------------------- parsing
@@ -201,6 +201,7 @@ def _parse_cron(expr: str) -> _Cron:
     except (ValueError, OverflowError):  # CroniterBadDateError
         raise ValueError(f"cron expression {expr!r} never matches a date") from None
     hours = itr.expanded[1]  # croniter keeps [minute, hour, day, month, day-of-week(, second)]
+    # croniter already folds "*/1", "0-23" and a list of all 24 hours into ["*"]; the set test is a fallback.
     every_hour = hours == ["*"] or set(range(24)) <= set(hours)
     return _Cron(normalized, with_seconds, every_hour)
 

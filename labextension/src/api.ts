@@ -62,17 +62,49 @@ export interface IRunSummary {
   start_time: string;
 }
 
+/** A fire of a schedule (its 5 latest are in `ISchedule.recent_fires`, newest first). */
+export interface IFire {
+  /** The fire time the rule gave (ISO, UTC). */
+  scheduled_time: string;
+  /** When the scheduler handled it (ISO, UTC). */
+  fire_time: string | null;
+  status: 'started' | 'queued' | 'skipped' | 'failed' | 'firing';
+  run_id: number | null;
+  reason: string | null;
+}
+
+export type CatchupPolicy = 'none' | 'latest' | 'all';
+
+/** A schedule of a job (job.yaml `schedules:`) with its state, as the job document returns it. */
+export interface ISchedule {
+  name: string;
+  /** Exactly one of `cron` and `every` is set. */
+  cron: string | null;
+  every: string | null;
+  timezone: string;
+  paused: boolean;
+  parameters: Record<string, unknown>;
+  catchup: CatchupPolicy;
+  max_catchup_runs: number;
+  /** ISO UTC; null while paused (or before the scheduler computed it). */
+  next_fire_time: string | null;
+  last_fire_time: string | null;
+  recent_fires: IFire[];
+}
+
 export interface IJob {
   job_id: string;
   name: string;
   path: string;
   valid: boolean;
   problems: IProblem[];
-  schedules: unknown[];
+  schedules: ISchedule[];
   recent_runs: IRunSummary[];
   description?: string | null;
   parameters?: Record<string, unknown>;
   max_parallel_tasks?: number | null;
+  max_concurrent_runs?: number;
+  queue?: boolean;
   edges?: { upstream: string; downstream: string }[];
   tasks?: ITask[];
 }
@@ -229,6 +261,10 @@ function post(body: unknown): RequestInit {
   return { method: 'POST', body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } };
 }
 
+function scheduleEndpoint(jobId: string, name: string, action: 'pause' | 'resume' | 'trigger'): string {
+  return `jobs/${encodeJobId(jobId)}/schedules/${encodeURIComponent(name)}/${action}`;
+}
+
 /** Typed calls of every route of docs/api.md. */
 export const api = {
   listJobs: () => requestAPI<{ jobs: IJob[] }>('jobs').then(r => r.jobs),
@@ -254,7 +290,13 @@ export const api = {
       method: 'PUT',
       body: JSON.stringify(changes),
       headers: { 'Content-Type': 'application/json' }
-    })
+    }),
+  pauseSchedule: (jobId: string, name: string) =>
+    requestAPI<{ schedules: ISchedule[] }>(scheduleEndpoint(jobId, name, 'pause'), post({})).then(r => r.schedules),
+  resumeSchedule: (jobId: string, name: string) =>
+    requestAPI<{ schedules: ISchedule[] }>(scheduleEndpoint(jobId, name, 'resume'), post({})).then(r => r.schedules),
+  /** "Trigger now": a run with the schedule's parameters (201, the run). */
+  triggerSchedule: (jobId: string, name: string) => requestAPI<IRun>(scheduleEndpoint(jobId, name, 'trigger'), post({}))
 };
 
 /**

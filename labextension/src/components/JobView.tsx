@@ -1,7 +1,7 @@
 /**
- * The Job view: header with the Run button, validation problems, the DAG coloured by the selected run, a selector
- * of the recent runs, the run matrix and the tasks' settings. Data comes from the API and is refetched (debounced)
- * whenever the model changes, so live events update the view.
+ * The Job view: header with the Run button, validation problems, the job's schedules, the DAG coloured by the
+ * selected run, a selector of the recent runs, the run matrix and the tasks' settings. Data comes from the API and
+ * is refetched (debounced) whenever the model changes, so live events update the view.
  */
 import React, { useEffect, useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
@@ -13,6 +13,7 @@ import { ErrorText, formatSeconds, RunCell, StatusBadge } from './common';
 import { Dag } from './Dag';
 import { IMatrixRun, Matrix, matrixColumns, matrixTaskKeys } from './Matrix';
 import { formatTime } from './RunView';
+import { Schedules } from './Schedules';
 import { formatValue, TaskDetail } from './TaskDetail';
 
 /** How many recent runs the view shows (selector and matrix). */
@@ -295,6 +296,14 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
           </ul>
         </div>
       )}
+      <Schedules
+        model={model}
+        jobId={jobId}
+        schedules={shownJob.schedules}
+        maxConcurrentRuns={shownJob.max_concurrent_runs}
+        queue={shownJob.queue}
+        onSchedulesChanged={schedules => setJob(current => (current ? { ...current, schedules } : current))}
+      />
       <div>
         <div className="jo-section-title">Runs</div>
         <RunSelector model={model} runs={runList} selected={selectedRun} onSelect={setChosenRunId} />
