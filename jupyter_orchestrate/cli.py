@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, ValidationError
+from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, Problem, ValidationError
 from jupyter_orchestrate.models import Run, RunStatus, TaskRunStatus
 
 STATUS_STYLE = {
@@ -62,7 +62,11 @@ def _notifier(service: Any) -> Any:
     """Send the job's notifications (webhooks, email via JUPYTER_ORCHESTRATE_SMTP_*) for runs of this process."""
     from jupyter_orchestrate.notifications import Notifier, SmtpConfig
 
-    notifier = Notifier(service, smtp=SmtpConfig.from_env())
+    try:
+        smtp = SmtpConfig.from_env()
+    except ValueError as exc:
+        _fail(ValidationError(Problem("environment", "JUPYTER_ORCHESTRATE_SMTP_*", str(exc))))
+    notifier = Notifier(service, smtp=smtp)
     service.listeners.append(notifier)
     return notifier
 
@@ -183,7 +187,7 @@ class _Progress:
             return table
 
 
-def _execute(runner: Any, service: Any, as_json: bool) -> None:
+def _execute(runner: Any, service: Any, as_json: bool, notifier: Any) -> None:
     run = service.get_run(runner.run_id)
     interactive = err.is_terminal and not as_json
     progress = _Progress(run, live=interactive)
@@ -193,7 +197,6 @@ def _execute(runner: Any, service: Any, as_json: bool) -> None:
         runner.cancel(f"canceled by {signal.Signals(signum).name}")
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    notifier = _notifier(service)
     err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
               f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel)")
     try:
@@ -255,11 +258,12 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
     executor = LocalExecutor()  # its forkserver warms up while the job is validated
     try:
         service = _service(ctx)
+        notifier = _notifier(service)
         runner = service.new_run(path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor)
     except OrchestrateError as exc:
         executor.close()
         _fail(exc)
-    _execute(runner, service, as_json)
+    _execute(runner, service, as_json, notifier)
 
 
 @main.command()
@@ -288,11 +292,12 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
                 if plan.parameters:
                     out.print(f"parameters: {json.dumps(plan.parameters)}")
             return
+        notifier = _notifier(service)
         runner = service.new_repair(run_id, task_keys=list(task_keys) or None, rerun_dependents=rerun_dependents,
                                     parameters=_parameters(parameters), max_parallel=max_parallel)
     except OrchestrateError as exc:
         _fail(exc)
-    _execute(runner, service, as_json)
+    _execute(runner, service, as_json, notifier)
 
 
 @main.command()
@@ -347,9 +352,80 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     _print_run(found)
     for t in found.task_runs:
         last = t.last_attempt
+        if last and last.environment:
+            e = last.environment
+            where = f"python {e['python']}" if e.get("python") else f"kernel {e.get('kernel_name')}"
+            extra = f", packages {e['package_hash']} ({len(e.get('freeze', []))} pinned)" if e.get("package_hash") else ""
+            names = f", env: {', '.join(e['env_names'])}" if e.get("env_names") else ""
+            out.print(f"[dim]{t.task_key}: {where}{extra}{names}[/dim]")
+    for t in found.task_runs:
+        last = t.last_attempt
         if t.status.is_failure and last and last.error and last.error.cell_source:
             out.print(f"\n[bold]{t.task_key}[/bold] failed in cell {(last.error.cell_index or 0) + 1} of {t.notebook}:")
             out.print(Text(last.error.cell_source), style="dim")
+
+
+@main.group()
+def env() -> None:
+    """Manage the cached environments built for tasks' requirements."""
+
+
+@env.command("list")
+@home_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def env_list(ctx: click.Context, as_json: bool) -> None:
+    """List the cached environments (hash, requirements, size, last use)."""
+    from jupyter_orchestrate.environments import EnvironmentCache
+
+    found = EnvironmentCache(_service(ctx).store.home).list()
+    if as_json:
+        out.print_json(json.dumps(found, default=str))
+        return
+    if not found:
+        out.print("no cached environments (tasks with environment.requirements build them)")
+        return
+    table = Table(show_edge=False)
+    for col in ("hash", "requirements", "size", "last used"):
+        table.add_column(col, overflow="fold")
+    for e in found:
+        table.add_row(e["hash"], ", ".join(e["requirements"]), f"{e['size_bytes'] / 1e6:.1f} MB", str(e.get("last_used_time") or ""))
+    out.print(table)
+
+
+@env.command("build")
+@home_option
+@click.argument("path", type=click.Path())
+@click.pass_context
+def env_build(ctx: click.Context, path: str) -> None:
+    """Build (or reuse) the environments the tasks of the job at PATH need, before any run."""
+    from jupyter_orchestrate.discovery import load_job
+    from jupyter_orchestrate.environments import EnvironmentCache, read_requirements
+
+    try:
+        job = load_job(path)
+        cache = EnvironmentCache(_service(ctx).store.home)
+        for task in job.tasks:
+            e = task.environment
+            requirements_file = Path(job.path) / e.requirements_file if e.requirements_file else None
+            requirements = read_requirements(e.requirements, requirements_file)
+            if requirements:
+                built = cache.ensure(requirements, log=sys.stderr)
+                out.print(f"{task.task_key}: environment {built.hash} {'built' if built.built_now else 'reused'} ({built.python})")
+    except OrchestrateError as exc:
+        _fail(exc)
+
+
+@env.command("prune")
+@home_option
+@click.option("--unused-days", type=float, default=30.0, show_default=True, help="Remove environments unused this long.")
+@click.pass_context
+def env_prune(ctx: click.Context, unused_days: float) -> None:
+    """Remove cached environments that no run used for --unused-days."""
+    from jupyter_orchestrate.environments import EnvironmentCache
+
+    removed = EnvironmentCache(_service(ctx).store.home).prune(unused_for_seconds=unused_days * 86400)
+    out.print(f"removed {len(removed)} environment(s)" + (f": {', '.join(removed)}" if removed else ""))
 
 
 @main.command()
@@ -434,7 +510,8 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
         service = _service(ctx)
         job = load_job(path)
         times = service.backfill(job, _instant(start, False), _instant(end, True), schedule=schedule)
-        overrides = _parameters(parameters)
+        chosen = service._schedule(job, schedule) if schedule else job.schedules[0]
+        overrides = {**chosen.parameters, **_parameters(parameters)}  # like the schedule's own fires, -p on top
     except OrchestrateError as exc:
         _fail(exc)
     if dry_run or not times:

@@ -52,6 +52,7 @@ class JobFile(BaseModel):
     max_parallel_tasks: int | None = Field(default=None, ge=1)
     max_concurrent_runs: int = Field(default=1, ge=1)
     queue: bool = True
+    environments: dict[str, Environment] = Field(default_factory=dict)
     schedules: list[Schedule] = Field(default_factory=list)
     triggers: list[TriggerSpec] = Field(default_factory=list)
     notifications: Notifications | None = None
@@ -281,13 +282,23 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         merged.pop("task_key", None)
         merged = {k: v for k, v in merged.items() if v is not None}
         nb = notebooks[nb_path]
-        environment = Environment.model_validate(merged.pop("environment", {}) or {})
+        environment_key = merged.pop("environment_key", None)
+        own_environment = merged.pop("environment", {}) or {}
+        if environment_key is not None:
+            if environment_key not in job_file.environments:
+                problems.append(Problem(shown, "environment_key", f"unknown environment {environment_key!r} (job.yaml environments: {', '.join(sorted(job_file.environments)) or 'none'})"))
+                continue
+            # a named environment, with the task's own environment fields on top
+            named = job_file.environments[environment_key].model_dump(exclude_unset=True)
+            own_environment = {**named, **own_environment, "env": {**named.get("env", {}), **own_environment.get("env", {})}}
+        environment = Environment.model_validate(own_environment)
+        problems.extend(_environment_problems(environment, root, shown))
         kernel_name = (
             environment.kernel_name
             or (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
             or "python3"
         )
-        if check_kernels:
+        if check_kernels and not environment.python:
             kernels = kernels if kernels is not None else installed_kernels()
             if kernel_name not in kernels:
                 problems.append(
@@ -347,6 +358,13 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
     except CycleError as exc:
         problems.append(Problem(show(root), "depends_on", f"dependency cycle: {' -> '.join(exc.cycle)}"))
 
+    known = set(job_file.parameters) | {p.name for t in tasks for p in t.notebook_parameters} | {k for t in tasks for k in t.parameters}
+    for field, entries in (("schedules", job_file.schedules), ("triggers", job_file.triggers)):
+        for index, entry in enumerate(entries):
+            for name in entry.parameters:
+                if name not in known:
+                    problems.append(Problem(show(job_file_path), f"{field}.{index}.parameters.{name}",
+                                            f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(sorted(known)) or 'none'})"))
     for name, value in job_file.parameters.items():
         for ref in references(value):
             message = check_reference(ref, job_parameters=job_file.parameters, task_keys=all_keys, upstream=None)
@@ -383,6 +401,48 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         ),
         [],
     )
+
+
+def _environment_problems(environment: Environment, root: Path, shown: str) -> list[Problem]:
+    """An interpreter that is missing or lacks ipykernel, a requirements file outside the job folder or
+    missing, both kernel_name and python, ``${NAME}`` references to variables that are not set."""
+    from jupyter_orchestrate.environments import expand_env
+
+    problems = []
+    if environment.python:
+        python = Path(environment.python)
+        python = python if python.is_absolute() else (root / python)
+        if not python.exists() or not os.access(python, os.X_OK):
+            problems.append(Problem(shown, "environment.python", f"interpreter {environment.python!r} does not exist or is not executable"))
+        elif not _has_ipykernel(str(python)):
+            problems.append(Problem(shown, "environment.python", f"interpreter {environment.python!r} has no ipykernel: run {python} -m pip install ipykernel"))
+        if environment.kernel_name:
+            problems.append(Problem(shown, "environment", "give kernel_name or python, not both"))
+    if environment.requirements_file:
+        req = (root / environment.requirements_file).resolve()
+        if not req.is_relative_to(root):
+            problems.append(Problem(shown, "environment.requirements_file", "must be inside the job folder"))
+        elif not req.is_file():
+            problems.append(Problem(shown, "environment.requirements_file", f"{environment.requirements_file!r} not found"))
+    if (environment.requirements or environment.requirements_file) and environment.python:
+        problems.append(Problem(shown, "environment", "requirements build their own environment: do not combine them with python"))
+    try:
+        expand_env(environment.env)
+    except ValidationError as exc:
+        problems.extend(Problem(shown, "environment.env", p.message) for p in exc.problems)
+    return problems
+
+
+_IPYKERNEL: dict[str, bool] = {}
+
+
+def _has_ipykernel(python: str) -> bool:
+    if python not in _IPYKERNEL:
+        import subprocess
+
+        probe = subprocess.run([python, "-c", "import ipykernel"], capture_output=True, timeout=60)
+        _IPYKERNEL[python] = probe.returncode == 0
+    return _IPYKERNEL[python]
 
 
 def _schedule_problems(job_file: JobFile, shown: str) -> list[Problem]:

@@ -117,12 +117,23 @@ class Environment(_Strict):
 
     Fields:
         kernel_name: an installed kernelspec; None means the notebook's own ``metadata.kernelspec.name``.
-        env: environment variables added to the kernel's environment.
+        python: an interpreter (a venv's or conda env's ``bin/python``, absolute or relative to the job folder)
+            that has ipykernel: the kernel runs on it, no kernelspec needed.
+        requirements / requirements_file: pip requirements; the orchestrator builds (once) and caches a
+            virtual environment for exactly that set under the state home and runs the kernel in it.
+        env: environment variables added to the kernel's environment; ``${NAME}`` takes NAME from the
+            orchestrator's environment (so secrets stay out of job files).
+        secret_env: names of variables whose values are redacted in logs, executed notebooks and the UI (names
+            containing TOKEN, SECRET, PASSWORD or KEY are secret anyway).
         cwd: working directory, relative to the job folder (default: the notebook's own folder).
     """
 
     kernel_name: str | None = None
+    python: str | None = None
+    requirements: list[str] | None = None
+    requirements_file: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    secret_env: list[str] = Field(default_factory=list)
     cwd: str | None = None
 
     @field_validator("env", mode="before")
@@ -234,6 +245,7 @@ class TaskSettings(_Strict):
     depends_on: list[str] | None = None
     run_if: RunIf | None = None
     parameters: dict[str, Any] | None = None
+    environment_key: str | None = None
     environment: Environment | None = None
     max_retries: int | None = Field(default=None, ge=0)
     min_retry_interval_seconds: float | None = Field(default=None, ge=0)
@@ -366,6 +378,7 @@ class Attempt(BaseModel):
     env_names: list[str] = Field(default_factory=list)
     cells_total: int | None = None
     cells_completed: int | None = None
+    environment: dict[str, Any] = Field(default_factory=dict)
     error: AttemptError | None = None
 
 

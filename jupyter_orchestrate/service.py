@@ -428,6 +428,7 @@ def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
             "parameters": a.parameters,
             "cells_completed": a.cells_completed,
             "cells_total": a.cells_total,
+            "environment": a.environment,
             "error": a.error.model_dump() if a.error else None,
         }
 

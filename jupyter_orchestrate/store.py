@@ -179,6 +179,19 @@ def m003_trigger_details(db: Database) -> None:
     db["runs"].add_column("trigger_reason", str)
 
 
+@migrations()
+def m004_attempt_environment(db: Database) -> None:
+    """Schema version 4: the environment each attempt ran in (kernel, interpreter, package hash and list,
+    environment variable names; never values)."""
+    db["attempts"].add_column("environment", str)
+
+
+@migrations()
+def m005_schedule_rule(db: Database) -> None:
+    """Schema version 5: the rule a schedule's next fire was computed from (recomputed when it changes)."""
+    db["schedule_state"].add_column("rule", str)
+
+
 def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """The state home: ``home`` if given, else ``$JUPYTER_ORCHESTRATE_HOME``, else ``./.orchestrate``."""
     chosen = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
@@ -447,6 +460,11 @@ class Store:
         with self._lock:
             self.db["attempts"].update((run_id, task_key, attempt_number), {"kernel_pid": pid, "kernel_create_time": create_time})
 
+    def set_attempt_environment(self, run_id: int, task_key: str, attempt_number: int, environment: dict[str, Any]) -> None:
+        """Record the environment an attempt ran in (see :class:`~.models.Attempt`)."""
+        with self._lock:
+            self.db["attempts"].update((run_id, task_key, attempt_number), {"environment": _dumps(environment)})
+
     def update_attempt_progress(self, run_id: int, task_key: str, attempt_number: int, cells_completed: int, cells_total: int) -> None:
         """Record how many of the attempt's code cells were executed, of how many."""
         with self._lock:
@@ -525,6 +543,7 @@ class Store:
             env_names=_loads(row["env_names"], []),
             cells_total=row["cells_total"],
             cells_completed=row["cells_completed"],
+            environment=_loads(row.get("environment"), {}),
             error=error,
         )
 

@@ -339,3 +339,29 @@ def test_job_completion_chains_jobs_once_per_upstream_run(tmp_path: Path) -> Non
     assert scheduler.tick() == [] and make(service, root, clock, "b").tick() == []
     chained = service.store.get_run(service.started[-1][0])
     assert chained.trigger == Trigger.job_completion and chained.job_path.endswith("report")
+
+
+def test_editing_a_rule_recomputes_the_next_fire(env: Any) -> None:
+    service, root, clock = env
+    job = write_job(root, "j", """
+        schedules:
+          - name: s
+            cron: "0 3 1 * *"
+    """)
+    scheduler = make(service, root, clock)
+    scheduler.tick()
+    assert service.store.schedule_state(str(job.resolve()), "s")["next_fire_time"] == "2026-04-01T03:00:00+00:00"
+    (job / "job.yaml").write_text('schedules:\n  - name: s\n    cron: "* * * * *"\n')
+    clock.advance(1)
+    scheduler.tick()  # rescans, notices the new rule
+    clock.advance(60)
+    assert len(scheduler.tick()) == 1 and len(service.started) == 1
+
+
+def test_schedule_parameters_must_name_known_parameters(tmp_path: Path, make_notebook: Any) -> None:
+    from jupyter_orchestrate.discovery import validate_job
+
+    make_notebook("job/a.ipynb", "1", parameters="region = 'eu'", orchestrate={})
+    (tmp_path / "job" / "job.yaml").write_text('schedules:\n  - cron: "0 * * * *"\n    parameters: {regoin: us}\n')
+    _, problems = validate_job(tmp_path / "job")
+    assert [str(p) for p in problems] == ["job/job.yaml: schedules.0.parameters.regoin: no job parameter or notebook parameter is named 'regoin' (known: region)"]

@@ -395,7 +395,7 @@ def test_reopening_the_home_keeps_data_and_applies_no_migration(home: Path, job:
     applied = list(first.db["_sqlite_migrations"].rows)
     from jupyter_orchestrate.store import migrations
 
-    assert [m["name"] for m in applied] == [m.name for m in migrations._migrations] == ["m001_initial", "m002_scheduling", "m003_trigger_details"]
+    assert [m["name"] for m in applied] == [m.name for m in migrations._migrations] == ["m001_initial", "m002_scheduling", "m003_trigger_details", "m004_attempt_environment", "m005_schedule_rule"]
     first.close()
 
     second = Store(home)

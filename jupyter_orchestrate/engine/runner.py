@@ -151,9 +151,20 @@ class Runner:
     def _spec(self, task: Task, attempt_number: int) -> AttemptSpec:
         folder = self.store.attempt_dir(self.run_id, task.task_key)
         stem = folder / f"attempt-{attempt_number}"
+        from jupyter_orchestrate.environments import expand_env, is_secret, read_requirements
+
         job_root = Path(self.job.path)
         notebook = job_root / task.notebook
-        cwd = job_root / task.environment.cwd if task.environment.cwd else notebook.parent
+        environment = task.environment
+        cwd = job_root / environment.cwd if environment.cwd else notebook.parent
+        try:
+            env = expand_env(environment.env)
+        except OrchestrateError:
+            env = dict(environment.env)  # validation reported the unset variable; the notebook sees the raw text
+        python = environment.python
+        if python and not Path(python).is_absolute():
+            python = str(job_root / python)
+        requirements_file = job_root / environment.requirements_file if environment.requirements_file else None
         return AttemptSpec(
             run_id=self.run_id,
             task_key=task.task_key,
@@ -165,7 +176,12 @@ class Runner:
             values_path=f"{stem}.values.json",
             kernel_name=task.kernel_name,
             cwd=str(cwd),
-            env=dict(task.environment.env),
+            env=env,
+            python=python,
+            requirements=read_requirements(environment.requirements, requirements_file),
+            state_home=str(self.store.home),
+            secrets=[v for k, v in env.items() if is_secret(k, environment.secret_env)],
+            base_env=dict(os.environ),
         )
 
     def _prepare(self, key: str) -> _InFlight:
@@ -262,6 +278,8 @@ class Runner:
             self.store.update_attempt_progress(
                 self.run_id, flight.task_key, flight.attempt_number, result.cells_completed or 0, result.cells_total
             )
+        if result.environment:
+            self.store.set_attempt_environment(self.run_id, flight.task_key, flight.attempt_number, result.environment)
         error = AttemptError(**result.error) if result.error else None
         outcome = S.succeeded if result.status == "succeeded" else S.failed
         self._finish(flight.task_key, flight.attempt_number, outcome, error, result.task_values, now)

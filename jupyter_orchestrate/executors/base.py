@@ -29,6 +29,10 @@ class AttemptSpec:
         values_path: where the kernel writes this task's task values.
         kernel_name: kernelspec to start; cwd: the kernel's working directory; env: variables added to the
         kernel's environment; start_timeout_seconds: how long the kernel may take to become ready.
+        python: an interpreter to run the kernel on instead of the kernelspec's; requirements: pip requirements
+        of a cached environment (built under ``state_home``) to run the kernel in; secrets: values to redact
+        from the attempt's log and executed notebook (never stored); base_env: the orchestrator's environment
+        when the attempt was prepared (a forkserver's own environment is a snapshot from its start).
     """
 
     run_id: int
@@ -43,6 +47,11 @@ class AttemptSpec:
     cwd: str
     env: dict[str, str] = field(default_factory=dict)
     start_timeout_seconds: float = 60.0
+    python: str | None = None
+    requirements: list[str] = field(default_factory=list)
+    state_home: str | None = None
+    secrets: list[str] = field(default_factory=list)
+    base_env: dict[str, str] | None = None
 
 
 @dataclass
@@ -58,6 +67,7 @@ class AttemptResult:
     task_values: dict[str, Any] = field(default_factory=dict)
     cells_total: int | None = None
     cells_completed: int | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import threading
 import traceback
 from typing import Any
@@ -28,9 +29,11 @@ from typing import Any
 import nbformat
 import papermill
 import psutil
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import DeadKernelError
+from traitlets import Unicode
 from papermill.exceptions import PapermillExecutionError
 
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec
@@ -38,6 +41,24 @@ from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
 KERNEL_START_TRIES = 4
 INJECTED_TAG = "injected-parameters"
+
+
+class _InterpreterSpecs(KernelSpecManager):
+    """Kernel specs for a given interpreter: ``python -m ipykernel_launcher``, whatever name is asked for."""
+
+    python = Unicode()
+
+    def get_kernel_spec(self, kernel_name: str, *args: Any, **kwargs: Any) -> KernelSpec:
+        return KernelSpec(argv=[self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                          display_name=f"Python ({self.python})", language="python", metadata={})
+
+
+def _freeze(python: str) -> list[str]:
+    """``pip freeze`` of an interpreter (what a task on it can import); [] if pip is not there."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    probe = subprocess.run([python, "-m", "pip", "freeze", "--disable-pip-version-check"], capture_output=True, text=True,
+                           timeout=120, env=env)
+    return probe.stdout.split() if probe.returncode == 0 else []
 
 
 class _Worker:
@@ -49,6 +70,7 @@ class _Worker:
         self.go = threading.Event()
         self.go_message: tuple[Any, ...] | None = None
         self.current_cell: int | None = None  # executed-notebook index of the cell being executed
+        self.environment: dict[str, Any] = {}
         self.cell_numbers: dict[int, int] = {}
         self.input_index: dict[int, int | None] = {}
 
@@ -86,16 +108,46 @@ class _Worker:
         os._exit(3)
 
     # -- kernel ----------------------------------------------------------------------------------------------
+    def prepare_environment(self, log: Any) -> str | None:
+        """Build or reuse the task's cached environment (requirements) and describe what the kernel runs in.
+
+        Returns: the interpreter to run the kernel on, or None for the kernelspec's own.
+        Raises: EnvironmentBuildError when pip fails (pip's output is in the attempt log).
+        """
+        spec = self.spec
+        python = spec.python
+        self.environment = {"kernel_name": spec.kernel_name if not python else None, "python": python,
+                            "env_names": sorted(spec.env), "requirements": list(spec.requirements)}
+        if spec.requirements:
+            from jupyter_orchestrate.environments import EnvironmentCache
+
+            built = EnvironmentCache(spec.state_home or os.path.dirname(spec.output_path)).ensure(spec.requirements, log=log)
+            python = str(built.python)
+            self.environment.update(kernel_name=None, python=python, package_hash=built.hash, freeze=built.freeze,
+                                    built_now=built.built_now)
+        elif python:
+            self.environment["freeze"] = _freeze(python)
+        return python
+
     def start_kernel(self) -> None:
         spec = self.spec
-        env = {**os.environ, **spec.env, CONTEXT_ENV: spec.context_path}
+        env = {**(spec.base_env if spec.base_env is not None else os.environ), **spec.env, CONTEXT_ENV: spec.context_path}
         env.pop("JPY_PARENT_PID", None)
         last_error: BaseException | None = None
         # The kernel process's own stdout/stderr (not cell output) go to the attempt log, not the terminal.
         kernel_log = open(spec.log_path, "a", encoding="utf-8")  # noqa: SIM115 - inherited by the kernel
+        python = self.prepare_environment(kernel_log)
+        if python and "PYTHONPATH" not in spec.env:
+            env.pop("PYTHONPATH", None)  # the orchestrator's PYTHONPATH would shadow the environment's packages
+        kernel_log.flush()
         for _ in range(KERNEL_START_TRIES):
             with self.kernel_lock:
-                self.km = AsyncKernelManager(kernel_name=spec.kernel_name)
+                if python:
+                    # the kernel runs on this interpreter; no kernelspec has to be registered for it
+                    self.km = AsyncKernelManager(kernel_name="orchestrate-python",
+                                                 kernel_spec_manager=_InterpreterSpecs(python=python))
+                else:
+                    self.km = AsyncKernelManager(kernel_name=spec.kernel_name)
                 run_sync(self.km.start_kernel)(cwd=spec.cwd, env=env, stdout=kernel_log, stderr=kernel_log)
             probe = self.km.client()
             try:
@@ -160,7 +212,8 @@ class _Worker:
         early = early_exit(nb, spec.output_path)
         if early:
             return self.failed(early)
-        return AttemptResult(status="succeeded", task_values=self.task_values(), **self.cell_counts(nb))
+        return AttemptResult(status="succeeded", task_values=self.task_values(), environment=self.environment,
+                             **self.cell_counts(nb))
 
     def failed(self, error: dict[str, Any]) -> AttemptResult:
         try:
@@ -168,7 +221,8 @@ class _Worker:
             counts = self.cell_counts(nb)
         except (OSError, ValueError):
             counts = {}
-        return AttemptResult(status="failed", error=error, task_values=self.task_values(), **counts)
+        return AttemptResult(status="failed", error=error, task_values=self.task_values(), environment=self.environment,
+                             **counts)
 
     @staticmethod
     def cell_counts(nb: Any) -> dict[str, int]:
@@ -286,11 +340,14 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
         except Exception as exc:
             with open(spec.log_path, "a", encoding="utf-8") as log:
                 log.write(traceback.format_exc())
+            with open(spec.log_path, "a", encoding="utf-8") as log:
+                log.write(getattr(exc, "output", "") or "")
             worker.go.wait()
             result = AttemptResult(
                 status="failed",
                 error={"kind": "launch_error", "ename": type(exc).__name__, "evalue": str(exc),
                        "traceback": traceback.format_exception(exc)},
+                environment=worker.environment,
             )
         else:
             pid = worker.kernel_pid()
@@ -301,6 +358,25 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
             conn.send(("kernel_started", {"pid": pid, "create_time": create_time}))
             worker.go.wait()
             result = worker.execute()
+        redact_files(spec)
         conn.send(("finished", result))
     finally:
         worker.shutdown()
+
+
+def redact_files(spec: AttemptSpec) -> None:
+    """Replace secret values in the attempt's log and executed notebook (a notebook may print them)."""
+    if not spec.secrets:
+        return
+    from jupyter_orchestrate.environments import redact
+
+    for path in (spec.log_path, spec.output_path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError:
+            continue
+        cleaned = redact(text, spec.secrets)
+        if cleaned != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(cleaned)

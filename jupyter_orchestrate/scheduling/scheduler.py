@@ -305,9 +305,11 @@ class Scheduler:
         path = str(job.path)
         state = self.store.schedule_state(path, name) or {}
         paused = bool(state["paused"]) if state.get("paused") is not None else schedule.paused
-        if state.get("next_fire_time") is None:
-            # first sight: nothing is owed for the past; fire from the next time on
-            self.store.set_schedule_state(path, name, next_fire_time=next_fire(schedule, now).isoformat())
+        rule = f"{schedule.cron}|{schedule.every}|{schedule.timezone}"
+        if state.get("next_fire_time") is None or state.get("rule") != rule:
+            # first sight, or the rule was edited: nothing is owed for the past; fire from the next time on
+            self.store.set_schedule_state(path, name, next_fire_time=next_fire(schedule, now).isoformat(), rule=rule,
+                                          last_fire_time=now.isoformat() if state else None)
             return []
         due_at = dt.datetime.fromisoformat(state["next_fire_time"])
         if due_at > now:

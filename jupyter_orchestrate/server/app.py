@@ -53,7 +53,12 @@ class OrchestrateApp(ExtensionApp):
         self.service.listeners.append(self.bus.publish)
         from jupyter_orchestrate.notifications import Notifier, SmtpConfig
 
-        self.notifier = Notifier(self.service, base_url=self.serverapp.connection_url, smtp=SmtpConfig.from_env())
+        try:
+            smtp = SmtpConfig.from_env()
+        except ValueError as exc:
+            self.log.error("jupyter-orchestrate: email notifications are off: %s", exc)
+            smtp = SmtpConfig()
+        self.notifier = Notifier(self.service, base_url=self.serverapp.connection_url, smtp=smtp)
         self.service.listeners.append(self.notifier)
         self.scheduler = None
         if self.scheduler_enabled:

@@ -133,7 +133,19 @@ export interface IAttempt {
   parameters: Record<string, unknown>;
   cells_completed: number | null;
   cells_total: number | null;
+  environment?: IAttemptEnvironment;
   error: IAttemptError | null;
+}
+
+/** What an attempt ran in (variable names only, never values). */
+export interface IAttemptEnvironment {
+  kernel_name?: string | null;
+  python?: string | null;
+  package_hash?: string;
+  freeze?: string[];
+  requirements?: string[];
+  env_names?: string[];
+  built_now?: boolean;
 }
 
 export interface ITaskRun {

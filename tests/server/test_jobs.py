@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from tests.conftest import write_notebook
 from tests.server.conftest import Api

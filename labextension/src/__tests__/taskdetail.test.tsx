@@ -229,3 +229,13 @@ describe('job helpers', () => {
     );
   });
 });
+
+describe('environmentLines', () => {
+  it('describes an interpreter, packages and variable names, never values', async () => {
+    const { environmentLines } = await import('../components/TaskDetail');
+    expect(
+      environmentLines({ python: '/envs/ab/bin/python', package_hash: 'ab12', requirements: ['six==1.15.0'], freeze: ['six==1.15.0'], env_names: ['API_TOKEN'] })
+    ).toEqual(['python /envs/ab/bin/python', 'packages ab12: six==1.15.0 (1 installed)', 'variables: API_TOKEN']);
+    expect(environmentLines({ kernel_name: 'python3' })).toEqual(['kernel python3']);
+  });
+});

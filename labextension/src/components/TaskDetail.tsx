@@ -6,7 +6,7 @@ import React, { useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
 import type { IActions } from '../actions';
-import type { IAttempt, IAttemptError, ITaskRun } from '../api';
+import type { IAttempt, IAttemptEnvironment, IAttemptError, ITaskRun } from '../api';
 import type { IProgress } from '../model';
 import { stripAnsi, tracebackToHtml } from './ansi';
 import { formatSeconds, StatusBadge } from './common';
@@ -231,6 +231,12 @@ export function TaskDetail(props: {
           <Parameters values={attempt.parameters} testid="jo-task-parameters" />
         </div>
       )}
+      {attempt?.environment && Object.keys(attempt.environment).length > 0 && (
+        <div data-testid="jo-task-environment">
+          <div className="jo-section-title">Environment</div>
+          <EnvironmentSummary environment={attempt.environment} />
+        </div>
+      )}
       {Object.keys(taskRun.task_values ?? {}).length > 0 && (
         <div>
           <div className="jo-section-title">Task values</div>
@@ -241,6 +247,36 @@ export function TaskDetail(props: {
       )}
       {error && <Failure error={error} attempt={attempt} actions={actions} />}
       <Attempts attempts={taskRun.attempts ?? []} actions={actions} />
+    </div>
+  );
+}
+
+/** One line per fact of an attempt's environment: kernel or interpreter, packages, variable names. */
+export function environmentLines(environment: IAttemptEnvironment): string[] {
+  const lines: string[] = [];
+  lines.push(environment.python ? `python ${environment.python}` : `kernel ${environment.kernel_name ?? 'default'}`);
+  if (environment.package_hash) {
+    lines.push(`packages ${environment.package_hash}: ${(environment.requirements ?? []).join(', ')} (${(environment.freeze ?? []).length} installed)`);
+  }
+  if (environment.env_names && environment.env_names.length > 0) {
+    lines.push(`variables: ${environment.env_names.join(', ')}`);
+  }
+  return lines;
+}
+
+function EnvironmentSummary(props: { environment: IAttemptEnvironment }): JSX.Element {
+  const freeze = props.environment.freeze ?? [];
+  return (
+    <div className="jo-muted">
+      {environmentLines(props.environment).map(line => (
+        <div key={line}>{line}</div>
+      ))}
+      {freeze.length > 0 && (
+        <details>
+          <summary>pip freeze</summary>
+          <pre className="jo-code">{freeze.join('\n')}</pre>
+        </details>
+      )}
     </div>
   );
 }
