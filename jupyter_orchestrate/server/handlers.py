@@ -89,8 +89,8 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
             return
         super().log_exception(typ, value, tb)
 
-    def json_body(self, model: type[T]) -> T:
-        """Parse the request body as ``model``. Raises ValidationError (400) naming the bad field."""
+    def json_object(self) -> dict[str, Any]:
+        """The request body as a JSON object (``{}`` when empty). Raises ValidationError (400) otherwise."""
         raw = self.request.body or b"{}"
         try:
             data = json.loads(raw)
@@ -98,6 +98,11 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
             raise ValidationError(Problem("request body", "", f"not valid JSON: {exc}")) from None
         if not isinstance(data, dict):
             raise ValidationError(Problem("request body", "", "must be a JSON object"))
+        return data
+
+    def json_body(self, model: type[T]) -> T:
+        """Parse the request body as ``model``. Raises ValidationError (400) naming the bad field."""
+        data = self.json_object()
         try:
             return model.model_validate(data)
         except PydanticValidationError as exc:
@@ -232,13 +237,7 @@ class JobHandler(OrchestrateHandler):
         if match is None:
             raise NotFoundError(f"no such route: PUT jobs/{path} (use PUT jobs/<job>/tasks/<task_key>)")
         job_path = self.resolve_job(match["job"])
-        raw = self.request.body or b"{}"
-        try:
-            changes = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationError(Problem("request body", "", f"not valid JSON: {exc}")) from None
-        if not isinstance(changes, dict):
-            raise ValidationError(Problem("request body", "", "must be a JSON object of task settings"))
+        changes = self.json_object()  # validated field by field by update_task_settings
         found, problems = await self.blocking(update_task_settings, job_path, match["task_key"], changes)
         self.finish(json.dumps(self.job_json(found, job_path, problems)))
 
