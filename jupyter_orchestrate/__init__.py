@@ -5,6 +5,17 @@ their kernels, so nothing heavy (papermill, pydantic, sqlite) is imported here.
 """
 
 __version__ = "0.1.0"
+__all__ = ["Job", "Run", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """``Job`` and ``Run`` (the Python API) load on first use, so that importing ``task_values`` in a kernel
+    stays cheap."""
+    if name in ("Job", "Run"):
+        from jupyter_orchestrate import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'jupyter_orchestrate' has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, object]]:
