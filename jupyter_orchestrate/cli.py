@@ -509,8 +509,7 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
     try:
         service = _service(ctx)
         job = load_job(path)
-        times = service.backfill(job, _instant(start, False), _instant(end, True), schedule=schedule)
-        chosen = service._schedule(job, schedule) if schedule else job.schedules[0]
+        name, chosen, times = service.backfill(job, _instant(start, False), _instant(end, True), schedule=schedule)
         overrides = {**chosen.parameters, **_parameters(parameters)}  # like the schedule's own fires, -p on top
     except OrchestrateError as exc:
         _fail(exc)
@@ -519,7 +518,6 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
         return
     notifier = _notifier(service)
     pending, threads, statuses = list(times), [], {}
-    name = schedule or (job.schedules[0].name or "schedule-1")
 
     def on_signal(signum: int, frame: Any) -> None:
         pending.clear()

@@ -24,7 +24,7 @@ from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_s
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.errors import ConflictError, Problem, ValidationError
 from jupyter_orchestrate.executors.base import TaskExecutor
-from jupyter_orchestrate.models import Job, Run, RunStatus, TaskRunStatus, Trigger, seconds_between, utc_now
+from jupyter_orchestrate.models import Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import coerce, render
 from jupyter_orchestrate.store import Store
 
@@ -334,9 +334,13 @@ class OrchestrateService:
         return self.new_run(job.path, parameters=dict(schedule.parameters), trigger=Trigger.schedule,
                             trigger_reason=f"schedule {name}: triggered now")
 
-    def backfill(self, job: Job, start: Any, end: Any, *, schedule: str | None = None, limit: int = 1000) -> list[str]:
+    def backfill(
+        self, job: Job, start: Any, end: Any, *, schedule: str | None = None, limit: int = 1000,
+    ) -> tuple[str, Schedule, list[str]]:
         """The fire times (ISO UTC) of a schedule between ``start`` and ``end`` (aware datetimes, inclusive), for
         ``jupyter orchestrate backfill``; ``schedule`` defaults to the job's first schedule.
+
+        Returns: ``(schedule name, schedule, fire times)``.
 
         Raises: ValidationError if the job has no schedule or the range holds more than ``limit`` fires;
         NotFoundError for an unknown schedule name.
@@ -347,10 +351,11 @@ class OrchestrateService:
         if not job.schedules:
             raise ValidationError(Problem(job.path, "schedules", "the job has no schedule to backfill"))
         chosen = self._schedule(job, schedule) if schedule else job.schedules[0]
+        name = schedule_name(chosen, job.schedules.index(chosen))
         fires = fires_between(chosen, start - dt.timedelta(microseconds=1), end, limit=limit + 1)
         if len(fires) > limit:
-            raise ValidationError(Problem("", "--start/--end", f"the range holds more than {limit} fires of schedule {schedule_name(chosen, job.schedules.index(chosen))}; narrow it"))
-        return [f.isoformat() for f in fires]
+            raise ValidationError(Problem("", "--start/--end", f"the range holds more than {limit} fires of schedule {name}; narrow it"))
+        return name, chosen, [f.isoformat() for f in fires]
 
     @staticmethod
     def _schedule(job: Job, name: str) -> Any:

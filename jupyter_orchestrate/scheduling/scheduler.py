@@ -289,13 +289,8 @@ class Scheduler:
         fire_id = self.store.record_fire(str(job.path), f"trigger:{name}", key, status="firing", holder=self.holder, reason=reason)
         if fire_id is None:
             return None
-        try:
-            runner = self.service.new_run(job.path, parameters=dict(trigger.parameters), trigger=kind, trigger_reason=reason)
-        except OrchestrateError as exc:
-            self.store.update_fire(fire_id, status="failed", reason=f"{reason}; not started: {exc}")
+        if not self._start_run(fire_id, job.path, trigger.parameters, kind, None, reason, f"{reason}; not started: "):
             return self.store.fire(fire_id)
-        self.store.update_fire(fire_id, status="started", run_id=runner.run_id)
-        self.service.start(runner)
         record = self.store.fire(fire_id)
         if self.on_fire:
             self.on_fire(record)
@@ -360,18 +355,22 @@ class Scheduler:
 
     def _start(self, fire_id: int, job_path: Path, schedule: Schedule) -> None:
         fire = self.store.fire(fire_id)
+        reason = f"schedule {fire['schedule_name']} fired for {fire['scheduled_time']}" + (f" ({fire['reason']})" if fire.get("reason") else "")
+        self._start_run(fire_id, job_path, schedule.parameters, Trigger.schedule, fire["scheduled_time"], reason, "")
+
+    def _start_run(self, fire_id: int, job_path: Path, parameters: dict[str, Any], kind: Trigger,
+                   trigger_time: str | None, reason: str, failure_prefix: str) -> bool:
+        """Start the run of a recorded fire and record its outcome (started + run id, or failed + why)."""
         try:
-            runner = self.service.new_run(
-                job_path, parameters=dict(schedule.parameters), trigger=Trigger.schedule,
-                trigger_time=fire["scheduled_time"],
-                trigger_reason=f"schedule {fire['schedule_name']} fired for {fire['scheduled_time']}" + (f" ({fire['reason']})" if fire.get("reason") else ""),
-            )
+            runner = self.service.new_run(job_path, parameters=dict(parameters), trigger=kind,
+                                          trigger_time=trigger_time, trigger_reason=reason)
         except OrchestrateError as exc:
-            self.store.update_fire(fire_id, status="failed", reason=str(exc))
-            log.warning("scheduled run of %s not started: %s", job_path, exc)
-            return
+            self.store.update_fire(fire_id, status="failed", reason=f"{failure_prefix}{exc}")
+            log.warning("%s run of %s not started: %s", kind.value, job_path, exc)
+            return False
         self.store.update_fire(fire_id, status="started", run_id=runner.run_id)
         self.service.start(runner)
+        return True
 
     def _start_queued(self) -> None:
         waiting = len(self._queue)
