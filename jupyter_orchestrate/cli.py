@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, Problem, ValidationError
-from jupyter_orchestrate.models import Run, RunStatus, TaskRunStatus
+from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, Run, RunStatus, TaskRunStatus
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -96,6 +96,9 @@ def _set_home(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if value is not None:
         ctx.ensure_object(dict)["home"] = value
 
+
+RUN_ID = click.IntRange(1, MAX_ID)  # SQLite integers: a larger id cannot exist (a usage error, not an overflow)
+MAX_PARALLEL = click.IntRange(1, MAX_PARALLEL_TASKS)
 
 home_option = click.option(
     "--home", type=click.Path(file_okay=False), expose_value=False, callback=_set_home,
@@ -248,7 +251,7 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
 @click.argument("path", type=click.Path())
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
               help="Set a job or notebook parameter (repeatable); typed like the parameter's default.")
-@click.option("--max-parallel", type=int, help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).")
+@click.option("--max-parallel", type=MAX_PARALLEL, help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as one JSON document.")
 @click.pass_context
 def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel: int | None, as_json: bool) -> None:
@@ -268,11 +271,11 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
 
 @main.command()
 @home_option
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.option("--task", "task_keys", multiple=True, metavar="TASK_KEY", help="Re-execute this task (repeatable); default: every unsuccessful task.")
 @click.option("--rerun-dependents", is_flag=True, help="Also re-execute downstream tasks that succeeded.")
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help="Override a parameter for the repair.")
-@click.option("--max-parallel", type=int, help="Tasks executing at once (default: as the run).")
+@click.option("--max-parallel", type=MAX_PARALLEL, help="Tasks executing at once (default: as the run).")
 @click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
 @click.pass_context
@@ -304,7 +307,7 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
 @home_option
 @click.option("--job", "job_name", help="Only runs of this job (its name).")
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status.")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(1, MAX_ID), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: int, as_json: bool) -> None:
@@ -335,7 +338,7 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
 
 @main.command()
 @home_option
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
@@ -430,7 +433,7 @@ def env_prune(ctx: click.Context, unused_days: float) -> None:
 
 @main.command()
 @home_option
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.pass_context
 def cancel(ctx: click.Context, run_id: int) -> None:
     """Cancel a running run (its orchestrator stops the kernels within about a second)."""

@@ -24,9 +24,10 @@ from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_s
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.errors import ConflictError, Problem, ValidationError
 from jupyter_orchestrate.executors.base import TaskExecutor
-from jupyter_orchestrate.models import Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
-from jupyter_orchestrate.parameters import coerce, render
+from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
+from jupyter_orchestrate.parameters import check_parameters, coerce, render
 from jupyter_orchestrate.store import Store
+from jupyter_orchestrate.workspace import confine
 
 STALE_HEARTBEAT_SECONDS = 60.0
 log = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
     ``parameters`` cell type. Values that are not strings are taken as they are.
 
     Raises:
-        ValidationError: a name no job parameter, notebook parameter or task parameter has; or a value that
-            is not of the parameter's type.
+        ValidationError: a name that is not a Python identifier (or is a keyword), a value that is not JSON or
+            too large (:func:`~.parameters.parameter_problems`), a name no job parameter, notebook parameter or
+            task parameter has; or a value that is not of the parameter's type.
     """
+    check_parameters(raw, "", "parameters")
     notebook_types: dict[str, str | None] = {}
     task_params: set[str] = set()
     for task in job.tasks:
@@ -75,12 +78,19 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
             problems.extend(exc.problems)
     if problems:
         raise ValidationError(problems)
+    check_parameters(result, "", "parameters")  # typed values (e.g. -p x=1e999 is infinity) are checked again
     return result
 
 
 def job_parameter_values(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
     """The job parameters of a run: defaults from ``job.yaml`` with the overrides of the same name applied."""
     return {**job.parameters, **{k: v for k, v in overrides.items() if k in job.parameters}}
+
+
+def _check_parallel(max_parallel: int | None) -> None:
+    """Raise ValidationError unless ``max_parallel`` is None or 1..MAX_PARALLEL_TASKS."""
+    if max_parallel is not None and not 1 <= max_parallel <= MAX_PARALLEL_TASKS:
+        raise ValidationError(Problem("", "--max-parallel", f"must be between 1 and {MAX_PARALLEL_TASKS}"))
 
 
 def _process_alive(pid: int | None, create_time: float | None) -> bool:
@@ -175,8 +185,7 @@ class OrchestrateService:
         Raises:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
         """
-        if max_parallel is not None and max_parallel < 1:
-            raise ValidationError(Problem("", "--max-parallel", "must be at least 1"))
+        _check_parallel(max_parallel)
         job = load_job(path)
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
@@ -235,20 +244,28 @@ class OrchestrateService:
     # -- repair ----------------------------------------------------------------------------------------------
     def plan_repair(
         self, run_id: int, *, task_keys: list[str] | None = None, rerun_dependents: bool = False,
-        parameters: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None, root: str | Path | None = None,
     ) -> tuple[RepairPlan, Job, dict[str, Any]]:
         """Work out a repair without doing it (``--dry-run``).
 
         The repair executes the job's *current* definition (so a fixed notebook or setting takes effect); its
         tasks must be the same as the run's.
 
+        Args:
+            root: when given (the Jupyter server's root), the run's job folder must lie inside it: a server
+                repairs only jobs it could have started, not runs of outside jobs recorded by the CLI on the
+                same state home.
+
         Returns: ``(plan, job, overrides)`` where overrides are the run's ``-p`` values merged with these.
 
         Raises:
             NotFoundError: no such run. ConflictError: the run is not finished, or nothing needs repair.
+            PathOutsideRootError: the run's job folder is outside ``root`` (checked first; nothing is read).
             ValidationError: the job is now invalid, its tasks changed, a named task is unknown, bad parameters.
         """
         run = self.store.get_run(run_id)
+        if root is not None:
+            confine(run.job_path, root, what=f"the job folder of run {run_id}", within="the server root")
         if not run.status.is_terminal:
             raise ConflictError(f"run {run_id} is {run.status.value}; wait for it to finish or cancel it before repairing")
         job = load_job(run.job_path)
@@ -271,17 +288,20 @@ class OrchestrateService:
 
     def new_repair(
         self, run_id: int, *, task_keys: list[str] | None = None, rerun_dependents: bool = False,
-        parameters: dict[str, Any] | None = None, max_parallel: int | None = None,
+        parameters: dict[str, Any] | None = None, max_parallel: int | None = None, root: str | Path | None = None,
         executor: TaskExecutor | None = None, on_event: EventCallback | None = None,
     ) -> Runner:
         """Record a repair of ``run_id`` and return the runner that executes it (call ``execute()``).
 
         Semantics of Databricks "Repair run": the unsuccessful task runs (or ``task_keys``) and everything
         downstream of them that did not succeed (all of it with ``rerun_dependents``) re-execute inside the
-        same run, as new attempts; succeeded task runs and their task values are reused. Errors: see
-        :meth:`plan_repair`.
+        same run, as new attempts; succeeded task runs and their task values are reused. ``root`` and errors:
+        see :meth:`plan_repair`.
         """
-        plan, job, overrides = self.plan_repair(run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters)
+        plan, job, overrides = self.plan_repair(
+            run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters, root=root
+        )
+        _check_parallel(max_parallel)
         run_parameters = job_parameter_values(job, overrides)
         number = self.store.start_repair(
             run_id, job=job, requested_task_keys=task_keys or None, rerun_dependents=rerun_dependents,

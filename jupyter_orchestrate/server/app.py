@@ -83,11 +83,18 @@ class OrchestrateApp(ExtensionApp):
         return Path(chosen).expanduser().resolve()
 
     def search_roots(self) -> list[Path]:
-        """The configured job roots that exist inside the server root."""
+        """The configured job roots that exist inside the server root (others are logged and skipped)."""
+        from jupyter_orchestrate.errors import ValidationError
+        from jupyter_orchestrate.workspace import confine
+
         roots = []
         for relative in self.job_roots:
-            path = (self.root / relative).resolve()
-            if path.is_dir() and path.is_relative_to(self.root):
+            try:
+                path = confine(relative, self.root, what="job root", within="the server root")
+            except ValidationError as exc:
+                self.log.warning("jupyter-orchestrate: skipping OrchestrateApp.job_roots entry: %s", exc)
+                continue
+            if path.is_dir():
                 roots.append(path)
         return roots
 
