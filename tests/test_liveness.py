@@ -7,14 +7,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from jupyter_orchestrate.models import RunStatus
-from jupyter_orchestrate.scheduling.scheduler import LEASE
 from jupyter_orchestrate.service import OrchestrateService
 from jupyter_orchestrate.store import Store
 from tests.conftest import REPO

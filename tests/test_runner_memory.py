@@ -19,7 +19,7 @@ import pytest
 
 from jupyter_orchestrate.engine import runner as runner_module
 from jupyter_orchestrate.engine.active_run import ActiveRun, IncompleteStateError, TaskState
-from jupyter_orchestrate.executors.memory import FakeClock, MemoryExecutor, crash, fail, hang, succeed
+from jupyter_orchestrate.executors.memory import MemoryExecutor, crash, fail, hang, succeed
 from jupyter_orchestrate.models import RunStatus, Task, TaskRunStatus, utc_now
 from jupyter_orchestrate.service import OrchestrateService, owner_death
 from jupyter_orchestrate.store import this_process
