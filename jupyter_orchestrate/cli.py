@@ -50,11 +50,12 @@ def _status(text: str) -> Text:
     return Text(text, style=STATUS_STYLE.get(text, ""))
 
 
-def _service(ctx: click.Context) -> Any:
+def _service(ctx: click.Context, **options: Any) -> Any:
+    """The command's :class:`~.service.OrchestrateService` (``options``: its keyword arguments, first call only)."""
     from jupyter_orchestrate.service import OrchestrateService
 
     if "service" not in ctx.obj:
-        ctx.obj["service"] = OrchestrateService(ctx.obj["home"])
+        ctx.obj["service"] = OrchestrateService(ctx.obj["home"], **options)
     return ctx.obj["service"]
 
 
@@ -200,6 +201,7 @@ def _execute(runner: Any, service: Any, as_json: bool, notifier: Any) -> None:
         runner.cancel(f"canceled by {signal.Signals(signum).name}")
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    service.start_monitor()  # while this run executes, end other runs of the state home whose owner died
     err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
               f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel)")
     try:
@@ -450,15 +452,23 @@ def cancel(ctx: click.Context, run_id: int) -> None:
 @click.option("--lease-seconds", type=float, default=15.0, show_default=True,
               help="Lease time: another scheduler takes over this long after this one dies.")
 @click.option("--poll-seconds", type=float, default=1.0, show_default=True, help="Time between checks.")
+@click.option("--heartbeat-timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+              help="Seconds without a heartbeat after which a run's orchestrator is taken for dead (its run fails, "
+              "its slot frees).")
+@click.option("--monitor-seconds", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Time between checks for runs whose orchestrator died.")
 @click.pass_context
-def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, poll_seconds: float) -> None:
+def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, poll_seconds: float,
+              heartbeat_timeout: float, monitor_seconds: float) -> None:
     """Run the scheduler headless: fire the schedules of the jobs under ROOTS (default: .) until stopped.
 
     Several schedulers (or the Jupyter server's) may share a state home: a leader lease makes exactly one fire.
+    SIGTERM or SIGINT stops firing, cancels the runs in flight and waits for them to record ``canceled``.
     """
     from jupyter_orchestrate.scheduling.scheduler import Scheduler
 
-    service = _service(ctx)
+    service = _service(ctx, heartbeat_timeout_seconds=heartbeat_timeout)
+    service.start_monitor(monitor_seconds)
     sched = Scheduler(service, [Path(r) for r in roots or (".",)], lease_seconds=lease_seconds, poll_seconds=poll_seconds,
                       on_fire=lambda f: err.print(f"fire {f['schedule_name']} of {f['job_path']} at {f['scheduled_time']}: "
                                                   f"{f['status']}" + (f" run {f['run_id']}" if f.get("run_id") else "")
@@ -472,7 +482,7 @@ def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, 
     notifier = _notifier(service)
     err.print(f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)} (state home {service.store.home})")
     sched.run_forever()
-    service.shutdown()
+    service.shutdown("the scheduler shut down")
     notifier.close(timeout=30)
 
 
@@ -520,11 +530,12 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
         out.print(f"{len(times)} fire time(s): " + ", ".join(times))
         return
     notifier = _notifier(service)
+    service.start_monitor()
     pending, threads, statuses = list(times), [], {}
 
     def on_signal(signum: int, frame: Any) -> None:
         pending.clear()
-        service.shutdown()
+        service.shutdown(f"backfill stopped by {signal.Signals(signum).name}")
 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
