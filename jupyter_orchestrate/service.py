@@ -26,7 +26,7 @@ from jupyter_orchestrate.discovery import load_job, validate_job
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.errors import ConflictError, Problem, ValidationError
-from jupyter_orchestrate.executors.base import TaskExecutor
+from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
 from jupyter_orchestrate.store import Store
@@ -280,6 +280,7 @@ class OrchestrateService:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
         """
         _check_parallel(max_parallel)
+        max_output_bytes()  # a bad JUPYTER_ORCHESTRATE_MAX_OUTPUT_BYTES is refused before anything is recorded
         job = load_job(path)
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
@@ -399,6 +400,7 @@ class OrchestrateService:
         same run, as new attempts; succeeded task runs and their task values are reused. ``root`` and errors:
         see :meth:`plan_repair`.
         """
+        max_output_bytes()
         plan, job, overrides = self.plan_repair(
             run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters, root=root
         )
