@@ -434,7 +434,7 @@ class Runner:
         if self._crashed:
             return
         self._crashed = True
-        reason = f"the runner crashed ({type(exc).__name__}: {exc}); repair the run to finish it"
+        reason = self._clean(f"the runner crashed ({type(exc).__name__}: {exc}); repair the run to finish it")
         try:
             self.store.end_unfinished(self.run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunnerCrashed")
         except Exception:
