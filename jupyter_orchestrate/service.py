@@ -262,6 +262,7 @@ class OrchestrateService:
         trigger: Trigger = Trigger.manual,
         trigger_time: str | None = None,
         trigger_reason: str | None = None,
+        fire_id: int | None = None,
         executor: TaskExecutor | None = None,
         on_event: EventCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -275,6 +276,7 @@ class OrchestrateService:
             max_parallel: attempts in flight at most; default ``max_parallel_tasks`` of the job, else CPU count.
             trigger, trigger_time, trigger_reason: what started the run; ``trigger_time`` (ISO UTC, default the
                 start time) is the run's logical time, ``{{job.trigger.time}}`` in parameters.
+            fire_id: the scheduler's fire record that starts this run (linked in the run's own transaction).
 
         Raises:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
@@ -287,7 +289,7 @@ class OrchestrateService:
         parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
         run_id = self.store.create_run(
             job, parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
-            trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason,
+            trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason, fire_id=fire_id,
         )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=0, clock=clock)
