@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, Problem, ValidationError
-from jupyter_orchestrate.models import Run, RunStatus, TaskRunStatus
+from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, Run, RunStatus, TaskRunStatus
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -51,11 +51,12 @@ def _status(text: str) -> Text:
     return Text(text, style=STATUS_STYLE.get(text, ""))
 
 
-def _service(ctx: click.Context) -> Any:
+def _service(ctx: click.Context, **options: Any) -> Any:
+    """The command's :class:`~.service.OrchestrateService` (``options``: its keyword arguments, first call only)."""
     from jupyter_orchestrate.service import OrchestrateService
 
     if "service" not in ctx.obj:
-        ctx.obj["service"] = OrchestrateService(ctx.obj["home"])
+        ctx.obj["service"] = OrchestrateService(ctx.obj["home"], **options)
     return ctx.obj["service"]
 
 
@@ -97,6 +98,9 @@ def _set_home(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if value is not None:
         ctx.ensure_object(dict)["home"] = value
 
+
+RUN_ID = click.IntRange(1, MAX_ID)  # SQLite integers: a larger id cannot exist (a usage error, not an overflow)
+MAX_PARALLEL = click.IntRange(1, MAX_PARALLEL_TASKS)
 
 home_option = click.option(
     "--home", type=click.Path(file_okay=False), expose_value=False, callback=_set_home,
@@ -209,6 +213,7 @@ def _execute(runner: Any, service: Any, as_json: bool, notifier: Any) -> None:
         runner.cancel(f"canceled by {signal.Signals(signum).name}")
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    service.start_monitor()  # while this run executes, end other runs of the state home whose owner died
     err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
               f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel)")
     try:
@@ -260,7 +265,7 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
 @click.argument("path", type=click.Path())
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
               help="Set a job or notebook parameter (repeatable); typed like the parameter's default.")
-@click.option("--max-parallel", type=int, help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).")
+@click.option("--max-parallel", type=MAX_PARALLEL, help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as one JSON document.")
 @click.pass_context
 def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel: int | None, as_json: bool) -> None:
@@ -280,11 +285,11 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
 
 @main.command()
 @home_option
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.option("--task", "task_keys", multiple=True, metavar="TASK_KEY", help="Re-execute this task (repeatable); default: every unsuccessful task.")
 @click.option("--rerun-dependents", is_flag=True, help="Also re-execute downstream tasks that succeeded.")
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help="Override a parameter for the repair.")
-@click.option("--max-parallel", type=int, help="Tasks executing at once (default: as the run).")
+@click.option("--max-parallel", type=MAX_PARALLEL, help="Tasks executing at once (default: as the run).")
 @click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
 @click.pass_context
@@ -316,7 +321,7 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
 @home_option
 @click.option("--job", "job_name", help="Only runs of this job (its name).")
 @click.option("--status", type=click.Choice([s.value for s in RunStatus]), help="Only runs with this status.")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(1, MAX_ID), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: int, as_json: bool) -> None:
@@ -347,7 +352,7 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
 
 @main.command()
 @home_option
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
@@ -442,7 +447,7 @@ def env_prune(ctx: click.Context, unused_days: float) -> None:
 
 @main.command()
 @home_option
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.pass_context
 def cancel(ctx: click.Context, run_id: int) -> None:
     """Cancel a running run (its orchestrator stops the kernels within about a second)."""
@@ -459,15 +464,23 @@ def cancel(ctx: click.Context, run_id: int) -> None:
 @click.option("--lease-seconds", type=float, default=15.0, show_default=True,
               help="Lease time: another scheduler takes over this long after this one dies.")
 @click.option("--poll-seconds", type=float, default=1.0, show_default=True, help="Time between checks.")
+@click.option("--heartbeat-timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
+              help="Seconds without a heartbeat after which a run's orchestrator is taken for dead (its run fails, "
+              "its slot frees).")
+@click.option("--monitor-seconds", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Time between checks for runs whose orchestrator died.")
 @click.pass_context
-def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, poll_seconds: float) -> None:
+def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, poll_seconds: float,
+              heartbeat_timeout: float, monitor_seconds: float) -> None:
     """Run the scheduler headless: fire the schedules of the jobs under ROOTS (default: .) until stopped.
 
     Several schedulers (or the Jupyter server's) may share a state home: a leader lease makes exactly one fire.
+    SIGTERM or SIGINT stops firing, cancels the runs in flight and waits for them to record ``canceled``.
     """
     from jupyter_orchestrate.scheduling.scheduler import Scheduler
 
-    service = _service(ctx)
+    service = _service(ctx, heartbeat_timeout_seconds=heartbeat_timeout)
+    service.start_monitor(monitor_seconds)
     sched = Scheduler(service, [Path(r) for r in roots or (".",)], lease_seconds=lease_seconds, poll_seconds=poll_seconds,
                       on_fire=lambda f: err.print(f"fire {f['schedule_name']} of {f['job_path']} at {f['scheduled_time']}: "
                                                   f"{f['status']}" + (f" run {f['run_id']}" if f.get("run_id") else "")
@@ -481,7 +494,7 @@ def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, 
     notifier = _notifier(service)
     err.print(f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)} (state home {service.store.home})")
     sched.run_forever()
-    service.shutdown()
+    service.shutdown("the scheduler shut down")
     notifier.close(timeout=30)
 
 
@@ -529,11 +542,12 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
         out.print(f"{len(times)} fire time(s): " + ", ".join(times))
         return
     notifier = _notifier(service)
+    service.start_monitor()
     pending, threads, statuses = list(times), [], {}
 
     def on_signal(signum: int, frame: Any) -> None:
         pending.clear()
-        service.shutdown()
+        service.shutdown(f"backfill stopped by {signal.Signals(signum).name}")
 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)

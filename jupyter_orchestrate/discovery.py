@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from jupyter_orchestrate.dag import CycleError, Dag
-from jupyter_orchestrate.errors import Problem, ValidationError
+from jupyter_orchestrate.errors import PathOutsideRootError, Problem, ValidationError
 from jupyter_orchestrate.models import (
+    MAX_PARALLEL_TASKS,
     Environment,
     Job,
     NotebookParameter,
@@ -34,11 +35,15 @@ from jupyter_orchestrate.models import (
     TaskSettings,
     TriggerSpec,
 )
-from jupyter_orchestrate.parameters import check_reference, references
+from jupyter_orchestrate.parameters import check_reference, parameter_problems, references
+from jupyter_orchestrate.workspace import confine
 
 JOB_FILE = "job.yaml"
 METADATA_KEY = "orchestrate"
 TASK_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
+MAX_JOB_FILE_BYTES = 256 * 1024  # settings, not data; bounds the (pure Python) parse to about a second
+MAX_YAML_NODES = 100_000  # values in job.yaml, each alias counted as all the values it repeats
+WITHIN_JOB = "the job folder"
 
 
 class JobFile(BaseModel):
@@ -49,7 +54,7 @@ class JobFile(BaseModel):
     name: str | None = Field(default=None, min_length=1)
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
-    max_parallel_tasks: int | None = Field(default=None, ge=1)
+    max_parallel_tasks: int | None = Field(default=None, ge=1, le=MAX_PARALLEL_TASKS)
     max_concurrent_runs: int = Field(default=1, ge=1)
     queue: bool = True
     environments: dict[str, Environment] = Field(default_factory=dict)
@@ -58,6 +63,100 @@ class JobFile(BaseModel):
     notifications: Notifications | None = None
     task_defaults: TaskSettings = Field(default_factory=TaskSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
+
+
+class _JobFileLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader, refusing documents of more than :data:`MAX_YAML_NODES` values once aliases are
+    expanded ("billion laughs": 330 bytes of nested aliases expand to 10**7 values) and aliases that refer to
+    a value containing them. Checked on the composed node graph, before any Python object is built.
+
+    (The pure Python loader: libyaml's composer recurses in C and crashes the process on deep nesting.)"""
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def expanded(n: yaml.Node, path: tuple[int, ...]) -> int:
+            if id(n) in sizes:
+                return sizes[id(n)]
+            if id(n) in path:
+                raise yaml.MarkedYAMLError(problem="an alias refers to a value that contains it", problem_mark=n.start_mark)
+            children = [c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode) else (
+                n.value if isinstance(n, yaml.SequenceNode) else [])
+            size = 1 + sum(expanded(c, (*path, id(n))) for c in children)
+            if size > MAX_YAML_NODES:
+                raise yaml.MarkedYAMLError(
+                    problem=f"more than {MAX_YAML_NODES} values once aliases are expanded; a job file holds settings, not data",
+                    problem_mark=n.start_mark)
+            sizes[id(n)] = size
+            return size
+
+        if node is not None:
+            expanded(node, ())
+        return node
+
+
+def read_job_file(folder: Path, shown: str) -> JobFile | None:
+    """The job folder's ``job.yaml``, read, parsed and validated: the only reader of job files.
+
+    Refused before anything is built from it: a ``job.yaml`` that leads outside ``folder`` (a symlink), one
+    larger than 256 KiB, invalid YAML, more than :data:`MAX_YAML_NODES` values once aliases are expanded, a
+    document that is not a mapping, fields that do not fit :class:`JobFile`.
+
+    Args:
+        folder: the resolved job folder. shown: how messages name the file (e.g. ``green_energy/job.yaml``).
+
+    Returns: the :class:`JobFile`, or None when the folder has no ``job.yaml``.
+
+    Raises:
+        PathOutsideRootError: ``job.yaml`` is a link to a file outside the job folder (never read).
+        ValidationError: every other problem, as ``shown: field: problem``.
+    """
+    path = folder / JOB_FILE
+    if not path.exists():
+        return None
+    try:
+        confine(JOB_FILE, folder, what="job file", within=WITHIN_JOB)
+    except PathOutsideRootError as exc:
+        raise PathOutsideRootError(Problem(shown, "", exc.problems[0].message)) from None
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_JOB_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValidationError(Problem(shown, "", f"cannot be read: {exc.strerror or exc}")) from None
+    if len(data) > MAX_JOB_FILE_BYTES:
+        raise ValidationError(Problem(shown, "", f"larger than {MAX_JOB_FILE_BYTES} bytes; a job file holds settings, not data"))
+    try:
+        raw = yaml.load(data.decode("utf-8"), Loader=_JobFileLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(Problem(shown, "", f"not UTF-8 text: {exc}")) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+        raise ValidationError(Problem(shown, "", f"invalid YAML: {where}{getattr(exc, 'problem', None) or exc}")) from None
+    except RecursionError:
+        raise ValidationError(Problem(shown, "", "invalid YAML: nested too deeply")) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ValidationError(Problem(shown, "", "must be a mapping of job settings"))
+    try:
+        return JobFile.model_validate(raw)
+    except PydanticValidationError as exc:
+        raise ValidationError(pydantic_problems(shown, exc)) from None
+
+
+def job_file_parameter_problems(job_file: JobFile, shown: str) -> list[Problem]:
+    """Parameter names and values of every mapping in ``job.yaml`` (job, task defaults, tasks, schedules,
+    triggers); see :func:`~.parameters.parameter_problems`."""
+    problems = parameter_problems(job_file.parameters, shown, "parameters")
+    problems += parameter_problems(job_file.task_defaults.parameters or {}, shown, "task_defaults.parameters")
+    for key, settings in job_file.tasks.items():
+        problems += parameter_problems(settings.parameters or {}, shown, f"tasks.{key}.parameters")
+    for field, entries in (("schedules", job_file.schedules), ("triggers", job_file.triggers)):
+        for index, entry in enumerate(entries):
+            problems += parameter_problems(entry.parameters, shown, f"{field}.{index}.parameters")
+    return problems
 
 
 def pydantic_problems(path: str, exc: PydanticValidationError, prefix: str = "") -> list[Problem]:
@@ -169,6 +268,10 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
 
     Returns: ``(job, [])`` when valid, else ``(None, problems)``; problem paths are relative to the job
     folder's parent so that messages read like ``green_energy/job.yaml: tasks.x: ...``.
+
+    Raises:
+        PathOutsideRootError: ``job.yaml`` is a link to a file outside the job folder: the job's definition
+            lies outside, so the job is refused as a whole and the file is never read.
     """
     root = Path(path).expanduser().resolve()
     if root.is_file() and root.name == JOB_FILE:
@@ -180,38 +283,32 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
 
     problems: list[Problem] = []
     job_file_path = root / JOB_FILE
-    job_file = JobFile()
-    if job_file_path.exists():
-        try:
-            raw = yaml.safe_load(job_file_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-            return None, [Problem(show(job_file_path), "", f"invalid YAML: {where}{getattr(exc, 'problem', exc)}")]
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, dict):
-            return None, [Problem(show(job_file_path), "", "must be a mapping of job settings")]
-        try:
-            job_file = JobFile.model_validate(raw)
-        except PydanticValidationError as exc:
-            return None, pydantic_problems(show(job_file_path), exc)
+    try:
+        job_file = read_job_file(root, show(job_file_path)) or JobFile()
+    except PathOutsideRootError:
+        raise
+    except ValidationError as exc:
+        return None, exc.problems
+    problems.extend(job_file_parameter_problems(job_file, show(job_file_path)))
 
     problems.extend(_schedule_problems(job_file, show(job_file_path)))
 
     # Notebooks in the folder (top level) that carry metadata.orchestrate, plus those job.yaml names.
     candidates: dict[Path, str] = {}  # notebook path -> how it became a candidate ("metadata" | task_key)
     for nb_path in sorted(root.glob("*.ipynb")):
-        if not nb_path.resolve().is_relative_to(root):
+        try:
+            confine(nb_path.name, root, what="notebook", within=WITHIN_JOB)
+        except PathOutsideRootError:
             # a link out of the job folder is never read (the server confines every path to its root)
             problems.append(Problem(show(nb_path), "", "is a link to a file outside the job folder; copy the notebook instead"))
             continue
         candidates[nb_path] = "scan"
     for key, settings in job_file.tasks.items():
         if settings.notebook:
-            nb_path = (root / settings.notebook).resolve()
-            if not nb_path.is_relative_to(root):
-                problems.append(Problem(show(job_file_path), f"tasks.{key}.notebook", "must be inside the job folder"))
+            try:
+                nb_path = confine(settings.notebook, root, what="notebook", within=WITHIN_JOB)
+            except ValidationError as exc:
+                problems.append(Problem(show(job_file_path), f"tasks.{key}.notebook", exc.problems[0].message))
                 continue
             candidates[nb_path] = key
 
@@ -234,8 +331,11 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             continue
         try:
             settings = TaskSettings.model_validate(meta)
-        except PydanticValidationError as exc:
-            problems.extend(pydantic_problems(shown, exc, f"metadata.{METADATA_KEY}"))
+            bad_parameters = parameter_problems(settings.parameters or {}, shown, f"metadata.{METADATA_KEY}.parameters")
+            if bad_parameters:
+                raise ValidationError(bad_parameters)
+        except (PydanticValidationError, ValidationError) as exc:
+            problems.extend(exc.problems if isinstance(exc, ValidationError) else pydantic_problems(shown, exc, f"metadata.{METADATA_KEY}"))
             # still a task: dependents must not also be told its key is unknown
             claimed = meta.get("task_key")
             invalid_keys.add(origin if origin != "scan" else (claimed if isinstance(claimed, str) else nb_path.stem))
@@ -305,11 +405,11 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
                     Problem(shown, "environment.kernel_name", f"kernel {kernel_name!r} is not installed (installed: {', '.join(kernels) or 'none'})")
                 )
         if environment.cwd is not None:
-            cwd = (root / environment.cwd).resolve()
-            if not cwd.is_relative_to(root):
-                problems.append(Problem(shown, "environment.cwd", f"{environment.cwd!r} is outside the job folder"))
-            elif not cwd.is_dir():
-                problems.append(Problem(shown, "environment.cwd", f"{environment.cwd!r} is not a folder"))
+            try:
+                if not confine(environment.cwd, root, what="working directory", within=WITHIN_JOB).is_dir():
+                    problems.append(Problem(shown, "environment.cwd", f"{environment.cwd!r} is not a folder"))
+            except ValidationError as exc:
+                problems.append(Problem(shown, "environment.cwd", exc.problems[0].message))
         try:
             declared = notebook_parameters(nb_path)
         except Exception as exc:  # papermill raises plain exceptions for unparsable parameter cells
@@ -411,19 +511,26 @@ def _environment_problems(environment: Environment, root: Path, shown: str) -> l
     problems = []
     if environment.python:
         python = Path(environment.python)
-        python = python if python.is_absolute() else (root / python)
-        if not python.exists() or not os.access(python, os.X_OK):
-            problems.append(Problem(shown, "environment.python", f"interpreter {environment.python!r} does not exist or is not executable"))
-        elif not _has_ipykernel(str(python)):
-            problems.append(Problem(shown, "environment.python", f"interpreter {environment.python!r} has no ipykernel: run {python} -m pip install ipykernel"))
+        try:
+            if not python.is_absolute():
+                # a relative interpreter lives in the job folder; the file itself may link out (a venv's
+                # python links to its base interpreter), so the folder holding it is what is confined
+                python = confine(python.parent, root, what="interpreter folder", within=WITHIN_JOB) / python.name
+        except ValidationError as exc:
+            problems.append(Problem(shown, "environment.python", exc.problems[0].message))
+        else:
+            if not python.exists() or not os.access(python, os.X_OK):
+                problems.append(Problem(shown, "environment.python", f"interpreter {environment.python!r} does not exist or is not executable"))
+            elif not _has_ipykernel(str(python)):
+                problems.append(Problem(shown, "environment.python", f"interpreter {environment.python!r} has no ipykernel: run {python} -m pip install ipykernel"))
         if environment.kernel_name:
             problems.append(Problem(shown, "environment", "give kernel_name or python, not both"))
     if environment.requirements_file:
-        req = (root / environment.requirements_file).resolve()
-        if not req.is_relative_to(root):
-            problems.append(Problem(shown, "environment.requirements_file", "must be inside the job folder"))
-        elif not req.is_file():
-            problems.append(Problem(shown, "environment.requirements_file", f"{environment.requirements_file!r} not found"))
+        try:
+            if not confine(environment.requirements_file, root, what="requirements file", within=WITHIN_JOB).is_file():
+                problems.append(Problem(shown, "environment.requirements_file", f"{environment.requirements_file!r} not found"))
+        except ValidationError as exc:
+            problems.append(Problem(shown, "environment.requirements_file", exc.problems[0].message))
     if (environment.requirements or environment.requirements_file) and environment.python:
         problems.append(Problem(shown, "environment", "requirements build their own environment: do not combine them with python"))
     try:
@@ -487,6 +594,16 @@ def is_task_notebook(path: Path) -> bool:
         return False
 
 
+def _is_tagged_inside(entry: Path, folder: Path) -> bool:
+    """``entry`` is a task notebook of ``folder`` that does not lead outside it (a link out is never read)."""
+    if entry.suffix != ".ipynb":
+        return False
+    try:
+        return is_task_notebook(confine(entry.name, folder, what="notebook", within=WITHIN_JOB))
+    except ValidationError:
+        return False
+
+
 def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...] = ()) -> list[Path]:
     """Job folders under ``root``: folders with a ``job.yaml`` or a tagged notebook, at most ``max_depth``
     levels down. Hidden folders, ``node_modules``, ``output``, build folders and ``exclude`` are skipped.
@@ -504,7 +621,7 @@ def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...]
             entries = sorted(folder.iterdir())
         except OSError:
             return
-        if (folder / JOB_FILE).is_file() or any(e.suffix == ".ipynb" and is_task_notebook(e) for e in entries):
+        if (folder / JOB_FILE).is_file() or any(_is_tagged_inside(e, folder) for e in entries):
             found.append(folder)
         if depth >= max_depth:
             return
@@ -534,6 +651,8 @@ def update_task_settings(job_path: str | Path, task_key: str, changes: dict[str,
         NotFoundError: no task ``task_key`` in the job.
         ConflictError: ``job.yaml`` sets one of these fields for the task, so the notebook's value would not
             take effect.
+        PathOutsideRootError: the task's notebook (or ``job.yaml``) leads outside the job folder; nothing is
+            read from or written to it.
     """
     from jupyter_orchestrate.errors import ConflictError, NotFoundError
 
@@ -545,23 +664,36 @@ def update_task_settings(job_path: str | Path, task_key: str, changes: dict[str,
         TaskSettings.model_validate({k: v for k, v in changes.items() if v is not None})
     except PydanticValidationError as exc:
         raise ValidationError(pydantic_problems("", exc)) from None
-    job_file = JobFile()
-    if (root / JOB_FILE).is_file():
-        try:
-            job_file = JobFile.model_validate(yaml.safe_load((root / JOB_FILE).read_text(encoding="utf-8")) or {})
-        except (yaml.YAMLError, PydanticValidationError):
-            pass  # reported by validation below
+    if isinstance(changes.get("parameters"), dict):
+        bad = parameter_problems(changes["parameters"], "", "parameters")
+        if bad:
+            raise ValidationError(bad)
+    try:
+        job_file = read_job_file(root, JOB_FILE) or JobFile()
+    except PathOutsideRootError:
+        raise
+    except ValidationError:
+        job_file = JobFile()  # reported by validation below
     entry = job_file.tasks.get(task_key)
     if entry is not None:
         fixed = sorted(set(changes) & set(entry.model_dump(exclude_unset=True)))
         if fixed:
             raise ConflictError(f"{JOB_FILE} sets {', '.join(fixed)} for task {task_key!r}; change it there")
+    what = f"notebook of task {task_key!r}"
     if entry is not None and entry.notebook:
-        notebook = (root / entry.notebook).resolve()
+        notebook: Path | None = confine(entry.notebook, root, what=what, within=WITHIN_JOB)
     else:
-        notebook = next(
-            (p for p in sorted(root.glob("*.ipynb")) if is_task_notebook(p) and _task_key_of(p) == task_key), None
-        )
+        notebook = None
+        for path in sorted(root.glob("*.ipynb")):
+            try:
+                resolved = confine(path.name, root, what=what, within=WITHIN_JOB)
+            except PathOutsideRootError:
+                if path.stem == task_key:
+                    raise  # the task's notebook by name; a link out is never read, let alone written
+                continue
+            if is_task_notebook(resolved) and _task_key_of(resolved) == task_key:
+                notebook = resolved  # a link inside the job folder is followed, so the link stays a link
+                break
     if notebook is None or not notebook.is_file():
         raise NotFoundError(f"job {root.name} has no task {task_key!r}")
     original = notebook.read_bytes()

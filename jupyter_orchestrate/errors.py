@@ -2,7 +2,7 @@
 
 Every error the package raises on purpose derives from :class:`OrchestrateError`, so callers (CLI, server
 handlers, widgets) can catch one root and map the subclasses to exit codes or HTTP statuses once:
-validation -> 2 / 400, not found -> 404, conflict -> 409.
+validation -> 2 / 400, path outside the root -> 2 / 403, not found -> 404, conflict -> 409.
 
 This module is imported inside user kernels (through :mod:`jupyter_orchestrate.task_values`), so it must
 stay free of heavy imports.
@@ -44,6 +44,12 @@ class ValidationError(OrchestrateError):
             problems = [problems]
         self.problems: list[Problem] = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PathOutsideRootError(ValidationError):
+    """A path leads outside the folder it must stay in (the server root, a job folder, the state home), by
+    ``..``, an absolute path or a symlink. Raised by :func:`~.workspace.confine`; the API answers 403, the
+    CLI exits 2 (it is a usage error like any other :class:`ValidationError`)."""
 
 
 class NotFoundError(OrchestrateError):

@@ -18,6 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer: no run id (or paging cursor) can be larger
+MAX_PARALLEL_TASKS = 1024  # the most attempts one run may keep in flight (job.yaml, API, CLI)
+
+
 def utc_now() -> str:
     """The current UTC time as ISO-8601 with microseconds and ``+00:00``."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat()

@@ -18,15 +18,79 @@ of the same name, the task's ``parameters``, then ``-p name=value`` given for th
 from __future__ import annotations
 
 import json
+import keyword
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jupyter_orchestrate.errors import ValidationError
+from jupyter_orchestrate.errors import Problem, ValidationError
 
 REFERENCE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 JOB_FIELDS = ("run_id", "name", "start_time", "repair_number")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_VALUE_BYTES = 64 * 1024  # one parameter value, as JSON
+MAX_TOTAL_BYTES = 1024 * 1024  # all values of one parameters mapping, as JSON
+MAX_VALUE_DEPTH = 100  # nesting of lists and objects inside one value
+
+
+def is_parameter_name(name: object) -> bool:
+    """True if ``name`` can be a parameter: a Python identifier that is not a keyword (papermill writes
+    ``name = value`` into the notebook, so anything else would be code, not a name)."""
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def parameter_problems(parameters: Mapping[Any, Any], path: str, field: str) -> list[Problem]:
+    """Every problem with one ``parameters`` mapping, from any source (job.yaml, notebook metadata, a
+    schedule or trigger, an API body, ``-p``).
+
+    Names must pass :func:`is_parameter_name`. Values must be JSON (finite numbers, strings, booleans, null,
+    lists, objects with string keys), nested at most 100 levels, at most 64 KiB each and 1 MiB together as
+    JSON.
+
+    Args:
+        path: the file or source the mapping came from (``job/job.yaml``, ``request body``, ``-p``).
+        field: where in it, e.g. ``tasks.clean.parameters``; problems name ``field.name``.
+
+    Returns: ``[]`` when valid, else one :class:`~.errors.Problem` per bad name or value.
+    """
+    problems, total = [], 0
+    for name, value in parameters.items():
+        if not is_parameter_name(name):
+            problems.append(Problem(path, field, f"{name!r} is not a valid parameter name: use a Python identifier that is not a keyword"))
+            continue
+        where = f"{field}.{name}" if field else name
+        if _depth(value, MAX_VALUE_DEPTH + 1) > MAX_VALUE_DEPTH:
+            problems.append(Problem(path, where, f"nested more than {MAX_VALUE_DEPTH} levels deep"))
+            continue
+        try:
+            size = len(json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+        except ValueError:
+            problems.append(Problem(path, where, "not a finite number (NaN and infinity are not JSON)"))
+            continue
+        except TypeError as exc:
+            problems.append(Problem(path, where, f"not a JSON value ({exc}); quote dates and times as strings"))
+            continue
+        if size > MAX_VALUE_BYTES:
+            problems.append(Problem(path, where, f"the value is {size} bytes as JSON; at most {MAX_VALUE_BYTES} are allowed"))
+        total += size
+    if total > MAX_TOTAL_BYTES and not problems:
+        problems.append(Problem(path, field, f"the values are {total} bytes as JSON together; at most {MAX_TOTAL_BYTES} are allowed"))
+    return problems
+
+
+def check_parameters(parameters: Mapping[Any, Any], path: str, field: str) -> None:
+    """Raise :class:`~.errors.ValidationError` with the :func:`parameter_problems` of ``parameters``, if any."""
+    problems = parameter_problems(parameters, path, field)
+    if problems:
+        raise ValidationError(problems)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of lists and mappings in ``value``, counted no further than ``limit``."""
+    if limit <= 0 or not isinstance(value, (list, tuple, Mapping)):
+        return 0
+    items = value.values() if isinstance(value, Mapping) else value
+    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
 
 
 def references(value: Any) -> list[str]:
@@ -139,8 +203,8 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
     for item in items:
         name, sep, raw = item.partition("=")
         name = name.strip()
-        if not sep or not IDENTIFIER.match(name):
-            raise ValidationError(f"-p {item}: expected name=value with a Python identifier as name")
+        if not sep or not is_parameter_name(name):
+            raise ValidationError(f"-p {item}: expected name=value with a Python identifier (not a keyword) as name")
         result[name] = raw
     return result
 

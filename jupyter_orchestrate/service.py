@@ -1,7 +1,8 @@
 """OrchestrateService: the one API that the CLI (and later the REST handlers, widgets and scheduler) call.
 
-It turns requests into store records and :class:`~.engine.runner.Runner` s, and recovers runs whose
-orchestrator died. It holds no execution logic of its own.
+It turns requests into store records and :class:`~.engine.runner.Runner` s, and ends runs whose
+orchestrator died (at start-up and, with :meth:`OrchestrateService.start_monitor`, every few seconds while it
+lives). It holds no execution logic of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +27,15 @@ from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_s
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.errors import ConflictError, Problem, ValidationError
 from jupyter_orchestrate.executors.base import TaskExecutor
-from jupyter_orchestrate.models import Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
-from jupyter_orchestrate.parameters import coerce, render
+from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
+from jupyter_orchestrate.parameters import check_parameters, coerce, render
 from jupyter_orchestrate.store import Store
+from jupyter_orchestrate.workspace import confine
 
-STALE_HEARTBEAT_SECONDS = 60.0
+HEARTBEAT_TIMEOUT_SECONDS = 30.0  # a run's owner is dead when its heartbeat is older (runners beat every 2 s)
+CANCEL_TIMEOUT_SECONDS = 30.0  # a live owner that has not ended a cancel by then: the run is force-ended
+MONITOR_SECONDS = 5.0  # time between two checks of the run monitor
+SHUTDOWN_SECONDS = 15.0  # a clean shutdown waits this long for its runs to record their cancel
 log = logging.getLogger(__name__)
 
 
@@ -47,9 +54,11 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
     ``parameters`` cell type. Values that are not strings are taken as they are.
 
     Raises:
-        ValidationError: a name no job parameter, notebook parameter or task parameter has; or a value that
-            is not of the parameter's type.
+        ValidationError: a name that is not a Python identifier (or is a keyword), a value that is not JSON or
+            too large (:func:`~.parameters.parameter_problems`), a name no job parameter, notebook parameter or
+            task parameter has; or a value that is not of the parameter's type.
     """
+    check_parameters(raw, "", "parameters")
     notebook_types: dict[str, str | None] = {}
     task_params: set[str] = set()
     for task in job.tasks:
@@ -75,6 +84,7 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
             problems.extend(exc.problems)
     if problems:
         raise ValidationError(problems)
+    check_parameters(result, "", "parameters")  # typed values (e.g. -p x=1e999 is infinity) are checked again
     return result
 
 
@@ -83,7 +93,14 @@ def job_parameter_values(job: Job, overrides: dict[str, Any]) -> dict[str, Any]:
     return {**job.parameters, **{k: v for k, v in overrides.items() if k in job.parameters}}
 
 
+def _check_parallel(max_parallel: int | None) -> None:
+    """Raise ValidationError unless ``max_parallel`` is None or 1..MAX_PARALLEL_TASKS."""
+    if max_parallel is not None and not 1 <= max_parallel <= MAX_PARALLEL_TASKS:
+        raise ValidationError(Problem("", "--max-parallel", f"must be between 1 and {MAX_PARALLEL_TASKS}"))
+
+
 def _process_alive(pid: int | None, create_time: float | None) -> bool:
+    """Whether the process ``pid`` that started at ``create_time`` (psutil seconds) still exists on this host."""
     if not pid:
         return False
     try:
@@ -93,19 +110,54 @@ def _process_alive(pid: int | None, create_time: float | None) -> bool:
         return False
 
 
+def owner_death(row: dict[str, Any], *, now: str, host: str, heartbeat_timeout: float) -> str | None:
+    """The one rule for "is this run's owner alive". ``row`` is a ``runs`` row with its owner fields.
+
+    The owner is dead when no owner is recorded; when it ran on this host (``host``) and its process (pid and
+    start time) is gone; or when the run is ``running``/``canceling`` (or owned on another host) and its
+    heartbeat is older than ``heartbeat_timeout`` seconds at ``now`` (ISO UTC): a live owner beats every
+    :data:`~.engine.runner.HEARTBEAT_SECONDS` while it executes the run, a queued run's owner only created it.
+
+    Returns: None while the owner is alive, else why it is taken for dead (names pid and host).
+    """
+    pid, where = row["orchestrator_pid"], row["orchestrator_host"]
+    if pid is None:
+        return "the orchestrator died before the run started"
+    who = f"the orchestrator (pid {pid} on {where})"
+    if where in (None, host) and not _process_alive(pid, row["orchestrator_create_time"]):
+        return f"{who} died while the run was {row['status']}"
+    if row["status"] != RunStatus.queued.value or where not in (None, host):
+        age = seconds_between(row["heartbeat_time"], now)
+        if age is None or age > heartbeat_timeout:
+            last = "never heartbeat" if age is None else f"last heartbeat {age:.0f} s ago"
+            return f"{who} stopped heartbeating while the run was {row['status']} ({last}, timeout {heartbeat_timeout:g} s)"
+    return None
+
+
 class OrchestrateService:
     """Jobs, runs and repairs over one state home.
 
     Args:
         home: the state home (see :func:`~.store.resolve_home`).
-        recover: on start, mark runs whose orchestrator died as failed and reap their kernels.
+        recover: on start, end runs whose orchestrator died and reap their kernels (:meth:`recover`).
+        heartbeat_timeout_seconds: a run's owner is dead when its heartbeat is older (see :func:`owner_death`).
+        cancel_timeout_seconds: a run ``canceling`` this long (seen by this process's monitor) is force-ended.
     """
 
-    def __init__(self, home: str | os.PathLike[str] | None = None, *, recover: bool = True):
+    def __init__(
+        self, home: str | os.PathLike[str] | None = None, *, recover: bool = True,
+        heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS, cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
+    ):
         self.store = Store(home)
         self.listeners: list[EventCallback] = []
-        self._active: dict[int, Runner] = {}
+        self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
+        self.cancel_timeout_seconds = cancel_timeout_seconds
+        self._active: dict[int, tuple[Runner, threading.Thread]] = {}
         self._active_lock = threading.Lock()
+        self._closing: str | None = None
+        self._canceling_since: dict[int, float] = {}
+        self._monitor_stop = threading.Event()
+        self._monitor: threading.Thread | None = None
         self.recovered: list[int] = self.recover() if recover else []
 
     def _fan_out(self, kind: str, payload: dict[str, Any]) -> None:
@@ -116,35 +168,84 @@ class OrchestrateService:
     def start(self, runner: Runner) -> threading.Thread:
         """Execute ``runner`` in a background thread; the run is then cancellable in-process.
 
+        A runner that crashes is recorded by :meth:`~.engine.runner.Runner.mark_crashed` (never left running).
+        After :meth:`shutdown` began, the run is canceled at once.
+
         Returns: the (started, daemon) thread; it closes the runner's executor when the run ends.
         """
 
         def target() -> None:
             try:
                 runner.execute()
-            except Exception:  # recorded as a failed run below; never kill the host process
+            except Exception as exc:  # recorded as a failed run; never kill the host process
                 log.exception("run %s crashed", runner.run_id)
-                try:
-                    self.store.finish_run(runner.run_id, RunStatus.failed, "the orchestrator crashed; see the server log")
-                except Exception:
-                    log.exception("cannot record the crash of run %s", runner.run_id)
+                runner.mark_crashed(exc)
             finally:
                 runner.executor.close()
                 with self._active_lock:
                     self._active.pop(runner.run_id, None)
 
-        with self._active_lock:
-            self._active[runner.run_id] = runner
         thread = threading.Thread(target=target, name=f"orchestrate-run-{runner.run_id}", daemon=True)
+        with self._active_lock:
+            self._active[runner.run_id] = (runner, thread)
+            if self._closing:
+                runner.cancel(self._closing)
         thread.start()
         return thread
 
-    def shutdown(self) -> None:
-        """Cancel the runs this process executes in the background (server shutdown)."""
+    def shutdown(self, reason: str = "the server shut down", timeout: float = SHUTDOWN_SECONDS) -> list[int]:
+        """Cancel the runs this process executes in the background and wait (up to ``timeout`` seconds) for
+        them to record ``canceled``; stops the run monitor. Runs that have not ended by then are ended
+        ``canceled`` here, their kernels killed.
+
+        Returns: the ids of the runs that had to be force-ended.
+        """
+        self._monitor_stop.set()
         with self._active_lock:
-            runners = list(self._active.values())
-        for runner in runners:
-            runner.cancel("the server shut down")
+            self._closing = reason
+            active = list(self._active.values())
+        for runner, _ in active:
+            runner.cancel(reason)
+        deadline = time.monotonic() + timeout
+        for _, thread in active:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        forced = []
+        for runner, thread in active:
+            if thread.is_alive():
+                self._end(self.store, runner.run_id, RunStatus.canceled,
+                          f"{reason}; the cancel did not finish within {timeout:g} s", expected=None, reap=True)
+                forced.append(runner.run_id)
+        return forced
+
+    # -- run monitor -----------------------------------------------------------------------------------------
+    def start_monitor(self, poll_seconds: float = MONITOR_SECONDS) -> threading.Thread:
+        """Run :meth:`recover` every ``poll_seconds`` on a daemon thread with its own database connection (so
+        it never holds up a run of this process), until :meth:`shutdown`. Dagster's run monitoring, Airflow's
+        zombie detection: a run whose owner died is ended and its ``max_concurrent_runs`` slot freed while
+        this orchestrator lives, not only when one starts.
+
+        Returns: the monitor thread (the same one if already started).
+        """
+        if self._monitor is not None:
+            return self._monitor
+
+        def loop() -> None:
+            store = Store(self.store.home)
+            try:
+                while not self._monitor_stop.wait(poll_seconds):
+                    try:
+                        ended = self._check_runs(store)
+                    except Exception:  # a busy or damaged database must not stop the monitor
+                        log.exception("run monitor pass failed")
+                        continue
+                    if ended:
+                        log.warning("run monitor ended runs %s: their orchestrator died or their cancel did not finish", ended)
+            finally:
+                store.close()
+
+        self._monitor = threading.Thread(target=loop, name="orchestrate-run-monitor", daemon=True)
+        self._monitor.start()
+        return self._monitor
 
     # -- jobs ------------------------------------------------------------------------------------------------
     def validate(self, path: str | Path) -> tuple[Job | None, list[Problem]]:
@@ -163,10 +264,13 @@ class OrchestrateService:
         trigger_reason: str | None = None,
         executor: TaskExecutor | None = None,
         on_event: EventCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Runner:
         """Validate the job at ``path``, record a new run, and return its runner (call ``execute()``).
 
         Args:
+            clock: the runner's monotonic clock (tests: the fake clock of a
+                :class:`~.executors.memory.MemoryExecutor`).
             parameters: ``-p`` overrides ``{name: value}``; string values are typed by the parameter they set.
             max_parallel: attempts in flight at most; default ``max_parallel_tasks`` of the job, else CPU count.
             trigger, trigger_time, trigger_reason: what started the run; ``trigger_time`` (ISO UTC, default the
@@ -175,8 +279,7 @@ class OrchestrateService:
         Raises:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
         """
-        if max_parallel is not None and max_parallel < 1:
-            raise ValidationError(Problem("", "--max-parallel", "must be at least 1"))
+        _check_parallel(max_parallel)
         job = load_job(path)
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
@@ -186,11 +289,11 @@ class OrchestrateService:
             trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason,
         )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
-        return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=0)
+        return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=0, clock=clock)
 
     def _runner(
         self, run_id: int, job: Job, states: dict[str, TaskState], parallel: int, overrides: dict[str, Any],
-        executor: TaskExecutor | None, on_event: EventCallback | None, repair_number: int,
+        executor: TaskExecutor | None, on_event: EventCallback | None, repair_number: int, clock: Callable[[], float],
     ) -> Runner:
         from jupyter_orchestrate.executors.local import LocalExecutor
 
@@ -204,7 +307,7 @@ class OrchestrateService:
             self.store, executor or LocalExecutor(), run_id, job, active,
             run_parameters=rendered, overrides=overrides, start_time=run.start_time,
             trigger={"time": run.trigger_time or run.start_time, "type": run.trigger.value},
-            repair_number=repair_number, on_event=on_event,
+            repair_number=repair_number, on_event=on_event, clock=clock,
         )
         runner.listeners.append(self._fan_out)
         return runner
@@ -227,7 +330,7 @@ class OrchestrateService:
         """
         requested = self.store.request_cancel(run_id)
         with self._active_lock:
-            runner = self._active.get(run_id)
+            runner, _ = self._active.get(run_id, (None, None))
         if requested and runner is not None:
             runner.cancel("cancel requested")
         return requested
@@ -235,22 +338,36 @@ class OrchestrateService:
     # -- repair ----------------------------------------------------------------------------------------------
     def plan_repair(
         self, run_id: int, *, task_keys: list[str] | None = None, rerun_dependents: bool = False,
-        parameters: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None, root: str | Path | None = None,
     ) -> tuple[RepairPlan, Job, dict[str, Any]]:
         """Work out a repair without doing it (``--dry-run``).
 
         The repair executes the job's *current* definition (so a fixed notebook or setting takes effect); its
         tasks must be the same as the run's.
 
+        Args:
+            root: when given (the Jupyter server's root), the run's job folder must lie inside it: a server
+                repairs only jobs it could have started, not runs of outside jobs recorded by the CLI on the
+                same state home.
+
         Returns: ``(plan, job, overrides)`` where overrides are the run's ``-p`` values merged with these.
 
         Raises:
             NotFoundError: no such run. ConflictError: the run is not finished, or nothing needs repair.
+            PathOutsideRootError: the run's job folder is outside ``root`` (checked first; nothing is read).
             ValidationError: the job is now invalid, its tasks changed, a named task is unknown, bad parameters.
         """
         run = self.store.get_run(run_id)
+        if root is not None:
+            confine(run.job_path, root, what=f"the job folder of run {run_id}", within="the server root")
         if not run.status.is_terminal:
             raise ConflictError(f"run {run_id} is {run.status.value}; wait for it to finish or cancel it before repairing")
+        if any(not t.status.is_terminal for t in run.task_runs):
+            # a runner that stopped without ending them (older versions recorded only the run's end): end them
+            # now, so that the repair selects them instead of waiting forever for an attempt that is not there
+            self.store.end_unfinished(run_id, f"run {run_id} ended ({run.status.value}) while this task run had not; repair it",
+                                      run_status=None, error_kind="internal", ename="RunnerStopped")
+            run = self.store.get_run(run_id)
         job = load_job(run.job_path)
         old = {t.task_key for t in run.task_runs}
         new = set(job.task_keys)
@@ -271,17 +388,21 @@ class OrchestrateService:
 
     def new_repair(
         self, run_id: int, *, task_keys: list[str] | None = None, rerun_dependents: bool = False,
-        parameters: dict[str, Any] | None = None, max_parallel: int | None = None,
+        parameters: dict[str, Any] | None = None, max_parallel: int | None = None, root: str | Path | None = None,
         executor: TaskExecutor | None = None, on_event: EventCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> Runner:
         """Record a repair of ``run_id`` and return the runner that executes it (call ``execute()``).
 
         Semantics of Databricks "Repair run": the unsuccessful task runs (or ``task_keys``) and everything
         downstream of them that did not succeed (all of it with ``rerun_dependents``) re-execute inside the
-        same run, as new attempts; succeeded task runs and their task values are reused. Errors: see
-        :meth:`plan_repair`.
+        same run, as new attempts; succeeded task runs and their task values are reused. ``root`` and errors:
+        see :meth:`plan_repair`.
         """
-        plan, job, overrides = self.plan_repair(run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters)
+        plan, job, overrides = self.plan_repair(
+            run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters, root=root
+        )
+        _check_parallel(max_parallel)
         run_parameters = job_parameter_values(job, overrides)
         number = self.store.start_repair(
             run_id, job=job, requested_task_keys=task_keys or None, rerun_dependents=rerun_dependents,
@@ -292,7 +413,7 @@ class OrchestrateService:
         counts = self.store.attempt_counts(run_id)
         states = {k: TaskState(statuses[k], attempts=counts.get(k, 0)) for k in job.task_keys}
         parallel = max_parallel or self.store.get_run(run_id).max_parallel_tasks
-        return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=number)
+        return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=number, clock=clock)
 
     # -- schedules -------------------------------------------------------------------------------------------
     def schedules(self, job: Job) -> list[dict[str, Any]]:
@@ -367,38 +488,73 @@ class OrchestrateService:
                 return schedule
         raise NotFoundError(f"job {job.name} has no schedule {name!r}")
 
-    # -- crash recovery --------------------------------------------------------------------------------------
+    # -- crash recovery ------------------------------------------------------------------------------------
     def recover(self) -> list[int]:
-        """Mark runs whose orchestrator process is gone as failed, and kill kernels they left behind.
+        """End runs whose owner is dead (:func:`owner_death`) or whose cancel does not finish, and kill the
+        kernels they left on this host. One pass of the run monitor, also made when the service opens.
 
-        A run belongs to a dead orchestrator when its recorded process (pid + start time) no longer exists on
-        this host, or, for another host, when its heartbeat is older than 60 s.
+        - owner dead, run ``queued`` or ``running``: the run ends ``failed`` with the reason (naming the owner),
+          running attempts and task runs ``failed``, the rest ``canceled``, so that a repair selects them.
+        - owner dead, run ``canceling``: the run ends ``canceled`` (what was asked), its task runs ``canceled``.
+        - owner alive, run ``canceling`` for more than ``cancel_timeout_seconds`` since this process first saw
+          it so: force-ended ``canceled`` with the reason; the owner, seeing the run ended, stops its attempts.
 
-        Returns: the run ids marked failed.
+        Returns: the run ids ended by this pass.
         """
-        host = socket.gethostname()
-        recovered = []
-        for row in self.store.unfinished_runs():
-            if row["orchestrator_host"] in (None, host):
-                alive = _process_alive(row["orchestrator_pid"], row["orchestrator_create_time"])
+        return self._check_runs(self.store)
+
+    def _check_runs(self, store: Store) -> list[int]:
+        host, now, clock = socket.gethostname(), utc_now(), time.monotonic()
+        ended = []
+        unfinished = store.unfinished_runs()
+        canceling = {r["run_id"] for r in unfinished if r["status"] == RunStatus.canceling.value}
+        for run_id in set(self._canceling_since) - canceling:
+            del self._canceling_since[run_id]
+        for row in unfinished:
+            run_id, status = row["run_id"], RunStatus(row["status"])
+            expected = {k: row[k] for k in ("status", "orchestrator_pid", "orchestrator_create_time", "heartbeat_time")}
+            death = owner_death(row, now=now, host=host, heartbeat_timeout=self.heartbeat_timeout_seconds)
+            if death is not None:
+                final = RunStatus.canceled if status == RunStatus.canceling else RunStatus.failed
+                reason = f"{death}; repair the run to finish it" if final == RunStatus.failed else f"{death}; canceled"
+                reap = row["orchestrator_host"] in (None, host)
+            elif status == RunStatus.canceling:
+                since = self._canceling_since.setdefault(run_id, clock)
+                if clock - since < self.cancel_timeout_seconds:
+                    continue
+                final, reap = RunStatus.canceled, True
+                reason = (f"the cancel did not finish within {self.cancel_timeout_seconds:g} s (orchestrator pid "
+                          f"{row['orchestrator_pid']} on {row['orchestrator_host']}); force-ended")
+                del expected["heartbeat_time"]  # a live owner beats on; it must not win against the bound
             else:
-                age = seconds_between(row["heartbeat_time"], utc_now())
-                alive = age is not None and age < STALE_HEARTBEAT_SECONDS
-            if alive:
                 continue
-            for attempt in self.store.unfinished_attempts(row["run_id"]):
-                if _process_alive(attempt["kernel_pid"], attempt["kernel_create_time"]):
-                    try:
-                        os.killpg(attempt["kernel_pid"], signal.SIGKILL)
-                    except OSError:
-                        pass
-            pid = row["orchestrator_pid"]
-            reason = f"the orchestrator (pid {pid} on {row['orchestrator_host']}) died while the run was {row['status']}; repair the run to finish it"
-            if pid is None:
-                reason = "the orchestrator died before the run started; repair the run to execute it"
-            self.store.mark_orphaned(row["run_id"], reason)
-            recovered.append(row["run_id"])
-        return recovered
+            if self._end(store, run_id, final, reason, expected=expected, reap=reap):
+                ended.append(run_id)
+        return ended
+
+    def _end(self, store: Store, run_id: int, final: RunStatus, reason: str, *, expected: dict[str, Any] | None,
+             reap: bool) -> bool:
+        """End a run for its owner (see :meth:`recover`) unless its row changed from ``expected``; then kill
+        the kernels of its running attempts (when ``reap``: they run on this host)."""
+        attempts = store.unfinished_attempts(run_id)
+        failed = final == RunStatus.failed
+        if not store.end_unfinished(
+            run_id, reason, run_status=final, running_status=TaskRunStatus.failed if failed else TaskRunStatus.canceled,
+            error_kind="orchestrator_died" if failed else "canceled", ename="OrchestratorDied" if failed else "Canceled",
+            expected=expected,
+        ):
+            return False
+        for attempt in attempts if reap else []:
+            if _process_alive(attempt["kernel_pid"], attempt["kernel_create_time"]):
+                try:
+                    os.killpg(attempt["kernel_pid"], signal.SIGKILL)
+                except OSError:
+                    pass
+        try:
+            self._fan_out("run_status", {"run_id": run_id, "status": final.value, "reason": reason})
+        except Exception:  # a listener's problem must not stop the monitor or a shutdown
+            log.exception("a listener failed on the end of run %s", run_id)
+        return True
 
 
 def relative_to(path: str | None, root: str | Path | None) -> str | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -32,6 +33,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import psutil
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -206,6 +208,13 @@ def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
     """The state home: ``home`` if given, else ``$JUPYTER_ORCHESTRATE_HOME``, else ``./.orchestrate``."""
     chosen = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
     return Path(chosen).expanduser().resolve()
+
+
+def this_process() -> dict[str, Any]:
+    """The owner fields of a run executed by this process: ``orchestrator_pid``, ``orchestrator_create_time``
+    (psutil's process start time, so a reused pid is not mistaken for the owner) and ``orchestrator_host``."""
+    me = psutil.Process()
+    return {"orchestrator_pid": me.pid, "orchestrator_create_time": me.create_time(), "orchestrator_host": socket.gethostname()}
 
 
 def _dumps(value: Any) -> str:
@@ -393,7 +402,7 @@ class Store:
         trigger_reason: str | None = None,
     ) -> int:
         """Record a new ``queued`` run of ``job`` with a snapshot of its definition and a ``pending`` task run
-        per task. Returns the run id."""
+        per task, owned by this process (:func:`this_process`) until a runner claims it. Returns the run id."""
         now = utc_now()
         with self._transaction(write=True):
             existing = list(self.db["jobs"].rows_where("path = ?", [job.path]))
@@ -419,6 +428,8 @@ class Store:
                     "snapshot": job.model_dump_json(),
                     "max_parallel_tasks": max_parallel_tasks,
                     "repair_count": 0,
+                    **this_process(),  # the creating process owns the queued run until it executes it or dies
+                    "heartbeat_time": now,
                 }
             ).last_pk
             self.db["task_runs"].insert_all(
@@ -455,7 +466,7 @@ class Store:
             )
 
     def heartbeat(self, run_id: int) -> None:
-        """Record that the run's orchestrator is alive now (crash detection across hosts)."""
+        """Record that the run's orchestrator is alive now (read by the run monitors of every orchestrator)."""
         with self._transaction(write=True):
             self.db["runs"].update(run_id, {"heartbeat_time": utc_now()})
 
@@ -544,6 +555,8 @@ class Store:
                     "overrides": _dumps(overrides),
                     "end_time": None,
                     "duration_seconds": None,
+                    **this_process(),  # the repairing process owns the run now, not the one that ran it before
+                    "heartbeat_time": utc_now(),
                 },
             )
             for key in task_keys:
@@ -796,17 +809,40 @@ class Store:
     def mark_orphaned(self, run_id: int, reason: str) -> None:
         """Mark a run whose orchestrator died as failed: running attempts and task runs fail, task runs that
         had not finished are canceled, so that a repair selects them."""
+        self.end_unfinished(run_id, reason, run_status=RunStatus.failed)
+
+    def end_unfinished(
+        self, run_id: int, reason: str, *, run_status: RunStatus | None, running_status: TaskRunStatus = TaskRunStatus.failed,
+        error_kind: str = "orchestrator_died", ename: str = "OrchestratorDied", expected: dict[str, Any] | None = None,
+    ) -> bool:
+        """End what a run's owner left unfinished, in one transaction (recovery, a crashed runner, a cancel
+        that did not finish, a repair of a run that ended with task runs still ``running``).
+
+        Attempts still ``running`` and ``running`` task runs get ``running_status`` (``failed`` or ``canceled``),
+        the attempts with error fields ``error_kind``/``ename`` and ``reason`` as evalue; other unfinished task
+        runs (pending, queued, up_for_retry) are ``canceled``; the run gets ``run_status`` and ``reason`` unless
+        it is already terminal (None: the run row is left as it is).
+
+        Args:
+            expected: column values the run row must still have (compare-and-set against the owner renewing its
+                heartbeat, finishing or a new owner claiming the run since the caller looked).
+
+        Returns: False, changing nothing, when the row no longer matches ``expected``; else True.
+        """
         now = utc_now()
         with self._transaction(write=True):
-            for row in self.unfinished_attempts(run_id):
+            row = self._run_row(run_id)
+            if expected and any(row[k] != v for k, v in expected.items()):
+                return False
+            for a in self.unfinished_attempts(run_id):
                 self.db["attempts"].update(
-                    (run_id, row["task_key"], row["attempt_number"]),
+                    (run_id, a["task_key"], a["attempt_number"]),
                     {
-                        "status": TaskRunStatus.failed.value,
+                        "status": running_status.value,
                         "end_time": now,
-                        "duration_seconds": seconds_between(row["start_time"], now),
-                        "error_kind": "orchestrator_died",
-                        "ename": "OrchestratorDied",
+                        "duration_seconds": seconds_between(a["start_time"], now),
+                        "error_kind": error_kind,
+                        "ename": ename,
                         "evalue": reason,
                         "traceback": "[]",
                     },
@@ -815,13 +851,15 @@ class Store:
                 status = TaskRunStatus(t["status"])
                 if status.is_terminal:
                     continue
-                new = TaskRunStatus.failed if status == TaskRunStatus.running else TaskRunStatus.canceled
+                new = running_status if status == TaskRunStatus.running else TaskRunStatus.canceled
                 self.db["task_runs"].update(
                     (run_id, t["task_key"]),
                     {"status": new.value, "status_reason": reason, "end_time": now,
                      "duration_seconds": seconds_between(t["start_time"], now)},
                 )
-            self.finish_run(run_id, RunStatus.failed, reason)
+            if run_status is not None and not RunStatus(row["status"]).is_terminal:
+                self.finish_run(run_id, run_status, reason)
+        return True
 
     def statuses(self, run_id: int) -> dict[str, TaskRunStatus]:
         """Every task run's status: ``{task_key: status}``."""

@@ -127,11 +127,11 @@ def test_parse_assignments() -> None:
     assert parse_assignments([]) == {}
 
 
-@pytest.mark.parametrize("item", ["novalue", "1abc=2", "=5", "a-b=1", "a.b=1"])
+@pytest.mark.parametrize("item", ["novalue", "1abc=2", "=5", "a-b=1", "a.b=1", "a b=1", "class=1", "None=1"])
 def test_parse_assignments_rejects(item: str) -> None:
     with pytest.raises(ValidationError) as info:
         parse_assignments(["ok=1", item])
-    assert str(info.value) == f"-p {item}: expected name=value with a Python identifier as name"
+    assert str(info.value) == f"-p {item}: expected name=value with a Python identifier (not a keyword) as name"
 
 
 @pytest.mark.parametrize(

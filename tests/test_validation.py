@@ -103,7 +103,7 @@ def test_job_yaml_notebook_outside_the_job_folder(make_notebook: MakeNotebook, j
     make_notebook("job/a.ipynb", "1", orchestrate={})
     make_notebook("elsewhere.ipynb", "1")
     job_yaml(job_dir, "tasks:\n  out:\n    notebook: ../elsewhere.ipynb\n")
-    assert problems_of(job_dir) == ["job/job.yaml: tasks.out.notebook: must be inside the job folder"]
+    assert problems_of(job_dir) == ["job/job.yaml: tasks.out.notebook: notebook '../elsewhere.ipynb' leads outside the job folder"]
 
 
 def test_notebook_that_is_not_json(make_notebook: MakeNotebook, job_dir: Path) -> None:
@@ -247,7 +247,7 @@ def test_cwd_outside_the_job_folder(make_notebook: MakeNotebook, job_dir: Path) 
     make_notebook("job/a.ipynb", "1", orchestrate={"environment": {"cwd": ".."}})
     make_notebook("job/b.ipynb", "1", orchestrate={"environment": {"cwd": "no_such_dir"}})
     assert problems_of(job_dir) == [
-        "job/a.ipynb: environment.cwd: '..' is outside the job folder",
+        "job/a.ipynb: environment.cwd: working directory '..' leads outside the job folder",
         "job/b.ipynb: environment.cwd: 'no_such_dir' is not a folder",
     ]
 
@@ -528,3 +528,120 @@ def test_cli_validate_valid_job_exit_0(make_notebook: MakeNotebook, job_dir: Pat
     assert "a (a.ipynb, kernel python3)  parameters: x" in result.stdout
     assert "b (b.ipynb, kernel python3) <- a" in result.stdout
     assert result.stderr == ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# hostile job files and command lines: refused fast, naming the file, field and problem; no kernel starts
+# ---------------------------------------------------------------------------------------------------------
+
+LAUGHS = "parameters:\n  a: &a [" + ",".join(["lol"] * 10) + "]\n" + "".join(
+    f"  {c}: &{c} [" + ",".join([f"*{p}"] * 10) + "]\n" for p, c in zip("abcdef", "bcdefg")
+)
+
+
+def test_billion_laughs_is_refused_fast_and_runs_nothing(make_notebook: MakeNotebook, job_dir: Path, home: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from jupyter_orchestrate.discovery import MAX_YAML_NODES
+    from jupyter_orchestrate.service import OrchestrateService
+
+    assert len(LAUGHS) < 340  # 7 levels x 10: 10**7 strings once expanded
+    monkeypatch.chdir(job_dir.parent)
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, LAUGHS)
+    started = time.monotonic()
+    assert problems_of(job_dir) == [
+        f"job/job.yaml: invalid YAML: line 6 column 6: more than {MAX_YAML_NODES} values once aliases are "
+        "expanded; a job file holds settings, not data"
+    ]
+    result = CliRunner().invoke(main, ["--home", str(home), "run", str(job_dir)])
+    assert result.exit_code == 2, result.output
+    assert "values once aliases are expanded" in result.stderr
+    assert time.monotonic() - started < 10, "refused before anything is expanded (it took 100 s and 5 GB before)"
+    assert OrchestrateService(home).list_runs() == [], "no run was recorded, so no kernel started"
+
+
+def test_yaml_aliases_within_the_limit_and_recursive_aliases(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", parameters="x = 1", orchestrate={})
+    job_yaml(job_dir, "task_defaults: &d\n  max_retries: 2\ntasks:\n  a:\n    <<: *d\n    parameters: {x: 3}\n")
+    job = valid(job_dir)
+    assert job.task("a").max_retries == 2 and job.task("a").parameters == {"x": 3}
+    job_yaml(job_dir, "parameters:\n  loop: &a [1, *a]\n")
+    assert problems_of(job_dir) == ["job/job.yaml: invalid YAML: line 2 column 9: an alias refers to a value that contains it"]
+    job_yaml(job_dir, "parameters:\n  deep: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert problems_of(job_dir) == ["job/job.yaml: invalid YAML: nested too deeply"]
+
+
+def test_job_yaml_size_and_parameter_value_limits(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "description: |\n" + "  filler line of text\n" * 12_000)
+    assert problems_of(job_dir) == ["job/job.yaml: larger than 262144 bytes; a job file holds settings, not data"]
+    # aliases of one scalar expand nothing, but 18 of a 60 kB value are more than 1 MiB of parameters
+    values = f"  p0: &v {'y' * 60_000}\n" + "".join(f"  p{i}: *v\n" for i in range(1, 18))
+    job_yaml(job_dir, f"parameters:\n  big: {'x' * 70_000}\n  nan: .nan\n  inf: -.inf\n  day: 2024-01-31\n")
+    assert problems_of(job_dir) == [
+        "job/job.yaml: parameters.big: the value is 70002 bytes as JSON; at most 65536 are allowed",
+        "job/job.yaml: parameters.nan: not a finite number (NaN and infinity are not JSON)",
+        "job/job.yaml: parameters.inf: not a finite number (NaN and infinity are not JSON)",
+        "job/job.yaml: parameters.day: not a JSON value (Object of type date is not JSON serializable); quote dates and times as strings",
+    ]
+    job_yaml(job_dir, f"parameters:\n{values}")
+    assert problems_of(job_dir) == ["job/job.yaml: parameters: the values are 1080036 bytes as JSON together; at most 1048576 are allowed"]
+
+
+BAD_NAMES = {
+    "job.yaml parameters": ("parameters: {'a b': 1}\n", "job/job.yaml: parameters: 'a b' is not a valid parameter name"),
+    "job.yaml keyword": ("parameters: {class: 1}\n", "job/job.yaml: parameters: 'class' is not a valid parameter name"),
+    "task_defaults": ("task_defaults: {parameters: {'x=1;y': 1}}\n", "job/job.yaml: task_defaults.parameters: 'x=1;y'"),
+    "tasks": ("tasks: {a: {parameters: {'1st': 1}}}\n", "job/job.yaml: tasks.a.parameters: '1st'"),
+    "schedules": ("schedules: [{cron: '0 6 * * *', parameters: {'import os': 1}}]\n", "job/job.yaml: schedules.0.parameters: 'import os'"),
+    "triggers": ("triggers: [{file_arrival: {path: 'in/*'}, parameters: {'': 1}}]\n", "job/job.yaml: triggers.0.parameters: ''"),
+}
+
+
+@pytest.mark.parametrize("source", list(BAD_NAMES))
+def test_parameter_names_from_job_yaml_must_be_identifiers(source: str, make_notebook: MakeNotebook, job_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(job_dir.parent)
+    text, expected = BAD_NAMES[source]
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, text)
+    result = _cli(job_dir)
+    assert result.exit_code == 2, result.output
+    assert f"error: {expected}" in result.stderr, result.stderr
+    assert "use a Python identifier that is not a keyword" in result.stderr
+
+
+def test_parameter_names_in_notebook_metadata_must_be_identifiers(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"parameters": {"x = 1\nimport os\ny": 1}})
+    make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["a"]})
+    assert problems_of(job_dir) == [
+        "job/a.ipynb: metadata.orchestrate.parameters: 'x = 1\\nimport os\\ny' is not a valid parameter name: "
+        "use a Python identifier that is not a keyword"
+    ]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "JOB", "-p", "a b=1"], "-p a b=1: expected name=value with a Python identifier (not a keyword) as name"),
+    (["run", "JOB", "-p", "class=1"], "-p class=1: expected name=value"),
+    (["run", "JOB", "-p", "n=1e999"], "parameters.n: not a finite number"),
+    (["run", "JOB", "--max-parallel", str(10**30)], "Invalid value for '--max-parallel'"),
+    (["run", "JOB", "--max-parallel", "0"], "Invalid value for '--max-parallel'"),
+    (["repair", str(2**63)], "Invalid value for 'RUN_ID'"),
+    (["repair", "1", "--max-parallel", str(10**30)], "Invalid value for '--max-parallel'"),
+    (["show", str(2**63)], "Invalid value for 'RUN_ID'"),
+    (["cancel", str(2**64)], "Invalid value for 'RUN_ID'"),
+    (["runs", "--limit", str(10**30)], "Invalid value for '--limit'"),
+])
+def test_cli_out_of_range_and_bad_names_exit_2(args: list[str], expected: str, make_notebook: MakeNotebook,
+                                                job_dir: Path, home: Path) -> None:
+    from jupyter_orchestrate.service import OrchestrateService
+
+    make_notebook("job/a.ipynb", "1", parameters="n = 1.0", orchestrate={})
+    args = [str(job_dir) if a == "JOB" else a for a in args]
+    result = CliRunner().invoke(main, ["--home", str(home), *args])
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert expected in " ".join(result.stderr.split()), result.stderr
+    assert "Traceback" not in result.output
+    assert not home.exists() or OrchestrateService(home).list_runs() == []

@@ -27,6 +27,10 @@ from jupyter_orchestrate.models import RunIf, RunStatus, Task, TaskRunStatus
 S = TaskRunStatus
 
 
+class IncompleteStateError(ValueError):
+    """An :class:`ActiveRun` was given task states that only an attempt in flight could end."""
+
+
 @dataclass(frozen=True)
 class Transition:
     """A task run changed status; ``reason`` says why in words a user can read."""
@@ -86,8 +90,14 @@ class ActiveRun:
     Args:
         tasks: the job's tasks by task_key.
         states: the starting state of each task: ``pending`` for tasks to execute, terminal statuses for
-            tasks reused from an earlier execution (repair). ``attempts`` carries the attempts already made.
+            tasks reused from an earlier execution (repair), ``up_for_retry`` with a ``retry_at``. ``attempts``
+            carries the attempts already made.
         max_parallel: at most this many attempts in flight.
+
+    Raises:
+        IncompleteStateError: a starting state needs an attempt in flight (``running``, ``queued``, or
+            ``up_for_retry`` without a retry time): nothing is in flight when an execution starts, so such a task
+            would never end and the run would never finish (Dagster's ``verify_complete``).
     """
 
     tasks: Mapping[str, Task]
@@ -100,6 +110,17 @@ class ActiveRun:
         self.dag = Dag({k: t.depends_on for k, t in self.tasks.items()})
         if self.max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
+        # refuse rather than normalise: this machine cannot fix the stored record, and a silent fix here would
+        # hide the caller's bug (the store ends such task runs before a repair selects, see end_unfinished)
+        stuck = [
+            f"{k} is {s.status.value}" for k, s in self.states.items()
+            if s.status in (S.running, S.queued) or (s.status == S.up_for_retry and s.retry_at is None)
+        ]
+        if stuck:
+            raise IncompleteStateError(
+                f"cannot execute: task run(s) {', '.join(stuck)} with no attempt in flight; end them first "
+                "(failed or canceled) so that they are repaired, or they would never finish"
+            )
 
     # -- queries -------------------------------------------------------------------------------------------
     def status(self, key: str) -> TaskRunStatus:

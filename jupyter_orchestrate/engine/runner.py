@@ -3,6 +3,13 @@
 One runner executes one run (or one repair of it) to its end, in the calling thread. It sleeps in
 ``executor.wait`` until an attempt reports, a retry or timeout is due, or a cancel arrives; it never spins.
 
+Liveness: while it executes, a heartbeat thread of its own renews ``runs.heartbeat_time`` every
+``HEARTBEAT_SECONDS`` on its own database connection, so a loop stalled under load does not stop the heartbeat;
+the run monitors of live orchestrators end runs whose owner stopped heartbeating or died
+(:meth:`~..service.OrchestrateService.recover`). If a monitor ended the run (its status became terminal while
+this runner executes it), the runner stops its attempts and leaves that record as it is. If the runner itself
+crashes, it ends what it leaves the way recovery does (:meth:`Runner.mark_crashed`).
+
 Kernels are started ahead of need: while upstream tasks run, the runner prepares attempts of the tasks that
 will be ready next (at most ``max_parallel`` prepared at once), so a task starts executing as soon as its
 dependencies succeed instead of paying kernel start-up (~0.6 s, PERFORMANCE.md) on the critical path.
@@ -11,26 +18,27 @@ dependencies succeed instead of paying kernel start-up (~0.6 s, PERFORMANCE.md) 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
 from jupyter_orchestrate.errors import OrchestrateError
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor
 from jupyter_orchestrate.models import Attempt, AttemptError, Job, RunStatus, Task, TaskRunStatus, utc_now
 from jupyter_orchestrate.parameters import render
+from jupyter_orchestrate.store import Store, this_process
 from jupyter_orchestrate.task_values import read_values_file
 
 S = TaskRunStatus
-HEARTBEAT_SECONDS = 10.0
+HEARTBEAT_SECONDS = 2.0
 CANCEL_POLL_SECONDS = 0.5
+log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
 
@@ -78,6 +86,8 @@ class Runner:
         repair_number: 0 for the original execution, n for repair n.
         on_event: a first listener; every callable in ``listeners`` is called with ``(kind, payload)`` for
             ``task_status``, ``progress`` and ``run_status``; payloads carry ``run_id``.
+        clock: monotonic seconds; timeouts, retry backoff and cancel polling use it (tests pass a fake clock
+            that the in-memory executor advances).
     """
 
     def __init__(
@@ -94,6 +104,7 @@ class Runner:
         trigger: dict[str, Any] | None = None,
         repair_number: int = 0,
         on_event: EventCallback | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.store = store
         self.executor = executor
@@ -109,6 +120,8 @@ class Runner:
         self.listeners: list[EventCallback] = [on_event] if on_event else []
         self.in_flight: dict[str, _InFlight] = {}
         self.cancel_reason: str | None = None
+        self.clock = clock
+        self._crashed = False
 
     # -- control ---------------------------------------------------------------------------------------------
     def cancel(self, reason: str = "run canceled") -> None:
@@ -318,18 +331,26 @@ class Runner:
     def execute(self) -> RunStatus:
         """Run until every task run is terminal. Returns the run's final status (also recorded).
 
-        On any exception, attempts still alive are killed before it propagates.
+        If a run monitor ended the run meanwhile (its owner was judged dead), returns that recorded status
+        after stopping the attempts, without recording anything. On any exception, attempts still alive are
+        killed and the run is marked as :meth:`mark_crashed` says before the exception propagates.
         """
-        me = psutil.Process()
-        self.store.claim_run(self.run_id, pid=me.pid, create_time=me.create_time(), host=socket.gethostname())
+        me = this_process()
+        self.store.claim_run(self.run_id, pid=me["orchestrator_pid"], create_time=me["orchestrator_create_time"],
+                             host=me["orchestrator_host"])
+        beating = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(beating,), name=f"orchestrate-heartbeat-{self.run_id}", daemon=True).start()
         self._emit("run_status", status=RunStatus.running.value)
-        last_heartbeat = last_poll = time.monotonic()
+        last_poll = self.clock()
         try:
             while True:
-                now = time.monotonic()
-                if self.cancel_reason is None and now - last_poll >= CANCEL_POLL_SECONDS:
+                now = self.clock()
+                if now - last_poll >= CANCEL_POLL_SECONDS:
                     last_poll = now
-                    if self.store.run_status(self.run_id) == RunStatus.canceling:
+                    stored = self.store.run_status(self.run_id)
+                    if stored.is_terminal:
+                        return self._abandon(stored)
+                    if self.cancel_reason is None and stored == RunStatus.canceling:
                         self.cancel_reason = "cancel requested"
                 if self.cancel_reason is not None and not self.active.canceling:
                     self._cancel_all(self.cancel_reason, now)
@@ -346,14 +367,14 @@ class Runner:
                         self._stop(flight, S.timed_out, AttemptError(
                             kind="timeout", ename="TimeoutError",
                             evalue=f"the attempt exceeded timeout_seconds={timeout:g}{where}; the kernel was killed"), now)
-                if now - last_heartbeat >= HEARTBEAT_SECONDS:
-                    self.store.heartbeat(self.run_id)
-                    last_heartbeat = now
                 self._handle_events(self.executor.wait(self._wait_timeout(now)))
-        except BaseException:
+        except BaseException as exc:
             for flight in list(self.in_flight.values()):
                 self.executor.kill(flight.handle)
+            self.mark_crashed(exc)
             raise
+        finally:
+            beating.set()
         for flight in list(self.in_flight.values()):
             self._discard(flight)
         status = self.active.final_status()
@@ -365,8 +386,44 @@ class Runner:
         self._emit("run_status", status=status.value, reason=reason)
         return status
 
+    def _heartbeat(self, stop: threading.Event) -> None:
+        """Renew the run's heartbeat until ``stop`` is set, on a connection of its own (never waits for the loop)."""
+        store = Store(self.store.home)
+        try:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    store.heartbeat(self.run_id)
+                except Exception:  # a busy database: try again at the next beat
+                    log.warning("heartbeat of run %s not recorded", self.run_id, exc_info=True)
+        finally:
+            store.close()
+
+    def _abandon(self, stored: RunStatus) -> RunStatus:
+        """The run was ended by someone else (a run monitor): stop its attempts, keep the record as it is."""
+        for flight in list(self.in_flight.values()):
+            self.executor.kill(flight.handle)
+            self.in_flight.pop(flight.task_key, None)
+        log.warning("run %s was ended (%s) by a run monitor while this runner executed it", self.run_id, stored.value)
+        self._emit("run_status", status=stored.value, reason=self.store.get_run(self.run_id).status_reason)
+        return stored
+
+    def mark_crashed(self, exc: BaseException) -> None:
+        """Record that this runner crashed with ``exc``, as recovery records a dead orchestrator: running
+        attempts and task runs ``failed``, other unfinished task runs ``canceled``, the run ``failed`` with the
+        reason (so a repair selects what did not finish). Only the first call records; never raises."""
+        if self._crashed:
+            return
+        self._crashed = True
+        reason = f"the runner crashed ({type(exc).__name__}: {exc}); repair the run to finish it"
+        try:
+            self.store.end_unfinished(self.run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunnerCrashed")
+        except Exception:
+            log.exception("cannot record the crash of run %s", self.run_id)
+            return
+        self._emit("run_status", status=RunStatus.failed.value, reason=reason)
+
     def _wait_timeout(self, now: float) -> float:
-        times = [CANCEL_POLL_SECONDS, HEARTBEAT_SECONDS]
+        times = [CANCEL_POLL_SECONDS]
         times += [f.deadline - now for f in self.in_flight.values() if f.deadline is not None]
         retry = self.active.next_retry_time()
         if retry is not None:
@@ -387,7 +444,7 @@ class Runner:
 
     def _handle_events(self, events: list[Any]) -> None:
         by_handle = {id(f.handle): f for f in self.in_flight.values()}
-        now = time.monotonic()
+        now = self.clock()
         for event in events:
             flight = by_handle.get(id(event.handle))
             if flight is None:

@@ -29,10 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError as PydanticValidationError
 
-from jupyter_orchestrate.discovery import JOB_FILE, SKIP_DIRS, JobFile
+from jupyter_orchestrate.discovery import JOB_FILE, SKIP_DIRS, JobFile, read_job_file
 from jupyter_orchestrate.errors import OrchestrateError
 from jupyter_orchestrate.models import Schedule, Trigger, TriggerSpec
 from jupyter_orchestrate.scheduling.timing import catchup_fires, fires_between, next_fire, schedule_problems
@@ -90,9 +88,9 @@ def scheduled_jobs(roots: list[Path], *, max_depth: int = 4, exclude: tuple[Path
             if JOB_FILE not in filenames:
                 continue
             try:
-                job_file = JobFile.model_validate(yaml.safe_load((here / JOB_FILE).read_text(encoding="utf-8")) or {})
-            except (OSError, yaml.YAMLError, PydanticValidationError) as exc:
-                log.warning("skipping %s: %s", here / JOB_FILE, exc)
+                job_file = read_job_file(here.resolve(), str(here / JOB_FILE)) or JobFile()
+            except OrchestrateError as exc:
+                log.warning("skipping %s", exc)
                 continue
             job = ScheduledJob(here.resolve(), job_file)
             for index, schedule in enumerate(job_file.schedules):

@@ -7,11 +7,12 @@ opens in milliseconds, and runs execute in background threads so the server stay
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Integer, List, Unicode
+from traitlets import Bool, Enum, Float, Integer, List, Unicode
 
 from jupyter_orchestrate.server.events import EventBus
 from jupyter_orchestrate.server.handlers import handlers
@@ -40,6 +41,19 @@ class OrchestrateApp(ExtensionApp):
     )
     job_search_depth = Integer(4, config=True, help="How many folder levels below each job root are searched.")
     executor = Enum(["local"], default_value="local", config=True, help="What runs attempts: 'local' processes.")
+    heartbeat_timeout_seconds = Float(
+        30.0, config=True,
+        help="A run whose orchestrator (this server, a CLI run, a scheduler) has not heartbeat for this long is "
+        "ended as failed, its kernels killed and its max_concurrent_runs slot freed (a dead orchestrator on this "
+        "host is noticed at once by its pid).",
+    )
+    cancel_timeout_seconds = Float(
+        30.0, config=True, help="A run still canceling this long after the server saw the cancel is force-ended canceled."
+    )
+    monitor_seconds = Float(5.0, config=True, help="Time between two checks for runs whose orchestrator died.")
+    shutdown_timeout_seconds = Float(
+        15.0, config=True, help="On shutdown, how long to wait for the runs of this server to record their cancel."
+    )
     scheduler_enabled = Bool(
         True, config=True,
         help="Fire job schedules while the server runs (a leader lease makes one scheduler per state home fire).",
@@ -49,7 +63,8 @@ class OrchestrateApp(ExtensionApp):
         from jupyter_orchestrate.service import OrchestrateService
 
         self.bus = EventBus()
-        self.service = OrchestrateService(self.home)
+        self.service = OrchestrateService(self.home, heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
+                                          cancel_timeout_seconds=self.cancel_timeout_seconds)
         self.service.listeners.append(self.bus.publish)
         from jupyter_orchestrate.notifications import Notifier, SmtpConfig
 
@@ -67,7 +82,8 @@ class OrchestrateApp(ExtensionApp):
             self.scheduler = Scheduler(self.service, self.search_roots(), max_depth=self.job_search_depth)
             self.scheduler.start()
         if self.service.recovered:
-            self.log.warning("jupyter-orchestrate: marked runs %s failed: their orchestrator had died", self.service.recovered)
+            self.log.warning("jupyter-orchestrate: ended runs %s: their orchestrator had died", self.service.recovered)
+        self.service.start_monitor(self.monitor_seconds)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())
@@ -83,18 +99,26 @@ class OrchestrateApp(ExtensionApp):
         return Path(chosen).expanduser().resolve()
 
     def search_roots(self) -> list[Path]:
-        """The configured job roots that exist inside the server root."""
+        """The configured job roots that exist inside the server root (others are logged and skipped)."""
+        from jupyter_orchestrate.errors import ValidationError
+        from jupyter_orchestrate.workspace import confine
+
         roots = []
         for relative in self.job_roots:
-            path = (self.root / relative).resolve()
-            if path.is_dir() and path.is_relative_to(self.root):
+            try:
+                path = confine(relative, self.root, what="job root", within="the server root")
+            except ValidationError as exc:
+                self.log.warning("jupyter-orchestrate: skipping OrchestrateApp.job_roots entry: %s", exc)
+                continue
+            if path.is_dir():
                 roots.append(path)
         return roots
 
     async def stop_extension(self) -> None:
-        """Stop the scheduler and cancel the runs this server executes."""
+        """Stop the scheduler, cancel the runs this server executes and wait (``shutdown_timeout_seconds``) for
+        them to record ``canceled`` (SIGTERM and SIGINT of the server come here), then deliver notifications."""
         if self.scheduler is not None:
             self.scheduler.stop()
-        self.service.shutdown()
-        self.notifier.close(timeout=10)
+        await asyncio.to_thread(self.service.shutdown, "the server shut down", self.shutdown_timeout_seconds)
+        await asyncio.to_thread(self.notifier.close, timeout=10)
 

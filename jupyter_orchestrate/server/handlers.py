@@ -1,9 +1,11 @@
 """REST handlers under ``/jupyter-orchestrate/api/``: parse -> service call -> JSON. No logic lives here.
 
 Every handler method is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``orchestrate``).
-Errors become ``{"message": ...}`` JSON once, in :class:`OrchestrateHandler`: validation 400, not found 404,
-conflict 409, anything else 500 (logged). Every path in a request is resolved inside the server root;
-``..``, absolute paths and symlinks that lead outside it are refused (403) and never read.
+Errors become ``{"message": ...}`` JSON once, in :class:`OrchestrateHandler`: validation 400, a path outside
+the root 403, not found 404 (also for unknown routes below the API prefix), conflict 409, a body over 1 MiB
+413, anything else 500 (logged). Every path in a request is confined to the server root by
+:func:`~jupyter_orchestrate.workspace.confine`: ``..``, absolute paths and symlinks that lead outside it are
+refused (403) and never read.
 """
 
 from __future__ import annotations
@@ -23,12 +25,21 @@ from pydantic import ValidationError as PydanticValidationError
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, Problem, ValidationError
-from jupyter_orchestrate.models import RunStatus
+from jupyter_orchestrate.errors import (
+    ConflictError,
+    NotFoundError,
+    OrchestrateError,
+    PathOutsideRootError,
+    Problem,
+    ValidationError,
+)
+from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, RunStatus
+from jupyter_orchestrate.workspace import confine
 
 API = "/jupyter-orchestrate/api"
 AUTH_RESOURCE = "orchestrate"
 KEEPALIVE_SECONDS = 15.0
+MAX_BODY_BYTES = 1024 * 1024
 T = TypeVar("T", bound=BaseModel)
 
 
@@ -37,7 +48,7 @@ class StartRunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     parameters: dict[str, Any] = Field(default_factory=dict)
-    max_parallel: int | None = Field(default=None, ge=1)
+    max_parallel: int | None = Field(default=None, ge=1, le=MAX_PARALLEL_TASKS)
 
 
 class RepairRequest(BaseModel):
@@ -50,13 +61,46 @@ class RepairRequest(BaseModel):
     dry_run: bool = False
 
 
-STATUS_OF = ((ValidationError, 400), (NotFoundError, 404), (ConflictError, 409))
+# first match wins: PathOutsideRootError is a ValidationError
+STATUS_OF = ((PathOutsideRootError, 403), (ValidationError, 400), (NotFoundError, 404), (ConflictError, 409))
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large for a number")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+@web.stream_request_body
 class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
-    """Base handler: the service, path confinement, JSON bodies, and the one error mapping."""
+    """Base handler: the service, path confinement, bounded JSON bodies, and the one error mapping.
+
+    Bodies are streamed (``stream_request_body``) so that one over :data:`MAX_BODY_BYTES` is refused (413)
+    without being held in memory: by its ``Content-Length`` before it is read, or while it arrives chunked.
+    """
 
     auth_resource = AUTH_RESOURCE
+    _body: bytearray
+    _body_too_large = False
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        self._body = bytearray()
+        length = self.request.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            raise web.HTTPError(413, f"request body of {length} bytes; at most {MAX_BODY_BYTES} are accepted")
+
+    def data_received(self, chunk: bytes) -> None:
+        if len(self._body) + len(chunk) > MAX_BODY_BYTES:
+            self._body_too_large = True
+            self._body.clear()
+        elif not self._body_too_large:
+            self._body += chunk
 
     @property
     def app(self) -> Any:
@@ -90,12 +134,20 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
         super().log_exception(typ, value, tb)
 
     def json_object(self) -> dict[str, Any]:
-        """The request body as a JSON object (``{}`` when empty). Raises ValidationError (400) otherwise."""
-        raw = self.request.body or b"{}"
+        """The request body as a JSON object (``{}`` when empty).
+
+        Raises: HTTPError 413 for a body over :data:`MAX_BODY_BYTES`; ValidationError (400) for anything but
+        a JSON object, including NaN, Infinity, numbers too large for a float, and nesting too deep to parse.
+        """
+        if self._body_too_large:
+            raise web.HTTPError(413, f"request body over {MAX_BODY_BYTES} bytes")
+        raw = bytes(self._body) or b"{}"
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValidationError(Problem("request body", "", f"not valid JSON: {exc}")) from None
+        except RecursionError:
+            raise ValidationError(Problem("request body", "", "not valid JSON: nested too deeply")) from None
         if not isinstance(data, dict):
             raise ValidationError(Problem("request body", "", "must be a JSON object"))
         return data
@@ -113,15 +165,14 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
     def resolve_job(self, job_id: str) -> Path:
         """The job folder for ``job_id`` (a path relative to the server root).
 
-        Raises: HTTPError 400 for absolute or ``..`` paths, 403 for paths that lead outside the root (e.g.
-        through a symlink), NotFoundError when the folder does not exist.
+        Raises: HTTPError 400 for absolute paths (and ``~``, NUL, drive letters), PathOutsideRootError (403)
+        for paths that lead outside the root (by ``..`` or a symlink), NotFoundError when the folder does not
+        exist.
         """
         parts = job_id.replace("\\", "/").split("/")
-        if job_id.startswith(("/", "~")) or "\x00" in job_id or ".." in parts or ":" in parts[0]:
+        if job_id.startswith(("/", "~")) or "\x00" in job_id or ":" in parts[0]:
             raise web.HTTPError(400, f"invalid job path {job_id!r}: give a folder relative to the server root")
-        path = (self.root / job_id).resolve()
-        if not path.is_relative_to(self.root):
-            raise web.HTTPError(403, f"job path {job_id!r} leads outside the server root")
+        path = confine(job_id, self.root, what="job path", within="the server root")
         if not path.is_dir():
             raise NotFoundError(f"no job folder {job_id!r} under the server root")
         return path
@@ -132,11 +183,10 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
 
     @staticmethod
     def run_id(text: str) -> int:
-        """A run id from the URL; ids beyond SQLite's integers cannot exist (404, not an overflow)."""
-        value = int(text)
-        if value > 2**63 - 1:
+        """A run id from the URL; anything but digits, or ids beyond SQLite's integers, cannot exist (404)."""
+        if not (text.isascii() and text.isdigit()) or int(text) > MAX_ID:
             raise NotFoundError(f"run {text} not found")
-        return value
+        return int(text)
 
     def job_json(self, job: Any, path: Path, problems: list[Problem]) -> dict[str, Any]:
         from jupyter_orchestrate.service import job_document
@@ -169,7 +219,10 @@ class JobsHandler(OrchestrateHandler):
                 if path in seen:
                     continue
                 seen.add(path)
-                job, problems = validate_job(path)
+                try:
+                    job, problems = validate_job(path)
+                except PathOutsideRootError as exc:  # listed, so the user learns why it cannot be opened
+                    job, problems = None, exc.problems
                 jobs.append(self.job_json(job, path, problems))
         return jobs
 
@@ -259,6 +312,8 @@ class RunsHandler(OrchestrateHandler):
             raise ValidationError(Problem("query", "", str(exc))) from None
         if not 1 <= limit <= 500:
             raise ValidationError(Problem("query", "limit", "must be between 1 and 500"))
+        if before_id is not None and not 1 <= before_id <= MAX_ID:
+            raise ValidationError(Problem("query", "before", f"must be a run id between 1 and {MAX_ID}"))
         job_path = str(self.resolve_job(job)) if job else None
         runs = self.service.list_runs(job_path=job_path, status=run_status, limit=limit, before=before_id)
         docs = []
@@ -287,7 +342,8 @@ class RepairHandler(OrchestrateHandler):
     @authorized
     async def post(self, run_id: str) -> None:
         body = self.json_body(RepairRequest)
-        kwargs = {"task_keys": body.task_keys, "rerun_dependents": body.rerun_dependents, "parameters": body.parameters}
+        kwargs = {"task_keys": body.task_keys, "rerun_dependents": body.rerun_dependents, "parameters": body.parameters,
+                  "root": self.root}
         if body.dry_run:
             plan, _, _ = await self.blocking(self.service.plan_repair, self.run_id(run_id), **kwargs)
             self.finish(json.dumps({"run_id": plan.run_id, "task_keys": plan.task_keys,
@@ -319,11 +375,11 @@ class LogHandler(OrchestrateHandler):
     async def get(self, run_id: str, task_key: str, attempt: str) -> None:
         run = self.service.get_run(self.run_id(run_id))
         try:
-            found = next(a for a in run.task_run(task_key).attempts if a.attempt_number == int(attempt))
+            found = next(a for a in run.task_run(task_key).attempts if str(a.attempt_number) == attempt)
         except (KeyError, StopIteration):
             raise NotFoundError(f"run {run_id} has no attempt {attempt} of task {task_key!r}") from None
-        log_path = Path(found.log_path or "")
-        if not log_path.is_relative_to(self.service.store.home) or not log_path.is_file():
+        log_path = found.log_path and confine(found.log_path, self.service.store.home, what="log", within="the state home")
+        if not log_path or not log_path.is_file():
             raise NotFoundError(f"no log was captured for attempt {attempt} of task {task_key!r}")
         self.finish(log_path.read_bytes(), set_content_type="text/plain; charset=utf-8")
 
@@ -359,15 +415,51 @@ class EventsHandler(OrchestrateHandler):
             self.app.bus.unsubscribe(queue)
 
 
+class NoRouteHandler(OrchestrateHandler):
+    """Every other path below the API prefix: a JSON 404 (tornado's own 404 is an HTML page)."""
+
+    def _no_route(self, path: str) -> None:
+        raise NotFoundError(f"no such route: {self.request.method} {path} (see docs/api.md)")
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        self._no_route(path)
+
+    @web.authenticated
+    @authorized
+    async def post(self, path: str) -> None:
+        self._no_route(path)
+
+    @web.authenticated
+    @authorized
+    async def put(self, path: str) -> None:
+        self._no_route(path)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, path: str) -> None:
+        self._no_route(path)
+
+    @web.authenticated
+    @authorized
+    async def patch(self, path: str) -> None:
+        self._no_route(path)
+
+
 def handlers() -> list[tuple[str, type[OrchestrateHandler]]]:
-    """The route table (tornado takes the first pattern that matches)."""
+    """The route table (tornado takes the first pattern that matches; the last one catches every other path).
+
+    Run ids and attempt numbers match any segment, so a non-numeric one is the handler's JSON 404.
+    """
     return [
         (rf"{API}/jobs", JobsHandler),
         (rf"{API}/jobs/(?P<path>.+)", JobHandler),
         (rf"{API}/runs", RunsHandler),
-        (rf"{API}/runs/(?P<run_id>\d+)", RunHandler),
-        (rf"{API}/runs/(?P<run_id>\d+)/repair", RepairHandler),
-        (rf"{API}/runs/(?P<run_id>\d+)/cancel", CancelHandler),
-        (rf"{API}/runs/(?P<run_id>\d+)/tasks/(?P<task_key>[^/]+)/attempts/(?P<attempt>\d+)/log", LogHandler),
+        (rf"{API}/runs/(?P<run_id>[^/]+)", RunHandler),
+        (rf"{API}/runs/(?P<run_id>[^/]+)/repair", RepairHandler),
+        (rf"{API}/runs/(?P<run_id>[^/]+)/cancel", CancelHandler),
+        (rf"{API}/runs/(?P<run_id>[^/]+)/tasks/(?P<task_key>[^/]+)/attempts/(?P<attempt>[^/]+)/log", LogHandler),
         (rf"{API}/events", EventsHandler),
+        (rf"{API}/(?P<path>.*)", NoRouteHandler),
     ]

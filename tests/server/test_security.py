@@ -119,7 +119,7 @@ async def test_requests_without_a_valid_token_are_refused(api: Api, examples: Pa
     before = bronze.read_bytes()
     # The store is empty: run-scoped routes must answer 403, not 404, so anonymous callers learn nothing.
     requests = route_requests()
-    assert {m for m, _ in requests} == {"GET", "POST", "PUT"} and len(requests) == 10
+    assert {m for m, _ in requests} == {"GET", "POST", "PUT", "DELETE", "PATCH"} and len(requests) == 15
     for headers in ({}, {"Authorization": "token not-the-token"}):
         for method, path in requests:
             response = await api.request(method, path, BODIES.get(method), auth=False, headers=headers)
@@ -209,3 +209,124 @@ async def test_run_and_edit_through_a_symlink_are_refused(api: Api, examples: Pa
     assert notebook.read_bytes() == before
     assert await api.run_count() == 0
     assert not (outside_job.parent.parent / "pwned").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Every read, write and execution stays inside the root: job.yaml entries, symlinked notebooks and job files,
+# repairs of runs recorded for jobs outside the root. Each test asserts 403, the outside file untouched and
+# nothing executed.
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path: Path, jp_root_dir: Path) -> Path:
+    """A folder next to the server root (``<root>/../outside``) holding files no request may touch."""
+    folder = tmp_path / "outside"
+    folder.mkdir(exist_ok=True)
+    assert not folder.resolve().is_relative_to(jp_root_dir.resolve())
+    return folder
+
+
+def pwned_notebook(path: Path, marker: Path) -> Path:
+    return write_notebook(path, f"open({str(marker)!r}, 'w').write('x')", orchestrate={})
+
+
+async def test_put_on_a_job_yaml_task_whose_notebook_is_outside_is_refused(api: Api, jp_root_dir: Path, outside: Path) -> None:
+    evil = pwned_notebook(outside / "evil.ipynb", outside / "pwned")
+    before = evil.read_bytes()
+    job = jp_root_dir / "evil_job"
+    job.mkdir()
+    (job / "job.yaml").write_text("tasks:\n  x:\n    notebook: ../../outside/evil.ipynb\n", encoding="utf-8")
+    response = await api.put("jobs/evil_job/tasks/x", {"timeout_seconds": 5})
+    assert response.code == 403, (response.code, response.body)
+    assert "'../../outside/evil.ipynb' leads outside the job folder" in response.message
+    assert evil.read_bytes() == before, "the outside notebook was not written"
+    response = await api.post("jobs/evil_job/runs", {})
+    assert response.code == 400 and "leads outside the job folder" in response.message
+    doc = await api.ok("GET", "jobs/evil_job")
+    assert not doc["valid"] and "tasks.x.notebook" in [p["field"] for p in doc["problems"]]
+    assert await api.run_count() == 0
+    assert not (outside / "pwned").exists()
+
+
+async def test_put_on_a_task_whose_notebook_links_outside_is_refused(api: Api, jp_root_dir: Path, outside: Path) -> None:
+    target = pwned_notebook(outside / "steal.ipynb", outside / "pwned")
+    before = target.read_bytes()
+    job = jp_root_dir / "link_job"
+    write_notebook(job / "fine.ipynb", "1", orchestrate={})
+    (job / "steal.ipynb").symlink_to(target)
+    response = await api.put("jobs/link_job/tasks/steal", {"timeout_seconds": 5})
+    assert response.code == 403, (response.code, response.body)
+    assert "notebook of task 'steal' 'steal.ipynb' leads outside the job folder" in response.message
+    assert (job / "steal.ipynb").is_symlink(), "the link was not replaced by a copy of the outside file"
+    assert target.read_bytes() == before
+    assert (await api.post("jobs/link_job/runs", {})).code == 400, "a job with a link out does not run"
+    assert await api.run_count() == 0
+    assert not (outside / "pwned").exists()
+
+
+async def test_put_follows_a_notebook_link_inside_the_job_folder(api: Api, jp_root_dir: Path) -> None:
+    job = jp_root_dir / "inner_link"
+    real = write_notebook(job / "src" / "real.ipynb", "1", orchestrate={"task_key": "real"})
+    (job / "real.ipynb").symlink_to(real)
+    doc = await api.ok("PUT", "jobs/inner_link/tasks/real", {"timeout_seconds": 7})
+    assert doc["valid"], doc["problems"]
+    assert (job / "real.ipynb").is_symlink(), "the link stays a link; its target is what changes"
+    assert '"timeout_seconds": 7' in real.read_text(encoding="utf-8")
+
+
+async def test_a_notebook_linking_inside_the_root_but_outside_the_job_is_refused(api: Api, jp_root_dir: Path) -> None:
+    other = write_notebook(jp_root_dir / "other_job" / "shared.ipynb", "1", orchestrate={})
+    before = other.read_bytes()
+    job = jp_root_dir / "borrowing"
+    write_notebook(job / "own.ipynb", "1", orchestrate={})
+    (job / "shared.ipynb").symlink_to(other)
+    response = await api.put("jobs/borrowing/tasks/shared", {"timeout_seconds": 5})
+    assert response.code == 403 and "leads outside the job folder" in response.message
+    assert other.read_bytes() == before
+    doc = await api.ok("GET", "jobs/borrowing")
+    assert [p["text"] for p in doc["problems"]] == [
+        "borrowing/shared.ipynb: is a link to a file outside the job folder; copy the notebook instead"
+    ]
+
+
+async def test_a_job_yaml_linking_outside_is_never_read(api: Api, jp_root_dir: Path, outside: Path) -> None:
+    secret = outside / "secrets.yaml"
+    secret.write_text("description: password hunter2-in-the-clear\n", encoding="utf-8")
+    job = jp_root_dir / "yaml_link"
+    write_notebook(job / "a.ipynb", "1", orchestrate={})
+    (job / "job.yaml").symlink_to(secret)
+    response = await api.get("jobs/yaml_link")
+    assert response.code == 403, (response.code, response.body)
+    assert response.message == "yaml_link/job.yaml: job file 'job.yaml' leads outside the job folder"
+    listing = await api.ok("GET", "jobs")
+    (listed,) = [j for j in listing["jobs"] if j["job_id"] == "yaml_link"]
+    assert not listed["valid"] and "leads outside the job folder" in listed["problems"][0]["message"]
+    for response in (response, await api.post("jobs/yaml_link/runs", {}), await api.put("jobs/yaml_link/tasks/a", {"timeout_seconds": 1})):
+        assert response.code == 403, (response.code, response.body)
+        assert b"hunter2" not in response.body
+    assert b"hunter2" not in (await api.get("jobs")).body
+    assert await api.run_count() == 0
+
+
+async def test_repair_of_a_run_whose_job_is_outside_the_root_is_refused(
+    api: Api, orchestrate_app: Any, outside: Path,
+) -> None:
+    from jupyter_orchestrate.service import OrchestrateService
+
+    job = outside / "cli_job"
+    pwned_notebook(job / "steal.ipynb", outside / "pwned")
+    # A run recorded by the CLI on the server's state home, for a job outside the server root, whose CLI died
+    # before executing it (marked as recovery marks it: failed, its task canceled, so a repair selects it).
+    cli = OrchestrateService(orchestrate_app.home, recover=False)
+    run_id = cli.new_run(job).run_id
+    cli.store.mark_orphaned(run_id, "the CLI died")
+    for body in ({"dry_run": True}, {}):
+        response = await api.post(f"runs/{run_id}/repair", body)
+        assert response.code == 403, (body, response.code, response.body)
+        assert response.message == f"the job folder of run {run_id} {str(job)!r} leads outside the server root"
+    run = await api.ok("GET", f"runs/{run_id}")
+    assert run["status"] == "failed" and run["repair_count"] == 0
+    assert all(t["attempt_count"] == 0 for t in run["task_runs"])
+    assert not orchestrate_app.service._active, "no runner was started"
+    assert not (outside / "pwned").exists()

@@ -101,3 +101,65 @@ class TestDefaultStateHome:
         assert orchestrate_app.home == jp_root_dir.resolve() / "orchestrate_runs"
         assert (jp_root_dir / "orchestrate_runs" / "orchestrate.db").is_file()
         assert (await api.ok("GET", "jobs"))["jobs"] == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sigterm_of_a_real_server_cancels_its_run_cleanly(tmp_path: Path) -> None:
+    """``jupyter server`` in its own process, a run in flight, SIGTERM: the run records ``canceled`` (its task
+    run and attempt too) before the server exits, and no kernel is left; nothing for the next start to recover."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from jupyter_orchestrate.models import RunStatus
+    from tests.conftest import REPO
+    from tests.test_e2e import _running_attempts, kernels_of, wait_for
+
+    root, home, port, token = tmp_path / "root", tmp_path / "root" / "orchestrate_runs", _free_port(), "liveness-test"
+    for key in ("sleeper", "b", "c", "d"):  # four attempts to stop: the cancel takes a while, and is waited for
+        write_notebook(root / "hold" / f"{key}.ipynb", "import time\ntime.sleep(600)", orchestrate={})
+    (root / "hold" / "job.yaml").write_text("max_parallel_tasks: 4\n")
+    config = tmp_path / "server_config.json"
+    config.write_text(json.dumps({
+        "ServerApp": {"jpserver_extensions": {"jupyter_orchestrate": True}, "open_browser": False, "port": port,
+                      "port_retries": 0, "root_dir": str(root), "ip": "127.0.0.1", "allow_root": True},
+        "IdentityProvider": {"token": token},
+        "OrchestrateApp": {"state_home": str(home), "scheduler_enabled": False},
+    }))
+    env = {**__import__("os").environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", f"--config={config}"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start_run() -> bool:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/jupyter-orchestrate/api/jobs/hold/runs", data=b"{}",
+                                         method="POST", headers={"Authorization": f"token {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status == 201
+        except OSError:
+            assert server.poll() is None, server.stderr.read().decode() if server.stderr else "server exited"
+            return False
+
+    try:
+        wait_for(start_run, 120, "the server to start a run")
+        wait_for(lambda: _running_attempts(home) == 4 and len(kernels_of(home)) >= 4, 120, "the tasks to run")
+        server.send_signal(signal.SIGTERM)
+        server.wait(90)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(30)
+    run = OrchestrateService(home, recover=False).get_run(1)
+    assert run.status == RunStatus.canceled, (run.status, run.status_reason)
+    assert run.status_reason == "the server shut down"
+    for task_run in run.task_runs:
+        assert task_run.status == TaskRunStatus.canceled and task_run.attempts[0].error.kind == "canceled", task_run
+    assert OrchestrateService(home).recovered == [], "nothing was left for the next start to recover"
+    wait_for(lambda: not kernels_of(home), 30, "no kernel left")
