@@ -56,6 +56,8 @@ HOME_ENV = "JUPYTER_ORCHESTRATE_HOME"
 DEFAULT_HOME = ".orchestrate"
 DB_NAME = "orchestrate.db"
 BUSY_TIMEOUT_SECONDS = 30.0
+_checked_files: set[str] = set()  # database files this process found to pass PRAGMA quick_check (heartbeat and
+# run monitor threads open their own connections; one check per process keeps a large file's cost to one read)
 
 migrations = Migrations("jupyter_orchestrate")
 
@@ -280,7 +282,9 @@ class Store:
             conn = sqlite3.connect(str(self.path), timeout=busy_timeout_seconds, check_same_thread=False,
                                    isolation_level=None)
             self.db = Database(conn, execute_plugins=False)
-            self._check_integrity()
+            if str(self.path) not in _checked_files:  # later connections of this process skip the full read
+                self._check_integrity()
+                _checked_files.add(str(self.path))
             self._use_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
