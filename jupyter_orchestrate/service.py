@@ -26,7 +26,7 @@ from jupyter_orchestrate.discovery import load_job, validate_job
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.errors import ConflictError, Problem, StoreError, ValidationError
-from jupyter_orchestrate.executors.base import TaskExecutor
+from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
 from jupyter_orchestrate.store import Store
@@ -265,6 +265,7 @@ class OrchestrateService:
         trigger: Trigger = Trigger.manual,
         trigger_time: str | None = None,
         trigger_reason: str | None = None,
+        fire_id: int | None = None,
         executor: TaskExecutor | None = None,
         on_event: EventCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -278,18 +279,20 @@ class OrchestrateService:
             max_parallel: attempts in flight at most; default ``max_parallel_tasks`` of the job, else CPU count.
             trigger, trigger_time, trigger_reason: what started the run; ``trigger_time`` (ISO UTC, default the
                 start time) is the run's logical time, ``{{job.trigger.time}}`` in parameters.
+            fire_id: the scheduler's fire record that starts this run (linked in the run's own transaction).
 
         Raises:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
         """
         _check_parallel(max_parallel)
+        max_output_bytes()  # a bad JUPYTER_ORCHESTRATE_MAX_OUTPUT_BYTES is refused before anything is recorded
         job = load_job(path)
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
         parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
         run_id = self.store.create_run(
             job, parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
-            trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason,
+            trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason, fire_id=fire_id,
         )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=0, clock=clock)
@@ -402,6 +405,7 @@ class OrchestrateService:
         same run, as new attempts; succeeded task runs and their task values are reused. ``root`` and errors:
         see :meth:`plan_repair`.
         """
+        max_output_bytes()
         plan, job, overrides = self.plan_repair(
             run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters, root=root
         )

@@ -404,9 +404,13 @@ class Store:
         trigger: Trigger = Trigger.manual,
         trigger_time: str | None = None,
         trigger_reason: str | None = None,
+        fire_id: int | None = None,
     ) -> int:
         """Record a new ``queued`` run of ``job`` with a snapshot of its definition and a ``pending`` task run
-        per task, owned by this process (:func:`this_process`) until a runner claims it. Returns the run id."""
+        per task, owned by this process (:func:`this_process`) until a runner claims it. Returns the run id.
+
+        ``fire_id``: the schedule or trigger fire that starts the run; it is marked ``started`` with this run id
+        in the same transaction, so a scheduler killed in between leaves no run without its fire."""
         now = utc_now()
         with self._transaction(write=True):
             existing = list(self.db["jobs"].rows_where("path = ?", [job.path]))
@@ -446,6 +450,8 @@ class Store:
                 }
                 for t in job.tasks
             )
+            if fire_id is not None:
+                self.db["fires"].update(fire_id, {"status": "started", "run_id": run_id})
         return int(run_id)
 
     def snapshot(self, run_id: int) -> Job:

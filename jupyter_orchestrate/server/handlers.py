@@ -368,7 +368,7 @@ class CancelHandler(OrchestrateHandler):
 
 
 class LogHandler(OrchestrateHandler):
-    """``GET runs/{run_id}/tasks/{task_key}/attempts/{n}/log``: the attempt's captured stdout/stderr (text)."""
+    """``GET runs/{run_id}/tasks/{task_key}/attempts/{n}/log``: the attempt log as text (not cell output)."""
 
     @web.authenticated
     @authorized
