@@ -25,7 +25,7 @@ from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.discovery import load_job, validate_job
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
-from jupyter_orchestrate.errors import ConflictError, Problem, ValidationError
+from jupyter_orchestrate.errors import ConflictError, Problem, StoreError, ValidationError
 from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
@@ -235,7 +235,10 @@ class OrchestrateService:
                 while not self._monitor_stop.wait(poll_seconds):
                     try:
                         ended = self._check_runs(store)
-                    except Exception:  # a busy or damaged database must not stop the monitor
+                    except StoreError as exc:  # a busy, full or damaged database must not stop the monitor
+                        log.warning("run monitor pass failed: %s", exc)
+                        continue
+                    except Exception:
                         log.exception("run monitor pass failed")
                         continue
                     if ended:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_orchestrate.errors import NotFoundError
+from jupyter_orchestrate.errors import NotFoundError, StoreError
 from jupyter_orchestrate.models import (
     Attempt,
     AttemptError,
@@ -430,7 +430,7 @@ def test_store_creates_the_home_and_rejects_a_file_that_is_not_a_database(tmp_pa
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / DB_NAME).write_bytes(b"this is not a database" * 100)
-    with pytest.raises(sqlite3.DatabaseError):
+    with pytest.raises(StoreError, match=f"state database {bad / DB_NAME} is damaged .*file is not a database"):
         Store(bad)
 
 

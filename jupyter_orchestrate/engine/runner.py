@@ -29,7 +29,7 @@ from typing import Any
 
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
 from jupyter_orchestrate.environments import redact_value, secret_names
-from jupyter_orchestrate.errors import OrchestrateError
+from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import Attempt, AttemptError, Job, RunStatus, Task, TaskRunStatus, utc_now
 from jupyter_orchestrate.parameters import render
@@ -128,6 +128,7 @@ class Runner:
         self.cancel_reason: str | None = None
         self.clock = clock
         self._crashed = False
+        self._store_fault: StoreError | None = None  # the heartbeat found the database unwritable
         self.secrets: set[str] = {os.environ[name] for name in secret_names({})}
 
     # -- control ---------------------------------------------------------------------------------------------
@@ -364,6 +365,8 @@ class Runner:
         last_poll = self.clock()
         try:
             while True:
+                if self._store_fault is not None:  # disk full or damaged: nothing of the run can be recorded
+                    raise self._store_fault
                 now = self.clock()
                 if now - last_poll >= CANCEL_POLL_SECONDS:
                     last_poll = now
@@ -407,16 +410,25 @@ class Runner:
         return status
 
     def _heartbeat(self, stop: threading.Event) -> None:
-        """Renew the run's heartbeat until ``stop`` is set, on a connection of its own (never waits for the loop)."""
-        store = Store(self.store.home)
+        """Renew the run's heartbeat until ``stop`` is set, on a connection of its own (never waits for the loop).
+        A database that cannot be written (disk full, damaged) stops the run: the loop raises the error."""
+        store = None
         try:
+            store = Store(self.store.home)
             while not stop.wait(HEARTBEAT_SECONDS):
                 try:
                     store.heartbeat(self.run_id)
-                except Exception:  # a busy database: try again at the next beat
+                except StoreBusyError as exc:  # try again at the next beat
+                    log.warning("heartbeat of run %s not recorded: %s", self.run_id, exc)
+                except StoreError:
+                    raise
+                except Exception:
                     log.warning("heartbeat of run %s not recorded", self.run_id, exc_info=True)
+        except StoreError as exc:
+            self._store_fault = exc
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
     def _abandon(self, stored: RunStatus) -> RunStatus:
         """The run was ended by someone else (a run monitor): stop its attempts, keep the record as it is."""
@@ -437,6 +449,10 @@ class Runner:
         reason = self._clean(f"the runner crashed ({type(exc).__name__}: {exc}); repair the run to finish it")
         try:
             self.store.end_unfinished(self.run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunnerCrashed")
+        except StoreError as error:
+            if not isinstance(exc, StoreError):  # else the crash is this same fault, reported by whoever gets exc
+                log.warning("cannot record the crash of run %s: %s", self.run_id, error)
+            return
         except Exception:
             log.exception("cannot record the crash of run %s", self.run_id)
             return
