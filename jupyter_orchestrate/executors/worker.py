@@ -538,6 +538,13 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
             worker.go.wait()
             result = worker.execute()
         conn.send(("finished", worker.redacted(result)))
+    except Exception as exc:  # e.g. the disk filled while saving the notebook or writing the log
+        failed = AttemptResult(status="failed", error={"kind": "internal", "ename": type(exc).__name__, "evalue": str(exc),
+                                                       "traceback": traceback.format_exception(exc)})
+        try:
+            conn.send(("finished", worker.redacted(failed)))
+        except (OSError, ValueError):
+            pass  # the orchestrator is gone; the watchdog kills the kernel
     finally:
         worker.shutdown()
 
