@@ -10,6 +10,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from tests.webhooks import hooks  # noqa: F401 - the webhook receiver fixture, for every test module
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_notebooks"
 
@@ -66,3 +68,4 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         reason = skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else str(skipped[0].longrepr)
         terminalreporter.write_sep("!", "THE SIDEBAR'S BROWSER TESTS DID NOT RUN", red=True, bold=True)
         terminalreporter.write_line(f"{len(skipped)} browser test(s) skipped: {reason}", red=True)
+

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from jupyter_orchestrate.notifications import Notifier
 from jupyter_orchestrate.service import OrchestrateService, run_document
 from tests.conftest import REPO, write_notebook
 from tests.test_e2e import kernels_of
-from tests.test_notifications_e2e import Hooks
+from tests.webhooks import Hooks
 
 HARD = 'p@ss"w\\rd-Ünï'  # a quote, a backslash and non-ASCII: escaped differently in JSON, repr and SQL
 PLAIN = "plain-s3cret-4711"
@@ -64,18 +64,6 @@ def leaks_in_home(home: Path) -> list[tuple[str, str]]:
                 dump = "\n".join(db.iterdump())
             found += [(f"{path.name} (dump)", form) for form in leaks_in_text(dump)]
     return found
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    receiver = Hooks()
-    receiver.thread.start()
-    try:
-        yield receiver
-    finally:
-        receiver.release.set()
-        receiver.server.shutdown()
-        receiver.server.server_close()
 
 
 @pytest.fixture
