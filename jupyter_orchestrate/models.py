@@ -113,7 +113,8 @@ class Trigger(str, Enum):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan: YAML's .inf/.nan would pass float fields and be served as invalid JSON (Infinity, NaN)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Environment(_Strict):

@@ -368,12 +368,6 @@ class OrchestrateService:
             confine(run.job_path, root, what=f"the job folder of run {run_id}", within="the server root")
         if not run.status.is_terminal:
             raise ConflictError(f"run {run_id} is {run.status.value}; wait for it to finish or cancel it before repairing")
-        if any(not t.status.is_terminal for t in run.task_runs):
-            # a runner that stopped without ending them (older versions recorded only the run's end): end them
-            # now, so that the repair selects them instead of waiting forever for an attempt that is not there
-            self.store.end_unfinished(run_id, f"run {run_id} ended ({run.status.value}) while this task run had not; repair it",
-                                      run_status=None, error_kind="internal", ename="RunnerStopped")
-            run = self.store.get_run(run_id)
         job = load_job(run.job_path)
         old = {t.task_key for t in run.task_runs}
         new = set(job.task_keys)
@@ -381,7 +375,8 @@ class OrchestrateService:
             added, removed = sorted(new - old), sorted(old - new)
             raise ValidationError(Problem(run.job_path, "tasks", f"the job's tasks changed since run {run_id} (added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}); start a new run instead"))
         dag = Dag({t.task_key: t.depends_on for t in job.tasks})
-        statuses = {t.task_key: t.status for t in run.task_runs}
+        # a task run left unfinished in a finished run (a runner stopped without ending it) is repaired as failed
+        statuses = {t.task_key: t.status if t.status.is_terminal else TaskRunStatus.failed for t in run.task_runs}
         if task_keys:
             unknown = sorted(set(task_keys) - new)
             if unknown:
@@ -410,6 +405,16 @@ class OrchestrateService:
             run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters, root=root
         )
         _check_parallel(max_parallel)
+        run = self.store.get_run(run_id)
+        if any(not t.status.is_terminal for t in run.task_runs):
+            # end them first (compare-and-set: not if another repair claimed the run since the plan), so the
+            # repair's runner finds no task run waiting for an attempt that is not there
+            ended = self.store.end_unfinished(
+                run_id, f"run {run_id} ended ({run.status.value}) while this task run had not; repair it",
+                run_status=None, error_kind="internal", ename="RunnerStopped",
+                expected={"status": run.status.value, "repair_count": run.repair_count})
+            if not ended:
+                raise ConflictError(f"run {run_id} changed while the repair was planned (another repair started?)")
         run_parameters = job_parameter_values(job, overrides)
         number = self.store.start_repair(
             run_id, job=job, requested_task_keys=task_keys or None, rerun_dependents=rerun_dependents,
@@ -529,7 +534,7 @@ class OrchestrateService:
                 since = self._canceling_since.setdefault(run_id, clock)
                 if clock - since < self.cancel_timeout_seconds:
                     continue
-                final, reap = RunStatus.canceled, True
+                final, reap = RunStatus.canceled, row["orchestrator_host"] in (None, host)  # kill only pids of this host
                 reason = (f"the cancel did not finish within {self.cancel_timeout_seconds:g} s (orchestrator pid "
                           f"{row['orchestrator_pid']} on {row['orchestrator_host']}); force-ended")
                 del expected["heartbeat_time"]  # a live owner beats on; it must not win against the bound
@@ -552,7 +557,8 @@ class OrchestrateService:
         ):
             return False
         for attempt in attempts if reap else []:
-            if _process_alive(attempt["kernel_pid"], attempt["kernel_create_time"]):
+            # a kernel is killed only when its start time proves the pid was not reused by another process
+            if attempt["kernel_create_time"] is not None and _process_alive(attempt["kernel_pid"], attempt["kernel_create_time"]):
                 try:
                     os.killpg(attempt["kernel_pid"], signal.SIGKILL)
                 except OSError:

@@ -645,3 +645,15 @@ def test_cli_out_of_range_and_bad_names_exit_2(args: list[str], expected: str, m
     assert expected in " ".join(result.stderr.split()), result.stderr
     assert "Traceback" not in result.output
     assert not home.exists() or OrchestrateService(home).list_runs() == []
+
+
+def test_non_finite_numbers_in_job_yaml_are_refused(make_notebook: Callable[..., Path], tmp_path: Path) -> None:
+    """YAML's ``.inf``/``.nan`` would pass float fields, then be served as invalid JSON (``Infinity``) and, as a
+    retry interval, leave a task waiting forever."""
+    make_notebook("inf/a.ipynb", "1", orchestrate={})
+    (tmp_path / "inf" / "job.yaml").write_text("task_defaults:\n  timeout_seconds: .inf\n  min_retry_interval_seconds: .nan\n")
+    job, problems = validate_job(tmp_path / "inf")
+    assert job is None
+    text = "\n".join(map(str, problems))
+    assert "task_defaults.timeout_seconds" in text and "task_defaults.min_retry_interval_seconds" in text, text
+    assert "job.yaml" in text and "finite" in text, text
