@@ -458,22 +458,26 @@ class Store:
         """The job definition the run executes (updated by repairs)."""
         return Job.model_validate_json(self._run_row(run_id)["snapshot"])
 
-    def claim_run(self, run_id: int, *, pid: int, create_time: float, host: str) -> None:
-        """Record which orchestrator process executes the run now, and mark it running."""
+    def claim_run(self, run_id: int, *, pid: int, create_time: float, host: str) -> RunStatus:
+        """Record which orchestrator process executes the run now, and mark it running.
+
+        A compare-and-set: only a ``queued`` run becomes ``running``. A run that was asked to cancel before its
+        runner started stays ``canceling`` (the claim still records the owner, who must cancel it); a run a
+        monitor has already ended is left as it is.
+
+        Returns: the run's status after the claim: ``running``, ``canceling`` or the terminal status it had.
+        """
+        owner = {"orchestrator_pid": pid, "orchestrator_create_time": create_time, "orchestrator_host": host,
+                 "heartbeat_time": utc_now()}
         with self._transaction(write=True):
-            self.db["runs"].update(
-                run_id,
-                {
-                    "status": RunStatus.running.value,
-                    "status_reason": None,
-                    "end_time": None,
-                    "duration_seconds": None,
-                    "orchestrator_pid": pid,
-                    "orchestrator_create_time": create_time,
-                    "orchestrator_host": host,
-                    "heartbeat_time": utc_now(),
-                },
-            )
+            status = self.run_status(run_id)
+            if status == RunStatus.queued:
+                self.db["runs"].update(run_id, {"status": RunStatus.running.value, "status_reason": None, "end_time": None,
+                                                "duration_seconds": None, **owner})
+                return RunStatus.running
+            if status == RunStatus.canceling:
+                self.db["runs"].update(run_id, owner)
+            return status
 
     def heartbeat(self, run_id: int) -> None:
         """Record that the run's orchestrator is alive now (read by the run monitors of every orchestrator)."""

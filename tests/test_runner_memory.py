@@ -322,3 +322,28 @@ def test_a_background_monitor_frees_the_slot_of_a_run_whose_owner_died(tmp_path:
         service.shutdown(timeout=1)
     service._monitor.join(5)
     assert not service._monitor.is_alive(), "shutdown stops the monitor"
+
+
+def test_a_cancel_requested_before_the_runner_starts_is_honoured(service: OrchestrateService, tmp_path: Path) -> None:
+    """``jupyter orchestrate cancel`` from another process can land between the run's creation and its runner's
+    start: the runner's claim must not overwrite ``canceling`` with ``running`` (the run then succeeded)."""
+    from jupyter_orchestrate.store import Store
+
+    path = job(tmp_path, a={})
+    executor = MemoryExecutor({"a": [succeed(5.0)]})
+    runner = service.new_run(path, executor=executor, clock=executor.clock)
+    assert Store(service.store.home).request_cancel(runner.run_id) is True  # another process's connection
+    assert runner.execute() == RunStatus.canceled
+    assert service.get_run(runner.run_id).status == RunStatus.canceled
+    assert statuses(service, runner.run_id) == {"a": "canceled"}
+
+
+def test_a_run_ended_by_a_monitor_before_its_runner_starts_is_not_revived(service: OrchestrateService,
+                                                                          tmp_path: Path) -> None:
+    path = job(tmp_path, a={})
+    executor = MemoryExecutor({"a": [succeed()]})
+    runner = service.new_run(path, executor=executor, clock=executor.clock)
+    service.store.end_unfinished(runner.run_id, "judged dead by a monitor", run_status=RunStatus.failed)
+    assert runner.execute() == RunStatus.failed
+    assert service.get_run(runner.run_id).status_reason == "judged dead by a monitor"
+    assert statuses(service, runner.run_id) == {"a": "canceled"}, "no attempt was started"

@@ -357,8 +357,13 @@ class Runner:
         killed and the run is marked as :meth:`mark_crashed` says before the exception propagates.
         """
         me = this_process()
-        self.store.claim_run(self.run_id, pid=me["orchestrator_pid"], create_time=me["orchestrator_create_time"],
-                             host=me["orchestrator_host"])
+        claimed = self.store.claim_run(self.run_id, pid=me["orchestrator_pid"], create_time=me["orchestrator_create_time"],
+                                       host=me["orchestrator_host"])
+        if claimed.is_terminal:  # a monitor ended the run before it started: nothing to execute
+            self._emit("run_status", status=claimed.value, reason=self.store.get_run(self.run_id).status_reason)
+            return claimed
+        if claimed == RunStatus.canceling and self.cancel_reason is None:
+            self.cancel_reason = "cancel requested"  # asked before this runner started: honour it, do not overwrite it
         beating = threading.Event()
         threading.Thread(target=self._heartbeat, args=(beating,), name=f"orchestrate-heartbeat-{self.run_id}", daemon=True).start()
         self._emit("run_status", status=RunStatus.running.value)
