@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import html
 import json
 import os
 import re
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,14 +181,19 @@ def _forms(secrets: Iterable[str]) -> list[str]:
     """Every spelling of each secret that output may hold, longest first.
 
     A value is also looked for as it appears inside a JSON string (``"`` -> ``\\"``, non-ASCII as ``\\u00dc``
-    or kept) and inside a Python ``repr`` (``\\`` doubled): printing a dict or showing a string as a cell
-    result escapes it.
+    or kept), inside a Python ``repr`` of it or of its UTF-8 bytes (``\\`` doubled, ``\\xc3\\x9c``), HTML-escaped
+    (``&lt;``, ``&quot;``) and URL-quoted (``%40``, ``+``): printing a dict, bytes, a DataFrame or a request URL
+    escapes it so.
     """
     forms: set[str] = set()
     for value in secrets:
         if not value or len(value) < _MIN_SECRET_LENGTH:
             continue
-        forms.update((value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]))
+        forms.update((value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1],
+                      repr(value.encode("utf-8"))[2:-1],  # print(secret.encode()), subprocess output
+                      html.escape(value), html.escape(value, quote=False),  # text/html outputs (a DataFrame)
+                      urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value),  # URLs in error messages
+                      urllib.parse.quote(value)))
     return sorted(forms, key=len, reverse=True)
 
 
@@ -240,6 +247,26 @@ def redact_value(value: Any, secrets: Iterable[str]) -> Any:
         return item
 
     return walk(value)
+
+
+def public_job(job: Any) -> Any:
+    """A copy of ``job`` (a :class:`~.models.Job`) fit to store and show: the values of its tasks' secret
+    variables (:func:`is_secret`, ``secret_env``) written literally in job.yaml or metadata become ``***``;
+    ``${NAME}`` references are kept, since they name a variable and hold no value. Used for the run's stored
+    snapshot and the API's job document."""
+    tasks = []
+    for task in job.tasks:
+        env = task.environment.env
+        hidden = {k: "***" if is_secret(k, task.environment.secret_env) and not _only_reference(v) else v
+                  for k, v in env.items()}
+        tasks.append(task if hidden == env else task.model_copy(
+            update={"environment": task.environment.model_copy(update={"env": hidden})}))
+    return job.model_copy(update={"tasks": tasks})
+
+
+def _only_reference(value: str) -> bool:
+    match = _REFERENCE.fullmatch(value)
+    return match is not None and match["name"] is not None
 
 
 #: Values of the orchestrator's own secret-by-name variables shorter than this are not redacted (short values

@@ -26,6 +26,7 @@ from jupyter_orchestrate.discovery import load_job, validate_job
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.errors import ConflictError, Problem, StoreError, ValidationError
+from jupyter_orchestrate.environments import public_job
 from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
@@ -291,7 +292,7 @@ class OrchestrateService:
         run_parameters = job_parameter_values(job, overrides)
         parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
         run_id = self.store.create_run(
-            job, parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
+            public_job(job), parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
             trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason, fire_id=fire_id,
         )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
@@ -417,7 +418,7 @@ class OrchestrateService:
                 raise ConflictError(f"run {run_id} changed while the repair was planned (another repair started?)")
         run_parameters = job_parameter_values(job, overrides)
         number = self.store.start_repair(
-            run_id, job=job, requested_task_keys=task_keys or None, rerun_dependents=rerun_dependents,
+            run_id, job=public_job(job), requested_task_keys=task_keys or None, rerun_dependents=rerun_dependents,
             task_keys=plan.task_keys, reused_task_keys=plan.reused_task_keys, parameters=plan.parameters,
             run_parameters=run_parameters, overrides=overrides,
         )
@@ -649,6 +650,7 @@ def job_document(
     """A job as the REST API returns it: tasks with settings and notebook parameters, DAG edges, job
     parameters, schedules with their next fire times, recent runs, and ``problems`` (``valid`` is False when
     there are any)."""
+    job = public_job(job) if job is not None else None  # literal secret values are never served
     doc: dict[str, Any] = {
         "job_id": relative_to(str(path), root) or path.name,
         "name": job.name if job else path.name,

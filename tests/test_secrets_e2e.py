@@ -46,23 +46,23 @@ def spellings(secret: str) -> set[str]:
     return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1]}
 
 
-def leaks_in_text(text: str) -> list[str]:
-    return [form for secret in SECRETS for form in spellings(secret) if form in text]
+def leaks_in_text(text: str, secrets: tuple[str, ...] = SECRETS) -> list[str]:
+    return [form for secret in secrets for form in spellings(secret) if form in text]
 
 
-def leaks_in_home(home: Path) -> list[tuple[str, str]]:
+def leaks_in_home(home: Path, secrets: tuple[str, ...] = SECRETS) -> list[tuple[str, str]]:
     """(file, spelling) for every secret spelling found in any file under ``home`` or in an SQL dump of its DBs."""
     found = []
     for path in sorted(p for p in home.rglob("*") if p.is_file()):
         data = path.read_bytes()
-        for secret in SECRETS:
+        for secret in secrets:
             for form in spellings(secret):
                 if form.encode("utf-8") in data:
                     found.append((str(path.relative_to(home)), form))
         if path.suffix == ".db":
             with sqlite3.connect(path) as db:
                 dump = "\n".join(db.iterdump())
-            found += [(f"{path.name} (dump)", form) for form in leaks_in_text(dump)]
+            found += [(f"{path.name} (dump)", form) for form in leaks_in_text(dump, secrets)]
     return found
 
 
@@ -145,6 +145,42 @@ def test_redact_handles_escaped_and_nested_values() -> None:
     value = {"k": [HARD, (f"x{PLAIN}y", 3)], PLAIN: None, "n": 1.5}
     assert redact_value(value, SECRETS) == {"k": ["***", ("x***y", 3)], "***": None, "n": 1.5}
     assert value["k"][0] == HARD  # not modified in place
+
+
+def test_redact_handles_bytes_html_and_url_spellings() -> None:
+    import html
+    import urllib.parse
+
+    secret = HARD + "<x>&"
+    for shown in (repr(secret.encode()), html.escape(secret), urllib.parse.quote(secret, safe=""),
+                  urllib.parse.quote_plus(secret), f"https://api.example/?token={urllib.parse.quote(secret)}"):
+        cleaned = redact(f"before {shown} after", [secret])
+        assert secret not in cleaned and "***" in cleaned, (shown, cleaned)
+        assert cleaned.startswith("before ") and cleaned.endswith(" after"), cleaned
+
+
+def test_literal_secret_values_in_job_files_are_not_stored_or_served(tmp_path: Path, home: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret written literally in metadata (not as ``${NAME}``) is the user's mistake, but it must still not
+    reach the database or the job document; references stay as they are (they hold no value)."""
+    from jupyter_orchestrate.executors.memory import MemoryExecutor, succeed
+    from jupyter_orchestrate.service import job_document
+
+    literal = "hunter2-literal-value"
+    monkeypatch.setenv("SOME_TOKEN", "x")
+    write_notebook(tmp_path / "lit" / "a.ipynb", "pass", orchestrate={"environment": {
+        "env": {"DB_PASSWORD": literal, "API_TOKEN": "${SOME_TOKEN}", "PLAIN": "visible"}}})
+    service = OrchestrateService(home)
+    job, problems = service.validate(tmp_path / "lit")
+    assert job is not None, problems
+    doc = json.dumps(job_document(job, tmp_path / "lit", tmp_path, [], []))
+    assert literal not in doc and "${SOME_TOKEN}" in doc and "visible" in doc
+    executor = MemoryExecutor({"a": [succeed()]})
+    runner = service.new_run(tmp_path / "lit", executor=executor, clock=executor.clock)
+    assert runner.job.task("a").environment.env["DB_PASSWORD"] == literal, "the kernel still gets the value"
+    runner.execute()
+    assert leaks_in_home(home, (literal,)) == []
+    assert literal not in json.dumps(run_document(service.get_run(runner.run_id)))
 
 
 def test_attempt_log_redacts_a_secret_split_across_writes(tmp_path: Path) -> None:
