@@ -43,6 +43,7 @@ METADATA_KEY = "orchestrate"
 TASK_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 MAX_JOB_FILE_BYTES = 256 * 1024  # settings, not data; bounds the (pure Python) parse to about a second
 MAX_YAML_NODES = 100_000  # values in job.yaml, each alias counted as all the values it repeats
+MAX_YAML_CHARS = 2 * 1024 * 1024  # characters of all scalars in job.yaml, each alias counted as all it repeats
 WITHIN_JOB = "the job folder"
 
 
@@ -74,22 +75,28 @@ class _JobFileLoader(yaml.SafeLoader):
 
     def compose_document(self) -> yaml.Node:
         node = super().compose_document()
-        sizes: dict[int, int] = {}
+        sizes: dict[int, tuple[int, int]] = {}
 
-        def expanded(n: yaml.Node, path: tuple[int, ...]) -> int:
+        def expanded(n: yaml.Node, path: tuple[int, ...]) -> tuple[int, int]:
+            """(values, scalar characters) of ``n`` with every alias expanded."""
             if id(n) in sizes:
                 return sizes[id(n)]
             if id(n) in path:
                 raise yaml.MarkedYAMLError(problem="an alias refers to a value that contains it", problem_mark=n.start_mark)
             children = [c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode) else (
                 n.value if isinstance(n, yaml.SequenceNode) else [])
-            size = 1 + sum(expanded(c, (*path, id(n))) for c in children)
-            if size > MAX_YAML_NODES:
-                raise yaml.MarkedYAMLError(
-                    problem=f"more than {MAX_YAML_NODES} values once aliases are expanded; a job file holds settings, not data",
-                    problem_mark=n.start_mark)
-            sizes[id(n)] = size
-            return size
+            count, chars = 1, len(n.value) if isinstance(n, yaml.ScalarNode) else 0
+            for child in children:
+                c_count, c_chars = expanded(child, (*path, id(n)))
+                count, chars = count + c_count, chars + c_chars
+                if count > MAX_YAML_NODES or chars > MAX_YAML_CHARS:
+                    # one long anchored string repeated by many aliases is as much a bomb as many values
+                    raise yaml.MarkedYAMLError(
+                        problem=f"more than {MAX_YAML_NODES} values or {MAX_YAML_CHARS} characters once aliases are "
+                                "expanded; a job file holds settings, not data",
+                        problem_mark=n.start_mark)
+            sizes[id(n)] = (count, chars)
+            return count, chars
 
         if node is not None:
             expanded(node, ())
@@ -116,7 +123,7 @@ def read_job_file(folder: Path, shown: str) -> JobFile | None:
     if not path.exists():
         return None
     try:
-        confine(JOB_FILE, folder, what="job file", within=WITHIN_JOB)
+        path = confine(JOB_FILE, folder, what="job file", within=WITHIN_JOB)  # open what was checked
     except PathOutsideRootError as exc:
         raise PathOutsideRootError(Problem(shown, "", exc.problems[0].message)) from None
     try:

@@ -543,7 +543,7 @@ def test_billion_laughs_is_refused_fast_and_runs_nothing(make_notebook: MakeNote
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
-    from jupyter_orchestrate.discovery import MAX_YAML_NODES
+    from jupyter_orchestrate.discovery import MAX_YAML_CHARS, MAX_YAML_NODES
     from jupyter_orchestrate.service import OrchestrateService
 
     assert len(LAUGHS) < 340  # 7 levels x 10: 10**7 strings once expanded
@@ -552,12 +552,12 @@ def test_billion_laughs_is_refused_fast_and_runs_nothing(make_notebook: MakeNote
     job_yaml(job_dir, LAUGHS)
     started = time.monotonic()
     assert problems_of(job_dir) == [
-        f"job/job.yaml: invalid YAML: line 6 column 6: more than {MAX_YAML_NODES} values once aliases are "
-        "expanded; a job file holds settings, not data"
+        f"job/job.yaml: invalid YAML: line 6 column 6: more than {MAX_YAML_NODES} values or {MAX_YAML_CHARS} "
+        "characters once aliases are expanded; a job file holds settings, not data"
     ]
     result = CliRunner().invoke(main, ["--home", str(home), "run", str(job_dir)])
     assert result.exit_code == 2, result.output
-    assert "values once aliases are expanded" in result.stderr
+    assert "once aliases are expanded" in result.stderr
     assert time.monotonic() - started < 10, "refused before anything is expanded (it took 100 s and 5 GB before)"
     assert OrchestrateService(home).list_runs() == [], "no run was recorded, so no kernel started"
 
@@ -657,3 +657,17 @@ def test_non_finite_numbers_in_job_yaml_are_refused(make_notebook: Callable[...,
     text = "\n".join(map(str, problems))
     assert "task_defaults.timeout_seconds" in text and "task_defaults.min_retry_interval_seconds" in text, text
     assert "job.yaml" in text and "finite" in text, text
+
+
+def test_a_long_anchored_string_repeated_by_aliases_is_refused_fast(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    """Few values but many characters: a 120 KB anchor repeated by 1,000 aliases built 120 MB (and at the size
+    cap about 3 GB) before; the expansion is bounded by characters as well as by values."""
+    import time
+
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    aliases = "\n".join(f"  p{i}: *big" for i in range(1000))
+    job_yaml(job_dir, f"x-big: &big {'y' * 120_000}\nparameters:\n{aliases}\n")
+    started = time.monotonic()
+    problems = problems_of(job_dir)
+    assert len(problems) == 1 and "characters once aliases are expanded" in problems[0], problems
+    assert time.monotonic() - started < 10
