@@ -820,11 +820,6 @@ class Store:
         with self._transaction(write=False):
             return list(self.db["attempts"].rows_where("run_id = ? and status = ?", [run_id, TaskRunStatus.running.value]))
 
-    def mark_orphaned(self, run_id: int, reason: str) -> None:
-        """Mark a run whose orchestrator died as failed: running attempts and task runs fail, task runs that
-        had not finished are canceled, so that a repair selects them."""
-        self.end_unfinished(run_id, reason, run_status=RunStatus.failed)
-
     def end_unfinished(
         self, run_id: int, reason: str, *, run_status: RunStatus | None, running_status: TaskRunStatus = TaskRunStatus.failed,
         error_kind: str = "orchestrator_died", ename: str = "OrchestratorDied", expected: dict[str, Any] | None = None,

@@ -186,7 +186,7 @@ def test_a_runner_whose_run_a_monitor_ended_stops_and_keeps_that_record(service:
     path = job(tmp_path, a={}, b={"depends_on": ["a"]})
     executor = MemoryExecutor({"a": [hang()]})
     runner = service.new_run(path, executor=executor, clock=executor.clock)
-    executor.clock.call_at(3.0, lambda: service.store.mark_orphaned(runner.run_id, "judged dead by a monitor"))
+    executor.clock.call_at(3.0, lambda: service.store.end_unfinished(runner.run_id, "judged dead by a monitor", run_status=RunStatus.failed))
     assert runner.execute() == RunStatus.failed
     run = service.get_run(runner.run_id)
     assert run.status_reason == "judged dead by a monitor"

@@ -356,7 +356,7 @@ def test_start_repair_resets_selected_task_runs_and_records_the_repair(store: St
     assert store.task_values(run_id) == {}
 
 
-def test_mark_orphaned_fails_running_work_and_cancels_the_rest(store: Store, job: Job) -> None:
+def test_end_unfinished_fails_running_work_and_cancels_the_rest(store: Store, job: Job) -> None:
     run_id = new_run(store, job)
     store.claim_run(run_id, pid=999999, create_time=1.0, host="h")
     store.set_task_status(run_id, "load", S.running)
@@ -368,7 +368,7 @@ def test_mark_orphaned_fails_running_work_and_cancels_the_rest(store: Store, job
     store.set_task_status(run_id, "report", S.queued)
 
     reason = "the orchestrator (pid 999999 on h) died while the run was running"
-    store.mark_orphaned(run_id, reason)
+    store.end_unfinished(run_id, reason, run_status=RunStatus.failed)
     run = store.get_run(run_id)
     assert run.status == RunStatus.failed
     assert run.status_reason == reason
@@ -443,10 +443,10 @@ def test_resolve_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_home(tmp_path / "given") == (tmp_path / "given").resolve()
 
 
-def test_mark_orphaned_records_the_duration_of_the_failed_task_run(store: Store, job: Job) -> None:
+def test_end_unfinished_records_the_duration_of_the_failed_task_run(store: Store, job: Job) -> None:
     run_id = new_run(store, job)
     store.set_task_status(run_id, "load", S.running)
-    store.mark_orphaned(run_id, "dead")
+    store.end_unfinished(run_id, "dead", run_status=RunStatus.failed)
     load = store.get_run(run_id).task_run("load")
     assert load.status == S.failed and load.start_time is not None and load.end_time is not None
     assert load.duration_seconds is not None

@@ -400,7 +400,14 @@ class _Worker:
         return {"cells_total": len(code), "cells_completed": sum(c.get("execution_count") is not None for c in code)}
 
     def task_values(self) -> dict[str, Any]:
-        return read_values_file(self.spec.values_path)
+        """The task values the notebook wrote, redacted; the file is rewritten redacted if it held a secret (a
+        kernel that imports an older jupyter_orchestrate writes values unredacted)."""
+        values = read_values_file(self.spec.values_path)
+        clean = redact_value(values, self.spec.secrets)
+        if clean != values:
+            with open(self.spec.values_path, "w", encoding="utf-8") as f:
+                json.dump(clean, f)
+        return clean
 
     def kernel_died(self, exc: DeadKernelError) -> dict[str, Any]:
         process = getattr(getattr(self.km, "provisioner", None), "process", None)

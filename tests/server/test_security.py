@@ -14,6 +14,7 @@ from jupyter_server.auth import decorator as auth_decorator
 from jupyter_server.auth.decorator import authorized
 from traitlets.config import Config
 
+from jupyter_orchestrate.models import RunStatus
 from jupyter_orchestrate.server.handlers import API, OrchestrateHandler, handlers
 from tests.conftest import write_notebook
 from tests.server.conftest import Api
@@ -320,7 +321,7 @@ async def test_repair_of_a_run_whose_job_is_outside_the_root_is_refused(
     # before executing it (marked as recovery marks it: failed, its task canceled, so a repair selects it).
     cli = OrchestrateService(orchestrate_app.home, recover=False)
     run_id = cli.new_run(job).run_id
-    cli.store.mark_orphaned(run_id, "the CLI died")
+    cli.store.end_unfinished(run_id, "the CLI died", run_status=RunStatus.failed)
     for body in ({"dry_run": True}, {}):
         response = await api.post(f"runs/{run_id}/repair", body)
         assert response.code == 403, (body, response.code, response.body)
