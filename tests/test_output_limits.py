@@ -118,3 +118,19 @@ def test_a_bad_cap_is_refused_before_anything_is_recorded(tmp_path: Path, home: 
         service.new_run(tmp_path / "job")
     assert MAX_OUTPUT_BYTES_ENV in str(info.value) and "'50MB'" in str(info.value)
     assert service.list_runs() == []
+
+
+@pytest.mark.kernel
+def test_display_updates_count_against_the_cap(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``update_display_data`` replaces a display's content in place: 5 MB through one was kept whole."""
+    monkeypatch.setenv(MAX_OUTPUT_BYTES_ENV, str(CAP))
+    job = tmp_path / "updates"
+    write_notebook(job / "updates.ipynb", "h = display('small', display_id=True)\nh.update('y' * 5_000_000)",
+                   orchestrate={})
+    service = OrchestrateService(home)
+    runner = service.new_run(job)
+    runner.execute()
+    attempt = service.get_run(runner.run_id).task_run("updates").attempts[-1]
+    notebook = Path(attempt.notebook_path)
+    assert notebook.stat().st_size < 2_000_000, notebook.stat().st_size
+    assert "[output truncated:" in notebook.read_text(encoding="utf-8")

@@ -62,8 +62,8 @@ from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 KERNEL_START_TRIES = 4
 INJECTED_TAG = "injected-parameters"
 ENGINE_NAME = "jupyter-orchestrate"
-#: Kernel messages that add output to a cell (and so count against the output cap).
-OUTPUT_MESSAGES = frozenset({"stream", "display_data", "execute_result", "error"})
+#: Kernel messages that add output to a cell or state to the notebook (widget comms), and so count against the cap.
+OUTPUT_MESSAGES = frozenset({"stream", "display_data", "update_display_data", "execute_result", "error", "comm_open", "comm_msg"})
 #: Over the cap, an error is still recorded (it says why the task failed), each of its strings cut to this.
 ERROR_TEXT_OVER_CAP = 10_000
 
