@@ -302,6 +302,26 @@ class OrchestrateService:
         self, run_id: int, job: Job, states: dict[str, TaskState], parallel: int, overrides: dict[str, Any],
         executor: TaskExecutor | None, on_event: EventCallback | None, repair_number: int, clock: Callable[[], float],
     ) -> Runner:
+        """The runner of a run just recorded (or a repair just claimed). Anything that fails before the runner
+        exists ends the run ``failed`` with the reason, so no run is left ``queued`` holding a concurrency slot."""
+        try:
+            return self._build_runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number, clock)
+        except BaseException as exc:
+            from jupyter_orchestrate.environments import redact_value, secret_names
+
+            reason = redact_value(f"the run could not start ({type(exc).__name__}: {exc})",
+                                  [os.environ[n] for n in secret_names({})])
+            try:
+                self.store.end_unfinished(run_id, reason, run_status=RunStatus.failed, error_kind="internal",
+                                          ename="RunNotStarted")
+            except Exception:  # the store itself failed: the monitor ends the run once its owner is gone
+                log.warning("run %s could not start and could not be ended: %s", run_id, reason)
+            raise
+
+    def _build_runner(
+        self, run_id: int, job: Job, states: dict[str, TaskState], parallel: int, overrides: dict[str, Any],
+        executor: TaskExecutor | None, on_event: EventCallback | None, repair_number: int, clock: Callable[[], float],
+    ) -> Runner:
         from jupyter_orchestrate.executors.local import LocalExecutor
 
         run = self.store.get_run(run_id)

@@ -347,3 +347,22 @@ def test_a_run_ended_by_a_monitor_before_its_runner_starts_is_not_revived(servic
     assert runner.execute() == RunStatus.failed
     assert service.get_run(runner.run_id).status_reason == "judged dead by a monitor"
     assert statuses(service, runner.run_id) == {"a": "canceled"}, "no attempt was started"
+
+
+def test_a_run_whose_runner_cannot_be_built_is_ended_not_left_queued(service: OrchestrateService, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure between recording the run and building its runner (here: the parameter rendering) used to
+    leave the run ``queued`` forever, holding a max_concurrent_runs slot."""
+    import jupyter_orchestrate.service as service_module
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("rendering broke")
+
+    monkeypatch.setattr(service_module, "render", broken)
+    path = job(tmp_path, a={})
+    executor = MemoryExecutor({"a": [succeed()]})
+    with pytest.raises(RuntimeError, match="rendering broke"):
+        service.new_run(path, executor=executor, clock=executor.clock)
+    (run,) = service.list_runs()
+    assert run.status == RunStatus.failed and "could not start" in run.status_reason
+    assert statuses(service, run.run_id) == {"a": "canceled"}
