@@ -25,7 +25,7 @@ from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.discovery import load_job, validate_job
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
-from jupyter_orchestrate.errors import ConflictError, Problem, ValidationError
+from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, ValidationError
 from jupyter_orchestrate.executors.base import TaskExecutor
 from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
@@ -99,6 +99,13 @@ def _check_parallel(max_parallel: int | None) -> None:
         raise ValidationError(Problem("", "--max-parallel", f"must be between 1 and {MAX_PARALLEL_TASKS}"))
 
 
+def effective_parallelism(requested: int | None, job: Job, default: int | None) -> int:
+    """The one rule for how many attempts of a run (or repair) execute at once: the request's own value
+    (``--max-parallel``, ``max_parallel`` of a request body), else the job's ``max_parallel_tasks``, else the
+    orchestrator's default (the server's ``OrchestrateApp.max_parallel_tasks``), else the CPU count."""
+    return requested or job.max_parallel_tasks or default or os.cpu_count() or 1
+
+
 def _process_alive(pid: int | None, create_time: float | None) -> bool:
     """Whether the process ``pid`` that started at ``create_time`` (psutil seconds) still exists on this host."""
     if not pid:
@@ -138,17 +145,25 @@ class OrchestrateService:
     """Jobs, runs and repairs over one state home.
 
     Args:
-        home: the state home (see :func:`~.store.resolve_home`).
+        home: the state home folder (chosen by :func:`~.workspace.find_state_home`).
         recover: on start, end runs whose orchestrator died and reap their kernels (:meth:`recover`).
+        read_only: open an existing home without writing anything (``runs``, ``show``): no folder or database
+            is created, nothing is recovered; raises NotFoundError ("no runs yet in <home>") without a database.
+        default_max_parallel: parallelism of runs whose request and job set none (see :func:`effective_parallelism`).
         heartbeat_timeout_seconds: a run's owner is dead when its heartbeat is older (see :func:`owner_death`).
         cancel_timeout_seconds: a run ``canceling`` this long (seen by this process's monitor) is force-ended.
     """
 
     def __init__(
-        self, home: str | os.PathLike[str] | None = None, *, recover: bool = True,
+        self, home: str | os.PathLike[str], *, recover: bool = True, read_only: bool = False,
+        default_max_parallel: int | None = None,
         heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS, cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
     ):
-        self.store = Store(home)
+        store = Store.open_read_only(home) if read_only else Store(home)
+        if store is None:
+            raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
+        self.store = store
+        self.default_max_parallel = default_max_parallel
         self.listeners: list[EventCallback] = []
         self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
         self.cancel_timeout_seconds = cancel_timeout_seconds
@@ -158,7 +173,7 @@ class OrchestrateService:
         self._canceling_since: dict[int, float] = {}
         self._monitor_stop = threading.Event()
         self._monitor: threading.Thread | None = None
-        self.recovered: list[int] = self.recover() if recover else []
+        self.recovered: list[int] = self.recover() if recover and not read_only else []
 
     def _fan_out(self, kind: str, payload: dict[str, Any]) -> None:
         for listener in list(self.listeners):
@@ -272,7 +287,7 @@ class OrchestrateService:
             clock: the runner's monotonic clock (tests: the fake clock of a
                 :class:`~.executors.memory.MemoryExecutor`).
             parameters: ``-p`` overrides ``{name: value}``; string values are typed by the parameter they set.
-            max_parallel: attempts in flight at most; default ``max_parallel_tasks`` of the job, else CPU count.
+            max_parallel: attempts in flight at most; default: see :func:`effective_parallelism`.
             trigger, trigger_time, trigger_reason: what started the run; ``trigger_time`` (ISO UTC, default the
                 start time) is the run's logical time, ``{{job.trigger.time}}`` in parameters.
 
@@ -283,7 +298,7 @@ class OrchestrateService:
         job = load_job(path)
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
-        parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
+        parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
         run_id = self.store.create_run(
             job, parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
             trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason,
@@ -396,8 +411,9 @@ class OrchestrateService:
 
         Semantics of Databricks "Repair run": the unsuccessful task runs (or ``task_keys``) and everything
         downstream of them that did not succeed (all of it with ``rerun_dependents``) re-execute inside the
-        same run, as new attempts; succeeded task runs and their task values are reused. ``root`` and errors:
-        see :meth:`plan_repair`.
+        same run, as new attempts; succeeded task runs and their task values are reused. Parallelism: see
+        :func:`effective_parallelism` (the job's current ``max_parallel_tasks``). ``root`` and errors: see
+        :meth:`plan_repair`.
         """
         plan, job, overrides = self.plan_repair(
             run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters, root=root
@@ -412,7 +428,7 @@ class OrchestrateService:
         statuses = self.store.statuses(run_id)
         counts = self.store.attempt_counts(run_id)
         states = {k: TaskState(statuses[k], attempts=counts.get(k, 0)) for k in job.task_keys}
-        parallel = max_parallel or self.store.get_run(run_id).max_parallel_tasks
+        parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=number, clock=clock)
 
     # -- schedules -------------------------------------------------------------------------------------------
@@ -480,7 +496,6 @@ class OrchestrateService:
 
     @staticmethod
     def _schedule(job: Job, name: str) -> Any:
-        from jupyter_orchestrate.errors import NotFoundError
         from jupyter_orchestrate.scheduling.scheduler import schedule_name
 
         for index, schedule in enumerate(job.schedules):

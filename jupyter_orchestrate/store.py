@@ -6,8 +6,7 @@ every multi-row change runs in one transaction (``Database.atomic``). The schema
 sqlite-utils migrations (table ``_sqlite_migrations``); add a new migration function, never edit an
 applied one.
 
-Layout of the state home (default ``.orchestrate/`` in the current directory, ``--home`` or
-``JUPYTER_ORCHESTRATE_HOME``)::
+Layout of the state home (which folder: :func:`~.workspace.find_state_home`)::
 
     <home>/orchestrate.db
     <home>/runs/<run_id>/<task_key>/attempt-<n>.ipynb   executed notebook (saved after every cell)
@@ -42,10 +41,8 @@ from jupyter_orchestrate.models import (
     seconds_between,
     utc_now,
 )
+from jupyter_orchestrate.workspace import DB_NAME
 
-HOME_ENV = "JUPYTER_ORCHESTRATE_HOME"
-DEFAULT_HOME = ".orchestrate"
-DB_NAME = "orchestrate.db"
 
 migrations = Migrations("jupyter_orchestrate")
 
@@ -194,12 +191,6 @@ def m005_schedule_rule(db: Database) -> None:
     db["schedule_state"].add_column("rule", str)
 
 
-def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """The state home: ``home`` if given, else ``$JUPYTER_ORCHESTRATE_HOME``, else ``./.orchestrate``."""
-    chosen = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
-    return Path(chosen).expanduser().resolve()
-
-
 def this_process() -> dict[str, Any]:
     """The owner fields of a run executed by this process: ``orchestrator_pid``, ``orchestrator_create_time``
     (psutil's process start time, so a reused pid is not mistaken for the owner) and ``orchestrator_host``."""
@@ -222,14 +213,15 @@ class Store:
     """Access to the state database of one state home. Thread-safe (one connection, serialised by a lock).
 
     Args:
-        home: the state home folder; created if missing.
+        home: the state home folder (chosen by :func:`~.workspace.find_state_home`); created if missing.
+            :meth:`open_read_only` opens an existing one without writing.
 
     Raises:
         sqlite3.DatabaseError: the database file exists but is not a database.
     """
 
-    def __init__(self, home: str | os.PathLike[str] | None = None):
-        self.home = resolve_home(home)
+    def __init__(self, home: str | os.PathLike[str]):
+        self.home = Path(home).expanduser().resolve()
         self.home.mkdir(parents=True, exist_ok=True)
         self.path = self.home / DB_NAME
         self._lock = threading.RLock()
@@ -240,6 +232,23 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             migrations.apply(self.db)
+
+    @classmethod
+    def open_read_only(cls, home: str | os.PathLike[str]) -> Store | None:
+        """The store of an existing state home opened read-only (SQLite ``mode=ro``): no folder, database,
+        migration or write is made (read-only commands, the server's store watcher).
+
+        Returns: the store, or None when ``home`` has no database yet.
+        """
+        self = cls.__new__(cls)
+        self.home = Path(home).expanduser().resolve()
+        self.path = self.home / DB_NAME
+        if not self.path.is_file():
+            return None
+        self._lock = threading.RLock()
+        conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        self.db = Database(conn, execute_plugins=False)
+        return self
 
     def close(self) -> None:
         """Close the database connection."""
@@ -336,7 +345,7 @@ class Store:
         with self._lock:
             row = self.db.execute("select status from runs where run_id = ?", [run_id]).fetchone()
         if row is None:
-            raise NotFoundError(f"run {run_id} not found")
+            raise NotFoundError(f"run {run_id} not found in state home {self.home}")
         return RunStatus(row[0])
 
     def request_cancel(self, run_id: int) -> bool:
@@ -527,7 +536,7 @@ class Store:
         with self._lock:
             rows = list(self.db["runs"].rows_where("run_id = ?", [run_id]))
         if not rows:
-            raise NotFoundError(f"run {run_id} not found")
+            raise NotFoundError(f"run {run_id} not found in state home {self.home}")
         return rows[0]
 
     @staticmethod
@@ -661,6 +670,35 @@ class Store:
                     [RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value],
                 )
             )
+
+    def watched_rows(self, after_run_id: int, run_ids: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What the server's store watcher compares between two polls (two indexed queries): the runs with an id
+        above ``after_run_id``, the unfinished runs and the runs in ``run_ids`` (``run_id, status,
+        status_reason, job_name, orchestrator_pid, orchestrator_host``), and the task runs of those runs
+        (``run_id, task_key, status, status_reason``), each ordered by run id."""
+        unfinished = [RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value]
+        marks = ", ".join("?" * len(run_ids))
+        where = "run_id > ? or status in (?, ?, ?)" + (f" or run_id in ({marks})" if run_ids else "")
+        with self._lock:
+            cursor = self.db.execute(
+                "select run_id, status, status_reason, job_name, orchestrator_pid, orchestrator_host from runs "
+                f"where {where} order by run_id", [after_run_id, *unfinished, *run_ids],
+            )
+            runs = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
+            ids = [r["run_id"] for r in runs]
+            tasks: list[dict[str, Any]] = []
+            if ids:
+                cursor = self.db.execute(
+                    "select run_id, task_key, status, status_reason from task_runs "
+                    f"where run_id in ({', '.join('?' * len(ids))}) order by run_id", ids,
+                )
+                tasks = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
+        return runs, tasks
+
+    def max_run_id(self) -> int:
+        """The highest run id recorded (0 when there is none)."""
+        with self._lock:
+            return self.db.execute("select coalesce(max(run_id), 0) from runs").fetchone()[0]
 
     def unfinished_attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running, with their process ids (for reaping orphans)."""
