@@ -1,7 +1,8 @@
 """``jupyter orchestrate``: the command line (click + rich), a thin layer over :class:`~.service.OrchestrateService`.
 
-Exit codes: 0 the run succeeded (or the command did its job), 1 the run failed or was canceled, 2 invalid
-job, parameters or usage (validation problems are printed one per line as ``path: field: problem``).
+Exit codes: 0 the run succeeded (or the command did its job), 1 the run failed or was canceled, or the state
+database cannot be used (full disk, damaged, locked: one ``error:`` line naming the file), 2 invalid job,
+parameters or usage (validation problems are printed one per line as ``path: field: problem``).
 """
 
 from __future__ import annotations
@@ -135,7 +136,18 @@ home_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: an :class:`OrchestrateError` a command did not handle itself (e.g. a state database
+    that is damaged or on a full disk) ends the command with one ``error:`` line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OrchestrateError as exc:
+            _fail(exc)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False), help=HOME_HELP)
 @click.pass_context
 def main(ctx: click.Context, home: str | None) -> None:

@@ -60,6 +60,8 @@ __all__ = [
     "is_secret",
     "read_requirements",
     "redact",
+    "redact_value",
+    "secret_names",
 ]
 
 #: A variable whose name contains one of these words (case-insensitive) is treated as a secret.
@@ -173,6 +175,21 @@ def expand_env(env: Mapping[str, str], source: Mapping[str, str] | None = None) 
     return result
 
 
+def _forms(secrets: Iterable[str]) -> list[str]:
+    """Every spelling of each secret that output may hold, longest first.
+
+    A value is also looked for as it appears inside a JSON string (``"`` -> ``\\"``, non-ASCII as ``\\u00dc``
+    or kept) and inside a Python ``repr`` (``\\`` doubled): printing a dict or showing a string as a cell
+    result escapes it.
+    """
+    forms: set[str] = set()
+    for value in secrets:
+        if not value or len(value) < _MIN_SECRET_LENGTH:
+            continue
+        forms.update((value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1]))
+    return sorted(forms, key=len, reverse=True)
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every occurrence of each secret value in ``text`` with ``***``.
 
@@ -182,13 +199,73 @@ def redact(text: str, secrets: Iterable[str]) -> str:
             redacting ``"1"`` everywhere would wreck the text and reveal the value by its absence.
 
     Returns:
-        ``text`` with the secrets replaced. Longer secrets are replaced first, so a secret that contains
-        another is hidden completely.
+        ``text`` with the secrets replaced, also where they appear JSON- or ``repr``-escaped. Longer secrets
+        are replaced first, so a secret that contains another is hidden completely.
     """
-    values = sorted({s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
-    for value in values:
-        text = text.replace(value, "***")
+    for form in _forms(secrets):
+        if form in text:
+            text = text.replace(form, "***")
     return text
+
+
+def redact_value(value: Any, secrets: Iterable[str]) -> Any:
+    """:func:`redact` applied to every string inside ``value``: the one redaction for structured data.
+
+    Args:
+        value: a string, or dicts (returned as plain dicts) / lists / tuples of them nested to any depth (keys
+            are redacted too), or a
+            pydantic model (redacted through ``model_dump`` and rebuilt with ``model_validate``); anything else
+            (numbers, None, paths) is returned as it is.
+        secrets: secret values, as for :func:`redact`.
+
+    Returns:
+        A redacted copy; ``value`` itself is not modified. With no secrets, ``value`` itself.
+    """
+    forms = _forms(secrets)
+    if not forms:
+        return value
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            for form in forms:
+                if form in item:
+                    item = item.replace(form, "***")
+            return item
+        if isinstance(item, dict):
+            return {walk(k): walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return type(item)(walk(v) for v in item)
+        if hasattr(item, "model_dump") and hasattr(type(item), "model_validate"):
+            return type(item).model_validate(walk(item.model_dump()))
+        return item
+
+    return walk(value)
+
+
+#: Values of the orchestrator's own secret-by-name variables shorter than this are not redacted (short values
+#: such as ``KEY=1`` are more likely flags than credentials).
+MIN_OWN_SECRET_LENGTH = 8
+
+
+def secret_names(
+    env: Mapping[str, str], marked: Iterable[str] = (), own_env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Names of the variables whose values a task's output must not show.
+
+    Args:
+        env: the task's variables (expanded); those secret by :func:`is_secret` (name or ``marked``) count.
+        marked: the task's ``secret_env`` names.
+        own_env: the orchestrator's own environment (default ``os.environ``); its variables that are secret by
+            name and hold at least :data:`MIN_OWN_SECRET_LENGTH` characters count too, since a kernel inherits
+            them.
+
+    Returns:
+        The names, sorted. Look the values up in the environment the kernel gets (``own_env`` updated by ``env``).
+    """
+    own = os.environ if own_env is None else own_env
+    names = {k for k in env if is_secret(k, marked)}
+    names.update(k for k, v in own.items() if k not in env and is_secret(k) and len(v) >= MIN_OWN_SECRET_LENGTH)
+    return sorted(names)
 
 
 # ---------------------------------------------------------------------------------------------------------

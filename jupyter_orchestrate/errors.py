@@ -62,3 +62,18 @@ class ConflictError(OrchestrateError):
 
 class TaskValueError(OrchestrateError, ValueError):
     """A task value could not be set or read (not JSON, too large, unknown task, not upstream, missing key)."""
+
+
+class StoreError(OrchestrateError):
+    """The state database cannot be used: disk full, corrupt, not a database, unreadable or read-only.
+
+    The message says what happened, names the file and what to do; ``path`` is the database file.
+    """
+
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
+
+
+class StoreBusyError(StoreError):
+    """Another process held the state database's write lock for longer than the busy timeout."""

@@ -25,8 +25,8 @@ from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.discovery import load_job, validate_job
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
-from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, ValidationError
-from jupyter_orchestrate.executors.base import TaskExecutor
+from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, StoreError, ValidationError
+from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
 from jupyter_orchestrate.store import Store
@@ -250,7 +250,10 @@ class OrchestrateService:
                 while not self._monitor_stop.wait(poll_seconds):
                     try:
                         ended = self._check_runs(store)
-                    except Exception:  # a busy or damaged database must not stop the monitor
+                    except StoreError as exc:  # a busy, full or damaged database must not stop the monitor
+                        log.warning("run monitor pass failed: %s", exc)
+                        continue
+                    except Exception:
                         log.exception("run monitor pass failed")
                         continue
                     if ended:
@@ -277,6 +280,7 @@ class OrchestrateService:
         trigger: Trigger = Trigger.manual,
         trigger_time: str | None = None,
         trigger_reason: str | None = None,
+        fire_id: int | None = None,
         executor: TaskExecutor | None = None,
         on_event: EventCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -290,18 +294,20 @@ class OrchestrateService:
             max_parallel: attempts in flight at most; default: see :func:`effective_parallelism`.
             trigger, trigger_time, trigger_reason: what started the run; ``trigger_time`` (ISO UTC, default the
                 start time) is the run's logical time, ``{{job.trigger.time}}`` in parameters.
+            fire_id: the scheduler's fire record that starts this run (linked in the run's own transaction).
 
         Raises:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
         """
         _check_parallel(max_parallel)
+        max_output_bytes()  # a bad JUPYTER_ORCHESTRATE_MAX_OUTPUT_BYTES is refused before anything is recorded
         job = load_job(path)
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
         parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
         run_id = self.store.create_run(
             job, parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
-            trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason,
+            trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason, fire_id=fire_id,
         )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=0, clock=clock)
@@ -415,6 +421,7 @@ class OrchestrateService:
         :func:`effective_parallelism` (the job's current ``max_parallel_tasks``). ``root`` and errors: see
         :meth:`plan_repair`.
         """
+        max_output_bytes()
         plan, job, overrides = self.plan_repair(
             run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters, root=root
         )

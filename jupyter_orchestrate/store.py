@@ -1,10 +1,16 @@
 """The state store: one SQLite file (via sqlite-utils) holding jobs, runs, task runs, attempts, task values
 and repairs. The only module with SQL. Returns models, never rows.
 
-Durability: WAL journal with ``synchronous=NORMAL`` survives a killed process (SIGKILL) without corruption;
-every multi-row change runs in one transaction (``Database.atomic``). The schema is versioned by
-sqlite-utils migrations (table ``_sqlite_migrations``); add a new migration function, never edit an
-applied one.
+Durability: WAL journal with ``synchronous=NORMAL`` survives a killed process (SIGKILL) without corruption.
+Concurrency: any number of processes (CLI runs, schedulers, servers) may share one state home. Every write
+method is one transaction that takes the write lock up front (``BEGIN IMMEDIATE``), waiting up to the busy
+timeout for it; a lock not had by then is a :class:`~.errors.StoreBusyError`. Reads see one snapshot and never
+wait for writers. The schema is versioned by sqlite-utils migrations (table ``_sqlite_migrations``), applied
+under the write lock so that racing processes apply each one once; add a new migration function, never edit
+an applied one.
+Faults: SQLite errors that are not bugs (disk full, damaged file, not a database, cannot open, read-only,
+locked) become a :class:`~.errors.StoreError` naming the file and what to do. A database that fails
+``PRAGMA quick_check`` on open is refused before anything is written to it.
 
 Layout of the state home (which folder: :func:`~.workspace.find_state_home`)::
 
@@ -20,6 +26,9 @@ import os
 import socket
 import sqlite3
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +36,7 @@ import psutil
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from jupyter_orchestrate.errors import ConflictError, NotFoundError
+from jupyter_orchestrate.errors import ConflictError, NotFoundError, StoreBusyError, StoreError
 from jupyter_orchestrate.models import (
     Attempt,
     AttemptError,
@@ -43,6 +52,9 @@ from jupyter_orchestrate.models import (
 )
 from jupyter_orchestrate.workspace import DB_NAME
 
+BUSY_TIMEOUT_SECONDS = 30.0
+_checked_files: set[str] = set()  # database files this process found to pass PRAGMA quick_check (heartbeat and
+# run monitor threads open their own connections; one check per process keeps a large file's cost to one read)
 
 migrations = Migrations("jupyter_orchestrate")
 
@@ -206,48 +218,188 @@ def _loads(text: str | None, default: Any) -> Any:
     return json.loads(text) if text else default
 
 
+# primary SQLite result codes (https://www.sqlite.org/rescode.html) that are faults of the file, not bugs
+_PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 3, 5, 6, 8, 10, 11, 13, 14, 26
+_CODE_OF_MESSAGE = {  # Python < 3.11 has no sqlite_errorcode
+    "database is locked": _BUSY, "database table is locked": _LOCKED, "readonly database": _READONLY,
+    "disk I/O error": _IOERR, "disk image is malformed": _CORRUPT, "database or disk is full": _FULL,
+    "unable to open database file": _CANTOPEN, "file is not a database": _NOTADB,
+}
+
+
+def _sqlite_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF
+    return next((c for text, c in _CODE_OF_MESSAGE.items() if text in str(exc)), None)
+
+
 _ATTEMPT_ERROR_FIELDS = ("ename", "evalue", "cell_index", "executed_cell_index", "cell_source", "execution_count")
 
 
 class Store:
-    """Access to the state database of one state home. Thread-safe (one connection, serialised by a lock).
+    """Access to the state database of one state home. Thread-safe (one connection, serialised by a lock);
+    any number of processes may open the same state home.
 
     Args:
         home: the state home folder (chosen by :func:`~.workspace.find_state_home`); created if missing.
             :meth:`open_read_only` opens an existing one without writing.
+        busy_timeout_seconds: how long a write waits for another process's write lock before giving up.
+
+    Every method may raise :class:`~.errors.StoreError` (disk full, damaged database, cannot open, read-only)
+    and :class:`~.errors.StoreBusyError` (the lock was not had within ``busy_timeout_seconds``).
 
     Raises:
-        sqlite3.DatabaseError: the database file exists but is not a database.
+        StoreError: the home cannot be created, the file is not a database or fails ``PRAGMA quick_check``
+            (it is then left unchanged), or it cannot be opened.
     """
 
-    def __init__(self, home: str | os.PathLike[str]):
+    def __init__(self, home: str | os.PathLike[str], *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS):
         self.home = Path(home).expanduser().resolve()
-        self.home.mkdir(parents=True, exist_ok=True)
         self.path = self.home / DB_NAME
+        self.busy_timeout_seconds = busy_timeout_seconds
         self._lock = threading.RLock()
-        conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
-        self.db = Database(conn, execute_plugins=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
+        self._transaction_kind: str | None = None  # "read" or "write" while this connection has one open
+        self._damaged: StoreError | None = None  # set once the file is found damaged: no write after that
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the state home {self.home}: {exc.strerror}; "
+                             "fix its permissions or free space, or choose another --home", str(self.path)) from exc
+        conn = None
+        try:
+            # isolation_level=None: no implicit transactions; _transaction opens each one itself
+            conn = sqlite3.connect(str(self.path), timeout=busy_timeout_seconds, check_same_thread=False,
+                                   isolation_level=None)
+            self.db = Database(conn, execute_plugins=False)
+            if str(self.path) not in _checked_files:  # later connections of this process skip the full read
+                self._check_integrity()
+                _checked_files.add(str(self.path))
+            self._use_wal()
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            with self._transaction(write=False):
+                pending = migrations.pending(self.db)
+            if pending:
+                with self._transaction(write=True):  # racing processes: the first applies, the others see it done
+                    migrations.apply(self.db)
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            error = self._translate(exc) if isinstance(exc, sqlite3.Error) else None
+            if error is None:
+                raise
+            raise error from exc
+
+    def _translate(self, exc: sqlite3.Error) -> StoreError | None:
+        """The :class:`StoreError` for an SQLite error that is a fault of the file or the disk; None for a bug."""
+        code, path = _sqlite_code(exc), str(self.path)
+        if code in (_BUSY, _LOCKED):
+            return StoreBusyError(
+                f"the state database {path} stayed locked by another process for more than "
+                f"{self.busy_timeout_seconds:g} s ({exc}); nothing was written: retry, or stop the process holding it "
+                "(a run, scheduler or server on this state home)", path)
+        if code == _FULL:
+            return StoreError(f"cannot write the state database {path}: the disk is full ({exc}); the change was rolled "
+                              "back: free space on its disk and retry", path)
+        if code in (_CORRUPT, _NOTADB):
+            self._damaged = self._damaged_error(str(exc))
+            return self._damaged
+        if code in (_READONLY, _PERM, _CANTOPEN, _IOERR):
+            return StoreError(f"cannot use the state database {path} ({exc}); check that it and its folder are "
+                              "writable by you and on a working local disk, or choose another --home", path)
+        return None
+
+    def _damaged_error(self, detail: str) -> StoreError:
+        path = str(self.path)
+        return StoreError(f"the state database {path} is damaged ({detail}); it was left unchanged: move it (with its "
+                          "-wal and -shm files) aside to start a new history, or salvage it with "
+                          f"`sqlite3 {path} .recover`", path)
+
+    def _check_integrity(self) -> None:
+        """Refuse a damaged file before anything writes to it (recovery of dead runs, migrations, a new run)."""
+        rows = self.db.execute("PRAGMA quick_check").fetchall()
+        if rows != [("ok",)]:
+            more = f" and {len(rows) - 1} more problem(s)" if len(rows) > 1 else ""
+            self._damaged = self._damaged_error(f"quick_check: {rows[0][0]}{more}")
+            raise self._damaged
+
+    def _use_wal(self) -> None:
+        """Switch the file to WAL (persistent; a no-op once done). On a fresh file racing processes contend for
+        the exclusive lock this needs, and SQLite may answer SQLITE_BUSY early: retry until the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout_seconds
+        while True:
+            try:
+                mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if _sqlite_code(exc) not in (_BUSY, _LOCKED) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+                continue
+            if mode.lower() != "wal":
+                raise StoreError(f"the state database {self.path} cannot use write-ahead logging (journal mode stays "
+                                 f"{mode}); put the state home on a local disk", str(self.path))
+            return
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[None]:
+        """One transaction on this thread's turn of the connection; nested calls join the open one.
+
+        A write takes the write lock at once (``BEGIN IMMEDIATE``, waiting up to the busy timeout), so it never
+        fails half-way on a lock another process took after its first read; a read sees one snapshot. SQLite
+        faults become :class:`StoreError` and roll the transaction back.
+        """
         with self._lock:
-            migrations.apply(self.db)
+            if self._transaction_kind is not None:
+                if write and self._transaction_kind == "read":
+                    raise RuntimeError("a store write inside a read transaction")  # would upgrade the lock late
+                yield
+                return
+            if write and self._damaged is not None:
+                raise self._damaged
+            conn = self.db.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                self._transaction_kind = "write" if write else "read"
+                yield
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):  # the original error says more than a failed rollback
+                        conn.execute("ROLLBACK")
+                error = self._translate(exc) if isinstance(exc, sqlite3.Error) else None
+                if error is None:
+                    raise
+                raise error from exc
+            finally:
+                self._transaction_kind = None
 
     @classmethod
     def open_read_only(cls, home: str | os.PathLike[str]) -> Store | None:
         """The store of an existing state home opened read-only (SQLite ``mode=ro``): no folder, database,
         migration or write is made (read-only commands, the server's store watcher).
 
-        Returns: the store, or None when ``home`` has no database yet.
+        Returns: the store, or None when ``home`` has no database yet. A write through it raises StoreError.
+
+        Raises:
+            StoreError: the file cannot be opened or is not a database.
         """
         self = cls.__new__(cls)
         self.home = Path(home).expanduser().resolve()
         self.path = self.home / DB_NAME
         if not self.path.is_file():
             return None
+        self.busy_timeout_seconds = BUSY_TIMEOUT_SECONDS
         self._lock = threading.RLock()
-        conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=False)
-        self.db = Database(conn, execute_plugins=False)
+        self._transaction_kind = None
+        self._damaged = None
+        try:
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS,
+                                   check_same_thread=False, isolation_level=None)
+            self.db = Database(conn, execute_plugins=False)
+            self.db.execute("select count(*) from sqlite_master").fetchone()  # fails now on a file that is not a database
+        except sqlite3.Error as exc:
+            raise self._translate(exc) or exc from exc
         return self
 
     def close(self) -> None:
@@ -270,11 +422,15 @@ class Store:
         trigger: Trigger = Trigger.manual,
         trigger_time: str | None = None,
         trigger_reason: str | None = None,
+        fire_id: int | None = None,
     ) -> int:
         """Record a new ``queued`` run of ``job`` with a snapshot of its definition and a ``pending`` task run
-        per task, owned by this process (:func:`this_process`) until a runner claims it. Returns the run id."""
+        per task, owned by this process (:func:`this_process`) until a runner claims it. Returns the run id.
+
+        ``fire_id``: the schedule or trigger fire that starts the run; it is marked ``started`` with this run id
+        in the same transaction, so a scheduler killed in between leaves no run without its fire."""
         now = utc_now()
-        with self._lock, self.db.atomic():
+        with self._transaction(write=True):
             existing = list(self.db["jobs"].rows_where("path = ?", [job.path]))
             if existing:
                 job_id = existing[0]["job_id"]
@@ -312,6 +468,8 @@ class Store:
                 }
                 for t in job.tasks
             )
+            if fire_id is not None:
+                self.db["fires"].update(fire_id, {"status": "started", "run_id": run_id})
         return int(run_id)
 
     def snapshot(self, run_id: int) -> Job:
@@ -320,7 +478,7 @@ class Store:
 
     def claim_run(self, run_id: int, *, pid: int, create_time: float, host: str) -> None:
         """Record which orchestrator process executes the run now, and mark it running."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db["runs"].update(
                 run_id,
                 {
@@ -337,12 +495,12 @@ class Store:
 
     def heartbeat(self, run_id: int) -> None:
         """Record that the run's orchestrator is alive now (read by the run monitors of every orchestrator)."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db["runs"].update(run_id, {"heartbeat_time": utc_now()})
 
     def run_status(self, run_id: int) -> RunStatus:
         """The run's status (a cheap query, polled by runners to notice a cancel request)."""
-        with self._lock:
+        with self._transaction(write=False):
             row = self.db.execute("select status from runs where run_id = ?", [run_id]).fetchone()
         if row is None:
             raise NotFoundError(f"run {run_id} not found in state home {self.home}")
@@ -350,7 +508,7 @@ class Store:
 
     def request_cancel(self, run_id: int) -> bool:
         """Ask the orchestrator executing the run to cancel it. Returns False if the run is already terminal."""
-        with self._lock, self.db.atomic():
+        with self._transaction(write=True):
             status = self.run_status(run_id)
             if status.is_terminal:
                 return False
@@ -359,7 +517,7 @@ class Store:
 
     def finish_run(self, run_id: int, status: RunStatus, reason: str | None = None) -> None:
         """Record the run's final status, its end time and duration (seconds since its start)."""
-        with self._lock:
+        with self._transaction(write=True):
             row = self._run_row(run_id)
             now = utc_now()
             self.db["runs"].update(
@@ -392,7 +550,7 @@ class Store:
         Raises:
             ConflictError: the run is not finished (e.g. another repair of it started first).
         """
-        with self._lock, self.db.atomic():
+        with self._transaction(write=True):
             # compare-and-set: only a finished run can be claimed, so concurrent repairs cannot both start
             claimed = self.db.execute(
                 "update runs set status = ? where run_id = ? and status in (?, ?, ?)",
@@ -441,7 +599,7 @@ class Store:
     # -- task runs and attempts ----------------------------------------------------------------------------
     def set_task_status(self, run_id: int, task_key: str, status: TaskRunStatus, reason: str | None = None) -> None:
         """Set a task run's status; sets its start time on first ``running`` and its end time when terminal."""
-        with self._lock:
+        with self._transaction(write=True):
             row = self.db["task_runs"].get((run_id, task_key))
             update: dict[str, Any] = {"status": status.value, "status_reason": reason}
             now = utc_now()
@@ -454,7 +612,7 @@ class Store:
 
     def create_attempt(self, attempt: Attempt, *, worker_pid: int | None, kernel_pid: int | None, kernel_create_time: float | None) -> None:
         """Record an attempt that has started, with the processes to reap should the orchestrator die."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db["attempts"].insert(
                 {
                     "run_id": attempt.run_id,
@@ -479,17 +637,17 @@ class Store:
 
     def set_attempt_kernel(self, run_id: int, task_key: str, attempt_number: int, pid: int | None, create_time: float | None) -> None:
         """Record the kernel process of a running attempt (reaped if the orchestrator dies)."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db["attempts"].update((run_id, task_key, attempt_number), {"kernel_pid": pid, "kernel_create_time": create_time})
 
     def set_attempt_environment(self, run_id: int, task_key: str, attempt_number: int, environment: dict[str, Any]) -> None:
         """Record the environment an attempt ran in (see :class:`~.models.Attempt`)."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db["attempts"].update((run_id, task_key, attempt_number), {"environment": _dumps(environment)})
 
     def update_attempt_progress(self, run_id: int, task_key: str, attempt_number: int, cells_completed: int, cells_total: int) -> None:
         """Record how many of the attempt's code cells were executed, of how many."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db["attempts"].update(
                 (run_id, task_key, attempt_number), {"cells_completed": cells_completed, "cells_total": cells_total}
             )
@@ -498,7 +656,7 @@ class Store:
         self, run_id: int, task_key: str, attempt_number: int, status: TaskRunStatus, error: AttemptError | None
     ) -> None:
         """Record an attempt's outcome and error fields."""
-        with self._lock:
+        with self._transaction(write=True):
             row = self.db["attempts"].get((run_id, task_key, attempt_number))
             now = utc_now()
             update: dict[str, Any] = {
@@ -515,7 +673,7 @@ class Store:
     def set_task_values(self, run_id: int, task_key: str, attempt_number: int, values: dict[str, Any]) -> None:
         """Replace the task values a task run published."""
         now = utc_now()
-        with self._lock, self.db.atomic():
+        with self._transaction(write=True):
             self.db.execute("delete from task_values where run_id = ? and task_key = ?", [run_id, task_key])
             self.db["task_values"].insert_all(
                 {"run_id": run_id, "task_key": task_key, "name": name, "value": json.dumps(value),
@@ -526,14 +684,14 @@ class Store:
     def task_values(self, run_id: int) -> dict[str, dict[str, Any]]:
         """Every task value of the run: ``{task_key: {name: value}}``."""
         result: dict[str, dict[str, Any]] = {}
-        with self._lock:
+        with self._transaction(write=False):
             for row in self.db["task_values"].rows_where("run_id = ?", [run_id], order_by="task_key, name"):
                 result.setdefault(row["task_key"], {})[row["name"]] = json.loads(row["value"])
         return result
 
     # -- reading -------------------------------------------------------------------------------------------
     def _run_row(self, run_id: int) -> dict[str, Any]:
-        with self._lock:
+        with self._transaction(write=False):
             rows = list(self.db["runs"].rows_where("run_id = ?", [run_id]))
         if not rows:
             raise NotFoundError(f"run {run_id} not found in state home {self.home}")
@@ -633,7 +791,7 @@ class Store:
         Raises:
             NotFoundError: no run has this id.
         """
-        with self._lock:
+        with self._transaction(write=False):
             return self._run(self._run_row(run_id), details=True)
 
     def list_runs(
@@ -655,7 +813,7 @@ class Store:
         if before is not None:
             where.append("run_id < ?")
             args.append(before)
-        with self._lock:
+        with self._transaction(write=False):
             rows = list(
                 self.db["runs"].rows_where(" and ".join(where) or None, args, order_by="run_id desc", limit=limit)
             )
@@ -663,7 +821,7 @@ class Store:
 
     def unfinished_runs(self) -> list[dict[str, Any]]:
         """Runs not in a terminal status, with their orchestrator process fields (for crash recovery)."""
-        with self._lock:
+        with self._transaction(write=False):
             return list(
                 self.db["runs"].rows_where(
                     "status in (?, ?, ?)",
@@ -679,7 +837,7 @@ class Store:
         unfinished = [RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value]
         marks = ", ".join("?" * len(run_ids))
         where = "run_id > ? or status in (?, ?, ?)" + (f" or run_id in ({marks})" if run_ids else "")
-        with self._lock:
+        with self._transaction(write=False):  # one snapshot: task runs match their run rows
             cursor = self.db.execute(
                 "select run_id, status, status_reason, job_name, orchestrator_pid, orchestrator_host from runs "
                 f"where {where} order by run_id", [after_run_id, *unfinished, *run_ids],
@@ -695,14 +853,9 @@ class Store:
                 tasks = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
         return runs, tasks
 
-    def max_run_id(self) -> int:
-        """The highest run id recorded (0 when there is none)."""
-        with self._lock:
-            return self.db.execute("select coalesce(max(run_id), 0) from runs").fetchone()[0]
-
     def unfinished_attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running, with their process ids (for reaping orphans)."""
-        with self._lock:
+        with self._transaction(write=False):
             return list(self.db["attempts"].rows_where("run_id = ? and status = ?", [run_id, TaskRunStatus.running.value]))
 
     def mark_orphaned(self, run_id: int, reason: str) -> None:
@@ -729,7 +882,7 @@ class Store:
         Returns: False, changing nothing, when the row no longer matches ``expected``; else True.
         """
         now = utc_now()
-        with self._lock, self.db.atomic():
+        with self._transaction(write=True):
             row = self._run_row(run_id)
             if expected and any(row[k] != v for k, v in expected.items()):
                 return False
@@ -762,12 +915,12 @@ class Store:
 
     def statuses(self, run_id: int) -> dict[str, TaskRunStatus]:
         """Every task run's status: ``{task_key: status}``."""
-        with self._lock:
+        with self._transaction(write=False):
             return {r["task_key"]: TaskRunStatus(r["status"]) for r in self.db["task_runs"].rows_where("run_id = ?", [run_id])}
 
     def attempt_counts(self, run_id: int) -> dict[str, int]:
         """Attempts made so far per task run: ``{task_key: count}``."""
-        with self._lock:
+        with self._transaction(write=False):
             rows = self.db.execute(
                 "select task_key, max(attempt_number) from attempts where run_id = ? group by task_key", [run_id]
             ).fetchall()
@@ -781,7 +934,7 @@ class Store:
         Succeeds when nobody holds it, ``holder`` already does, or the holder's lease expired before ``now``.
         A single conditional UPDATE is the compare-and-set, so two processes can never both succeed.
         """
-        with self._lock:
+        with self._transaction(write=True):
             self.db.execute(
                 "insert or ignore into leases (name, holder, acquired_time, heartbeat_time, expires_time) values (?, '', ?, ?, ?)",
                 [name, now, now, now],
@@ -792,30 +945,28 @@ class Store:
                 "where name = ? and (holder = ? or holder = '' or expires_time < ?)",
                 [holder, now, expires, holder, now, name, holder, now],
             )
-            self.db.conn.commit()
             return cursor.rowcount == 1
 
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up (on clean shutdown) so another scheduler takes over at once."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db.execute("update leases set holder = '' where name = ? and holder = ?", [name, holder])
-            self.db.conn.commit()
 
     def lease(self, name: str) -> dict[str, Any] | None:
         """The lease row (holder, acquired/heartbeat/expires times) or None."""
-        with self._lock:
+        with self._transaction(write=False):
             rows = list(self.db["leases"].rows_where("name = ?", [name]))
         return rows[0] if rows else None
 
     def schedule_state(self, job_path: str, schedule_name: str) -> dict[str, Any] | None:
         """Persisted state of a schedule: next_fire_time, last_fire_time, paused (None = as job.yaml)."""
-        with self._lock:
+        with self._transaction(write=False):
             rows = list(self.db["schedule_state"].rows_where("job_path = ? and schedule_name = ?", [job_path, schedule_name]))
         return rows[0] if rows else None
 
     def set_schedule_state(self, job_path: str, schedule_name: str, **fields: Any) -> None:
         """Upsert fields of a schedule's state (next_fire_time, last_fire_time, paused)."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db["schedule_state"].upsert(
                 {"job_path": job_path, "schedule_name": schedule_name, "updated_time": utc_now(), **fields},
                 pk=("job_path", "schedule_name"),
@@ -824,7 +975,7 @@ class Store:
     def record_fire(self, job_path: str, schedule_name: str, scheduled_time: str, *, status: str, holder: str,
                     reason: str | None = None) -> int | None:
         """Record a fire once. Returns its id, or None if this fire was already recorded (by anyone)."""
-        with self._lock:
+        with self._transaction(write=True):
             try:
                 return int(
                     self.db["fires"].insert(
@@ -837,23 +988,23 @@ class Store:
 
     def update_fire(self, fire_id: int, **fields: Any) -> None:
         """Set a fire's outcome: status (started, queued, skipped, failed), run_id, reason."""
-        with self._lock:
+        with self._transaction(write=True):
             self.db["fires"].update(fire_id, fields)
 
     def fire(self, fire_id: int) -> dict[str, Any]:
         """One fire record."""
-        with self._lock:
+        with self._transaction(write=False):
             return dict(self.db["fires"].get(fire_id))
 
     def fires(self, job_path: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Fire records, newest first."""
-        with self._lock:
+        with self._transaction(write=False):
             where, args = ("job_path = ?", [job_path]) if job_path else (None, [])
             return list(self.db["fires"].rows_where(where, args, order_by="fire_id desc", limit=limit))
 
     def active_runs(self, job_path: str) -> list[int]:
         """Ids of the job's runs that are queued, running or canceling, oldest first."""
-        with self._lock:
+        with self._transaction(write=False):
             rows = self.db.execute(
                 "select run_id from runs where job_path = ? and status in (?, ?, ?) order by run_id",
                 [job_path, RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value],

@@ -88,6 +88,7 @@ def set(name: str, value: Any) -> None:  # noqa: A001 - the field's name for thi
     """Publish ``value`` under ``name`` for downstream tasks of this run.
 
     Setting a name again replaces its value. Outside a job run the value is checked and kept in memory only.
+    In a job run, values of the task's secret variables inside ``value`` are replaced by ``***``.
 
     Raises:
         TaskValueError: see :func:`encode`; or the values file cannot be written.
@@ -95,6 +96,11 @@ def set(name: str, value: Any) -> None:  # noqa: A001 - the field's name for thi
     text = encode(name, value)
     ctx = _context()
     _local_values[name] = json.loads(text)
+    if ctx is not None and ctx.get("secret_names"):
+        # A value holding a secret of this task's environment is published (and written) as "***".
+        from jupyter_orchestrate.environments import redact_value
+
+        _local_values[name] = redact_value(_local_values[name], [os.environ.get(n, "") for n in ctx["secret_names"]])
     if ctx is None:
         return
     path = ctx["values_path"]

@@ -45,10 +45,11 @@ class FakeService:
         self.started: list[tuple[int, str, dict[str, Any], Trigger]] = []
 
     def new_run(self, path: Path, *, parameters: dict[str, Any], trigger: Trigger, trigger_time: str | None = None,
-                trigger_reason: str | None = None) -> FakeRunner:
+                trigger_reason: str | None = None, fire_id: int | None = None) -> FakeRunner:
         job = Job(name=Path(path).name, path=str(path), tasks=[Task(task_key="t", notebook="t.ipynb")])
         run_id = self.store.create_run(job, parameters=parameters, overrides=parameters, max_parallel_tasks=1,
-                                       trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason)
+                                       trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason,
+                                       fire_id=fire_id)
         self.started.append((run_id, str(path), parameters, trigger))
         return FakeRunner(run_id)
 
@@ -237,7 +238,6 @@ def test_two_schedulers_racing_fire_each_second_once_and_hand_over(tmp_path: Pat
         while time.monotonic() < deadline and not any(f["holder"] != leader for f in _fires(home)):
             time.sleep(0.2)
         time.sleep(2)
-        after = _fires(home)
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
@@ -246,6 +246,7 @@ def test_two_schedulers_racing_fire_each_second_once_and_hand_over(tmp_path: Pat
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
+    after = _fires(home)  # read once both have stopped: a fire recorded meanwhile is compared with the runs too
     takeover = [f for f in after if f["holder"] != leader]
     assert takeover, "the other scheduler took over"
     first_new = min(dt.datetime.fromisoformat(f["fire_time"]) for f in takeover)

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
-from jupyter_orchestrate.errors import OrchestrateError
-from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor
+from jupyter_orchestrate.environments import redact_value, secret_names
+from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
+from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import Attempt, AttemptError, Job, RunStatus, Task, TaskRunStatus, utc_now
 from jupyter_orchestrate.parameters import render
 from jupyter_orchestrate.store import Store, this_process
@@ -88,6 +89,11 @@ class Runner:
             ``task_status``, ``progress`` and ``run_status``; payloads carry ``run_id``.
         clock: monotonic seconds; timeouts, retry backoff and cancel polling use it (tests pass a fake clock
             that the in-memory executor advances).
+
+    Secrets: everything the runner records (reasons, error fields, task values, parameters, environments) or
+    emits (event payloads, which feed the event stream and notifications) passes :meth:`_clean` first, which
+    redacts the values of every task's secret variables and of the orchestrator's own secret-by-name variables
+    (:func:`~..environments.secret_names`), whatever the executor already did.
     """
 
     def __init__(
@@ -122,6 +128,8 @@ class Runner:
         self.cancel_reason: str | None = None
         self.clock = clock
         self._crashed = False
+        self._store_fault: StoreError | None = None  # the heartbeat found the database unwritable
+        self.secrets: set[str] = {os.environ[name] for name in secret_names({})}
 
     # -- control ---------------------------------------------------------------------------------------------
     def cancel(self, reason: str = "run canceled") -> None:
@@ -130,16 +138,21 @@ class Runner:
         self.executor.wake()
 
     # -- helpers ---------------------------------------------------------------------------------------------
+    def _clean(self, value: Any) -> Any:
+        """``value`` with every secret this run knows of replaced by ``***`` (see the class docstring)."""
+        return redact_value(value, self.secrets)
+
     def _emit(self, kind: str, **payload: Any) -> None:
+        payload = self._clean({"run_id": self.run_id, **payload})
         for listener in self.listeners:
             try:
-                listener(kind, {"run_id": self.run_id, **payload})
+                listener(kind, payload)
             except Exception:  # a display or network problem must never break a run
                 pass
 
     def _record(self, changes: list[Transition]) -> None:
         for change in changes:
-            self.store.set_task_status(self.run_id, change.task_key, change.new, change.reason)
+            self.store.set_task_status(self.run_id, change.task_key, change.new, self._clean(change.reason))
             flight = self.in_flight.get(change.task_key)
             if change.new.is_terminal and flight is not None and flight.started is None:
                 self._discard(flight)  # prepared ahead for a task that will not run
@@ -164,7 +177,7 @@ class Runner:
     def _spec(self, task: Task, attempt_number: int) -> AttemptSpec:
         folder = self.store.attempt_dir(self.run_id, task.task_key)
         stem = folder / f"attempt-{attempt_number}"
-        from jupyter_orchestrate.environments import expand_env, is_secret, read_requirements
+        from jupyter_orchestrate.environments import expand_env, read_requirements
 
         job_root = Path(self.job.path)
         notebook = job_root / task.notebook
@@ -174,6 +187,10 @@ class Runner:
             env = expand_env(environment.env)
         except OrchestrateError:
             env = dict(environment.env)  # validation reported the unset variable; the notebook sees the raw text
+        names = secret_names(env, environment.secret_env)
+        kernel_env = {**os.environ, **env}
+        secrets = [kernel_env[name] for name in names]
+        self.secrets.update(secrets)
         python = environment.python
         if python and not Path(python).is_absolute():
             python = str(job_root / python)
@@ -193,8 +210,10 @@ class Runner:
             python=python,
             requirements=read_requirements(environment.requirements, requirements_file),
             state_home=str(self.store.home),
-            secrets=[v for k, v in env.items() if is_secret(k, environment.secret_env)],
+            secrets=secrets,
+            secret_names=names,
             base_env=dict(os.environ),
+            max_output_bytes=max_output_bytes(),
         )
 
     def _prepare(self, key: str) -> _InFlight:
@@ -249,7 +268,7 @@ class Runner:
             start_time=utc_now(),
             notebook_path=spec.output_path,
             log_path=spec.log_path,
-            parameters=parameters,
+            parameters=self._clean(parameters),
             kernel_name=spec.kernel_name,
             cwd=spec.cwd,
             env_names=sorted(spec.env),
@@ -279,6 +298,7 @@ class Runner:
         self, key: str, attempt_number: int, outcome: TaskRunStatus, error: AttemptError | None,
         values: dict[str, Any], now: float,
     ) -> None:
+        error, values = self._clean(error), self._clean(values)
         self.store.finish_attempt(self.run_id, key, attempt_number, outcome, error)
         if values:
             self.store.set_task_values(self.run_id, key, attempt_number, values)
@@ -292,7 +312,8 @@ class Runner:
                 self.run_id, flight.task_key, flight.attempt_number, result.cells_completed or 0, result.cells_total
             )
         if result.environment:
-            self.store.set_attempt_environment(self.run_id, flight.task_key, flight.attempt_number, result.environment)
+            self.store.set_attempt_environment(self.run_id, flight.task_key, flight.attempt_number,
+                                              self._clean(result.environment))
         error = AttemptError(**result.error) if result.error else None
         outcome = S.succeeded if result.status == "succeeded" else S.failed
         self._finish(flight.task_key, flight.attempt_number, outcome, error, result.task_values, now)
@@ -344,6 +365,8 @@ class Runner:
         last_poll = self.clock()
         try:
             while True:
+                if self._store_fault is not None:  # disk full or damaged: nothing of the run can be recorded
+                    raise self._store_fault
                 now = self.clock()
                 if now - last_poll >= CANCEL_POLL_SECONDS:
                     last_poll = now
@@ -387,16 +410,25 @@ class Runner:
         return status
 
     def _heartbeat(self, stop: threading.Event) -> None:
-        """Renew the run's heartbeat until ``stop`` is set, on a connection of its own (never waits for the loop)."""
-        store = Store(self.store.home)
+        """Renew the run's heartbeat until ``stop`` is set, on a connection of its own (never waits for the loop).
+        A database that cannot be written (disk full, damaged) stops the run: the loop raises the error."""
+        store = None
         try:
+            store = Store(self.store.home)
             while not stop.wait(HEARTBEAT_SECONDS):
                 try:
                     store.heartbeat(self.run_id)
-                except Exception:  # a busy database: try again at the next beat
+                except StoreBusyError as exc:  # try again at the next beat
+                    log.warning("heartbeat of run %s not recorded: %s", self.run_id, exc)
+                except StoreError:
+                    raise
+                except Exception:
                     log.warning("heartbeat of run %s not recorded", self.run_id, exc_info=True)
+        except StoreError as exc:
+            self._store_fault = exc
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
     def _abandon(self, stored: RunStatus) -> RunStatus:
         """The run was ended by someone else (a run monitor): stop its attempts, keep the record as it is."""
@@ -414,9 +446,13 @@ class Runner:
         if self._crashed:
             return
         self._crashed = True
-        reason = f"the runner crashed ({type(exc).__name__}: {exc}); repair the run to finish it"
+        reason = self._clean(f"the runner crashed ({type(exc).__name__}: {exc}); repair the run to finish it")
         try:
             self.store.end_unfinished(self.run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunnerCrashed")
+        except StoreError as error:
+            if not isinstance(exc, StoreError):  # else the crash is this same fault, reported by whoever gets exc
+                log.warning("cannot record the crash of run %s: %s", self.run_id, error)
+            return
         except Exception:
             log.exception("cannot record the crash of run %s", self.run_id)
             return

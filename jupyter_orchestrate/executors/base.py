@@ -13,8 +13,42 @@ Life of an attempt on an executor::
 from __future__ import annotations
 
 import abc
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from jupyter_orchestrate.errors import Problem, ValidationError
+
+#: Outputs one attempt may add to its executed notebook before further output is dropped (50 MiB).
+DEFAULT_MAX_OUTPUT_BYTES = 50 * 1024 * 1024
+#: The orchestrator's environment variable that sets :attr:`AttemptSpec.max_output_bytes` for every attempt.
+MAX_OUTPUT_BYTES_ENV = "JUPYTER_ORCHESTRATE_MAX_OUTPUT_BYTES"
+
+
+def max_output_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """The per-attempt output cap: ``JUPYTER_ORCHESTRATE_MAX_OUTPUT_BYTES`` if set, else 50 MiB.
+
+    Args:
+        environ: where to look (default ``os.environ``).
+
+    Returns: the cap in bytes, at least 1.
+
+    Raises:
+        ValidationError: the variable is set but not a positive integer (the problem names the variable).
+    """
+    text = (os.environ if environ is None else environ).get(MAX_OUTPUT_BYTES_ENV)
+    if text is None or not text.strip():
+        return DEFAULT_MAX_OUTPUT_BYTES
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValidationError(
+            Problem("", MAX_OUTPUT_BYTES_ENV, f"must be a positive whole number of bytes, not {text!r}")
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -30,9 +64,15 @@ class AttemptSpec:
         kernel_name: kernelspec to start; cwd: the kernel's working directory; env: variables added to the
         kernel's environment; start_timeout_seconds: how long the kernel may take to become ready.
         python: an interpreter to run the kernel on instead of the kernelspec's; requirements: pip requirements
-        of a cached environment (built under ``state_home``) to run the kernel in; secrets: values to redact
-        from the attempt's log and executed notebook (never stored); base_env: the orchestrator's environment
-        when the attempt was prepared (a forkserver's own environment is a snapshot from its start).
+        of a cached environment (built under ``state_home``) to run the kernel in; base_env: the
+        orchestrator's environment when the attempt was prepared (a forkserver's own environment is a snapshot
+        from its start).
+        secrets: values redacted (as ``***``) from everything the attempt writes or reports: outputs as they
+        arrive (so every save of the executed notebook is clean), the attempt log, error fields, task values
+        and the environment description; never stored. secret_names: the variables holding them, for the
+        kernel to redact the task values it writes (names only reach the context file, never values).
+        max_output_bytes: output the attempt may add to its executed notebook (stream text, rich data, error
+        text; UTF-8 bytes); beyond it outputs are dropped and a note says so.
     """
 
     run_id: int
@@ -51,7 +91,9 @@ class AttemptSpec:
     requirements: list[str] = field(default_factory=list)
     state_home: str | None = None
     secrets: list[str] = field(default_factory=list)
+    secret_names: list[str] = field(default_factory=list)
     base_env: dict[str, str] | None = None
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
 
 
 @dataclass

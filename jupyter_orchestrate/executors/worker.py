@@ -11,10 +11,19 @@ The worker starts the kernel as soon as it is created (so kernel start-up overla
 for ``go``, then runs ``papermill.execute_notebook`` with that kernel. If the parent goes away (pipe closed,
 e.g. the orchestrator was killed) or sends ``stop``, a watchdog thread kills the kernel's process group and
 exits, so no kernel outlives its orchestrator.
+
+Secrets (``spec.secrets``) never reach the disk, so nothing has to be cleaned up after a timeout, a cancel, a
+SIGKILL or an orchestrator crash: each kernel message is redacted as data before papermill adds it to the
+notebook (every save writes what is in memory), the attempt log is written only through :class:`_RedactingLog`
+(the kernel's stdout/stderr reach it through a pipe), and the result's fields are redacted before they are sent.
+The same message hook caps the outputs an attempt may add to its notebook (``spec.max_output_bytes``). Cell
+output is not echoed into the log: the notebook holds it; the log holds what the notebook does not (the
+kernel process's own output, environment builds, papermill's warnings, worker errors).
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -22,6 +31,7 @@ import signal
 import subprocess
 import threading
 import traceback
+from collections.abc import Iterable
 from typing import Any
 
 # Imported at module level on purpose: the forkserver preloads this module so that every attempt
@@ -33,14 +43,146 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import DeadKernelError
-from traitlets import Unicode
+from nbformat.v4 import new_output
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
+from papermill.log import logger as papermill_logger
+from traitlets import Integer, List, Unicode
 
-from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec
+from jupyter_orchestrate.environments import redact, redact_value
+from jupyter_orchestrate.executors.base import (
+    DEFAULT_MAX_OUTPUT_BYTES,
+    MAX_OUTPUT_BYTES_ENV,
+    AttemptResult,
+    AttemptSpec,
+)
 from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
 KERNEL_START_TRIES = 4
 INJECTED_TAG = "injected-parameters"
+ENGINE_NAME = "jupyter-orchestrate"
+#: Kernel messages that add output to a cell (and so count against the output cap).
+OUTPUT_MESSAGES = frozenset({"stream", "display_data", "execute_result", "error"})
+#: Over the cap, an error is still recorded (it says why the task failed), each of its strings cut to this.
+ERROR_TEXT_OVER_CAP = 10_000
+
+
+class _RedactingLog:
+    """The attempt log, as every writer in the worker sees it: text is redacted before it reaches the file.
+
+    Thread-safe (the kernel-output pump and the worker both write). A secret split across two writes (the
+    kernel's output arrives in pipe-sized pieces) is still caught: text after the last newline, up to the length
+    of the longest secret spelling, is held back until more text, a newline or :meth:`close` arrives.
+    """
+
+    def __init__(self, path: str, secrets: Iterable[str]):
+        self.secrets = [s for s in secrets if s]
+        self.hold = max((max(len(json.dumps(s)), len(repr(s))) for s in self.secrets), default=0)
+        self.newline_ends_secrets = not any("\n" in s for s in self.secrets)
+        self.pending = ""
+        self.lock = threading.Lock()
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def write(self, text: str) -> int:
+        with self.lock:
+            if self.file.closed:
+                return 0  # a process the notebook started outlived the kernel and still writes
+            text = redact(self.pending + text, self.secrets)
+            cut = len(text) - self.hold
+            if self.newline_ends_secrets:
+                cut = max(cut, text.rfind("\n") + 1)
+            cut = max(cut, 0)
+            self.file.write(text[:cut])
+            self.file.flush()
+            self.pending = text[cut:]
+        return len(text)
+
+    def flush(self) -> None:
+        with self.lock:
+            self.file.flush()
+
+    def close(self) -> None:
+        with self.lock:
+            self.file.write(self.pending)
+            self.pending = ""
+            self.file.close()
+
+
+def _text_bytes(value: Any) -> int:
+    """UTF-8 size of the strings inside a kernel message's content."""
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode("utf-8", "replace"))
+    if isinstance(value, dict):
+        return sum(_text_bytes(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_text_bytes(v) for v in value)
+    return 0
+
+
+def _head(text: str, size: int) -> str:
+    """The longest start of ``text`` whose UTF-8 encoding fits in ``size`` bytes."""
+    return text.encode("utf-8", "replace")[: max(size, 0)].decode("utf-8", "ignore")
+
+
+class _Client(PapermillNotebookClient):
+    """papermill's notebook client, with each kernel message redacted and the attempt's outputs capped as they
+    arrive, before papermill adds them to the notebook that every save writes."""
+
+    secrets = List(Unicode())
+    max_output_bytes = Integer(DEFAULT_MAX_OUTPUT_BYTES)
+
+    def __init__(self, nb_man: Any, **kw: Any):
+        super().__init__(nb_man, **kw)
+        self.output_bytes = 0
+        self.truncated = False
+
+    def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
+        content = msg["content"] = redact_value(msg["content"], self.secrets)
+        kind = msg["msg_type"]
+        if kind not in OUTPUT_MESSAGES:
+            return super().process_message(msg, cell, cell_index)
+        size = _text_bytes(content)
+        if self.output_bytes + size <= self.max_output_bytes:
+            self.output_bytes += size
+            return super().process_message(msg, cell, cell_index)
+        output = None
+        if kind == "error":
+            msg["content"] = _shorten(content, ERROR_TEXT_OVER_CAP)
+            output = super().process_message(msg, cell, cell_index)
+        elif kind == "stream" and not self.truncated:
+            content["text"] = _head(content.get("text", ""), self.max_output_bytes - self.output_bytes)
+            if content["text"]:
+                output = super().process_message(msg, cell, cell_index)
+        self.output_bytes = self.max_output_bytes
+        if not self.truncated:
+            self.truncated = True
+            note = (f"[output truncated: this attempt's outputs exceeded {self.max_output_bytes:,} bytes "
+                    f"({MAX_OUTPUT_BYTES_ENV}); later output was dropped]\n")
+            cell.outputs.append(new_output("stream", name="stderr", text=note))
+            self.nb_man.autosave_cell()
+        return output
+
+
+def _shorten(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + " [...]"
+    if isinstance(value, dict):
+        return {k: _shorten(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v, limit) for v in value]
+    return value
+
+
+class _Engine(NBClientEngine):
+    """papermill's nbclient engine executing with :class:`_Client` (registered as ``jupyter-orchestrate``)."""
+
+    @classmethod
+    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
+                                 start_timeout: float = 60, **kwargs: Any) -> Any:
+        kwargs.pop("input_path", None)
+        return _Client(nb_man, kernel_name=kernel_name, log=papermill_logger, log_output=log_output,
+                       startup_timeout=start_timeout, **kwargs).execute()
 
 
 class _InterpreterSpecs(KernelSpecManager):
@@ -73,6 +215,8 @@ class _Worker:
         self.environment: dict[str, Any] = {}
         self.cell_numbers: dict[int, int] = {}
         self.input_index: dict[int, int | None] = {}
+        self.log = _RedactingLog(spec.log_path, spec.secrets)
+        self.pump: threading.Thread | None = None
 
     # -- process control -----------------------------------------------------------------------------------
     def watch(self) -> None:
@@ -133,13 +277,34 @@ class _Worker:
         spec = self.spec
         env = {**(spec.base_env if spec.base_env is not None else os.environ), **spec.env, CONTEXT_ENV: spec.context_path}
         env.pop("JPY_PARENT_PID", None)
-        last_error: BaseException | None = None
-        # The kernel process's own stdout/stderr (not cell output) go to the attempt log, not the terminal.
-        kernel_log = open(spec.log_path, "a", encoding="utf-8")  # noqa: SIM115 - inherited by the kernel
-        python = self.prepare_environment(kernel_log)
+        python = self.prepare_environment(self.log)
         if python and "PYTHONPATH" not in spec.env:
             env.pop("PYTHONPATH", None)  # the orchestrator's PYTHONPATH would shadow the environment's packages
-        kernel_log.flush()
+        # The kernel process's own stdout/stderr (not cell output) go to the attempt log, redacted on the way.
+        read_end, kernel_log = os.pipe()
+        self.pump = threading.Thread(target=self.pump_kernel_output, args=(read_end,), name="orchestrate-kernel-log",
+                                     daemon=True)
+        self.pump.start()
+        try:
+            self.launch_kernel(python, env, kernel_log)
+        finally:
+            os.close(kernel_log)  # the kernel holds its own copy; the pump ends when the kernel does
+
+    def pump_kernel_output(self, read_end: int) -> None:
+        """Copy what the kernel process writes to its stdout/stderr into the (redacting) attempt log."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        with os.fdopen(read_end, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                self.log.write(decoder.decode(chunk))
+        self.log.write(decoder.decode(b"", final=True))
+
+    def launch_kernel(self, python: str | None, env: dict[str, str], kernel_log: int) -> None:
+        """Start the kernel (on ``python`` if given) with stdout/stderr on the file descriptor ``kernel_log``.
+
+        Raises: RuntimeError when it failed to become ready :data:`KERNEL_START_TRIES` times.
+        """
+        spec = self.spec
+        last_error: BaseException | None = None
         for _ in range(KERNEL_START_TRIES):
             with self.kernel_lock:
                 if python:
@@ -183,32 +348,37 @@ class _Worker:
         spec = self.spec
         _, parameters, context = self.go_message  # type: ignore[misc]
         with open(spec.context_path, "w", encoding="utf-8") as f:
-            json.dump(context, f)
-        with open(spec.log_path, "a", encoding="utf-8", buffering=1) as log:
-            try:
-                nb = papermill.execute_notebook(
-                    spec.input_path,
-                    spec.output_path,
-                    parameters=parameters,
-                    kernel_name=spec.kernel_name,
-                    progress_bar=False,
-                    stdout_file=log,
-                    stderr_file=log,
-                    autosave_cell_every=10,
-                    km=self.km,
-                    on_notebook_start=self.on_notebook_start,
-                    on_cell_start=self.on_cell_start,
-                )
-            except PapermillExecutionError as exc:
-                return self.failed(cell_error(exc, spec.output_path))
-            except DeadKernelError as exc:
-                return self.failed(self.kernel_died(exc))
-            except Exception as exc:  # papermill and nbclient raise many kinds; keep the traceback
-                log.write(traceback.format_exc())
-                return self.failed(
-                    {"kind": "internal", "ename": type(exc).__name__, "evalue": str(exc),
-                     "traceback": traceback.format_exception(exc)}
-                )
+            json.dump({**context, "secret_names": spec.secret_names}, f)
+        papermill_engines.register(ENGINE_NAME, _Engine)
+        messages = logging.StreamHandler(self.log)  # papermill's and nbclient's warnings
+        papermill_logger.addHandler(messages)
+        try:
+            nb = papermill.execute_notebook(
+                spec.input_path,
+                spec.output_path,
+                parameters=parameters,
+                engine_name=ENGINE_NAME,
+                kernel_name=spec.kernel_name,
+                progress_bar=False,
+                autosave_cell_every=10,
+                km=self.km,
+                on_notebook_start=self.on_notebook_start,
+                on_cell_start=self.on_cell_start,
+                secrets=spec.secrets,
+                max_output_bytes=spec.max_output_bytes,
+            )
+        except PapermillExecutionError as exc:
+            return self.failed(cell_error(exc, spec.output_path))
+        except DeadKernelError as exc:
+            return self.failed(self.kernel_died(exc))
+        except Exception as exc:  # papermill and nbclient raise many kinds; keep the traceback
+            self.log.write(traceback.format_exc())
+            return self.failed(
+                {"kind": "internal", "ename": type(exc).__name__, "evalue": str(exc),
+                 "traceback": traceback.format_exception(exc)}
+            )
+        finally:
+            papermill_logger.removeHandler(messages)
         early = early_exit(nb, spec.output_path)
         if early:
             return self.failed(early)
@@ -254,6 +424,17 @@ class _Worker:
                     run_sync(self.km.shutdown_kernel)(now=True)  # graceful shutdown stalls; output is saved
                 except Exception:
                     self.kill_kernel()
+        if self.pump is not None:
+            self.pump.join(timeout=5)  # a process the notebook left running may still hold the pipe
+        self.log.close()
+
+    def redacted(self, result: AttemptResult) -> AttemptResult:
+        """``result`` with the secrets removed from every field it reports (error, task values, environment)."""
+        secrets = self.spec.secrets
+        result.error = redact_value(result.error, secrets)
+        result.task_values = redact_value(result.task_values, secrets)
+        result.environment = redact_value(result.environment, secrets)
+        return result
 
 
 def _input_index(nb: Any, executed_index: int | None) -> int | None:
@@ -338,10 +519,8 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
         try:
             worker.start_kernel()
         except Exception as exc:
-            with open(spec.log_path, "a", encoding="utf-8") as log:
-                log.write(traceback.format_exc())
-            with open(spec.log_path, "a", encoding="utf-8") as log:
-                log.write(getattr(exc, "output", "") or "")
+            worker.log.write(traceback.format_exc())
+            worker.log.write(getattr(exc, "output", "") or "")
             worker.go.wait()
             result = AttemptResult(
                 status="failed",
@@ -358,25 +537,14 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
             conn.send(("kernel_started", {"pid": pid, "create_time": create_time}))
             worker.go.wait()
             result = worker.execute()
-        redact_files(spec)
-        conn.send(("finished", result))
+        conn.send(("finished", worker.redacted(result)))
+    except Exception as exc:  # e.g. the disk filled while saving the notebook or writing the log
+        failed = AttemptResult(status="failed", error={"kind": "internal", "ename": type(exc).__name__, "evalue": str(exc),
+                                                       "traceback": traceback.format_exception(exc)})
+        try:
+            conn.send(("finished", worker.redacted(failed)))
+        except (OSError, ValueError):
+            pass  # the orchestrator is gone; the watchdog kills the kernel
     finally:
         worker.shutdown()
 
-
-def redact_files(spec: AttemptSpec) -> None:
-    """Replace secret values in the attempt's log and executed notebook (a notebook may print them)."""
-    if not spec.secrets:
-        return
-    from jupyter_orchestrate.environments import redact
-
-    for path in (spec.log_path, spec.output_path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError:
-            continue
-        cleaned = redact(text, spec.secrets)
-        if cleaned != text:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(cleaned)

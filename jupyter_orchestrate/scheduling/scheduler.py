@@ -1,9 +1,12 @@
 """Scheduler: starts runs of scheduled jobs on time, exactly once, across restarts and competing schedulers.
 
-- **Leader lease** (table ``leases``): only the scheduler holding the lease ``scheduler`` fires; it renews the
-  lease every tick; when it dies, another takes over once the lease expires (``lease_seconds``).
-- **Exactly once**: every fire is recorded under a unique (job, schedule, scheduled time) key before its run
-  starts, so even two leaders (a lease handover race) cannot start the same fire twice.
+- **Leader lease** (table ``leases``): only the scheduler holding the lease ``scheduler`` fires. A running
+  scheduler renews it on a thread and database connection of its own, every third of ``lease_seconds``, so a
+  tick that spends seconds starting runs (a loaded machine) never lets it lapse; when the scheduler dies,
+  another takes over once the lease expires (``lease_seconds``).
+- **Exactly once**: the lease only keeps schedulers from doing the same work twice; the arbiter is the fire
+  record. Every fire is recorded under a unique (job, schedule, scheduled time) key before its run starts,
+  so even two leaders (a lease handover race) cannot start the same fire twice.
 - **Persisted next fires** (table ``schedule_state``) and a record of every fire (table ``fires``: scheduled
   time, actual time, run id or why it was skipped).
 - **Catch-up** of fires missed while no scheduler ran, per schedule: ``none``, ``latest`` (default), ``all``
@@ -158,15 +161,16 @@ class Scheduler:
         self._scanned_at: dt.datetime | None = None
         self._queue: deque[_Queued] = deque()
         self._stop = threading.Event()
+        self._lease_thread: threading.Thread | None = None
         self._arrivals: dict[tuple[str, str], _Arrival] = {}
         self._arrivals_lock = threading.Lock()
         self._watched: tuple[str, ...] = ()
         self._watch_stop: threading.Event | None = None
 
     # -- lease -----------------------------------------------------------------------------------------------
-    def _renew(self, now: dt.datetime) -> bool:
+    def _renew(self, now: dt.datetime, store: Any = None) -> bool:
         expires = now + dt.timedelta(seconds=self.lease_seconds)
-        leader = self.store.acquire_lease(LEASE, self.holder, self.lease_seconds, now.isoformat(), expires.isoformat())
+        leader = (store or self.store).acquire_lease(LEASE, self.holder, self.lease_seconds, now.isoformat(), expires.isoformat())
         if leader and not self.is_leader:
             log.info("scheduler %s is now the leader", self.holder)
         self.is_leader = leader
@@ -176,7 +180,8 @@ class Scheduler:
     def tick(self) -> list[dict[str, Any]]:
         """Renew the lease and, as leader, start due fires and queued runs. Returns the fires recorded."""
         now = self.clock()
-        if not self._renew(now):
+        leader = self.is_leader if self._lease_thread is not None else self._renew(now)
+        if not leader:
             with self._arrivals_lock:
                 self._arrivals.clear()  # only the leader acts on arrivals; a new leader starts fresh
             return []
@@ -361,12 +366,11 @@ class Scheduler:
         """Start the run of a recorded fire and record its outcome (started + run id, or failed + why)."""
         try:
             runner = self.service.new_run(job_path, parameters=dict(parameters), trigger=kind,
-                                          trigger_time=trigger_time, trigger_reason=reason)
+                                          trigger_time=trigger_time, trigger_reason=reason, fire_id=fire_id)
         except OrchestrateError as exc:
             self.store.update_fire(fire_id, status="failed", reason=f"{failure_prefix}{exc}")
             log.warning("%s run of %s not started: %s", kind.value, job_path, exc)
             return False
-        self.store.update_fire(fire_id, status="started", run_id=runner.run_id)
         self.service.start(runner)
         return True
 
@@ -382,8 +386,28 @@ class Scheduler:
                 self._queue.append(item)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
+    def _hold_lease(self, store: Any) -> None:
+        """Renew (or try to take) the lease every third of ``lease_seconds`` until :meth:`stop`, on ``store``, a
+        connection of its own: the ticking thread may hold the service's connection for seconds."""
+        try:
+            while not self._stop.wait(self.lease_seconds / 3):
+                try:
+                    self._renew(self.clock(), store)
+                except Exception:  # a busy or broken database: not the leader until a renewal succeeds
+                    log.exception("scheduler lease renewal failed")
+                    self.is_leader = False
+        finally:
+            store.close()
+
     def run_forever(self) -> None:
-        """Tick every ``poll_seconds`` until :meth:`stop`; releases the lease on the way out."""
+        """Tick every ``poll_seconds`` until :meth:`stop`, holding the lease from a thread of its own;
+        releases the lease on the way out."""
+        from jupyter_orchestrate.store import Store
+
+        self._renew(self.clock())
+        self._lease_thread = threading.Thread(target=self._hold_lease, args=(Store(self.store.home),),
+                                              name="orchestrate-scheduler-lease", daemon=True)
+        self._lease_thread.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -392,8 +416,12 @@ class Scheduler:
                     log.exception("scheduler tick failed")
                 self._stop.wait(self.poll_seconds)
         finally:
+            self._stop.set()
+            self._lease_thread.join()
+            self._lease_thread = None
             if self.is_leader:
                 self.store.release_lease(LEASE, self.holder)
+                self.is_leader = False
 
     def start(self) -> threading.Thread:
         """Run :meth:`run_forever` in a daemon thread."""

@@ -141,23 +141,20 @@ class StoreWatcher:
             for run in runs:
                 run_id = run["run_id"]
                 self._max_run_id = max(self._max_run_id, run_id)
-                own = (run["orchestrator_pid"], run["orchestrator_host"]) == self._me
-                ended: list[tuple[str, dict[str, Any]]] = []
+                started, changed, ended = [], [], []
                 if self._runs.get(run_id) != run["status"]:
                     self._runs[run_id] = run["status"]
                     event = ("run_status", {"run_id": run_id, "status": run["status"], "reason": run["status_reason"],
                                             "job_name": run["job_name"]})
-                    (ended if RunStatus(run["status"]).is_terminal else events).append(event)
+                    (ended if RunStatus(run["status"]).is_terminal else started).append(event)
                 for task in tasks_of.get(run_id, []):
                     key = (run_id, task["task_key"])
                     if self._tasks.get(key) != task["status"]:
                         self._tasks[key] = task["status"]
-                        events.append(("task_status", {"run_id": run_id, "task_key": task["task_key"],
-                                                       "status": task["status"], "reason": task["status_reason"]}))
-                if own:  # this process's runner publishes its own events; only the bookkeeping above applies
-                    events = [e for e in events if e[1]["run_id"] != run_id]
-                    continue
-                events.extend(ended)
+                        changed.append(("task_status", {"run_id": run_id, "task_key": task["task_key"],
+                                                        "status": task["status"], "reason": task["status_reason"]}))
+                if (run["orchestrator_pid"], run["orchestrator_host"]) != self._me:  # a runner here sends its own
+                    events += started + changed + ended
         if publish:
             for kind, payload in events:
                 self.publish(kind, payload)

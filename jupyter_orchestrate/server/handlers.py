@@ -31,6 +31,8 @@ from jupyter_orchestrate.errors import (
     OrchestrateError,
     PathOutsideRootError,
     Problem,
+    StoreBusyError,
+    StoreError,
     ValidationError,
 )
 from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, RunStatus
@@ -62,7 +64,10 @@ class RepairRequest(BaseModel):
 
 
 # first match wins: PathOutsideRootError is a ValidationError
-STATUS_OF = ((PathOutsideRootError, 403), (ValidationError, 400), (NotFoundError, 404), (ConflictError, 409))
+# StoreBusyError: the database lock was held past the busy timeout; retrying later can succeed (503). Other
+# StoreErrors (damaged database, full disk) are 500 with their one-line message naming the file.
+STATUS_OF = ((PathOutsideRootError, 403), (ValidationError, 400), (NotFoundError, 404), (ConflictError, 409),
+             (StoreBusyError, 503), (StoreError, 500))
 
 
 def _finite(text: str) -> float:
@@ -368,7 +373,7 @@ class CancelHandler(OrchestrateHandler):
 
 
 class LogHandler(OrchestrateHandler):
-    """``GET runs/{run_id}/tasks/{task_key}/attempts/{n}/log``: the attempt's captured stdout/stderr (text)."""
+    """``GET runs/{run_id}/tasks/{task_key}/attempts/{n}/log``: the attempt log as text (not cell output)."""
 
     @web.authenticated
     @authorized

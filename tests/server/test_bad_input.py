@@ -114,3 +114,26 @@ async def test_every_error_is_json(api: Api) -> None:
         assert response.message
     anonymous = await api.get("nothing-here", auth=False)
     assert anonymous.code == 403, "unknown routes are authenticated like the rest"
+
+
+async def test_a_database_locked_past_the_busy_timeout_is_503_naming_the_file(api: Any, orchestrate_app: Any,
+                                                                               examples: Any) -> None:
+    """Another process holding the state database's write lock is a temporary condition: 503 with the one-line
+    message that names the file, and nothing recorded; once the lock is free the same request succeeds."""
+    import sqlite3
+
+    store = orchestrate_app.service.store
+    store.busy_timeout_seconds = 0.5
+    store.db.execute("PRAGMA busy_timeout=500")
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        busy = await api.post("jobs/green_energy/runs", {})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert busy.code == 503, (busy.code, busy.body[:300])
+    assert str(store.path) in busy.message and "locked" in busy.message
+    assert await api.run_count() == 0
+    started = await api.ok("POST", "jobs/green_energy/runs", {}, code=201)
+    await api.wait_run(started["run_id"])

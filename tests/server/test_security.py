@@ -330,3 +330,28 @@ async def test_repair_of_a_run_whose_job_is_outside_the_root_is_refused(
     assert all(t["attempt_count"] == 0 for t in run["task_runs"])
     assert not orchestrate_app.service._active, "no runner was started"
     assert not (outside / "pwned").exists()
+
+
+async def test_cookie_authenticated_writes_need_the_xsrf_token(api: Api, examples: Path, jp_serverapp: Any) -> None:
+    """A browser session (login cookie, no token header) cannot POST or PUT without the ``_xsrf`` cookie and the
+    matching ``X-XSRFToken`` header: a page on another site that makes the browser send the cookie is refused."""
+    token = jp_serverapp.identity_provider.token
+    login = await api.request("GET", f"{api.base_url}api/status", params=f"token={token}", auth=False, raw_path=True)
+    cookies = login.headers.get_list("Set-Cookie")
+    session = next(c.split(";")[0] for c in cookies if c.startswith("username-"))
+    bronze = examples / "green_energy" / "bronze.ipynb"
+    before = bronze.read_bytes()
+    writes = [("POST", "jobs/green_energy/runs", "{}"), ("PUT", "jobs/green_energy/tasks/bronze", '{"timeout_seconds": 5}'),
+              ("POST", "runs/1/cancel", "")]
+    for method, path, body in writes:
+        refused = await api.request(method, path, body, auth=False, headers={"Cookie": session})
+        assert refused.code == 403, (method, path, refused.code, refused.body[:300])
+        assert "xsrf" in refused.text.lower(), refused.body[:300]
+    assert bronze.read_bytes() == before and await api.run_count() == 0
+
+    # With the double-submitted token the same session may write: the refusal above was the XSRF check.
+    xsrf = "e2b0c0ffee4711"  # tornado's double-submit check: the cookie and the header must carry the same value
+    started = await api.request("POST", "jobs/green_energy/runs", "{}", auth=False,
+                                headers={"Cookie": f"{session}; _xsrf={xsrf}", "X-XSRFToken": xsrf})
+    assert started.code == 201, (started.code, started.body[:300])
+    await api.wait_run(started.json()["run_id"])
