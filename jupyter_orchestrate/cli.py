@@ -51,24 +51,26 @@ def _status(text: str) -> Text:
     return Text(text, style=STATUS_STYLE.get(text, ""))
 
 
-def _state_home(ctx: click.Context, start: str | None = None, *, start_name: str = "the job folder", quiet: bool = False) -> Any:
-    """The command's :class:`~.workspace.StateHome` (first call decides: ``--home``, else
+def _state_home(ctx: click.Context, start: str | None = None, *, start_name: str = "the job folder") -> Any:
+    """The command's :class:`~.workspace.StateHome`; the first call decides (``--home``, else
     ``$JUPYTER_ORCHESTRATE_HOME``, else found walking up from ``start`` or the current directory, else new; see
-    :func:`~.workspace.find_state_home`). Prints ``state home: <path> (<how>)`` on stderr unless ``quiet``
-    (``--json`` documents carry ``state_home`` instead; a failure then names it, see :func:`_fail`)."""
+    :func:`~.workspace.find_state_home`). Nothing is printed or created here: each command names the home in its
+    own output (:func:`_home_line`, ``state_home`` in ``--json``) and :func:`_fail` in its error."""
     from jupyter_orchestrate.workspace import find_state_home
 
     if "state_home" not in ctx.obj:
         ctx.obj["state_home"] = find_state_home(start, explicit=ctx.obj.get("home"), start_name=start_name)
-        if not quiet:
-            err.print(f"[dim]state home: {escape(str(ctx.obj['state_home']))}[/dim]")
-            ctx.obj["state_home_printed"] = True
     return ctx.obj["state_home"]
+
+
+def _home_line(ctx: click.Context) -> str:
+    """``state home: <path> (<how it was chosen>)``, markup-escaped."""
+    return f"state home: {escape(str(ctx.obj['state_home']))}"
 
 
 def _service(ctx: click.Context, **options: Any) -> Any:
     """The command's :class:`~.service.OrchestrateService` on its state home (:func:`_state_home`, called
-    first); ``options``: its keyword arguments, first call only (``read_only=True`` for commands that only read:
+    first); ``options``: its keyword arguments, first call only (``existing=True`` for commands that only read:
     NotFoundError "no runs yet in state home ..." when there is no database, and nothing is created)."""
     from jupyter_orchestrate.service import OrchestrateService
 
@@ -96,10 +98,11 @@ def _fail(exc: OrchestrateError) -> None:
     if isinstance(exc, ValidationError):
         for problem in exc.problems:
             err.print(f"[red]error:[/red] {escape(str(problem))}")
-    else:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-    if chosen is not None and not ctx.obj.get("state_home_printed"):  # --json: the error names the home too
-        err.print(f"state home: {escape(str(chosen))}")
+        if chosen is not None:
+            err.print(f"state home: {escape(str(chosen))}")
+    else:  # one line, naming the state home unless the message does (a store error names its database file)
+        where = f" (state home: {chosen})" if chosen is not None and str(chosen.path) not in str(exc) else ""
+        err.print(f"[red]error:[/red] {escape(str(exc) + where)}")
     sys.exit(2 if isinstance(exc, (ValidationError, NotFoundError, ConflictError)) else 1)
 
 
@@ -164,12 +167,13 @@ def validate(ctx: click.Context, path: str) -> None:
     """Check the job at PATH (a folder of notebooks) without starting any kernel."""
     from jupyter_orchestrate.discovery import validate_job
 
-    _state_home(ctx, path)  # where its runs would be recorded; nothing is created
     job, problems = validate_job(path)
     if problems:
         _fail(ValidationError(problems))
     assert job is not None
-    out.print(f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s)")
+    _state_home(ctx, path)  # where its runs would be recorded; nothing is created
+    out.print(f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s); runs are recorded in the "
+              f"{_home_line(ctx)}")
     for task in job.tasks:
         deps = f" <- {', '.join(task.depends_on)}" if task.depends_on else ""
         params = ", ".join(p.name for p in task.notebook_parameters)
@@ -243,7 +247,7 @@ def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notif
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     service.start_monitor()  # while this run executes, end other runs of the state home whose owner died
     err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
-              f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel)")
+              f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel); {_home_line(ctx)}")
     try:
         if interactive:
             with Live(progress, console=err, refresh_per_second=4, transient=False):
@@ -302,7 +306,7 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
 
     executor = LocalExecutor()  # its forkserver warms up while the job is validated
     try:
-        _state_home(ctx, path, quiet=as_json)
+        _state_home(ctx, path)
         service = _service(ctx)
         notifier = _notifier(service)
         runner = service.new_run(path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor)
@@ -326,7 +330,7 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
            max_parallel: int | None, dry_run: bool, as_json: bool) -> None:
     """Re-execute the failed tasks of RUN_ID and what depends on them, reusing what succeeded."""
     try:
-        _state_home(ctx, quiet=as_json)
+        _state_home(ctx)
         service = _service(ctx)
         if dry_run:
             plan, _, _ = service.plan_repair(run_id, task_keys=list(task_keys) or None, rerun_dependents=rerun_dependents,
@@ -335,6 +339,7 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
                 _document(ctx, {"run_id": run_id, "task_keys": plan.task_keys, "reused_task_keys": plan.reused_task_keys,
                                 "parameters": plan.parameters})
             else:
+                out.print(_home_line(ctx))
                 out.print(f"repair of run {run_id} would re-execute: {', '.join(plan.task_keys)}")
                 out.print(f"reused: {', '.join(plan.reused_task_keys) or 'nothing'}")
                 if plan.parameters:
@@ -357,9 +362,9 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
 @click.pass_context
 def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List runs, newest first (reads only: an empty workspace gets no state home)."""
-    chosen = _state_home(ctx, quiet=as_json)
+    chosen = _state_home(ctx)
     try:
-        service = _service(ctx, read_only=True)
+        service = _service(ctx, existing=True)
     except NotFoundError:
         found = []
     else:
@@ -372,8 +377,10 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
             for r in found]})
         return
     if not found:
-        out.print(f"no runs yet in {chosen.path}" + ("" if job_name or status else ": start one with  jupyter orchestrate run PATH"))
+        out.print(f"no runs yet in {escape(str(chosen))}"
+                  + ("" if job_name or status else ": start one with  jupyter orchestrate run PATH"))
         return
+    out.print(_home_line(ctx))
     table = Table(show_edge=False)
     for col in ("run", "job", "status", "started (UTC)", "duration", "repairs", "tasks"):
         table.add_column(col)
@@ -393,9 +400,9 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
 @click.pass_context
 def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     """Show a run: each task's status, attempts, duration and, for failures, the failing cell and error."""
-    _state_home(ctx, quiet=as_json)
+    _state_home(ctx)
     try:
-        found = _service(ctx, read_only=True).get_run(run_id)
+        found = _service(ctx, existing=True).get_run(run_id)
     except NotFoundError as exc:
         _fail(NotFoundError(f"run {run_id} not found: {exc}") if "no runs yet" in str(exc) else exc)
     if as_json:
@@ -403,6 +410,7 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
 
         _document(ctx, run_document(found))
         return
+    out.print(_home_line(ctx))
     _print_run(found)
     for t in found.task_runs:
         last = t.last_attempt
@@ -432,10 +440,11 @@ def env_list(ctx: click.Context, as_json: bool) -> None:
     """List the cached environments (hash, requirements, size, last use)."""
     from jupyter_orchestrate.environments import EnvironmentCache
 
-    found = EnvironmentCache(_state_home(ctx, quiet=as_json).path).list()
+    found = EnvironmentCache(_state_home(ctx).path).list()
     if as_json:
         _document(ctx, {"environments": found})
         return
+    out.print(_home_line(ctx))
     if not found:
         out.print("no cached environments (tasks with environment.requirements build them)")
         return
@@ -459,6 +468,7 @@ def env_build(ctx: click.Context, path: str) -> None:
     try:
         cache = EnvironmentCache(_state_home(ctx, path).path)
         job = load_job(path)
+        out.print(_home_line(ctx))
         for task in job.tasks:
             e = task.environment
             requirements_file = Path(job.path) / e.requirements_file if e.requirements_file else None
@@ -480,6 +490,7 @@ def env_prune(ctx: click.Context, unused_days: float) -> None:
 
     home = _state_home(ctx).path
     removed = EnvironmentCache(home).prune(unused_for_seconds=unused_days * 86400)
+    out.print(_home_line(ctx))
     out.print(f"removed {len(removed)} environment(s)" + (f": {', '.join(removed)}" if removed else ""))
 
 
@@ -494,6 +505,7 @@ def cancel(ctx: click.Context, run_id: int) -> None:
         requested = _service(ctx).cancel(run_id)
     except OrchestrateError as exc:
         _fail(exc)
+    out.print(_home_line(ctx))
     out.print(f"cancel of run {run_id} requested" if requested else f"run {run_id} has already finished")
 
 
@@ -532,7 +544,7 @@ def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
     notifier = _notifier(service)
-    err.print(f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)} (state home {service.store.home})")
+    err.print(f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)}; {_home_line(ctx)}")
     sched.run_forever()
     service.shutdown("the scheduler shut down")
     notifier.close(timeout=30)
@@ -584,6 +596,7 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
         return
     notifier = _notifier(service)
     service.start_monitor()
+    err.print(_home_line(ctx))
     pending, threads, statuses = list(times), [], {}
 
     def on_signal(signum: int, frame: Any) -> None:

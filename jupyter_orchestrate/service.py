@@ -30,7 +30,7 @@ from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
 from jupyter_orchestrate.store import Store
-from jupyter_orchestrate.workspace import confine
+from jupyter_orchestrate.workspace import DB_NAME, confine
 
 HEARTBEAT_TIMEOUT_SECONDS = 30.0  # a run's owner is dead when its heartbeat is older (runners beat every 2 s)
 CANCEL_TIMEOUT_SECONDS = 30.0  # a live owner that has not ended a cancel by then: the run is force-ended
@@ -147,22 +147,22 @@ class OrchestrateService:
     Args:
         home: the state home folder (chosen by :func:`~.workspace.find_state_home`).
         recover: on start, end runs whose orchestrator died and reap their kernels (:meth:`recover`).
-        read_only: open an existing home without writing anything (``runs``, ``show``): no folder or database
-            is created, nothing is recovered; raises NotFoundError ("no runs yet in <home>") without a database.
+        existing: only open a home that has a database (commands that read: ``runs``, ``show``): without one,
+            raise NotFoundError ("no runs yet in state home <home>") and create nothing. An existing database is
+            opened as usual, so runs whose owner died are still ended (:meth:`recover`) when it is read.
         default_max_parallel: parallelism of runs whose request and job set none (see :func:`effective_parallelism`).
         heartbeat_timeout_seconds: a run's owner is dead when its heartbeat is older (see :func:`owner_death`).
         cancel_timeout_seconds: a run ``canceling`` this long (seen by this process's monitor) is force-ended.
     """
 
     def __init__(
-        self, home: str | os.PathLike[str], *, recover: bool = True, read_only: bool = False,
+        self, home: str | os.PathLike[str], *, recover: bool = True, existing: bool = False,
         default_max_parallel: int | None = None,
         heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS, cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
     ):
-        store = Store.open_read_only(home) if read_only else Store(home)
-        if store is None:
+        if existing and not (Path(home) / DB_NAME).is_file():
             raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
-        self.store = store
+        self.store = Store(home)
         self.default_max_parallel = default_max_parallel
         self.listeners: list[EventCallback] = []
         self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
@@ -173,7 +173,7 @@ class OrchestrateService:
         self._canceling_since: dict[int, float] = {}
         self._monitor_stop = threading.Event()
         self._monitor: threading.Thread | None = None
-        self.recovered: list[int] = self.recover() if recover and not read_only else []
+        self.recovered: list[int] = self.recover() if recover else []
 
     def _fan_out(self, kind: str, payload: dict[str, Any]) -> None:
         for listener in list(self.listeners):
