@@ -853,6 +853,11 @@ class Store:
                 tasks = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
         return runs, tasks
 
+    def max_run_id(self) -> int:
+        """The highest run id recorded (0 when there is none)."""
+        with self._transaction(write=False):
+            return self.db.execute("select coalesce(max(run_id), 0) from runs").fetchone()[0]
+
     def unfinished_attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running, with their process ids (for reaping orphans)."""
         with self._transaction(write=False):

@@ -104,7 +104,8 @@ class StoreWatcher:
         store = Store.open_read_only(self.home)
         if store is None:
             raise FileNotFoundError(f"the state home {self.home} has no database to watch")
-        self.poll(store, publish=False)
+        self._max_run_id = store.max_run_id()
+        self.poll(store, publish=False)  # the unfinished runs and their task runs
         self._thread = threading.Thread(target=self._loop, args=(store,), name="orchestrate-store-watcher", daemon=True)
         self._thread.start()
 
@@ -155,6 +156,10 @@ class StoreWatcher:
                                                         "status": task["status"], "reason": task["status_reason"]}))
                 if (run["orchestrator_pid"], run["orchestrator_host"]) != self._me:  # a runner here sends its own
                     events += started + changed + ended
+            # forget ended runs (memory stays bounded): a later repair makes one unfinished, and so listed, again
+            ended_ids = {run_id for run_id, status in self._runs.items() if RunStatus(status).is_terminal}
+            self._runs = {k: v for k, v in self._runs.items() if k not in ended_ids}
+            self._tasks = {k: v for k, v in self._tasks.items() if k[0] not in ended_ids}
         if publish:
             for kind, payload in events:
                 self.publish(kind, payload)

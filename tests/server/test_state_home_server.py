@@ -48,7 +48,7 @@ async def test_a_run_recorded_by_a_cli_process_reaches_the_event_stream(api: Api
         sys.executable, "-m", "jupyter_orchestrate", "run", "outside", cwd=jp_root_dir, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(cli.communicate(), 300)
+    _, err = await asyncio.wait_for(cli.communicate(), 300)
     assert cli.returncode == 0, err.decode()
     assert f"state home: {orchestrate_app.home} (found above the job folder)" in err.decode()
     events = await stream.wait(timeout=60)  # the run ended before: its end must still come, from the watcher
