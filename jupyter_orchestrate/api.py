@@ -29,15 +29,23 @@ from jupyter_orchestrate.models import Job as JobModel
 from jupyter_orchestrate.models import Run as RunModel
 from jupyter_orchestrate.models import RunStatus, TaskRun
 from jupyter_orchestrate.service import OrchestrateService
-from jupyter_orchestrate.store import resolve_home
+from jupyter_orchestrate.workspace import StateHome, find_state_home
 
 _services: dict[Path, OrchestrateService] = {}
 _services_lock = threading.Lock()
 
 
+def state_home(home: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None) -> StateHome:
+    """The state home the Python API uses: ``home`` if given, else as the CLI finds it
+    (:func:`~.workspace.find_state_home`: ``$JUPYTER_ORCHESTRATE_HOME``, which a Jupyter server sets for its
+    kernels; else the nearest existing home walking up from ``start``, a job folder, or the current directory;
+    else a new ``orchestrate_runs`` at the git repository's root or the current directory)."""
+    return find_state_home(start, explicit=home, explicit_name="home=")
+
+
 def service_for(home: str | os.PathLike[str] | None = None) -> OrchestrateService:
-    """The process-wide service of a state home (default: ``$JUPYTER_ORCHESTRATE_HOME`` or ``./.orchestrate``)."""
-    path = resolve_home(home)
+    """The process-wide service of a state home (``home``, else :func:`state_home` from the current directory)."""
+    path = state_home(home).path
     with _services_lock:
         if path not in _services:
             _services[path] = OrchestrateService(path)
@@ -47,12 +55,13 @@ def service_for(home: str | os.PathLike[str] | None = None) -> OrchestrateServic
 class Job:
     """A job (a folder of tagged notebooks) to validate and run from Python.
 
-    Use :meth:`load`. Attributes: ``name``, ``path``, ``model`` (the validated :class:`~.models.Job`).
+    Use :meth:`load`. Attributes: ``name``, ``path``, ``model`` (the validated :class:`~.models.Job`),
+    ``home`` (the state home folder its runs are recorded in; :func:`state_home` from the job folder).
     """
 
     def __init__(self, model: JobModel, home: str | os.PathLike[str] | None = None):
         self.model = model
-        self.home = home
+        self.home = state_home(home, model.path).path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, home: str | os.PathLike[str] | None = None) -> Job:
@@ -142,14 +151,17 @@ class Run:
 
     @classmethod
     def get(cls, run_id: int, *, home: str | os.PathLike[str] | None = None) -> Run:
-        """The run with this id. Raises NotFoundError."""
-        service_for(home).get_run(run_id)
-        return cls(run_id, home=home)
+        """The run with this id (in ``home``, else :func:`state_home` from the current directory).
+        Raises NotFoundError naming the state home."""
+        path = state_home(home).path
+        service_for(path).get_run(run_id)
+        return cls(run_id, home=path)
 
     @classmethod
     def list(cls, job: str | None = None, *, home: str | os.PathLike[str] | None = None, limit: int = 20) -> list[Run]:
-        """Runs, newest first; ``job`` is a job name."""
-        return [cls(r.run_id, home=home) for r in service_for(home).list_runs(job_name=job, limit=limit)]
+        """Runs, newest first; ``job`` is a job name; ``home`` as :meth:`get`."""
+        path = state_home(home).path
+        return [cls(r.run_id, home=path) for r in service_for(path).list_runs(job_name=job, limit=limit)]
 
     @property
     def model(self) -> RunModel:
@@ -243,4 +255,4 @@ def _has_pandas() -> bool:
     return True
 
 
-__all__ = ["Job", "Run", "RunStatus", "service_for"]
+__all__ = ["Job", "Run", "RunStatus", "service_for", "state_home"]

@@ -51,12 +51,31 @@ def _status(text: str) -> Text:
     return Text(text, style=STATUS_STYLE.get(text, ""))
 
 
+def _state_home(ctx: click.Context, start: str | None = None, *, start_name: str = "the job folder") -> Any:
+    """The command's :class:`~.workspace.StateHome`; the first call decides (``--home``, else
+    ``$JUPYTER_ORCHESTRATE_HOME``, else found walking up from ``start`` or the current directory, else new; see
+    :func:`~.workspace.find_state_home`). Nothing is printed or created here: each command names the home in its
+    own output (:func:`_home_line`, ``state_home`` in ``--json``) and :func:`_fail` in its error."""
+    from jupyter_orchestrate.workspace import find_state_home
+
+    if "state_home" not in ctx.obj:
+        ctx.obj["state_home"] = find_state_home(start, explicit=ctx.obj.get("home"), start_name=start_name)
+    return ctx.obj["state_home"]
+
+
+def _home_line(ctx: click.Context) -> str:
+    """``state home: <path> (<how it was chosen>)``, markup-escaped."""
+    return f"state home: {escape(str(ctx.obj['state_home']))}"
+
+
 def _service(ctx: click.Context, **options: Any) -> Any:
-    """The command's :class:`~.service.OrchestrateService` (``options``: its keyword arguments, first call only)."""
+    """The command's :class:`~.service.OrchestrateService` on its state home (:func:`_state_home`, called
+    first); ``options``: its keyword arguments, first call only (``existing=True`` for commands that only read:
+    NotFoundError "no runs yet in state home ..." when there is no database, and nothing is created)."""
     from jupyter_orchestrate.service import OrchestrateService
 
     if "service" not in ctx.obj:
-        ctx.obj["service"] = OrchestrateService(ctx.obj["home"], **options)
+        ctx.obj["service"] = OrchestrateService(_state_home(ctx).path, **options)
     return ctx.obj["service"]
 
 
@@ -74,12 +93,22 @@ def _notifier(service: Any) -> Any:
 
 
 def _fail(exc: OrchestrateError) -> None:
+    ctx = click.get_current_context(silent=True)
+    chosen = ctx.obj.get("state_home") if ctx is not None and ctx.obj else None
     if isinstance(exc, ValidationError):
         for problem in exc.problems:
             err.print(f"[red]error:[/red] {escape(str(problem))}")
-        sys.exit(2)
-    err.print(f"[red]error:[/red] {escape(str(exc))}")
-    sys.exit(2 if isinstance(exc, (NotFoundError, ConflictError)) else 1)
+        if chosen is not None:
+            err.print(f"state home: {escape(str(chosen))}")
+    else:  # one line, naming the state home unless the message does (a store error names its database file)
+        where = f" (state home: {chosen})" if chosen is not None and str(chosen.path) not in str(exc) else ""
+        err.print(f"[red]error:[/red] {escape(str(exc) + where)}")
+    sys.exit(2 if isinstance(exc, (ValidationError, NotFoundError, ConflictError)) else 1)
+
+
+def _document(ctx: click.Context, doc: dict[str, Any]) -> None:
+    """Print a ``--json`` document with the ``state_home`` it was read from or recorded in."""
+    out.print_json(json.dumps({**doc, "state_home": str(ctx.obj["state_home"].path)}, default=str))
 
 
 def _parameters(items: tuple[str, ...]) -> dict[str, str]:
@@ -102,9 +131,11 @@ def _set_home(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 RUN_ID = click.IntRange(1, MAX_ID)  # SQLite integers: a larger id cannot exist (a usage error, not an overflow)
 MAX_PARALLEL = click.IntRange(1, MAX_PARALLEL_TASKS)
 
+HOME_HELP = ("State home: database, executed notebooks, logs (else JUPYTER_ORCHESTRATE_HOME; else the nearest "
+             "orchestrate_runs/ or old .orchestrate/ walking up from the job folder or the current directory; else a new "
+             "orchestrate_runs/ at the git repository's root, or here)")
 home_option = click.option(
-    "--home", type=click.Path(file_okay=False), expose_value=False, callback=_set_home,
-    help="State home (also before the command, or JUPYTER_ORCHESTRATE_HOME). Default: ./.orchestrate",
+    "--home", type=click.Path(file_okay=False), expose_value=False, callback=_set_home, help=HOME_HELP + "; also before the command",
 )
 
 
@@ -120,8 +151,7 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--home", envvar="JUPYTER_ORCHESTRATE_HOME", type=click.Path(file_okay=False),
-              help="State home (database, executed notebooks, logs). Default: ./.orchestrate")
+@click.option("--home", type=click.Path(file_okay=False), help=HOME_HELP)
 @click.pass_context
 def main(ctx: click.Context, home: str | None) -> None:
     """Run folders of tagged notebooks as jobs: parallel papermill DAGs, recorded and repairable."""
@@ -141,7 +171,9 @@ def validate(ctx: click.Context, path: str) -> None:
     if problems:
         _fail(ValidationError(problems))
     assert job is not None
-    out.print(f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s)")
+    _state_home(ctx, path)  # where its runs would be recorded; nothing is created
+    out.print(f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s); runs are recorded in the "
+              f"{_home_line(ctx)}")
     for task in job.tasks:
         deps = f" <- {', '.join(task.depends_on)}" if task.depends_on else ""
         params = ", ".join(p.name for p in task.notebook_parameters)
@@ -203,7 +235,7 @@ class _Progress:
             return table
 
 
-def _execute(runner: Any, service: Any, as_json: bool, notifier: Any) -> None:
+def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notifier: Any) -> None:
     run = service.get_run(runner.run_id)
     interactive = err.is_terminal and not as_json
     progress = _Progress(run, live=interactive)
@@ -215,7 +247,7 @@ def _execute(runner: Any, service: Any, as_json: bool, notifier: Any) -> None:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     service.start_monitor()  # while this run executes, end other runs of the state home whose owner died
     err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
-              f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel)")
+              f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel); {_home_line(ctx)}")
     try:
         if interactive:
             with Live(progress, console=err, refresh_per_second=4, transient=False):
@@ -231,7 +263,7 @@ def _execute(runner: Any, service: Any, as_json: bool, notifier: Any) -> None:
     if as_json:
         from jupyter_orchestrate.service import run_document
 
-        out.print_json(json.dumps(run_document(run)))
+        _document(ctx, run_document(run))
     else:
         _print_run(run, console=err if interactive else out, header=not interactive)
     sys.exit(0 if status == RunStatus.succeeded else 1)
@@ -274,13 +306,14 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
 
     executor = LocalExecutor()  # its forkserver warms up while the job is validated
     try:
+        _state_home(ctx, path)
         service = _service(ctx)
         notifier = _notifier(service)
         runner = service.new_run(path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor)
     except OrchestrateError as exc:
         executor.close()
         _fail(exc)
-    _execute(runner, service, as_json, notifier)
+    _execute(ctx, runner, service, as_json, notifier)
 
 
 @main.command()
@@ -289,7 +322,7 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
 @click.option("--task", "task_keys", multiple=True, metavar="TASK_KEY", help="Re-execute this task (repeatable); default: every unsuccessful task.")
 @click.option("--rerun-dependents", is_flag=True, help="Also re-execute downstream tasks that succeeded.")
 @click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help="Override a parameter for the repair.")
-@click.option("--max-parallel", type=MAX_PARALLEL, help="Tasks executing at once (default: as the run).")
+@click.option("--max-parallel", type=MAX_PARALLEL, help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).")
 @click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
 @click.pass_context
@@ -297,13 +330,16 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
            max_parallel: int | None, dry_run: bool, as_json: bool) -> None:
     """Re-execute the failed tasks of RUN_ID and what depends on them, reusing what succeeded."""
     try:
+        _state_home(ctx)
         service = _service(ctx)
         if dry_run:
             plan, _, _ = service.plan_repair(run_id, task_keys=list(task_keys) or None, rerun_dependents=rerun_dependents,
                                              parameters=_parameters(parameters))
             if as_json:
-                out.print_json(json.dumps({"run_id": run_id, "task_keys": plan.task_keys, "reused_task_keys": plan.reused_task_keys, "parameters": plan.parameters}))
+                _document(ctx, {"run_id": run_id, "task_keys": plan.task_keys, "reused_task_keys": plan.reused_task_keys,
+                                "parameters": plan.parameters})
             else:
+                out.print(_home_line(ctx))
                 out.print(f"repair of run {run_id} would re-execute: {', '.join(plan.task_keys)}")
                 out.print(f"reused: {', '.join(plan.reused_task_keys) or 'nothing'}")
                 if plan.parameters:
@@ -314,7 +350,7 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
                                     parameters=_parameters(parameters), max_parallel=max_parallel)
     except OrchestrateError as exc:
         _fail(exc)
-    _execute(runner, service, as_json, notifier)
+    _execute(ctx, runner, service, as_json, notifier)
 
 
 @main.command()
@@ -325,19 +361,26 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: int, as_json: bool) -> None:
-    """List runs, newest first."""
-    service = _service(ctx)
-    found = service.list_runs(job_name=job_name, status=RunStatus(status) if status else None, limit=limit)
+    """List runs, newest first (reads only: an empty workspace gets no state home)."""
+    chosen = _state_home(ctx)
+    try:
+        service = _service(ctx, existing=True)
+    except NotFoundError:
+        found = []
+    else:
+        found = service.list_runs(job_name=job_name, status=RunStatus(status) if status else None, limit=limit)
     if as_json:
-        out.print_json(json.dumps({"runs": [
+        _document(ctx, {"runs": [
             {"run_id": r.run_id, "job": r.job_name, "status": r.status.value, "trigger": r.trigger.value,
              "start_time": r.start_time, "duration_seconds": r.duration_seconds, "repair_count": r.repair_count,
              "task_statuses": {t.task_key: t.status.value for t in r.task_runs}}
-            for r in found]}))
+            for r in found]})
         return
     if not found:
-        out.print("no runs yet: start one with  jupyter orchestrate run PATH")
+        out.print(f"no runs yet in {escape(str(chosen))}"
+                  + ("" if job_name or status else ": start one with  jupyter orchestrate run PATH"))
         return
+    out.print(_home_line(ctx))
     table = Table(show_edge=False)
     for col in ("run", "job", "status", "started (UTC)", "duration", "repairs", "tasks"):
         table.add_column(col)
@@ -357,15 +400,17 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
 @click.pass_context
 def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     """Show a run: each task's status, attempts, duration and, for failures, the failing cell and error."""
+    _state_home(ctx)
     try:
-        found = _service(ctx).get_run(run_id)
-    except OrchestrateError as exc:
-        _fail(exc)
+        found = _service(ctx, existing=True).get_run(run_id)
+    except NotFoundError as exc:
+        _fail(NotFoundError(f"run {run_id} not found: {exc}") if "no runs yet" in str(exc) else exc)
     if as_json:
         from jupyter_orchestrate.service import run_document
 
-        out.print_json(json.dumps(run_document(found)))
+        _document(ctx, run_document(found))
         return
+    out.print(_home_line(ctx))
     _print_run(found)
     for t in found.task_runs:
         last = t.last_attempt
@@ -395,10 +440,11 @@ def env_list(ctx: click.Context, as_json: bool) -> None:
     """List the cached environments (hash, requirements, size, last use)."""
     from jupyter_orchestrate.environments import EnvironmentCache
 
-    found = EnvironmentCache(_service(ctx).store.home).list()
+    found = EnvironmentCache(_state_home(ctx).path).list()
     if as_json:
-        out.print_json(json.dumps(found, default=str))
+        _document(ctx, {"environments": found})
         return
+    out.print(_home_line(ctx))
     if not found:
         out.print("no cached environments (tasks with environment.requirements build them)")
         return
@@ -420,8 +466,9 @@ def env_build(ctx: click.Context, path: str) -> None:
     from jupyter_orchestrate.environments import EnvironmentCache, read_requirements
 
     try:
+        cache = EnvironmentCache(_state_home(ctx, path).path)
         job = load_job(path)
-        cache = EnvironmentCache(_service(ctx).store.home)
+        out.print(_home_line(ctx))
         for task in job.tasks:
             e = task.environment
             requirements_file = Path(job.path) / e.requirements_file if e.requirements_file else None
@@ -441,7 +488,9 @@ def env_prune(ctx: click.Context, unused_days: float) -> None:
     """Remove cached environments that no run used for --unused-days."""
     from jupyter_orchestrate.environments import EnvironmentCache
 
-    removed = EnvironmentCache(_service(ctx).store.home).prune(unused_for_seconds=unused_days * 86400)
+    home = _state_home(ctx).path
+    removed = EnvironmentCache(home).prune(unused_for_seconds=unused_days * 86400)
+    out.print(_home_line(ctx))
     out.print(f"removed {len(removed)} environment(s)" + (f": {', '.join(removed)}" if removed else ""))
 
 
@@ -451,10 +500,12 @@ def env_prune(ctx: click.Context, unused_days: float) -> None:
 @click.pass_context
 def cancel(ctx: click.Context, run_id: int) -> None:
     """Cancel a running run (its orchestrator stops the kernels within about a second)."""
+    _state_home(ctx)
     try:
         requested = _service(ctx).cancel(run_id)
     except OrchestrateError as exc:
         _fail(exc)
+    out.print(_home_line(ctx))
     out.print(f"cancel of run {run_id} requested" if requested else f"run {run_id} has already finished")
 
 
@@ -479,6 +530,7 @@ def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, 
     """
     from jupyter_orchestrate.scheduling.scheduler import Scheduler
 
+    _state_home(ctx, roots[0] if roots else None, start_name="the scheduler's first root")
     service = _service(ctx, heartbeat_timeout_seconds=heartbeat_timeout)
     service.start_monitor(monitor_seconds)
     sched = Scheduler(service, [Path(r) for r in roots or (".",)], lease_seconds=lease_seconds, poll_seconds=poll_seconds,
@@ -492,7 +544,7 @@ def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
     notifier = _notifier(service)
-    err.print(f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)} (state home {service.store.home})")
+    err.print(f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)}; {_home_line(ctx)}")
     sched.run_forever()
     service.shutdown("the scheduler shut down")
     notifier.close(timeout=30)
@@ -532,6 +584,7 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
     from jupyter_orchestrate.models import Trigger
 
     try:
+        _state_home(ctx, path)
         service = _service(ctx)
         job = load_job(path)
         name, chosen, times = service.backfill(job, _instant(start, False), _instant(end, True), schedule=schedule)
@@ -543,6 +596,7 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
         return
     notifier = _notifier(service)
     service.start_monitor()
+    err.print(_home_line(ctx))
     pending, threads, statuses = list(times), [], {}
 
     def on_signal(signum: int, frame: Any) -> None:

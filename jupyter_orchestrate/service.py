@@ -25,13 +25,13 @@ from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.discovery import load_job, validate_job
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
-from jupyter_orchestrate.errors import ConflictError, Problem, StoreError, ValidationError
 from jupyter_orchestrate.environments import public_job
+from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, StoreError, ValidationError
 from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
 from jupyter_orchestrate.store import Store
-from jupyter_orchestrate.workspace import confine
+from jupyter_orchestrate.workspace import DB_NAME, confine
 
 HEARTBEAT_TIMEOUT_SECONDS = 30.0  # a run's owner is dead when its heartbeat is older (runners beat every 2 s)
 CANCEL_TIMEOUT_SECONDS = 30.0  # a live owner that has not ended a cancel by then: the run is force-ended
@@ -100,6 +100,13 @@ def _check_parallel(max_parallel: int | None) -> None:
         raise ValidationError(Problem("", "--max-parallel", f"must be between 1 and {MAX_PARALLEL_TASKS}"))
 
 
+def effective_parallelism(requested: int | None, job: Job, default: int | None) -> int:
+    """The one rule for how many attempts of a run (or repair) execute at once: the request's own value
+    (``--max-parallel``, ``max_parallel`` of a request body), else the job's ``max_parallel_tasks``, else the
+    orchestrator's default (the server's ``OrchestrateApp.max_parallel_tasks``), else the CPU count."""
+    return requested or job.max_parallel_tasks or default or os.cpu_count() or 1
+
+
 def _process_alive(pid: int | None, create_time: float | None) -> bool:
     """Whether the process ``pid`` that started at ``create_time`` (psutil seconds) still exists on this host."""
     if not pid:
@@ -139,17 +146,25 @@ class OrchestrateService:
     """Jobs, runs and repairs over one state home.
 
     Args:
-        home: the state home (see :func:`~.store.resolve_home`).
+        home: the state home folder (chosen by :func:`~.workspace.find_state_home`).
         recover: on start, end runs whose orchestrator died and reap their kernels (:meth:`recover`).
+        existing: only open a home that has a database (commands that read: ``runs``, ``show``): without one,
+            raise NotFoundError ("no runs yet in state home <home>") and create nothing. An existing database is
+            opened as usual, so runs whose owner died are still ended (:meth:`recover`) when it is read.
+        default_max_parallel: parallelism of runs whose request and job set none (see :func:`effective_parallelism`).
         heartbeat_timeout_seconds: a run's owner is dead when its heartbeat is older (see :func:`owner_death`).
         cancel_timeout_seconds: a run ``canceling`` this long (seen by this process's monitor) is force-ended.
     """
 
     def __init__(
-        self, home: str | os.PathLike[str] | None = None, *, recover: bool = True,
+        self, home: str | os.PathLike[str], *, recover: bool = True, existing: bool = False,
+        default_max_parallel: int | None = None,
         heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS, cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
     ):
+        if existing and not (Path(home) / DB_NAME).is_file():
+            raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
         self.store = Store(home)
+        self.default_max_parallel = default_max_parallel
         self.listeners: list[EventCallback] = []
         self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
         self.cancel_timeout_seconds = cancel_timeout_seconds
@@ -277,7 +292,7 @@ class OrchestrateService:
             clock: the runner's monotonic clock (tests: the fake clock of a
                 :class:`~.executors.memory.MemoryExecutor`).
             parameters: ``-p`` overrides ``{name: value}``; string values are typed by the parameter they set.
-            max_parallel: attempts in flight at most; default ``max_parallel_tasks`` of the job, else CPU count.
+            max_parallel: attempts in flight at most; default: see :func:`effective_parallelism`.
             trigger, trigger_time, trigger_reason: what started the run; ``trigger_time`` (ISO UTC, default the
                 start time) is the run's logical time, ``{{job.trigger.time}}`` in parameters.
             fire_id: the scheduler's fire record that starts this run (linked in the run's own transaction).
@@ -290,7 +305,7 @@ class OrchestrateService:
         job = load_job(path)
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
-        parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
+        parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
         run_id = self.store.create_run(
             public_job(job), parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
             trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason, fire_id=fire_id,
@@ -418,8 +433,9 @@ class OrchestrateService:
 
         Semantics of Databricks "Repair run": the unsuccessful task runs (or ``task_keys``) and everything
         downstream of them that did not succeed (all of it with ``rerun_dependents``) re-execute inside the
-        same run, as new attempts; succeeded task runs and their task values are reused. ``root`` and errors:
-        see :meth:`plan_repair`.
+        same run, as new attempts; succeeded task runs and their task values are reused. Parallelism: see
+        :func:`effective_parallelism` (the job's current ``max_parallel_tasks``). ``root`` and errors: see
+        :meth:`plan_repair`.
         """
         max_output_bytes()
         plan, job, overrides = self.plan_repair(
@@ -445,7 +461,7 @@ class OrchestrateService:
         statuses = self.store.statuses(run_id)
         counts = self.store.attempt_counts(run_id)
         states = {k: TaskState(statuses[k], attempts=counts.get(k, 0)) for k in job.task_keys}
-        parallel = max_parallel or self.store.get_run(run_id).max_parallel_tasks
+        parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=number, clock=clock)
 
     # -- schedules -------------------------------------------------------------------------------------------
@@ -513,7 +529,6 @@ class OrchestrateService:
 
     @staticmethod
     def _schedule(job: Job, name: str) -> Any:
-        from jupyter_orchestrate.errors import NotFoundError
         from jupyter_orchestrate.scheduling.scheduler import schedule_name
 
         for index, schedule in enumerate(job.schedules):

@@ -12,8 +12,7 @@ Faults: SQLite errors that are not bugs (disk full, damaged file, not a database
 locked) become a :class:`~.errors.StoreError` naming the file and what to do. A database that fails
 ``PRAGMA quick_check`` on open is refused before anything is written to it.
 
-Layout of the state home (default ``.orchestrate/`` in the current directory, ``--home`` or
-``JUPYTER_ORCHESTRATE_HOME``)::
+Layout of the state home (which folder: :func:`~.workspace.find_state_home`)::
 
     <home>/orchestrate.db
     <home>/runs/<run_id>/<task_key>/attempt-<n>.ipynb   executed notebook (saved after every cell)
@@ -51,10 +50,8 @@ from jupyter_orchestrate.models import (
     seconds_between,
     utc_now,
 )
+from jupyter_orchestrate.workspace import DB_NAME
 
-HOME_ENV = "JUPYTER_ORCHESTRATE_HOME"
-DEFAULT_HOME = ".orchestrate"
-DB_NAME = "orchestrate.db"
 BUSY_TIMEOUT_SECONDS = 30.0
 _checked_files: set[str] = set()  # database files this process found to pass PRAGMA quick_check (heartbeat and
 # run monitor threads open their own connections; one check per process keeps a large file's cost to one read)
@@ -206,12 +203,6 @@ def m005_schedule_rule(db: Database) -> None:
     db["schedule_state"].add_column("rule", str)
 
 
-def resolve_home(home: str | os.PathLike[str] | None = None) -> Path:
-    """The state home: ``home`` if given, else ``$JUPYTER_ORCHESTRATE_HOME``, else ``./.orchestrate``."""
-    chosen = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
-    return Path(chosen).expanduser().resolve()
-
-
 def this_process() -> dict[str, Any]:
     """The owner fields of a run executed by this process: ``orchestrator_pid``, ``orchestrator_create_time``
     (psutil's process start time, so a reused pid is not mistaken for the owner) and ``orchestrator_host``."""
@@ -251,7 +242,8 @@ class Store:
     any number of processes may open the same state home.
 
     Args:
-        home: the state home folder; created if missing.
+        home: the state home folder (chosen by :func:`~.workspace.find_state_home`); created if missing.
+            :meth:`open_read_only` opens an existing one without writing.
         busy_timeout_seconds: how long a write waits for another process's write lock before giving up.
 
     Every method may raise :class:`~.errors.StoreError` (disk full, damaged database, cannot open, read-only)
@@ -262,10 +254,8 @@ class Store:
             (it is then left unchanged), or it cannot be opened.
     """
 
-    def __init__(
-        self, home: str | os.PathLike[str] | None = None, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS
-    ):
-        self.home = resolve_home(home)
+    def __init__(self, home: str | os.PathLike[str], *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS):
+        self.home = Path(home).expanduser().resolve()
         self.path = self.home / DB_NAME
         self.busy_timeout_seconds = busy_timeout_seconds
         self._lock = threading.RLock()
@@ -384,6 +374,34 @@ class Store:
             finally:
                 self._transaction_kind = None
 
+    @classmethod
+    def open_read_only(cls, home: str | os.PathLike[str]) -> Store | None:
+        """The store of an existing state home opened read-only (SQLite ``mode=ro``): no folder, database,
+        migration or write is made (read-only commands, the server's store watcher).
+
+        Returns: the store, or None when ``home`` has no database yet. A write through it raises StoreError.
+
+        Raises:
+            StoreError: the file cannot be opened or is not a database.
+        """
+        self = cls.__new__(cls)
+        self.home = Path(home).expanduser().resolve()
+        self.path = self.home / DB_NAME
+        if not self.path.is_file():
+            return None
+        self.busy_timeout_seconds = BUSY_TIMEOUT_SECONDS
+        self._lock = threading.RLock()
+        self._transaction_kind = None
+        self._damaged = None
+        try:
+            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS,
+                                   check_same_thread=False, isolation_level=None)
+            self.db = Database(conn, execute_plugins=False)
+            self.db.execute("select count(*) from sqlite_master").fetchone()  # fails now on a file that is not a database
+        except sqlite3.Error as exc:
+            raise self._translate(exc) or exc from exc
+        return self
+
     def close(self) -> None:
         """Close the database connection."""
         self.db.close()
@@ -489,7 +507,7 @@ class Store:
         with self._transaction(write=False):
             row = self.db.execute("select status from runs where run_id = ?", [run_id]).fetchone()
         if row is None:
-            raise NotFoundError(f"run {run_id} not found")
+            raise NotFoundError(f"run {run_id} not found in state home {self.home}")
         return RunStatus(row[0])
 
     def request_cancel(self, run_id: int) -> bool:
@@ -680,7 +698,7 @@ class Store:
         with self._transaction(write=False):
             rows = list(self.db["runs"].rows_where("run_id = ?", [run_id]))
         if not rows:
-            raise NotFoundError(f"run {run_id} not found")
+            raise NotFoundError(f"run {run_id} not found in state home {self.home}")
         return rows[0]
 
     @staticmethod
@@ -814,6 +832,35 @@ class Store:
                     [RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value],
                 )
             )
+
+    def watched_rows(self, after_run_id: int, run_ids: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """What the server's store watcher compares between two polls (two indexed queries): the runs with an id
+        above ``after_run_id``, the unfinished runs and the runs in ``run_ids`` (``run_id, status,
+        status_reason, job_name, orchestrator_pid, orchestrator_host``), and the task runs of those runs
+        (``run_id, task_key, status, status_reason``), each ordered by run id."""
+        unfinished = [RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value]
+        marks = ", ".join("?" * len(run_ids))
+        where = "run_id > ? or status in (?, ?, ?)" + (f" or run_id in ({marks})" if run_ids else "")
+        with self._transaction(write=False):  # one snapshot: task runs match their run rows
+            cursor = self.db.execute(
+                "select run_id, status, status_reason, job_name, orchestrator_pid, orchestrator_host from runs "
+                f"where {where} order by run_id", [after_run_id, *unfinished, *run_ids],
+            )
+            runs = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
+            ids = [r["run_id"] for r in runs]
+            tasks: list[dict[str, Any]] = []
+            if ids:
+                cursor = self.db.execute(
+                    "select run_id, task_key, status, status_reason from task_runs "
+                    f"where run_id in ({', '.join('?' * len(ids))}) order by run_id", ids,
+                )
+                tasks = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
+        return runs, tasks
+
+    def max_run_id(self) -> int:
+        """The highest run id recorded (0 when there is none)."""
+        with self._transaction(write=False):
+            return self.db.execute("select coalesce(max(run_id), 0) from runs").fetchone()[0]
 
     def unfinished_attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running, with their process ids (for reaping orphans)."""

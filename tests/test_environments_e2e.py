@@ -60,7 +60,9 @@ def test_conflicting_requirements_secrets_and_cache_reuse(make_notebook: Any, tm
         k: v.get("package_hash") for k, v in envs.items()}
     listed = subprocess.run([sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "env", "list", "--json"],
                             capture_output=True, text=True, timeout=60)
-    assert sorted(e["requirements"][0] for e in json.loads(listed.stdout)) == ["six==1.15.0", "six==1.16.0"]
+    doc = json.loads(listed.stdout)
+    assert doc["state_home"] == str(home.resolve())
+    assert sorted(e["requirements"][0] for e in doc["environments"]) == ["six==1.15.0", "six==1.16.0"]
 
 
 def _other_interpreter(where: Path) -> Path:

@@ -19,7 +19,7 @@ from jupyter_orchestrate.models import (
     Trigger,
     utc_now,
 )
-from jupyter_orchestrate.store import DB_NAME, HOME_ENV, Store, resolve_home
+from jupyter_orchestrate.store import DB_NAME, Store
 
 S = TaskRunStatus
 
@@ -432,15 +432,6 @@ def test_store_creates_the_home_and_rejects_a_file_that_is_not_a_database(tmp_pa
     (bad / DB_NAME).write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=f"state database {bad / DB_NAME} is damaged .*file is not a database"):
         Store(bad)
-
-
-def test_resolve_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(HOME_ENV, raising=False)
-    assert resolve_home() == (tmp_path / ".orchestrate").resolve()
-    monkeypatch.setenv(HOME_ENV, str(tmp_path / "env_home"))
-    assert resolve_home() == (tmp_path / "env_home").resolve()
-    assert resolve_home(tmp_path / "given") == (tmp_path / "given").resolve()
 
 
 def test_end_unfinished_records_the_duration_of_the_failed_task_run(store: Store, job: Job) -> None:

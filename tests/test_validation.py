@@ -495,6 +495,7 @@ def test_cli_validate_exit_2_and_one_line_per_problem(make_notebook: MakeNoteboo
     expected = [f"error: {p}" for p in validate_job(job_dir)[1]]
     assert len(expected) == 3
     assert result.stderr.splitlines() == expected
+    assert not (job_dir.parent / "orchestrate_runs").exists(), "validate creates no state home"
     assert result.stdout == ""
 
 

@@ -3,6 +3,11 @@
 Enabled automatically on install through ``jupyter-config/server-config/jupyter_orchestrate.json``. Loading
 it starts nothing heavy: the service (SQLite store, crash recovery of runs a dead server left ``running``)
 opens in milliseconds, and runs execute in background threads so the server stays responsive.
+
+The state home is chosen by :func:`~jupyter_orchestrate.workspace.find_state_home` (the rule of every entry
+point) and exported as ``$JUPYTER_ORCHESTRATE_HOME`` to the kernels and terminals the server starts, so the
+Python API and the CLI used inside JupyterLab record into the history the sidebar shows. A
+:class:`~.events.StoreWatcher` publishes the runs other processes record there.
 """
 
 from __future__ import annotations
@@ -12,13 +17,11 @@ import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Enum, Float, Integer, List, Unicode
+from traitlets import Bool, Float, Integer, List, Unicode
 
-from jupyter_orchestrate.server.events import EventBus
+from jupyter_orchestrate.server.events import EventBus, StoreWatcher
 from jupyter_orchestrate.server.handlers import handlers
-
-
-SERVER_HOME = "orchestrate_runs"
+from jupyter_orchestrate.workspace import HOME_ENV, StateHome, find_state_home
 
 
 class OrchestrateApp(ExtensionApp):
@@ -28,19 +31,21 @@ class OrchestrateApp(ExtensionApp):
 
     state_home = Unicode(
         "", config=True,
-        help="State home (database, executed notebooks, logs). Default: $JUPYTER_ORCHESTRATE_HOME, else "
+        help="State home (database, executed notebooks, logs). Default: $JUPYTER_ORCHESTRATE_HOME, else the nearest "
+        "existing orchestrate_runs/ (or old .orchestrate/) from the root up to its git repository's root, else a new "
         "<root_dir>/orchestrate_runs: inside the root and not hidden, so JupyterLab can open executed notebooks "
         "(the contents API refuses hidden paths such as .orchestrate/ unless ContentsManager.allow_hidden).",
     )
     max_parallel_tasks = Integer(
-        0, config=True, help="Tasks executing at once per run when the job does not say (0: CPU cores)."
+        0, config=True,
+        help="Tasks executing at once per run (manual, scheduled, triggered or repair) when neither the request nor "
+        "the job's max_parallel_tasks says (0: CPU cores). A default, never an override of the job.",
     )
     job_roots = List(
         Unicode(), default_value=[""], config=True,
         help="Folders, relative to the server root, searched for jobs (default: the whole root).",
     )
     job_search_depth = Integer(4, config=True, help="How many folder levels below each job root are searched.")
-    executor = Enum(["local"], default_value="local", config=True, help="What runs attempts: 'local' processes.")
     heartbeat_timeout_seconds = Float(
         30.0, config=True,
         help="A run whose orchestrator (this server, a CLI run, a scheduler) has not heartbeat for this long is "
@@ -51,6 +56,11 @@ class OrchestrateApp(ExtensionApp):
         30.0, config=True, help="A run still canceling this long after the server saw the cancel is force-ended canceled."
     )
     monitor_seconds = Float(5.0, config=True, help="Time between two checks for runs whose orchestrator died.")
+    watch_seconds = Float(
+        0.5, config=True,
+        help="Time between two checks of the state home for runs recorded by other processes (the CLI, a notebook's "
+        "Python API, a scheduler), whose status changes are then sent on the event stream.",
+    )
     shutdown_timeout_seconds = Float(
         15.0, config=True, help="On shutdown, how long to wait for the runs of this server to record their cancel."
     )
@@ -62,10 +72,24 @@ class OrchestrateApp(ExtensionApp):
     def initialize_settings(self) -> None:
         from jupyter_orchestrate.service import OrchestrateService
 
+        self.chosen_home: StateHome = find_state_home(
+            None, explicit=self.state_home or None, server_root=self.root, explicit_name="OrchestrateApp.state_home"
+        )
+        self.log.info("jupyter-orchestrate: state home %s", self.chosen_home)
+        if not self.home.is_relative_to(self.root) or any(p.startswith(".") for p in self.home.relative_to(self.root).parts):
+            self.log.warning("jupyter-orchestrate: the state home %s is outside the server root or hidden: the sidebar "
+                             "cannot open its executed notebooks", self.home)
+        # kernels and terminals of this server inherit its environment: the Python API and the CLI there find this home
+        self._previous_home_env = os.environ.get(HOME_ENV)
+        os.environ[HOME_ENV] = str(self.home)
         self.bus = EventBus()
         self.service = OrchestrateService(self.home, heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
-                                          cancel_timeout_seconds=self.cancel_timeout_seconds)
+                                          cancel_timeout_seconds=self.cancel_timeout_seconds,
+                                          default_max_parallel=self.max_parallel_tasks or None)
         self.service.listeners.append(self.bus.publish)
+        self.watcher = StoreWatcher(self.home, self.bus.publish, poll_seconds=self.watch_seconds)
+        self.service.listeners.append(self.watcher.seen)
+        self.watcher.start()
         from jupyter_orchestrate.notifications import Notifier, SmtpConfig
 
         try:
@@ -95,8 +119,8 @@ class OrchestrateApp(ExtensionApp):
 
     @property
     def home(self) -> Path:
-        chosen = self.state_home or os.environ.get("JUPYTER_ORCHESTRATE_HOME") or str(self.root / SERVER_HOME)
-        return Path(chosen).expanduser().resolve()
+        """The state home folder (chosen once, when the extension loads)."""
+        return self.chosen_home.path
 
     def search_roots(self) -> list[Path]:
         """The configured job roots that exist inside the server root (others are logged and skipped)."""
@@ -119,6 +143,11 @@ class OrchestrateApp(ExtensionApp):
         them to record ``canceled`` (SIGTERM and SIGINT of the server come here), then deliver notifications."""
         if self.scheduler is not None:
             self.scheduler.stop()
+        self.watcher.stop()
         await asyncio.to_thread(self.service.shutdown, "the server shut down", self.shutdown_timeout_seconds)
         await asyncio.to_thread(self.notifier.close, timeout=10)
+        if self._previous_home_env is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = self._previous_home_env
 

@@ -3,7 +3,7 @@
 Runners execute in background threads; each client of ``GET /jupyter-orchestrate/api/events`` owns an
 asyncio queue on the server's event loop. :meth:`EventBus.publish` is thread-safe: it hands each event to the
 loops with ``call_soon_threadsafe``. Events carry a sequence number (the SSE ``id``) so a client can tell
-their order.
+their order. :class:`StoreWatcher` adds the events of runs that other processes record in the same state home.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+import socket
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -55,3 +59,108 @@ class EventBus:
             queue.put_nowait(event)
         except asyncio.QueueFull:
             log.warning("event stream client is %d events behind; dropping event %s", QUEUE_SIZE, event["id"])
+
+
+class StoreWatcher:
+    """Publishes the run and task run status changes that *other processes* record in the state home (a CLI
+    run, the Python API in a notebook, a headless scheduler), so an open sidebar shows them without a reload.
+
+    A daemon thread polls the store every ``poll_seconds`` over its own read-only connection
+    (:meth:`~.store.Store.watched_rows`: runs above the highest id seen, unfinished runs, and their task runs)
+    and publishes ``run_status`` and ``task_status`` events shaped like the runner's. Runs this process owns
+    are skipped (their runner publishes its own events), and :meth:`seen`, a service listener, records what
+    this process published so it is not sent twice.
+
+    Args:
+        home: the state home (its database must exist: the server's service has created it).
+        publish: ``(kind, payload)`` callback, e.g. :meth:`EventBus.publish`.
+        poll_seconds: time between two polls.
+    """
+
+    def __init__(self, home: Path, publish: Callable[[str, dict[str, Any]], None], poll_seconds: float = 0.5):
+        self.home = home
+        self.publish = publish
+        self.poll_seconds = poll_seconds
+        self._runs: dict[int, str] = {}  # run id -> status last seen
+        self._tasks: dict[tuple[int, str], str] = {}
+        self._max_run_id = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._me = (os.getpid(), socket.gethostname())
+
+    def seen(self, kind: str, payload: dict[str, Any]) -> None:
+        """Record an event this process published itself (listener of the service)."""
+        with self._lock:
+            if kind == "run_status":
+                self._runs[payload["run_id"]] = payload["status"]
+            elif kind == "task_status":
+                self._tasks[(payload["run_id"], payload["task_key"])] = payload["status"]
+
+    def start(self) -> None:
+        """Take the current state as the baseline (nothing is published for it), then poll on a daemon thread."""
+        from jupyter_orchestrate.store import Store
+
+        store = Store.open_read_only(self.home)
+        if store is None:
+            raise FileNotFoundError(f"the state home {self.home} has no database to watch")
+        self._max_run_id = store.max_run_id()
+        self.poll(store, publish=False)  # the unfinished runs and their task runs
+        self._thread = threading.Thread(target=self._loop, args=(store,), name="orchestrate-store-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling and wait (up to ``timeout`` seconds) for the thread to end."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self, store: Any) -> None:
+        try:
+            while not self._stop.wait(self.poll_seconds):
+                try:
+                    self.poll(store)
+                except Exception:  # a busy or damaged database must not stop the watcher
+                    log.exception("state home watcher pass failed")
+        finally:
+            store.close()
+
+    def poll(self, store: Any, publish: bool = True) -> list[tuple[str, dict[str, Any]]]:
+        """One pass: compare the store with what was seen; publish (and return) the changes, in the order a
+        runner would send them (a run's start, its task runs, then its end)."""
+        from jupyter_orchestrate.models import RunStatus
+
+        with self._lock:
+            unfinished = [run_id for run_id, status in self._runs.items() if not RunStatus(status).is_terminal]
+            max_seen = self._max_run_id
+        runs, tasks = store.watched_rows(max_seen, unfinished)
+        tasks_of: dict[int, list[dict[str, Any]]] = {}
+        for row in tasks:
+            tasks_of.setdefault(row["run_id"], []).append(row)
+        events: list[tuple[str, dict[str, Any]]] = []
+        with self._lock:
+            for run in runs:
+                run_id = run["run_id"]
+                self._max_run_id = max(self._max_run_id, run_id)
+                started, changed, ended = [], [], []
+                if self._runs.get(run_id) != run["status"]:
+                    self._runs[run_id] = run["status"]
+                    event = ("run_status", {"run_id": run_id, "status": run["status"], "reason": run["status_reason"],
+                                            "job_name": run["job_name"]})
+                    (ended if RunStatus(run["status"]).is_terminal else started).append(event)
+                for task in tasks_of.get(run_id, []):
+                    key = (run_id, task["task_key"])
+                    if self._tasks.get(key) != task["status"]:
+                        self._tasks[key] = task["status"]
+                        changed.append(("task_status", {"run_id": run_id, "task_key": task["task_key"],
+                                                        "status": task["status"], "reason": task["status_reason"]}))
+                if (run["orchestrator_pid"], run["orchestrator_host"]) != self._me:  # a runner here sends its own
+                    events += started + changed + ended
+            # forget ended runs (memory stays bounded): a later repair makes one unfinished, and so listed, again
+            ended_ids = {run_id for run_id, status in self._runs.items() if RunStatus(status).is_terminal}
+            self._runs = {k: v for k, v in self._runs.items() if k not in ended_ids}
+            self._tasks = {k: v for k, v in self._tasks.items() if k[0] not in ended_ids}
+        if publish:
+            for kind, payload in events:
+                self.publish(kind, payload)
+        return events

@@ -265,7 +265,7 @@ class JobHandler(OrchestrateHandler):
         body = self.json_body(StartRunRequest)
         runner = await self.blocking(
             self.service.new_run, job_path, parameters=body.parameters,
-            max_parallel=body.max_parallel or self.app.max_parallel_tasks or None,
+            max_parallel=body.max_parallel,  # None: the job's, else the server default (service.effective_parallelism)
         )
         self.service.start(runner)
         self.set_status(201)

@@ -103,6 +103,11 @@ export class OrchestrateModel {
     await this.loadRun(runId);
   }
 
+  /** Whether the jobs list (each job's recent runs) has the run. */
+  private _listed(runId: number): boolean {
+    return (this.jobs ?? []).some(j => (j.recent_runs ?? []).some(r => r.run_id === runId));
+  }
+
   /** Apply one event of the server's stream. */
   onEvent(event: IOrchestrateEvent): void {
     if (event.type === 'progress' && event.task_key) {
@@ -111,6 +116,11 @@ export class OrchestrateModel {
       return;
     }
     const run = this.runs.get(event.run_id);
+    if (event.type === 'run_status' && event.status && !isTerminal(event.status as any) && !run && !this._listed(event.run_id)) {
+      // a run this sidebar has not seen: started by the CLI, a notebook or a scheduler on the same state home
+      void this.refresh();
+      return;
+    }
     if (event.type === 'task_status' && run && event.task_key) {
       const taskRun = run.task_runs.find(t => t.task_key === event.task_key);
       if (taskRun && event.status) {

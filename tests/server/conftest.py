@@ -125,6 +125,13 @@ def task_of(run_doc: dict[str, Any], task_key: str) -> dict[str, Any]:
     return next(t for t in run_doc["task_runs"] if t["task_key"] == task_key)
 
 
+@pytest.fixture(autouse=True)
+def _home_env_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension exports its home as ``$JUPYTER_ORCHESTRATE_HOME`` (for its kernels): undo it after each test,
+    and start each without one."""
+    monkeypatch.delenv("JUPYTER_ORCHESTRATE_HOME", raising=False)
+
+
 @pytest.fixture
 def state_home(jp_root_dir: Path) -> Path:
     """The extension's state home, where the server puts it by default: inside the root and not hidden, so

@@ -128,6 +128,20 @@ describe('OrchestrateModel.onEvent', () => {
     expect(finished).not.toHaveBeenCalled();
   });
 
+  it('refreshes the jobs list when a run it does not list starts elsewhere (CLI, notebook), once', async () => {
+    const model = new OrchestrateModel({ subscribe: false });
+    listJobs.mockResolvedValue([{ job_id: 'jobs/daily', recent_runs: [{ run_id: 4, status: 'running' }] } as any]);
+    model.onEvent(event({ type: 'run_status', run_id: 4, status: 'running' }));
+    await flush();
+    expect(listJobs).toHaveBeenCalledTimes(1);
+    expect(model.job('jobs/daily')!.recent_runs[0].run_id).toBe(4);
+    model.onEvent(event({ type: 'run_status', run_id: 4, status: 'running' })); // listed now: no second fetch
+    model.onEvent(event({ type: 'task_status', run_id: 4, task_key: 'a', status: 'running' }));
+    await flush();
+    expect(listJobs).toHaveBeenCalledTimes(1);
+    expect(getRun).not.toHaveBeenCalled();
+  });
+
   it('notifies about runs started through startRun', async () => {
     vi.spyOn(api, 'startRun').mockResolvedValue(run(8));
     const model = new OrchestrateModel({ subscribe: false });
