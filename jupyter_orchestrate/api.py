@@ -72,7 +72,7 @@ class Job:
         """
         job, problems = validate_job(path)
         if job is None:
-            raise ValidationError(problems)
+            raise ValidationError([p for p in problems if not p.is_warning])
         return cls(job, home)
 
     @property
@@ -86,7 +86,8 @@ class Job:
         return self.model.path
 
     def validate(self) -> list[Problem]:
-        """Validate the job again as it is on disk now. Returns the problems ([] when valid)."""
+        """Validate the job again as it is on disk now. Returns the problems ([] when valid): errors of the
+        job, errors of single tasks (the job still runs the others) and warnings (``Problem.severity``)."""
         job, problems = validate_job(self.path)
         if job is not None:
             self.model = job

@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, Problem, ValidationError
-from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, Run, RunStatus, TaskRunStatus
+from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, Run, RunStatus, TaskRunStatus, cell_label, code_cell_progress
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -168,8 +168,17 @@ def validate(ctx: click.Context, path: str) -> None:
     from jupyter_orchestrate.discovery import validate_job
 
     job, problems = validate_job(path)
-    if problems:
-        _fail(ValidationError(problems))
+    errors = [p for p in problems if not p.is_warning]
+    for problem in errors:
+        err.print(f"[red]error:[/red] {escape(str(problem))}")
+    for problem in problems:
+        if problem.is_warning:
+            err.print(f"[yellow]warning:[/yellow] {escape(str(problem))}")
+    if errors:
+        broken = [t.task_key for t in job.tasks if t.problem] if job else []
+        if job is not None and broken:
+            err.print(f"a run would fail {', '.join(broken)} at once (and what depends on it by run_if) and run the other tasks")
+        sys.exit(2)
     assert job is not None
     _state_home(ctx, path)  # where its runs would be recorded; nothing is created
     out.print(f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s); runs are recorded in the "
@@ -227,7 +236,7 @@ class _Progress:
             for key, row in self.rows.items():
                 progress = ""
                 if row["status"] == "running" and row["total"]:
-                    progress = f"cell {row['cell']}/{row['total']}"
+                    progress = code_cell_progress(row["cell"], row["total"])
                 duration = ""
                 if row["started"] is not None:
                     duration = _seconds((row["ended"] or now) - row["started"])
@@ -248,6 +257,9 @@ def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notif
     service.start_monitor()  # while this run executes, end other runs of the state home whose owner died
     err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
               f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel); {_home_line(ctx)}")
+    for task in runner.job.tasks:
+        for warning in task.warnings:
+            err.print(f"[yellow]warning:[/yellow] {escape(task.task_key)}: {escape(warning)}")
     try:
         if interactive:
             with Live(progress, console=err, refresh_per_second=4, transient=False):
@@ -281,10 +293,10 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
         failure = ""
         if last and last.error and t.status.is_failure:
             e = last.error
-            where = f"cell {e.cell_index + 1}: " if e.cell_index is not None else ""
+            where = f"{cell_label(e.cell_index)}: " if e.cell_index is not None or e.executed_cell_index is not None else ""
             failure = f"{where}{e.ename}: {e.evalue}"
-        elif t.status in (TaskRunStatus.upstream_failed, TaskRunStatus.skipped, TaskRunStatus.canceled) and t.status_reason:
-            failure = t.status_reason
+        elif t.status_reason and (t.status.is_failure or t.status == TaskRunStatus.skipped):
+            failure = t.status_reason  # run_if not met, canceled, or a task that could not start (no attempt)
         table.add_row(t.task_key, _status(t.status.value), str(len(t.attempts)), _seconds(t.duration_seconds),
                       failure, os.path.relpath(last.notebook_path) if last and last.notebook_path else "")
     console.print(table)
@@ -302,14 +314,19 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
 @click.pass_context
 def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel: int | None, as_json: bool) -> None:
     """Run the job at PATH (a folder of tagged notebooks) and wait for it to finish."""
+    from jupyter_orchestrate.discovery import load_job
     from jupyter_orchestrate.executors.local import LocalExecutor
 
     executor = LocalExecutor()  # its forkserver warms up while the job is validated
     try:
         _state_home(ctx, path)
+        job = load_job(path)
+        # the first line comes before the store and the execution machinery are imported (PERFORMANCE.md)
+        err.print(f"job [bold]{escape(job.name)}[/bold]: {len(job.tasks)} task(s); starting a run")
         service = _service(ctx)
         notifier = _notifier(service)
-        runner = service.new_run(path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor)
+        runner = service.new_run(path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor,
+                                 job=job)
     except OrchestrateError as exc:
         executor.close()
         _fail(exc)
@@ -413,6 +430,9 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     out.print(_home_line(ctx))
     _print_run(found)
     for t in found.task_runs:
+        for warning in t.warnings:
+            out.print(f"[yellow]warning:[/yellow] {escape(t.task_key)}: {escape(warning)}")
+    for t in found.task_runs:
         last = t.last_attempt
         if last and last.environment:
             e = last.environment
@@ -423,7 +443,7 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     for t in found.task_runs:
         last = t.last_attempt
         if t.status.is_failure and last and last.error and last.error.cell_source:
-            out.print(f"\n[bold]{t.task_key}[/bold] failed in cell {(last.error.cell_index or 0) + 1} of {t.notebook}:")
+            out.print(f"\n[bold]{t.task_key}[/bold] failed in {cell_label(last.error.cell_index)} of {t.notebook}:")
             out.print(Text(last.error.cell_source), style="dim")
 
 

@@ -1,20 +1,25 @@
 """Discovery: a folder of tagged notebooks plus an optional ``job.yaml`` becomes a :class:`~.models.Job`.
 
-A notebook in the job folder is a task when its notebook metadata has the key ``orchestrate`` (a mapping of
-task settings, see :class:`~.models.TaskSettings`), or when ``job.yaml`` lists it under ``tasks:``. Settings
+A notebook in the job folder or its subfolders (:func:`job_notebooks`) is a task when its notebook metadata has
+the key ``orchestrate`` (a mapping of task settings, see :class:`~.models.TaskSettings`), or when ``job.yaml``
+lists it under ``tasks:``. Notebooks are read as JSON and parameters cells with :mod:`ast`: discovery imports
+neither nbformat nor papermill (their imports cost seconds, PERFORMANCE.md). Settings
 are merged, later winning: ``job.yaml`` ``task_defaults`` < ``metadata.orchestrate`` < ``job.yaml``
 ``tasks.<task_key>``.
 
 :func:`validate_job` checks everything a run needs before any kernel starts and returns every problem found
-(never only the first); :func:`load_job` raises them as one :class:`~.errors.ValidationError`.
+(never only the first), separating the job's errors, one task's errors and warnings; :func:`load_job` raises
+the errors as one :class:`~.errors.ValidationError` when one of them refuses the job.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import re
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ from jupyter_orchestrate.models import (
     Notifications,
     Schedule,
     Task,
+    TaskProblem,
     TaskSettings,
     TriggerSpec,
 )
@@ -186,64 +192,172 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def read_notebook(path: Path, shown: str) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Read and validate a notebook file as nbformat 4.
+CELL_TYPES = ("code", "markdown", "raw")
 
-    Returns: ``(notebook dict, [])`` or ``(None, [problem])`` when the file is missing, not JSON or not a
-    valid notebook; ``shown`` is the path used in messages.
+
+def read_notebook(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """Read a notebook file as JSON and check the structure papermill needs (no nbformat import: its schema
+    checkers cost a second at import, PERFORMANCE.md). A notebook older than nbformat 4 is converted with
+    nbformat, which papermill would do too.
+
+    Returns: ``(notebook dict, None)``, or ``(None, problem)`` when the file is missing, not UTF-8 JSON, or
+    not a notebook (``cells`` not a list of cells with a ``cell_type`` and text ``source``).
     """
-    import nbformat
-
     if not path.is_file():
-        return None, [Problem(shown, "", "notebook not found")]
+        return None, "notebook not found"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
         data = json.loads(text)
+    except OSError as exc:
+        return None, f"cannot be read: {exc.strerror or exc}"
     except UnicodeDecodeError as exc:
-        return None, [Problem(shown, "", f"not a text file: {exc}")]
+        return None, f"not a text file: {exc}"
     except json.JSONDecodeError as exc:
-        return None, [Problem(shown, "", f"not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}")]
+        return None, f"not valid JSON (a truncated or unsaved file?): line {exc.lineno} column {exc.colno}: {exc.msg}"
+    except RecursionError:
+        return None, "not valid JSON: nested too deeply"
+    if not isinstance(data, dict):
+        return None, f"not a notebook: the file holds a JSON {type(data).__name__}, not an object"
+    version = data.get("nbformat")
+    if isinstance(version, int) and not isinstance(version, bool) and 1 <= version < 4:
+        import nbformat  # only for old notebooks
+
+        try:
+            data = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
+        except Exception as exc:  # nbformat raises several types for what it cannot convert
+            return None, f"not a valid notebook (nbformat {version}): {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+    elif version != 4:
+        return None, f"not a valid notebook: nbformat must be 4, not {version!r}"
+    if not isinstance(data.get("metadata", {}), dict):
+        return None, "not a valid notebook: metadata must be an object"
+    cells = data.get("cells")
+    if not isinstance(cells, list):
+        return None, "not a valid notebook: cells must be a list"
+    for index, cell in enumerate(cells):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        if not isinstance(cell, dict) or cell.get("cell_type") not in CELL_TYPES:
+            return None, f"not a valid notebook: cells.{index} must be an object with cell_type {', '.join(CELL_TYPES)}"
+        if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
+            return None, f"not a valid notebook: cells.{index}.source must be text"
+        if not isinstance(cell.get("metadata", {}), dict):
+            return None, f"not a valid notebook: cells.{index}.metadata must be an object"
+    return data, None
+
+
+def cell_source(cell: dict[str, Any]) -> str:
+    """A notebook cell's source as one string (nbformat allows a list of lines)."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def parameters_cell(nb: dict[str, Any]) -> dict[str, Any] | None:
+    """The first cell tagged ``parameters`` (papermill's rule), or None."""
+    return next((c for c in nb.get("cells", []) if "parameters" in (c.get("metadata", {}).get("tags") or [])), None)
+
+
+def notebook_language(nb: dict[str, Any]) -> str | None:
+    """The notebook's language as papermill reads it: ``language_info.name``, else ``kernelspec.language``."""
+    meta = nb.get("metadata", {})
+    info = meta.get("language_info") if isinstance(meta.get("language_info"), dict) else {}
+    spec = meta.get("kernelspec") if isinstance(meta.get("kernelspec"), dict) else {}
+    return info.get("name") or spec.get("language") or None
+
+
+_TYPE_COMMENT = re.compile(r"^type:\s*(?P<type>\S*)\s*(?P<help>.*)$")
+
+
+def notebook_parameters(cell: dict[str, Any]) -> tuple[list[NotebookParameter], str | None]:
+    """The parameters a Python ``parameters`` cell declares, read with :mod:`ast` (what
+    ``papermill.inspect_notebook`` yields for Python, without importing papermill): one per top-level
+    assignment to a name, ``x = 1`` or ``x: int = 1``; ``default`` is the value's source text, the type comes
+    from the annotation, a ``# type: int`` comment, else the literal default; ``help`` from the comment at the
+    end of the assignment. IPython magics and shell escapes (``%``, ``!`` lines) are skipped.
+
+    Returns: ``(parameters, None)``, or ``([], why)`` when the cell is not Python that can be parsed.
+    """
+    lines = cell_source(cell).splitlines()
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
     try:
-        nb = nbformat.reads(text, as_version=4)
-        nbformat.validate(nb)
-    except Exception as exc:  # nbformat raises several types (ValidationError, NBFormatError, KeyError)
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None, [Problem(shown, "", f"not a valid notebook (nbformat): {message}")]
-    return data, []
-
-
-def notebook_parameters(path: Path) -> list[NotebookParameter]:
-    """The parameters declared in the notebook's ``parameters`` cell (``papermill.inspect_notebook``)."""
-    import papermill
-
-    inspected = papermill.inspect_notebook(str(path))
-    return [
-        NotebookParameter(
-            name=p["name"],
-            default=p.get("default"),
-            inferred_type=_type_name(p.get("inferred_type_name"), p.get("default")),
-            help=p.get("help") or "",
-        )
-        for p in inspected.values()
-    ]
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        return [], f"line {exc.lineno}: {exc.msg}"
+    comments: dict[int, str] = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(code).readline):
+            if token.type == tokenize.COMMENT:
+                comments[token.start[0]] = token.string.lstrip("#").strip()
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, annotation = node.targets[0].id, None
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name = node.target.id
+            annotation = (node.annotation.value if isinstance(node.annotation, ast.Constant) and isinstance(node.annotation.value, str)
+                          else ast.get_source_segment(code, node.annotation))
+        else:
+            continue
+        comment = comments.get(node.end_lineno or node.lineno, "")
+        typed = _TYPE_COMMENT.match(comment)
+        if typed:
+            annotation, comment = annotation or typed["type"] or None, typed["help"]
+        default = ast.get_source_segment(code, node.value)
+        found.append(NotebookParameter(name=name, default=default, inferred_type=_type_name(annotation, default), help=comment))
+    return found, None
 
 
 def _type_name(annotated: str | None, default: str | None) -> str | None:
-    """Papermill's type (from an annotation such as ``x: int = 1``), else the type of a literal default."""
+    """The annotated type (``x: int = 1``), else the type of a literal default, else None."""
     if annotated and annotated != "None":
         return annotated
     try:
         value = ast.literal_eval(default) if default else None
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
     return type(value).__name__ if value is not None else None
 
 
-def installed_kernels() -> list[str]:
-    """Names of the installed kernelspecs."""
-    from jupyter_client.kernelspec import KernelSpecManager
+def installed_kernels() -> dict[str, str]:
+    """The installed kernelspecs, ``{name: resource folder}`` (jupyter_client's ``find_kernel_specs``).
 
-    return sorted(KernelSpecManager().find_kernel_specs())
+    Looks in the Jupyter data path first; only when a name is not found there does the caller need the full
+    search (:func:`resolve_kernel_name` does it), which also looks in IPython's folder and imports IPython.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_core.paths import jupyter_path
+
+    return KernelSpecManager(kernel_dirs=jupyter_path("kernels")).find_kernel_specs()
+
+
+def resolve_kernel_name(name: str, installed: dict[str, str]) -> str | None:
+    """The installed kernelspec that ``name`` means, the way jupyter_client resolves it: names are
+    case-insensitive, and ``python`` is the native ``python3`` kernel (``KernelManager`` maps it).
+
+    Args:
+        installed: :func:`installed_kernels`; names missing from it are looked up in every kernel folder
+            jupyter_client searches (and added to it).
+
+    Returns: the kernelspec name to start, or None when no such kernel is installed.
+    """
+    from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
+
+    key = name.lower()
+    if key == "python":
+        key = NATIVE_KERNEL_NAME
+    if key not in installed:
+        installed.update(KernelSpecManager().find_kernel_specs())
+    return key if key in installed else None
+
+
+def kernel_language(resource_dir: str) -> str | None:
+    """The language a kernelspec declares (``kernel.json``), or None when it cannot be read."""
+    from jupyter_client.kernelspec import KernelSpec
+
+    try:
+        return KernelSpec.from_resource_dir(resource_dir).language or None
+    except (OSError, ValueError):
+        return None
 
 
 def _merge(*layers: TaskSettings | None) -> dict[str, Any]:
@@ -267,14 +381,25 @@ def _merge(*layers: TaskSettings | None) -> dict[str, Any]:
 def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job | None, list[Problem]]:
     """Discover and validate the job in folder ``path`` (or the folder of a ``job.yaml`` given as ``path``).
 
-    Checks, before any kernel starts: ``job.yaml`` schema, notebooks exist and are valid JSON/nbformat,
-    ``metadata.orchestrate`` schema (including ``run_if`` values), task keys (valid, unique), ``depends_on``
-    (no unknown key, no self dependency, no cycle, which is named ``a -> b -> a``), kernels installed,
-    ``cwd`` inside the job folder, parameter references valid and upstream, task parameters declared by the
-    notebook.
+    Checks, before any kernel starts: ``job.yaml`` schema, notebooks (found by :func:`job_notebooks`) are
+    readable notebooks, ``metadata.orchestrate`` schema (including ``run_if`` values), task keys (valid,
+    unique), ``depends_on`` (no unknown key, no self dependency, no cycle, which is named ``a -> b -> a``),
+    kernels installed (resolved by :func:`resolve_kernel_name`), ``cwd`` inside the job folder, parameter
+    references valid and upstream, task parameters declared by the notebook's ``parameters`` cell.
 
-    Returns: ``(job, [])`` when valid, else ``(None, problems)``; problem paths are relative to the job
-    folder's parent so that messages read like ``green_energy/job.yaml: tasks.x: ...``.
+    Problems come in three kinds (see :class:`~.errors.Problem`):
+
+    - errors of the job (``task_key`` None): the job is refused, nothing runs;
+    - errors of one task (``task_key`` set): its notebook cannot be read (stage ``reading the notebook``) or its
+      kernel is not installed (``resolving the kernel``). The job is returned with :attr:`Task.problem` set on
+      that task; a run fails that task at once and runs the rest (``validate`` still exits 2);
+    - warnings (``severity`` ``warning``): an untagged notebook that cannot be read (skipped), no ``parameters``
+      cell while the task has parameters, parameters that cannot be inspected (a non-Python notebook, a cell
+      that is not Python; passed on unchecked), no kernelspec (python3). Also on :attr:`Task.warnings`.
+
+    Returns: ``(job, problems)`` when no problem refuses the job (``problems`` may hold task errors and
+    warnings), else ``(None, problems)``; problem paths are relative to the job folder's parent so that
+    messages read like ``green_energy/job.yaml: tasks.x: ...``.
 
     Raises:
         PathOutsideRootError: ``job.yaml`` is a link to a file outside the job folder: the job's definition
@@ -300,11 +425,11 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
 
     problems.extend(_schedule_problems(job_file, show(job_file_path)))
 
-    # Notebooks in the folder (top level) that carry metadata.orchestrate, plus those job.yaml names.
-    candidates: dict[Path, str] = {}  # notebook path -> how it became a candidate ("metadata" | task_key)
-    for nb_path in sorted(root.glob("*.ipynb")):
+    # Notebooks in the folder and its subfolders (job_notebooks), plus those job.yaml names.
+    candidates: dict[Path, str] = {}  # notebook path -> how it became a candidate ("scan" | task_key)
+    for nb_path in job_notebooks(root):
         try:
-            confine(nb_path.name, root, what="notebook", within=WITHIN_JOB)
+            confine(nb_path.relative_to(root).as_posix(), root, what="notebook", within=WITHIN_JOB)
         except PathOutsideRootError:
             # a link out of the job folder is never read (the server confines every path to its root)
             problems.append(Problem(show(nb_path), "", "is a link to a file outside the job folder; copy the notebook instead"))
@@ -319,14 +444,30 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
                 continue
             candidates[nb_path] = key
 
+    read = {nb_path: read_notebook(nb_path) for nb_path in candidates}
+    # keys other tasks depend on: an unreadable notebook of that name is a (broken) task, not a scratch file
+    referenced = {d for settings in (job_file.task_defaults, *job_file.tasks.values()) for d in settings.depends_on or []}
+    for nb, _ in read.values():
+        meta = (nb or {}).get("metadata", {}).get(METADATA_KEY)
+        if isinstance(meta, dict) and isinstance(meta.get("depends_on"), list):
+            referenced.update(d for d in meta["depends_on"] if isinstance(d, str))
+
     tasks_by_key: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     invalid_keys: set[str] = set()
     notebooks: dict[Path, dict[str, Any]] = {}
     for nb_path, origin in candidates.items():
         shown = show(nb_path)
-        nb, nb_problems = read_notebook(nb_path, shown if origin == "scan" else f"{show(job_file_path)}: tasks.{origin}.notebook: {shown}")
+        nb, unreadable = read[nb_path]
         if nb is None:
-            problems.extend(nb_problems)
+            key = origin if origin != "scan" else nb_path.stem
+            if origin == "scan" and key not in referenced and not _mentions_metadata_key(nb_path):
+                problems.append(Problem(shown, "", f"{unreadable}; skipped (not a task: no task depends on {key!r} and the file "
+                                                   f"does not mention {METADATA_KEY!r})", severity="warning"))
+                continue
+            where = shown if origin == "scan" else f"{show(job_file_path)}: tasks.{origin}.notebook: {shown}"
+            problems.append(Problem(where, "", unreadable, task_key=key))
+            notebooks[nb_path] = {}
+            tasks_by_key.setdefault(key, []).append((nb_path, {"metadata": TaskSettings(), "problem": unreadable}))
             continue
         meta = nb.get("metadata", {}).get(METADATA_KEY)
         if origin == "scan" and meta is None:
@@ -361,7 +502,7 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         if settings.task_key is not None and settings.task_key != key:
             problems.append(Problem(show(job_file_path), f"tasks.{key}.task_key", "the key under tasks: is the task_key; remove task_key"))
 
-    if not tasks_by_key and not problems:
+    if not tasks_by_key and not any(p.refuses_job for p in problems):
         problems.append(
             Problem(
                 show(root),
@@ -371,7 +512,7 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             )
         )
 
-    kernels: list[str] | None = None
+    kernels: dict[str, str] | None = None
     tasks: list[Task] = []
     for key in sorted(tasks_by_key):
         entries = tasks_by_key[key]
@@ -400,40 +541,71 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             own_environment = {**named, **own_environment, "env": {**named.get("env", {}), **own_environment.get("env", {})}}
         environment = Environment.model_validate(own_environment)
         problems.extend(_environment_problems(environment, root, shown))
-        kernel_name = (
-            environment.kernel_name
-            or (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
-            or "python3"
-        )
-        if check_kernels and not environment.python:
+        task_parameters = dict(layers["metadata"].parameters or {})
+        task_parameters.update((job_file.tasks.get(key) or TaskSettings()).parameters or {})
+        if "problem" in layers:  # the notebook cannot be read: the task fails when the run starts
+            merged["parameters"] = task_parameters
+            tasks.append(Task(task_key=key, notebook=_rel(nb_path, root), environment=environment,
+                              problem=TaskProblem(stage=READING_STAGE, message=layers["problem"]), **merged))
+            continue
+        warnings: list[Problem] = []
+
+        def warn(field: str, message: str) -> None:
+            warnings.append(Problem(shown, field, message, task_key=key, severity="warning"))  # noqa: B023 - called in this iteration
+
+        spec = nb.get("metadata", {}).get("kernelspec")
+        notebook_kernel = spec.get("name") if isinstance(spec, dict) and isinstance(spec.get("name"), str) else None
+        requested = environment.kernel_name or notebook_kernel
+        kernel_name, language, problem = requested or "python3", notebook_language(nb), None
+        if environment.python:
+            language = "python"
+        elif check_kernels:
             kernels = kernels if kernels is not None else installed_kernels()
-            if kernel_name not in kernels:
-                problems.append(
-                    Problem(shown, "environment.kernel_name", f"kernel {kernel_name!r} is not installed (installed: {', '.join(kernels) or 'none'})")
-                )
+            resolved = resolve_kernel_name(kernel_name, kernels)
+            origin = _kernel_origin(key, layers["metadata"], job_file, environment_key) if environment.kernel_name else "metadata.kernelspec.name"
+            if resolved is None:
+                hint = "; install it, or set environment.kernel_name to run the notebook on an installed kernel" if not environment.kernel_name else ""
+                message = f"kernel {kernel_name!r} is not installed (installed: {', '.join(sorted(kernels)) or 'none'}){hint}"
+                problems.append(Problem(shown, origin if requested else "metadata.kernelspec", message, task_key=key))
+                problem = TaskProblem(stage=KERNEL_STAGE, message=f"{origin}: {message}")
+            else:
+                kernel_name = resolved
+                if environment.kernel_name or not language:  # the kernel that runs the cells decides how they are read
+                    language = kernel_language(kernels[resolved]) or ("python" if resolved == "python3" else language)
+        if not requested and not environment.python:
+            warn("metadata.kernelspec", "the notebook has no kernelspec: it runs on python3 (set environment.kernel_name to choose)")
         if environment.cwd is not None:
             try:
                 if not confine(environment.cwd, root, what="working directory", within=WITHIN_JOB).is_dir():
                     problems.append(Problem(shown, "environment.cwd", f"{environment.cwd!r} is not a folder"))
             except ValidationError as exc:
                 problems.append(Problem(shown, "environment.cwd", exc.problems[0].message))
-        try:
-            declared = notebook_parameters(nb_path)
-        except Exception as exc:  # papermill raises plain exceptions for unparsable parameter cells
-            problems.append(Problem(shown, "parameters cell", f"cannot be read by papermill: {exc}"))
-            declared = []
-        task_parameters = dict(layers["metadata"].parameters or {})
-        task_parameters.update((job_file.tasks.get(key) or TaskSettings()).parameters or {})
-        has_parameters_cell = any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.get("cells", []))
+        cell = parameters_cell(nb)
+        declared: list[NotebookParameter] = []
+        inspectable = cell is not None
+        if cell is not None and not (language or "python").lower().startswith("python"):
+            inspectable = False
+            if task_parameters:
+                warn("parameters cell", f"the parameters of a {language} notebook cannot be inspected; task parameters "
+                                        f"({', '.join(task_parameters)}) are passed on unchecked")
+        elif cell is not None:
+            declared, unreadable = notebook_parameters(cell)
+            if unreadable:
+                inspectable = False
+                warn("parameters cell", f"cannot be read as Python ({unreadable}); task parameters are passed on unchecked")
+        if cell is None and task_parameters:
+            warn("parameters cell", f"the notebook has no cell tagged 'parameters': papermill injects {', '.join(task_parameters)} "
+                                    "in a new first cell, before the notebook's own code (tag the cell that sets the defaults 'parameters')")
         declared_names = {p.name for p in declared}
         for name in task_parameters:
-            if has_parameters_cell and name not in declared_names:
+            if inspectable and name not in declared_names:
                 problems.append(
                     Problem(shown, f"parameters.{name}", f"the notebook's parameters cell does not declare {name!r} (it declares: {', '.join(sorted(declared_names)) or 'nothing'})")
                 )
         # task_defaults parameters apply only where the notebook declares them
         defaults = {k: v for k, v in (job_file.task_defaults.parameters or {}).items() if k in declared_names}
         merged["parameters"] = {**defaults, **task_parameters}
+        problems.extend(warnings)
         tasks.append(
             Task(
                 task_key=key,
@@ -441,6 +613,8 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
                 environment=environment,
                 kernel_name=kernel_name,
                 notebook_parameters=declared,
+                problem=problem,
+                warnings=[": ".join(x for x in (w.field, w.message) if x) for w in warnings],
                 **merged,
             )
         )
@@ -487,7 +661,7 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
                 if message:
                     problems.append(Problem(show(root / task.notebook), f"parameters.{name}", message))
 
-    if problems:
+    if any(p.refuses_job for p in problems):
         return None, problems
     assert dag is not None
     position = {key: i for i, key in enumerate(dag.order)}
@@ -506,8 +680,32 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             notifications=job_file.notifications,
             tasks=tasks,
         ),
-        [],
+        problems,
     )
+
+
+READING_STAGE = "reading the notebook"
+KERNEL_STAGE = "resolving the kernel"
+
+
+def _mentions_metadata_key(path: Path) -> bool:
+    """The raw file names ``"orchestrate"``: an unreadable notebook that was probably meant to be a task."""
+    try:
+        return f'"{METADATA_KEY}"'.encode() in path.read_bytes()
+    except OSError:
+        return False
+
+
+def _kernel_origin(key: str, metadata: TaskSettings, job_file: JobFile, environment_key: str | None) -> str:
+    """Where a task's ``environment.kernel_name`` was set (the layer that wins in :func:`_merge`)."""
+    task = job_file.tasks.get(key)
+    if task is not None and task.environment is not None and task.environment.kernel_name:
+        return f"{JOB_FILE} tasks.{key}.environment.kernel_name"
+    if metadata.environment is not None and metadata.environment.kernel_name:
+        return f"metadata.{METADATA_KEY}.environment.kernel_name"
+    if job_file.task_defaults.environment is not None and job_file.task_defaults.environment.kernel_name:
+        return f"{JOB_FILE} task_defaults.environment.kernel_name"
+    return f"{JOB_FILE} environments.{environment_key}.kernel_name"
 
 
 def _environment_problems(environment: Environment, root: Path, shown: str) -> list[Problem]:
@@ -578,18 +776,49 @@ def _schedule_problems(job_file: JobFile, shown: str) -> list[Problem]:
 
 
 def load_job(path: str | Path, *, check_kernels: bool = True) -> Job:
-    """Discover and validate the job at ``path``; see :func:`validate_job`.
+    """Discover and validate the job at ``path``; see :func:`validate_job`. The job may hold tasks that cannot
+    execute (:attr:`Task.problem`): a run fails them and runs the rest.
 
     Raises:
-        ValidationError: with every problem found.
+        ValidationError: with every error found (not the warnings), when one of them refuses the job.
     """
     job, problems = validate_job(path, check_kernels=check_kernels)
     if job is None:
-        raise ValidationError(problems)
+        raise ValidationError([p for p in problems if not p.is_warning])
     return job
 
 
-SKIP_DIRS = {"node_modules", "site-packages", "__pycache__", "output", "build", "dist"}
+SKIP_DIRS = {"node_modules", "site-packages", "__pycache__", "output", "outputs", "executed", "build", "dist", "orchestrate_runs"}
+STATE_DB = "orchestrate.db"  # a folder holding it is a state home (store.DB_NAME), whatever its name
+MAX_NOTEBOOK_DEPTH = 3  # subfolder levels below the job folder searched for task notebooks
+
+
+def is_skipped_folder(folder: Path) -> bool:
+    """Folders never searched for jobs or task notebooks: hidden ones (``.ipynb_checkpoints``, ``.git``,
+    ``.orchestrate``), links, state homes (any folder holding ``orchestrate.db``), executed-notebook and build
+    folders (:data:`SKIP_DIRS`)."""
+    return folder.name.startswith(".") or folder.name in SKIP_DIRS or folder.is_symlink() or (folder / STATE_DB).exists()
+
+
+def job_notebooks(root: Path, max_depth: int = MAX_NOTEBOOK_DEPTH) -> list[Path]:
+    """The notebooks of the job folder ``root``: ``*.ipynb`` in it and in its subfolders down to ``max_depth``
+    levels (``scripts/``, ``nbs/``), except :func:`is_skipped_folder` folders and subfolders with their own
+    ``job.yaml`` (another job). Sorted by path relative to ``root``."""
+    found: list[Path] = []
+
+    def visit(folder: Path, depth: int) -> None:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            if entry.suffix == ".ipynb" and not entry.name.startswith(".") and (entry.is_file() or entry.is_symlink()):
+                found.append(entry)
+            elif depth < max_depth and entry.is_dir() and not is_skipped_folder(entry) and not (entry / JOB_FILE).exists():
+                visit(entry, depth + 1)
+
+    visit(root, 0)
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
 def is_task_notebook(path: Path) -> bool:
@@ -613,7 +842,9 @@ def _is_tagged_inside(entry: Path, folder: Path) -> bool:
 
 def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...] = ()) -> list[Path]:
     """Job folders under ``root``: folders with a ``job.yaml`` or a tagged notebook, at most ``max_depth``
-    levels down. Hidden folders, ``node_modules``, ``output``, build folders and ``exclude`` are skipped.
+    levels down. Inside a job folder only folders with their own ``job.yaml`` are other jobs (tagged notebooks
+    in its subfolders are its tasks, see :func:`job_notebooks`). :func:`is_skipped_folder` folders and
+    ``exclude`` are skipped.
 
     Returns: absolute paths, sorted.
     """
@@ -621,22 +852,23 @@ def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...]
     skip = {p.resolve() for p in exclude}
     found: list[Path] = []
 
-    def visit(folder: Path, depth: int) -> None:
+    def visit(folder: Path, depth: int, in_job: bool) -> None:
         if folder in skip:
             return
         try:
             entries = sorted(folder.iterdir())
         except OSError:
             return
-        if (folder / JOB_FILE).is_file() or any(_is_tagged_inside(e, folder) for e in entries):
+        if (folder / JOB_FILE).is_file() or (not in_job and any(_is_tagged_inside(e, folder) for e in entries)):
             found.append(folder)
+            in_job = True
         if depth >= max_depth:
             return
         for entry in entries:
-            if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith(".") and entry.name not in SKIP_DIRS:
-                visit(entry, depth + 1)
+            if entry.is_dir() and not is_skipped_folder(entry):
+                visit(entry, depth + 1, in_job)
 
-    visit(root, 0)
+    visit(root, 0, False)
     return found
 
 
@@ -691,9 +923,9 @@ def update_task_settings(job_path: str | Path, task_key: str, changes: dict[str,
         notebook: Path | None = confine(entry.notebook, root, what=what, within=WITHIN_JOB)
     else:
         notebook = None
-        for path in sorted(root.glob("*.ipynb")):
+        for path in job_notebooks(root):
             try:
-                resolved = confine(path.name, root, what=what, within=WITHIN_JOB)
+                resolved = confine(path.relative_to(root).as_posix(), root, what=what, within=WITHIN_JOB)
             except PathOutsideRootError:
                 if path.stem == task_key:
                     raise  # the task's notebook by name; a link out is never read, let alone written
@@ -715,7 +947,7 @@ def update_task_settings(job_path: str | Path, task_key: str, changes: dict[str,
     before = {str(p) for p in validate_job(root)[1]}
     _atomic_write(notebook, (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
     job, after = validate_job(root)
-    new = [p for p in after if str(p) not in before]
+    new = [p for p in after if str(p) not in before and not p.is_warning]
     if new:
         _atomic_write(notebook, original)
         raise ValidationError(new)

@@ -23,11 +23,28 @@ class Problem:
 
     ``path`` is the file the problem is in (a notebook or ``job.yaml``), ``field`` the dotted location inside
     it (e.g. ``metadata.orchestrate.depends_on``) or ``""`` when the whole file is at fault.
+
+    ``task_key`` is set when the problem belongs to one task (its notebook cannot be read, its kernel is not
+    installed): the job still runs, that task fails and its dependents follow their ``run_if``. A problem
+    without a task key is the job's (a cycle, an unknown key, an invalid ``job.yaml``): nothing runs.
+    ``severity`` is ``error`` or ``warning`` (a warning never stops anything; validation prints it).
     """
 
     path: str
     field: str
     message: str
+    task_key: str | None = None
+    severity: str = "error"
+
+    @property
+    def is_warning(self) -> bool:
+        """True for a warning (the task still runs as papermill would run it)."""
+        return self.severity == "warning"
+
+    @property
+    def refuses_job(self) -> bool:
+        """True for an error of the job as a whole: the run is refused before any kernel starts."""
+        return not self.is_warning and self.task_key is None
 
     def __str__(self) -> str:
         parts = [p for p in (self.path, self.field) if p]

@@ -27,6 +27,20 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat()
 
 
+def cell_label(cell_index: int | None) -> str:
+    """How every message names a cell of a notebook: ``cell 7`` is the notebook's 7th cell counting from 1,
+    markdown cells included, in the *input* notebook as the user wrote it (``cell_index`` 6, 0-based as in
+    nbformat). ``None`` is the cell papermill injected with the parameters, which the input does not have.
+    The sidebar's ``cellLabel`` (labextension/src/components/common.tsx) says the same."""
+    return "the injected-parameters cell" if cell_index is None else f"cell {cell_index + 1}"
+
+
+def code_cell_progress(cell: int, total: int) -> str:
+    """Progress through an attempt: ``code cell 2 of 5`` (code cells counted from 1; markdown cells and empty
+    code cells are not executed, so they are not counted). Not a cell position: see :func:`cell_label`."""
+    return f"code cell {cell} of {total}"
+
+
 def seconds_between(start_time: str | None, end_time: str | None) -> float | None:
     """Seconds from ``start_time`` to ``end_time`` (ISO-8601 strings), or None if either is missing."""
     if not start_time or not end_time:
@@ -274,11 +288,26 @@ class NotebookParameter(BaseModel):
     help: str = ""
 
 
+class TaskProblem(BaseModel):
+    """Why one task cannot execute although its job can: ``stage`` is what failed (``reading the notebook``,
+    ``resolving the kernel``), ``message`` the problem. Such a task run ends ``failed`` without an attempt (no
+    papermill execution happened) and its dependents follow their ``run_if``."""
+
+    stage: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.stage}: {self.message}"
+
+
 class Task(BaseModel):
     """One notebook in a job, with its merged settings.
 
     ``notebook`` is the path relative to the job folder; ``kernel_name`` is resolved (environment, else the
-    notebook's kernelspec, else ``python3``); ``notebook_parameters`` are the names declared in the notebook.
+    notebook's kernelspec, else ``python3``; jupyter_client's spelling, e.g. ``python`` is ``python3``);
+    ``notebook_parameters`` are the names declared in the notebook. ``problem`` is set when the task cannot
+    execute (its run fails at once, see :class:`TaskProblem`); ``warnings`` say what papermill will do that the
+    user may not expect (no ``parameters`` cell, parameters that cannot be inspected, no kernelspec).
     Retry delays grow exponentially: ``min_retry_interval_seconds * 2**(retry-1)``, capped at
     ``max_retry_interval_seconds``.
     """
@@ -298,6 +327,8 @@ class Task(BaseModel):
     description: str | None = None
     notifications: Notifications | None = None
     notebook_parameters: list[NotebookParameter] = Field(default_factory=list)
+    problem: TaskProblem | None = None
+    warnings: list[str] = Field(default_factory=list)
 
     def retry_delay_seconds(self, retry_number: int) -> float:
         """Delay before retry ``retry_number`` (1 for the first retry), exponential backoff, in seconds."""
@@ -349,9 +380,9 @@ class AttemptError(BaseModel):
 
     ``kind``: ``cell_error`` (an exception in a cell), ``kernel_died``, ``timeout``, ``canceled``,
     ``early_exit`` (``sys.exit`` left cells unexecuted), ``launch_error`` (the kernel could not start),
-    ``orchestrator_died`` or ``internal``. ``cell_index`` is the index of the failing cell in the *input*
-    notebook (None for the injected-parameters cell); ``executed_cell_index`` its index in the executed
-    notebook as saved.
+    ``orchestrator_died`` or ``internal``. ``cell_index`` is the 0-based index of the failing cell in the
+    *input* notebook (None for the injected-parameters cell; shown as :func:`cell_label`);
+    ``executed_cell_index`` its index in the executed notebook as saved.
     """
 
     kind: str
@@ -388,7 +419,8 @@ class Attempt(BaseModel):
 
 
 class TaskRun(BaseModel):
-    """One task inside one run, with its attempts (oldest first) and the task values it published."""
+    """One task inside one run, with its attempts (oldest first), the task values it published and the
+    warnings validation gave for its task when the run (or its latest repair) started."""
 
     run_id: int
     task_key: str
@@ -401,6 +433,7 @@ class TaskRun(BaseModel):
     duration_seconds: float | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     task_values: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def last_attempt(self) -> Attempt | None:

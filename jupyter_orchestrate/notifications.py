@@ -62,6 +62,7 @@ from jupyter_orchestrate.models import (
     RunStatus,
     TaskRun,
     TaskRunStatus,
+    cell_label,
 )
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ def first_failure(run: Run) -> dict[str, Any] | None:
 def describe_error(failure: dict[str, Any]) -> str:
     """Where and what: `` in cell 3: ValueError: bad row`` (cell numbers are 1-based; no cell part when the
     error is not in a cell of the input notebook)."""
-    where = f" in cell {failure['cell_index'] + 1}" if failure.get("cell_index") is not None else ""
+    where = f" in {cell_label(failure['cell_index'])}" if failure.get("cell_index") is not None else ""
     evalue = failure.get("evalue") or ""
     error = f"{failure['ename']}: {evalue}" if evalue else str(failure["ename"])
     return f"{where}: {error}"

@@ -285,10 +285,13 @@ class OrchestrateService:
         executor: TaskExecutor | None = None,
         on_event: EventCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
+        job: Job | None = None,
     ) -> Runner:
         """Validate the job at ``path``, record a new run, and return its runner (call ``execute()``).
 
         Args:
+            job: the job at ``path`` as the caller just loaded it (:func:`~.discovery.load_job`), so that it is
+                not discovered twice; default: load it here.
             clock: the runner's monotonic clock (tests: the fake clock of a
                 :class:`~.executors.memory.MemoryExecutor`).
             parameters: ``-p`` overrides ``{name: value}``; string values are typed by the parameter they set.
@@ -297,12 +300,15 @@ class OrchestrateService:
                 start time) is the run's logical time, ``{{job.trigger.time}}`` in parameters.
             fire_id: the scheduler's fire record that starts this run (linked in the run's own transaction).
 
+        Tasks that cannot execute (a notebook that cannot be read, a kernel that is not installed) end
+        ``failed`` at once, without an attempt, with the reason; the other tasks run.
+
         Raises:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
         """
         _check_parallel(max_parallel)
         max_output_bytes()  # a bad JUPYTER_ORCHESTRATE_MAX_OUTPUT_BYTES is refused before anything is recorded
-        job = load_job(path)
+        job = job if job is not None else load_job(path)
         overrides = coerce_overrides(job, parameters or {})
         run_parameters = job_parameter_values(job, overrides)
         parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
@@ -311,7 +317,18 @@ class OrchestrateService:
             trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason, fire_id=fire_id,
         )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
+        self._fail_broken_tasks(run_id, job, states)
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=0, clock=clock)
+
+    def _fail_broken_tasks(self, run_id: int, job: Job, states: dict[str, TaskState]) -> None:
+        """End the pending task runs whose task cannot execute (:attr:`~.models.Task.problem`) as ``failed``,
+        without an attempt: nothing was executed, so there is no attempt to number, retry or open, and a retry
+        could not fix a notebook that cannot be read. The reason names the stage; dependents follow ``run_if``."""
+        for task in job.tasks:
+            if task.problem is not None and states[task.task_key].status == TaskRunStatus.pending:
+                reason = str(task.problem)
+                states[task.task_key] = TaskState(TaskRunStatus.failed, attempts=states[task.task_key].attempts, reason=reason)
+                self.store.set_task_status(run_id, task.task_key, TaskRunStatus.failed, reason)
 
     def _runner(
         self, run_id: int, job: Job, states: dict[str, TaskState], parallel: int, overrides: dict[str, Any],
@@ -461,6 +478,7 @@ class OrchestrateService:
         statuses = self.store.statuses(run_id)
         counts = self.store.attempt_counts(run_id)
         states = {k: TaskState(statuses[k], attempts=counts.get(k, 0)) for k in job.task_keys}
+        self._fail_broken_tasks(run_id, job, states)
         parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
         return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=number, clock=clock)
 
@@ -670,6 +688,7 @@ def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
                 "log": t.last_attempt.log_path if t.last_attempt else None,
                 "error": t.last_attempt.error.model_dump() if t.last_attempt and t.last_attempt.error else None,
                 "task_values": t.task_values,
+                "warnings": t.warnings,
                 "attempts": [attempt_doc(a) for a in t.attempts],
             }
             for t in run.task_runs
@@ -683,15 +702,17 @@ def job_document(
     schedules: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A job as the REST API returns it: tasks with settings and notebook parameters, DAG edges, job
-    parameters, schedules with their next fire times, recent runs, and ``problems`` (``valid`` is False when
-    there are any)."""
+    parameters, schedules with their next fire times, recent runs, and ``problems`` with their ``severity`` and
+    ``task_key`` (``valid`` is False when one refuses the job; a task's own problems and warnings are also on
+    the task as ``problem`` and ``warnings``)."""
     job = public_job(job) if job is not None else None  # literal secret values are never served
     doc: dict[str, Any] = {
         "job_id": relative_to(str(path), root) or path.name,
         "name": job.name if job else path.name,
         "path": str(path),
         "valid": job is not None,
-        "problems": [{"path": p.path, "field": p.field, "message": p.message, "text": str(p)} for p in problems],
+        "problems": [{"path": p.path, "field": p.field, "message": p.message, "text": str(p), "task_key": p.task_key,
+                      "severity": p.severity} for p in problems],
         "schedules": schedules or [],
         "recent_runs": [{"run_id": r.run_id, "status": r.status.value, "start_time": r.start_time} for r in runs],
     }

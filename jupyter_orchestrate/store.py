@@ -769,7 +769,9 @@ class Store:
                 )
                 for r in self.db["repairs"].rows_where("run_id = ?", [run_id], order_by="repair_number")
             ]
-        order = {t.task_key: i for i, t in enumerate(Job.model_validate_json(row["snapshot"]).tasks)}
+        snapshot = Job.model_validate_json(row["snapshot"]).tasks
+        order = {t.task_key: i for i, t in enumerate(snapshot)}
+        warnings = {t.task_key: t.warnings for t in snapshot}
         task_rows = sorted(self.db["task_runs"].rows_where("run_id = ?", [run_id]), key=lambda r: order.get(r["task_key"], 0))
         run.task_runs = [
             TaskRun(
@@ -784,6 +786,7 @@ class Store:
                 duration_seconds=t["duration_seconds"],
                 attempts=attempts.get(t["task_key"], []),
                 task_values=values.get(t["task_key"], {}),
+                warnings=warnings.get(t["task_key"], []),
             )
             for t in task_rows
         ]

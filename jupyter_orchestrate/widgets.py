@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as W
 
-from jupyter_orchestrate.models import TaskRun
+from jupyter_orchestrate.models import TaskRun, cell_label
 
 STATUS_COLORS = {
     "pending": "#9e9e9e", "queued": "#64b5f6", "running": "#1976d2", "up_for_retry": "#ffb300",
@@ -72,12 +72,12 @@ class TaskRow:
         self.attempts.value = f"{len(task_run.attempts)} attempt(s)"
         error = last.error if last else None
         if error is not None and task_run.status.is_failure:
-            cell = f"cell {error.cell_index + 1}: " if error.cell_index is not None else ""
+            cell = f"{cell_label(error.cell_index)}: " if error.cell_index is not None or error.executed_cell_index is not None else ""
             self.failure.value = f"<span style='color:#c62828'>{html.escape(cell)}{html.escape(error.ename)}: {html.escape(error.evalue)}</span>"
             self.traceback.value = "<pre>" + html.escape(ANSI.sub("", "\n".join(error.traceback))) + "</pre>"
             self.traceback_button.layout.display = "" if error.traceback else "none"
         else:
-            self.failure.value = html.escape(task_run.status_reason or "") if task_run.status.value in ("upstream_failed", "skipped") else ""
+            self.failure.value = html.escape(task_run.status_reason or "") if task_run.status.is_failure or status == "skipped" else ""
             self.traceback_button.layout.display = "none"
             self.traceback.layout.display = "none"
 

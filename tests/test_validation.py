@@ -36,11 +36,14 @@ def job_yaml(job_dir: Path, text: str) -> Path:
 
 
 def problems_of(path: Path, **kwargs: Any) -> list[str]:
+    """The errors validation reports (``validate`` exits 2): those of the job (then no job is returned) and
+    those of single tasks (the job is returned and runs its other tasks)."""
     job, problems = validate_job(path, **kwargs)
-    assert job is None, "expected the job to be invalid"
-    assert problems, "an invalid job must report problems"
+    errors = [p for p in problems if not p.is_warning]
+    assert errors, "an invalid job must report problems"
     assert all(isinstance(p, Problem) for p in problems)
-    return [str(p) for p in problems]
+    assert (job is None) == any(p.refuses_job for p in errors), "a job is returned exactly when no problem refuses it"
+    return [str(p) for p in errors]
 
 
 def valid(path: Path, **kwargs: Any):  # noqa: ANN201
@@ -108,9 +111,17 @@ def test_job_yaml_notebook_outside_the_job_folder(make_notebook: MakeNotebook, j
 
 def test_notebook_that_is_not_json(make_notebook: MakeNotebook, job_dir: Path) -> None:
     make_notebook("job/a.ipynb", "1", orchestrate={})
+    make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["broken"]})
     (job_dir / "broken.ipynb").write_text('{"cells": [', encoding="utf-8")
+    # a task depends on it: a task of its own that cannot be read (the job still runs a)
     (problem,) = problems_of(job_dir)
-    assert problem.startswith("job/broken.ipynb: not valid JSON: line 1 column ")
+    assert problem.startswith("job/broken.ipynb: not valid JSON (a truncated or unsaved file?): line 1 column ")
+    # nothing depends on it and it does not mention "orchestrate": a scratch file, skipped with a warning
+    make_notebook("job/b.ipynb", "1", orchestrate={})
+    job, (warning,) = validate_job(job_dir)
+    assert job is not None and job.task_keys == ["a", "b"]
+    assert warning.is_warning and str(warning).startswith("job/broken.ipynb: not valid JSON")
+    assert "skipped (not a task" in str(warning)
 
 
 def test_notebook_that_is_json_but_not_nbformat(make_notebook: MakeNotebook, job_dir: Path) -> None:
@@ -118,10 +129,10 @@ def test_notebook_that_is_json_but_not_nbformat(make_notebook: MakeNotebook, job
     bad = {"cells": "not a list", "metadata": {"orchestrate": {}}, "nbformat": 4, "nbformat_minor": 5}
     (job_dir / "bad.ipynb").write_text(json.dumps(bad), encoding="utf-8")
     (job_dir / "nokeys.ipynb").write_text(json.dumps({"hello": "world"}), encoding="utf-8")
-    problems = problems_of(job_dir)
-    assert len(problems) == 2
-    assert problems[0].startswith("job/bad.ipynb: not a valid notebook (nbformat): ")
-    assert problems[1].startswith("job/nokeys.ipynb: not a valid notebook (nbformat): ")
+    assert problems_of(job_dir) == ["job/bad.ipynb: not a valid notebook: cells must be a list"]
+    warnings = [str(p) for p in validate_job(job_dir)[1] if p.is_warning]
+    assert warnings == [("job/nokeys.ipynb: not a valid notebook: nbformat must be 4, not None; skipped (not a task: no task "
+                         "depends on 'nokeys' and the file does not mention 'orchestrate')")]
 
 
 def test_kernel_not_installed_lists_installed_kernels(make_notebook: MakeNotebook, job_dir: Path) -> None:
@@ -129,7 +140,7 @@ def test_kernel_not_installed_lists_installed_kernels(make_notebook: MakeNoteboo
     installed = sorted(KernelSpecManager().find_kernel_specs())
     assert installed, "the test environment needs at least one kernelspec"
     assert problems_of(job_dir) == [
-        f"job/a.ipynb: environment.kernel_name: kernel 'no-such-kernel' is not installed "
+        f"job/a.ipynb: metadata.orchestrate.environment.kernel_name: kernel 'no-such-kernel' is not installed "
         f"(installed: {', '.join(installed)})"
     ]
     # the notebook's own kernelspec is checked too
@@ -206,9 +217,11 @@ def test_undeclared_parameter_from_job_yaml_task_is_reported(make_notebook: Make
 
 
 def test_parameters_allowed_without_a_parameters_cell(make_notebook: MakeNotebook, job_dir: Path) -> None:
-    # papermill injects parameters even when there is no tagged cell
+    # papermill injects parameters even when there is no tagged cell: allowed, with a warning
     make_notebook("job/a.ipynb", "1", orchestrate={"parameters": {"anything": 1}})
-    assert valid(job_dir).task("a").parameters == {"anything": 1}
+    job, (warning,) = validate_job(job_dir)
+    assert job is not None and job.task("a").parameters == {"anything": 1}
+    assert warning.is_warning and warning.task_key == "a" and "no cell tagged 'parameters'" in warning.message
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -334,12 +347,12 @@ def test_several_problems_are_reported_together(make_notebook: MakeNotebook, job
     make_notebook("job/b.ipynb", "1", orchestrate={"environment": {"kernel_name": "no-such-kernel"}})
     make_notebook("job/c.ipynb", "1", orchestrate={"retries": 1})
     make_notebook("job/d.ipynb", "1", orchestrate={"depends_on": ["missing_task"]})
-    (job_dir / "e.ipynb").write_text("nope", encoding="utf-8")
+    (job_dir / "e.ipynb").write_text('nope "orchestrate"', encoding="utf-8")
     problems = problems_of(job_dir)
     assert len(problems) == 5, problems
     joined = "\n".join(problems)
     assert "job/a.ipynb: depends_on: task 'a' depends on itself" in joined
-    assert "job/b.ipynb: environment.kernel_name: kernel 'no-such-kernel' is not installed" in joined
+    assert "job/b.ipynb: metadata.orchestrate.environment.kernel_name: kernel 'no-such-kernel' is not installed" in joined
     assert "job/c.ipynb: metadata.orchestrate.retries: unknown field" in joined
     assert "job/d.ipynb: depends_on: unknown task 'missing_task'" in joined
     assert "job/e.ipynb: not valid JSON" in joined
@@ -459,7 +472,7 @@ def test_job_yaml_tasks_entry_adds_a_notebook_without_metadata(make_notebook: Ma
 def test_notebooks_without_orchestrate_metadata_are_ignored(make_notebook: MakeNotebook, job_dir: Path) -> None:
     make_notebook("job/a.ipynb", "1", orchestrate={})
     make_notebook("job/scratch.ipynb", "1")
-    make_notebook("job/nested/b.ipynb", "1", orchestrate={})  # only the top level is scanned
+    make_notebook("job/nested/scratch2.ipynb", "1")
     (job_dir / "notes.txt").write_text("not a notebook")
     assert valid(job_dir).task_keys == ["a"]
 

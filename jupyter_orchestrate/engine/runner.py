@@ -31,7 +31,9 @@ from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
 from jupyter_orchestrate.environments import redact_value, secret_names
 from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor, max_output_bytes
-from jupyter_orchestrate.models import Attempt, AttemptError, Job, RunStatus, Task, TaskRunStatus, utc_now
+from jupyter_orchestrate.models import (
+    Attempt, AttemptError, Job, RunStatus, Task, TaskRunStatus, cell_label, code_cell_progress, utc_now,
+)
 from jupyter_orchestrate.parameters import render
 from jupyter_orchestrate.store import Store, this_process
 from jupyter_orchestrate.task_values import read_values_file
@@ -54,6 +56,13 @@ class _InFlight:
     cell: int = 0
     cells_total: int | None = None
     cell_index: int | None = None
+
+
+def _position(flight: _InFlight) -> str:
+    """Where a started attempt is: ``cell 7 (code cell 3 of 5)`` (:func:`~..models.cell_label`), or ""."""
+    if not flight.cells_total or not flight.cell:
+        return ""
+    return f"{cell_label(flight.cell_index)} ({code_cell_progress(flight.cell, flight.cells_total)})"
 
 
 def task_parameters(task: Task, run_parameters: dict[str, Any], overrides: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -345,7 +354,7 @@ class Runner:
             if flight.started is None:
                 self._discard(flight)
             else:
-                where = f" at cell {flight.cell} of {flight.cells_total}" if flight.cells_total else ""
+                where = f" at {_position(flight)}" if _position(flight) else ""
                 self._stop(flight, S.canceled, AttemptError(kind="canceled", ename="Canceled", evalue=f"{reason}{where}"), now)
 
     # -- main loop -------------------------------------------------------------------------------------------
@@ -391,7 +400,7 @@ class Runner:
                 for flight in list(self.in_flight.values()):
                     if flight.deadline is not None and now >= flight.deadline:
                         timeout = self.tasks[flight.task_key].timeout_seconds
-                        where = f" while executing cell {flight.cell} of {flight.cells_total}" if flight.cells_total else ""
+                        where = f" while executing {_position(flight)}" if _position(flight) else ""
                         self._stop(flight, S.timed_out, AttemptError(
                             kind="timeout", ename="TimeoutError",
                             evalue=f"the attempt exceeded timeout_seconds={timeout:g}{where}; the kernel was killed"), now)

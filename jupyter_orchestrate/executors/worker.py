@@ -27,6 +27,7 @@ import codecs
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -47,6 +48,7 @@ from nbformat.v4 import new_output
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
+from papermill.execute import ERROR_MARKER_TAG
 from papermill.log import logger as papermill_logger
 from traitlets import Integer, List, Unicode
 
@@ -57,6 +59,7 @@ from jupyter_orchestrate.executors.base import (
     AttemptResult,
     AttemptSpec,
 )
+from jupyter_orchestrate.models import cell_label
 from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
 KERNEL_START_TRIES = 4
@@ -333,7 +336,8 @@ class _Worker:
     def on_notebook_start(self, notebook: Any, **_: Any) -> None:
         code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and c.source.strip()]
         self.cell_numbers = {index: n for n, index in enumerate(code, start=1)}
-        self.input_index = {index: _input_index(notebook, index) for index in code}
+        mapped = _input_index(notebook.cells, _read_input_cells(self.spec.input_path))
+        self.input_index = {index: mapped[index] for index in code}
         self.conn.send(("progress", {"cell": 0, "total": len(code), "cell_index": None}))
 
     def on_cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
@@ -368,7 +372,7 @@ class _Worker:
                 max_output_bytes=spec.max_output_bytes,
             )
         except PapermillExecutionError as exc:
-            return self.failed(cell_error(exc, spec.output_path))
+            return self.failed(cell_error(exc, spec.output_path, spec.input_path))
         except DeadKernelError as exc:
             return self.failed(self.kernel_died(exc))
         except Exception as exc:  # papermill and nbclient raise many kinds; keep the traceback
@@ -379,7 +383,7 @@ class _Worker:
             )
         finally:
             papermill_logger.removeHandler(messages)
-        early = early_exit(nb, spec.output_path)
+        early = early_exit(nb, spec.output_path, spec.input_path)
         if early:
             return self.failed(early)
         return AttemptResult(status="succeeded", task_values=self.task_values(), environment=self.environment,
@@ -418,9 +422,8 @@ class _Worker:
         elif code is not None:
             how = f" (exit code {code})"
         error: dict[str, Any] = {"kind": "kernel_died", "ename": "DeadKernelError"}
-        error.update(locate_cell(self.spec.output_path, self.current_cell))
-        number = error.get("cell_index")
-        where = f"while executing cell {number}" if number is not None else "during execution"
+        error.update(locate_cell(self.spec.output_path, self.spec.input_path, self.current_cell))
+        where = f"while executing {cell_label(error['cell_index'])}" if "cell_index" in error else "during execution"
         error["evalue"] = f"the kernel died {where}{how}: {exc}".rstrip(": ")
         return error
 
@@ -444,59 +447,126 @@ class _Worker:
         return result
 
 
-def _input_index(nb: Any, executed_index: int | None) -> int | None:
-    """Map a cell index of the parameterized notebook (before error markers) to the input notebook's."""
-    if executed_index is None:
-        return None
-    injected = next((i for i, c in enumerate(nb.cells) if INJECTED_TAG in c.metadata.get("tags", [])), None)
-    if injected is None or executed_index < injected:
-        return executed_index
-    if executed_index == injected:
-        return None
-    return executed_index - 1
+_ERROR_LINE = re.compile(r"^(?P<ename>[A-Za-z_][\w.]*): (?P<evalue>.*)$")
+
+
+def _tagged(cell: Any, tag: str) -> bool:
+    return tag in (cell.get("metadata", {}).get("tags") or [])
+
+
+def _read_input_cells(input_path: str) -> list[dict[str, Any]]:
+    """The cells of the input notebook as the user saved it ([] if it cannot be read)."""
+    try:
+        with open(input_path, encoding="utf-8") as f:
+            cells = json.load(f).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return cells if isinstance(cells, list) else []
+
+
+def _input_index(executing_cells: list[Any], input_cells: list[dict[str, Any]]) -> list[int | None]:
+    """For each cell of the notebook papermill executes, its index in the input notebook (None for the
+    injected-parameters cell).
+
+    papermill executes the input without the error-marker cells of an earlier papermill run and with a fresh
+    injected-parameters cell (replacing an old one in place), so counting cells or error outputs goes wrong
+    for an input that is itself an executed notebook. Cells are matched by cell id; by position among the
+    input's own cells (neither markers nor an old injected cell) only where an id is missing or new (a 4.4
+    notebook, or one papermill upgraded to give ids while saving an error).
+    """
+    by_id = {c.get("id"): i for i, c in enumerate(input_cells) if isinstance(c, dict) and c.get("id")}
+    own = [i for i, c in enumerate(input_cells)
+           if isinstance(c, dict) and not _tagged(c, ERROR_MARKER_TAG) and not _tagged(c, INJECTED_TAG)]
+    mapped: list[int | None] = []
+    position = 0
+    for cell in executing_cells:
+        if _tagged(cell, INJECTED_TAG):
+            mapped.append(None)
+            continue
+        index = by_id.get(cell.get("id"))
+        if index is None and position < len(own):
+            index = own[position]
+        mapped.append(index)
+        position += 1
+    return mapped
 
 
 def _without_markers(nb: Any) -> Any:
+    """The saved executed notebook without papermill's error-marker cells: the notebook as it executed."""
     nb = nbformat.from_dict(nb)
-    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    nb.cells = [c for c in nb.cells if not _tagged(c, ERROR_MARKER_TAG)]
     return nb
 
 
-def locate_cell(output_path: str, executed_index: int | None) -> dict[str, Any]:
-    """Cell fields of an error from the saved executed notebook: input index, saved index, source, count."""
+def _saved_cell(output_path: str, executed_index: int | None) -> tuple[Any, int, list[Any]] | None:
+    """``(cell, index in the saved file, cells as executed)`` of an executed cell, or None."""
     try:
         saved = nbformat.read(output_path, as_version=4)
     except (OSError, ValueError):
-        return {}
+        return None
     clean = _without_markers(saved)
     if executed_index is None or executed_index >= len(clean.cells):
-        return {}
+        return None
     cell = clean.cells[executed_index]
-    saved_index = next((i for i, c in enumerate(saved.cells) if c is cell or c.get("id") == cell.get("id")), executed_index)
+    saved_index = next((i for i, c in enumerate(saved.cells) if c.get("id") == cell.get("id")), executed_index)
+    return cell, saved_index, clean.cells
+
+
+def locate_cell(output_path: str, input_path: str, executed_index: int | None) -> dict[str, Any]:
+    """Cell fields of an error from the saved executed notebook: the input notebook's index of the cell
+    (:func:`_input_index`), its index in the saved file, its source and execution count."""
+    found = _saved_cell(output_path, executed_index)
+    if found is None:
+        return {}
+    cell, saved_index, executed = found
     return {
-        "cell_index": _input_index(clean, executed_index),
+        "cell_index": _input_index(executed, _read_input_cells(input_path))[executed_index],  # type: ignore[index]
         "executed_cell_index": saved_index,
         "cell_source": cell.source,
         "execution_count": cell.get("execution_count"),
     }
 
 
-def cell_error(exc: PapermillExecutionError, output_path: str) -> dict[str, Any]:
-    """Error fields of an exception raised in a cell (papermill's ``PapermillExecutionError``)."""
+def _error_from_outputs(cell: Any) -> tuple[str, str] | None:
+    """``(ename, evalue)`` of a failed cell from its outputs: an error output, else the last line of its
+    stderr stream that reads ``Name: message`` (an IPython ``UsageError`` of a ``%magic`` is printed there
+    and leaves no error output), else that last stderr line as the message."""
+    outputs = cell.get("outputs", [])
+    for output in outputs:
+        if output.get("output_type") == "error" and output.get("ename"):
+            return output["ename"], output.get("evalue", "")
+    stderr = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else o.get("text", "")
+                     for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in reversed(lines):
+        match = _ERROR_LINE.match(line)
+        if match:
+            return match["ename"], match["evalue"]
+    return ("CellExecutionError", lines[-1]) if lines else None
+
+
+def cell_error(exc: PapermillExecutionError, output_path: str, input_path: str) -> dict[str, Any]:
+    """Error fields of an exception raised in a cell (papermill's ``PapermillExecutionError``). When papermill
+    has no exception name (``CellExecutionError`` with no message: the cell failed without an error output),
+    the name and message come from the cell's outputs (:func:`_error_from_outputs`)."""
+    ename, evalue = exc.ename, exc.evalue
+    found = _saved_cell(output_path, exc.cell_index)
+    if found is not None and (not ename or (ename == "CellExecutionError" and not evalue)):
+        ename, evalue = _error_from_outputs(found[0]) or (ename, "the cell failed without an error output or stderr message")
     error: dict[str, Any] = {
         "kind": "cell_error",
-        "ename": exc.ename,
-        "evalue": exc.evalue,
+        "ename": ename or "CellExecutionError",
+        "evalue": evalue,
         "traceback": list(exc.traceback),
         "cell_source": exc.source,
         "execution_count": exc.exec_count,
     }
-    located = locate_cell(output_path, exc.cell_index)
+    located = locate_cell(output_path, input_path, exc.cell_index)
     error.update({k: v for k, v in located.items() if k in ("cell_index", "executed_cell_index")})
     return error
 
 
-def early_exit(nb: Any, output_path: str) -> dict[str, Any] | None:
+def early_exit(nb: Any, output_path: str, input_path: str) -> dict[str, Any] | None:
     """Papermill counts ``sys.exit(0)`` as success; we do not when code cells were left unexecuted."""
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
     exits = [
@@ -512,7 +582,7 @@ def early_exit(nb: Any, output_path: str) -> dict[str, Any] | None:
     error = {"kind": "early_exit", "ename": "SystemExit",
              "evalue": f"the notebook called sys.exit() and {len(skipped)} code cell(s) after it were not executed",
              "traceback": next(o.get("traceback", []) for o in cell.outputs if o.get("output_type") == "error")}
-    error.update(locate_cell(output_path, index))
+    error.update(locate_cell(output_path, input_path, index))
     return error
 
 

@@ -47,6 +47,9 @@ export interface ITask {
   retry_on_timeout: boolean;
   timeout_seconds: number | null;
   notebook_parameters: INotebookParameter[];
+  /** Why the task cannot execute (its runs fail at once), or null. */
+  problem?: { stage: string; message: string } | null;
+  warnings?: string[];
 }
 
 export interface IProblem {
@@ -54,6 +57,10 @@ export interface IProblem {
   field: string;
   message: string;
   text?: string;
+  /** Set when the problem is one task's: the job still runs, that task fails at once. */
+  task_key?: string | null;
+  /** `warning`s never stop anything. */
+  severity?: 'error' | 'warning';
 }
 
 export interface IRunSummary {
@@ -159,6 +166,8 @@ export interface ITaskRun {
   executed_notebook: string | null;
   error: IAttemptError | null;
   task_values: Record<string, unknown>;
+  /** What validation warned about for this task when the run started (no parameters cell, no kernelspec ...). */
+  warnings?: string[];
   attempts: IAttempt[];
 }
 

@@ -16,6 +16,7 @@ import {
   TaskDetail,
   taskProgress
 } from '../components/TaskDetail';
+import { cellLabel } from '../components/common';
 import { interact, render } from './render';
 
 const ERROR: IAttemptError = {
@@ -102,7 +103,7 @@ describe('task run helpers', () => {
     expect(taskProgress(undefined, attempt(1, 0))).toEqual({ cell: 2, total: 4 });
     expect(taskProgress(undefined, attempt(1, 0, { cells_total: null }))).toBeNull();
     expect(taskProgress(null, null)).toBeNull();
-    expect(progressText({ cell: 2, total: 5 })).toBe('cell 2 of 5');
+    expect(progressText({ cell: 2, total: 5 })).toBe('code cell 2 of 5');
   });
 
   it('errorKindLabel and formatValue', () => {
@@ -121,7 +122,7 @@ describe('<Failure>', () => {
     const { container, unmount } = render(<Failure error={ERROR} attempt={attempt(1, 0, { error: ERROR })} actions={actions()} />);
     const failure = container.querySelector('[data-testid=jo-failure]')!;
     expect(failure.querySelector('[data-testid=jo-failure-cell]')?.textContent).toContain('raise ValueError("threshold is not set")');
-    expect(failure.querySelector('[data-testid=jo-failure-cell]')?.textContent).toContain('Cell 4');
+    expect(failure.querySelector('[data-testid=jo-failure-cell]')?.textContent).toContain('cell 4 · In [3]');
     expect(failure.querySelector('[data-testid=jo-failure-error]')?.textContent).toBe('ValueError: threshold is not set: repair this run');
     expect(failure.querySelector('[data-testid=jo-traceback]')).toBeNull();
     interact(() => (failure.querySelector('[data-testid=jo-traceback-toggle]') as HTMLElement).click());
@@ -171,6 +172,43 @@ describe('<TaskDetail>', () => {
     expect(container.querySelector('[data-testid=jo-progress]')).toBeNull();
     expect(container.querySelector('[data-testid=jo-task]')?.getAttribute('data-status')).toBe('failed');
     expect(container.querySelector('[data-testid=jo-failure]')).not.toBeNull();
+    unmount();
+  });
+
+  it('names cells as the CLI does: cell N counts every input cell from 1', () => {
+    expect(cellLabel(0)).toBe('cell 1');
+    expect(cellLabel(6)).toBe('cell 7');
+    expect(cellLabel(null)).toBe('the injected-parameters cell');
+  });
+
+  it('shows the warnings validation gave for the task', () => {
+    const warned = taskRun({
+      status: 'succeeded',
+      error: null,
+      attempts: [attempt(1, 0, { status: 'succeeded' })],
+      warnings: ["parameters cell: the notebook has no cell tagged 'parameters': papermill injects msg in a new first cell"]
+    });
+    const { container, unmount } = render(<TaskDetail taskRun={warned} actions={actions()} />);
+    const lines = Array.from(container.querySelectorAll('[data-testid=jo-task-warning]')).map(e => e.textContent);
+    expect(lines).toEqual(["warning: parameters cell: the notebook has no cell tagged 'parameters': papermill injects msg in a new first cell"]);
+    unmount();
+    const plain = render(<TaskDetail taskRun={taskRun()} actions={actions()} />);
+    expect(plain.container.querySelector('[data-testid=jo-task-warning]')).toBeNull();
+    plain.unmount();
+  });
+
+  it('shows why a task whose notebook cannot be read failed without an attempt', () => {
+    const broken = taskRun({
+      task_key: 'broken',
+      status: 'failed',
+      status_reason: 'reading the notebook: not valid JSON (a truncated or unsaved file?): line 40 column 1: Expecting value',
+      error: null,
+      attempts: [],
+      attempt_count: 0
+    });
+    const { container, unmount } = render(<TaskDetail taskRun={broken} actions={actions()} />);
+    expect(container.querySelector('[data-testid=jo-status-reason]')?.textContent).toContain('reading the notebook: not valid JSON');
+    expect(container.querySelector('[data-testid=jo-failure]')).toBeNull();
     unmount();
   });
 

@@ -284,12 +284,15 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
         {shownJob.job_id} · {tasks.length} task{tasks.length === 1 ? '' : 's'}
         {shownJob.max_parallel_tasks ? ` · up to ${shownJob.max_parallel_tasks} in parallel` : ''}
       </div>
-      {!shownJob.valid && (
+      {shownJob.problems.length > 0 && (
         <div className="jo-problems" data-testid="jo-problems">
-          <div className="jo-error-text">This job is invalid:</div>
+          <div className={shownJob.valid ? 'jo-muted' : 'jo-error-text'}>
+            {shownJob.valid ? 'The job runs; tasks with errors fail at once:' : 'This job is invalid:'}
+          </div>
           <ul>
             {shownJob.problems.map((problem, i) => (
-              <li key={i} className="jo-error-text">
+              <li key={i} className={problem.severity === 'warning' ? 'jo-warning' : 'jo-error-text'} data-severity={problem.severity ?? 'error'}>
+                {problem.severity === 'warning' ? 'warning: ' : ''}
                 {problemText(problem)}
               </li>
             ))}

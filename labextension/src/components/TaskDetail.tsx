@@ -9,7 +9,7 @@ import type { IActions } from '../actions';
 import type { IAttempt, IAttemptEnvironment, IAttemptError, ITaskRun } from '../api';
 import type { IProgress } from '../model';
 import { stripAnsi, tracebackToHtml } from './ansi';
-import { formatSeconds, StatusBadge } from './common';
+import { cellLabel, formatSeconds, StatusBadge } from './common';
 
 /** Task run statuses that a repair re-executes. */
 export const UNSUCCESSFUL_STATUSES = ['failed', 'timed_out', 'upstream_failed', 'canceled'];
@@ -46,9 +46,9 @@ export function taskProgress(live: IProgress | undefined | null, attempt: IAttem
   return null;
 }
 
-/** `cell 2 of 5`. */
+/** `code cell 2 of 5`: progress counts code cells (`code_cell_progress` in models.py); see `cellLabel`. */
 export function progressText(progress: IProgress): string {
-  return `cell ${progress.cell} of ${progress.total}`;
+  return `code cell ${progress.cell} of ${progress.total}`;
 }
 
 const ERROR_KINDS: Record<string, string> = {
@@ -101,7 +101,7 @@ export function Failure(props: { error: IAttemptError; attempt: IAttempt | null;
       {error.cell_index !== null && (
         <div className="jo-failure-cell" data-testid="jo-failure-cell">
           <div className="jo-muted">
-            Cell {error.cell_index + 1}
+            {cellLabel(error.cell_index)}
             {error.execution_count !== null ? ` · In [${error.execution_count}]` : ''}
           </div>
           {error.cell_source !== null && <pre className="jo-code">{error.cell_source}</pre>}
@@ -208,6 +208,11 @@ export function TaskDetail(props: {
         </span>
       </div>
       <div className="jo-muted">{taskRun.notebook}</div>
+      {(taskRun.warnings ?? []).map(warning => (
+        <div key={warning} className="jo-warning" data-testid="jo-task-warning">
+          warning: {warning}
+        </div>
+      ))}
       {taskRun.status === 'running' && (
         <div className="jo-progress" data-testid="jo-progress">
           {progress ? (

@@ -17,6 +17,15 @@ export function RunCell(props: { runId: number; status: string; onClick?: (event
   );
 }
 
+/**
+ * How the sidebar names a cell, as the CLI, the API's messages and the widget do (`cell_label` in
+ * jupyter_orchestrate/models.py): `cell 7` is the notebook's 7th cell counting from 1, markdown cells included,
+ * in the input notebook (`cell_index` 6); null is the cell papermill injected with the parameters.
+ */
+export function cellLabel(cellIndex: number | null): string {
+  return cellIndex === null ? 'the injected-parameters cell' : `cell ${cellIndex + 1}`;
+}
+
 /** `12.3 s`, `4.1 min`; empty for null. */
 export function formatSeconds(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined) {
