@@ -803,7 +803,8 @@ def is_skipped_folder(folder: Path) -> bool:
 def job_notebooks(root: Path, max_depth: int = MAX_NOTEBOOK_DEPTH) -> list[Path]:
     """The notebooks of the job folder ``root``: ``*.ipynb`` in it and in its subfolders down to ``max_depth``
     levels (``scripts/``, ``nbs/``), except :func:`is_skipped_folder` folders and subfolders with their own
-    ``job.yaml`` (another job). Sorted by path relative to ``root``."""
+    ``job.yaml`` (another job). Sorted by path relative to ``root``; a symlink and the notebook it links to
+    inside the job count once (the first by that order)."""
     found: list[Path] = []
 
     def visit(folder: Path, depth: int) -> None:
@@ -818,7 +819,11 @@ def job_notebooks(root: Path, max_depth: int = MAX_NOTEBOOK_DEPTH) -> list[Path]
                 visit(entry, depth + 1)
 
     visit(root, 0)
-    return sorted(found, key=lambda p: p.relative_to(root).parts)
+    # a link to a notebook of the job is the same task as its target: keep the first by path, not both
+    unique: dict[Path, Path] = {}
+    for notebook in sorted(found, key=lambda p: p.relative_to(root).parts):
+        unique.setdefault(notebook.resolve(), notebook)
+    return list(unique.values())
 
 
 def is_task_notebook(path: Path) -> bool:
