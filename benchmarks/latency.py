@@ -39,18 +39,28 @@ def _env() -> dict[str, str]:
 def wall(args: list[str], cwd: Path) -> float:
     """Seconds from starting ``args`` to its exit (raises if it fails)."""
     start = time.perf_counter()
-    subprocess.run(args, cwd=cwd, env=_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        args, cwd=cwd, env=_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
 def first_line(job: Path, work: Path, index: int) -> tuple[float, float, str]:
     """Run a fresh copy of ``job``: seconds to the first stderr line, seconds to exit, and that line."""
     copy = work / f"run-{index}" / job.name
-    shutil.copytree(job, copy, ignore=shutil.ignore_patterns("output", ".orchestrate", "orchestrate_runs", ".ipynb_checkpoints"))
+    shutil.copytree(
+        job,
+        copy,
+        ignore=shutil.ignore_patterns("output", ".orchestrate", "orchestrate_runs", ".ipynb_checkpoints"),
+    )
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyter_orchestrate", "--home", str(copy.parent / "state"), "run", str(copy)],
-        cwd=copy.parent, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=copy.parent,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert process.stderr is not None
     line = process.stderr.readline()
@@ -72,15 +82,20 @@ def main() -> None:
     job = args.job.resolve()
     py = sys.executable
     figures: dict[str, float] = {}
-    figures["import nbformat"] = statistics.median(wall([py, "-c", "import nbformat"], REPO) for _ in range(args.repeat))
+    figures["import nbformat"] = statistics.median(
+        wall([py, "-c", "import nbformat"], REPO) for _ in range(args.repeat)
+    )
     figures["validate"] = statistics.median(
-        wall([py, "-m", "jupyter_orchestrate", "validate", str(job)], REPO) for _ in range(args.repeat))
+        wall([py, "-m", "jupyter_orchestrate", "validate", str(job)], REPO) for _ in range(args.repeat)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         runs = [first_line(job, Path(tmp), i) for i in range(args.repeat)]
     figures["run: first line"] = statistics.median(r[0] for r in runs)
     figures["run: total"] = statistics.median(r[1] for r in runs)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{py} on {os.cpu_count()} cores, load average {load:.1f}; medians of {args.repeat}; job {job.name}")
+    print(
+        f"{py} on {os.cpu_count()} cores, load average {load:.1f}; medians of {args.repeat}; job {job.name}"
+    )
     print(f"first line of run: {runs[0][2]!r}")
     reference = figures["import nbformat"]
     for name, seconds in figures.items():

@@ -200,8 +200,9 @@ def timed_run(cmd: list[str], *, cwd: Path, timeout: float) -> RunResult:
     return RunResult(proc.returncode == 0, elapsed, proc.returncode, out or "", err or "")
 
 
-def run_papermill_loop(papermill: str, job_dir: Path, out_dir: Path, stems: list[str], *, cwd: Path,
-                       timeout: float) -> RunResult:
+def run_papermill_loop(
+    papermill: str, job_dir: Path, out_dir: Path, stems: list[str], *, cwd: Path, timeout: float
+) -> RunResult:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -222,8 +223,9 @@ def orchestrate_command(base: list[str], job_dir: Path, home: Path, max_parallel
     return cmd
 
 
-def run_orchestrator(base: list[str], source_dir: Path, run_root: Path, max_parallel: int | None, *,
-                     cwd: Path, timeout: float) -> tuple[RunResult, list[str]]:
+def run_orchestrator(
+    base: list[str], source_dir: Path, run_root: Path, max_parallel: int | None, *, cwd: Path, timeout: float
+) -> tuple[RunResult, list[str]]:
     """Run one fresh copy of the job folder with a fresh state dir (no cached state between repeats)."""
     if run_root.exists():
         shutil.rmtree(run_root)
@@ -243,14 +245,18 @@ def warm_up(papermill: str, workdir: Path, timeout: float) -> None:
         shutil.rmtree(src)
     src.mkdir(parents=True)
     nbformat.write(make_notebook("warmup", []), src / "warmup.ipynb")
-    res = timed_run([papermill, str(src / "warmup.ipynb"), str(src / "warmup.out.ipynb")], cwd=workdir,
-                    timeout=timeout)
+    res = timed_run(
+        [papermill, str(src / "warmup.ipynb"), str(src / "warmup.out.ipynb")], cwd=workdir, timeout=timeout
+    )
     if not res.ok:
         print_failure("warm-up papermill run", res)
 
 
 def print_failure(what: str, res: RunResult, cmd: list[str] | None = None) -> None:
-    print(f"\n!! {what} FAILED (exit code {res.returncode}){': ' + res.note if res.note else ''}", file=sys.stderr)
+    print(
+        f"\n!! {what} FAILED (exit code {res.returncode}){': ' + res.note if res.note else ''}",
+        file=sys.stderr,
+    )
     if cmd:
         print(f"   command: {shlex.join(cmd)}", file=sys.stderr)
     if res.stdout.strip():
@@ -316,9 +322,12 @@ class WorkloadResult:
         d.update(
             papermill_seconds=self.papermill_seconds,
             orchestrator_seconds=self.orchestrator_seconds,
-            papermill_seconds_per_notebook=(self.papermill_seconds / n if self.papermill_seconds is not None else None),
+            papermill_seconds_per_notebook=(
+                self.papermill_seconds / n if self.papermill_seconds is not None else None
+            ),
             orchestrator_seconds_per_notebook=(
-                self.orchestrator_seconds / n if self.orchestrator_seconds is not None else None),
+                self.orchestrator_seconds / n if self.orchestrator_seconds is not None else None
+            ),
             ratio=self.ratio,
             status=self.status,
         )
@@ -330,24 +339,35 @@ def _fmt(v: float | None, spec: str = ".2f") -> str:
 
 
 def table_rows(results: list[WorkloadResult]) -> tuple[list[str], list[list[str]]]:
-    header = ["workload", "notebooks", "papermill loop s", "pm s/nb", "orchestrator s",
-              "orch s/nb", "ratio", "target", "result"]
+    header = [
+        "workload",
+        "notebooks",
+        "papermill loop s",
+        "pm s/nb",
+        "orchestrator s",
+        "orch s/nb",
+        "ratio",
+        "target",
+        "result",
+    ]
     rows = []
     for r in results:
         p, o, n = r.papermill_seconds, r.orchestrator_seconds, r.notebooks
         pm = "skipped" if r.papermill_skipped else ("failed" if r.papermill_failed else _fmt(p))
         orch = "skipped" if r.orchestrator_skipped else ("failed" if r.orchestrator_failed else _fmt(o))
-        rows.append([
-            r.workload,
-            str(n),
-            pm,
-            _fmt(p / n if p is not None else None, ".3f"),
-            orch,
-            _fmt(o / n if o is not None else None, ".3f"),
-            _fmt(r.ratio, ".3f"),
-            f"<= {r.target:.2f}" if r.target is not None else "report only",
-            r.status,
-        ])
+        rows.append(
+            [
+                r.workload,
+                str(n),
+                pm,
+                _fmt(p / n if p is not None else None, ".3f"),
+                orch,
+                _fmt(o / n if o is not None else None, ".3f"),
+                _fmt(r.ratio, ".3f"),
+                f"<= {r.target:.2f}" if r.target is not None else "report only",
+                r.status,
+            ]
+        )
     return header, rows
 
 
@@ -373,8 +393,12 @@ def print_table(results: list[WorkloadResult], title: str, use_rich: bool) -> No
         console.print(table)
         return
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+
     def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=False))
+        )
+
     print(title)
     print(line(header))
     print("  ".join("-" * w for w in widths))
@@ -389,19 +413,34 @@ def print_table(results: list[WorkloadResult], title: str, use_rich: bool) -> No
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        description="Compare `jupyter orchestrate run` against a shell loop of papermill CLI calls.")
-    ap.add_argument("--workloads", default=",".join(ALL_WORKLOADS),
-                    help=f"comma-separated subset of {','.join(ALL_WORKLOADS)} (default: all)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per workload and side; the median is reported")
-    ap.add_argument("--max-parallel", type=int, default=None,
-                    help="pass --max-parallel N to the orchestrator (default: let it choose)")
+        description="Compare `jupyter orchestrate run` against a shell loop of papermill CLI calls."
+    )
+    ap.add_argument(
+        "--workloads",
+        default=",".join(ALL_WORKLOADS),
+        help=f"comma-separated subset of {','.join(ALL_WORKLOADS)} (default: all)",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="runs per workload and side; the median is reported"
+    )
+    ap.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        help="pass --max-parallel N to the orchestrator (default: let it choose)",
+    )
     ap.add_argument("--skip-baseline", action="store_true", help="do not run the papermill loop")
     ap.add_argument("--skip-orchestrator", action="store_true", help="do not run the orchestrator")
     ap.add_argument("--json", metavar="PATH", help="write results as JSON to PATH")
-    ap.add_argument("--workdir", metavar="DIR",
-                    help="where to generate workloads and outputs (default: a temp dir, removed afterwards)")
+    ap.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where to generate workloads and outputs (default: a temp dir, removed afterwards)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp workdir")
-    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per timed run (default 1800)")
+    ap.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds allowed per timed run (default 1800)"
+    )
     ap.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up papermill run")
     ap.add_argument("--no-rich", action="store_true", help="plain-text table even if rich is installed")
     args = ap.parse_args(argv)
@@ -437,8 +476,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit("neither `jupyter` nor `jupyter-orchestrate` found next to sys.executable or on PATH")
 
     print(f"workdir:       {workdir}")
-    print(f"python:        {sys.executable} ({platform.python_version()}, {platform.system()} "
-          f"{platform.machine()}, {os.cpu_count()} CPUs)")
+    print(
+        f"python:        {sys.executable} ({platform.python_version()}, {platform.system()} "
+        f"{platform.machine()}, {os.cpu_count()} CPUs)"
+    )
     if papermill:
         print(f"baseline:      bash -c 'for nb in ...; do {papermill} IN/$nb.ipynb OUT/$nb.ipynb; done'")
     if orch_base:
@@ -454,17 +495,22 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.workloads:
             job_dir = workdir / "workloads" / name
             stems = generate_workload(name, job_dir)
-            res = WorkloadResult(name, len(stems), TARGETS[name],
-                                 papermill_skipped=args.skip_baseline,
-                                 orchestrator_skipped=args.skip_orchestrator)
+            res = WorkloadResult(
+                name,
+                len(stems),
+                TARGETS[name],
+                papermill_skipped=args.skip_baseline,
+                orchestrator_skipped=args.skip_orchestrator,
+            )
             results.append(res)
             for rep in range(1, args.repeat + 1):
                 run_root = workdir / "runs" / name / f"r{rep}"
                 tag = f"{name} [{rep}/{args.repeat}]"
                 if papermill and not res.papermill_failed:
                     print(f"{tag} papermill loop ...", end=" ", flush=True)
-                    r = run_papermill_loop(papermill, job_dir, run_root / "papermill", stems, cwd=workdir,
-                                           timeout=args.timeout)
+                    r = run_papermill_loop(
+                        papermill, job_dir, run_root / "papermill", stems, cwd=workdir, timeout=args.timeout
+                    )
                     print(f"{r.seconds:.2f}s" if r.ok else "FAILED", flush=True)
                     if r.ok:
                         res.papermill_runs.append(r.seconds)
@@ -473,8 +519,14 @@ def main(argv: list[str] | None = None) -> int:
                         print_failure(f"{tag} papermill loop", r)
                 if orch_base and not res.orchestrator_failed:
                     print(f"{tag} orchestrator ...", end=" ", flush=True)
-                    r, cmd = run_orchestrator(orch_base, job_dir, run_root / "orchestrate", args.max_parallel,
-                                              cwd=workdir, timeout=args.timeout)
+                    r, cmd = run_orchestrator(
+                        orch_base,
+                        job_dir,
+                        run_root / "orchestrate",
+                        args.max_parallel,
+                        cwd=workdir,
+                        timeout=args.timeout,
+                    )
                     res.orchestrator_command = cmd
                     print(f"{r.seconds:.2f}s" if r.ok else "FAILED", flush=True)
                     if r.ok:
@@ -487,10 +539,16 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print()
-    print_table(results, "jupyter-orchestrate vs papermill CLI loop (median of "
-                f"{args.repeat} run{'s' if args.repeat != 1 else ''})", use_rich=not args.no_rich)
-    print("ratio = orchestrator seconds / papermill loop seconds (whole job, process start included); "
-          "targets: chain10 <= 0.50, wide40 <= 0.33, fanout report only.")
+    print_table(
+        results,
+        "jupyter-orchestrate vs papermill CLI loop (median of "
+        f"{args.repeat} run{'s' if args.repeat != 1 else ''})",
+        use_rich=not args.no_rich,
+    )
+    print(
+        "ratio = orchestrator seconds / papermill loop seconds (whole job, process start included); "
+        "targets: chain10 <= 0.50, wide40 <= 0.33, fanout report only."
+    )
 
     if args.json:
         payload = {

@@ -35,7 +35,9 @@ _services: dict[Path, OrchestrateService] = {}
 _services_lock = threading.Lock()
 
 
-def state_home(home: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None) -> StateHome:
+def state_home(
+    home: str | os.PathLike[str] | None = None, start: str | os.PathLike[str] | None = None
+) -> StateHome:
     """The state home the Python API uses: ``home`` if given, else as the CLI finds it
     (:func:`~.workspace.find_state_home`: ``$JUPYTER_ORCHESTRATE_HOME``, which a Jupyter server sets for its
     kernels; else the nearest existing home walking up from ``start``, a job folder, or the current directory;
@@ -93,7 +95,9 @@ class Job:
             self.model = job
         return problems
 
-    def run(self, parameters: dict[str, Any] | None = None, *, wait: bool = True, max_parallel: int | None = None) -> Run:
+    def run(
+        self, parameters: dict[str, Any] | None = None, *, wait: bool = True, max_parallel: int | None = None
+    ) -> Run:
         """Start a run. ``parameters`` override job and notebook parameters (like ``-p``).
 
         Args:
@@ -112,7 +116,10 @@ class Job:
 
     def runs(self, limit: int = 20) -> list[Run]:
         """This job's runs, newest first."""
-        return [Run(r.run_id, home=self.home) for r in service_for(self.home).list_runs(job_path=self.path, limit=limit)]
+        return [
+            Run(r.run_id, home=self.home)
+            for r in service_for(self.home).list_runs(job_path=self.path, limit=limit)
+        ]
 
     def _repr_html_(self) -> str:
         rows = "".join(
@@ -121,7 +128,10 @@ class Job:
             f"<td>{html.escape(', '.join(f'{p.name}={p.default}' for p in t.notebook_parameters))}</td></tr>"
             for t in self.model.tasks
         )
-        params = "".join(f"<li><code>{html.escape(k)}</code> = {html.escape(repr(v))}</li>" for k, v in self.model.parameters.items())
+        params = "".join(
+            f"<li><code>{html.escape(k)}</code> = {html.escape(repr(v))}</li>"
+            for k, v in self.model.parameters.items()
+        )
         return (
             f"<div><b>Job {html.escape(self.name)}</b> <span style='opacity:.7'>{html.escape(self.path)}</span>"
             f"<div>DAG: {html.escape(self.dag_text())}</div>"
@@ -132,7 +142,11 @@ class Job:
     def dag_text(self) -> str:
         """The DAG as text, one edge per ``->`` (tasks without edges listed alone)."""
         edges = [f"{a} -> {b}" for a, b in self.model.edges]
-        lonely = [t.task_key for t in self.model.tasks if not t.depends_on and not any(a == t.task_key for a, _ in self.model.edges)]
+        lonely = [
+            t.task_key
+            for t in self.model.tasks
+            if not t.depends_on and not any(a == t.task_key for a, _ in self.model.edges)
+        ]
         return "; ".join(edges + lonely)
 
     def __repr__(self) -> str:
@@ -145,7 +159,13 @@ class Run:
     Use :meth:`get`, :meth:`list` or :meth:`Job.run`.
     """
 
-    def __init__(self, run_id: int, *, home: str | os.PathLike[str] | None = None, thread: threading.Thread | None = None):
+    def __init__(
+        self,
+        run_id: int,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        thread: threading.Thread | None = None,
+    ):
         self.run_id = run_id
         self.home = home
         self._thread = thread
@@ -159,7 +179,9 @@ class Run:
         return cls(run_id, home=path)
 
     @classmethod
-    def list(cls, job: str | None = None, *, home: str | os.PathLike[str] | None = None, limit: int = 20) -> list[Run]:
+    def list(
+        cls, job: str | None = None, *, home: str | os.PathLike[str] | None = None, limit: int = 20
+    ) -> list[Run]:
         """Runs, newest first; ``job`` is a job name; ``home`` as :meth:`get`."""
         path = state_home(home).path
         return [cls(r.run_id, home=path) for r in service_for(path).list_runs(job_name=job, limit=limit)]
@@ -194,12 +216,20 @@ class Run:
                 raise TimeoutError(f"run {self.run_id} is still {status.value} after {timeout} s")
             time.sleep(poll_seconds)
 
-    def repair(self, tasks: list[str] | None = None, parameters: dict[str, Any] | None = None, *,
-               rerun_dependents: bool = False, wait: bool = False) -> Run:
+    def repair(
+        self,
+        tasks: list[str] | None = None,
+        parameters: dict[str, Any] | None = None,
+        *,
+        rerun_dependents: bool = False,
+        wait: bool = False,
+    ) -> Run:
         """Repair the run (Databricks "repair run"): re-execute unsuccessful (or the named) tasks and their
         downstream in this run, in the background. Errors as :meth:`~.service.OrchestrateService.new_repair`."""
         service = service_for(self.home)
-        runner = service.new_repair(self.run_id, task_keys=tasks, rerun_dependents=rerun_dependents, parameters=parameters or {})
+        runner = service.new_repair(
+            self.run_id, task_keys=tasks, rerun_dependents=rerun_dependents, parameters=parameters or {}
+        )
         self._thread = service.start(runner)
         if wait:
             self.wait()
@@ -220,13 +250,19 @@ class Run:
         for t in self.task_runs:
             last = t.last_attempt
             error = last.error if last else None
-            rows.append({
-                "task_key": t.task_key, "status": t.status.value, "attempts": len(t.attempts),
-                "duration_seconds": t.duration_seconds,
-                "ename": error.ename if error else None, "evalue": error.evalue if error else None,
-                "cell_index": error.cell_index if error else None,
-                "executed_notebook": last.notebook_path if last else None, "task_values": t.task_values,
-            })
+            rows.append(
+                {
+                    "task_key": t.task_key,
+                    "status": t.status.value,
+                    "attempts": len(t.attempts),
+                    "duration_seconds": t.duration_seconds,
+                    "ename": error.ename if error else None,
+                    "evalue": error.evalue if error else None,
+                    "cell_index": error.cell_index if error else None,
+                    "executed_notebook": last.notebook_path if last else None,
+                    "task_values": t.task_values,
+                }
+            )
         return pd.DataFrame(rows)
 
     def monitor(self) -> Any:

@@ -23,8 +23,22 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from jupyter_orchestrate.errors import ConflictError, NotFoundError, OrchestrateError, Problem, ValidationError
-from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, Run, RunStatus, TaskRunStatus, cell_label, code_cell_progress
+from jupyter_orchestrate.errors import (
+    ConflictError,
+    NotFoundError,
+    OrchestrateError,
+    Problem,
+    ValidationError,
+)
+from jupyter_orchestrate.models import (
+    MAX_ID,
+    MAX_PARALLEL_TASKS,
+    Run,
+    RunStatus,
+    TaskRunStatus,
+    cell_label,
+    code_cell_progress,
+)
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -128,14 +142,22 @@ def _set_home(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         ctx.ensure_object(dict)["home"] = value
 
 
-RUN_ID = click.IntRange(1, MAX_ID)  # SQLite integers: a larger id cannot exist (a usage error, not an overflow)
+RUN_ID = click.IntRange(
+    1, MAX_ID
+)  # SQLite integers: a larger id cannot exist (a usage error, not an overflow)
 MAX_PARALLEL = click.IntRange(1, MAX_PARALLEL_TASKS)
 
-HOME_HELP = ("State home: database, executed notebooks, logs (else JUPYTER_ORCHESTRATE_HOME; else the nearest "
-             "orchestrate_runs/ or old .orchestrate/ walking up from the job folder or the current directory; else a new "
-             "orchestrate_runs/ at the git repository's root, or here)")
+HOME_HELP = (
+    "State home: database, executed notebooks, logs (else JUPYTER_ORCHESTRATE_HOME; else the nearest "
+    "orchestrate_runs/ or old .orchestrate/ walking up from the job folder or the current directory; else a new "
+    "orchestrate_runs/ at the git repository's root, or here)"
+)
 home_option = click.option(
-    "--home", type=click.Path(file_okay=False), expose_value=False, callback=_set_home, help=HOME_HELP + "; also before the command",
+    "--home",
+    type=click.Path(file_okay=False),
+    expose_value=False,
+    callback=_set_home,
+    help=HOME_HELP + "; also before the command",
 )
 
 
@@ -177,16 +199,23 @@ def validate(ctx: click.Context, path: str) -> None:
     if errors:
         broken = [t.task_key for t in job.tasks if t.problem] if job else []
         if job is not None and broken:
-            err.print(f"a run would fail {', '.join(broken)} at once (and what depends on it by run_if) and run the other tasks")
+            err.print(
+                f"a run would fail {', '.join(broken)} at once (and what depends on it by run_if) and run the other tasks"
+            )
         sys.exit(2)
     assert job is not None
     _state_home(ctx, path)  # where its runs would be recorded; nothing is created
-    out.print(f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s); runs are recorded in the "
-              f"{_home_line(ctx)}")
+    out.print(
+        f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s); runs are recorded in the "
+        f"{_home_line(ctx)}"
+    )
     for task in job.tasks:
         deps = f" <- {', '.join(task.depends_on)}" if task.depends_on else ""
         params = ", ".join(p.name for p in task.notebook_parameters)
-        out.print(f"  {task.task_key} ({task.notebook}, kernel {task.kernel_name}){deps}" + (f"  parameters: {params}" if params else ""))
+        out.print(
+            f"  {task.task_key} ({task.notebook}, kernel {task.kernel_name}){deps}"
+            + (f"  parameters: {params}" if params else "")
+        )
 
 
 class _Progress:
@@ -194,8 +223,15 @@ class _Progress:
 
     def __init__(self, run: Run, live: bool):
         self.rows: dict[str, dict[str, Any]] = {
-            t.task_key: {"status": t.status.value, "attempt": len(t.attempts), "cell": None, "total": None,
-                         "started": None, "ended": None, "reason": t.status_reason if t.status.is_failure else None}
+            t.task_key: {
+                "status": t.status.value,
+                "attempt": len(t.attempts),
+                "cell": None,
+                "total": None,
+                "started": None,
+                "ended": None,
+                "reason": t.status_reason if t.status.is_failure else None,
+            }
             for t in run.task_runs
         }
         self.run_id = run.run_id
@@ -209,7 +245,10 @@ class _Progress:
             if kind == "run_status":
                 self.run_status = payload["status"]
                 if not self.live:
-                    err.print(f"run {self.run_id}: {payload['status']}" + (f" ({payload['reason']})" if payload.get("reason") else ""))
+                    err.print(
+                        f"run {self.run_id}: {payload['status']}"
+                        + (f" ({payload['reason']})" if payload.get("reason") else "")
+                    )
                 return
             row = self.rows[payload["task_key"]]
             if kind == "progress":
@@ -229,7 +268,9 @@ class _Progress:
 
     def __rich__(self) -> Table:
         with self.lock:
-            table = Table(title=f"run {self.run_id} of {self.job_name}: {self.run_status}", title_justify="left")
+            table = Table(
+                title=f"run {self.run_id} of {self.job_name}: {self.run_status}", title_justify="left"
+            )
             for col in ("task", "status", "attempt", "progress", "duration", "detail"):
                 table.add_column(col, overflow="fold" if col == "detail" else "ellipsis")
             now = time.monotonic()
@@ -240,7 +281,14 @@ class _Progress:
                 duration = ""
                 if row["started"] is not None:
                     duration = _seconds((row["ended"] or now) - row["started"])
-                table.add_row(key, _status(row["status"]), str(row["attempt"] or ""), progress, duration, (row["reason"] or "")[:120])
+                table.add_row(
+                    key,
+                    _status(row["status"]),
+                    str(row["attempt"] or ""),
+                    progress,
+                    duration,
+                    (row["reason"] or "")[:120],
+                )
             return table
 
 
@@ -255,8 +303,10 @@ def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notif
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     service.start_monitor()  # while this run executes, end other runs of the state home whose owner died
-    err.print(f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
-              f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel); {_home_line(ctx)}")
+    err.print(
+        f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
+        f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel); {_home_line(ctx)}"
+    )
     for task in runner.job.tasks:
         for warning in task.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(task.task_key)}: {escape(warning)}")
@@ -283,8 +333,13 @@ def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notif
 
 def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
     if header:
-        console.print(f"run [bold]{run.run_id}[/bold] of job [bold]{run.job_name}[/bold]: ", _status(run.status.value),
-                      f"  ({_seconds(run.duration_seconds)}, {run.repair_count} repair(s))" if run.duration_seconds else "")
+        console.print(
+            f"run [bold]{run.run_id}[/bold] of job [bold]{run.job_name}[/bold]: ",
+            _status(run.status.value),
+            f"  ({_seconds(run.duration_seconds)}, {run.repair_count} repair(s))"
+            if run.duration_seconds
+            else "",
+        )
     table = Table(show_edge=False)
     for col in ("task", "status", "attempts", "duration", "failure", "executed notebook"):
         table.add_column(col, overflow="fold")
@@ -293,26 +348,51 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
         failure = ""
         if last and last.error and t.status.is_failure:
             e = last.error
-            where = f"{cell_label(e.cell_index)}: " if e.cell_index is not None or e.executed_cell_index is not None else ""
+            where = (
+                f"{cell_label(e.cell_index)}: "
+                if e.cell_index is not None or e.executed_cell_index is not None
+                else ""
+            )
             failure = f"{where}{e.ename}: {e.evalue}"
         elif t.status_reason and (t.status.is_failure or t.status == TaskRunStatus.skipped):
             failure = t.status_reason  # run_if not met, canceled, or a task that could not start (no attempt)
-        table.add_row(t.task_key, _status(t.status.value), str(len(t.attempts)), _seconds(t.duration_seconds),
-                      failure, os.path.relpath(last.notebook_path) if last and last.notebook_path else "")
+        table.add_row(
+            t.task_key,
+            _status(t.status.value),
+            str(len(t.attempts)),
+            _seconds(t.duration_seconds),
+            failure,
+            os.path.relpath(last.notebook_path) if last and last.notebook_path else "",
+        )
     console.print(table)
     if run.status == RunStatus.failed:
-        console.print(f"repair with: jupyter orchestrate repair {run.run_id}" + (" (add -p name=value to change parameters)"))
+        console.print(
+            f"repair with: jupyter orchestrate repair {run.run_id}"
+            + (" (add -p name=value to change parameters)")
+        )
 
 
 @main.command()
 @home_option
 @click.argument("path", type=click.Path())
-@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
-              help="Set a job or notebook parameter (repeatable); typed like the parameter's default.")
-@click.option("--max-parallel", type=MAX_PARALLEL, help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set a job or notebook parameter (repeatable); typed like the parameter's default.",
+)
+@click.option(
+    "--max-parallel",
+    type=MAX_PARALLEL,
+    help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as one JSON document.")
 @click.pass_context
-def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel: int | None, as_json: bool) -> None:
+def run(
+    ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel: int | None, as_json: bool
+) -> None:
     """Run the job at PATH (a folder of tagged notebooks) and wait for it to finish."""
     from jupyter_orchestrate.discovery import load_job
     from jupyter_orchestrate.executors.local import LocalExecutor
@@ -325,8 +405,9 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
         err.print(f"job [bold]{escape(job.name)}[/bold]: {len(job.tasks)} task(s); starting a run")
         service = _service(ctx)
         notifier = _notifier(service)
-        runner = service.new_run(path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor,
-                                 job=job)
+        runner = service.new_run(
+            path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor, job=job
+        )
     except OrchestrateError as exc:
         executor.close()
         _fail(exc)
@@ -336,25 +417,61 @@ def run(ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel
 @main.command()
 @home_option
 @click.argument("run_id", type=RUN_ID)
-@click.option("--task", "task_keys", multiple=True, metavar="TASK_KEY", help="Re-execute this task (repeatable); default: every unsuccessful task.")
+@click.option(
+    "--task",
+    "task_keys",
+    multiple=True,
+    metavar="TASK_KEY",
+    help="Re-execute this task (repeatable); default: every unsuccessful task.",
+)
 @click.option("--rerun-dependents", is_flag=True, help="Also re-execute downstream tasks that succeeded.")
-@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help="Override a parameter for the repair.")
-@click.option("--max-parallel", type=MAX_PARALLEL, help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a parameter for the repair.",
+)
+@click.option(
+    "--max-parallel",
+    type=MAX_PARALLEL,
+    help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
 @click.pass_context
-def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_dependents: bool, parameters: tuple[str, ...],
-           max_parallel: int | None, dry_run: bool, as_json: bool) -> None:
+def repair(
+    ctx: click.Context,
+    run_id: int,
+    task_keys: tuple[str, ...],
+    rerun_dependents: bool,
+    parameters: tuple[str, ...],
+    max_parallel: int | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Re-execute the failed tasks of RUN_ID and what depends on them, reusing what succeeded."""
     try:
         _state_home(ctx)
         service = _service(ctx)
         if dry_run:
-            plan, _, _ = service.plan_repair(run_id, task_keys=list(task_keys) or None, rerun_dependents=rerun_dependents,
-                                             parameters=_parameters(parameters))
+            plan, _, _ = service.plan_repair(
+                run_id,
+                task_keys=list(task_keys) or None,
+                rerun_dependents=rerun_dependents,
+                parameters=_parameters(parameters),
+            )
             if as_json:
-                _document(ctx, {"run_id": run_id, "task_keys": plan.task_keys, "reused_task_keys": plan.reused_task_keys,
-                                "parameters": plan.parameters})
+                _document(
+                    ctx,
+                    {
+                        "run_id": run_id,
+                        "task_keys": plan.task_keys,
+                        "reused_task_keys": plan.reused_task_keys,
+                        "parameters": plan.parameters,
+                    },
+                )
             else:
                 out.print(_home_line(ctx))
                 out.print(f"repair of run {run_id} would re-execute: {', '.join(plan.task_keys)}")
@@ -363,8 +480,13 @@ def repair(ctx: click.Context, run_id: int, task_keys: tuple[str, ...], rerun_de
                     out.print(f"parameters: {json.dumps(plan.parameters)}")
             return
         notifier = _notifier(service)
-        runner = service.new_repair(run_id, task_keys=list(task_keys) or None, rerun_dependents=rerun_dependents,
-                                    parameters=_parameters(parameters), max_parallel=max_parallel)
+        runner = service.new_repair(
+            run_id,
+            task_keys=list(task_keys) or None,
+            rerun_dependents=rerun_dependents,
+            parameters=_parameters(parameters),
+            max_parallel=max_parallel,
+        )
     except OrchestrateError as exc:
         _fail(exc)
     _execute(ctx, runner, service, as_json, notifier)
@@ -385,17 +507,34 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
     except NotFoundError:
         found = []
     else:
-        found = service.list_runs(job_name=job_name, status=RunStatus(status) if status else None, limit=limit)
+        found = service.list_runs(
+            job_name=job_name, status=RunStatus(status) if status else None, limit=limit
+        )
     if as_json:
-        _document(ctx, {"runs": [
-            {"run_id": r.run_id, "job": r.job_name, "status": r.status.value, "trigger": r.trigger.value,
-             "start_time": r.start_time, "duration_seconds": r.duration_seconds, "repair_count": r.repair_count,
-             "task_statuses": {t.task_key: t.status.value for t in r.task_runs}}
-            for r in found]})
+        _document(
+            ctx,
+            {
+                "runs": [
+                    {
+                        "run_id": r.run_id,
+                        "job": r.job_name,
+                        "status": r.status.value,
+                        "trigger": r.trigger.value,
+                        "start_time": r.start_time,
+                        "duration_seconds": r.duration_seconds,
+                        "repair_count": r.repair_count,
+                        "task_statuses": {t.task_key: t.status.value for t in r.task_runs},
+                    }
+                    for r in found
+                ]
+            },
+        )
         return
     if not found:
-        out.print(f"no runs yet in {escape(str(chosen))}"
-                  + ("" if job_name or status else ": start one with  jupyter orchestrate run PATH"))
+        out.print(
+            f"no runs yet in {escape(str(chosen))}"
+            + ("" if job_name or status else ": start one with  jupyter orchestrate run PATH")
+        )
         return
     out.print(_home_line(ctx))
     table = Table(show_edge=False)
@@ -405,8 +544,15 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
         tasks = Text()
         for t in r.task_runs:
             tasks.append("■", style=STATUS_STYLE.get(t.status.value, ""))
-        table.add_row(str(r.run_id), r.job_name, _status(r.status.value), r.start_time[:19].replace("T", " "),
-                      _seconds(r.duration_seconds), str(r.repair_count or ""), tasks)
+        table.add_row(
+            str(r.run_id),
+            r.job_name,
+            _status(r.status.value),
+            r.start_time[:19].replace("T", " "),
+            _seconds(r.duration_seconds),
+            str(r.repair_count or ""),
+            tasks,
+        )
     out.print(table)
 
 
@@ -437,13 +583,19 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
         if last and last.environment:
             e = last.environment
             where = f"python {e['python']}" if e.get("python") else f"kernel {e.get('kernel_name')}"
-            extra = f", packages {e['package_hash']} ({len(e.get('freeze', []))} pinned)" if e.get("package_hash") else ""
+            extra = (
+                f", packages {e['package_hash']} ({len(e.get('freeze', []))} pinned)"
+                if e.get("package_hash")
+                else ""
+            )
             names = f", env: {', '.join(e['env_names'])}" if e.get("env_names") else ""
             out.print(f"[dim]{t.task_key}: {where}{extra}{names}[/dim]")
     for t in found.task_runs:
         last = t.last_attempt
         if t.status.is_failure and last and last.error and last.error.cell_source:
-            out.print(f"\n[bold]{t.task_key}[/bold] failed in {cell_label(last.error.cell_index)} of {t.notebook}:")
+            out.print(
+                f"\n[bold]{t.task_key}[/bold] failed in {cell_label(last.error.cell_index)} of {t.notebook}:"
+            )
             out.print(Text(last.error.cell_source), style="dim")
 
 
@@ -472,7 +624,12 @@ def env_list(ctx: click.Context, as_json: bool) -> None:
     for col in ("hash", "requirements", "size", "last used"):
         table.add_column(col, overflow="fold")
     for e in found:
-        table.add_row(e["hash"], ", ".join(e["requirements"]), f"{e['size_bytes'] / 1e6:.1f} MB", str(e.get("last_used_time") or ""))
+        table.add_row(
+            e["hash"],
+            ", ".join(e["requirements"]),
+            f"{e['size_bytes'] / 1e6:.1f} MB",
+            str(e.get("last_used_time") or ""),
+        )
     out.print(table)
 
 
@@ -495,14 +652,18 @@ def env_build(ctx: click.Context, path: str) -> None:
             requirements = read_requirements(e.requirements, requirements_file)
             if requirements:
                 built = cache.ensure(requirements, log=sys.stderr)
-                out.print(f"{task.task_key}: environment {built.hash} {'built' if built.built_now else 'reused'} ({built.python})")
+                out.print(
+                    f"{task.task_key}: environment {built.hash} {'built' if built.built_now else 'reused'} ({built.python})"
+                )
     except OrchestrateError as exc:
         _fail(exc)
 
 
 @env.command("prune")
 @home_option
-@click.option("--unused-days", type=float, default=30.0, show_default=True, help="Remove environments unused this long.")
+@click.option(
+    "--unused-days", type=float, default=30.0, show_default=True, help="Remove environments unused this long."
+)
 @click.pass_context
 def env_prune(ctx: click.Context, unused_days: float) -> None:
     """Remove cached environments that no run used for --unused-days."""
@@ -532,17 +693,38 @@ def cancel(ctx: click.Context, run_id: int) -> None:
 @main.command()
 @home_option
 @click.argument("roots", nargs=-1, type=click.Path(file_okay=False, exists=True))
-@click.option("--lease-seconds", type=float, default=15.0, show_default=True,
-              help="Lease time: another scheduler takes over this long after this one dies.")
+@click.option(
+    "--lease-seconds",
+    type=float,
+    default=15.0,
+    show_default=True,
+    help="Lease time: another scheduler takes over this long after this one dies.",
+)
 @click.option("--poll-seconds", type=float, default=1.0, show_default=True, help="Time between checks.")
-@click.option("--heartbeat-timeout", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
-              help="Seconds without a heartbeat after which a run's orchestrator is taken for dead (its run fails, "
-              "its slot frees).")
-@click.option("--monitor-seconds", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Time between checks for runs whose orchestrator died.")
+@click.option(
+    "--heartbeat-timeout",
+    type=click.FloatRange(min=1.0),
+    default=30.0,
+    show_default=True,
+    help="Seconds without a heartbeat after which a run's orchestrator is taken for dead (its run fails, "
+    "its slot frees).",
+)
+@click.option(
+    "--monitor-seconds",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Time between checks for runs whose orchestrator died.",
+)
 @click.pass_context
-def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, poll_seconds: float,
-              heartbeat_timeout: float, monitor_seconds: float) -> None:
+def scheduler(
+    ctx: click.Context,
+    roots: tuple[str, ...],
+    lease_seconds: float,
+    poll_seconds: float,
+    heartbeat_timeout: float,
+    monitor_seconds: float,
+) -> None:
     """Run the scheduler headless: fire the schedules of the jobs under ROOTS (default: .) until stopped.
 
     Several schedulers (or the Jupyter server's) may share a state home: a leader lease makes exactly one fire.
@@ -553,10 +735,18 @@ def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, 
     _state_home(ctx, roots[0] if roots else None, start_name="the scheduler's first root")
     service = _service(ctx, heartbeat_timeout_seconds=heartbeat_timeout)
     service.start_monitor(monitor_seconds)
-    sched = Scheduler(service, [Path(r) for r in roots or (".",)], lease_seconds=lease_seconds, poll_seconds=poll_seconds,
-                      on_fire=lambda f: err.print(f"fire {f['schedule_name']} of {f['job_path']} at {f['scheduled_time']}: "
-                                                  f"{f['status']}" + (f" run {f['run_id']}" if f.get("run_id") else "")
-                                                  + (f" ({f['reason']})" if f.get("reason") else "")))
+    sched = Scheduler(
+        service,
+        [Path(r) for r in roots or (".",)],
+        lease_seconds=lease_seconds,
+        poll_seconds=poll_seconds,
+        on_fire=lambda f: err.print(
+            f"fire {f['schedule_name']} of {f['job_path']} at {f['scheduled_time']}: "
+            f"{f['status']}"
+            + (f" run {f['run_id']}" if f.get("run_id") else "")
+            + (f" ({f['reason']})" if f.get("reason") else "")
+        ),
+    )
 
     def on_signal(signum: int, frame: Any) -> None:
         sched.stop()
@@ -564,7 +754,9 @@ def scheduler(ctx: click.Context, roots: tuple[str, ...], lease_seconds: float, 
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
     notifier = _notifier(service)
-    err.print(f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)}; {_home_line(ctx)}")
+    err.print(
+        f"scheduler {sched.holder} watching {', '.join(str(r) for r in sched.roots)}; {_home_line(ctx)}"
+    )
     sched.run_forever()
     service.shutdown("the scheduler shut down")
     notifier.close(timeout=30)
@@ -577,7 +769,9 @@ def _instant(text: str, end: bool) -> Any:
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not an ISO date or datetime (e.g. 2026-01-31 or 2026-01-31T06:00)") from None
+        raise click.BadParameter(
+            f"{text!r} is not an ISO date or datetime (e.g. 2026-01-31 or 2026-01-31T06:00)"
+        ) from None
     if len(text) == 10 and end:
         value += dt.timedelta(days=1, microseconds=-1)  # a date as --end includes that whole day
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
@@ -586,13 +780,32 @@ def _instant(text: str, end: bool) -> Any:
 @main.command()
 @home_option
 @click.argument("path", type=click.Path())
-@click.option("--start", "start", required=True, help="First logical date or time (ISO; UTC unless an offset is given).")
+@click.option(
+    "--start", "start", required=True, help="First logical date or time (ISO; UTC unless an offset is given)."
+)
 @click.option("--end", "end", required=True, help="Last logical date or time, inclusive.")
-@click.option("--schedule", "schedule", help="Which schedule's fire times (default: the job's first schedule).")
-@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE", help="Override a parameter for every run.")
+@click.option(
+    "--schedule", "schedule", help="Which schedule's fire times (default: the job's first schedule)."
+)
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a parameter for every run.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the fire times and stop.")
 @click.pass_context
-def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str | None, parameters: tuple[str, ...], dry_run: bool) -> None:
+def backfill(
+    ctx: click.Context,
+    path: str,
+    start: str,
+    end: str,
+    schedule: str | None,
+    parameters: tuple[str, ...],
+    dry_run: bool,
+) -> None:
     """Create one run per fire time of a schedule between --start and --end, oldest first.
 
     Each run gets its fire time as {{job.trigger.time}} (the logical date); at most max_concurrent_runs of the
@@ -607,8 +820,13 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
         _state_home(ctx, path)
         service = _service(ctx)
         job = load_job(path)
-        name, chosen, times = service.backfill(job, _instant(start, False), _instant(end, True), schedule=schedule)
-        overrides = {**chosen.parameters, **_parameters(parameters)}  # like the schedule's own fires, -p on top
+        name, chosen, times = service.backfill(
+            job, _instant(start, False), _instant(end, True), schedule=schedule
+        )
+        overrides = {
+            **chosen.parameters,
+            **_parameters(parameters),
+        }  # like the schedule's own fires, -p on top
     except OrchestrateError as exc:
         _fail(exc)
     if dry_run or not times:
@@ -630,8 +848,13 @@ def backfill(ctx: click.Context, path: str, start: str, end: str, schedule: str 
             active = [t for t, _ in threads if t.is_alive()]
             while pending and len(active) < job.max_concurrent_runs:
                 fire = pending.pop(0)
-                runner = service.new_run(job.path, parameters=overrides, trigger=Trigger.schedule, trigger_time=fire,
-                                         trigger_reason=f"backfill of schedule {name} for {fire}")
+                runner = service.new_run(
+                    job.path,
+                    parameters=overrides,
+                    trigger=Trigger.schedule,
+                    trigger_time=fire,
+                    trigger_reason=f"backfill of schedule {name} for {fire}",
+                )
                 err.print(f"run {runner.run_id} for {fire}")
                 thread = service.start(runner)
                 threads.append((thread, runner.run_id))

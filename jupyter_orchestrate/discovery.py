@@ -49,7 +49,9 @@ METADATA_KEY = "orchestrate"
 TASK_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
 MAX_JOB_FILE_BYTES = 256 * 1024  # settings, not data; bounds the (pure Python) parse to about a second
 MAX_YAML_NODES = 100_000  # values in job.yaml, each alias counted as all the values it repeats
-MAX_YAML_CHARS = 2 * 1024 * 1024  # characters of all scalars in job.yaml, each alias counted as all it repeats
+MAX_YAML_CHARS = (
+    2 * 1024 * 1024
+)  # characters of all scalars in job.yaml, each alias counted as all it repeats
 WITHIN_JOB = "the job folder"
 
 
@@ -88,9 +90,14 @@ class _JobFileLoader(yaml.SafeLoader):
             if id(n) in sizes:
                 return sizes[id(n)]
             if id(n) in path:
-                raise yaml.MarkedYAMLError(problem="an alias refers to a value that contains it", problem_mark=n.start_mark)
-            children = [c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode) else (
-                n.value if isinstance(n, yaml.SequenceNode) else [])
+                raise yaml.MarkedYAMLError(
+                    problem="an alias refers to a value that contains it", problem_mark=n.start_mark
+                )
+            children = (
+                [c for pair in n.value for c in pair]
+                if isinstance(n, yaml.MappingNode)
+                else (n.value if isinstance(n, yaml.SequenceNode) else [])
+            )
             count, chars = 1, len(n.value) if isinstance(n, yaml.ScalarNode) else 0
             for child in children:
                 c_count, c_chars = expanded(child, (*path, id(n)))
@@ -99,8 +106,9 @@ class _JobFileLoader(yaml.SafeLoader):
                     # one long anchored string repeated by many aliases is as much a bomb as many values
                     raise yaml.MarkedYAMLError(
                         problem=f"more than {MAX_YAML_NODES} values or {MAX_YAML_CHARS} characters once aliases are "
-                                "expanded; a job file holds settings, not data",
-                        problem_mark=n.start_mark)
+                        "expanded; a job file holds settings, not data",
+                        problem_mark=n.start_mark,
+                    )
             sizes[id(n)] = (count, chars)
             return count, chars
 
@@ -138,15 +146,19 @@ def read_job_file(folder: Path, shown: str) -> JobFile | None:
     except OSError as exc:
         raise ValidationError(Problem(shown, "", f"cannot be read: {exc.strerror or exc}")) from None
     if len(data) > MAX_JOB_FILE_BYTES:
-        raise ValidationError(Problem(shown, "", f"larger than {MAX_JOB_FILE_BYTES} bytes; a job file holds settings, not data"))
+        raise ValidationError(
+            Problem(shown, "", f"larger than {MAX_JOB_FILE_BYTES} bytes; a job file holds settings, not data")
+        )
     try:
-        raw = yaml.load(data.decode("utf-8"), Loader=_JobFileLoader)  # noqa: S506 (a SafeLoader)
+        raw = yaml.load(data.decode("utf-8"), Loader=_JobFileLoader)
     except UnicodeDecodeError as exc:
         raise ValidationError(Problem(shown, "", f"not UTF-8 text: {exc}")) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
-        raise ValidationError(Problem(shown, "", f"invalid YAML: {where}{getattr(exc, 'problem', None) or exc}")) from None
+        raise ValidationError(
+            Problem(shown, "", f"invalid YAML: {where}{getattr(exc, 'problem', None) or exc}")
+        ) from None
     except RecursionError:
         raise ValidationError(Problem(shown, "", "invalid YAML: nested too deeply")) from None
     if raw is None:
@@ -213,7 +225,10 @@ def read_notebook(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     except UnicodeDecodeError as exc:
         return None, f"not a text file: {exc}"
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON (a truncated or unsaved file?): line {exc.lineno} column {exc.colno}: {exc.msg}"
+        return (
+            None,
+            f"not valid JSON (a truncated or unsaved file?): line {exc.lineno} column {exc.colno}: {exc.msg}",
+        )
     except RecursionError:
         return None, "not valid JSON: nested too deeply"
     if not isinstance(data, dict):
@@ -225,7 +240,10 @@ def read_notebook(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         try:
             data = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
         except Exception as exc:  # nbformat raises several types for what it cannot convert
-            return None, f"not a valid notebook (nbformat {version}): {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            return (
+                None,
+                f"not a valid notebook (nbformat {version}): {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+            )
     elif version != 4:
         return None, f"not a valid notebook: nbformat must be 4, not {version!r}"
     if not isinstance(data.get("metadata", {}), dict):
@@ -236,8 +254,13 @@ def read_notebook(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     for index, cell in enumerate(cells):
         source = cell.get("source") if isinstance(cell, dict) else None
         if not isinstance(cell, dict) or cell.get("cell_type") not in CELL_TYPES:
-            return None, f"not a valid notebook: cells.{index} must be an object with cell_type {', '.join(CELL_TYPES)}"
-        if not (isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))):
+            return (
+                None,
+                f"not a valid notebook: cells.{index} must be an object with cell_type {', '.join(CELL_TYPES)}",
+            )
+        if not (
+            isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))
+        ):
             return None, f"not a valid notebook: cells.{index}.source must be text"
         if not isinstance(cell.get("metadata", {}), dict):
             return None, f"not a valid notebook: cells.{index}.metadata must be an object"
@@ -252,7 +275,9 @@ def cell_source(cell: dict[str, Any]) -> str:
 
 def parameters_cell(nb: dict[str, Any]) -> dict[str, Any] | None:
     """The first cell tagged ``parameters`` (papermill's rule), or None."""
-    return next((c for c in nb.get("cells", []) if "parameters" in (c.get("metadata", {}).get("tags") or [])), None)
+    return next(
+        (c for c in nb.get("cells", []) if "parameters" in (c.get("metadata", {}).get("tags") or [])), None
+    )
 
 
 def notebook_language(nb: dict[str, Any]) -> str | None:
@@ -294,8 +319,11 @@ def notebook_parameters(cell: dict[str, Any]) -> tuple[list[NotebookParameter], 
             name, annotation = node.targets[0].id, None
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
             name = node.target.id
-            annotation = (node.annotation.value if isinstance(node.annotation, ast.Constant) and isinstance(node.annotation.value, str)
-                          else ast.get_source_segment(code, node.annotation))
+            annotation = (
+                node.annotation.value
+                if isinstance(node.annotation, ast.Constant) and isinstance(node.annotation.value, str)
+                else ast.get_source_segment(code, node.annotation)
+            )
         else:
             continue
         comment = comments.get(node.end_lineno or node.lineno, "")
@@ -303,7 +331,11 @@ def notebook_parameters(cell: dict[str, Any]) -> tuple[list[NotebookParameter], 
         if typed:
             annotation, comment = annotation or typed["type"] or None, typed["help"]
         default = ast.get_source_segment(code, node.value)
-        found.append(NotebookParameter(name=name, default=default, inferred_type=_type_name(annotation, default), help=comment))
+        found.append(
+            NotebookParameter(
+                name=name, default=default, inferred_type=_type_name(annotation, default), help=comment
+            )
+        )
     return found, None
 
 
@@ -411,7 +443,9 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
     shown_root = root.parent
     show = lambda p: _rel(p, shown_root)  # noqa: E731
     if not root.is_dir():
-        return None, [Problem(str(path), "", "not a folder (a job is a folder of notebooks, with an optional job.yaml)")]
+        return None, [
+            Problem(str(path), "", "not a folder (a job is a folder of notebooks, with an optional job.yaml)")
+        ]
 
     problems: list[Problem] = []
     job_file_path = root / JOB_FILE
@@ -432,7 +466,11 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             confine(nb_path.relative_to(root).as_posix(), root, what="notebook", within=WITHIN_JOB)
         except PathOutsideRootError:
             # a link out of the job folder is never read (the server confines every path to its root)
-            problems.append(Problem(show(nb_path), "", "is a link to a file outside the job folder; copy the notebook instead"))
+            problems.append(
+                Problem(
+                    show(nb_path), "", "is a link to a file outside the job folder; copy the notebook instead"
+                )
+            )
             continue
         candidates[nb_path] = "scan"
     for key, settings in job_file.tasks.items():
@@ -440,13 +478,19 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             try:
                 nb_path = confine(settings.notebook, root, what="notebook", within=WITHIN_JOB)
             except ValidationError as exc:
-                problems.append(Problem(show(job_file_path), f"tasks.{key}.notebook", exc.problems[0].message))
+                problems.append(
+                    Problem(show(job_file_path), f"tasks.{key}.notebook", exc.problems[0].message)
+                )
                 continue
             candidates[nb_path] = key
 
     read = {nb_path: read_notebook(nb_path) for nb_path in candidates}
     # keys other tasks depend on: an unreadable notebook of that name is a (broken) task, not a scratch file
-    referenced = {d for settings in (job_file.task_defaults, *job_file.tasks.values()) for d in settings.depends_on or []}
+    referenced = {
+        d
+        for settings in (job_file.task_defaults, *job_file.tasks.values())
+        for d in settings.depends_on or []
+    }
     for nb, _ in read.values():
         meta = (nb or {}).get("metadata", {}).get(METADATA_KEY)
         if isinstance(meta, dict) and isinstance(meta.get("depends_on"), list):
@@ -461,13 +505,22 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         if nb is None:
             key = origin if origin != "scan" else nb_path.stem
             if origin == "scan" and key not in referenced and not _mentions_metadata_key(nb_path):
-                problems.append(Problem(shown, "", f"{unreadable}; skipped (not a task: no task depends on {key!r} and the file "
-                                                   f"does not mention {METADATA_KEY!r})", severity="warning"))
+                problems.append(
+                    Problem(
+                        shown,
+                        "",
+                        f"{unreadable}; skipped (not a task: no task depends on {key!r} and the file "
+                        f"does not mention {METADATA_KEY!r})",
+                        severity="warning",
+                    )
+                )
                 continue
             where = shown if origin == "scan" else f"{show(job_file_path)}: tasks.{origin}.notebook: {shown}"
             problems.append(Problem(where, "", unreadable, task_key=key))
             notebooks[nb_path] = {}
-            tasks_by_key.setdefault(key, []).append((nb_path, {"metadata": TaskSettings(), "problem": unreadable}))
+            tasks_by_key.setdefault(key, []).append(
+                (nb_path, {"metadata": TaskSettings(), "problem": unreadable})
+            )
             continue
         meta = nb.get("metadata", {}).get(METADATA_KEY)
         if origin == "scan" and meta is None:
@@ -479,14 +532,22 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             continue
         try:
             settings = TaskSettings.model_validate(meta)
-            bad_parameters = parameter_problems(settings.parameters or {}, shown, f"metadata.{METADATA_KEY}.parameters")
+            bad_parameters = parameter_problems(
+                settings.parameters or {}, shown, f"metadata.{METADATA_KEY}.parameters"
+            )
             if bad_parameters:
                 raise ValidationError(bad_parameters)
         except (PydanticValidationError, ValidationError) as exc:
-            problems.extend(exc.problems if isinstance(exc, ValidationError) else pydantic_problems(shown, exc, f"metadata.{METADATA_KEY}"))
+            problems.extend(
+                exc.problems
+                if isinstance(exc, ValidationError)
+                else pydantic_problems(shown, exc, f"metadata.{METADATA_KEY}")
+            )
             # still a task: dependents must not also be told its key is unknown
             claimed = meta.get("task_key")
-            invalid_keys.add(origin if origin != "scan" else (claimed if isinstance(claimed, str) else nb_path.stem))
+            invalid_keys.add(
+                origin if origin != "scan" else (claimed if isinstance(claimed, str) else nb_path.stem)
+            )
             continue
         if settings.notebook is not None:
             problems.append(Problem(shown, f"metadata.{METADATA_KEY}.notebook", "only allowed in job.yaml"))
@@ -497,10 +558,20 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
     for key, settings in job_file.tasks.items():
         if not settings.notebook and key not in tasks_by_key:
             problems.append(
-                Problem(show(job_file_path), f"tasks.{key}", f"no notebook in the folder has task_key {key!r}; add notebook: <path>")
+                Problem(
+                    show(job_file_path),
+                    f"tasks.{key}",
+                    f"no notebook in the folder has task_key {key!r}; add notebook: <path>",
+                )
             )
         if settings.task_key is not None and settings.task_key != key:
-            problems.append(Problem(show(job_file_path), f"tasks.{key}.task_key", "the key under tasks: is the task_key; remove task_key"))
+            problems.append(
+                Problem(
+                    show(job_file_path),
+                    f"tasks.{key}.task_key",
+                    "the key under tasks: is the task_key; remove task_key",
+                )
+            )
 
     if not tasks_by_key and not any(p.refuses_job for p in problems):
         problems.append(
@@ -523,7 +594,13 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         nb_path, layers = entries[0]
         shown = show(nb_path)
         if not TASK_KEY_PATTERN.match(key):
-            problems.append(Problem(shown, "task_key", f"invalid task key {key!r}: use letters, digits, '_' and '-' (at most 100)"))
+            problems.append(
+                Problem(
+                    shown,
+                    "task_key",
+                    f"invalid task key {key!r}: use letters, digits, '_' and '-' (at most 100)",
+                )
+            )
             continue
         merged = _merge(job_file.task_defaults, layers["metadata"], job_file.tasks.get(key))
         merged.pop("notebook", None)
@@ -534,19 +611,36 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         own_environment = merged.pop("environment", {}) or {}
         if environment_key is not None:
             if environment_key not in job_file.environments:
-                problems.append(Problem(shown, "environment_key", f"unknown environment {environment_key!r} (job.yaml environments: {', '.join(sorted(job_file.environments)) or 'none'})"))
+                problems.append(
+                    Problem(
+                        shown,
+                        "environment_key",
+                        f"unknown environment {environment_key!r} (job.yaml environments: {', '.join(sorted(job_file.environments)) or 'none'})",
+                    )
+                )
                 continue
             # a named environment, with the task's own environment fields on top
             named = job_file.environments[environment_key].model_dump(exclude_unset=True)
-            own_environment = {**named, **own_environment, "env": {**named.get("env", {}), **own_environment.get("env", {})}}
+            own_environment = {
+                **named,
+                **own_environment,
+                "env": {**named.get("env", {}), **own_environment.get("env", {})},
+            }
         environment = Environment.model_validate(own_environment)
         problems.extend(_environment_problems(environment, root, shown))
         task_parameters = dict(layers["metadata"].parameters or {})
         task_parameters.update((job_file.tasks.get(key) or TaskSettings()).parameters or {})
         if "problem" in layers:  # the notebook cannot be read: the task fails when the run starts
             merged["parameters"] = task_parameters
-            tasks.append(Task(task_key=key, notebook=_rel(nb_path, root), environment=environment,
-                              problem=TaskProblem(stage=READING_STAGE, message=layers["problem"]), **merged))
+            tasks.append(
+                Task(
+                    task_key=key,
+                    notebook=_rel(nb_path, root),
+                    environment=environment,
+                    problem=TaskProblem(stage=READING_STAGE, message=layers["problem"]),
+                    **merged,
+                )
+            )
             continue
         warnings: list[Problem] = []
 
@@ -554,7 +648,9 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             warnings.append(Problem(shown, field, message, task_key=key, severity="warning"))  # noqa: B023 - called in this iteration
 
         spec = nb.get("metadata", {}).get("kernelspec")
-        notebook_kernel = spec.get("name") if isinstance(spec, dict) and isinstance(spec.get("name"), str) else None
+        notebook_kernel = (
+            spec.get("name") if isinstance(spec, dict) and isinstance(spec.get("name"), str) else None
+        )
         requested = environment.kernel_name or notebook_kernel
         kernel_name, language, problem = requested or "python3", notebook_language(nb), None
         if environment.python:
@@ -562,18 +658,35 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         elif check_kernels:
             kernels = kernels if kernels is not None else installed_kernels()
             resolved = resolve_kernel_name(kernel_name, kernels)
-            origin = _kernel_origin(key, layers["metadata"], job_file, environment_key) if environment.kernel_name else "metadata.kernelspec.name"
+            origin = (
+                _kernel_origin(key, layers["metadata"], job_file, environment_key)
+                if environment.kernel_name
+                else "metadata.kernelspec.name"
+            )
             if resolved is None:
-                hint = "; install it, or set environment.kernel_name to run the notebook on an installed kernel" if not environment.kernel_name else ""
+                hint = (
+                    "; install it, or set environment.kernel_name to run the notebook on an installed kernel"
+                    if not environment.kernel_name
+                    else ""
+                )
                 message = f"kernel {kernel_name!r} is not installed (installed: {', '.join(sorted(kernels)) or 'none'}){hint}"
-                problems.append(Problem(shown, origin if requested else "metadata.kernelspec", message, task_key=key))
+                problems.append(
+                    Problem(shown, origin if requested else "metadata.kernelspec", message, task_key=key)
+                )
                 problem = TaskProblem(stage=KERNEL_STAGE, message=f"{origin}: {message}")
             else:
                 kernel_name = resolved
-                if environment.kernel_name or not language:  # the kernel that runs the cells decides how they are read
-                    language = kernel_language(kernels[resolved]) or ("python" if resolved == "python3" else language)
+                if (
+                    environment.kernel_name or not language
+                ):  # the kernel that runs the cells decides how they are read
+                    language = kernel_language(kernels[resolved]) or (
+                        "python" if resolved == "python3" else language
+                    )
         if not requested and not environment.python:
-            warn("metadata.kernelspec", "the notebook has no kernelspec: it runs on python3 (set environment.kernel_name to choose)")
+            warn(
+                "metadata.kernelspec",
+                "the notebook has no kernelspec: it runs on python3 (set environment.kernel_name to choose)",
+            )
         if environment.cwd is not None:
             try:
                 if not confine(environment.cwd, root, what="working directory", within=WITHIN_JOB).is_dir():
@@ -586,21 +699,34 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         if cell is not None and not (language or "python").lower().startswith("python"):
             inspectable = False
             if task_parameters:
-                warn("parameters cell", f"the parameters of a {language} notebook cannot be inspected; task parameters "
-                                        f"({', '.join(task_parameters)}) are passed on unchecked")
+                warn(
+                    "parameters cell",
+                    f"the parameters of a {language} notebook cannot be inspected; task parameters "
+                    f"({', '.join(task_parameters)}) are passed on unchecked",
+                )
         elif cell is not None:
             declared, unreadable = notebook_parameters(cell)
             if unreadable:
                 inspectable = False
-                warn("parameters cell", f"cannot be read as Python ({unreadable}); task parameters are passed on unchecked")
+                warn(
+                    "parameters cell",
+                    f"cannot be read as Python ({unreadable}); task parameters are passed on unchecked",
+                )
         if cell is None and task_parameters:
-            warn("parameters cell", f"the notebook has no cell tagged 'parameters': papermill injects {', '.join(task_parameters)} "
-                                    "in a new first cell, before the notebook's own code (tag the cell that sets the defaults 'parameters')")
+            warn(
+                "parameters cell",
+                f"the notebook has no cell tagged 'parameters': papermill injects {', '.join(task_parameters)} "
+                "in a new first cell, before the notebook's own code (tag the cell that sets the defaults 'parameters')",
+            )
         declared_names = {p.name for p in declared}
         for name in task_parameters:
             if inspectable and name not in declared_names:
                 problems.append(
-                    Problem(shown, f"parameters.{name}", f"the notebook's parameters cell does not declare {name!r} (it declares: {', '.join(sorted(declared_names)) or 'nothing'})")
+                    Problem(
+                        shown,
+                        f"parameters.{name}",
+                        f"the notebook's parameters cell does not declare {name!r} (it declares: {', '.join(sorted(declared_names)) or 'nothing'})",
+                    )
                 )
         # task_defaults parameters apply only where the notebook declares them
         defaults = {k: v for k, v in (job_file.task_defaults.parameters or {}).items() if k in declared_names}
@@ -629,7 +755,11 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             if dep == task.task_key:
                 problems.append(Problem(shown, "depends_on", f"task {dep!r} depends on itself"))
             elif dep not in all_keys:
-                problems.append(Problem(shown, "depends_on", f"unknown task {dep!r} (tasks: {', '.join(sorted(all_keys))})"))
+                problems.append(
+                    Problem(
+                        shown, "depends_on", f"unknown task {dep!r} (tasks: {', '.join(sorted(all_keys))})"
+                    )
+                )
             elif dep in keys:
                 deps.append(dep)
         dag_input[task.task_key] = deps
@@ -639,16 +769,27 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
     except CycleError as exc:
         problems.append(Problem(show(root), "depends_on", f"dependency cycle: {' -> '.join(exc.cycle)}"))
 
-    known = set(job_file.parameters) | {p.name for t in tasks for p in t.notebook_parameters} | {k for t in tasks for k in t.parameters}
+    known = (
+        set(job_file.parameters)
+        | {p.name for t in tasks for p in t.notebook_parameters}
+        | {k for t in tasks for k in t.parameters}
+    )
     for field, entries in (("schedules", job_file.schedules), ("triggers", job_file.triggers)):
         for index, entry in enumerate(entries):
             for name in entry.parameters:
                 if name not in known:
-                    problems.append(Problem(show(job_file_path), f"{field}.{index}.parameters.{name}",
-                                            f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(sorted(known)) or 'none'})"))
+                    problems.append(
+                        Problem(
+                            show(job_file_path),
+                            f"{field}.{index}.parameters.{name}",
+                            f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(sorted(known)) or 'none'})",
+                        )
+                    )
     for name, value in job_file.parameters.items():
         for ref in references(value):
-            message = check_reference(ref, job_parameters=job_file.parameters, task_keys=all_keys, upstream=None)
+            message = check_reference(
+                ref, job_parameters=job_file.parameters, task_keys=all_keys, upstream=None
+            )
             if message:
                 problems.append(Problem(show(job_file_path), f"parameters.{name}", message))
     for task in tasks:
@@ -656,7 +797,11 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         for name, value in task.parameters.items():
             for ref in references(value):
                 message = check_reference(
-                    ref, job_parameters=job_file.parameters, task_keys=all_keys, upstream=upstream, task_key=task.task_key
+                    ref,
+                    job_parameters=job_file.parameters,
+                    task_keys=all_keys,
+                    upstream=upstream,
+                    task_key=task.task_key,
                 )
                 if message:
                     problems.append(Problem(show(root / task.notebook), f"parameters.{name}", message))
@@ -720,24 +865,50 @@ def _environment_problems(environment: Environment, root: Path, shown: str) -> l
             if not python.is_absolute():
                 # a relative interpreter lives in the job folder; the file itself may link out (a venv's
                 # python links to its base interpreter), so the folder holding it is what is confined
-                python = confine(python.parent, root, what="interpreter folder", within=WITHIN_JOB) / python.name
+                python = (
+                    confine(python.parent, root, what="interpreter folder", within=WITHIN_JOB) / python.name
+                )
         except ValidationError as exc:
             problems.append(Problem(shown, "environment.python", exc.problems[0].message))
         else:
             if not python.exists() or not os.access(python, os.X_OK):
-                problems.append(Problem(shown, "environment.python", f"interpreter {environment.python!r} does not exist or is not executable"))
+                problems.append(
+                    Problem(
+                        shown,
+                        "environment.python",
+                        f"interpreter {environment.python!r} does not exist or is not executable",
+                    )
+                )
             elif not _has_ipykernel(str(python)):
-                problems.append(Problem(shown, "environment.python", f"interpreter {environment.python!r} has no ipykernel: run {python} -m pip install ipykernel"))
+                problems.append(
+                    Problem(
+                        shown,
+                        "environment.python",
+                        f"interpreter {environment.python!r} has no ipykernel: run {python} -m pip install ipykernel",
+                    )
+                )
         if environment.kernel_name:
             problems.append(Problem(shown, "environment", "give kernel_name or python, not both"))
     if environment.requirements_file:
         try:
-            if not confine(environment.requirements_file, root, what="requirements file", within=WITHIN_JOB).is_file():
-                problems.append(Problem(shown, "environment.requirements_file", f"{environment.requirements_file!r} not found"))
+            if not confine(
+                environment.requirements_file, root, what="requirements file", within=WITHIN_JOB
+            ).is_file():
+                problems.append(
+                    Problem(
+                        shown, "environment.requirements_file", f"{environment.requirements_file!r} not found"
+                    )
+                )
         except ValidationError as exc:
             problems.append(Problem(shown, "environment.requirements_file", exc.problems[0].message))
     if (environment.requirements or environment.requirements_file) and environment.python:
-        problems.append(Problem(shown, "environment", "requirements build their own environment: do not combine them with python"))
+        problems.append(
+            Problem(
+                shown,
+                "environment",
+                "requirements build their own environment: do not combine them with python",
+            )
+        )
     try:
         expand_env(environment.env)
     except ValidationError as exc:
@@ -764,14 +935,24 @@ def _schedule_problems(job_file: JobFile, shown: str) -> list[Problem]:
     problems, names = [], set()
     for index, schedule in enumerate(job_file.schedules):
         for field, message in schedule_problems(schedule):
-            problems.append(Problem(shown, f"schedules.{index}.{field}" if field else f"schedules.{index}", message))
+            problems.append(
+                Problem(shown, f"schedules.{index}.{field}" if field else f"schedules.{index}", message)
+            )
         name = schedule.name or f"schedule-{index + 1}"
         if name in names:
             problems.append(Problem(shown, f"schedules.{index}.name", f"duplicate schedule name {name!r}"))
         names.add(name)
     for index, trigger in enumerate(job_file.triggers):
-        if trigger.file_arrival and (Path(trigger.file_arrival.path).is_absolute() or ".." in Path(trigger.file_arrival.path).parts):
-            problems.append(Problem(shown, f"triggers.{index}.file_arrival.path", "must be a path or glob inside the job folder"))
+        if trigger.file_arrival and (
+            Path(trigger.file_arrival.path).is_absolute() or ".." in Path(trigger.file_arrival.path).parts
+        ):
+            problems.append(
+                Problem(
+                    shown,
+                    f"triggers.{index}.file_arrival.path",
+                    "must be a path or glob inside the job folder",
+                )
+            )
     return problems
 
 
@@ -788,7 +969,17 @@ def load_job(path: str | Path, *, check_kernels: bool = True) -> Job:
     return job
 
 
-SKIP_DIRS = {"node_modules", "site-packages", "__pycache__", "output", "outputs", "executed", "build", "dist", "orchestrate_runs"}
+SKIP_DIRS = {
+    "node_modules",
+    "site-packages",
+    "__pycache__",
+    "output",
+    "outputs",
+    "executed",
+    "build",
+    "dist",
+    "orchestrate_runs",
+}
 STATE_DB = "orchestrate.db"  # a folder holding it is a state home (store.DB_NAME), whatever its name
 MAX_NOTEBOOK_DEPTH = 3  # subfolder levels below the job folder searched for task notebooks
 
@@ -797,7 +988,12 @@ def is_skipped_folder(folder: Path) -> bool:
     """Folders never searched for jobs or task notebooks: hidden ones (``.ipynb_checkpoints``, ``.git``,
     ``.orchestrate``), links, state homes (any folder holding ``orchestrate.db``), executed-notebook and build
     folders (:data:`SKIP_DIRS`)."""
-    return folder.name.startswith(".") or folder.name in SKIP_DIRS or folder.is_symlink() or (folder / STATE_DB).exists()
+    return (
+        folder.name.startswith(".")
+        or folder.name in SKIP_DIRS
+        or folder.is_symlink()
+        or (folder / STATE_DB).exists()
+    )
 
 
 def job_notebooks(root: Path, max_depth: int = MAX_NOTEBOOK_DEPTH) -> list[Path]:
@@ -813,9 +1009,18 @@ def job_notebooks(root: Path, max_depth: int = MAX_NOTEBOOK_DEPTH) -> list[Path]
         except OSError:
             return
         for entry in entries:
-            if entry.suffix == ".ipynb" and not entry.name.startswith(".") and (entry.is_file() or entry.is_symlink()):
+            if (
+                entry.suffix == ".ipynb"
+                and not entry.name.startswith(".")
+                and (entry.is_file() or entry.is_symlink())
+            ):
                 found.append(entry)
-            elif depth < max_depth and entry.is_dir() and not is_skipped_folder(entry) and not (entry / JOB_FILE).exists():
+            elif (
+                depth < max_depth
+                and entry.is_dir()
+                and not is_skipped_folder(entry)
+                and not (entry / JOB_FILE).exists()
+            ):
                 visit(entry, depth + 1)
 
     visit(root, 0)
@@ -864,7 +1069,9 @@ def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...]
             entries = sorted(folder.iterdir())
         except OSError:
             return
-        if (folder / JOB_FILE).is_file() or (not in_job and any(_is_tagged_inside(e, folder) for e in entries)):
+        if (folder / JOB_FILE).is_file() or (
+            not in_job and any(_is_tagged_inside(e, folder) for e in entries)
+        ):
             found.append(folder)
             in_job = True
         if depth >= max_depth:
@@ -880,7 +1087,9 @@ def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...]
 EDITABLE_FIELDS = frozenset(TaskSettings.model_fields) - {"task_key", "notebook"}
 
 
-def update_task_settings(job_path: str | Path, task_key: str, changes: dict[str, Any]) -> tuple[Job | None, list[Problem]]:
+def update_task_settings(
+    job_path: str | Path, task_key: str, changes: dict[str, Any]
+) -> tuple[Job | None, list[Problem]]:
     """Change a task's settings in its notebook's ``metadata.orchestrate``; a ``None`` value removes a field.
 
     The notebook is rewritten atomically and only if the job has no new validation problem afterwards (so a
@@ -903,7 +1112,16 @@ def update_task_settings(job_path: str | Path, task_key: str, changes: dict[str,
     root = Path(job_path).resolve()
     unknown = sorted(set(changes) - EDITABLE_FIELDS)
     if unknown:
-        raise ValidationError([Problem("", f, f"unknown or read-only task setting (editable: {', '.join(sorted(EDITABLE_FIELDS))})") for f in unknown])
+        raise ValidationError(
+            [
+                Problem(
+                    "",
+                    f,
+                    f"unknown or read-only task setting (editable: {', '.join(sorted(EDITABLE_FIELDS))})",
+                )
+                for f in unknown
+            ]
+        )
     try:
         TaskSettings.model_validate({k: v for k, v in changes.items() if v is not None})
     except PydanticValidationError as exc:
@@ -950,7 +1168,9 @@ def update_task_settings(job_path: str | Path, task_key: str, changes: dict[str,
             settings[key] = value
     data["metadata"][METADATA_KEY] = settings
     before = {str(p) for p in validate_job(root)[1]}
-    _atomic_write(notebook, (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"))
+    _atomic_write(
+        notebook, (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    )
     job, after = validate_job(root)
     new = [p for p in after if str(p) not in before and not p.is_warning]
     if new:

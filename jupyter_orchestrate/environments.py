@@ -158,7 +158,9 @@ def expand_env(env: Mapping[str, str], source: Mapping[str, str] | None = None) 
                 return "${" + match.group("escaped") + "}"
             name = match.group("name")
             if not _VALID_NAME.match(name):
-                problems.append(Problem("", f"env.{key}", f"${{{name}}} is not a valid environment variable name"))
+                problems.append(
+                    Problem("", f"env.{key}", f"${{{name}}} is not a valid environment variable name")
+                )
                 return match.group(0)
             if name not in lookup:
                 problems.append(
@@ -189,11 +191,20 @@ def _forms(secrets: Iterable[str]) -> list[str]:
     for value in secrets:
         if not value or len(value) < _MIN_SECRET_LENGTH:
             continue
-        forms.update((value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1], repr(value)[1:-1],
-                      repr(value.encode("utf-8"))[2:-1],  # print(secret.encode()), subprocess output
-                      html.escape(value), html.escape(value, quote=False),  # text/html outputs (a DataFrame)
-                      urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value),  # URLs in error messages
-                      urllib.parse.quote(value)))
+        forms.update(
+            (
+                value,
+                json.dumps(value)[1:-1],
+                json.dumps(value, ensure_ascii=False)[1:-1],
+                repr(value)[1:-1],
+                repr(value.encode("utf-8"))[2:-1],  # print(secret.encode()), subprocess output
+                html.escape(value),
+                html.escape(value, quote=False),  # text/html outputs (a DataFrame)
+                urllib.parse.quote(value, safe=""),
+                urllib.parse.quote_plus(value),  # URLs in error messages
+                urllib.parse.quote(value),
+            )
+        )
     return sorted(forms, key=len, reverse=True)
 
 
@@ -257,10 +268,15 @@ def public_job(job: Any) -> Any:
     tasks = []
     for task in job.tasks:
         env = task.environment.env
-        hidden = {k: "***" if is_secret(k, task.environment.secret_env) and not _only_reference(v) else v
-                  for k, v in env.items()}
-        tasks.append(task if hidden == env else task.model_copy(
-            update={"environment": task.environment.model_copy(update={"env": hidden})}))
+        hidden = {
+            k: "***" if is_secret(k, task.environment.secret_env) and not _only_reference(v) else v
+            for k, v in env.items()
+        }
+        tasks.append(
+            task
+            if hidden == env
+            else task.model_copy(update={"environment": task.environment.model_copy(update={"env": hidden})})
+        )
     return job.model_copy(update={"tasks": tasks})
 
 
@@ -291,7 +307,9 @@ def secret_names(
     """
     own = os.environ if own_env is None else own_env
     names = {k for k in env if is_secret(k, marked)}
-    names.update(k for k, v in own.items() if k not in env and is_secret(k) and len(v) >= MIN_OWN_SECRET_LENGTH)
+    names.update(
+        k for k, v in own.items() if k not in env and is_secret(k) and len(v) >= MIN_OWN_SECRET_LENGTH
+    )
     return sorted(names)
 
 
@@ -315,7 +333,9 @@ def _normalize_requirement(line: str, where: str) -> str | None:
         return None
     if line.startswith("-"):
         raise ValidationError(
-            Problem(where, "", f"pip options are not supported in requirements: {line!r} (list packages only)")
+            Problem(
+                where, "", f"pip options are not supported in requirements: {line!r} (list packages only)"
+            )
         )
     line = " ".join(line.split())
     line = _AROUND_OPERATORS.sub(r"\1", line)
@@ -397,13 +417,20 @@ def _python_info(base_python: str) -> dict[str, Any]:
     else:
         try:
             proc = subprocess.run(
-                [base_python, "-c", _PYTHON_INFO_CODE], capture_output=True, text=True, timeout=60, check=False
+                [base_python, "-c", _PYTHON_INFO_CODE],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise EnvironmentBuildError(f"cannot run base interpreter {base_python}: {exc}", str(exc)) from exc
+            raise EnvironmentBuildError(
+                f"cannot run base interpreter {base_python}: {exc}", str(exc)
+            ) from exc
         if proc.returncode != 0:
             raise EnvironmentBuildError(
-                f"cannot run base interpreter {base_python} (exit {proc.returncode})", proc.stdout + proc.stderr
+                f"cannot run base interpreter {base_python} (exit {proc.returncode})",
+                proc.stdout + proc.stderr,
             )
         info = json.loads(proc.stdout)
     with _python_info_lock:
@@ -611,7 +638,9 @@ class EnvironmentCache:
                 self._build_count += 1
             return self._built(env_hash, final, built_now=True)
 
-    def _build(self, env_hash: str, reqs: list[str], base_python: str, final: Path, log: TextIO | None) -> None:
+    def _build(
+        self, env_hash: str, reqs: list[str], base_python: str, final: Path, log: TextIO | None
+    ) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{env_hash}-", dir=self.envs_dir))
         try:
             _emit(log, f"creating environment {env_hash} for: {' '.join(reqs) or '(no requirements)'}\n")

@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
 MAX_ID = 2**63 - 1  # SQLite's largest integer: no run id (or paging cursor) can be larger
 MAX_PARALLEL_TASKS = 1024  # the most attempts one run may keep in flight (job.yaml, API, CLI)
 

@@ -280,7 +280,12 @@ def build_message(
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
     subject = f"Run {run.run_id} of job {run.job_name}"
-    message: dict[str, Any] = {"event": event, "run_id": run.run_id, "job": run.job_name, "status": run.status.value}
+    message: dict[str, Any] = {
+        "event": event,
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "status": run.status.value,
+    }
     failure: dict[str, Any] | None = None
     status = run.status.value
     reason = run.status_reason
@@ -301,7 +306,7 @@ def build_message(
     if event in ("run_started", "task_started"):
         text = f"{subject} started."
     elif event in ("run_succeeded", "task_succeeded"):
-        took = (run.duration_seconds if event == "run_succeeded" else run.task_run(task_key).duration_seconds)  # type: ignore[arg-type]
+        took = run.duration_seconds if event == "run_succeeded" else run.task_run(task_key).duration_seconds  # type: ignore[arg-type]
         text = f"{subject} succeeded" + (f" in {_seconds(took)}." if took is not None else ".")
     elif event.endswith("_duration_warning"):
         limit = f" after {_seconds(threshold_seconds)}" if threshold_seconds is not None else ""
@@ -416,7 +421,9 @@ class Notifier:
                 return
             self._pending += 1
             if self._dispatcher is None:
-                self._dispatcher = threading.Thread(target=self._dispatch_loop, name="orchestrate-notify-dispatch", daemon=True)
+                self._dispatcher = threading.Thread(
+                    target=self._dispatch_loop, name="orchestrate-notify-dispatch", daemon=True
+                )
                 self._dispatcher.start()
         self._events.put((kind, payload, at))
 
@@ -477,7 +484,12 @@ class Notifier:
             try:
                 self._dispatch(kind, payload, at)
             except Exception:
-                log.exception("cannot build notifications for %s %s of run %s", kind, payload.get("status"), payload.get("run_id"))
+                log.exception(
+                    "cannot build notifications for %s %s of run %s",
+                    kind,
+                    payload.get("status"),
+                    payload.get("run_id"),
+                )
             finally:
                 self._done()
 
@@ -561,16 +573,24 @@ class Notifier:
             notifications = self._snapshot(run_id).task(task_key).notifications
         if notifications is not None:
             event = "run_duration_warning" if task_key is None else "task_duration_warning"
-            self._notify(notifications.on_duration_warning, event, run_id, task_key, threshold=threshold, run=run)
+            self._notify(
+                notifications.on_duration_warning, event, run_id, task_key, threshold=threshold, run=run
+            )
 
     # -- duration timers -------------------------------------------------------------------------------------
-    def _start_timer(self, run_id: int, task_key: str | None, notifications: Notifications, at: float) -> None:
+    def _start_timer(
+        self, run_id: int, task_key: str | None, notifications: Notifications, at: float
+    ) -> None:
         threshold = notifications.duration_warning_seconds
         if threshold is None or not notifications.on_duration_warning:
             return
         key = (run_id, task_key)
         delay = max(threshold - (self.clock() - at), 0.0)
-        timer = threading.Timer(delay, self._enqueue_event, args=("duration_warning", {"run_id": run_id, "task_key": task_key, "threshold": threshold}, at))
+        timer = threading.Timer(
+            delay,
+            self._enqueue_event,
+            args=("duration_warning", {"run_id": run_id, "task_key": task_key, "threshold": threshold}, at),
+        )
         timer.daemon = True
         timer.name = f"orchestrate-notify-timer-{run_id}" + (f"-{task_key}" if task_key else "")
         with self._lock:
@@ -597,13 +617,21 @@ class Notifier:
 
     # -- delivery --------------------------------------------------------------------------------------------
     def _notify(
-        self, destinations: list[Destination], event: str, run_id: int, task_key: str | None = None, *,
-        threshold: float | None = None, run: Run | None = None,
+        self,
+        destinations: list[Destination],
+        event: str,
+        run_id: int,
+        task_key: str | None = None,
+        *,
+        threshold: float | None = None,
+        run: Run | None = None,
     ) -> None:
         if not destinations:
             return
         run = run or self.service.get_run(run_id)
-        message = build_message(event, run, base_url=self.base_url, task_key=task_key, threshold_seconds=threshold)
+        message = build_message(
+            event, run, base_url=self.base_url, task_key=task_key, threshold_seconds=threshold
+        )
         for destination in destinations:
             self._submit(_Delivery(destination, message))
 
@@ -611,7 +639,11 @@ class Notifier:
         with self._lock:
             self._pending += 1
             if self._idle_workers == 0 and len(self._workers) < self.max_workers:
-                worker = threading.Thread(target=self._delivery_loop, name=f"orchestrate-notify-{len(self._workers) + 1}", daemon=True)
+                worker = threading.Thread(
+                    target=self._delivery_loop,
+                    name=f"orchestrate-notify-{len(self._workers) + 1}",
+                    daemon=True,
+                )
                 self._workers.append(worker)
                 worker.start()
         self._deliveries.put(delivery)
@@ -640,16 +672,33 @@ class Notifier:
         a warning, never raised.
         """
         if destination.webhook:
-            self._with_retries(destination, f"webhook {_safe_url(destination.webhook)}", lambda: self.post_webhook(destination.webhook, message, destination.timeout_seconds), message)  # type: ignore[arg-type]
+            self._with_retries(
+                destination,
+                f"webhook {_safe_url(destination.webhook)}",
+                lambda: self.post_webhook(destination.webhook, message, destination.timeout_seconds),
+                message,
+            )  # type: ignore[arg-type]
         if destination.email:
             if not self.smtp.enabled:
-                log.warning("not emailing %s about %s of run %s: no SMTP host is configured (set %sHOST)",
-                            ", ".join(destination.email), message["event"], message["run_id"], ENV_PREFIX)
+                log.warning(
+                    "not emailing %s about %s of run %s: no SMTP host is configured (set %sHOST)",
+                    ", ".join(destination.email),
+                    message["event"],
+                    message["run_id"],
+                    ENV_PREFIX,
+                )
             else:
                 recipients = list(destination.email)
-                self._with_retries(destination, f"email to {', '.join(recipients)}", lambda: self.send_email(recipients, message, destination.timeout_seconds), message)
+                self._with_retries(
+                    destination,
+                    f"email to {', '.join(recipients)}",
+                    lambda: self.send_email(recipients, message, destination.timeout_seconds),
+                    message,
+                )
 
-    def _with_retries(self, destination: Destination, what: str, send: Callable[[], None], message: dict[str, Any]) -> None:
+    def _with_retries(
+        self, destination: Destination, what: str, send: Callable[[], None], message: dict[str, Any]
+    ) -> None:
         tries = destination.retries + 1
         for n in range(tries):
             try:
@@ -660,7 +709,14 @@ class Notifier:
             if n + 1 < tries:
                 log.info("notification %s failed (try %d of %d): %s; retrying", what, n + 1, tries, error)
                 time.sleep(self.retry_backoff_seconds * 2**n)
-        log.warning("notification %s of run %s (%s) failed after %d tries: %s", what, message["run_id"], message["event"], tries, error)
+        log.warning(
+            "notification %s of run %s (%s) failed after %d tries: %s",
+            what,
+            message["run_id"],
+            message["event"],
+            tries,
+            error,
+        )
 
     @staticmethod
     def post_webhook(url: str, message: dict[str, Any], timeout: float) -> None:
@@ -677,7 +733,9 @@ class Notifier:
             raise ValueError("webhook URLs must be http or https")
         body = json.dumps(message).encode("utf-8")
         request = urllib.request.Request(
-            url, data=body, method="POST",
+            url,
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": "jupyter-orchestrate"},
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:  # the scheme is checked above
@@ -706,7 +764,9 @@ class Notifier:
         email.set_content(text + ("\n\n" + message["url"] if message.get("url") else "") + "\n")
         context = ssl.create_default_context()
         if config.port == 465:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(config.host, config.port, timeout=timeout, context=context)  # type: ignore[arg-type]
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                config.host, config.port, timeout=timeout, context=context
+            )  # type: ignore[arg-type]
         else:
             client = smtplib.SMTP(config.host, config.port, timeout=timeout)  # type: ignore[arg-type]
         with client:

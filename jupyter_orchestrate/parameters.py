@@ -56,7 +56,13 @@ def parameter_problems(parameters: Mapping[Any, Any], path: str, field: str) -> 
     problems, total = [], 0
     for name, value in parameters.items():
         if not is_parameter_name(name):
-            problems.append(Problem(path, field, f"{name!r} is not a valid parameter name: use a Python identifier that is not a keyword"))
+            problems.append(
+                Problem(
+                    path,
+                    field,
+                    f"{name!r} is not a valid parameter name: use a Python identifier that is not a keyword",
+                )
+            )
             continue
         where = f"{field}.{name}" if field else name
         if _depth(value, MAX_VALUE_DEPTH + 1) > MAX_VALUE_DEPTH:
@@ -68,13 +74,25 @@ def parameter_problems(parameters: Mapping[Any, Any], path: str, field: str) -> 
             problems.append(Problem(path, where, "not a finite number (NaN and infinity are not JSON)"))
             continue
         except TypeError as exc:
-            problems.append(Problem(path, where, f"not a JSON value ({exc}); quote dates and times as strings"))
+            problems.append(
+                Problem(path, where, f"not a JSON value ({exc}); quote dates and times as strings")
+            )
             continue
         if size > MAX_VALUE_BYTES:
-            problems.append(Problem(path, where, f"the value is {size} bytes as JSON; at most {MAX_VALUE_BYTES} are allowed"))
+            problems.append(
+                Problem(
+                    path, where, f"the value is {size} bytes as JSON; at most {MAX_VALUE_BYTES} are allowed"
+                )
+            )
         total += size
     if total > MAX_TOTAL_BYTES and not problems:
-        problems.append(Problem(path, field, f"the values are {total} bytes as JSON together; at most {MAX_TOTAL_BYTES} are allowed"))
+        problems.append(
+            Problem(
+                path,
+                field,
+                f"the values are {total} bytes as JSON together; at most {MAX_TOTAL_BYTES} are allowed",
+            )
+        )
     return problems
 
 
@@ -138,7 +156,14 @@ def check_reference(
             if parts[2] in names:
                 return None
             return f"{{{{{ref}}}}} names unknown job parameter {parts[2]!r} (job parameters: {', '.join(names) or 'none'})"
-        fields = ", ".join([*(f"job.{f}" for f in JOB_FIELDS), "job.trigger.time", "job.trigger.type", "job.parameters.<name>"])
+        fields = ", ".join(
+            [
+                *(f"job.{f}" for f in JOB_FIELDS),
+                "job.trigger.time",
+                "job.trigger.type",
+                "job.parameters.<name>",
+            ]
+        )
         return f"{{{{{ref}}}}} is not a known reference (use {fields} or tasks.<task_key>.values.<name>)"
     if parts[0] == "tasks":
         if len(parts) != 4 or parts[2] != "values" or not IDENTIFIER.match(parts[3]):
@@ -187,7 +212,9 @@ def _lookup(ref: str, context: Mapping[str, Any]) -> Any:
         if not isinstance(node, Mapping) or part not in node:
             if ref.startswith("tasks."):
                 key, name = ref.split(".")[1], ref.split(".")[-1]
-                raise ValidationError(f"{{{{{ref}}}}}: upstream task {key!r} did not set a task value named {name!r}")
+                raise ValidationError(
+                    f"{{{{{ref}}}}}: upstream task {key!r} did not set a task value named {name!r}"
+                )
             raise ValidationError(f"{{{{{ref}}}}} cannot be resolved")
         node = node[part]
     return node
@@ -204,7 +231,9 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
         name, sep, raw = item.partition("=")
         name = name.strip()
         if not sep or not is_parameter_name(name):
-            raise ValidationError(f"-p {item}: expected name=value with a Python identifier (not a keyword) as name")
+            raise ValidationError(
+                f"-p {item}: expected name=value with a Python identifier (not a keyword) as name"
+            )
         result[name] = raw
     return result
 
@@ -236,7 +265,9 @@ def coerce(raw: str, type_name: str | None, name: str) -> Any:
     if type_name in expected:
         ok = isinstance(value, expected[type_name]) and not (type_name != "bool" and isinstance(value, bool))
         if not ok:
-            raise ValidationError(f"-p {name}={raw}: parameter {name!r} is {type_name}; {raw!r} is not a valid {type_name}")
+            raise ValidationError(
+                f"-p {name}={raw}: parameter {name!r} is {type_name}; {raw!r} is not a valid {type_name}"
+            )
         if type_name == "float":
             value = float(value)
     return value

@@ -28,7 +28,17 @@ from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.environments import public_job
 from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, StoreError, ValidationError
 from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
-from jupyter_orchestrate.models import MAX_PARALLEL_TASKS, Job, Run, RunStatus, Schedule, TaskRunStatus, Trigger, seconds_between, utc_now
+from jupyter_orchestrate.models import (
+    MAX_PARALLEL_TASKS,
+    Job,
+    Run,
+    RunStatus,
+    Schedule,
+    TaskRunStatus,
+    Trigger,
+    seconds_between,
+    utc_now,
+)
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
 from jupyter_orchestrate.store import Store
 from jupyter_orchestrate.workspace import DB_NAME, confine
@@ -70,7 +80,13 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
     for name, value in raw.items():
         if name not in job.parameters and name not in notebook_types and name not in task_params:
             known = sorted(set(job.parameters) | set(notebook_types) | task_params)
-            problems.append(Problem("", f"-p {name}", f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(known) or 'none'})"))
+            problems.append(
+                Problem(
+                    "",
+                    f"-p {name}",
+                    f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(known) or 'none'})",
+                )
+            )
             continue
         if not isinstance(value, str):
             result[name] = value
@@ -80,7 +96,11 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
         else:
             type_name = notebook_types.get(name)
         try:
-            result[name] = coerce(value, type_name if type_name in ("int", "float", "bool", "str", "list", "dict") else None, name)
+            result[name] = coerce(
+                value,
+                type_name if type_name in ("int", "float", "bool", "str", "list", "dict") else None,
+                name,
+            )
         except ValidationError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -157,9 +177,14 @@ class OrchestrateService:
     """
 
     def __init__(
-        self, home: str | os.PathLike[str], *, recover: bool = True, existing: bool = False,
+        self,
+        home: str | os.PathLike[str],
+        *,
+        recover: bool = True,
+        existing: bool = False,
         default_max_parallel: int | None = None,
-        heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS, cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
+        heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS,
+        cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
     ):
         if existing and not (Path(home) / DB_NAME).is_file():
             raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
@@ -228,8 +253,14 @@ class OrchestrateService:
         forced = []
         for runner, thread in active:
             if thread.is_alive():
-                self._end(self.store, runner.run_id, RunStatus.canceled,
-                          f"{reason}; the cancel did not finish within {timeout:g} s", expected=None, reap=True)
+                self._end(
+                    self.store,
+                    runner.run_id,
+                    RunStatus.canceled,
+                    f"{reason}; the cancel did not finish within {timeout:g} s",
+                    expected=None,
+                    reap=True,
+                )
                 forced.append(runner.run_id)
         return forced
 
@@ -258,7 +289,10 @@ class OrchestrateService:
                         log.exception("run monitor pass failed")
                         continue
                     if ended:
-                        log.warning("run monitor ended runs %s: their orchestrator died or their cancel did not finish", ended)
+                        log.warning(
+                            "run monitor ended runs %s: their orchestrator died or their cancel did not finish",
+                            ended,
+                        )
             finally:
                 store.close()
 
@@ -313,12 +347,20 @@ class OrchestrateService:
         run_parameters = job_parameter_values(job, overrides)
         parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
         run_id = self.store.create_run(
-            public_job(job), parameters=run_parameters, overrides=overrides, max_parallel_tasks=parallel,
-            trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason, fire_id=fire_id,
+            public_job(job),
+            parameters=run_parameters,
+            overrides=overrides,
+            max_parallel_tasks=parallel,
+            trigger=trigger,
+            trigger_time=trigger_time,
+            trigger_reason=trigger_reason,
+            fire_id=fire_id,
         )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
         self._fail_broken_tasks(run_id, job, states)
-        return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=0, clock=clock)
+        return self._runner(
+            run_id, job, states, parallel, overrides, executor, on_event, repair_number=0, clock=clock
+        )
 
     def _fail_broken_tasks(self, run_id: int, job: Job, states: dict[str, TaskState]) -> None:
         """End the pending task runs whose task cannot execute (:attr:`~.models.Task.problem`) as ``failed``,
@@ -327,46 +369,84 @@ class OrchestrateService:
         for task in job.tasks:
             if task.problem is not None and states[task.task_key].status == TaskRunStatus.pending:
                 reason = str(task.problem)
-                states[task.task_key] = TaskState(TaskRunStatus.failed, attempts=states[task.task_key].attempts, reason=reason)
+                states[task.task_key] = TaskState(
+                    TaskRunStatus.failed, attempts=states[task.task_key].attempts, reason=reason
+                )
                 self.store.set_task_status(run_id, task.task_key, TaskRunStatus.failed, reason)
 
     def _runner(
-        self, run_id: int, job: Job, states: dict[str, TaskState], parallel: int, overrides: dict[str, Any],
-        executor: TaskExecutor | None, on_event: EventCallback | None, repair_number: int, clock: Callable[[], float],
+        self,
+        run_id: int,
+        job: Job,
+        states: dict[str, TaskState],
+        parallel: int,
+        overrides: dict[str, Any],
+        executor: TaskExecutor | None,
+        on_event: EventCallback | None,
+        repair_number: int,
+        clock: Callable[[], float],
     ) -> Runner:
         """The runner of a run just recorded (or a repair just claimed). Anything that fails before the runner
         exists ends the run ``failed`` with the reason, so no run is left ``queued`` holding a concurrency slot."""
         try:
-            return self._build_runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number, clock)
+            return self._build_runner(
+                run_id, job, states, parallel, overrides, executor, on_event, repair_number, clock
+            )
         except BaseException as exc:
             from jupyter_orchestrate.environments import redact_value, secret_names
 
-            reason = redact_value(f"the run could not start ({type(exc).__name__}: {exc})",
-                                  [os.environ[n] for n in secret_names({})])
+            reason = redact_value(
+                f"the run could not start ({type(exc).__name__}: {exc})",
+                [os.environ[n] for n in secret_names({})],
+            )
             try:
-                self.store.end_unfinished(run_id, reason, run_status=RunStatus.failed, error_kind="internal",
-                                          ename="RunNotStarted")
+                self.store.end_unfinished(
+                    run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunNotStarted"
+                )
             except Exception:  # the store itself failed: the monitor ends the run once its owner is gone
                 log.warning("run %s could not start and could not be ended: %s", run_id, reason)
             raise
 
     def _build_runner(
-        self, run_id: int, job: Job, states: dict[str, TaskState], parallel: int, overrides: dict[str, Any],
-        executor: TaskExecutor | None, on_event: EventCallback | None, repair_number: int, clock: Callable[[], float],
+        self,
+        run_id: int,
+        job: Job,
+        states: dict[str, TaskState],
+        parallel: int,
+        overrides: dict[str, Any],
+        executor: TaskExecutor | None,
+        on_event: EventCallback | None,
+        repair_number: int,
+        clock: Callable[[], float],
     ) -> Runner:
         from jupyter_orchestrate.executors.local import LocalExecutor
 
         run = self.store.get_run(run_id)
         run_parameters = run.parameters
-        context = {"job": {"run_id": run_id, "name": job.name, "start_time": run.start_time, "repair_number": repair_number,
-                           "trigger": {"time": run.trigger_time or run.start_time, "type": run.trigger.value}}}
+        context = {
+            "job": {
+                "run_id": run_id,
+                "name": job.name,
+                "start_time": run.start_time,
+                "repair_number": repair_number,
+                "trigger": {"time": run.trigger_time or run.start_time, "type": run.trigger.value},
+            }
+        }
         rendered = render(run_parameters, context)
         active = ActiveRun({t.task_key: t for t in job.tasks}, states, parallel)
         runner = Runner(
-            self.store, executor or LocalExecutor(), run_id, job, active,
-            run_parameters=rendered, overrides=overrides, start_time=run.start_time,
+            self.store,
+            executor or LocalExecutor(),
+            run_id,
+            job,
+            active,
+            run_parameters=rendered,
+            overrides=overrides,
+            start_time=run.start_time,
             trigger={"time": run.trigger_time or run.start_time, "type": run.trigger.value},
-            repair_number=repair_number, on_event=on_event, clock=clock,
+            repair_number=repair_number,
+            on_event=on_event,
+            clock=clock,
         )
         runner.listeners.append(self._fan_out)
         return runner
@@ -376,11 +456,18 @@ class OrchestrateService:
         return self.store.get_run(run_id)
 
     def list_runs(
-        self, *, job_name: str | None = None, job_path: str | None = None, status: RunStatus | None = None,
-        limit: int = 20, before: int | None = None,
+        self,
+        *,
+        job_name: str | None = None,
+        job_path: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 20,
+        before: int | None = None,
     ) -> list[Run]:
         """Runs newest first; see :meth:`~.store.Store.list_runs`."""
-        return self.store.list_runs(job_name=job_name, job_path=job_path, status=status, limit=limit, before=before)
+        return self.store.list_runs(
+            job_name=job_name, job_path=job_path, status=status, limit=limit, before=before
+        )
 
     def cancel(self, run_id: int) -> bool:
         """Request cancellation; the orchestrator executing the run stops it within about a second.
@@ -396,8 +483,13 @@ class OrchestrateService:
 
     # -- repair ----------------------------------------------------------------------------------------------
     def plan_repair(
-        self, run_id: int, *, task_keys: list[str] | None = None, rerun_dependents: bool = False,
-        parameters: dict[str, Any] | None = None, root: str | Path | None = None,
+        self,
+        run_id: int,
+        *,
+        task_keys: list[str] | None = None,
+        rerun_dependents: bool = False,
+        parameters: dict[str, Any] | None = None,
+        root: str | Path | None = None,
     ) -> tuple[RepairPlan, Job, dict[str, Any]]:
         """Work out a repair without doing it (``--dry-run``).
 
@@ -420,30 +512,55 @@ class OrchestrateService:
         if root is not None:
             confine(run.job_path, root, what=f"the job folder of run {run_id}", within="the server root")
         if not run.status.is_terminal:
-            raise ConflictError(f"run {run_id} is {run.status.value}; wait for it to finish or cancel it before repairing")
+            raise ConflictError(
+                f"run {run_id} is {run.status.value}; wait for it to finish or cancel it before repairing"
+            )
         job = load_job(run.job_path)
         old = {t.task_key for t in run.task_runs}
         new = set(job.task_keys)
         if old != new:
             added, removed = sorted(new - old), sorted(old - new)
-            raise ValidationError(Problem(run.job_path, "tasks", f"the job's tasks changed since run {run_id} (added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}); start a new run instead"))
+            raise ValidationError(
+                Problem(
+                    run.job_path,
+                    "tasks",
+                    f"the job's tasks changed since run {run_id} (added: {', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}); start a new run instead",
+                )
+            )
         dag = Dag({t.task_key: t.depends_on for t in job.tasks})
         # a task run left unfinished in a finished run (a runner stopped without ending it) is repaired as failed
-        statuses = {t.task_key: t.status if t.status.is_terminal else TaskRunStatus.failed for t in run.task_runs}
+        statuses = {
+            t.task_key: t.status if t.status.is_terminal else TaskRunStatus.failed for t in run.task_runs
+        }
         if task_keys:
             unknown = sorted(set(task_keys) - new)
             if unknown:
-                raise ValidationError(Problem("", "--task", f"unknown task(s) {', '.join(unknown)} (tasks: {', '.join(sorted(new))})"))
+                raise ValidationError(
+                    Problem(
+                        "",
+                        "--task",
+                        f"unknown task(s) {', '.join(unknown)} (tasks: {', '.join(sorted(new))})",
+                    )
+                )
         to_run, reused = repair_selection(dag, statuses, task_keys or None, rerun_dependents)
         if not to_run:
-            raise ConflictError(f"run {run_id} has nothing to repair: no task run is unsuccessful (name tasks with --task to re-execute them)")
+            raise ConflictError(
+                f"run {run_id} has nothing to repair: no task run is unsuccessful (name tasks with --task to re-execute them)"
+            )
         new_overrides = coerce_overrides(job, parameters or {})
         return RepairPlan(run_id, to_run, reused, new_overrides), job, {**run.overrides, **new_overrides}
 
     def new_repair(
-        self, run_id: int, *, task_keys: list[str] | None = None, rerun_dependents: bool = False,
-        parameters: dict[str, Any] | None = None, max_parallel: int | None = None, root: str | Path | None = None,
-        executor: TaskExecutor | None = None, on_event: EventCallback | None = None,
+        self,
+        run_id: int,
+        *,
+        task_keys: list[str] | None = None,
+        rerun_dependents: bool = False,
+        parameters: dict[str, Any] | None = None,
+        max_parallel: int | None = None,
+        root: str | Path | None = None,
+        executor: TaskExecutor | None = None,
+        on_event: EventCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> Runner:
         """Record a repair of ``run_id`` and return the runner that executes it (call ``execute()``).
@@ -464,23 +581,37 @@ class OrchestrateService:
             # end them first (compare-and-set: not if another repair claimed the run since the plan), so the
             # repair's runner finds no task run waiting for an attempt that is not there
             ended = self.store.end_unfinished(
-                run_id, f"run {run_id} ended ({run.status.value}) while this task run had not; repair it",
-                run_status=None, error_kind="internal", ename="RunnerStopped",
-                expected={"status": run.status.value, "repair_count": run.repair_count})
+                run_id,
+                f"run {run_id} ended ({run.status.value}) while this task run had not; repair it",
+                run_status=None,
+                error_kind="internal",
+                ename="RunnerStopped",
+                expected={"status": run.status.value, "repair_count": run.repair_count},
+            )
             if not ended:
-                raise ConflictError(f"run {run_id} changed while the repair was planned (another repair started?)")
+                raise ConflictError(
+                    f"run {run_id} changed while the repair was planned (another repair started?)"
+                )
         run_parameters = job_parameter_values(job, overrides)
         number = self.store.start_repair(
-            run_id, job=public_job(job), requested_task_keys=task_keys or None, rerun_dependents=rerun_dependents,
-            task_keys=plan.task_keys, reused_task_keys=plan.reused_task_keys, parameters=plan.parameters,
-            run_parameters=run_parameters, overrides=overrides,
+            run_id,
+            job=public_job(job),
+            requested_task_keys=task_keys or None,
+            rerun_dependents=rerun_dependents,
+            task_keys=plan.task_keys,
+            reused_task_keys=plan.reused_task_keys,
+            parameters=plan.parameters,
+            run_parameters=run_parameters,
+            overrides=overrides,
         )
         statuses = self.store.statuses(run_id)
         counts = self.store.attempt_counts(run_id)
         states = {k: TaskState(statuses[k], attempts=counts.get(k, 0)) for k in job.task_keys}
         self._fail_broken_tasks(run_id, job, states)
         parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
-        return self._runner(run_id, job, states, parallel, overrides, executor, on_event, repair_number=number, clock=clock)
+        return self._runner(
+            run_id, job, states, parallel, overrides, executor, on_event, repair_number=number, clock=clock
+        )
 
     # -- schedules -------------------------------------------------------------------------------------------
     def schedules(self, job: Job) -> list[dict[str, Any]]:
@@ -494,17 +625,20 @@ class OrchestrateService:
             name = schedule_name(schedule, index)
             state = self.store.schedule_state(job.path, name) or {}
             paused = bool(state["paused"]) if state.get("paused") is not None else schedule.paused
-            result.append({
-                **schedule.model_dump(mode="json"),
-                "name": name,
-                "paused": paused,
-                "next_fire_time": None if paused else state.get("next_fire_time"),
-                "last_fire_time": state.get("last_fire_time"),
-                "recent_fires": [
-                    {k: f[k] for k in ("scheduled_time", "fire_time", "status", "run_id", "reason")}
-                    for f in fires if f["schedule_name"] == name
-                ][:5],
-            })
+            result.append(
+                {
+                    **schedule.model_dump(mode="json"),
+                    "name": name,
+                    "paused": paused,
+                    "next_fire_time": None if paused else state.get("next_fire_time"),
+                    "last_fire_time": state.get("last_fire_time"),
+                    "recent_fires": [
+                        {k: f[k] for k in ("scheduled_time", "fire_time", "status", "run_id", "reason")}
+                        for f in fires
+                        if f["schedule_name"] == name
+                    ][:5],
+                }
+            )
         return result
 
     def set_schedule_paused(self, job: Job, name: str, paused: bool) -> None:
@@ -516,14 +650,24 @@ class OrchestrateService:
         self.store.set_schedule_state(job.path, name, paused=int(paused))
 
     def trigger_schedule(self, job: Job, name: str) -> Runner:
-        """"Trigger now": a new run with the schedule's parameters (recorded as trigger ``schedule``); call
+        """ "Trigger now": a new run with the schedule's parameters (recorded as trigger ``schedule``); call
         :meth:`start` or ``execute()`` on the returned runner. Raises NotFoundError for an unknown schedule."""
         schedule = self._schedule(job, name)
-        return self.new_run(job.path, parameters=dict(schedule.parameters), trigger=Trigger.schedule,
-                            trigger_reason=f"schedule {name}: triggered now")
+        return self.new_run(
+            job.path,
+            parameters=dict(schedule.parameters),
+            trigger=Trigger.schedule,
+            trigger_reason=f"schedule {name}: triggered now",
+        )
 
     def backfill(
-        self, job: Job, start: Any, end: Any, *, schedule: str | None = None, limit: int = 1000,
+        self,
+        job: Job,
+        start: Any,
+        end: Any,
+        *,
+        schedule: str | None = None,
+        limit: int = 1000,
     ) -> tuple[str, Schedule, list[str]]:
         """The fire times (ISO UTC) of a schedule between ``start`` and ``end`` (aware datetimes, inclusive), for
         ``jupyter orchestrate backfill``; ``schedule`` defaults to the job's first schedule.
@@ -542,7 +686,13 @@ class OrchestrateService:
         name = schedule_name(chosen, job.schedules.index(chosen))
         fires = fires_between(chosen, start - dt.timedelta(microseconds=1), end, limit=limit + 1)
         if len(fires) > limit:
-            raise ValidationError(Problem("", "--start/--end", f"the range holds more than {limit} fires of schedule {name}; narrow it"))
+            raise ValidationError(
+                Problem(
+                    "",
+                    "--start/--end",
+                    f"the range holds more than {limit} fires of schedule {name}; narrow it",
+                )
+            )
         return name, chosen, [f.isoformat() for f in fires]
 
     @staticmethod
@@ -578,19 +728,31 @@ class OrchestrateService:
             del self._canceling_since[run_id]
         for row in unfinished:
             run_id, status = row["run_id"], RunStatus(row["status"])
-            expected = {k: row[k] for k in ("status", "orchestrator_pid", "orchestrator_create_time", "heartbeat_time")}
+            expected = {
+                k: row[k]
+                for k in ("status", "orchestrator_pid", "orchestrator_create_time", "heartbeat_time")
+            }
             death = owner_death(row, now=now, host=host, heartbeat_timeout=self.heartbeat_timeout_seconds)
             if death is not None:
                 final = RunStatus.canceled if status == RunStatus.canceling else RunStatus.failed
-                reason = f"{death}; repair the run to finish it" if final == RunStatus.failed else f"{death}; canceled"
+                reason = (
+                    f"{death}; repair the run to finish it"
+                    if final == RunStatus.failed
+                    else f"{death}; canceled"
+                )
                 reap = row["orchestrator_host"] in (None, host)
             elif status == RunStatus.canceling:
                 since = self._canceling_since.setdefault(run_id, clock)
                 if clock - since < self.cancel_timeout_seconds:
                     continue
-                final, reap = RunStatus.canceled, row["orchestrator_host"] in (None, host)  # kill only pids of this host
-                reason = (f"the cancel did not finish within {self.cancel_timeout_seconds:g} s (orchestrator pid "
-                          f"{row['orchestrator_pid']} on {row['orchestrator_host']}); force-ended")
+                final, reap = (
+                    RunStatus.canceled,
+                    row["orchestrator_host"] in (None, host),
+                )  # kill only pids of this host
+                reason = (
+                    f"the cancel did not finish within {self.cancel_timeout_seconds:g} s (orchestrator pid "
+                    f"{row['orchestrator_pid']} on {row['orchestrator_host']}); force-ended"
+                )
                 del expected["heartbeat_time"]  # a live owner beats on; it must not win against the bound
             else:
                 continue
@@ -598,21 +760,35 @@ class OrchestrateService:
                 ended.append(run_id)
         return ended
 
-    def _end(self, store: Store, run_id: int, final: RunStatus, reason: str, *, expected: dict[str, Any] | None,
-             reap: bool) -> bool:
+    def _end(
+        self,
+        store: Store,
+        run_id: int,
+        final: RunStatus,
+        reason: str,
+        *,
+        expected: dict[str, Any] | None,
+        reap: bool,
+    ) -> bool:
         """End a run for its owner (see :meth:`recover`) unless its row changed from ``expected``; then kill
         the kernels of its running attempts (when ``reap``: they run on this host)."""
         attempts = store.unfinished_attempts(run_id)
         failed = final == RunStatus.failed
         if not store.end_unfinished(
-            run_id, reason, run_status=final, running_status=TaskRunStatus.failed if failed else TaskRunStatus.canceled,
-            error_kind="orchestrator_died" if failed else "canceled", ename="OrchestratorDied" if failed else "Canceled",
+            run_id,
+            reason,
+            run_status=final,
+            running_status=TaskRunStatus.failed if failed else TaskRunStatus.canceled,
+            error_kind="orchestrator_died" if failed else "canceled",
+            ename="OrchestratorDied" if failed else "Canceled",
             expected=expected,
         ):
             return False
         for attempt in attempts if reap else []:
             # a kernel is killed only when its start time proves the pid was not reused by another process
-            if attempt["kernel_create_time"] is not None and _process_alive(attempt["kernel_pid"], attempt["kernel_create_time"]):
+            if attempt["kernel_create_time"] is not None and _process_alive(
+                attempt["kernel_pid"], attempt["kernel_create_time"]
+            ):
                 try:
                     os.killpg(attempt["kernel_pid"], signal.SIGKILL)
                 except OSError:
@@ -686,7 +862,9 @@ def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
                 "duration_seconds": t.duration_seconds,
                 "executed_notebook": t.last_attempt.notebook_path if t.last_attempt else None,
                 "log": t.last_attempt.log_path if t.last_attempt else None,
-                "error": t.last_attempt.error.model_dump() if t.last_attempt and t.last_attempt.error else None,
+                "error": t.last_attempt.error.model_dump()
+                if t.last_attempt and t.last_attempt.error
+                else None,
                 "task_values": t.task_values,
                 "warnings": t.warnings,
                 "attempts": [attempt_doc(a) for a in t.attempts],
@@ -698,7 +876,11 @@ def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
 
 
 def job_document(
-    job: Job | None, path: Path, root: Path, problems: list[Problem], runs: list[Run],
+    job: Job | None,
+    path: Path,
+    root: Path,
+    problems: list[Problem],
+    runs: list[Run],
     schedules: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A job as the REST API returns it: tasks with settings and notebook parameters, DAG edges, job
@@ -711,10 +893,21 @@ def job_document(
         "name": job.name if job else path.name,
         "path": str(path),
         "valid": job is not None,
-        "problems": [{"path": p.path, "field": p.field, "message": p.message, "text": str(p), "task_key": p.task_key,
-                      "severity": p.severity} for p in problems],
+        "problems": [
+            {
+                "path": p.path,
+                "field": p.field,
+                "message": p.message,
+                "text": str(p),
+                "task_key": p.task_key,
+                "severity": p.severity,
+            }
+            for p in problems
+        ],
         "schedules": schedules or [],
-        "recent_runs": [{"run_id": r.run_id, "status": r.status.value, "start_time": r.start_time} for r in runs],
+        "recent_runs": [
+            {"run_id": r.run_id, "status": r.status.value, "start_time": r.start_time} for r in runs
+        ],
     }
     if job is not None:
         doc.update(

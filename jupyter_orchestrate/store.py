@@ -53,7 +53,9 @@ from jupyter_orchestrate.models import (
 from jupyter_orchestrate.workspace import DB_NAME
 
 BUSY_TIMEOUT_SECONDS = 30.0
-_checked_files: set[str] = set()  # database files this process found to pass PRAGMA quick_check (heartbeat and
+_checked_files: set[str] = (
+    set()
+)  # database files this process found to pass PRAGMA quick_check (heartbeat and
 # run monitor threads open their own connections; one check per process keeps a large file's cost to one read)
 
 migrations = Migrations("jupyter_orchestrate")
@@ -167,16 +169,32 @@ def m001_initial(db: Database) -> None:
 def m002_scheduling(db: Database) -> None:
     """Schema version 2: scheduler leases, per-schedule state (next fire, pause) and the record of every fire."""
     db["leases"].create(
-        {"name": str, "holder": str, "acquired_time": str, "heartbeat_time": str, "expires_time": str}, pk="name"
+        {"name": str, "holder": str, "acquired_time": str, "heartbeat_time": str, "expires_time": str},
+        pk="name",
     )
     db["schedule_state"].create(
-        {"job_path": str, "schedule_name": str, "next_fire_time": str, "last_fire_time": str, "paused": int,
-         "updated_time": str},
+        {
+            "job_path": str,
+            "schedule_name": str,
+            "next_fire_time": str,
+            "last_fire_time": str,
+            "paused": int,
+            "updated_time": str,
+        },
         pk=("job_path", "schedule_name"),
     )
     db["fires"].create(
-        {"fire_id": int, "job_path": str, "schedule_name": str, "scheduled_time": str, "fire_time": str,
-         "status": str, "run_id": int, "reason": str, "holder": str},
+        {
+            "fire_id": int,
+            "job_path": str,
+            "schedule_name": str,
+            "scheduled_time": str,
+            "fire_time": str,
+            "status": str,
+            "run_id": int,
+            "reason": str,
+            "holder": str,
+        },
         pk="fire_id",
     )
     # one record per (schedule, scheduled time): two schedulers can never both start the same fire
@@ -207,7 +225,11 @@ def this_process() -> dict[str, Any]:
     """The owner fields of a run executed by this process: ``orchestrator_pid``, ``orchestrator_create_time``
     (psutil's process start time, so a reused pid is not mistaken for the owner) and ``orchestrator_host``."""
     me = psutil.Process()
-    return {"orchestrator_pid": me.pid, "orchestrator_create_time": me.create_time(), "orchestrator_host": socket.gethostname()}
+    return {
+        "orchestrator_pid": me.pid,
+        "orchestrator_create_time": me.create_time(),
+        "orchestrator_host": socket.gethostname(),
+    }
 
 
 def _dumps(value: Any) -> str:
@@ -221,9 +243,14 @@ def _loads(text: str | None, default: Any) -> Any:
 # primary SQLite result codes (https://www.sqlite.org/rescode.html) that are faults of the file, not bugs
 _PERM, _BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 3, 5, 6, 8, 10, 11, 13, 14, 26
 _CODE_OF_MESSAGE = {  # Python < 3.11 has no sqlite_errorcode
-    "database is locked": _BUSY, "database table is locked": _LOCKED, "readonly database": _READONLY,
-    "disk I/O error": _IOERR, "disk image is malformed": _CORRUPT, "database or disk is full": _FULL,
-    "unable to open database file": _CANTOPEN, "file is not a database": _NOTADB,
+    "database is locked": _BUSY,
+    "database table is locked": _LOCKED,
+    "readonly database": _READONLY,
+    "disk I/O error": _IOERR,
+    "disk image is malformed": _CORRUPT,
+    "database or disk is full": _FULL,
+    "unable to open database file": _CANTOPEN,
+    "file is not a database": _NOTADB,
 }
 
 
@@ -234,7 +261,14 @@ def _sqlite_code(exc: sqlite3.Error) -> int | None:
     return next((c for text, c in _CODE_OF_MESSAGE.items() if text in str(exc)), None)
 
 
-_ATTEMPT_ERROR_FIELDS = ("ename", "evalue", "cell_index", "executed_cell_index", "cell_source", "execution_count")
+_ATTEMPT_ERROR_FIELDS = (
+    "ename",
+    "evalue",
+    "cell_index",
+    "executed_cell_index",
+    "cell_source",
+    "execution_count",
+)
 
 
 class Store:
@@ -264,13 +298,17 @@ class Store:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the state home {self.home}: {exc.strerror}; "
-                             "fix its permissions or free space, or choose another --home", str(self.path)) from exc
+            raise StoreError(
+                f"cannot create the state home {self.home}: {exc.strerror}; "
+                "fix its permissions or free space, or choose another --home",
+                str(self.path),
+            ) from exc
         conn = None
         try:
             # isolation_level=None: no implicit transactions; _transaction opens each one itself
-            conn = sqlite3.connect(str(self.path), timeout=busy_timeout_seconds, check_same_thread=False,
-                                   isolation_level=None)
+            conn = sqlite3.connect(
+                str(self.path), timeout=busy_timeout_seconds, check_same_thread=False, isolation_level=None
+            )
             self.db = Database(conn, execute_plugins=False)
             if str(self.path) not in _checked_files:  # later connections of this process skip the full read
                 self._check_integrity()
@@ -281,7 +319,9 @@ class Store:
             with self._transaction(write=False):
                 pending = migrations.pending(self.db)
             if pending:
-                with self._transaction(write=True):  # racing processes: the first applies, the others see it done
+                with self._transaction(
+                    write=True
+                ):  # racing processes: the first applies, the others see it done
                     migrations.apply(self.db)
         except BaseException as exc:
             if conn is not None:
@@ -298,23 +338,34 @@ class Store:
             return StoreBusyError(
                 f"the state database {path} stayed locked by another process for more than "
                 f"{self.busy_timeout_seconds:g} s ({exc}); nothing was written: retry, or stop the process holding it "
-                "(a run, scheduler or server on this state home)", path)
+                "(a run, scheduler or server on this state home)",
+                path,
+            )
         if code == _FULL:
-            return StoreError(f"cannot write the state database {path}: the disk is full ({exc}); the change was rolled "
-                              "back: free space on its disk and retry", path)
+            return StoreError(
+                f"cannot write the state database {path}: the disk is full ({exc}); the change was rolled "
+                "back: free space on its disk and retry",
+                path,
+            )
         if code in (_CORRUPT, _NOTADB):
             self._damaged = self._damaged_error(str(exc))
             return self._damaged
         if code in (_READONLY, _PERM, _CANTOPEN, _IOERR):
-            return StoreError(f"cannot use the state database {path} ({exc}); check that it and its folder are "
-                              "writable by you and on a working local disk, or choose another --home", path)
+            return StoreError(
+                f"cannot use the state database {path} ({exc}); check that it and its folder are "
+                "writable by you and on a working local disk, or choose another --home",
+                path,
+            )
         return None
 
     def _damaged_error(self, detail: str) -> StoreError:
         path = str(self.path)
-        return StoreError(f"the state database {path} is damaged ({detail}); it was left unchanged: move it (with its "
-                          "-wal and -shm files) aside to start a new history, or salvage it with "
-                          f"`sqlite3 {path} .recover`", path)
+        return StoreError(
+            f"the state database {path} is damaged ({detail}); it was left unchanged: move it (with its "
+            "-wal and -shm files) aside to start a new history, or salvage it with "
+            f"`sqlite3 {path} .recover`",
+            path,
+        )
 
     def _check_integrity(self) -> None:
         """Refuse a damaged file before anything writes to it (recovery of dead runs, migrations, a new run)."""
@@ -337,8 +388,11 @@ class Store:
                 time.sleep(0.05)
                 continue
             if mode.lower() != "wal":
-                raise StoreError(f"the state database {self.path} cannot use write-ahead logging (journal mode stays "
-                                 f"{mode}); put the state home on a local disk", str(self.path))
+                raise StoreError(
+                    f"the state database {self.path} cannot use write-ahead logging (journal mode stays "
+                    f"{mode}); put the state home on a local disk",
+                    str(self.path),
+                )
             return
 
     @contextmanager
@@ -352,7 +406,9 @@ class Store:
         with self._lock:
             if self._transaction_kind is not None:
                 if write and self._transaction_kind == "read":
-                    raise RuntimeError("a store write inside a read transaction")  # would upgrade the lock late
+                    raise RuntimeError(
+                        "a store write inside a read transaction"
+                    )  # would upgrade the lock late
                 yield
                 return
             if write and self._damaged is not None:
@@ -394,10 +450,17 @@ class Store:
         self._transaction_kind = None
         self._damaged = None
         try:
-            conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_SECONDS,
-                                   check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(
+                f"{self.path.as_uri()}?mode=ro",
+                uri=True,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                check_same_thread=False,
+                isolation_level=None,
+            )
             self.db = Database(conn, execute_plugins=False)
-            self.db.execute("select count(*) from sqlite_master").fetchone()  # fails now on a file that is not a database
+            self.db.execute(
+                "select count(*) from sqlite_master"
+            ).fetchone()  # fails now on a file that is not a database
         except sqlite3.Error as exc:
             raise self._translate(exc) or exc from exc
         return self
@@ -436,28 +499,34 @@ class Store:
                 job_id = existing[0]["job_id"]
                 self.db["jobs"].update(job_id, {"name": job.name, "updated_time": now})
             else:
-                job_id = self.db["jobs"].insert(
-                    {"name": job.name, "path": job.path, "created_time": now, "updated_time": now}
-                ).last_pk
-            run_id = self.db["runs"].insert(
-                {
-                    "job_id": job_id,
-                    "job_name": job.name,
-                    "job_path": job.path,
-                    "status": RunStatus.queued.value,
-                    "trigger": trigger.value,
-                    "trigger_time": trigger_time or now,
-                    "trigger_reason": trigger_reason,
-                    "start_time": now,
-                    "parameters": _dumps(parameters),
-                    "overrides": _dumps(overrides),
-                    "snapshot": job.model_dump_json(),
-                    "max_parallel_tasks": max_parallel_tasks,
-                    "repair_count": 0,
-                    **this_process(),  # the creating process owns the queued run until it executes it or dies
-                    "heartbeat_time": now,
-                }
-            ).last_pk
+                job_id = (
+                    self.db["jobs"]
+                    .insert({"name": job.name, "path": job.path, "created_time": now, "updated_time": now})
+                    .last_pk
+                )
+            run_id = (
+                self.db["runs"]
+                .insert(
+                    {
+                        "job_id": job_id,
+                        "job_name": job.name,
+                        "job_path": job.path,
+                        "status": RunStatus.queued.value,
+                        "trigger": trigger.value,
+                        "trigger_time": trigger_time or now,
+                        "trigger_reason": trigger_reason,
+                        "start_time": now,
+                        "parameters": _dumps(parameters),
+                        "overrides": _dumps(overrides),
+                        "snapshot": job.model_dump_json(),
+                        "max_parallel_tasks": max_parallel_tasks,
+                        "repair_count": 0,
+                        **this_process(),  # the creating process owns the queued run until it executes it or dies
+                        "heartbeat_time": now,
+                    }
+                )
+                .last_pk
+            )
             self.db["task_runs"].insert_all(
                 {
                     "run_id": run_id,
@@ -485,13 +554,25 @@ class Store:
 
         Returns: the run's status after the claim: ``running``, ``canceling`` or the terminal status it had.
         """
-        owner = {"orchestrator_pid": pid, "orchestrator_create_time": create_time, "orchestrator_host": host,
-                 "heartbeat_time": utc_now()}
+        owner = {
+            "orchestrator_pid": pid,
+            "orchestrator_create_time": create_time,
+            "orchestrator_host": host,
+            "heartbeat_time": utc_now(),
+        }
         with self._transaction(write=True):
             status = self.run_status(run_id)
             if status == RunStatus.queued:
-                self.db["runs"].update(run_id, {"status": RunStatus.running.value, "status_reason": None, "end_time": None,
-                                                "duration_seconds": None, **owner})
+                self.db["runs"].update(
+                    run_id,
+                    {
+                        "status": RunStatus.running.value,
+                        "status_reason": None,
+                        "end_time": None,
+                        "duration_seconds": None,
+                        **owner,
+                    },
+                )
                 return RunStatus.running
             if status == RunStatus.canceling:
                 self.db["runs"].update(run_id, owner)
@@ -516,7 +597,9 @@ class Store:
             status = self.run_status(run_id)
             if status.is_terminal:
                 return False
-            self.db["runs"].update(run_id, {"status": RunStatus.canceling.value, "status_reason": "cancel requested"})
+            self.db["runs"].update(
+                run_id, {"status": RunStatus.canceling.value, "status_reason": "cancel requested"}
+            )
             return True
 
     def finish_run(self, run_id: int, status: RunStatus, reason: str | None = None) -> None:
@@ -558,10 +641,18 @@ class Store:
             # compare-and-set: only a finished run can be claimed, so concurrent repairs cannot both start
             claimed = self.db.execute(
                 "update runs set status = ? where run_id = ? and status in (?, ?, ?)",
-                [RunStatus.queued.value, run_id, RunStatus.succeeded.value, RunStatus.failed.value, RunStatus.canceled.value],
+                [
+                    RunStatus.queued.value,
+                    run_id,
+                    RunStatus.succeeded.value,
+                    RunStatus.failed.value,
+                    RunStatus.canceled.value,
+                ],
             ).rowcount
             if claimed != 1:
-                raise ConflictError(f"run {run_id} is {self.run_status(run_id).value}; wait for it to finish before repairing")
+                raise ConflictError(
+                    f"run {run_id} is {self.run_status(run_id).value}; wait for it to finish before repairing"
+                )
             row = self._run_row(run_id)
             number = (row["repair_count"] or 0) + 1
             self.db["repairs"].insert(
@@ -569,7 +660,9 @@ class Store:
                     "run_id": run_id,
                     "repair_number": number,
                     "repair_time": utc_now(),
-                    "requested_task_keys": _dumps(requested_task_keys) if requested_task_keys is not None else None,
+                    "requested_task_keys": _dumps(requested_task_keys)
+                    if requested_task_keys is not None
+                    else None,
                     "rerun_dependents": int(rerun_dependents),
                     "task_keys": _dumps(task_keys),
                     "reused_task_keys": _dumps(reused_task_keys),
@@ -594,14 +687,21 @@ class Store:
             for key in task_keys:
                 self.db["task_runs"].update(
                     (run_id, key),
-                    {"status": TaskRunStatus.pending.value, "status_reason": f"repair {number}",
-                     "start_time": None, "end_time": None, "duration_seconds": None},
+                    {
+                        "status": TaskRunStatus.pending.value,
+                        "status_reason": f"repair {number}",
+                        "start_time": None,
+                        "end_time": None,
+                        "duration_seconds": None,
+                    },
                 )
                 self.db.execute("delete from task_values where run_id = ? and task_key = ?", [run_id, key])
         return number
 
     # -- task runs and attempts ----------------------------------------------------------------------------
-    def set_task_status(self, run_id: int, task_key: str, status: TaskRunStatus, reason: str | None = None) -> None:
+    def set_task_status(
+        self, run_id: int, task_key: str, status: TaskRunStatus, reason: str | None = None
+    ) -> None:
         """Set a task run's status; sets its start time on first ``running`` and its end time when terminal."""
         with self._transaction(write=True):
             row = self.db["task_runs"].get((run_id, task_key))
@@ -611,10 +711,19 @@ class Store:
                 update["start_time"] = now
             if status.is_terminal:
                 update["end_time"] = now
-                update["duration_seconds"] = seconds_between(row["start_time"], now) if row["start_time"] else None
+                update["duration_seconds"] = (
+                    seconds_between(row["start_time"], now) if row["start_time"] else None
+                )
             self.db["task_runs"].update((run_id, task_key), update)
 
-    def create_attempt(self, attempt: Attempt, *, worker_pid: int | None, kernel_pid: int | None, kernel_create_time: float | None) -> None:
+    def create_attempt(
+        self,
+        attempt: Attempt,
+        *,
+        worker_pid: int | None,
+        kernel_pid: int | None,
+        kernel_create_time: float | None,
+    ) -> None:
         """Record an attempt that has started, with the processes to reap should the orchestrator die."""
         with self._transaction(write=True):
             self.db["attempts"].insert(
@@ -639,25 +748,41 @@ class Store:
                 }
             )
 
-    def set_attempt_kernel(self, run_id: int, task_key: str, attempt_number: int, pid: int | None, create_time: float | None) -> None:
+    def set_attempt_kernel(
+        self, run_id: int, task_key: str, attempt_number: int, pid: int | None, create_time: float | None
+    ) -> None:
         """Record the kernel process of a running attempt (reaped if the orchestrator dies)."""
         with self._transaction(write=True):
-            self.db["attempts"].update((run_id, task_key, attempt_number), {"kernel_pid": pid, "kernel_create_time": create_time})
+            self.db["attempts"].update(
+                (run_id, task_key, attempt_number), {"kernel_pid": pid, "kernel_create_time": create_time}
+            )
 
-    def set_attempt_environment(self, run_id: int, task_key: str, attempt_number: int, environment: dict[str, Any]) -> None:
+    def set_attempt_environment(
+        self, run_id: int, task_key: str, attempt_number: int, environment: dict[str, Any]
+    ) -> None:
         """Record the environment an attempt ran in (see :class:`~.models.Attempt`)."""
         with self._transaction(write=True):
-            self.db["attempts"].update((run_id, task_key, attempt_number), {"environment": _dumps(environment)})
+            self.db["attempts"].update(
+                (run_id, task_key, attempt_number), {"environment": _dumps(environment)}
+            )
 
-    def update_attempt_progress(self, run_id: int, task_key: str, attempt_number: int, cells_completed: int, cells_total: int) -> None:
+    def update_attempt_progress(
+        self, run_id: int, task_key: str, attempt_number: int, cells_completed: int, cells_total: int
+    ) -> None:
         """Record how many of the attempt's code cells were executed, of how many."""
         with self._transaction(write=True):
             self.db["attempts"].update(
-                (run_id, task_key, attempt_number), {"cells_completed": cells_completed, "cells_total": cells_total}
+                (run_id, task_key, attempt_number),
+                {"cells_completed": cells_completed, "cells_total": cells_total},
             )
 
     def finish_attempt(
-        self, run_id: int, task_key: str, attempt_number: int, status: TaskRunStatus, error: AttemptError | None
+        self,
+        run_id: int,
+        task_key: str,
+        attempt_number: int,
+        status: TaskRunStatus,
+        error: AttemptError | None,
     ) -> None:
         """Record an attempt's outcome and error fields."""
         with self._transaction(write=True):
@@ -674,14 +799,22 @@ class Store:
                 update["traceback"] = _dumps(error.traceback)
             self.db["attempts"].update((run_id, task_key, attempt_number), update)
 
-    def set_task_values(self, run_id: int, task_key: str, attempt_number: int, values: dict[str, Any]) -> None:
+    def set_task_values(
+        self, run_id: int, task_key: str, attempt_number: int, values: dict[str, Any]
+    ) -> None:
         """Replace the task values a task run published."""
         now = utc_now()
         with self._transaction(write=True):
             self.db.execute("delete from task_values where run_id = ? and task_key = ?", [run_id, task_key])
             self.db["task_values"].insert_all(
-                {"run_id": run_id, "task_key": task_key, "name": name, "value": json.dumps(value),
-                 "attempt_number": attempt_number, "set_time": now}
+                {
+                    "run_id": run_id,
+                    "task_key": task_key,
+                    "name": name,
+                    "value": json.dumps(value),
+                    "attempt_number": attempt_number,
+                    "set_time": now,
+                }
                 for name, value in values.items()
             )
 
@@ -753,7 +886,9 @@ class Store:
         attempts: dict[str, list[Attempt]] = {}
         values: dict[str, dict[str, Any]] = {}
         if details:
-            for arow in self.db["attempts"].rows_where("run_id = ?", [run_id], order_by="task_key, attempt_number"):
+            for arow in self.db["attempts"].rows_where(
+                "run_id = ?", [run_id], order_by="task_key, attempt_number"
+            ):
                 attempts.setdefault(arow["task_key"], []).append(self._attempt(arow))
             values = self.task_values(run_id)
             run.repairs = [
@@ -772,7 +907,9 @@ class Store:
         snapshot = Job.model_validate_json(row["snapshot"]).tasks
         order = {t.task_key: i for i, t in enumerate(snapshot)}
         warnings = {t.task_key: t.warnings for t in snapshot}
-        task_rows = sorted(self.db["task_runs"].rows_where("run_id = ?", [run_id]), key=lambda r: order.get(r["task_key"], 0))
+        task_rows = sorted(
+            self.db["task_runs"].rows_where("run_id = ?", [run_id]), key=lambda r: order.get(r["task_key"], 0)
+        )
         run.task_runs = [
             TaskRun(
                 run_id=run_id,
@@ -802,8 +939,13 @@ class Store:
             return self._run(self._run_row(run_id), details=True)
 
     def list_runs(
-        self, *, job_name: str | None = None, job_path: str | None = None, status: RunStatus | None = None,
-        limit: int = 20, before: int | None = None,
+        self,
+        *,
+        job_name: str | None = None,
+        job_path: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 20,
+        before: int | None = None,
     ) -> list[Run]:
         """Runs, newest first, with their task runs' statuses (no attempts); ``before`` is a run id for paging;
         ``job_path`` is the job folder's absolute path."""
@@ -822,7 +964,9 @@ class Store:
             args.append(before)
         with self._transaction(write=False):
             rows = list(
-                self.db["runs"].rows_where(" and ".join(where) or None, args, order_by="run_id desc", limit=limit)
+                self.db["runs"].rows_where(
+                    " and ".join(where) or None, args, order_by="run_id desc", limit=limit
+                )
             )
             return [self._run(r, details=False) for r in rows]
 
@@ -836,7 +980,9 @@ class Store:
                 )
             )
 
-    def watched_rows(self, after_run_id: int, run_ids: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def watched_rows(
+        self, after_run_id: int, run_ids: list[int]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """What the server's store watcher compares between two polls (two indexed queries): the runs with an id
         above ``after_run_id``, the unfinished runs and the runs in ``run_ids`` (``run_id, status,
         status_reason, job_name, orchestrator_pid, orchestrator_host``), and the task runs of those runs
@@ -847,17 +993,24 @@ class Store:
         with self._transaction(write=False):  # one snapshot: task runs match their run rows
             cursor = self.db.execute(
                 "select run_id, status, status_reason, job_name, orchestrator_pid, orchestrator_host from runs "
-                f"where {where} order by run_id", [after_run_id, *unfinished, *run_ids],
+                f"where {where} order by run_id",
+                [after_run_id, *unfinished, *run_ids],
             )
-            runs = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
+            runs = [
+                dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()
+            ]
             ids = [r["run_id"] for r in runs]
             tasks: list[dict[str, Any]] = []
             if ids:
                 cursor = self.db.execute(
                     "select run_id, task_key, status, status_reason from task_runs "
-                    f"where run_id in ({', '.join('?' * len(ids))}) order by run_id", ids,
+                    f"where run_id in ({', '.join('?' * len(ids))}) order by run_id",
+                    ids,
                 )
-                tasks = [dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in cursor.fetchall()]
+                tasks = [
+                    dict(zip([c[0] for c in cursor.description], row, strict=True))
+                    for row in cursor.fetchall()
+                ]
         return runs, tasks
 
     def max_run_id(self) -> int:
@@ -868,11 +1021,22 @@ class Store:
     def unfinished_attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running, with their process ids (for reaping orphans)."""
         with self._transaction(write=False):
-            return list(self.db["attempts"].rows_where("run_id = ? and status = ?", [run_id, TaskRunStatus.running.value]))
+            return list(
+                self.db["attempts"].rows_where(
+                    "run_id = ? and status = ?", [run_id, TaskRunStatus.running.value]
+                )
+            )
 
     def end_unfinished(
-        self, run_id: int, reason: str, *, run_status: RunStatus | None, running_status: TaskRunStatus = TaskRunStatus.failed,
-        error_kind: str = "orchestrator_died", ename: str = "OrchestratorDied", expected: dict[str, Any] | None = None,
+        self,
+        run_id: int,
+        reason: str,
+        *,
+        run_status: RunStatus | None,
+        running_status: TaskRunStatus = TaskRunStatus.failed,
+        error_kind: str = "orchestrator_died",
+        ename: str = "OrchestratorDied",
+        expected: dict[str, Any] | None = None,
     ) -> bool:
         """End what a run's owner left unfinished, in one transaction (recovery, a crashed runner, a cancel
         that did not finish, a repair of a run that ended with task runs still ``running``).
@@ -913,8 +1077,12 @@ class Store:
                 new = running_status if status == TaskRunStatus.running else TaskRunStatus.canceled
                 self.db["task_runs"].update(
                     (run_id, t["task_key"]),
-                    {"status": new.value, "status_reason": reason, "end_time": now,
-                     "duration_seconds": seconds_between(t["start_time"], now)},
+                    {
+                        "status": new.value,
+                        "status_reason": reason,
+                        "end_time": now,
+                        "duration_seconds": seconds_between(t["start_time"], now),
+                    },
                 )
             if run_status is not None and not RunStatus(row["status"]).is_terminal:
                 self.finish_run(run_id, run_status, reason)
@@ -923,16 +1091,19 @@ class Store:
     def statuses(self, run_id: int) -> dict[str, TaskRunStatus]:
         """Every task run's status: ``{task_key: status}``."""
         with self._transaction(write=False):
-            return {r["task_key"]: TaskRunStatus(r["status"]) for r in self.db["task_runs"].rows_where("run_id = ?", [run_id])}
+            return {
+                r["task_key"]: TaskRunStatus(r["status"])
+                for r in self.db["task_runs"].rows_where("run_id = ?", [run_id])
+            }
 
     def attempt_counts(self, run_id: int) -> dict[str, int]:
         """Attempts made so far per task run: ``{task_key: count}``."""
         with self._transaction(write=False):
             rows = self.db.execute(
-                "select task_key, max(attempt_number) from attempts where run_id = ? group by task_key", [run_id]
+                "select task_key, max(attempt_number) from attempts where run_id = ? group by task_key",
+                [run_id],
             ).fetchall()
         return {k: n for k, n in rows}
-
 
     # -- scheduling ----------------------------------------------------------------------------------------
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float, now: str, expires: str) -> bool:
@@ -968,7 +1139,11 @@ class Store:
     def schedule_state(self, job_path: str, schedule_name: str) -> dict[str, Any] | None:
         """Persisted state of a schedule: next_fire_time, last_fire_time, paused (None = as job.yaml)."""
         with self._transaction(write=False):
-            rows = list(self.db["schedule_state"].rows_where("job_path = ? and schedule_name = ?", [job_path, schedule_name]))
+            rows = list(
+                self.db["schedule_state"].rows_where(
+                    "job_path = ? and schedule_name = ?", [job_path, schedule_name]
+                )
+            )
         return rows[0] if rows else None
 
     def set_schedule_state(self, job_path: str, schedule_name: str, **fields: Any) -> None:
@@ -979,16 +1154,33 @@ class Store:
                 pk=("job_path", "schedule_name"),
             )
 
-    def record_fire(self, job_path: str, schedule_name: str, scheduled_time: str, *, status: str, holder: str,
-                    reason: str | None = None) -> int | None:
+    def record_fire(
+        self,
+        job_path: str,
+        schedule_name: str,
+        scheduled_time: str,
+        *,
+        status: str,
+        holder: str,
+        reason: str | None = None,
+    ) -> int | None:
         """Record a fire once. Returns its id, or None if this fire was already recorded (by anyone)."""
         with self._transaction(write=True):
             try:
                 return int(
-                    self.db["fires"].insert(
-                        {"job_path": job_path, "schedule_name": schedule_name, "scheduled_time": scheduled_time,
-                         "fire_time": utc_now(), "status": status, "reason": reason, "holder": holder}
-                    ).last_pk
+                    self.db["fires"]
+                    .insert(
+                        {
+                            "job_path": job_path,
+                            "schedule_name": schedule_name,
+                            "scheduled_time": scheduled_time,
+                            "fire_time": utc_now(),
+                            "status": status,
+                            "reason": reason,
+                            "holder": holder,
+                        }
+                    )
+                    .last_pk
                 )
             except sqlite3.IntegrityError:
                 return None

@@ -84,7 +84,7 @@ def encode(name: str, value: Any) -> str:
     return text
 
 
-def set(name: str, value: Any) -> None:  # noqa: A001 - the field's name for this (Databricks taskValues.set)
+def set(name: str, value: Any) -> None:
     """Publish ``value`` under ``name`` for downstream tasks of this run.
 
     Setting a name again replaces its value. Outside a job run the value is checked and kept in memory only.
@@ -100,7 +100,9 @@ def set(name: str, value: Any) -> None:  # noqa: A001 - the field's name for thi
         # A value holding a secret of this task's environment is published (and written) as "***".
         from jupyter_orchestrate.environments import redact_value
 
-        _local_values[name] = redact_value(_local_values[name], [os.environ.get(n, "") for n in ctx["secret_names"]])
+        _local_values[name] = redact_value(
+            _local_values[name], [os.environ.get(n, "") for n in ctx["secret_names"]]
+        )
     if ctx is None:
         return
     path = ctx["values_path"]

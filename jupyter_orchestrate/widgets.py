@@ -18,11 +18,25 @@ import ipywidgets as W
 from jupyter_orchestrate.models import TaskRun, cell_label
 
 STATUS_COLORS = {
-    "pending": "#9e9e9e", "queued": "#64b5f6", "running": "#1976d2", "up_for_retry": "#ffb300",
-    "succeeded": "#2e7d32", "failed": "#c62828", "upstream_failed": "#ef6c00", "skipped": "#9e9e9e",
-    "canceled": "#6d4c41", "timed_out": "#c62828", "canceling": "#6d4c41",
+    "pending": "#9e9e9e",
+    "queued": "#64b5f6",
+    "running": "#1976d2",
+    "up_for_retry": "#ffb300",
+    "succeeded": "#2e7d32",
+    "failed": "#c62828",
+    "upstream_failed": "#ef6c00",
+    "skipped": "#9e9e9e",
+    "canceled": "#6d4c41",
+    "timed_out": "#c62828",
+    "canceling": "#6d4c41",
 }
-BAR_STYLE = {"succeeded": "success", "failed": "danger", "timed_out": "danger", "running": "info", "upstream_failed": "warning"}
+BAR_STYLE = {
+    "succeeded": "success",
+    "failed": "danger",
+    "timed_out": "danger",
+    "running": "info",
+    "upstream_failed": "warning",
+}
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -43,14 +57,25 @@ class TaskRow:
         self.attempts = W.Label()
         self.failure = W.HTML()
         self.traceback = W.HTML(layout=W.Layout(display="none"))
-        self.traceback_button = W.Button(description="Show traceback", layout=W.Layout(display="none", width="auto"))
+        self.traceback_button = W.Button(
+            description="Show traceback", layout=W.Layout(display="none", width="auto")
+        )
         self.traceback_button.on_click(self.toggle_traceback)
-        self.box = W.VBox([
-            W.HBox([W.HTML(f"<b>{html.escape(task_key)}</b>", layout=W.Layout(width="180px")), self.status,
-                    self.progress, self.duration, self.attempts]),
-            W.HBox([self.failure, self.traceback_button]),
-            self.traceback,
-        ])
+        self.box = W.VBox(
+            [
+                W.HBox(
+                    [
+                        W.HTML(f"<b>{html.escape(task_key)}</b>", layout=W.Layout(width="180px")),
+                        self.status,
+                        self.progress,
+                        self.duration,
+                        self.attempts,
+                    ]
+                ),
+                W.HBox([self.failure, self.traceback_button]),
+                self.traceback,
+            ]
+        )
 
     def toggle_traceback(self, _: Any = None) -> None:
         shown = self.traceback.layout.display != "none"
@@ -68,16 +93,26 @@ class TaskRow:
         self.progress.max = max(total, 1)
         self.progress.value = min(done, self.progress.max)
         self.progress.bar_style = BAR_STYLE.get(status, "")
-        self.duration.value = f"{task_run.duration_seconds:.1f} s" if task_run.duration_seconds is not None else ""
+        self.duration.value = (
+            f"{task_run.duration_seconds:.1f} s" if task_run.duration_seconds is not None else ""
+        )
         self.attempts.value = f"{len(task_run.attempts)} attempt(s)"
         error = last.error if last else None
         if error is not None and task_run.status.is_failure:
-            cell = f"{cell_label(error.cell_index)}: " if error.cell_index is not None or error.executed_cell_index is not None else ""
+            cell = (
+                f"{cell_label(error.cell_index)}: "
+                if error.cell_index is not None or error.executed_cell_index is not None
+                else ""
+            )
             self.failure.value = f"<span style='color:#c62828'>{html.escape(cell)}{html.escape(error.ename)}: {html.escape(error.evalue)}</span>"
             self.traceback.value = "<pre>" + html.escape(ANSI.sub("", "\n".join(error.traceback))) + "</pre>"
             self.traceback_button.layout.display = "" if error.traceback else "none"
         else:
-            self.failure.value = html.escape(task_run.status_reason or "") if task_run.status.is_failure or status == "skipped" else ""
+            self.failure.value = (
+                html.escape(task_run.status_reason or "")
+                if task_run.status.is_failure or status == "skipped"
+                else ""
+            )
             self.traceback_button.layout.display = "none"
             self.traceback.layout.display = "none"
 
@@ -96,7 +131,9 @@ class RunMonitor(W.VBox):
         self.cancel_button.on_click(self.on_cancel)
         self.rows: dict[str, TaskRow] = {}
         self.rows_box = W.VBox()
-        super().__init__([W.HBox([self.header, self.repair_button, self.cancel_button]), self.rows_box, self.message])
+        super().__init__(
+            [W.HBox([self.header, self.repair_button, self.cancel_button]), self.rows_box, self.message]
+        )
         self._stop = threading.Event()
         self.refresh()
         if live:

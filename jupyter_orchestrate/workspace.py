@@ -16,7 +16,9 @@ from pathlib import Path
 from jupyter_orchestrate.errors import PathOutsideRootError, Problem, ValidationError
 
 
-def confine(path: str | os.PathLike[str], root: str | os.PathLike[str], *, what: str, within: str = "the root") -> Path:
+def confine(
+    path: str | os.PathLike[str], root: str | os.PathLike[str], *, what: str, within: str = "the root"
+) -> Path:
     """``path`` resolved (``..`` and symlinks followed), provided it stays inside ``root``.
 
     Args:
@@ -45,7 +47,9 @@ def confine(path: str | os.PathLike[str], root: str | os.PathLike[str], *, what:
 
 # -- the state home ------------------------------------------------------------------------------------------
 HOME_ENV = "JUPYTER_ORCHESTRATE_HOME"
-HOME_NAME = "orchestrate_runs"  # one visible name for every entry point (the contents API refuses hidden paths)
+HOME_NAME = (
+    "orchestrate_runs"  # one visible name for every entry point (the contents API refuses hidden paths)
+)
 OLD_HOME_NAMES = (".orchestrate",)  # earlier CLI and Python API default; still found and used as it is
 DB_NAME = "orchestrate.db"
 
@@ -92,8 +96,12 @@ def git_root(start: Path) -> Path | None:
 
 
 def find_state_home(
-    start: str | os.PathLike[str] | None, *, explicit: str | os.PathLike[str] | None,
-    server_root: str | os.PathLike[str] | None = None, explicit_name: str = "--home", start_name: str = "the job folder",
+    start: str | os.PathLike[str] | None,
+    *,
+    explicit: str | os.PathLike[str] | None,
+    server_root: str | os.PathLike[str] | None = None,
+    explicit_name: str = "--home",
+    start_name: str = "the job folder",
 ) -> StateHome:
     """The one rule that decides the state home, for the CLI, the server, the scheduler and the Python API.
 
@@ -123,7 +131,9 @@ def find_state_home(
     if explicit:
         return StateHome(Path(explicit).expanduser().resolve(), "explicit", f"given by {explicit_name}")
     if os.environ.get(HOME_ENV):
-        return StateHome(Path(os.environ[HOME_ENV]).expanduser().resolve(), "environment", f"from ${HOME_ENV}")
+        return StateHome(
+            Path(os.environ[HOME_ENV]).expanduser().resolve(), "environment", f"from ${HOME_ENV}"
+        )
     if start is not None:
         origin, origin_name = Path(start).expanduser().resolve(), start_name
     elif server_root is not None:
@@ -144,7 +154,9 @@ def find_state_home(
         if folder == top:
             break
     if server_root is not None:
-        return StateHome(Path(server_root).expanduser().resolve() / HOME_NAME, "new", "new, in the server root")
+        return StateHome(
+            Path(server_root).expanduser().resolve() / HOME_NAME, "new", "new, in the server root"
+        )
     if top is not None:
         return StateHome(top / HOME_NAME, "new", "new, at the root of the git repository")
     return StateHome(Path.cwd().resolve() / HOME_NAME, "new", "new, in the current directory")

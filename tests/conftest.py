@@ -62,10 +62,15 @@ def home(tmp_path: Path) -> Path:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say loudly when the browser tests did not run (a skip's reason is otherwise shown only with ``-rs``);
     in CI they fail instead of skipping (tests/browser/test_sidebar.py)."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "tests/browser" in str(getattr(r, "nodeid", ""))
-               or "tests/browser" in str(getattr(r, "location", ("",))[0])]
+    skipped = [
+        r
+        for r in terminalreporter.stats.get("skipped", [])
+        if "tests/browser" in str(getattr(r, "nodeid", ""))
+        or "tests/browser" in str(getattr(r, "location", ("",))[0])
+    ]
     if skipped:
-        reason = skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else str(skipped[0].longrepr)
+        reason = (
+            skipped[0].longrepr[2] if isinstance(skipped[0].longrepr, tuple) else str(skipped[0].longrepr)
+        )
         terminalreporter.write_sep("!", "THE SIDEBAR'S BROWSER TESTS DID NOT RUN", red=True, bold=True)
         terminalreporter.write_line(f"{len(skipped)} browser test(s) skipped: {reason}", red=True)
-

@@ -5,12 +5,19 @@ No kernels, no I/O: time is a number passed in.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
 from jupyter_orchestrate.dag import CycleError, Dag
-from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, Transition, repair_selection, run_if_decision
+from jupyter_orchestrate.engine.active_run import (
+    ActiveRun,
+    TaskState,
+    Transition,
+    repair_selection,
+    run_if_decision,
+)
 from jupyter_orchestrate.models import RunIf, RunStatus, Task, TaskRunStatus
 
 S = TaskRunStatus
@@ -52,7 +59,10 @@ def test_roots_are_queued_in_topological_order_and_dependents_stay_pending() -> 
     # Declared out of order on purpose: the run must still follow the DAG.
     run = active(task("d", "b", "c"), task("c", "a"), task("b", "a"), task("a"), task("e"))
     changes = run.advance()
-    assert [(t.task_key, t.old, t.new) for t in changes] == [("a", S.pending, S.queued), ("e", S.pending, S.queued)]
+    assert [(t.task_key, t.old, t.new) for t in changes] == [
+        ("a", S.pending, S.queued),
+        ("e", S.pending, S.queued),
+    ]
     assert statuses(run) == {"a": S.queued, "b": S.pending, "c": S.pending, "d": S.pending, "e": S.queued}
     assert run.launchable(0.0) == ["a", "e"]
     assert run.dag.order.index("a") < run.dag.order.index("b") < run.dag.order.index("d")
@@ -168,7 +178,9 @@ RUN_IF_TABLE = [
     RUN_IF_TABLE,
     ids=[f"{r.value}-{'+'.join(s.value for s in u)}" for r, u, _ in RUN_IF_TABLE],
 )
-def test_run_if_decision_table(run_if: RunIf, upstream: list[TaskRunStatus], expected: TaskRunStatus | None) -> None:
+def test_run_if_decision_table(
+    run_if: RunIf, upstream: list[TaskRunStatus], expected: TaskRunStatus | None
+) -> None:
     assert run_if_decision(run_if, upstream) == expected
 
 
@@ -180,12 +192,19 @@ def test_run_if_without_dependencies_always_runs(run_if: RunIf) -> None:
 def test_run_if_table_covers_every_value_and_outcome() -> None:
     assert {r for r, _, _ in RUN_IF_TABLE} == set(RunIf)
     for run_if in RunIf:
-        assert {e for r, _, e in RUN_IF_TABLE if r == run_if} >= ({RUN, SKIPPED} if run_if != RunIf.all_done else {RUN})
+        assert {e for r, _, e in RUN_IF_TABLE if r == run_if} >= (
+            {RUN, SKIPPED} if run_if != RunIf.all_done else {RUN}
+        )
 
 
 def test_run_if_decided_inside_active_run_with_reason() -> None:
-    run = active(task("a"), task("b"), task("all", "a", "b"), task("alert", "a", "b", run_if=RunIf.at_least_one_failed),
-                 task("always", "a", "b", run_if=RunIf.all_done))
+    run = active(
+        task("a"),
+        task("b"),
+        task("all", "a", "b"),
+        task("alert", "a", "b", run_if=RunIf.at_least_one_failed),
+        task("always", "a", "b", run_if=RunIf.all_done),
+    )
     run_to(run, "a", S.succeeded)
     run.start("b")
     run.finish("b", S.failed, 0.0)
@@ -225,8 +244,13 @@ def test_upstream_failed_does_not_cross_into_independent_branch() -> None:
     run.start("a")
     run.finish("a", S.failed, 0.0)
     run.advance()
-    assert statuses(run) == {"a": S.failed, "b": S.upstream_failed, "c": S.upstream_failed, "d": S.upstream_failed,
-                             "e": S.queued}
+    assert statuses(run) == {
+        "a": S.failed,
+        "b": S.upstream_failed,
+        "c": S.upstream_failed,
+        "d": S.upstream_failed,
+        "e": S.queued,
+    }
     assert run.launchable(0.0) == ["e"]
 
 
@@ -347,8 +371,13 @@ def test_attempt_numbers_continue_from_earlier_attempts_in_a_repair() -> None:
 
 
 def test_cancel_cancels_waiting_tasks_and_leaves_running_ones_to_the_runner() -> None:
-    run = active(task("r"), task("q"), task("retry", max_retries=2, min_retry_interval_seconds=60), task("p", "r"),
-                 max_parallel=2)
+    run = active(
+        task("r"),
+        task("q"),
+        task("retry", max_retries=2, min_retry_interval_seconds=60),
+        task("p", "r"),
+        max_parallel=2,
+    )
     run.advance()
     run.start("r")
     run.start("retry")
@@ -496,8 +525,9 @@ def test_repair_lists_are_in_topological_order() -> None:
     to_run, reused = repair_selection(dag, {"z": ok, "y": fail, "x": upf, "w": upf})
     assert to_run == ["y", "x", "w"]
     assert reused == ["z"]
-    to_run, _ = repair_selection(dag, {"z": ok, "y": ok, "x": ok, "w": ok}, task_keys=["w", "z"],
-                                 rerun_dependents=True)
+    to_run, _ = repair_selection(
+        dag, {"z": ok, "y": ok, "x": ok, "w": ok}, task_keys=["w", "z"], rerun_dependents=True
+    )
     assert to_run == ["z", "y", "x", "w"]
 
 
@@ -505,7 +535,7 @@ def test_active_run_built_from_repair_runs_only_selected_tasks() -> None:
     tasks = [task("a"), task("b", "a"), task("c", "b"), task("d", "a")]
     st = {"a": ok, "b": fail, "c": upf, "d": ok}
     dag = Dag({t.task_key: t.depends_on for t in tasks})
-    to_run, reused = repair_selection(dag, st)
+    to_run, _reused = repair_selection(dag, st)
     states = {k: TaskState(S.pending if k in to_run else st[k], attempts=1) for k in st}
     run = active(*tasks, states=states)
     run.advance()
@@ -531,7 +561,7 @@ def test_dag_cycle_is_in_flow_order_whatever_the_start() -> None:
         Dag(depends_on)
     cycle = info.value.cycle
     assert cycle[0] == cycle[-1] and set(cycle) == {"a", "b", "c"} and len(cycle) == 4
-    for upstream, downstream in zip(cycle, cycle[1:]):
+    for upstream, downstream in itertools.pairwise(cycle):
         assert upstream in depends_on[downstream], f"{upstream} -> {downstream} is not an edge"
 
 

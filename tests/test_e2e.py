@@ -80,10 +80,21 @@ def wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") -> 
 def diamond(make_notebook: Any, tmp_path: Path) -> Path:
     """a -> (b -> d) and a -> (c -> e); b fails in its third cell."""
     job = tmp_path / "diamond"
-    make_notebook("diamond/a.ipynb", "from jupyter_orchestrate import task_values\ntask_values.set('rows', 7)",
-                  parameters="x = 1", orchestrate={})
-    make_notebook("diamond/b.ipynb", "y = rows * 2", "# md a note", "raise ValueError(f'bad rows: {rows}')", "print('after')",
-                  parameters="rows = 0", orchestrate={"depends_on": ["a"], "parameters": {"rows": "{{tasks.a.values.rows}}"}})
+    make_notebook(
+        "diamond/a.ipynb",
+        "from jupyter_orchestrate import task_values\ntask_values.set('rows', 7)",
+        parameters="x = 1",
+        orchestrate={},
+    )
+    make_notebook(
+        "diamond/b.ipynb",
+        "y = rows * 2",
+        "# md a note",
+        "raise ValueError(f'bad rows: {rows}')",
+        "print('after')",
+        parameters="rows = 0",
+        orchestrate={"depends_on": ["a"], "parameters": {"rows": "{{tasks.a.values.rows}}"}},
+    )
     make_notebook("diamond/c.ipynb", "import time\ntime.sleep(1.0)", orchestrate={"depends_on": ["a"]})
     make_notebook("diamond/d.ipynb", "print('d')", orchestrate={"depends_on": ["b"]})
     make_notebook("diamond/e.ipynb", "print('e')", orchestrate={"depends_on": ["c"]})
@@ -94,7 +105,13 @@ def test_failing_task_stops_dependents_while_sibling_runs_then_repair(diamond: P
     original = (diamond / "b.ipynb").read_bytes()
     run = run_job(home, diamond, max_parallel=2)
     assert run.status == RunStatus.failed
-    assert statuses(run) == {"a": "succeeded", "b": "failed", "c": "succeeded", "d": "upstream_failed", "e": "succeeded"}
+    assert statuses(run) == {
+        "a": "succeeded",
+        "b": "failed",
+        "c": "succeeded",
+        "d": "upstream_failed",
+        "e": "succeeded",
+    }
     assert attempts(run) == {"a": 1, "b": 1, "c": 1, "d": 0, "e": 1}
     b = run.task_run("b")
     error = b.attempts[0].error
@@ -112,8 +129,12 @@ def test_failing_task_stops_dependents_while_sibling_runs_then_repair(diamond: P
     assert "upstream" not in (run.task_run("e").status_reason or "")
 
     # Fix the notebook and repair: only b and its downstream d re-execute.
-    write_notebook(diamond / "b.ipynb", "y = rows * 2", parameters="rows = 0",
-                   orchestrate={"depends_on": ["a"], "parameters": {"rows": "{{tasks.a.values.rows}}"}})
+    write_notebook(
+        diamond / "b.ipynb",
+        "y = rows * 2",
+        parameters="rows = 0",
+        orchestrate={"depends_on": ["a"], "parameters": {"rows": "{{tasks.a.values.rows}}"}},
+    )
     service = OrchestrateService(home)
     plan, _, _ = service.plan_repair(run.run_id)
     assert (plan.task_keys, plan.reused_task_keys) == (["b", "d"], ["a", "c", "e"])
@@ -133,7 +154,9 @@ def test_failing_task_stops_dependents_while_sibling_runs_then_repair(diamond: P
 
 
 def test_timeout_kills_the_kernel_and_ends_timed_out(make_notebook: Any, tmp_path: Path, home: Path) -> None:
-    make_notebook("job/slow.ipynb", "x = 1", "import time\ntime.sleep(120)", orchestrate={"timeout_seconds": 2})
+    make_notebook(
+        "job/slow.ipynb", "x = 1", "import time\ntime.sleep(120)", orchestrate={"timeout_seconds": 2}
+    )
     started = time.monotonic()
     run = run_job(home, tmp_path / "job")
     assert time.monotonic() - started < 30
@@ -146,8 +169,15 @@ def test_timeout_kills_the_kernel_and_ends_timed_out(make_notebook: Any, tmp_pat
     wait_for(lambda: not kernels_of(home), 10, "the timed-out kernel to be gone")
 
 
-def test_kernel_that_kills_itself_is_reported_as_kernel_death(make_notebook: Any, tmp_path: Path, home: Path) -> None:
-    make_notebook("job/suicide.ipynb", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "print('never')", orchestrate={})
+def test_kernel_that_kills_itself_is_reported_as_kernel_death(
+    make_notebook: Any, tmp_path: Path, home: Path
+) -> None:
+    make_notebook(
+        "job/suicide.ipynb",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+        "print('never')",
+        orchestrate={},
+    )
     run = run_job(home, tmp_path / "job")
     error = run.task_run("suicide").attempts[0].error
     assert run.task_run("suicide").status == S.failed
@@ -167,8 +197,9 @@ def test_retry_succeeds_on_second_attempt(make_notebook: Any, tmp_path: Path, ho
     assert run.status == RunStatus.succeeded and flaky.status == S.succeeded
     assert [a.status for a in flaky.attempts] == [S.failed, S.succeeded]
     assert flaky.attempts[0].error.ename == "ConnectionError"
-    gap = (time.mktime(time.strptime(flaky.attempts[1].start_time[:19], "%Y-%m-%dT%H:%M:%S"))
-           - time.mktime(time.strptime(flaky.attempts[0].end_time[:19], "%Y-%m-%dT%H:%M:%S")))
+    gap = time.mktime(time.strptime(flaky.attempts[1].start_time[:19], "%Y-%m-%dT%H:%M:%S")) - time.mktime(
+        time.strptime(flaky.attempts[0].end_time[:19], "%Y-%m-%dT%H:%M:%S")
+    )
     assert gap >= 0
 
 
@@ -179,13 +210,16 @@ def test_sys_exit_zero_with_cells_left_is_not_success(make_notebook: Any, tmp_pa
     quits = run.task_run("quits")
     assert quits.status == S.failed and quits.attempts[0].error.kind == "early_exit"
     assert "1 code cell(s)" in quits.attempts[0].error.evalue
-    assert run.task_run("done").status == S.succeeded, "sys.exit(0) in the last cell leaves nothing unexecuted"
+    assert run.task_run("done").status == S.succeeded, (
+        "sys.exit(0) in the last cell leaves nothing unexecuted"
+    )
 
 
 def test_parameters_precedence_templates_and_cwd(make_notebook: Any, tmp_path: Path, home: Path) -> None:
     job = tmp_path / "job"
     job.mkdir()
-    (job / "job.yaml").write_text(textwrap.dedent("""
+    (job / "job.yaml").write_text(
+        textwrap.dedent("""
         name: params
         parameters:
           region: eu
@@ -197,21 +231,38 @@ def test_parameters_precedence_templates_and_cwd(make_notebook: Any, tmp_path: P
           consume:
             parameters:
               label: "from-yaml"
-    """))
-    make_notebook("job/produce.ipynb", "from jupyter_orchestrate import task_values\ntask_values.set('total', size * 3)",
-                  parameters="size = 1\nregion = 'us'", orchestrate={})
+    """)
+    )
+    make_notebook(
+        "job/produce.ipynb",
+        "from jupyter_orchestrate import task_values\ntask_values.set('total', size * 3)",
+        parameters="size = 1\nregion = 'us'",
+        orchestrate={},
+    )
     make_notebook(
         "job/consume.ipynb",
         "import json, os\njson.dump({'region': region, 'size': size, 'total': total, 'label': label, 'note': note, 'cwd': os.getcwd()}, open(out, 'w'))",
         parameters="region = 'x'\nsize = 0\ntotal = 0\nlabel = 'default'\nnote = ''\nout = 'o.json'",
-        orchestrate={"depends_on": ["produce"], "parameters": {"total": "{{tasks.produce.values.total}}",
-                                                              "label": "from-metadata", "note": "run {{job.run_id}} of {{job.name}}"}},
+        orchestrate={
+            "depends_on": ["produce"],
+            "parameters": {
+                "total": "{{tasks.produce.values.total}}",
+                "label": "from-metadata",
+                "note": "run {{job.run_id}} of {{job.name}}",
+            },
+        },
     )
     run = run_job(home, job, parameters={"size": "4"})
     assert run.status == RunStatus.succeeded, run
     result = json.loads((job / f"result-{run.run_id}.json").read_text())
-    assert result == {"region": "eu", "size": 4, "total": 12, "label": "from-yaml",
-                      "note": f"run {run.run_id} of params", "cwd": str(job)}
+    assert result == {
+        "region": "eu",
+        "size": 4,
+        "total": 12,
+        "label": "from-yaml",
+        "note": f"run {run.run_id} of params",
+        "cwd": str(job),
+    }
     assert run.task_run("consume").attempts[0].parameters["total"] == 12
     assert run.parameters["size"] == 4
 
@@ -221,12 +272,18 @@ def test_sigint_cancels_cleanly_and_leaves_no_kernel(make_notebook: Any, tmp_pat
     make_notebook("job/a.ipynb", "import time\ntime.sleep(60)", orchestrate={})
     make_notebook("job/b.ipynb", "import time\ntime.sleep(60)", orchestrate={})
     make_notebook("job/c.ipynb", "print('c')", orchestrate={"depends_on": ["a", "b"]})
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "run", str(job)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "run", str(job)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_for(lambda: len(kernels_of(home)) >= 2 and _running_attempts(home) == 2, 60, "two running attempts")
+        wait_for(
+            lambda: len(kernels_of(home)) >= 2 and _running_attempts(home) == 2, 60, "two running attempts"
+        )
         proc.send_signal(2)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 1, err
@@ -243,20 +300,34 @@ def _running_attempts(home: Path, task_key: str = "%") -> int:
         return 0
     with sqlite3.connect(db) as conn:
         try:
-            return conn.execute("select count(*) from attempts where status = 'running' and task_key like ?", [task_key]).fetchone()[0]
+            return conn.execute(
+                "select count(*) from attempts where status = 'running' and task_key like ?", [task_key]
+            ).fetchone()[0]
         except sqlite3.OperationalError:
             return 0
 
 
-def test_sigkill_of_orchestrator_leaves_readable_db_and_repairable_run(make_notebook: Any, tmp_path: Path, home: Path) -> None:
+def test_sigkill_of_orchestrator_leaves_readable_db_and_repairable_run(
+    make_notebook: Any, tmp_path: Path, home: Path
+) -> None:
     job = tmp_path / "job"
     make_notebook("job/quick.ipynb", "print('quick')", orchestrate={})
-    make_notebook("job/slow.ipynb", "import time\ntime.sleep(seconds)", parameters="seconds = 60", orchestrate={"depends_on": ["quick"]})
+    make_notebook(
+        "job/slow.ipynb",
+        "import time\ntime.sleep(seconds)",
+        parameters="seconds = 60",
+        orchestrate={"depends_on": ["quick"]},
+    )
     make_notebook("job/after.ipynb", "print('after')", orchestrate={"depends_on": ["slow"]})
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter_orchestrate", "run", str(job), "--home", str(home)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_orchestrate", "run", str(job), "--home", str(home)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_for(lambda: _running_attempts(home, "slow") == 1 and len(kernels_of(home)) >= 1, 60, "slow to run")
+        wait_for(
+            lambda: _running_attempts(home, "slow") == 1 and len(kernels_of(home)) >= 1, 60, "slow to run"
+        )
         time.sleep(0.5)  # let the kernel enter time.sleep
         proc.kill()
         proc.wait(10)
@@ -278,7 +349,9 @@ def test_sigkill_of_orchestrator_leaves_readable_db_and_repairable_run(make_note
 
 def test_example_green_energy_job(tmp_path: Path, home: Path) -> None:
     job = tmp_path / "green_energy"
-    shutil.copytree(EXAMPLES / "green_energy", job, ignore=shutil.ignore_patterns("output", ".ipynb_checkpoints"))
+    shutil.copytree(
+        EXAMPLES / "green_energy", job, ignore=shutil.ignore_patterns("output", ".ipynb_checkpoints")
+    )
     run = run_job(home, job)
     assert run.status == RunStatus.succeeded, [(t.task_key, t.status, t.status_reason) for t in run.task_runs]
     assert set(statuses(run).values()) == {"succeeded"}
@@ -293,22 +366,35 @@ def test_example_green_energy_job(tmp_path: Path, home: Path) -> None:
 
 def test_example_repair_demo_repaired_with_parameter(tmp_path: Path, home: Path) -> None:
     job = tmp_path / "repair_demo"
-    shutil.copytree(EXAMPLES / "repair_demo", job, ignore=shutil.ignore_patterns("output", ".ipynb_checkpoints"))
+    shutil.copytree(
+        EXAMPLES / "repair_demo", job, ignore=shutil.ignore_patterns("output", ".ipynb_checkpoints")
+    )
     cli = [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home)]
     first = subprocess.run([*cli, "run", str(job), "--json"], capture_output=True, text=True, timeout=300)
     assert first.returncode == 1, first.stderr
     doc = json.loads(first.stdout)
     tasks = {t["task_key"]: t for t in doc["task_runs"]}
     assert doc["status"] == "failed" and tasks["validate"]["status"] == "failed"
-    assert tasks["validate"]["error"]["ename"] == "ValueError" and tasks["validate"]["error"]["cell_index"] is not None
+    assert (
+        tasks["validate"]["error"]["ename"] == "ValueError"
+        and tasks["validate"]["error"]["cell_index"] is not None
+    )
     assert tasks["publish"]["status"] == "upstream_failed"
     assert Path(tasks["validate"]["executed_notebook"]).exists()
 
-    dry = subprocess.run([*cli, "repair", str(doc["run_id"]), "--dry-run", "--json", "-p", "threshold=0.5"],
-                         capture_output=True, text=True, timeout=60)
+    dry = subprocess.run(
+        [*cli, "repair", str(doc["run_id"]), "--dry-run", "--json", "-p", "threshold=0.5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(dry.stdout)["task_keys"] == ["validate", "publish"], dry.stderr
-    fixed = subprocess.run([*cli, "repair", str(doc["run_id"]), "-p", "threshold=0.5", "--json"],
-                           capture_output=True, text=True, timeout=300)
+    fixed = subprocess.run(
+        [*cli, "repair", str(doc["run_id"]), "-p", "threshold=0.5", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert fixed.returncode == 0, fixed.stderr
     doc = json.loads(fixed.stdout)
     counts = {t["task_key"]: t["attempt_count"] for t in doc["task_runs"]}

@@ -33,7 +33,9 @@ PINNED_SIX = "six==1.15.0"
 
 def _version_in(python: Path, module: str) -> tuple[str, str]:
     code = f"import {module}; print({module}.__version__); print({module}.__file__)"
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.split(
+        "\n"
+    )
     return out[0], out[1]
 
 
@@ -123,7 +125,7 @@ def test_two_threads_build_once(tmp_path):
         try:
             barrier.wait()
             results.append(cache.ensure([PINNED_SIX], log=log))
-        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(log,)) for log in logs]
@@ -168,7 +170,7 @@ def test_two_processes_build_once(tmp_path):
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=120) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs, strict=False):
         assert p.returncode == 0, err
     results = [json.loads(out) for out, _ in outputs]
     assert sum(r["build_count"] for r in results) == 1

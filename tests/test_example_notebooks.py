@@ -41,13 +41,37 @@ NOTEBOOKS = [
 @pytest.mark.timeout(300)
 def test_example_notebooks_execute(tmp_path: Path) -> None:
     copy = tmp_path / "example_notebooks"
-    shutil.copytree(EXAMPLES, copy, ignore=shutil.ignore_patterns("output", "orchestrate_runs", ".orchestrate", ".ipynb_checkpoints"))
+    shutil.copytree(
+        EXAMPLES,
+        copy,
+        ignore=shutil.ignore_patterns("output", "orchestrate_runs", ".orchestrate", ".ipynb_checkpoints"),
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-c", "/dev/null",
-         "--rootdir", str(copy), "-q", "--nbval-cell-timeout", "240", *(str(copy / nb) for nb in NOTEBOOKS)],
-        check=False, cwd=copy, capture_output=True, text=True, timeout=280,
-        env={**{k: v for k, v in os.environ.items() if k != "JUPYTER_ORCHESTRATE_HOME"},
-             "PYTHONPATH": str(EXAMPLES.parent)},  # the kernels import this checkout's package, not an installed one
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval-lax",
+            "-p",
+            "no:cacheprovider",
+            "-c",
+            "/dev/null",
+            "--rootdir",
+            str(copy),
+            "-q",
+            "--nbval-cell-timeout",
+            "240",
+            *(str(copy / nb) for nb in NOTEBOOKS),
+        ],
+        check=False,
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "JUPYTER_ORCHESTRATE_HOME"},
+            "PYTHONPATH": str(EXAMPLES.parent),
+        },  # the kernels import this checkout's package, not an installed one
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -55,4 +79,6 @@ def test_example_notebooks_execute(tmp_path: Path) -> None:
     assert "failed" not in result.stdout.splitlines()[-1], output
     # the API notebook recorded its runs in the state home of its workspace (the copy, outside any git
     # repository: its folder), where the CLI and the server find them too, not in the repository
-    assert (copy / "orchestrate_runs" / "orchestrate.db").is_file(), sorted(str(p) for p in tmp_path.rglob("orchestrate.db"))
+    assert (copy / "orchestrate_runs" / "orchestrate.db").is_file(), sorted(
+        str(p) for p in tmp_path.rglob("orchestrate.db")
+    )

@@ -22,8 +22,12 @@ pytestmark = pytest.mark.kernel
 
 
 def cli(home: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -32,16 +36,27 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(30)
 
 
-def test_a_sigkilled_cli_run_is_ended_by_a_live_orchestrator_and_can_be_repaired(make_notebook: Any, tmp_path: Path, home: Path) -> None:
+def test_a_sigkilled_cli_run_is_ended_by_a_live_orchestrator_and_can_be_repaired(
+    make_notebook: Any, tmp_path: Path, home: Path
+) -> None:
     job = tmp_path / "job"
     make_notebook("job/quick.ipynb", "print('quick')", orchestrate={})
-    make_notebook("job/slow.ipynb", "import time\ntime.sleep(seconds)", parameters="seconds = 600", orchestrate={"depends_on": ["quick"]})
+    make_notebook(
+        "job/slow.ipynb",
+        "import time\ntime.sleep(seconds)",
+        parameters="seconds = 600",
+        orchestrate={"depends_on": ["quick"]},
+    )
     make_notebook("job/after.ipynb", "print('after')", orchestrate={"depends_on": ["slow"]})
-    server = OrchestrateService(home, heartbeat_timeout_seconds=10.0)  # stands for the Jupyter server on this home
+    server = OrchestrateService(
+        home, heartbeat_timeout_seconds=10.0
+    )  # stands for the Jupyter server on this home
     server.start_monitor(poll_seconds=0.5)
     proc = cli(home, "run", str(job))
     try:
-        wait_for(lambda: _running_attempts(home, "slow") == 1 and len(kernels_of(home)) >= 1, 120, "slow to run")
+        wait_for(
+            lambda: _running_attempts(home, "slow") == 1 and len(kernels_of(home)) >= 1, 120, "slow to run"
+        )
         proc.kill()
         proc.wait(30)
         wait_for(lambda: server.store.run_status(1).is_terminal, 10.0 + 30, "the monitor to end the run")
@@ -50,7 +65,10 @@ def test_a_sigkilled_cli_run_is_ended_by_a_live_orchestrator_and_can_be_repaired
         server.shutdown(timeout=1)
     run = server.get_run(1)
     assert run.status == RunStatus.failed
-    assert f"the orchestrator (pid {proc.pid} on " in run.status_reason and "died while the run was running" in run.status_reason
+    assert (
+        f"the orchestrator (pid {proc.pid} on " in run.status_reason
+        and "died while the run was running" in run.status_reason
+    )
     assert statuses(run) == {"quick": "succeeded", "slow": "failed", "after": "canceled"}
     assert run.task_run("slow").attempts[0].error.kind == "orchestrator_died"
     wait_for(lambda: not kernels_of(home), 30, "its kernel reaped")
@@ -66,12 +84,26 @@ def _fires(home: Path) -> list[dict[str, Any]]:
     return Store(home).fires(limit=1000)
 
 
-def test_a_killed_scheduler_leader_frees_its_slot_and_a_sigterm_cancels_cleanly(tmp_path: Path, make_notebook: Any) -> None:
+def test_a_killed_scheduler_leader_frees_its_slot_and_a_sigterm_cancels_cleanly(
+    tmp_path: Path, make_notebook: Any
+) -> None:
     root, home = tmp_path / "root", tmp_path / "state"
     make_notebook("root/hold/t.ipynb", "import time\ntime.sleep(600)", orchestrate={})
-    (root / "hold" / "job.yaml").write_text('max_concurrent_runs: 1\nqueue: true\nschedules:\n  - cron: "*/3 * * * * *"\n')
-    args = ["scheduler", str(root), "--lease-seconds", "2", "--poll-seconds", "0.2", "--heartbeat-timeout", "10",
-            "--monitor-seconds", "0.5"]
+    (root / "hold" / "job.yaml").write_text(
+        'max_concurrent_runs: 1\nqueue: true\nschedules:\n  - cron: "*/3 * * * * *"\n'
+    )
+    args = [
+        "scheduler",
+        str(root),
+        "--lease-seconds",
+        "2",
+        "--poll-seconds",
+        "0.2",
+        "--heartbeat-timeout",
+        "10",
+        "--monitor-seconds",
+        "0.5",
+    ]
     procs = [cli(home, *args) for _ in range(2)]
     try:
         wait_for(lambda: _running_attempts(home) == 1, 120, "the first scheduled run to execute")
@@ -84,16 +116,25 @@ def test_a_killed_scheduler_leader_frees_its_slot_and_a_sigterm_cancels_cleanly(
         victim.wait(30)
         wait_for(lambda: store.run_status(first).is_terminal, 60, "the orphaned run to be ended")
         ended = store.get_run(first)
-        assert ended.status == RunStatus.failed and f"(pid {victim.pid} on " in ended.status_reason, ended.status_reason
+        assert ended.status == RunStatus.failed and f"(pid {victim.pid} on " in ended.status_reason, (
+            ended.status_reason
+        )
 
         def later_run() -> int | None:
-            started = [f for f in _fires(home) if f["status"] == "started" and f":{victim.pid}:" not in f["holder"]]
+            started = [
+                f for f in _fires(home) if f["status"] == "started" and f":{victim.pid}:" not in f["holder"]
+            ]
             return started[-1]["run_id"] if started else None
 
         wait_for(lambda: later_run() is not None, 60, "a later fire to start: the slot was freed")
         second = later_run()
-        wait_for(lambda: store.get_run(second).task_run("t").status.value == "running"
-                 and len(kernels_of(home)) >= 1, 120, "the later run to execute")
+        wait_for(
+            lambda: (
+                store.get_run(second).task_run("t").status.value == "running" and len(kernels_of(home)) >= 1
+            ),
+            120,
+            "the later run to execute",
+        )
         survivor.send_signal(signal.SIGTERM)
         assert survivor.wait(60) == 0, survivor.stderr.read().decode() if survivor.stderr else ""
     finally:

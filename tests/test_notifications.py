@@ -65,21 +65,42 @@ class FakeService:
 
 
 def error(ename: str, evalue: str, cell_index: int | None, source: str = "x = 1") -> AttemptError:
-    return AttemptError(kind="cell_error", ename=ename, evalue=evalue, cell_index=cell_index, cell_source=source)
+    return AttemptError(
+        kind="cell_error", ename=ename, evalue=evalue, cell_index=cell_index, cell_source=source
+    )
 
 
 def task_run(key: str, status: TaskRunStatus, *errors: AttemptError | None) -> TaskRun:
     attempts = [
-        Attempt(run_id=RUN_ID, task_key=key, attempt_number=n, status=status if n == len(errors) else S.failed, error=e)
+        Attempt(
+            run_id=RUN_ID,
+            task_key=key,
+            attempt_number=n,
+            status=status if n == len(errors) else S.failed,
+            error=e,
+        )
         for n, e in enumerate(errors, start=1)
     ]
-    return TaskRun(run_id=RUN_ID, task_key=key, notebook=f"{key}.ipynb", status=status, attempts=attempts, duration_seconds=1.5)
+    return TaskRun(
+        run_id=RUN_ID,
+        task_key=key,
+        notebook=f"{key}.ipynb",
+        status=status,
+        attempts=attempts,
+        duration_seconds=1.5,
+    )
 
 
 def make_run(status: RunStatus, *task_runs: TaskRun, reason: str | None = None) -> Run:
     return Run(
-        run_id=RUN_ID, job_name="etl", job_path="/jobs/etl", status=status, status_reason=reason,
-        start_time="2026-01-01T00:00:00+00:00", max_parallel_tasks=2, task_runs=list(task_runs),
+        run_id=RUN_ID,
+        job_name="etl",
+        job_path="/jobs/etl",
+        status=status,
+        status_reason=reason,
+        start_time="2026-01-01T00:00:00+00:00",
+        max_parallel_tasks=2,
+        task_runs=list(task_runs),
         duration_seconds=12.0 if status.is_terminal else None,
     )
 
@@ -87,8 +108,12 @@ def make_run(status: RunStatus, *task_runs: TaskRun, reason: str | None = None) 
 def make_job(notifications: Notifications | None = None, **task_notifications: Notifications) -> Job:
     keys = ["extract", "load", "report"]
     return Job(
-        name="etl", path="/jobs/etl", notifications=notifications,
-        tasks=[Task(task_key=k, notebook=f"{k}.ipynb", notifications=task_notifications.get(k)) for k in keys],
+        name="etl",
+        path="/jobs/etl",
+        notifications=notifications,
+        tasks=[
+            Task(task_key=k, notebook=f"{k}.ipynb", notifications=task_notifications.get(k)) for k in keys
+        ],
     )
 
 
@@ -97,7 +122,12 @@ def failed_run() -> Run:
     return make_run(
         RunStatus.failed,
         task_run("extract", S.succeeded, None),
-        task_run("load", S.failed, error("KeyError", "first attempt", 0), error("ValueError", "bad row <42>", 2, "check(rows)")),
+        task_run(
+            "load",
+            S.failed,
+            error("KeyError", "first attempt", 0),
+            error("ValueError", "bad row <42>", 2, "check(rows)"),
+        ),
         task_run("report", S.failed, error("RuntimeError", "later failure", 5)),
         reason="leaf task(s) not successful: report",
     )
@@ -135,7 +165,9 @@ class Endpoint:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.block_on_close = False
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def url(self, path: str) -> str:
@@ -190,16 +222,24 @@ def hook(endpoint: Endpoint, path: str, **kwargs: Any) -> list[Destination]:
 
 # -- run-level events ------------------------------------------------------------------------------------------
 def test_failed_run_sends_the_failure_with_task_cell_error_and_url(endpoint, make_notifier):
-    job = make_job(Notifications(on_failure=hook(endpoint, "/ok-failure"), on_success=hook(endpoint, "/ok-success")))
+    job = make_job(
+        Notifications(on_failure=hook(endpoint, "/ok-failure"), on_success=hook(endpoint, "/ok-success"))
+    )
     notifier = make_notifier(FakeService(job, failed_run()))
-    notifier("run_status", {"run_id": RUN_ID, "status": "failed", "reason": "leaf task(s) not successful: report"})
+    notifier(
+        "run_status", {"run_id": RUN_ID, "status": "failed", "reason": "leaf task(s) not successful: report"}
+    )
     assert notifier.flush(5)
     assert [p for p, _ in endpoint.posts] == ["/ok-failure"]
     body = endpoint.bodies()[0]
     assert body["event"] == "run_failed"
     assert body["run_id"] == RUN_ID and body["job"] == "etl" and body["status"] == "failed"
     assert body["failure"] == {
-        "task_key": "load", "cell_index": 2, "cell_source": "check(rows)", "ename": "ValueError", "evalue": "bad row <42>",
+        "task_key": "load",
+        "cell_index": 2,
+        "cell_source": "check(rows)",
+        "ename": "ValueError",
+        "evalue": "bad row <42>",
     }
     text = body["text"]
     assert "task load failed in cell 3: ValueError: bad row &lt;42&gt;" in text  # Slack-escaped
@@ -210,8 +250,13 @@ def test_failed_run_sends_the_failure_with_task_cell_error_and_url(endpoint, mak
 
 
 def test_successful_run_sends_on_success_only(endpoint, make_notifier):
-    job = make_job(Notifications(on_failure=hook(endpoint, "/ok-failure"), on_success=hook(endpoint, "/ok-success"),
-                                 on_start=hook(endpoint, "/ok-start")))
+    job = make_job(
+        Notifications(
+            on_failure=hook(endpoint, "/ok-failure"),
+            on_success=hook(endpoint, "/ok-success"),
+            on_start=hook(endpoint, "/ok-start"),
+        )
+    )
     run = make_run(RunStatus.succeeded, task_run("extract", S.succeeded, None))
     notifier = make_notifier(FakeService(job, run))
     notifier("run_status", {"run_id": RUN_ID, "status": "succeeded", "reason": None})
@@ -224,7 +269,9 @@ def test_successful_run_sends_on_success_only(endpoint, make_notifier):
 
 
 def test_running_sends_on_start_and_canceling_nothing(endpoint, make_notifier):
-    job = make_job(Notifications(on_start=hook(endpoint, "/ok-start"), on_failure=hook(endpoint, "/ok-failure")))
+    job = make_job(
+        Notifications(on_start=hook(endpoint, "/ok-start"), on_failure=hook(endpoint, "/ok-failure"))
+    )
     notifier = make_notifier(FakeService(job, make_run(RunStatus.running)))
     notifier("run_status", {"run_id": RUN_ID, "status": "running", "reason": None})
     notifier("progress", {"run_id": RUN_ID, "task_key": "load", "cell": 1, "total": 3})
@@ -266,9 +313,30 @@ def test_task_level_on_failure_fires_for_that_task_only(endpoint, make_notifier)
     load = Notifications(on_failure=hook(endpoint, "/ok-load-failure"))
     job = make_job(None, load=load)
     notifier = make_notifier(FakeService(job, failed_run()))
-    notifier("task_status", {"run_id": RUN_ID, "task_key": "load", "status": "up_for_retry", "reason": "retry 1 of 1", "attempt_number": 1})
-    notifier("task_status", {"run_id": RUN_ID, "task_key": "report", "status": "failed", "reason": "x", "attempt_number": 1})
-    notifier("task_status", {"run_id": RUN_ID, "task_key": "load", "status": "failed", "reason": "ValueError: bad row", "attempt_number": 2})
+    notifier(
+        "task_status",
+        {
+            "run_id": RUN_ID,
+            "task_key": "load",
+            "status": "up_for_retry",
+            "reason": "retry 1 of 1",
+            "attempt_number": 1,
+        },
+    )
+    notifier(
+        "task_status",
+        {"run_id": RUN_ID, "task_key": "report", "status": "failed", "reason": "x", "attempt_number": 1},
+    )
+    notifier(
+        "task_status",
+        {
+            "run_id": RUN_ID,
+            "task_key": "load",
+            "status": "failed",
+            "reason": "ValueError: bad row",
+            "attempt_number": 2,
+        },
+    )
     assert notifier.flush(5)
     assert [p for p, _ in endpoint.posts] == ["/ok-load-failure"]
     body = endpoint.bodies()[0]
@@ -280,9 +348,21 @@ def test_task_level_on_failure_fires_for_that_task_only(endpoint, make_notifier)
 
 def test_task_timed_out_alerts_on_failure(endpoint, make_notifier):
     job = make_job(None, report=Notifications(on_failure=hook(endpoint, "/ok")))
-    run = make_run(RunStatus.running, task_run("report", S.timed_out, AttemptError(kind="timeout", ename="TimeoutError", evalue="the attempt exceeded timeout_seconds=5")))
+    run = make_run(
+        RunStatus.running,
+        task_run(
+            "report",
+            S.timed_out,
+            AttemptError(
+                kind="timeout", ename="TimeoutError", evalue="the attempt exceeded timeout_seconds=5"
+            ),
+        ),
+    )
     notifier = make_notifier(FakeService(job, run))
-    notifier("task_status", {"run_id": RUN_ID, "task_key": "report", "status": "timed_out", "reason": "", "attempt_number": 1})
+    notifier(
+        "task_status",
+        {"run_id": RUN_ID, "task_key": "report", "status": "timed_out", "reason": "", "attempt_number": 1},
+    )
     assert notifier.flush(5)
     (body,) = endpoint.bodies()
     assert body["event"] == "task_failed" and body["status"] == "timed_out"
@@ -294,15 +374,25 @@ def test_task_start_and_success_and_retries_are_not_announced_again(endpoint, ma
     run = make_run(RunStatus.running, task_run("extract", S.succeeded, error("OSError", "flaky", 1), None))
     notifier = make_notifier(FakeService(make_job(None, extract=extract), run))
     for status in ("queued", "running", "up_for_retry", "running", "succeeded"):
-        notifier("task_status", {"run_id": RUN_ID, "task_key": "extract", "status": status, "reason": None, "attempt_number": 1})
+        notifier(
+            "task_status",
+            {"run_id": RUN_ID, "task_key": "extract", "status": status, "reason": None, "attempt_number": 1},
+        )
     assert notifier.flush(5)
-    assert sorted((p, b["event"]) for p, b in endpoint.posts) == [("/ok-start", "task_started"), ("/ok-success", "task_succeeded")]
-    assert endpoint.bodies("/ok-success")[0]["text"].startswith("Task extract of run 7 of job etl succeeded in 1.5 s.")
+    assert sorted((p, b["event"]) for p, b in endpoint.posts) == [
+        ("/ok-start", "task_started"),
+        ("/ok-success", "task_succeeded"),
+    ]
+    assert endpoint.bodies("/ok-success")[0]["text"].startswith(
+        "Task extract of run 7 of job etl succeeded in 1.5 s."
+    )
 
 
 # -- duration warnings -----------------------------------------------------------------------------------------
 def test_duration_warning_fires_while_the_run_is_still_running(endpoint, make_notifier):
-    job = make_job(Notifications(on_duration_warning=hook(endpoint, "/ok-slow"), duration_warning_seconds=0.2))
+    job = make_job(
+        Notifications(on_duration_warning=hook(endpoint, "/ok-slow"), duration_warning_seconds=0.2)
+    )
     notifier = make_notifier(FakeService(job, make_run(RunStatus.running)))
     started = time.monotonic()
     notifier("run_status", {"run_id": RUN_ID, "status": "running"})
@@ -316,7 +406,9 @@ def test_duration_warning_fires_while_the_run_is_still_running(endpoint, make_no
 
 
 def test_duration_warning_does_not_fire_when_the_run_finished_first(endpoint, make_notifier):
-    job = make_job(Notifications(on_duration_warning=hook(endpoint, "/ok-slow"), duration_warning_seconds=0.2))
+    job = make_job(
+        Notifications(on_duration_warning=hook(endpoint, "/ok-slow"), duration_warning_seconds=0.2)
+    )
     service = FakeService(job, make_run(RunStatus.running))
     notifier = make_notifier(service)
     notifier("run_status", {"run_id": RUN_ID, "status": "running"})
@@ -330,11 +422,17 @@ def test_duration_warning_does_not_fire_when_the_run_finished_first(endpoint, ma
 
 def test_task_duration_warning(endpoint, make_notifier):
     load = Notifications(on_duration_warning=hook(endpoint, "/ok-slow"), duration_warning_seconds=0.2)
-    run = make_run(RunStatus.running, task_run("load", S.running, None), task_run("report", S.succeeded, None))
+    run = make_run(
+        RunStatus.running, task_run("load", S.running, None), task_run("report", S.succeeded, None)
+    )
     notifier = make_notifier(FakeService(make_job(None, load=load, report=load), run))
     notifier("task_status", {"run_id": RUN_ID, "task_key": "load", "status": "running", "attempt_number": 1})
-    notifier("task_status", {"run_id": RUN_ID, "task_key": "report", "status": "running", "attempt_number": 1})
-    notifier("task_status", {"run_id": RUN_ID, "task_key": "report", "status": "succeeded", "attempt_number": 1})
+    notifier(
+        "task_status", {"run_id": RUN_ID, "task_key": "report", "status": "running", "attempt_number": 1}
+    )
+    notifier(
+        "task_status", {"run_id": RUN_ID, "task_key": "report", "status": "succeeded", "attempt_number": 1}
+    )
     bodies = endpoint.wait_for(1, timeout=3)
     time.sleep(0.3)
     assert [(b["event"], b["task_key"]) for b in endpoint.bodies()] == [("task_duration_warning", "load")]
@@ -343,7 +441,10 @@ def test_task_duration_warning(endpoint, make_notifier):
 
 # -- delivery --------------------------------------------------------------------------------------------------
 def test_a_hanging_webhook_does_not_delay_the_listener_or_other_destinations(endpoint, make_notifier):
-    destinations = [Destination(webhook=endpoint.url("/hang"), timeout_seconds=0.3, retries=0), *hook(endpoint, "/ok")]
+    destinations = [
+        Destination(webhook=endpoint.url("/hang"), timeout_seconds=0.3, retries=0),
+        *hook(endpoint, "/ok"),
+    ]
     job = make_job(Notifications(on_start=destinations))
     notifier = make_notifier(FakeService(job, make_run(RunStatus.running)))
     started = time.monotonic()
@@ -357,7 +458,9 @@ def test_a_hanging_webhook_does_not_delay_the_listener_or_other_destinations(end
 
 def test_a_failing_webhook_is_retried_then_logged_without_its_secret_path(endpoint, make_notifier, caplog):
     secret = "/fail/T000/B000/s3cr3t-token"
-    job = make_job(Notifications(on_failure=[Destination(webhook=endpoint.url(secret), retries=2, timeout_seconds=2)]))
+    job = make_job(
+        Notifications(on_failure=[Destination(webhook=endpoint.url(secret), retries=2, timeout_seconds=2)])
+    )
     notifier = make_notifier(FakeService(job, failed_run()))
     with caplog.at_level(logging.INFO, logger="jupyter_orchestrate.notifications"):
         notifier("run_status", {"run_id": RUN_ID, "status": "failed"})
@@ -379,7 +482,10 @@ def test_retry_backoff_doubles(monkeypatch, make_notifier):
         raise OSError("connection refused")
 
     monkeypatch.setattr(notifier, "post_webhook", fail)
-    notifier.deliver(Destination(webhook="http://127.0.0.1:9/x", retries=3, timeout_seconds=4), {"run_id": 1, "event": "run_failed", "text": "t"})
+    notifier.deliver(
+        Destination(webhook="http://127.0.0.1:9/x", retries=3, timeout_seconds=4),
+        {"run_id": 1, "event": "run_failed", "text": "t"},
+    )
     assert calls == [4, 4, 4, 4]
     assert sleeps == [0.5, 1.0, 2.0]
 
@@ -432,7 +538,9 @@ class FakeSmtpServer:
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -516,10 +624,18 @@ def test_smtp_settings_come_from_the_environment(monkeypatch, recording_smtp, ma
     monkeypatch.delenv(ENV_PREFIX + "FROM", raising=False)
     monkeypatch.delenv(ENV_PREFIX + "STARTTLS", raising=False)
     config = SmtpConfig.from_env()
-    assert (config.host, config.port, config.user, config.starttls, config.sender) == ("smtp.example.com", 587, "bot@example.com", True, "bot@example.com")
+    assert (config.host, config.port, config.user, config.starttls, config.sender) == (
+        "smtp.example.com",
+        587,
+        "bot@example.com",
+        True,
+        "bot@example.com",
+    )
     assert "hunter2" not in repr(config)
 
-    job = make_job(Notifications(on_start=[Destination(email=["ops@example.com"], retries=1, timeout_seconds=3)]))
+    job = make_job(
+        Notifications(on_start=[Destination(email=["ops@example.com"], retries=1, timeout_seconds=3)])
+    )
     notifier = make_notifier(FakeService(job, make_run(RunStatus.running)), smtp=None)
     recording_smtp.fail_login = True
     with caplog.at_level(logging.DEBUG, logger="jupyter_orchestrate.notifications"):
@@ -540,7 +656,11 @@ def test_port_465_uses_implicit_tls(recording_smtp, make_notifier):
     assert notifier.flush(5)
     (client,) = recording_smtp.instances
     assert type(client).__name__ == "RecordingSMTP_SSL"
-    assert client.calls == [("login", "bot", "pw"), ("send", "jupyter-orchestrate@localhost", ["ops@example.com"], "Run 7 of job etl succeeded in 12 s"), "quit"]
+    assert client.calls == [
+        ("login", "bot", "pw"),
+        ("send", "jupyter-orchestrate@localhost", ["ops@example.com"], "Run 7 of job etl succeeded in 12 s"),
+        "quit",
+    ]
 
 
 def test_from_env_rejects_bad_values():
@@ -554,10 +674,18 @@ def test_from_env_rejects_bad_values():
 
 # -- messages --------------------------------------------------------------------------------------------------
 def test_message_without_a_cell_or_base_url():
-    run = make_run(RunStatus.failed, task_run("load", S.failed, AttemptError(kind="kernel_died", ename="DeadKernelError", evalue="Kernel died")))
+    run = make_run(
+        RunStatus.failed,
+        task_run(
+            "load", S.failed, AttemptError(kind="kernel_died", ename="DeadKernelError", evalue="Kernel died")
+        ),
+    )
     message = build_message("run_failed", run)
     assert "url" not in message and "http" not in message["text"]
     assert message["text"] == "Run 7 of job etl failed: task load failed: DeadKernelError: Kernel died."
-    assert build_message("run_started", run, base_url="http://h/base")["url"] == "http://h/base/lab?orchestrate-run=7"
+    assert (
+        build_message("run_started", run, base_url="http://h/base")["url"]
+        == "http://h/base/lab?orchestrate-run=7"
+    )
     with pytest.raises(ValueError):
         build_message("run_exploded", run)

@@ -30,9 +30,16 @@ def write_job_yaml(job: Path, **content: Any) -> None:
     (job / "job.yaml").write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
 
 
-def cli(home: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+def cli(
+    home: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def run_cli(home: Path, job: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -50,16 +57,27 @@ def show_run(home: Path, run_id: int) -> dict[str, Any]:
     return json.loads(shown.stdout)
 
 
-def test_failed_run_posts_one_failure_naming_task_cell_and_error(hooks: Hooks, tmp_path: Path, home: Path) -> None:
+def test_failed_run_posts_one_failure_naming_task_cell_and_error(
+    hooks: Hooks, tmp_path: Path, home: Path
+) -> None:
     job = tmp_path / "etl"
-    write_job_yaml(job, notifications={
-        "on_start": [{"webhook": hooks.url("/start")}],
-        "on_success": [{"webhook": hooks.url("/ok")}],
-        "on_failure": [{"webhook": hooks.url("/hook")}],
-    })
+    write_job_yaml(
+        job,
+        notifications={
+            "on_start": [{"webhook": hooks.url("/start")}],
+            "on_success": [{"webhook": hooks.url("/ok")}],
+            "on_failure": [{"webhook": hooks.url("/hook")}],
+        },
+    )
     # input cells: 0 markdown, 1 code, 2 code that raises -> "cell 3" (1-based), the 2nd code cell
-    write_notebook(job / "load.ipynb", "# md # Load the rows", "rows = list(range(10))",
-                   "raise ValueError('bad row 7')", "print('never reached')", orchestrate={})
+    write_notebook(
+        job / "load.ipynb",
+        "# md # Load the rows",
+        "rows = list(range(10))",
+        "raise ValueError('bad row 7')",
+        "print('never reached')",
+        orchestrate={},
+    )
 
     proc, run = run_cli(home, job)
 
@@ -82,17 +100,22 @@ def test_failed_run_posts_one_failure_naming_task_cell_and_error(hooks: Hooks, t
     error = next(t for t in run["task_runs"] if t["task_key"] == "load")["error"]
     assert error["cell_index"] == failure["cell_index"]
     started = hooks.bodies("/start")
-    assert [b["event"] for b in started] == ["run_started"] and started[0]["text"] == "Run 1 of job etl started."
+    assert [b["event"] for b in started] == ["run_started"] and started[0][
+        "text"
+    ] == "Run 1 of job etl started."
     assert hooks.bodies("/ok") == []
     assert "url" not in message  # the CLI knows no Jupyter server URL
 
 
 def test_successful_run_posts_on_success_only(hooks: Hooks, tmp_path: Path, home: Path) -> None:
     job = tmp_path / "report"
-    write_job_yaml(job, notifications={
-        "on_success": [{"webhook": hooks.url("/ok")}],
-        "on_failure": [{"webhook": hooks.url("/hook")}],
-    })
+    write_job_yaml(
+        job,
+        notifications={
+            "on_success": [{"webhook": hooks.url("/ok")}],
+            "on_failure": [{"webhook": hooks.url("/hook")}],
+        },
+    )
     write_notebook(job / "a.ipynb", "x = 1", orchestrate={})
     write_notebook(job / "b.ipynb", "y = 2", orchestrate={"depends_on": ["a"]})
 
@@ -114,11 +137,16 @@ def test_a_hanging_webhook_does_not_delay_the_run(hooks: Hooks, tmp_path: Path, 
     run's thread would add at least 10 s (10 tries of 1 s) to the run; the run itself takes about a second."""
     job = tmp_path / "slowhook"
     hanging = [{"webhook": hooks.url(f"/hang/{n}"), "timeout_seconds": 1, "retries": 0} for n in range(5)]
-    write_job_yaml(job, notifications={
-        "on_start": hanging,
-        "on_success": [{"webhook": hooks.url("/hang/success"), "timeout_seconds": 1, "retries": 0},
-                       {"webhook": hooks.url("/ok")}],
-    })
+    write_job_yaml(
+        job,
+        notifications={
+            "on_start": hanging,
+            "on_success": [
+                {"webhook": hooks.url("/hang/success"), "timeout_seconds": 1, "retries": 0},
+                {"webhook": hooks.url("/ok")},
+            ],
+        },
+    )
     write_notebook(job / "quick.ipynb", "x = 1", orchestrate={"notifications": {"on_start": hanging}})
 
     started = time.monotonic()
@@ -136,18 +164,31 @@ def test_a_hanging_webhook_does_not_delay_the_run(hooks: Hooks, tmp_path: Path, 
     assert process_seconds < HANG_SECONDS + 10, f"the CLI took {process_seconds:.1f} s to exit"
 
 
-def test_task_level_on_failure_fires_for_that_task_after_its_last_retry(hooks: Hooks, tmp_path: Path, home: Path) -> None:
+def test_task_level_on_failure_fires_for_that_task_after_its_last_retry(
+    hooks: Hooks, tmp_path: Path, home: Path
+) -> None:
     job = tmp_path / "tasks"
     write_job_yaml(job, description="no job-level notifications")
-    write_notebook(job / "extract.ipynb", "rows = 7", orchestrate={"notifications": {
-        "on_success": [{"webhook": hooks.url("/extract/ok")}],
-        "on_failure": [{"webhook": hooks.url("/extract/failed")}],
-    }})
-    write_notebook(job / "load.ipynb", "n = 7", "raise ValueError(f'bad row {n}')", orchestrate={
-        "depends_on": ["extract"],
-        "max_retries": 1,
-        "notifications": {"on_failure": [{"webhook": hooks.url("/load/failed")}]},
-    })
+    write_notebook(
+        job / "extract.ipynb",
+        "rows = 7",
+        orchestrate={
+            "notifications": {
+                "on_success": [{"webhook": hooks.url("/extract/ok")}],
+                "on_failure": [{"webhook": hooks.url("/extract/failed")}],
+            }
+        },
+    )
+    write_notebook(
+        job / "load.ipynb",
+        "n = 7",
+        "raise ValueError(f'bad row {n}')",
+        orchestrate={
+            "depends_on": ["extract"],
+            "max_retries": 1,
+            "notifications": {"on_failure": [{"webhook": hooks.url("/load/failed")}]},
+        },
+    )
 
     proc, run = run_cli(home, job)
 
@@ -157,8 +198,12 @@ def test_task_level_on_failure_fires_for_that_task_after_its_last_retry(hooks: H
     failed = hooks.bodies("/load/failed")
     assert len(failed) == 1, hooks.posts  # not for the first attempt, which was retried
     message = failed[0]
-    assert message["event"] == "task_failed" and message["task_key"] == "load" and message["status"] == "failed"
-    assert message["text"].startswith("Task load of run 1 of job tasks failed in cell 2: ValueError: bad row 7"), message["text"]
+    assert (
+        message["event"] == "task_failed" and message["task_key"] == "load" and message["status"] == "failed"
+    )
+    assert message["text"].startswith(
+        "Task load of run 1 of job tasks failed in cell 2: ValueError: bad row 7"
+    ), message["text"]
     assert message["failure"]["cell_index"] == 1 and message["failure"]["ename"] == "ValueError"
     assert message["failure"]["evalue"] == "bad row 7"
     assert [b["event"] for b in hooks.bodies("/extract/ok")] == ["task_succeeded"]
@@ -175,5 +220,7 @@ def test_a_bad_smtp_setting_is_a_clean_usage_error_before_any_run(tmp_path: Path
     proc = cli(home, "run", str(job), env=env)
 
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 2 and "JUPYTER_ORCHESTRATE_SMTP_PORT must be an integer" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "JUPYTER_ORCHESTRATE_SMTP_PORT must be an integer" in proc.stderr, (
+        proc.stderr
+    )
     assert Store(home).list_runs() == [], "no run is recorded for a command that cannot notify"

@@ -69,9 +69,12 @@ def test_output_over_the_cap_is_truncated_with_a_note_and_bounded_memory(
 ) -> None:
     monkeypatch.setenv(MAX_OUTPUT_BYTES_ENV, str(CAP))
     job = tmp_path / "loud"
-    write_notebook(job / "loud.ipynb", "print('first line')", PRINT_20_MB, "print('after', 'the loop')", orchestrate={})
-    write_notebook(job / "loud_then_fails.ipynb", PRINT_20_MB, "raise ValueError('failed after the cap')",
-                   orchestrate={})
+    write_notebook(
+        job / "loud.ipynb", "print('first line')", PRINT_20_MB, "print('after', 'the loop')", orchestrate={}
+    )
+    write_notebook(
+        job / "loud_then_fails.ipynb", PRINT_20_MB, "raise ValueError('failed after the cap')", orchestrate={}
+    )
     service = OrchestrateService(home)
     memory = PeakRss()
     runner = memory.runner = service.new_run(job, max_parallel=2, on_event=memory.on_event)
@@ -89,7 +92,9 @@ def test_output_over_the_cap_is_truncated_with_a_note_and_bounded_memory(
     notebook = Path(attempt.notebook_path)
     assert notebook.stat().st_size < 2_000_000, notebook.stat().st_size
     text = notebook.read_text(encoding="utf-8")
-    assert f"[output truncated: this attempt's outputs exceeded {CAP:,} bytes ({MAX_OUTPUT_BYTES_ENV})" in text
+    assert (
+        f"[output truncated: this attempt's outputs exceeded {CAP:,} bytes ({MAX_OUTPUT_BYTES_ENV})" in text
+    )
     assert "first line" in text and "line 0000000 x" in text  # output up to the cap is kept
     assert "line 0199999" not in text and "after the loop" not in text
     assert attempt.cells_completed == attempt.cells_total == 3
@@ -109,8 +114,9 @@ def test_output_over_the_cap_is_truncated_with_a_note_and_bounded_memory(
     assert max(memory.growth().values()) < 40_000_000, memory.growth()  # main grew by 120 MB here
 
 
-def test_a_bad_cap_is_refused_before_anything_is_recorded(tmp_path: Path, home: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_cap_is_refused_before_anything_is_recorded(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(MAX_OUTPUT_BYTES_ENV, "50MB")
     write_notebook(tmp_path / "job" / "a.ipynb", "1", orchestrate={})
     service = OrchestrateService(home)
@@ -121,12 +127,17 @@ def test_a_bad_cap_is_refused_before_anything_is_recorded(tmp_path: Path, home: 
 
 
 @pytest.mark.kernel
-def test_display_updates_count_against_the_cap(tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_display_updates_count_against_the_cap(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``update_display_data`` replaces a display's content in place: 5 MB through one was kept whole."""
     monkeypatch.setenv(MAX_OUTPUT_BYTES_ENV, str(CAP))
     job = tmp_path / "updates"
-    write_notebook(job / "updates.ipynb", "h = display('small', display_id=True)\nh.update('y' * 5_000_000)",
-                   orchestrate={})
+    write_notebook(
+        job / "updates.ipynb",
+        "h = display('small', display_id=True)\nh.update('y' * 5_000_000)",
+        orchestrate={},
+    )
     service = OrchestrateService(home)
     runner = service.new_run(job)
     runner.execute()

@@ -21,7 +21,11 @@ from jupyter_orchestrate.service import coerce_overrides
 
 
 def test_references_finds_every_reference_in_order_inside_containers() -> None:
-    value = {"a": "{{ job.name }} and {{tasks.x.values.rows}}", "b": ["plain", "{{job.parameters.year}}"], "c": 5}
+    value = {
+        "a": "{{ job.name }} and {{tasks.x.values.rows}}",
+        "b": ["plain", "{{job.parameters.year}}"],
+        "c": 5,
+    }
     assert references(value) == ["job.name", "tasks.x.values.rows", "job.parameters.year"]
     assert references(("{{job.run_id}}",)) == ["job.run_id"]
     assert references("no braces {here}") == []
@@ -41,16 +45,40 @@ KEYS = {"a", "b", "c"}
         ("job.repair_number", None, None),
         ("job.parameters.year", None, None),
         ("tasks.a.values.rows", {"a"}, None),
-        ("job.parameters.nope", None, "{{job.parameters.nope}} names unknown job parameter 'nope' (job parameters: year)"),
-        ("job.id", None, "{{job.id}} is not a known reference (use job.run_id, job.name, job.start_time, "
-                          "job.repair_number, job.trigger.time, job.trigger.type, job.parameters.<name> or "
-                          "tasks.<task_key>.values.<name>)"),
-        ("tasks.a.values.rows", None, "{{tasks.a.values.rows}}: task values cannot be referenced here, only in task parameters"),
+        (
+            "job.parameters.nope",
+            None,
+            "{{job.parameters.nope}} names unknown job parameter 'nope' (job parameters: year)",
+        ),
+        (
+            "job.id",
+            None,
+            "{{job.id}} is not a known reference (use job.run_id, job.name, job.start_time, "
+            "job.repair_number, job.trigger.time, job.trigger.type, job.parameters.<name> or "
+            "tasks.<task_key>.values.<name>)",
+        ),
+        (
+            "tasks.a.values.rows",
+            None,
+            "{{tasks.a.values.rows}}: task values cannot be referenced here, only in task parameters",
+        ),
         ("tasks.z.values.rows", {"a"}, "{{tasks.z.values.rows}} names unknown task 'z'"),
-        ("tasks.c.values.rows", {"a"}, "{{tasks.c.values.rows}}: task 'c' is not upstream of task 'b'; add it to depends_on"),
+        (
+            "tasks.c.values.rows",
+            {"a"},
+            "{{tasks.c.values.rows}}: task 'c' is not upstream of task 'b'; add it to depends_on",
+        ),
         ("tasks.a.rows", {"a"}, "{{tasks.a.rows}} is malformed: use {{tasks.<task_key>.values.<name>}}"),
-        ("tasks.a.values.1st", {"a"}, "{{tasks.a.values.1st}} is malformed: use {{tasks.<task_key>.values.<name>}}"),
-        ("tasks.a.values.rows.extra", {"a"}, "{{tasks.a.values.rows.extra}} is malformed: use {{tasks.<task_key>.values.<name>}}"),
+        (
+            "tasks.a.values.1st",
+            {"a"},
+            "{{tasks.a.values.1st}} is malformed: use {{tasks.<task_key>.values.<name>}}",
+        ),
+        (
+            "tasks.a.values.rows.extra",
+            {"a"},
+            "{{tasks.a.values.rows.extra}} is malformed: use {{tasks.<task_key>.values.<name>}}",
+        ),
         ("env.HOME", None, "{{env.HOME}} is not a known reference (it must start with job. or tasks.)"),
     ],
 )
@@ -69,10 +97,25 @@ def test_check_reference_without_task_key_says_this_task() -> None:
 # ---------------------------------------------------------------------------------------------------------
 
 CONTEXT: dict[str, Any] = {
-    "job": {"run_id": 7, "name": "demo", "start_time": "2024-01-02T03:04:05+00:00", "repair_number": 1,
-            "parameters": {"year": 2024, "label": "x"}},
-    "tasks": {"a": {"values": {"rows": 1234, "meta": {"k": [1, 2]}, "name": "bronze", "nothing": None,
-                                "ok": True, "ratio": 0.5}}},
+    "job": {
+        "run_id": 7,
+        "name": "demo",
+        "start_time": "2024-01-02T03:04:05+00:00",
+        "repair_number": 1,
+        "parameters": {"year": 2024, "label": "x"},
+    },
+    "tasks": {
+        "a": {
+            "values": {
+                "rows": 1234,
+                "meta": {"k": [1, 2]},
+                "name": "bronze",
+                "nothing": None,
+                "ok": True,
+                "ratio": 0.5,
+            }
+        }
+    },
 }
 
 
@@ -107,7 +150,10 @@ def test_render(value: Any, expected: Any) -> None:
 def test_render_missing_task_value_raises_a_clear_validation_error() -> None:
     with pytest.raises(ValidationError) as info:
         render({"x": "{{tasks.a.values.missing}}"}, CONTEXT)
-    assert str(info.value) == "{{tasks.a.values.missing}}: upstream task 'a' did not set a task value named 'missing'"
+    assert (
+        str(info.value)
+        == "{{tasks.a.values.missing}}: upstream task 'a' did not set a task value named 'missing'"
+    )
     with pytest.raises(ValidationError, match="upstream task 'b' did not set a task value named 'v'"):
         render("prefix {{tasks.b.values.v}}", CONTEXT)
 
@@ -131,7 +177,9 @@ def test_parse_assignments() -> None:
 def test_parse_assignments_rejects(item: str) -> None:
     with pytest.raises(ValidationError) as info:
         parse_assignments(["ok=1", item])
-    assert str(info.value) == f"-p {item}: expected name=value with a Python identifier (not a keyword) as name"
+    assert (
+        str(info.value) == f"-p {item}: expected name=value with a Python identifier (not a keyword) as name"
+    )
 
 
 @pytest.mark.parametrize(
@@ -163,8 +211,17 @@ def test_coerce(raw: str, type_name: str | None, expected: Any) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "type_name"),
-    [("abc", "int"), ("2.5", "int"), ("true", "int"), ("x", "float"), ("true", "float"), ("1", "bool"), ("yes", "bool"),
-     ("1", "list"), ("[1]", "dict")],
+    [
+        ("abc", "int"),
+        ("2.5", "int"),
+        ("true", "int"),
+        ("x", "float"),
+        ("true", "float"),
+        ("1", "bool"),
+        ("yes", "bool"),
+        ("1", "list"),
+        ("[1]", "dict"),
+    ],
 )
 def test_coerce_rejects_values_of_the_wrong_type(raw: str, type_name: str) -> None:
     with pytest.raises(ValidationError) as info:
@@ -192,10 +249,25 @@ def _job() -> Job:
             NotebookParameter(name="region", default="1", inferred_type="int"),
         ],
     )
-    b = Task(task_key="b", notebook="b.ipynb", depends_on=["a"],
-             notebook_parameters=[NotebookParameter(name="limit", default="'s'", inferred_type="str")])
-    return Job(name="j", path="/tmp/j", parameters={"year": 2024, "rate": 0.5, "debug": False, "region": "eu",
-                                                     "tags": ["t"], "nothing": None}, tasks=[a, b])
+    b = Task(
+        task_key="b",
+        notebook="b.ipynb",
+        depends_on=["a"],
+        notebook_parameters=[NotebookParameter(name="limit", default="'s'", inferred_type="str")],
+    )
+    return Job(
+        name="j",
+        path="/tmp/j",
+        parameters={
+            "year": 2024,
+            "rate": 0.5,
+            "debug": False,
+            "region": "eu",
+            "tags": ["t"],
+            "nothing": None,
+        },
+        tasks=[a, b],
+    )
 
 
 @pytest.mark.parametrize(
@@ -224,7 +296,11 @@ def test_coerce_overrides_types_by_parameter(name: str, raw: str, expected: Any)
 
 
 def test_coerce_overrides_keeps_non_string_values() -> None:
-    assert coerce_overrides(_job(), {"year": 7, "limit": [1], "debug": 0}) == {"year": 7, "limit": [1], "debug": 0}
+    assert coerce_overrides(_job(), {"year": 7, "limit": [1], "debug": 0}) == {
+        "year": 7,
+        "limit": [1],
+        "debug": 0,
+    }
 
 
 def test_coerce_overrides_unknown_parameter_is_named() -> None:
@@ -233,7 +309,10 @@ def test_coerce_overrides_unknown_parameter_is_named() -> None:
     (problem,) = info.value.problems
     assert problem.field == "-p yaer"
     assert "no job parameter or notebook parameter is named 'yaer'" in problem.message
-    assert "(known: debug, dry_run, flags, free, label, limit, nothing, rate, ratio, region, tags, task_only, year)" in problem.message
+    assert (
+        "(known: debug, dry_run, flags, free, label, limit, nothing, rate, ratio, region, tags, task_only, year)"
+        in problem.message
+    )
 
 
 def test_coerce_overrides_bad_int_and_every_problem_reported() -> None:
@@ -243,7 +322,9 @@ def test_coerce_overrides_bad_int_and_every_problem_reported() -> None:
     assert len(messages) == 3
     assert "-p year=twenty: parameter 'year' is int; 'twenty' is not a valid int" in messages
     assert "-p limit=1.5: parameter 'limit' is int; '1.5' is not a valid int" in messages
-    assert any(m.startswith("-p zzz: no job parameter or notebook parameter is named 'zzz'") for m in messages)
+    assert any(
+        m.startswith("-p zzz: no job parameter or notebook parameter is named 'zzz'") for m in messages
+    )
 
 
 def test_coerce_overrides_empty() -> None:
@@ -302,7 +383,13 @@ def test_get_outside_a_job_returns_debug_value_or_explains(fresh_values: None) -
 
 @pytest.mark.parametrize(
     ("value", "type_name"),
-    [(object(), "object"), ({1, 2}, "set"), (float("nan"), "float"), (float("inf"), "float"), ({"a": b"x"}, "dict")],
+    [
+        (object(), "object"),
+        ({1, 2}, "set"),
+        (float("nan"), "float"),
+        (float("inf"), "float"),
+        ({"a": b"x"}, "dict"),
+    ],
 )
 def test_set_rejects_values_that_are_not_json(fresh_values: None, value: Any, type_name: str) -> None:
     with pytest.raises(TaskValueError) as info:
@@ -340,7 +427,9 @@ def test_invalid_task_value_names(fresh_values: None, name: Any) -> None:
     assert f"task value name {name!r} is invalid" in str(info.value)
 
 
-def test_set_inside_a_job_writes_the_values_file_atomically(job_context: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_set_inside_a_job_writes_the_values_file_atomically(
+    job_context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     values_path = Path(job_context["values_path"])
     replaced: list[tuple[str, str]] = []
     real_replace = os.replace
@@ -363,8 +452,9 @@ def test_set_inside_a_job_writes_the_values_file_atomically(job_context: dict[st
     assert sorted(p.name for p in values_path.parent.iterdir()) == ["b.json"]
 
 
-def test_failed_write_leaves_the_previous_values_file_and_no_temp(job_context: dict[str, Any],
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_the_previous_values_file_and_no_temp(
+    job_context: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     values_path = Path(job_context["values_path"])
     task_values.set("rows", 1)
 
@@ -403,7 +493,9 @@ def test_get_from_a_task_that_is_not_upstream(job_context: dict[str, Any]) -> No
     assert str(info.value) == "task 'c' is not upstream of task 'b' (upstream tasks: a, root)"
 
 
-def test_unreadable_context_is_a_clear_error(fresh_values: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_context_is_a_clear_error(
+    fresh_values: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     missing = tmp_path / "nope.json"
     monkeypatch.setenv(task_values.CONTEXT_ENV, str(missing))
     with pytest.raises(TaskValueError, match=f"cannot read the job-run context {missing}"):
@@ -415,8 +507,9 @@ def test_unreadable_context_is_a_clear_error(fresh_values: None, tmp_path: Path,
         task_values.set("rows", 1)
 
 
-def test_context_is_reread_when_the_variable_names_another_file(job_context: dict[str, Any], tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_context_is_reread_when_the_variable_names_another_file(
+    job_context: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert task_values.get("a", "rows") == 10
     other = dict(job_context, task_key="c", upstream={"a": {"rows": 99}})
     path = tmp_path / "other.json"

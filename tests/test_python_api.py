@@ -29,7 +29,13 @@ def test_run_wait_dataframe_and_monitor_of_a_successful_run(tmp_path: Path, home
     assert run.status in ("queued", "running")
     assert run.wait(timeout=120) == "succeeded"
     frame = run.to_dataframe()
-    assert list(frame["task_key"]) == ["bronze", "silver", "gold_country_totals", "gold_source_shares", "report"]
+    assert list(frame["task_key"]) == [
+        "bronze",
+        "silver",
+        "gold_country_totals",
+        "gold_source_shares",
+        "report",
+    ]
     assert set(frame["status"]) == {"succeeded"} and frame.loc[0, "task_values"]["rows"] > 0
     assert [r.run_id for r in Run.list("green_energy", home=home)] == [run.run_id]
     assert Run.get(run.run_id, home=home).status == "succeeded"
@@ -52,14 +58,20 @@ def test_monitor_of_a_failed_run_and_repair_from_its_button(tmp_path: Path, home
     assert "ValueError: threshold is not set" in row.failure.value and "cell 4" in row.failure.value
     assert row.traceback.layout.display == "none" and row.traceback_button.layout.display == ""
     row.traceback_button.click()
-    assert row.traceback.layout.display == "" and "ValueError" in row.traceback.value and "\x1b[" not in row.traceback.value
+    assert (
+        row.traceback.layout.display == ""
+        and "ValueError" in row.traceback.value
+        and "\x1b[" not in row.traceback.value
+    )
     assert "upstream_failed" in monitor.rows["publish"].status.value
     assert not monitor.repair_button.disabled
 
     # the button repairs (the notebook is fixed on disk first, as a user would)
     validate = tmp_path / "repair_demo" / "validate.ipynb"
     validate.write_text(validate.read_text().replace("threshold = None", "threshold = 0.5"))
-    (tmp_path / "repair_demo" / "job.yaml").write_text("name: repair_demo\nparameters:\n  output_dir: \"output/run-{{job.run_id}}\"\n")
+    (tmp_path / "repair_demo" / "job.yaml").write_text(
+        'name: repair_demo\nparameters:\n  output_dir: "output/run-{{job.run_id}}"\n'
+    )
     monitor.repair_button.click()
     assert run.wait(timeout=120) == "succeeded", monitor.message.value
     assert {t.task_key: len(t.attempts) for t in run.task_runs} == {"extract": 1, "validate": 2, "publish": 1}
@@ -79,5 +91,5 @@ def test_cancel_and_invalid_jobs(make_notebook: Any, tmp_path: Path, home: Path)
     assert run.wait(timeout=30) == "canceled" and run.cancel() is False
     make_notebook("cyclic/a.ipynb", "1", orchestrate={"depends_on": ["b"]})
     make_notebook("cyclic/b.ipynb", "1", orchestrate={"depends_on": ["a"]})
-    with pytest.raises(ValidationError, match="a -> b -> a|b -> a -> b"):
+    with pytest.raises(ValidationError, match=r"a -> b -> a|b -> a -> b"):
         Job.load(tmp_path / "cyclic", home=home)

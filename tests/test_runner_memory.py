@@ -53,10 +53,17 @@ def statuses(service: OrchestrateService, run_id: int) -> dict[str, str]:
     return {t.task_key: t.status.value for t in service.get_run(run_id).task_runs}
 
 
-def test_retries_wait_their_exponential_backoff_on_the_clock(service: OrchestrateService, tmp_path: Path) -> None:
-    path = job(tmp_path, a={"max_retries": 3, "min_retry_interval_seconds": 10, "max_retry_interval_seconds": 300},
-               b={"depends_on": ["a"]})
-    executor = MemoryExecutor({"a": [fail(2, evalue="flaky 1"), fail(2, evalue="flaky 2"), succeed(1, rows=5)]})
+def test_retries_wait_their_exponential_backoff_on_the_clock(
+    service: OrchestrateService, tmp_path: Path
+) -> None:
+    path = job(
+        tmp_path,
+        a={"max_retries": 3, "min_retry_interval_seconds": 10, "max_retry_interval_seconds": 300},
+        b={"depends_on": ["a"]},
+    )
+    executor = MemoryExecutor(
+        {"a": [fail(2, evalue="flaky 1"), fail(2, evalue="flaky 2"), succeed(1, rows=5)]}
+    )
     runner = run_with(service, path, executor)
     assert runner.status == RunStatus.succeeded
     starts = [h.started_at for h in executor.started("a")]
@@ -81,7 +88,9 @@ def test_timeout_kills_the_attempt_and_ends_timed_out(service: OrchestrateServic
     assert "timeout_seconds=30" in attempt.error.evalue, "no retry: retry_on_timeout is off"
 
 
-def test_cancel_from_the_store_stops_attempts_within_a_poll(service: OrchestrateService, tmp_path: Path) -> None:
+def test_cancel_from_the_store_stops_attempts_within_a_poll(
+    service: OrchestrateService, tmp_path: Path
+) -> None:
     path = job(tmp_path, a={}, b={"depends_on": ["a"]})
     executor = MemoryExecutor({"a": [hang()]})
     runner = service.new_run(path, executor=executor, clock=executor.clock)
@@ -95,15 +104,24 @@ def test_cancel_from_the_store_stops_attempts_within_a_poll(service: Orchestrate
 
 
 def test_run_if_decides_downstream_of_a_failure(service: OrchestrateService, tmp_path: Path) -> None:
-    path = job(tmp_path, a={}, ok={}, needs_a={"depends_on": ["a"]},
-               cleanup={"depends_on": ["a", "ok"], "run_if": "all_done"},
-               alert={"depends_on": ["a"], "run_if": "at_least_one_failed"},
-               either={"depends_on": ["a", "ok"], "run_if": "at_least_one_success"})
+    path = job(
+        tmp_path,
+        a={},
+        ok={},
+        needs_a={"depends_on": ["a"]},
+        cleanup={"depends_on": ["a", "ok"], "run_if": "all_done"},
+        alert={"depends_on": ["a"], "run_if": "at_least_one_failed"},
+        either={"depends_on": ["a", "ok"], "run_if": "at_least_one_success"},
+    )
     executor = MemoryExecutor({"a": [fail(1)]})
     runner = run_with(service, path, executor)
     assert statuses(service, runner.run_id) == {
-        "a": "failed", "ok": "succeeded", "needs_a": "upstream_failed", "cleanup": "succeeded",
-        "alert": "succeeded", "either": "succeeded",
+        "a": "failed",
+        "ok": "succeeded",
+        "needs_a": "upstream_failed",
+        "cleanup": "succeeded",
+        "alert": "succeeded",
+        "either": "succeeded",
     }
     assert runner.status == RunStatus.failed, "a leaf (needs_a) did not succeed"
 
@@ -116,10 +134,16 @@ def dangling_run(service: OrchestrateService, path: Path) -> int:
     from jupyter_orchestrate.models import Attempt
 
     run_id = store.create_run(load_job(path), parameters={}, overrides={}, max_parallel_tasks=2)
-    store.claim_run(run_id, pid=os.getpid(), create_time=psutil.Process().create_time(), host=socket.gethostname())
+    store.claim_run(
+        run_id, pid=os.getpid(), create_time=psutil.Process().create_time(), host=socket.gethostname()
+    )
     store.set_task_status(run_id, "a", S.running)
-    store.create_attempt(Attempt(run_id=run_id, task_key="a", attempt_number=1, status=S.running, start_time=utc_now()),
-                         worker_pid=None, kernel_pid=None, kernel_create_time=None)
+    store.create_attempt(
+        Attempt(run_id=run_id, task_key="a", attempt_number=1, status=S.running, start_time=utc_now()),
+        worker_pid=None,
+        kernel_pid=None,
+        kernel_create_time=None,
+    )
     store.finish_run(run_id, RunStatus.failed, "the orchestrator crashed; see the server log")
     return run_id
 
@@ -129,26 +153,36 @@ def test_repair_of_a_run_left_with_a_running_task_ends(service: OrchestrateServi
     run_id = dangling_run(service, path)
     plan, _, _ = service.plan_repair(run_id)
     assert plan.task_keys == ["a", "b"], "the task run left running is repaired"
-    assert statuses(service, run_id) == {"a": "running", "b": "pending"}, "planning (a dry run) writes nothing"
+    assert statuses(service, run_id) == {"a": "running", "b": "pending"}, (
+        "planning (a dry run) writes nothing"
+    )
     executor = MemoryExecutor()
     runner = service.new_repair(run_id, executor=executor, clock=executor.clock)
     left = service.get_run(run_id).task_run("a").attempts[0]
-    assert left.status == S.failed and "ended (failed)" in left.error.evalue, "the repair ended the dangling attempt"
+    assert left.status == S.failed and "ended (failed)" in left.error.evalue, (
+        "the repair ended the dangling attempt"
+    )
     assert runner.execute() == RunStatus.succeeded
     assert statuses(service, run_id) == {"a": "succeeded", "b": "succeeded"}
     assert [a.status for a in service.get_run(run_id).task_run("a").attempts] == [S.failed, S.succeeded]
 
 
-@pytest.mark.parametrize("state", [TaskState(S.running, attempts=1), TaskState(S.queued),
-                                   TaskState(S.up_for_retry, attempts=1)])
+@pytest.mark.parametrize(
+    "state", [TaskState(S.running, attempts=1), TaskState(S.queued), TaskState(S.up_for_retry, attempts=1)]
+)
 def test_active_run_refuses_a_task_state_that_needs_an_attempt_in_flight(state: TaskState) -> None:
-    tasks = {"a": Task(task_key="a", notebook="a.ipynb"), "b": Task(task_key="b", notebook="b.ipynb", depends_on=["a"])}
+    tasks = {
+        "a": Task(task_key="a", notebook="a.ipynb"),
+        "b": Task(task_key="b", notebook="b.ipynb", depends_on=["a"]),
+    }
     with pytest.raises(IncompleteStateError, match=f"a is {state.status.value} with no attempt in flight"):
         ActiveRun(tasks, {"a": state, "b": TaskState(S.pending)}, 1)
     ActiveRun(tasks, {"a": TaskState(S.up_for_retry, attempts=1, retry_at=3.0), "b": TaskState(S.pending)}, 1)
 
 
-def test_a_crashing_runner_marks_what_it_leaves_like_recovery(service: OrchestrateService, tmp_path: Path) -> None:
+def test_a_crashing_runner_marks_what_it_leaves_like_recovery(
+    service: OrchestrateService, tmp_path: Path
+) -> None:
     path = job(tmp_path, a={}, b={}, c={"depends_on": ["a", "b"]})
     executor = MemoryExecutor({"a": [crash("disk on fire")]})
     runner = service.new_run(path, executor=executor, clock=executor.clock, max_parallel=1)
@@ -165,14 +199,23 @@ def test_a_crashing_runner_marks_what_it_leaves_like_recovery(service: Orchestra
     assert service.store.unfinished_attempts(runner.run_id) == []
     assert [p["status"] for k, p in events if k == "run_status"][-1] == "failed"
     repair_executor = MemoryExecutor()
-    assert service.new_repair(runner.run_id, executor=repair_executor, clock=repair_executor.clock).execute() == RunStatus.succeeded
+    assert (
+        service.new_repair(runner.run_id, executor=repair_executor, clock=repair_executor.clock).execute()
+        == RunStatus.succeeded
+    )
 
 
-def test_a_runner_crashing_in_a_service_thread_is_recorded_once(service: OrchestrateService, tmp_path: Path) -> None:
+def test_a_runner_crashing_in_a_service_thread_is_recorded_once(
+    service: OrchestrateService, tmp_path: Path
+) -> None:
     path = job(tmp_path, a={})
     executor = MemoryExecutor({"a": [crash("boom")]})
     ended: list[dict[str, Any]] = []
-    service.listeners.append(lambda kind, payload: ended.append(payload) if kind == "run_status" and payload["status"] == "failed" else None)
+    service.listeners.append(
+        lambda kind, payload: (
+            ended.append(payload) if kind == "run_status" and payload["status"] == "failed" else None
+        )
+    )
     thread = service.start(service.new_run(path, executor=executor, clock=executor.clock))
     thread.join(10)
     assert not thread.is_alive()
@@ -182,11 +225,18 @@ def test_a_runner_crashing_in_a_service_thread_is_recorded_once(service: Orchest
     assert len(ended) == 1, "one failure event (one notification), not one per layer"
 
 
-def test_a_runner_whose_run_a_monitor_ended_stops_and_keeps_that_record(service: OrchestrateService, tmp_path: Path) -> None:
+def test_a_runner_whose_run_a_monitor_ended_stops_and_keeps_that_record(
+    service: OrchestrateService, tmp_path: Path
+) -> None:
     path = job(tmp_path, a={}, b={"depends_on": ["a"]})
     executor = MemoryExecutor({"a": [hang()]})
     runner = service.new_run(path, executor=executor, clock=executor.clock)
-    executor.clock.call_at(3.0, lambda: service.store.end_unfinished(runner.run_id, "judged dead by a monitor", run_status=RunStatus.failed))
+    executor.clock.call_at(
+        3.0,
+        lambda: service.store.end_unfinished(
+            runner.run_id, "judged dead by a monitor", run_status=RunStatus.failed
+        ),
+    )
     assert runner.execute() == RunStatus.failed
     run = service.get_run(runner.run_id)
     assert run.status_reason == "judged dead by a monitor"
@@ -194,8 +244,9 @@ def test_a_runner_whose_run_a_monitor_ended_stops_and_keeps_that_record(service:
     assert executor.handles[0].state == "killed"
 
 
-def test_the_heartbeat_is_renewed_while_the_loop_is_stalled(service: OrchestrateService, tmp_path: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_heartbeat_is_renewed_while_the_loop_is_stalled(
+    service: OrchestrateService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(runner_module, "HEARTBEAT_SECONDS", 0.05)
     path = job(tmp_path, a={})
     executor = MemoryExecutor({"a": [succeed(2)]})
@@ -211,7 +262,9 @@ def test_the_heartbeat_is_renewed_while_the_loop_is_stalled(service: Orchestrate
     assert runner.execute() == RunStatus.succeeded
     assert beats[1] > beats[0], "the heartbeat went on while the run's loop was blocked"
     time.sleep(0.2)
-    assert not any(t.name == f"orchestrate-heartbeat-{runner.run_id}" for t in threading.enumerate()), "stopped with the run"
+    assert not any(t.name == f"orchestrate-heartbeat-{runner.run_id}" for t in threading.enumerate()), (
+        "stopped with the run"
+    )
 
 
 # -- the owner rule and the monitor's pass over stored runs ---------------------------------------------------
@@ -219,15 +272,29 @@ def test_the_heartbeat_is_renewed_while_the_loop_is_stalled(service: Orchestrate
 HOST = socket.gethostname()
 
 
-def row(status: str = "running", *, pid: int | None = None, create_time: float | None = None, host: str = HOST,
-        heartbeat_age: float | None = 1.0) -> dict[str, Any]:
+def row(
+    status: str = "running",
+    *,
+    pid: int | None = None,
+    create_time: float | None = None,
+    host: str = HOST,
+    heartbeat_age: float | None = 1.0,
+) -> dict[str, Any]:
     import datetime as dt
 
     me = this_process()
-    beat = None if heartbeat_age is None else (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=heartbeat_age)).isoformat()
-    return {"status": status, "orchestrator_pid": me["orchestrator_pid"] if pid is None else pid,
-            "orchestrator_create_time": me["orchestrator_create_time"] if create_time is None else create_time,
-            "orchestrator_host": host, "heartbeat_time": beat}
+    beat = (
+        None
+        if heartbeat_age is None
+        else (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=heartbeat_age)).isoformat()
+    )
+    return {
+        "status": status,
+        "orchestrator_pid": me["orchestrator_pid"] if pid is None else pid,
+        "orchestrator_create_time": me["orchestrator_create_time"] if create_time is None else create_time,
+        "orchestrator_host": host,
+        "heartbeat_time": beat,
+    }
 
 
 def dead_pid() -> int:
@@ -237,17 +304,31 @@ def dead_pid() -> int:
     return pid
 
 
-@pytest.mark.parametrize(("fields", "dead"), [
-    ({}, None),
-    ({"heartbeat_age": 31.0}, "stopped heartbeating while the run was running (last heartbeat 31 s ago, timeout 30 s)"),
-    ({"status": "canceling", "heartbeat_age": 60.0}, "stopped heartbeating while the run was canceling"),
-    ({"status": "queued", "heartbeat_age": 600.0}, None),  # created, not executed yet: its creator lives
-    ({"pid": 1, "create_time": 12.0}, "died while the run was running"),  # pid reused by another process
-    ({"host": "elsewhere", "pid": 1, "heartbeat_age": 5.0}, None),  # another host: only the heartbeat tells
-    ({"host": "elsewhere", "pid": 1, "status": "queued", "heartbeat_age": 31.0}, "on elsewhere) stopped heartbeating"),
-    ({"heartbeat_age": None}, "never heartbeat"),
-])
-def test_owner_death_is_decided_by_pid_on_this_host_and_by_the_heartbeat(fields: dict[str, Any], dead: str | None) -> None:
+@pytest.mark.parametrize(
+    ("fields", "dead"),
+    [
+        ({}, None),
+        (
+            {"heartbeat_age": 31.0},
+            "stopped heartbeating while the run was running (last heartbeat 31 s ago, timeout 30 s)",
+        ),
+        ({"status": "canceling", "heartbeat_age": 60.0}, "stopped heartbeating while the run was canceling"),
+        ({"status": "queued", "heartbeat_age": 600.0}, None),  # created, not executed yet: its creator lives
+        ({"pid": 1, "create_time": 12.0}, "died while the run was running"),  # pid reused by another process
+        (
+            {"host": "elsewhere", "pid": 1, "heartbeat_age": 5.0},
+            None,
+        ),  # another host: only the heartbeat tells
+        (
+            {"host": "elsewhere", "pid": 1, "status": "queued", "heartbeat_age": 31.0},
+            "on elsewhere) stopped heartbeating",
+        ),
+        ({"heartbeat_age": None}, "never heartbeat"),
+    ],
+)
+def test_owner_death_is_decided_by_pid_on_this_host_and_by_the_heartbeat(
+    fields: dict[str, Any], dead: str | None
+) -> None:
     found = owner_death(row(**fields), now=utc_now(), host=HOST, heartbeat_timeout=30.0)
     assert (found is None) == (dead is None), found
     if dead:
@@ -263,7 +344,12 @@ def test_the_monitor_ends_runs_of_dead_owners_and_canceling_runs_past_the_bound(
     def claimed(pid: int, host: str, status: str) -> int:
         run_id = store.create_run(load_job(path), parameters={}, overrides={}, max_parallel_tasks=1)
         me = this_process()
-        store.claim_run(run_id, pid=pid, create_time=me["orchestrator_create_time"] if pid == os.getpid() else 1.0, host=host)
+        store.claim_run(
+            run_id,
+            pid=pid,
+            create_time=me["orchestrator_create_time"] if pid == os.getpid() else 1.0,
+            host=host,
+        )
         store.set_task_status(run_id, "a", S.running)
         if status == "canceling":
             store.request_cancel(run_id)
@@ -274,8 +360,14 @@ def test_the_monitor_ends_runs_of_dead_owners_and_canceling_runs_past_the_bound(
     dead_canceling = claimed(dead_pid(), HOST, "canceling")
     live_canceling = claimed(os.getpid(), HOST, "canceling")
     assert sorted(monitor.recover()) == [dead, dead_canceling]
-    assert store.run_status(alive) == RunStatus.running and store.run_status(live_canceling) == RunStatus.canceling
-    assert store.get_run(dead).status == RunStatus.failed and "died while the run was running" in store.get_run(dead).status_reason
+    assert (
+        store.run_status(alive) == RunStatus.running
+        and store.run_status(live_canceling) == RunStatus.canceling
+    )
+    assert (
+        store.get_run(dead).status == RunStatus.failed
+        and "died while the run was running" in store.get_run(dead).status_reason
+    )
     assert statuses(monitor, dead) == {"a": "failed", "b": "canceled"}
     ended = store.get_run(dead_canceling)
     assert ended.status == RunStatus.canceled and "died while the run was canceling" in ended.status_reason
@@ -284,7 +376,9 @@ def test_the_monitor_ends_runs_of_dead_owners_and_canceling_runs_past_the_bound(
     monitor.cancel_timeout_seconds = 0.0  # the owner lives but does not end its cancel
     assert monitor.recover() == [live_canceling]
     forced = store.get_run(live_canceling)
-    assert forced.status == RunStatus.canceled and "the cancel did not finish within 0 s" in forced.status_reason
+    assert (
+        forced.status == RunStatus.canceled and "the cancel did not finish within 0 s" in forced.status_reason
+    )
     assert statuses(monitor, live_canceling) == {"a": "canceled", "b": "canceled"}
     assert monitor.recover() == [] and store.run_status(alive) == RunStatus.running
 
@@ -298,7 +392,9 @@ def test_the_monitor_does_not_end_a_run_whose_owner_renewed_meanwhile(tmp_path: 
     store.claim_run(run_id, pid=1, create_time=1.0, host="elsewhere")
     (seen,) = store.unfinished_runs()
     store.heartbeat(run_id)  # between the monitor's look and its write
-    expected = {k: seen[k] for k in ("status", "orchestrator_pid", "orchestrator_create_time", "heartbeat_time")}
+    expected = {
+        k: seen[k] for k in ("status", "orchestrator_pid", "orchestrator_create_time", "heartbeat_time")
+    }
     assert not store.end_unfinished(run_id, "dead?", run_status=RunStatus.failed, expected=expected)
     assert store.run_status(run_id) == RunStatus.running
 
@@ -316,7 +412,9 @@ def test_a_background_monitor_frees_the_slot_of_a_run_whose_owner_died(tmp_path:
         deadline = time.monotonic() + 10
         while service.store.active_runs(str(path)) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert service.store.active_runs(str(path)) == [], "ended while the service lives, not at its next start"
+        assert service.store.active_runs(str(path)) == [], (
+            "ended while the service lives, not at its next start"
+        )
         assert service.get_run(run_id).status == RunStatus.failed
     finally:
         service.shutdown(timeout=1)
@@ -324,7 +422,9 @@ def test_a_background_monitor_frees_the_slot_of_a_run_whose_owner_died(tmp_path:
     assert not service._monitor.is_alive(), "shutdown stops the monitor"
 
 
-def test_a_cancel_requested_before_the_runner_starts_is_honoured(service: OrchestrateService, tmp_path: Path) -> None:
+def test_a_cancel_requested_before_the_runner_starts_is_honoured(
+    service: OrchestrateService, tmp_path: Path
+) -> None:
     """``jupyter orchestrate cancel`` from another process can land between the run's creation and its runner's
     start: the runner's claim must not overwrite ``canceling`` with ``running`` (the run then succeeded)."""
     from jupyter_orchestrate.store import Store
@@ -338,8 +438,9 @@ def test_a_cancel_requested_before_the_runner_starts_is_honoured(service: Orches
     assert statuses(service, runner.run_id) == {"a": "canceled"}
 
 
-def test_a_run_ended_by_a_monitor_before_its_runner_starts_is_not_revived(service: OrchestrateService,
-                                                                          tmp_path: Path) -> None:
+def test_a_run_ended_by_a_monitor_before_its_runner_starts_is_not_revived(
+    service: OrchestrateService, tmp_path: Path
+) -> None:
     path = job(tmp_path, a={})
     executor = MemoryExecutor({"a": [succeed()]})
     runner = service.new_run(path, executor=executor, clock=executor.clock)
@@ -349,8 +450,9 @@ def test_a_run_ended_by_a_monitor_before_its_runner_starts_is_not_revived(servic
     assert statuses(service, runner.run_id) == {"a": "canceled"}, "no attempt was started"
 
 
-def test_a_run_whose_runner_cannot_be_built_is_ended_not_left_queued(service: OrchestrateService, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_whose_runner_cannot_be_built_is_ended_not_left_queued(
+    service: OrchestrateService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A failure between recording the run and building its runner (here: the parameter rendering) used to
     leave the run ``queued`` forever, holding a max_concurrent_runs slot."""
     import jupyter_orchestrate.service as service_module

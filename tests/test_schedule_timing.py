@@ -84,7 +84,9 @@ def test_cron_needs_five_or_six_fields(expr: str, count: int) -> None:
 
 
 def test_cron_that_never_matches_is_a_problem() -> None:
-    assert schedule_problems(cron("0 0 30 2 *")) == [("cron", "cron expression '0 0 30 2 *' never matches a date")]
+    assert schedule_problems(cron("0 0 30 2 *")) == [
+        ("cron", "cron expression '0 0 30 2 *' never matches a date")
+    ]
 
 
 def test_unknown_timezone_is_named() -> None:
@@ -169,7 +171,9 @@ def test_five_field_cron_next_fire_is_strictly_after() -> None:
 def test_six_field_cron_has_seconds_first() -> None:
     every_second = cron("* * * * * *")
     assert next_fire(every_second, utc(2024, 5, 1, 10, 0, 0)) == utc(2024, 5, 1, 10, 0, 1)
-    assert next_fire(every_second, dt.datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=UTC)) == utc(2024, 5, 1, 10, 0, 1)
+    assert next_fire(every_second, dt.datetime(2024, 5, 1, 10, 0, 0, 500_000, tzinfo=UTC)) == utc(
+        2024, 5, 1, 10, 0, 1
+    )
     assert len(fires_between(every_second, utc(2024, 5, 1, 10), utc(2024, 5, 1, 10, 1), limit=100)) == 60
     # second 30 of minute 0 of every hour (seconds-last would read it as minute 30, hour 0)
     assert next_fire(cron("30 0 * * * *"), utc(2024, 5, 1, 10, 5)) == utc(2024, 5, 1, 11, 0, 30)
@@ -223,8 +227,12 @@ def test_interval_rules_are_anchored_to_the_anchor_midnight() -> None:
 
 def test_interval_anchor_is_local_midnight() -> None:
     # Kathmandu is UTC+05:45: local quarter hours are at :00/:15/:30/:45 UTC, local hours at :15 UTC
-    assert next_fire(every("hour", timezone="Asia/Kathmandu"), utc(2024, 5, 1, 10, 0)) == utc(2024, 5, 1, 10, 15)
-    assert next_fire(every("2 hours", timezone="Asia/Kathmandu"), utc(2024, 5, 1, 10, 20)) == utc(2024, 5, 1, 12, 15)
+    assert next_fire(every("hour", timezone="Asia/Kathmandu"), utc(2024, 5, 1, 10, 0)) == utc(
+        2024, 5, 1, 10, 15
+    )
+    assert next_fire(every("2 hours", timezone="Asia/Kathmandu"), utc(2024, 5, 1, 10, 20)) == utc(
+        2024, 5, 1, 12, 15
+    )
     assert next_fire(every("hour at :30", timezone=AMS), utc(2024, 5, 1, 10, 0)) == utc(2024, 5, 1, 10, 30)
     assert next_fire(every("hour at 15:20"), utc(2024, 5, 1, 10, 0)) == utc(2024, 5, 1, 10, 15, 20)
     assert next_fire(every("minute at :15"), utc(2024, 5, 1, 10, 0, 20)) == utc(2024, 5, 1, 10, 1, 15)
@@ -234,7 +242,9 @@ def test_interval_rules_measure_real_time_across_dst() -> None:
     fires = fires_between(every("6 hours", timezone=AMS), utc(2024, 3, 30), utc(2024, 4, 1), limit=20)
     assert all(b - a == 6 * HOUR for a, b in itertools.pairwise(fires))
     assert fires[0] == utc(2024, 3, 30, 5)  # 06:00 CET: the anchor midnight 2000-01-03 was CET
-    hourly = fires_between(every("hour at :30", timezone=AMS), utc(2024, 10, 26, 22), utc(2024, 10, 27, 22), limit=50)
+    hourly = fires_between(
+        every("hour at :30", timezone=AMS), utc(2024, 10, 26, 22), utc(2024, 10, 27, 22), limit=50
+    )
     assert len(hourly) == 24 and all(b - a == HOUR for a, b in itertools.pairwise(hourly))
 
 
@@ -281,13 +291,15 @@ def test_spring_forward_skipped_time_fires_at_the_transition() -> None:
     ]
     ny = fires_between(cron("30 2 * * *", timezone=NY), utc(2024, 3, 9, 12), utc(2024, 3, 11, 12), limit=10)
     assert ny == [utc(2024, 3, 10, 7, 0), utc(2024, 3, 11, 6, 30)]  # 03:00 EDT, then 02:30 EDT
-    assert fires_between(every("day at 02:30", timezone=AMS), utc(2024, 3, 30, 12), utc(2024, 3, 31, 12), limit=5) == [
-        utc(2024, 3, 31, 1, 0)
-    ]
+    assert fires_between(
+        every("day at 02:30", timezone=AMS), utc(2024, 3, 30, 12), utc(2024, 3, 31, 12), limit=5
+    ) == [utc(2024, 3, 31, 1, 0)]
 
 
 def test_skipped_times_of_one_gap_collapse_into_one_fire() -> None:
-    fires = fires_between(cron("0,30 2 * * *", timezone=AMS), utc(2024, 3, 30, 12), utc(2024, 3, 31, 12), limit=5)
+    fires = fires_between(
+        cron("0,30 2 * * *", timezone=AMS), utc(2024, 3, 30, 12), utc(2024, 3, 31, 12), limit=5
+    )
     assert fires == [utc(2024, 3, 31, 1, 0)]
 
 
@@ -306,21 +318,31 @@ def test_fall_back_repeated_time_fires_once() -> None:
 
 
 def test_fixed_hours_across_fall_back_do_not_repeat() -> None:
-    fires = fires_between(cron("0 1,2,3 * * *", timezone=NY), utc(2024, 11, 3), utc(2024, 11, 3, 12), limit=10)
-    assert fires == [utc(2024, 11, 3, 5), utc(2024, 11, 3, 7), utc(2024, 11, 3, 8)]  # 01:00 EDT, 02:00, 03:00 EST
+    fires = fires_between(
+        cron("0 1,2,3 * * *", timezone=NY), utc(2024, 11, 3), utc(2024, 11, 3, 12), limit=10
+    )
+    assert fires == [
+        utc(2024, 11, 3, 5),
+        utc(2024, 11, 3, 7),
+        utc(2024, 11, 3, 8),
+    ]  # 01:00 EDT, 02:00, 03:00 EST
 
 
 @pytest.mark.parametrize(
     "timezone, spring_day, fall_day",
     [(AMS, dt.date(2024, 3, 31), dt.date(2024, 10, 27)), (NY, dt.date(2024, 3, 10), dt.date(2024, 11, 3))],
 )
-def test_hourly_cron_fires_every_real_hour_across_dst(timezone: str, spring_day: dt.date, fall_day: dt.date) -> None:
+def test_hourly_cron_fires_every_real_hour_across_dst(
+    timezone: str, spring_day: dt.date, fall_day: dt.date
+) -> None:
     hourly = cron("0 * * * *", timezone=timezone)
     zone = ZoneInfo(timezone)
     for day, local_hours in [(spring_day, 23), (fall_day, 25)]:
         start = dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(UTC)
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(UTC)
-        fires = fires_between(hourly, start - dt.timedelta(seconds=1), end - dt.timedelta(seconds=1), limit=100)
+        fires = fires_between(
+            hourly, start - dt.timedelta(seconds=1), end - dt.timedelta(seconds=1), limit=100
+        )
         assert len(fires) == local_hours  # the local day has 23 / 25 real hours
         assert fires[0] == start
         assert all(b - a == HOUR for a, b in itertools.pairwise(fires))  # no duplicate, no gap
@@ -332,12 +354,18 @@ def test_hourly_cron_inside_the_fold() -> None:
     hourly = cron("0 * * * *", timezone=AMS)
     assert next_fire(hourly, utc(2024, 10, 27, 0, 30)) == utc(2024, 10, 27, 1)  # 02:30 CEST -> 02:00 CET
     assert next_fire(hourly, utc(2024, 10, 27, 1, 30)) == utc(2024, 10, 27, 2)  # 02:30 CET -> 03:00 CET
-    quarter = fires_between(cron("*/20 * * * *", timezone=NY), utc(2024, 11, 3, 5), utc(2024, 11, 3, 8), limit=20)
-    assert len(quarter) == 9 and all(b - a == dt.timedelta(minutes=20) for a, b in itertools.pairwise(quarter))
+    quarter = fires_between(
+        cron("*/20 * * * *", timezone=NY), utc(2024, 11, 3, 5), utc(2024, 11, 3, 8), limit=20
+    )
+    assert len(quarter) == 9 and all(
+        b - a == dt.timedelta(minutes=20) for a, b in itertools.pairwise(quarter)
+    )
 
 
 def test_minute_cron_skips_the_spring_gap_without_duplicates() -> None:
-    fires = fires_between(cron("30 * * * *", timezone=AMS), utc(2024, 3, 30, 23), utc(2024, 3, 31, 3), limit=10)
+    fires = fires_between(
+        cron("30 * * * *", timezone=AMS), utc(2024, 3, 30, 23), utc(2024, 3, 31, 3), limit=10
+    )
     assert fires == [
         utc(2024, 3, 30, 23, 30),
         utc(2024, 3, 31, 0, 30),
@@ -346,7 +374,9 @@ def test_minute_cron_skips_the_spring_gap_without_duplicates() -> None:
     ]
 
 
-def _reference_fires(expr: str, timezone: str, every_hour: bool, start: dt.datetime, end: dt.datetime) -> list:
+def _reference_fires(
+    expr: str, timezone: str, every_hour: bool, start: dt.datetime, end: dt.datetime
+) -> list:
     """Fires in (start, end] by brute force: scan every UTC minute, and every local minute for the gap rule."""
     zone = ZoneInfo(timezone)
     fires: set[dt.datetime] = set()
@@ -357,8 +387,14 @@ def _reference_fires(expr: str, timezone: str, every_hour: bool, start: dt.datet
         if local.utcoffset() != (instant - dt.timedelta(minutes=1)).astimezone(zone).utcoffset():
             transitions.append(instant)
         wall = local.replace(tzinfo=None)
-        repeated = wall.replace(tzinfo=zone, fold=0).utcoffset() != wall.replace(tzinfo=zone, fold=1).utcoffset()
-        if instant > start and croniter.match(expr, wall) and not (repeated and local.fold == 1 and not every_hour):
+        repeated = (
+            wall.replace(tzinfo=zone, fold=0).utcoffset() != wall.replace(tzinfo=zone, fold=1).utcoffset()
+        )
+        if (
+            instant > start
+            and croniter.match(expr, wall)
+            and not (repeated and local.fold == 1 and not every_hour)
+        ):
             fires.add(instant)
         instant += dt.timedelta(minutes=1)
     if not every_hour:
@@ -366,7 +402,9 @@ def _reference_fires(expr: str, timezone: str, every_hour: bool, start: dt.datet
         while wall <= end.astimezone(zone).replace(tzinfo=None):
             exists = wall.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall
             if not exists and croniter.match(expr, wall):
-                (transition,) = [t for t in transitions if abs(t - wall.replace(tzinfo=UTC)) < dt.timedelta(days=1)]
+                (transition,) = [
+                    t for t in transitions if abs(t - wall.replace(tzinfo=UTC)) < dt.timedelta(days=1)
+                ]
                 if start < transition <= end:
                     fires.add(transition)
             wall += dt.timedelta(minutes=1)
@@ -392,7 +430,9 @@ def _reference_fires(expr: str, timezone: str, every_hour: bool, start: dt.datet
         ("15 2 * * *", "Australia/Lord_Howe", False, dt.date(2024, 10, 6)),
     ],
 )
-def test_cron_agrees_with_brute_force_around_dst(expr: str, timezone: str, every_hour: bool, day: dt.date) -> None:
+def test_cron_agrees_with_brute_force_around_dst(
+    expr: str, timezone: str, every_hour: bool, day: dt.date
+) -> None:
     schedule = cron(expr, timezone=timezone)
     start = dt.datetime.combine(day, dt.time(0), tzinfo=UTC) - 12 * HOUR
     end = start + 48 * HOUR
@@ -417,7 +457,9 @@ def test_catchup_latest_gives_the_most_recent_missed_fire() -> None:
     schedule = cron("0 * * * *", catchup=CatchupPolicy.latest)
     assert catchup_fires(schedule, utc(2024, 5, 1, 3), utc(2024, 5, 1, 7, 30)) == [utc(2024, 5, 1, 7)]
     assert catchup_fires(schedule, utc(2024, 5, 1, 7), utc(2024, 5, 1, 7, 30)) == []  # nothing missed
-    assert catchup_fires(schedule, utc(2024, 5, 1, 7), utc(2024, 5, 1, 8)) == [utc(2024, 5, 1, 8)]  # now included
+    assert catchup_fires(schedule, utc(2024, 5, 1, 7), utc(2024, 5, 1, 8)) == [
+        utc(2024, 5, 1, 8)
+    ]  # now included
     yearly = cron("0 0 1 1 *", catchup=CatchupPolicy.latest)
     assert catchup_fires(yearly, utc(2020, 1, 1), utc(2024, 6, 1)) == [utc(2024, 1, 1)]
     assert catchup_fires(yearly, utc(2024, 1, 1), utc(2024, 6, 1)) == []

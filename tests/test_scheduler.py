@@ -44,12 +44,27 @@ class FakeService:
         self.store = Store(home)
         self.started: list[tuple[int, str, dict[str, Any], Trigger]] = []
 
-    def new_run(self, path: Path, *, parameters: dict[str, Any], trigger: Trigger, trigger_time: str | None = None,
-                trigger_reason: str | None = None, fire_id: int | None = None) -> FakeRunner:
+    def new_run(
+        self,
+        path: Path,
+        *,
+        parameters: dict[str, Any],
+        trigger: Trigger,
+        trigger_time: str | None = None,
+        trigger_reason: str | None = None,
+        fire_id: int | None = None,
+    ) -> FakeRunner:
         job = Job(name=Path(path).name, path=str(path), tasks=[Task(task_key="t", notebook="t.ipynb")])
-        run_id = self.store.create_run(job, parameters=parameters, overrides=parameters, max_parallel_tasks=1,
-                                       trigger=trigger, trigger_time=trigger_time, trigger_reason=trigger_reason,
-                                       fire_id=fire_id)
+        run_id = self.store.create_run(
+            job,
+            parameters=parameters,
+            overrides=parameters,
+            max_parallel_tasks=1,
+            trigger=trigger,
+            trigger_time=trigger_time,
+            trigger_reason=trigger_reason,
+            fire_id=fire_id,
+        )
         self.started.append((run_id, str(path), parameters, trigger))
         return FakeRunner(run_id)
 
@@ -80,19 +95,25 @@ def make(service: FakeService, root: Path, clock: Clock, holder: str = "a", **kw
 
 def test_fires_once_on_time_and_never_twice(env: Any) -> None:
     service, root, clock = env
-    write_job(root, "hourly", """
+    write_job(
+        root,
+        "hourly",
+        """
         schedules:
           - name: top
             cron: "0 * * * *"
             parameters: {size: 3}
-    """)
+    """,
+    )
     scheduler = make(service, root, clock)
     assert scheduler.tick() == []  # first sight: nothing owed for the past
     clock.advance(59 * 60)
     assert scheduler.tick() == []
     clock.advance(61)  # 13:00:01
     fires = scheduler.tick()
-    assert [(f["schedule_name"], f["scheduled_time"], f["status"]) for f in fires] == [("top", "2026-03-02T13:00:00+00:00", "started")]
+    assert [(f["schedule_name"], f["scheduled_time"], f["status"]) for f in fires] == [
+        ("top", "2026-03-02T13:00:00+00:00", "started")
+    ]
     assert service.started[0][2:] == ({"size": 3}, Trigger.schedule)
     run = service.store.get_run(service.started[0][0])
     assert run.trigger_time == "2026-03-02T13:00:00+00:00" and "schedule top fired" in run.trigger_reason
@@ -104,12 +125,19 @@ def test_fires_once_on_time_and_never_twice(env: Any) -> None:
 
 def test_only_the_leader_fires_and_another_takes_over_after_the_lease(env: Any) -> None:
     service, root, clock = env
-    write_job(root, "minutely", """
+    write_job(
+        root,
+        "minutely",
+        """
         max_concurrent_runs: 100
         schedules:
           - cron: "* * * * *"
-    """)
-    a, b = make(service, root, clock, "a", lease_seconds=90), make(service, root, clock, "b", lease_seconds=90)
+    """,
+    )
+    a, b = (
+        make(service, root, clock, "a", lease_seconds=90),
+        make(service, root, clock, "b", lease_seconds=90),
+    )
     a.tick(), b.tick()
     assert (a.is_leader, b.is_leader) == (True, False)
     for _ in range(3):
@@ -124,16 +152,22 @@ def test_only_the_leader_fires_and_another_takes_over_after_the_lease(env: Any) 
     assert b.is_leader and len(fired) == 1 and fired[0]["holder"] == "b"
     assert service.store.lease(LEASE)["holder"] == "b"
     times = [f["scheduled_time"] for f in service.store.fires()]
-    assert len(times) == len(set(times)) == 4  # the minute a was down while holding the lease fires late, once
+    assert (
+        len(times) == len(set(times)) == 4
+    )  # the minute a was down while holding the lease fires late, once
 
 
 def test_a_fire_is_recorded_once_even_if_two_leaders_race(env: Any) -> None:
     service, root, clock = env
-    write_job(root, "j", """
+    write_job(
+        root,
+        "j",
+        """
         max_concurrent_runs: 10
         schedules:
           - cron: "* * * * *"
-    """)
+    """,
+    )
     a, b = make(service, root, clock, "a"), make(service, root, clock, "b")
     a.tick(), b.tick()
     clock.advance(60)
@@ -147,14 +181,18 @@ def test_a_fire_is_recorded_once_even_if_two_leaders_race(env: Any) -> None:
 @pytest.mark.parametrize(("policy", "expected_started"), [("none", 0), ("latest", 1), ("all", 5)])
 def test_catch_up_of_fires_missed_while_down(env: Any, policy: str, expected_started: int) -> None:
     service, root, clock = env
-    write_job(root, "j", f"""
+    write_job(
+        root,
+        "j",
+        f"""
         max_concurrent_runs: 100
         schedules:
           - name: s
             cron: "0 * * * *"
             catchup: {policy}
             max_catchup_runs: 5
-    """)
+    """,
+    )
     make(service, root, clock).tick()  # 12:00: next fire 13:00
     clock.advance(10 * 3600 + 120)  # down until 22:02: 13:00 .. 22:00 missed (10 fires)
     make(service, root, clock, "again").tick()
@@ -165,19 +203,29 @@ def test_catch_up_of_fires_missed_while_down(env: Any, policy: str, expected_sta
     if policy == "latest":
         assert started[0]["scheduled_time"] == "2026-03-02T22:00:00+00:00"
     if policy == "all":
-        assert sorted(f["scheduled_time"][11:16] for f in started) == ["18:00", "19:00", "20:00", "21:00", "22:00"]
+        assert sorted(f["scheduled_time"][11:16] for f in started) == [
+            "18:00",
+            "19:00",
+            "20:00",
+            "21:00",
+            "22:00",
+        ]
     assert all("missed" in f["reason"] for f in skipped)
 
 
 @pytest.mark.parametrize("queue", [True, False])
 def test_max_concurrent_runs_queues_or_skips(env: Any, queue: bool) -> None:
     service, root, clock = env
-    write_job(root, "j", f"""
+    write_job(
+        root,
+        "j",
+        f"""
         max_concurrent_runs: 1
         queue: {str(queue).lower()}
         schedules:
           - cron: "* * * * *"
-    """)
+    """,
+    )
     scheduler = make(service, root, clock)
     scheduler.tick()
     clock.advance(60)
@@ -196,11 +244,15 @@ def test_max_concurrent_runs_queues_or_skips(env: Any, queue: bool) -> None:
 
 def test_paused_schedule_does_not_fire(env: Any) -> None:
     service, root, clock = env
-    write_job(root, "j", """
+    write_job(
+        root,
+        "j",
+        """
         schedules:
           - cron: "* * * * *"
             paused: true
-    """)
+    """,
+    )
     scheduler = make(service, root, clock)
     scheduler.tick()
     clock.advance(120)
@@ -215,12 +267,27 @@ def _fires(home: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.kernel
-def test_two_schedulers_racing_fire_each_second_once_and_hand_over(tmp_path: Path, make_notebook: Any) -> None:
+def test_two_schedulers_racing_fire_each_second_once_and_hand_over(
+    tmp_path: Path, make_notebook: Any
+) -> None:
     root, home = tmp_path / "root", tmp_path / "state"
     make_notebook("root/tick/t.ipynb", "x = 1", orchestrate={})
-    (root / "tick" / "job.yaml").write_text('max_concurrent_runs: 1\nqueue: false\nschedules:\n  - name: every-second\n    cron: "* * * * * *"\n')
-    cli = [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "scheduler", str(root),
-           "--lease-seconds", "2", "--poll-seconds", "0.2"]
+    (root / "tick" / "job.yaml").write_text(
+        'max_concurrent_runs: 1\nqueue: false\nschedules:\n  - name: every-second\n    cron: "* * * * * *"\n'
+    )
+    cli = [
+        sys.executable,
+        "-m",
+        "jupyter_orchestrate",
+        "--home",
+        str(home),
+        "scheduler",
+        str(root),
+        "--lease-seconds",
+        "2",
+        "--poll-seconds",
+        "0.2",
+    ]
     procs = [subprocess.Popen(cli, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     try:
         deadline = time.monotonic() + 60
@@ -246,7 +313,9 @@ def test_two_schedulers_racing_fire_each_second_once_and_hand_over(tmp_path: Pat
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
-    after = _fires(home)  # read once both have stopped: a fire recorded meanwhile is compared with the runs too
+    after = _fires(
+        home
+    )  # read once both have stopped: a fire recorded meanwhile is compared with the runs too
     takeover = [f for f in after if f["holder"] != leader]
     assert takeover, "the other scheduler took over"
     first_new = min(dt.datetime.fromisoformat(f["fire_time"]) for f in takeover)
@@ -275,12 +344,16 @@ def _tick_until(scheduler: Scheduler, predicate: Any, timeout: float = 15.0) -> 
 
 def test_file_arrival_fires_once_for_a_burst_after_files_settle(tmp_path: Path) -> None:
     service, root = FakeService(tmp_path / "state"), tmp_path / "root"
-    job = write_job(root, "ingest", """
+    job = write_job(
+        root,
+        "ingest",
+        """
         triggers:
           - name: csv
             file_arrival: {path: "incoming/*.csv", wait_after_last_change_seconds: 0.8, min_time_between_triggers_seconds: 0}
             parameters: {mode: incremental}
-    """)
+    """,
+    )
     (job / "incoming").mkdir()
     scheduler = Scheduler(service, [root], holder="a", rescan_seconds=3600)
     scheduler.tick()  # starts watching
@@ -304,10 +377,14 @@ def test_file_arrival_fires_once_for_a_burst_after_files_settle(tmp_path: Path) 
 
 def test_file_arrival_respects_min_time_between_triggers(tmp_path: Path) -> None:
     service, root = FakeService(tmp_path / "state"), tmp_path / "root"
-    job = write_job(root, "ingest", """
+    job = write_job(
+        root,
+        "ingest",
+        """
         triggers:
           - file_arrival: {path: "*.csv", wait_after_last_change_seconds: 0.2, min_time_between_triggers_seconds: 3}
-    """)
+    """,
+    )
     scheduler = Scheduler(service, [root], holder="a", rescan_seconds=3600)
     scheduler.tick()
     time.sleep(0.5)
@@ -323,10 +400,14 @@ def test_file_arrival_respects_min_time_between_triggers(tmp_path: Path) -> None
 def test_job_completion_chains_jobs_once_per_upstream_run(tmp_path: Path) -> None:
     service, root = FakeService(tmp_path / "state"), tmp_path / "root"
     upstream = write_job(root, "bronze", "name: bronze\n")
-    write_job(root, "report", """
+    write_job(
+        root,
+        "report",
+        """
         triggers:
           - job_completion: {job: ../bronze}
-    """)
+    """,
+    )
     clock = Clock(dt.datetime.now(dt.timezone.utc))
     scheduler = make(service, root, clock)
     assert scheduler.tick() == []  # first sight
@@ -344,14 +425,20 @@ def test_job_completion_chains_jobs_once_per_upstream_run(tmp_path: Path) -> Non
 
 def test_editing_a_rule_recomputes_the_next_fire(env: Any) -> None:
     service, root, clock = env
-    job = write_job(root, "j", """
+    job = write_job(
+        root,
+        "j",
+        """
         schedules:
           - name: s
             cron: "0 3 1 * *"
-    """)
+    """,
+    )
     scheduler = make(service, root, clock)
     scheduler.tick()
-    assert service.store.schedule_state(str(job.resolve()), "s")["next_fire_time"] == "2026-04-01T03:00:00+00:00"
+    assert (
+        service.store.schedule_state(str(job.resolve()), "s")["next_fire_time"] == "2026-04-01T03:00:00+00:00"
+    )
     (job / "job.yaml").write_text('schedules:\n  - name: s\n    cron: "* * * * *"\n')
     clock.advance(1)
     scheduler.tick()  # rescans, notices the new rule
@@ -363,6 +450,10 @@ def test_schedule_parameters_must_name_known_parameters(tmp_path: Path, make_not
     from jupyter_orchestrate.discovery import validate_job
 
     make_notebook("job/a.ipynb", "1", parameters="region = 'eu'", orchestrate={})
-    (tmp_path / "job" / "job.yaml").write_text('schedules:\n  - cron: "0 * * * *"\n    parameters: {regoin: us}\n')
+    (tmp_path / "job" / "job.yaml").write_text(
+        'schedules:\n  - cron: "0 * * * *"\n    parameters: {regoin: us}\n'
+    )
     _, problems = validate_job(tmp_path / "job")
-    assert [str(p) for p in problems] == ["job/job.yaml: schedules.0.parameters.regoin: no job parameter or notebook parameter is named 'regoin' (known: region)"]
+    assert [str(p) for p in problems] == [
+        "job/job.yaml: schedules.0.parameters.regoin: no job parameter or notebook parameter is named 'regoin' (known: region)"
+    ]

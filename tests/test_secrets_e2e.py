@@ -43,7 +43,12 @@ DEADLINE = 240.0  # generous: the machine is shared
 
 def spellings(secret: str) -> set[str]:
     """Every way the secret may be written down: raw, inside JSON strings (ASCII-escaped or not), repr."""
-    return {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1], repr(secret)[1:-1]}
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
+    }
 
 
 def leaks_in_text(text: str, secrets: tuple[str, ...] = SECRETS) -> list[str]:
@@ -96,7 +101,9 @@ ENDINGS = {
 }
 
 
-def secret_job(root: Path, name: str, endings: dict[str, str], job_yaml: dict[str, Any] | None = None) -> Path:
+def secret_job(
+    root: Path, name: str, endings: dict[str, str], job_yaml: dict[str, Any] | None = None
+) -> Path:
     job = root / name
     job.mkdir(parents=True)
     env = {"env": {"API_TOKEN": "${MY_TOKEN}", "DSN": "${MY_DSN}", "PLAIN": "visible"}, "secret_env": ["DSN"]}
@@ -135,7 +142,9 @@ def published(notebook: Path) -> bool:
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError):
         return False
-    return "values published" in json.dumps(cells) and cells[-1]["metadata"]["papermill"]["status"] == "running"
+    return (
+        "values published" in json.dumps(cells) and cells[-1]["metadata"]["papermill"]["status"] == "running"
+    )
 
 
 def test_redact_handles_escaped_and_nested_values() -> None:
@@ -152,15 +161,21 @@ def test_redact_handles_bytes_html_and_url_spellings() -> None:
     import urllib.parse
 
     secret = HARD + "<x>&"
-    for shown in (repr(secret.encode()), html.escape(secret), urllib.parse.quote(secret, safe=""),
-                  urllib.parse.quote_plus(secret), f"https://api.example/?token={urllib.parse.quote(secret)}"):
+    for shown in (
+        repr(secret.encode()),
+        html.escape(secret),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        f"https://api.example/?token={urllib.parse.quote(secret)}",
+    ):
         cleaned = redact(f"before {shown} after", [secret])
         assert secret not in cleaned and "***" in cleaned, (shown, cleaned)
         assert cleaned.startswith("before ") and cleaned.endswith(" after"), cleaned
 
 
-def test_literal_secret_values_in_job_files_are_not_stored_or_served(tmp_path: Path, home: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_literal_secret_values_in_job_files_are_not_stored_or_served(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A secret written literally in metadata (not as ``${NAME}``) is the user's mistake, but it must still not
     reach the database or the job document; references stay as they are (they hold no value)."""
     from jupyter_orchestrate.executors.memory import MemoryExecutor, succeed
@@ -168,8 +183,13 @@ def test_literal_secret_values_in_job_files_are_not_stored_or_served(tmp_path: P
 
     literal = "hunter2-literal-value"
     monkeypatch.setenv("SOME_TOKEN", "x")
-    write_notebook(tmp_path / "lit" / "a.ipynb", "pass", orchestrate={"environment": {
-        "env": {"DB_PASSWORD": literal, "API_TOKEN": "${SOME_TOKEN}", "PLAIN": "visible"}}})
+    write_notebook(
+        tmp_path / "lit" / "a.ipynb",
+        "pass",
+        orchestrate={
+            "environment": {"env": {"DB_PASSWORD": literal, "API_TOKEN": "${SOME_TOKEN}", "PLAIN": "visible"}}
+        },
+    )
     service = OrchestrateService(home)
     job, problems = service.validate(tmp_path / "lit")
     assert job is not None, problems
@@ -198,13 +218,24 @@ def test_attempt_log_redacts_a_secret_split_across_writes(tmp_path: Path) -> Non
 def test_success_failure_and_timeout_leave_no_secret_anywhere(
     tmp_path: Path, home: Path, hooks: Hooks, secret_env: None
 ) -> None:
-    job = secret_job(tmp_path, "timeout", ENDINGS, {"notifications": {
-        "on_failure": [{"webhook": hooks.url("/failed")}], "on_start": [{"webhook": hooks.url("/start")}]}})
+    job = secret_job(
+        tmp_path,
+        "timeout",
+        ENDINGS,
+        {
+            "notifications": {
+                "on_failure": [{"webhook": hooks.url("/failed")}],
+                "on_start": [{"webhook": hooks.url("/start")}],
+            }
+        },
+    )
     events: list[tuple[str, dict[str, Any]]] = []
     service = OrchestrateService(home)
     notifier = Notifier(service)
     service.listeners.append(notifier)
-    runner = service.new_run(job, max_parallel=3, on_event=lambda kind, payload: events.append((kind, payload)))
+    runner = service.new_run(
+        job, max_parallel=3, on_event=lambda kind, payload: events.append((kind, payload))
+    )
     assert runner.execute() == RunStatus.failed
     assert notifier.close(timeout=60)
     run = service.get_run(runner.run_id)
@@ -255,8 +286,12 @@ def test_sigkill_of_the_orchestrator_then_recovery_leaves_no_secret(
     tmp_path: Path, home: Path, secret_env: None
 ) -> None:
     job = secret_job(tmp_path, "killed", {"slow": ENDINGS["slow"]})
-    process = subprocess.Popen([sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "run", str(job)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "run", str(job)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
     try:
         notebooks = lambda: list(home.glob("runs/**/attempt-1.ipynb"))  # noqa: E731
         wait_for(lambda: any(published(p) for p in notebooks()), "the task to print its secrets")
@@ -266,8 +301,12 @@ def test_sigkill_of_the_orchestrator_then_recovery_leaves_no_secret(
         if process.poll() is None:
             process.kill()
             process.wait(60)
-    recovered = subprocess.run([sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "runs", "--json"],
-                               capture_output=True, text=True, timeout=120)
+    recovered = subprocess.run(
+        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "runs", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert recovered.returncode == 0, recovered.stderr
     wait_for(lambda: not kernels_of(home), "the dead orchestrator's kernel to be gone")
     service = OrchestrateService(home)

@@ -50,7 +50,11 @@ def test_explicit_home_wins_then_the_environment(tmp_path: Path, monkeypatch: py
     make_home(tmp_path)
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "from_env"))
     chosen = find_state_home(tmp_path / "job", explicit=str(tmp_path / "given"))
-    assert (chosen.path, chosen.kind, chosen.how) == ((tmp_path / "given").resolve(), "explicit", "given by --home")
+    assert (chosen.path, chosen.kind, chosen.how) == (
+        (tmp_path / "given").resolve(),
+        "explicit",
+        "given by --home",
+    )
     chosen = find_state_home(tmp_path / "job", explicit=None)
     assert (chosen.path, chosen.how) == ((tmp_path / "from_env").resolve(), f"from ${HOME_ENV}")
 
@@ -91,19 +95,27 @@ def test_the_walk_stops_at_the_git_root_and_a_new_home_goes_there(tmp_path: Path
     (repo / ".git").write_text("gitdir: /elsewhere/.git/worktrees/repo\n")  # a worktree's .git is a file
     before = files_under(tmp_path)
     chosen = find_state_home(repo / "jobs" / "daily", explicit=None)
-    assert (chosen.path, chosen.kind, chosen.how) == (repo.resolve() / HOME_NAME, "new", "new, at the root of the git repository")
+    assert (chosen.path, chosen.kind, chosen.how) == (
+        repo.resolve() / HOME_NAME,
+        "new",
+        "new, at the root of the git repository",
+    )
     assert files_under(tmp_path) == before, "finding a home creates nothing"
 
 
 def test_outside_a_repository_a_new_home_is_made_in_the_current_directory_or_the_server_root(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     chosen = find_state_home(None, explicit=None)
     assert (chosen.path, chosen.how) == (tmp_path.resolve() / HOME_NAME, "new, in the current directory")
     served = find_state_home(None, explicit=None, server_root=tmp_path / "root")
     assert (served.path, served.how) == ((tmp_path / "root").resolve() / HOME_NAME, "new, in the server root")
     make_home(tmp_path)
-    assert find_state_home(None, explicit=None, server_root=tmp_path / "root").how == "found above the server root"
+    assert (
+        find_state_home(None, explicit=None, server_root=tmp_path / "root").how
+        == "found above the server root"
+    )
 
 
 # -- the CLI: reading creates nothing, and names the home -------------------------------------------------------
@@ -111,12 +123,17 @@ def cli(*args: str) -> object:
     return CliRunner().invoke(main, list(args))
 
 
-def test_read_only_commands_create_no_folder_or_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_only_commands_create_no_folder_or_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     home = tmp_path.resolve() / HOME_NAME
     listed = cli("runs")
     assert listed.exit_code == 0, listed.output
-    assert listed.stdout.strip() == f"no runs yet in {home} (new, in the current directory): start one with  jupyter orchestrate run PATH"
+    assert (
+        listed.stdout.strip()
+        == f"no runs yet in {home} (new, in the current directory): start one with  jupyter orchestrate run PATH"
+    )
     as_json = cli("runs", "--json")
     assert json.loads(as_json.stdout) == {"runs": [], "state_home": str(home)}
     shown = cli("show", "2")
@@ -131,19 +148,27 @@ def test_read_only_commands_create_no_folder_or_database(tmp_path: Path, monkeyp
     assert files_under(tmp_path) == {Path("job"), Path("job/a.ipynb")}, "nothing was created"
 
 
-def test_commands_name_the_home_they_used_and_how_it_was_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_commands_name_the_home_they_used_and_how_it_was_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     old = make_home(tmp_path, ".orchestrate")
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     listed = cli("runs")
     assert listed.exit_code == 0, listed.output
     first = listed.stdout.splitlines()[0]
-    assert first == f"state home: {old.resolve()} (found above the current directory; old name .orchestrate, used as it is)"
+    assert (
+        first
+        == f"state home: {old.resolve()} (found above the current directory; old name .orchestrate, used as it is)"
+    )
     assert "job" in listed.stdout.splitlines()[-1], listed.stdout
     shown = cli("show", "1", "--json")
     assert json.loads(shown.stdout)["state_home"] == str(old.resolve())
     missing = cli("show", "2")
-    assert missing.exit_code == 2 and missing.stderr.strip() == f"error: run 2 not found in state home {old.resolve()}"
+    assert (
+        missing.exit_code == 2
+        and missing.stderr.strip() == f"error: run 2 not found in state home {old.resolve()}"
+    )
     canceled = cli("cancel", "7")
     assert canceled.stderr.strip() == f"error: run 7 not found in state home {old.resolve()}"
     assert not (tmp_path / HOME_NAME).exists() and not (tmp_path / "sub" / HOME_NAME).exists()
@@ -162,13 +187,25 @@ def test_cli_from_root_and_subfolder_and_the_python_api_share_one_history(tmp_pa
     ws = tmp_path / "ws"
     (ws / ".git").mkdir(parents=True)
     job = ws / "jobs" / "hello"
-    write_notebook(job / "write.ipynb", "from pathlib import Path\nPath(output_dir).mkdir(parents=True)\n"
-                   "(Path(output_dir) / 'done.txt').write_text('ok')", parameters="output_dir = ''", orchestrate={})
+    write_notebook(
+        job / "write.ipynb",
+        "from pathlib import Path\nPath(output_dir).mkdir(parents=True)\n"
+        "(Path(output_dir) / 'done.txt').write_text('ok')",
+        parameters="output_dir = ''",
+        orchestrate={},
+    )
     (job / "job.yaml").write_text('parameters:\n  output_dir: "output/run-{{job.run_id}}"\n')
 
     def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300,
-                              check=False)
+        done = subprocess.run(
+            [sys.executable, *args],
+            cwd=cwd,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         return done
 
@@ -178,12 +215,19 @@ def test_cli_from_root_and_subfolder_and_the_python_api_share_one_history(tmp_pa
     second = run(ws / "jobs", "-m", "jupyter_orchestrate", "run", "hello", "--json")
     assert json.loads(second.stdout)["state_home"] == str(home)
     # a notebook's cwd is its folder: the Python API finds the same home walking up from the job folder
-    api = run(job, "-c", "from jupyter_orchestrate import Job\njob = Job.load('.')\nprint(job.home, job.run().status)")
+    api = run(
+        job,
+        "-c",
+        "from jupyter_orchestrate import Job\njob = Job.load('.')\nprint(job.home, job.run().status)",
+    )
     assert api.stdout.split() == [str(home), "succeeded"]
 
     with closing(sqlite3.connect(f"file:{home / DB_NAME}?mode=ro", uri=True)) as conn:
         assert conn.execute("select run_id, status from runs order by run_id").fetchall() == [
-            (1, "succeeded"), (2, "succeeded"), (3, "succeeded")]
+            (1, "succeeded"),
+            (2, "succeeded"),
+            (3, "succeeded"),
+        ]
     assert sorted(p.name for p in (job / "output").iterdir()) == ["run-1", "run-2", "run-3"]
     homes = list(tmp_path.rglob(DB_NAME))
     assert homes == [home / DB_NAME], f"one state home in the workspace: {homes}"
@@ -211,4 +255,6 @@ def test_a_jobs_max_parallel_tasks_wins_over_the_default_for_every_kind_of_run(t
     assert parallel(tmp_path / "unset") == 7, "the default when the job says nothing"
     assert parallel(tmp_path / "set", max_parallel=3) == 3, "an explicit request wins"
     assert parallel(tmp_path / "set", trigger=Trigger.schedule) == 2
-    assert parallel(tmp_path / "unset", trigger=Trigger.file_arrival) == 7, "scheduled and triggered runs get the default"
+    assert parallel(tmp_path / "unset", trigger=Trigger.file_arrival) == 7, (
+        "scheduled and triggered runs get the default"
+    )

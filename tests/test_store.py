@@ -38,7 +38,7 @@ def make_job(tmp_path: Path, name: str = "demo") -> Job:
 
 
 @pytest.fixture
-def store(home: Path):  # noqa: ANN201
+def store(home: Path):
     s = Store(home)
     yield s
     s.close()
@@ -57,9 +57,17 @@ def new_run(store: Store, job: Job, **kwargs: object) -> int:
 
 def start_attempt(store: Store, run_id: int, key: str, number: int, repair_number: int = 0) -> None:
     store.create_attempt(
-        Attempt(run_id=run_id, task_key=key, attempt_number=number, repair_number=repair_number, status=S.running,
-                start_time=utc_now()),
-        worker_pid=None, kernel_pid=None, kernel_create_time=None,
+        Attempt(
+            run_id=run_id,
+            task_key=key,
+            attempt_number=number,
+            repair_number=repair_number,
+            status=S.running,
+            start_time=utc_now(),
+        ),
+        worker_pid=None,
+        kernel_pid=None,
+        kernel_create_time=None,
     )
 
 
@@ -69,8 +77,14 @@ def start_attempt(store: Store, run_id: int, key: str, number: int, repair_numbe
 
 
 def test_create_run_records_a_queued_run_with_pending_task_runs(store: Store, job: Job) -> None:
-    run_id = new_run(store, job, parameters={"year": 2025}, overrides={"year": 2025, "limit": 3},
-                     max_parallel_tasks=4, trigger=Trigger.api)
+    run_id = new_run(
+        store,
+        job,
+        parameters={"year": 2025},
+        overrides={"year": 2025, "limit": 3},
+        max_parallel_tasks=4,
+        trigger=Trigger.api,
+    )
     assert run_id == 1
     run = store.get_run(run_id)
     assert run.run_id == 1
@@ -98,7 +112,10 @@ def test_runs_of_the_same_job_share_one_job_row(store: Store, job: Job, tmp_path
     assert new_run(store, job.model_copy(update={"name": "renamed"})) == 2
     assert new_run(store, make_job(tmp_path, "other")) == 3
     rows = list(store.db["jobs"].rows)
-    assert sorted((r["name"], r["path"]) for r in rows) == [("other", str(tmp_path / "other")), ("renamed", job.path)]
+    assert sorted((r["name"], r["path"]) for r in rows) == [
+        ("other", str(tmp_path / "other")),
+        ("renamed", job.path),
+    ]
 
 
 def test_unknown_run_is_not_found(store: Store) -> None:
@@ -115,8 +132,12 @@ def test_claim_heartbeat_and_finish_run(store: Store, job: Job) -> None:
     store.claim_run(run_id, pid=1234, create_time=99.5, host="h1")
     assert store.run_status(run_id) == RunStatus.running
     (row,) = store.unfinished_runs()
-    assert (row["run_id"], row["orchestrator_pid"], row["orchestrator_create_time"], row["orchestrator_host"]) == (
-        run_id, 1234, 99.5, "h1")
+    assert (
+        row["run_id"],
+        row["orchestrator_pid"],
+        row["orchestrator_create_time"],
+        row["orchestrator_host"],
+    ) == (run_id, 1234, 99.5, "h1")
     first_beat = row["heartbeat_time"]
     store.heartbeat(run_id)
     assert store.unfinished_runs()[0]["heartbeat_time"] >= first_beat
@@ -165,10 +186,19 @@ def test_set_task_status_records_times(store: Store, job: Job) -> None:
 def test_attempts_round_trip_with_separate_error_fields(store: Store, job: Job) -> None:
     run_id = new_run(store, job)
     attempt = Attempt(
-        run_id=run_id, task_key="clean", attempt_number=1, status=S.running, start_time=utc_now(),
-        notebook_path="/state/runs/1/clean/attempt-1.ipynb", log_path="/state/runs/1/clean/attempt-1.log",
-        parameters={"year": 2024, "tags": ["a"]}, kernel_name="python3", cwd="/jobs/demo", env_names=["A", "B"],
-        cells_total=5, cells_completed=0,
+        run_id=run_id,
+        task_key="clean",
+        attempt_number=1,
+        status=S.running,
+        start_time=utc_now(),
+        notebook_path="/state/runs/1/clean/attempt-1.ipynb",
+        log_path="/state/runs/1/clean/attempt-1.log",
+        parameters={"year": 2024, "tags": ["a"]},
+        kernel_name="python3",
+        cwd="/jobs/demo",
+        env_names=["A", "B"],
+        cells_total=5,
+        cells_completed=0,
     )
     store.create_attempt(attempt, worker_pid=11, kernel_pid=None, kernel_create_time=None)
     store.set_attempt_kernel(run_id, "clean", 1, 22, 123.25)
@@ -199,7 +229,11 @@ def test_attempts_round_trip_with_separate_error_fields(store: Store, job: Job) 
     assert first.error.traceback == error.traceback  # a list, not one flattened string
     assert first.error.cell_index == 0  # 0 is a value, not "missing"
     assert (first.notebook_path, first.log_path, first.kernel_name, first.cwd) == (
-        attempt.notebook_path, attempt.log_path, "python3", "/jobs/demo")
+        attempt.notebook_path,
+        attempt.log_path,
+        "python3",
+        "/jobs/demo",
+    )
     assert first.parameters == {"year": 2024, "tags": ["a"]}
     assert first.env_names == ["A", "B"]
     assert (first.cells_completed, first.cells_total) == (2, 5)
@@ -226,7 +260,9 @@ def test_attempt_error_without_cell_fields(store: Store, job: Job) -> None:
 
 def test_task_values_are_replaced_per_task_run(store: Store, job: Job) -> None:
     run_id = new_run(store, job)
-    store.set_task_values(run_id, "load", 1, {"rows": 10, "meta": {"k": [1, None]}, "name": "x", "none": None})
+    store.set_task_values(
+        run_id, "load", 1, {"rows": 10, "meta": {"k": [1, None]}, "name": "x", "none": None}
+    )
     store.set_task_values(run_id, "clean", 1, {"ok": True})
     assert store.task_values(run_id) == {
         "clean": {"ok": True},
@@ -267,7 +303,11 @@ def test_list_runs_newest_first_with_filters_and_paging(store: Store, job: Job, 
 
     listed = store.list_runs(job_name="demo", limit=1)[0]
     assert listed.status == RunStatus.failed
-    assert {t.task_key: t.status for t in listed.task_runs} == {"load": S.failed, "clean": S.pending, "report": S.pending}
+    assert {t.task_key: t.status for t in listed.task_runs} == {
+        "load": S.failed,
+        "clean": S.pending,
+        "report": S.pending,
+    }
     assert all(t.attempts == [] for t in listed.task_runs)  # no attempts in listings
     assert len(store.get_run(4).task_run("load").attempts) == 1
 
@@ -313,8 +353,15 @@ def test_start_repair_resets_selected_task_runs_and_records_the_repair(store: St
 
     fixed = job.model_copy(update={"description": "fixed"})
     number = store.start_repair(
-        run_id, job=fixed, requested_task_keys=None, rerun_dependents=False, task_keys=["clean", "report"],
-        reused_task_keys=["load"], parameters={"limit": 5}, run_parameters={"year": 2026}, overrides={"year": 2026},
+        run_id,
+        job=fixed,
+        requested_task_keys=None,
+        rerun_dependents=False,
+        task_keys=["clean", "report"],
+        reused_task_keys=["load"],
+        parameters={"limit": 5},
+        run_parameters={"year": 2026},
+        overrides={"year": 2026},
     )
     assert number == 1
     run = store.get_run(run_id)
@@ -335,15 +382,28 @@ def test_start_repair_resets_selected_task_runs_and_records_the_repair(store: St
     assert store.attempt_counts(run_id) == {"clean": 1, "load": 1}
     (repair,) = run.repairs
     assert repair == Repair(
-        run_id=run_id, repair_number=1, repair_time=repair.repair_time, requested_task_keys=None,
-        rerun_dependents=False, task_keys=["clean", "report"], reused_task_keys=["load"], parameters={"limit": 5},
+        run_id=run_id,
+        repair_number=1,
+        repair_time=repair.repair_time,
+        requested_task_keys=None,
+        rerun_dependents=False,
+        task_keys=["clean", "report"],
+        reused_task_keys=["load"],
+        parameters={"limit": 5},
     )
     assert repair.repair_time >= run.start_time
 
     store.finish_run(run_id, RunStatus.failed)
     number = store.start_repair(
-        run_id, job=job, requested_task_keys=["load"], rerun_dependents=True, task_keys=["load", "clean", "report"],
-        reused_task_keys=[], parameters={}, run_parameters={"year": 2024}, overrides={},
+        run_id,
+        job=job,
+        requested_task_keys=["load"],
+        rerun_dependents=True,
+        task_keys=["load", "clean", "report"],
+        reused_task_keys=[],
+        parameters={},
+        run_parameters={"year": 2024},
+        overrides={},
     )
     assert number == 2
     run = store.get_run(run_id)
@@ -395,7 +455,17 @@ def test_reopening_the_home_keeps_data_and_applies_no_migration(home: Path, job:
     applied = list(first.db["_sqlite_migrations"].rows)
     from jupyter_orchestrate.store import migrations
 
-    assert [m["name"] for m in applied] == [m.name for m in migrations._migrations] == ["m001_initial", "m002_scheduling", "m003_trigger_details", "m004_attempt_environment", "m005_schedule_rule"]
+    assert (
+        [m["name"] for m in applied]
+        == [m.name for m in migrations._migrations]
+        == [
+            "m001_initial",
+            "m002_scheduling",
+            "m003_trigger_details",
+            "m004_attempt_environment",
+            "m005_schedule_rule",
+        ]
+    )
     first.close()
 
     second = Store(home)
@@ -430,7 +500,9 @@ def test_store_creates_the_home_and_rejects_a_file_that_is_not_a_database(tmp_pa
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / DB_NAME).write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match=f"state database {bad / DB_NAME} is damaged .*file is not a database"):
+    with pytest.raises(
+        StoreError, match=f"state database {bad / DB_NAME} is damaged .*file is not a database"
+    ):
         Store(bad)
 
 
@@ -448,8 +520,15 @@ def test_start_repair_clears_the_run_duration(store: Store, job: Job) -> None:
     store.finish_run(run_id, RunStatus.failed)
     assert store.get_run(run_id).duration_seconds is not None
     store.start_repair(
-        run_id, job=job, requested_task_keys=None, rerun_dependents=False, task_keys=["load"],
-        reused_task_keys=["clean", "report"], parameters={}, run_parameters={}, overrides={},
+        run_id,
+        job=job,
+        requested_task_keys=None,
+        rerun_dependents=False,
+        task_keys=["load"],
+        reused_task_keys=["clean", "report"],
+        parameters={},
+        run_parameters={},
+        overrides={},
     )
     run = store.get_run(run_id)
     assert run.status == RunStatus.queued and run.end_time is None

@@ -52,13 +52,30 @@ def test_processes_racing_on_a_fresh_home_each_record_a_run(tmp_path: Path, home
     procs = []
     for i in range(count):
         ready = tmp_path / f"ready-{i}"
-        procs.append((ready, subprocess.Popen(
-            [sys.executable, "-c", CREATE_RUN, str(home), str(tmp_path / "job"), str(ready), str(tmp_path / "go")],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+        procs.append(
+            (
+                ready,
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        CREATE_RUN,
+                        str(home),
+                        str(tmp_path / "job"),
+                        str(ready),
+                        str(tmp_path / "go"),
+                    ],
+                    cwd=REPO,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                ),
+            )
+        )
     try:
         _wait(lambda: all(r.exists() for r, _ in procs), 300, "every process to import the store")
         (tmp_path / "go").touch()
-        results = [p.communicate(timeout=300) + (p.returncode,) for _, p in procs]
+        results = [(*p.communicate(timeout=300), p.returncode) for _, p in procs]
     finally:
         for _, p in procs:
             p.kill()
@@ -69,7 +86,9 @@ def test_processes_racing_on_a_fresh_home_each_record_a_run(tmp_path: Path, home
     store = Store(home)
     assert len(store.list_runs(limit=100)) == count
     applied = [r["name"] for r in store.db["_sqlite_migrations"].rows]
-    assert len(applied) == len(set(applied)) and not migrations.pending(store.db)  # each applied once, by one racer
+    assert len(applied) == len(set(applied)) and not migrations.pending(
+        store.db
+    )  # each applied once, by one racer
 
 
 def test_threads_with_their_own_store_on_a_fresh_home_each_record_a_run(home: Path, tmp_path: Path) -> None:
@@ -115,20 +134,31 @@ def test_a_lock_held_past_the_busy_timeout_is_a_clear_error(home: Path, tmp_path
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert store.create_run(job, parameters={}, overrides={}, max_parallel_tasks=1) == 1  # and writes once it is free
+    assert (
+        store.create_run(job, parameters={}, overrides={}, max_parallel_tasks=1) == 1
+    )  # and writes once it is free
 
 
 @pytest.mark.timeout(1500)
 @pytest.mark.parametrize("count", [10, 20])
-def test_concurrent_cli_runs_on_a_fresh_home_all_succeed(make_notebook: Any, tmp_path: Path, home: Path,
-                                                         count: int) -> None:
+def test_concurrent_cli_runs_on_a_fresh_home_all_succeed(
+    make_notebook: Any, tmp_path: Path, home: Path, count: int
+) -> None:
     job = tmp_path / "job"
     make_notebook("job/hello.ipynb", "print('hello')", orchestrate={})
     cli = [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home)]
-    procs = [subprocess.Popen([*cli, "run", str(job), "--max-parallel", "1"], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
+    procs = [
+        subprocess.Popen(
+            [*cli, "run", str(job), "--max-parallel", "1"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
     try:
-        results = [p.communicate(timeout=1200) + (p.returncode,) for p in procs]
+        results = [(*p.communicate(timeout=1200), p.returncode) for p in procs]
     finally:
         for p in procs:
             p.kill()

@@ -26,8 +26,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def digest(path: Path) -> str:
@@ -51,8 +56,12 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], db: Path, *e
 
 @pytest.fixture
 def job(make_notebook: Any, tmp_path: Path) -> Path:
-    make_notebook("job/hello.ipynb", "import time\ntime.sleep(seconds)\nprint('hello')", parameters="seconds = 0",
-                  orchestrate={})
+    make_notebook(
+        "job/hello.ipynb",
+        "import time\ntime.sleep(seconds)\nprint('hello')",
+        parameters="seconds = 0",
+        orchestrate={},
+    )
     return tmp_path / "job"
 
 
@@ -75,7 +84,9 @@ def _garbage_over_a_middle_page(db: Path) -> int:
 
 
 @pytest.mark.timeout(600)
-def test_a_damaged_page_is_one_clear_error_for_every_command_and_nothing_writes_to_it(job: Path, home: Path) -> None:
+def test_a_damaged_page_is_one_clear_error_for_every_command_and_nothing_writes_to_it(
+    job: Path, home: Path
+) -> None:
     made = cli(home, "run", str(job))
     assert made.returncode == 0, made.stderr
     db = home / DB_NAME
@@ -107,8 +118,9 @@ def small_disk(tmp_path: Path) -> Any:
     mount_point.mkdir()
     if shutil.which("mount") is None:
         pytest.skip("no mount command to create a small file system to fill")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {mounted.stderr.strip()}")
     yield mount_point
@@ -121,7 +133,9 @@ def _running_attempt(db: Path) -> dict[str, Any] | None:
     try:
         with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             conn.row_factory = sqlite3.Row
-            row = conn.execute("select * from attempts where status = 'running' and kernel_pid is not null").fetchone()
+            row = conn.execute(
+                "select * from attempts where status = 'running' and kernel_pid is not null"
+            ).fetchone()
             return dict(row) if row else None
     except sqlite3.OperationalError:  # the schema is still being created
         return None
@@ -140,23 +154,40 @@ def _wait(predicate: Any, timeout: float, what: str) -> Any:
 def test_disk_full_mid_run_is_one_clear_error_and_the_database_survives(job: Path, small_disk: Path) -> None:
     home = small_disk / "state"
     db = home / DB_NAME
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "run", str(job),
-                             "-p", "seconds=600"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter_orchestrate",
+            "--home",
+            str(home),
+            "run",
+            str(job),
+            "-p",
+            "seconds=600",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     filler = small_disk / "filler"
     try:
         attempt = _wait(lambda: _running_attempt(db), 300, "the attempt's kernel to run")
-        with open(filler, "wb") as f:  # fill the disk while the task executes: the run's next write fails
-            with pytest.raises(OSError, match="No space left"):
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-        out, err = proc.communicate(timeout=300)
+        # fill the disk while the task executes: the run's next write fails
+        with open(filler, "wb") as f, pytest.raises(OSError, match="No space left"):
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        _out, err = proc.communicate(timeout=300)
     finally:
         proc.kill()
     assert "Traceback" not in err, err
     assert proc.returncode == 1, err
     last = [line for line in err.splitlines() if line.strip()][-1]
-    assert last.startswith("error: ") and str(db) in last and "disk is full" in last and "free space" in last, err
+    assert (
+        last.startswith("error: ") and str(db) in last and "disk is full" in last and "free space" in last
+    ), err
     _wait(lambda: not psutil.pid_exists(attempt["kernel_pid"]), 60, "the run's kernel to be stopped")
 
     full = cli(home, "runs")  # recovery of the dead run cannot be written yet: said so, nothing half-written

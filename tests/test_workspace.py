@@ -34,9 +34,14 @@ def test_relative_and_absolute_paths_inside(root: Path) -> None:
 
 def test_dot_dot_and_absolute_paths_outside(root: Path) -> None:
     assert refused("../outside.txt", root) == "notebook '../outside.txt' leads outside the job folder"
-    assert refused("job/../../outside.txt", root) == "notebook 'job/../../outside.txt' leads outside the job folder"
+    assert (
+        refused("job/../../outside.txt", root)
+        == "notebook 'job/../../outside.txt' leads outside the job folder"
+    )
     assert refused("/etc/passwd", root) == "notebook '/etc/passwd' leads outside the job folder"
-    assert refused(root.parent / "root-sibling", root), "a path sharing the root's name as a prefix is outside"
+    assert refused(root.parent / "root-sibling", root), (
+        "a path sharing the root's name as a prefix is outside"
+    )
 
 
 def test_symlinks_are_followed(root: Path) -> None:
@@ -56,7 +61,10 @@ def test_a_root_reached_through_a_symlink(root: Path, tmp_path: Path) -> None:
 
 
 def test_nonexistent_paths(root: Path) -> None:
-    assert confine("job/missing/b.ipynb", root, what="notebook") == (root / "job" / "missing" / "b.ipynb").resolve()
+    assert (
+        confine("job/missing/b.ipynb", root, what="notebook")
+        == (root / "job" / "missing" / "b.ipynb").resolve()
+    )
     assert refused("missing/../../nowhere", root)
     (root / "dangling").symlink_to(root.parent / "not-there")
     assert refused("dangling", root), "a dangling link out is refused even though its target does not exist"

@@ -113,7 +113,8 @@ class ActiveRun:
         # refuse rather than normalise: this machine cannot fix the stored record, and a silent fix here would
         # hide the caller's bug (the store ends such task runs before a repair selects, see end_unfinished)
         stuck = [
-            f"{k} is {s.status.value}" for k, s in self.states.items()
+            f"{k} is {s.status.value}"
+            for k, s in self.states.items()
             if s.status in (S.running, S.queued) or (s.status == S.up_for_retry and s.retry_at is None)
         ]
         if stuck:
@@ -164,7 +165,9 @@ class ActiveRun:
 
     def next_retry_time(self) -> float | None:
         """The earliest clock time an ``up_for_retry`` task may start, or None."""
-        times = [s.retry_at for s in self.states.values() if s.status == S.up_for_retry and s.retry_at is not None]
+        times = [
+            s.retry_at for s in self.states.values() if s.status == S.up_for_retry and s.retry_at is not None
+        ]
         return min(times) if times else None
 
     def final_status(self) -> RunStatus:

@@ -32,7 +32,15 @@ from jupyter_orchestrate.environments import redact_value, secret_names
 from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import (
-    Attempt, AttemptError, Job, RunStatus, Task, TaskRunStatus, cell_label, code_cell_progress, utc_now,
+    Attempt,
+    AttemptError,
+    Job,
+    RunStatus,
+    Task,
+    TaskRunStatus,
+    cell_label,
+    code_cell_progress,
+    utc_now,
 )
 from jupyter_orchestrate.parameters import render
 from jupyter_orchestrate.store import Store, this_process
@@ -65,7 +73,9 @@ def _position(flight: _InFlight) -> str:
     return f"{cell_label(flight.cell_index)} ({code_cell_progress(flight.cell, flight.cells_total)})"
 
 
-def task_parameters(task: Task, run_parameters: dict[str, Any], overrides: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+def task_parameters(
+    task: Task, run_parameters: dict[str, Any], overrides: dict[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
     """The parameters papermill injects into ``task``'s notebook (precedence in :mod:`..parameters`).
 
     Args:
@@ -165,8 +175,13 @@ class Runner:
             flight = self.in_flight.get(change.task_key)
             if change.new.is_terminal and flight is not None and flight.started is None:
                 self._discard(flight)  # prepared ahead for a task that will not run
-            self._emit("task_status", task_key=change.task_key, status=change.new.value, reason=change.reason,
-                       attempt_number=self.active.states[change.task_key].attempts)
+            self._emit(
+                "task_status",
+                task_key=change.task_key,
+                status=change.new.value,
+                reason=change.reason,
+                attempt_number=self.active.states[change.task_key].attempts,
+            )
 
     def context(self) -> dict[str, Any]:
         """The reference context for parameters (job fields, job parameters, task values so far)."""
@@ -195,7 +210,9 @@ class Runner:
         try:
             env = expand_env(environment.env)
         except OrchestrateError:
-            env = dict(environment.env)  # validation reported the unset variable; the notebook sees the raw text
+            env = dict(
+                environment.env
+            )  # validation reported the unset variable; the notebook sees the raw text
         names = secret_names(env, environment.secret_env)
         kernel_env = {**os.environ, **env}
         secrets = [kernel_env[name] for name in names]
@@ -203,7 +220,9 @@ class Runner:
         python = environment.python
         if python and not Path(python).is_absolute():
             python = str(job_root / python)
-        requirements_file = job_root / environment.requirements_file if environment.requirements_file else None
+        requirements_file = (
+            job_root / environment.requirements_file if environment.requirements_file else None
+        )
         return AttemptSpec(
             run_id=self.run_id,
             task_key=task.task_key,
@@ -304,8 +323,13 @@ class Runner:
 
     # -- outcomes --------------------------------------------------------------------------------------------
     def _finish(
-        self, key: str, attempt_number: int, outcome: TaskRunStatus, error: AttemptError | None,
-        values: dict[str, Any], now: float,
+        self,
+        key: str,
+        attempt_number: int,
+        outcome: TaskRunStatus,
+        error: AttemptError | None,
+        values: dict[str, Any],
+        now: float,
     ) -> None:
         error, values = self._clean(error), self._clean(values)
         self.store.finish_attempt(self.run_id, key, attempt_number, outcome, error)
@@ -318,11 +342,16 @@ class Runner:
         self.in_flight.pop(flight.task_key, None)
         if result.cells_total is not None:
             self.store.update_attempt_progress(
-                self.run_id, flight.task_key, flight.attempt_number, result.cells_completed or 0, result.cells_total
+                self.run_id,
+                flight.task_key,
+                flight.attempt_number,
+                result.cells_completed or 0,
+                result.cells_total,
             )
         if result.environment:
-            self.store.set_attempt_environment(self.run_id, flight.task_key, flight.attempt_number,
-                                              self._clean(result.environment))
+            self.store.set_attempt_environment(
+                self.run_id, flight.task_key, flight.attempt_number, self._clean(result.environment)
+            )
         error = AttemptError(**result.error) if result.error else None
         outcome = S.succeeded if result.status == "succeeded" else S.failed
         self._finish(flight.task_key, flight.attempt_number, outcome, error, result.task_values, now)
@@ -343,7 +372,13 @@ class Runner:
                 pass
         values = read_values_file(spec.values_path)
         if flight.cells_total is not None:
-            self.store.update_attempt_progress(self.run_id, flight.task_key, flight.attempt_number, max(flight.cell - 1, 0), flight.cells_total)
+            self.store.update_attempt_progress(
+                self.run_id,
+                flight.task_key,
+                flight.attempt_number,
+                max(flight.cell - 1, 0),
+                flight.cells_total,
+            )
         self._finish(flight.task_key, flight.attempt_number, outcome, error, values, now)
 
     def _cancel_all(self, reason: str, now: float) -> None:
@@ -355,7 +390,12 @@ class Runner:
                 self._discard(flight)
             else:
                 where = f" at {_position(flight)}" if _position(flight) else ""
-                self._stop(flight, S.canceled, AttemptError(kind="canceled", ename="Canceled", evalue=f"{reason}{where}"), now)
+                self._stop(
+                    flight,
+                    S.canceled,
+                    AttemptError(kind="canceled", ename="Canceled", evalue=f"{reason}{where}"),
+                    now,
+                )
 
     # -- main loop -------------------------------------------------------------------------------------------
     def execute(self) -> RunStatus:
@@ -366,15 +406,25 @@ class Runner:
         killed and the run is marked as :meth:`mark_crashed` says before the exception propagates.
         """
         me = this_process()
-        claimed = self.store.claim_run(self.run_id, pid=me["orchestrator_pid"], create_time=me["orchestrator_create_time"],
-                                       host=me["orchestrator_host"])
+        claimed = self.store.claim_run(
+            self.run_id,
+            pid=me["orchestrator_pid"],
+            create_time=me["orchestrator_create_time"],
+            host=me["orchestrator_host"],
+        )
         if claimed.is_terminal:  # a monitor ended the run before it started: nothing to execute
-            self._emit("run_status", status=claimed.value, reason=self.store.get_run(self.run_id).status_reason)
+            self._emit(
+                "run_status", status=claimed.value, reason=self.store.get_run(self.run_id).status_reason
+            )
             return claimed
         if claimed == RunStatus.canceling and self.cancel_reason is None:
-            self.cancel_reason = "cancel requested"  # asked before this runner started: honour it, do not overwrite it
+            self.cancel_reason = (
+                "cancel requested"  # asked before this runner started: honour it, do not overwrite it
+            )
         beating = threading.Event()
-        threading.Thread(target=self._heartbeat, args=(beating,), name=f"orchestrate-heartbeat-{self.run_id}", daemon=True).start()
+        threading.Thread(
+            target=self._heartbeat, args=(beating,), name=f"orchestrate-heartbeat-{self.run_id}", daemon=True
+        ).start()
         self._emit("run_status", status=RunStatus.running.value)
         last_poll = self.clock()
         try:
@@ -401,9 +451,16 @@ class Runner:
                     if flight.deadline is not None and now >= flight.deadline:
                         timeout = self.tasks[flight.task_key].timeout_seconds
                         where = f" while executing {_position(flight)}" if _position(flight) else ""
-                        self._stop(flight, S.timed_out, AttemptError(
-                            kind="timeout", ename="TimeoutError",
-                            evalue=f"the attempt exceeded timeout_seconds={timeout:g}{where}; the kernel was killed"), now)
+                        self._stop(
+                            flight,
+                            S.timed_out,
+                            AttemptError(
+                                kind="timeout",
+                                ename="TimeoutError",
+                                evalue=f"the attempt exceeded timeout_seconds={timeout:g}{where}; the kernel was killed",
+                            ),
+                            now,
+                        )
                 self._handle_events(self.executor.wait(self._wait_timeout(now)))
         except BaseException as exc:
             for flight in list(self.in_flight.values()):
@@ -449,7 +506,9 @@ class Runner:
         for flight in list(self.in_flight.values()):
             self.executor.kill(flight.handle)
             self.in_flight.pop(flight.task_key, None)
-        log.warning("run %s was ended (%s) by a run monitor while this runner executed it", self.run_id, stored.value)
+        log.warning(
+            "run %s was ended (%s) by a run monitor while this runner executed it", self.run_id, stored.value
+        )
         self._emit("run_status", status=stored.value, reason=self.store.get_run(self.run_id).status_reason)
         return stored
 
@@ -462,9 +521,13 @@ class Runner:
         self._crashed = True
         reason = self._clean(f"the runner crashed ({type(exc).__name__}: {exc}); repair the run to finish it")
         try:
-            self.store.end_unfinished(self.run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunnerCrashed")
+            self.store.end_unfinished(
+                self.run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunnerCrashed"
+            )
         except StoreError as error:
-            if not isinstance(exc, StoreError):  # else the crash is this same fault, reported by whoever gets exc
+            if not isinstance(
+                exc, StoreError
+            ):  # else the crash is this same fault, reported by whoever gets exc
                 log.warning("cannot record the crash of run %s: %s", self.run_id, error)
             return
         except Exception:
@@ -500,16 +563,28 @@ class Runner:
             if flight is None:
                 continue
             if event.kind == "kernel_started" and flight.started is not None:
-                self.store.set_attempt_kernel(self.run_id, flight.task_key, flight.attempt_number,
-                                              event.data["pid"], event.data["create_time"])
+                self.store.set_attempt_kernel(
+                    self.run_id,
+                    flight.task_key,
+                    flight.attempt_number,
+                    event.data["pid"],
+                    event.data["create_time"],
+                )
             elif event.kind == "progress":
                 flight.cell = event.data["cell"]
                 flight.cells_total = event.data["total"]
                 flight.cell_index = event.data.get("cell_index")
-                self._emit("progress", task_key=flight.task_key, attempt_number=flight.attempt_number,
-                           cell=flight.cell, total=flight.cells_total)
+                self._emit(
+                    "progress",
+                    task_key=flight.task_key,
+                    attempt_number=flight.attempt_number,
+                    cell=flight.cell,
+                    total=flight.cells_total,
+                )
             elif event.kind == "finished":
                 if flight.started is None:
-                    self.in_flight.pop(flight.task_key, None)  # a prepared kernel that failed: prepare again later
+                    self.in_flight.pop(
+                        flight.task_key, None
+                    )  # a prepared kernel that failed: prepare again later
                 else:
                     self._on_result(flight, event.data["result"], now)

@@ -79,7 +79,9 @@ class LocalExecutor(TaskExecutor):
         self._handles: list[LocalHandle] = []
         self._events: list[ExecutorEvent] = []
         self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
-        self._warm = threading.Thread(target=self._ensure_forkserver, name="orchestrate-forkserver", daemon=True)
+        self._warm = threading.Thread(
+            target=self._ensure_forkserver, name="orchestrate-forkserver", daemon=True
+        )
         self._warm.start()
 
     @staticmethod
@@ -90,12 +92,14 @@ class LocalExecutor(TaskExecutor):
             forkserver.ensure_running()
 
     def prepare(self, spec: AttemptSpec) -> LocalHandle:
-        from jupyter_orchestrate.executors.worker import attempt_main  # noqa: PLC0415 - keeps this process light
+        from jupyter_orchestrate.executors.worker import attempt_main
 
         self._warm.join()
         os.makedirs(os.path.dirname(spec.output_path), exist_ok=True)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=attempt_main, args=(child_conn, spec), name=f"attempt-{spec.task_key}", daemon=False)
+        process = self._ctx.Process(
+            target=attempt_main, args=(child_conn, spec), name=f"attempt-{spec.task_key}", daemon=False
+        )
         with _bare_main():
             process.start()
         child_conn.close()
@@ -120,8 +124,11 @@ class LocalExecutor(TaskExecutor):
         how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
         result = AttemptResult(
             status="failed",
-            error={"kind": "internal", "ename": "WorkerDied",
-                   "evalue": f"the attempt's worker process ended ({how}) without a result"},
+            error={
+                "kind": "internal",
+                "ename": "WorkerDied",
+                "evalue": f"the attempt's worker process ended ({how}) without a result",
+            },
         )
         return ExecutorEvent(handle, "finished", {"result": result})
 

@@ -67,9 +67,15 @@ def succeed(seconds: float = 0.0, **values: Any) -> Outcome:
     return Outcome("succeed", seconds, values=values)
 
 
-def fail(seconds: float = 0.0, ename: str = "ValueError", evalue: str = "scripted failure", cell_index: int = 0) -> Outcome:
+def fail(
+    seconds: float = 0.0, ename: str = "ValueError", evalue: str = "scripted failure", cell_index: int = 0
+) -> Outcome:
     """An attempt that fails in a cell after ``seconds`` with ``ename: evalue``."""
-    return Outcome("fail", seconds, error=AttemptError(kind="cell_error", ename=ename, evalue=evalue, cell_index=cell_index))
+    return Outcome(
+        "fail",
+        seconds,
+        error=AttemptError(kind="cell_error", ename=ename, evalue=evalue, cell_index=cell_index),
+    )
 
 
 def hang() -> Outcome:
@@ -108,8 +114,13 @@ class MemoryExecutor(TaskExecutor):
     Attributes: ``handles``: every handle in the order prepared (their ``state``, ``parameters``, times).
     """
 
-    def __init__(self, script: dict[str, Iterable[Outcome]] | None = None, *, clock: FakeClock | None = None,
-                 default: Outcome | None = None):
+    def __init__(
+        self,
+        script: dict[str, Iterable[Outcome]] | None = None,
+        *,
+        clock: FakeClock | None = None,
+        default: Outcome | None = None,
+    ):
         self.clock = clock or FakeClock()
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.default = default or succeed()
@@ -170,7 +181,9 @@ class MemoryExecutor(TaskExecutor):
         call = self.clock.next_call()
         upcoming = [t for t in (*ends, call) if t is not None]
         if timeout is None and not upcoming:
-            raise RuntimeError("wait(None) with nothing in flight that could ever end: the runner would block forever")
+            raise RuntimeError(
+                "wait(None) with nothing in flight that could ever end: the runner would block forever"
+            )
         target = self.clock.now + timeout if timeout is not None else min(upcoming)
         if upcoming:
             target = min(target, min(upcoming))

@@ -66,7 +66,9 @@ KERNEL_START_TRIES = 4
 INJECTED_TAG = "injected-parameters"
 ENGINE_NAME = "jupyter-orchestrate"
 #: Kernel messages that add output to a cell or state to the notebook (widget comms), and so count against the cap.
-OUTPUT_MESSAGES = frozenset({"stream", "display_data", "update_display_data", "execute_result", "error", "comm_open", "comm_msg"})
+OUTPUT_MESSAGES = frozenset(
+    {"stream", "display_data", "update_display_data", "execute_result", "error", "comm_open", "comm_msg"}
+)
 #: Over the cap, an error is still recorded (it says why the task failed), each of its strings cut to this.
 ERROR_TEXT_OVER_CAP = 10_000
 
@@ -160,8 +162,10 @@ class _Client(PapermillNotebookClient):
         self.output_bytes = self.max_output_bytes
         if not self.truncated:
             self.truncated = True
-            note = (f"[output truncated: this attempt's outputs exceeded {self.max_output_bytes:,} bytes "
-                    f"({MAX_OUTPUT_BYTES_ENV}); later output was dropped]\n")
+            note = (
+                f"[output truncated: this attempt's outputs exceeded {self.max_output_bytes:,} bytes "
+                f"({MAX_OUTPUT_BYTES_ENV}); later output was dropped]\n"
+            )
             cell.outputs.append(new_output("stream", name="stderr", text=note))
             self.nb_man.autosave_cell()
         return output
@@ -181,11 +185,18 @@ class _Engine(NBClientEngine):
     """papermill's nbclient engine executing with :class:`_Client` (registered as ``jupyter-orchestrate``)."""
 
     @classmethod
-    def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
-                                 start_timeout: float = 60, **kwargs: Any) -> Any:
+    def execute_managed_notebook(
+        cls, nb_man: Any, kernel_name: str, log_output: bool = False, start_timeout: float = 60, **kwargs: Any
+    ) -> Any:
         kwargs.pop("input_path", None)
-        return _Client(nb_man, kernel_name=kernel_name, log=papermill_logger, log_output=log_output,
-                       startup_timeout=start_timeout, **kwargs).execute()
+        return _Client(
+            nb_man,
+            kernel_name=kernel_name,
+            log=papermill_logger,
+            log_output=log_output,
+            startup_timeout=start_timeout,
+            **kwargs,
+        ).execute()
 
 
 class _InterpreterSpecs(KernelSpecManager):
@@ -194,15 +205,24 @@ class _InterpreterSpecs(KernelSpecManager):
     python = Unicode()
 
     def get_kernel_spec(self, kernel_name: str, *args: Any, **kwargs: Any) -> KernelSpec:
-        return KernelSpec(argv=[self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                          display_name=f"Python ({self.python})", language="python", metadata={})
+        return KernelSpec(
+            argv=[self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            display_name=f"Python ({self.python})",
+            language="python",
+            metadata={},
+        )
 
 
 def _freeze(python: str) -> list[str]:
     """``pip freeze`` of an interpreter (what a task on it can import); [] if pip is not there."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    probe = subprocess.run([python, "-m", "pip", "freeze", "--disable-pip-version-check"], capture_output=True, text=True,
-                           timeout=120, env=env)
+    probe = subprocess.run(
+        [python, "-m", "pip", "freeze", "--disable-pip-version-check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     return probe.stdout.split() if probe.returncode == 0 else []
 
 
@@ -263,30 +283,48 @@ class _Worker:
         """
         spec = self.spec
         python = spec.python
-        self.environment = {"kernel_name": spec.kernel_name if not python else None, "python": python,
-                            "env_names": sorted(spec.env), "requirements": list(spec.requirements)}
+        self.environment = {
+            "kernel_name": spec.kernel_name if not python else None,
+            "python": python,
+            "env_names": sorted(spec.env),
+            "requirements": list(spec.requirements),
+        }
         if spec.requirements:
             from jupyter_orchestrate.environments import EnvironmentCache
 
-            built = EnvironmentCache(spec.state_home or os.path.dirname(spec.output_path)).ensure(spec.requirements, log=log)
+            built = EnvironmentCache(spec.state_home or os.path.dirname(spec.output_path)).ensure(
+                spec.requirements, log=log
+            )
             python = str(built.python)
-            self.environment.update(kernel_name=None, python=python, package_hash=built.hash, freeze=built.freeze,
-                                    built_now=built.built_now)
+            self.environment.update(
+                kernel_name=None,
+                python=python,
+                package_hash=built.hash,
+                freeze=built.freeze,
+                built_now=built.built_now,
+            )
         elif python:
             self.environment["freeze"] = _freeze(python)
         return python
 
     def start_kernel(self) -> None:
         spec = self.spec
-        env = {**(spec.base_env if spec.base_env is not None else os.environ), **spec.env, CONTEXT_ENV: spec.context_path}
+        env = {
+            **(spec.base_env if spec.base_env is not None else os.environ),
+            **spec.env,
+            CONTEXT_ENV: spec.context_path,
+        }
         env.pop("JPY_PARENT_PID", None)
         python = self.prepare_environment(self.log)
         if python and "PYTHONPATH" not in spec.env:
-            env.pop("PYTHONPATH", None)  # the orchestrator's PYTHONPATH would shadow the environment's packages
+            env.pop(
+                "PYTHONPATH", None
+            )  # the orchestrator's PYTHONPATH would shadow the environment's packages
         # The kernel process's own stdout/stderr (not cell output) go to the attempt log, redacted on the way.
         read_end, kernel_log = os.pipe()
-        self.pump = threading.Thread(target=self.pump_kernel_output, args=(read_end,), name="orchestrate-kernel-log",
-                                     daemon=True)
+        self.pump = threading.Thread(
+            target=self.pump_kernel_output, args=(read_end,), name="orchestrate-kernel-log", daemon=True
+        )
         self.pump.start()
         try:
             self.launch_kernel(python, env, kernel_log)
@@ -312,8 +350,9 @@ class _Worker:
             with self.kernel_lock:
                 if python:
                     # the kernel runs on this interpreter; no kernelspec has to be registered for it
-                    self.km = AsyncKernelManager(kernel_name="orchestrate-python",
-                                                 kernel_spec_manager=_InterpreterSpecs(python=python))
+                    self.km = AsyncKernelManager(
+                        kernel_name="orchestrate-python", kernel_spec_manager=_InterpreterSpecs(python=python)
+                    )
                 else:
                     self.km = AsyncKernelManager(kernel_name=spec.kernel_name)
                 run_sync(self.km.start_kernel)(cwd=spec.cwd, env=env, stdout=kernel_log, stderr=kernel_log)
@@ -330,7 +369,9 @@ class _Worker:
                     self.kill_kernel()
             finally:
                 probe.stop_channels()
-        raise RuntimeError(f"kernel {spec.kernel_name!r} failed to start {KERNEL_START_TRIES} times: {last_error}")
+        raise RuntimeError(
+            f"kernel {spec.kernel_name!r} failed to start {KERNEL_START_TRIES} times: {last_error}"
+        )
 
     # -- progress hooks (called by nbclient inside papermill) -----------------------------------------------
     def on_notebook_start(self, notebook: Any, **_: Any) -> None:
@@ -345,7 +386,16 @@ class _Worker:
         if number is None:
             return  # nbclient calls this for markdown and empty cells too; they are not executed
         self.current_cell = cell_index
-        self.conn.send(("progress", {"cell": number, "total": len(self.cell_numbers), "cell_index": self.input_index.get(cell_index)}))
+        self.conn.send(
+            (
+                "progress",
+                {
+                    "cell": number,
+                    "total": len(self.cell_numbers),
+                    "cell_index": self.input_index.get(cell_index),
+                },
+            )
+        )
 
     # -- execution -------------------------------------------------------------------------------------------
     def execute(self) -> AttemptResult:
@@ -378,16 +428,24 @@ class _Worker:
         except Exception as exc:  # papermill and nbclient raise many kinds; keep the traceback
             self.log.write(traceback.format_exc())
             return self.failed(
-                {"kind": "internal", "ename": type(exc).__name__, "evalue": str(exc),
-                 "traceback": traceback.format_exception(exc)}
+                {
+                    "kind": "internal",
+                    "ename": type(exc).__name__,
+                    "evalue": str(exc),
+                    "traceback": traceback.format_exception(exc),
+                }
             )
         finally:
             papermill_logger.removeHandler(messages)
         early = early_exit(nb, spec.output_path, spec.input_path)
         if early:
             return self.failed(early)
-        return AttemptResult(status="succeeded", task_values=self.task_values(), environment=self.environment,
-                             **self.cell_counts(nb))
+        return AttemptResult(
+            status="succeeded",
+            task_values=self.task_values(),
+            environment=self.environment,
+            **self.cell_counts(nb),
+        )
 
     def failed(self, error: dict[str, Any]) -> AttemptResult:
         try:
@@ -395,13 +453,21 @@ class _Worker:
             counts = self.cell_counts(nb)
         except (OSError, ValueError):
             counts = {}
-        return AttemptResult(status="failed", error=error, task_values=self.task_values(), environment=self.environment,
-                             **counts)
+        return AttemptResult(
+            status="failed",
+            error=error,
+            task_values=self.task_values(),
+            environment=self.environment,
+            **counts,
+        )
 
     @staticmethod
     def cell_counts(nb: Any) -> dict[str, int]:
         code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-        return {"cells_total": len(code), "cells_completed": sum(c.get("execution_count") is not None for c in code)}
+        return {
+            "cells_total": len(code),
+            "cells_completed": sum(c.get("execution_count") is not None for c in code),
+        }
 
     def task_values(self) -> dict[str, Any]:
         """The task values the notebook wrote, redacted; the file is rewritten redacted if it held a secret (a
@@ -423,7 +489,11 @@ class _Worker:
             how = f" (exit code {code})"
         error: dict[str, Any] = {"kind": "kernel_died", "ename": "DeadKernelError"}
         error.update(locate_cell(self.spec.output_path, self.spec.input_path, self.current_cell))
-        where = f"while executing {cell_label(error['cell_index'])}" if "cell_index" in error else "during execution"
+        where = (
+            f"while executing {cell_label(error['cell_index'])}"
+            if "cell_index" in error
+            else "during execution"
+        )
         error["evalue"] = f"the kernel died {where}{how}: {exc}".rstrip(": ")
         return error
 
@@ -475,8 +545,11 @@ def _input_index(executing_cells: list[Any], input_cells: list[dict[str, Any]]) 
     notebook, or one papermill upgraded to give ids while saving an error).
     """
     by_id = {c.get("id"): i for i, c in enumerate(input_cells) if isinstance(c, dict) and c.get("id")}
-    own = [i for i, c in enumerate(input_cells)
-           if isinstance(c, dict) and not _tagged(c, ERROR_MARKER_TAG) and not _tagged(c, INJECTED_TAG)]
+    own = [
+        i
+        for i, c in enumerate(input_cells)
+        if isinstance(c, dict) and not _tagged(c, ERROR_MARKER_TAG) and not _tagged(c, INJECTED_TAG)
+    ]
     mapped: list[int | None] = []
     position = 0
     for cell in executing_cells:
@@ -508,7 +581,9 @@ def _saved_cell(output_path: str, executed_index: int | None) -> tuple[Any, int,
     if executed_index is None or executed_index >= len(clean.cells):
         return None
     cell = clean.cells[executed_index]
-    saved_index = next((i for i, c in enumerate(saved.cells) if c.get("id") == cell.get("id")), executed_index)
+    saved_index = next(
+        (i for i, c in enumerate(saved.cells) if c.get("id") == cell.get("id")), executed_index
+    )
     return cell, saved_index, clean.cells
 
 
@@ -535,8 +610,11 @@ def _error_from_outputs(cell: Any) -> tuple[str, str] | None:
     for output in outputs:
         if output.get("output_type") == "error" and output.get("ename"):
             return output["ename"], output.get("evalue", "")
-    stderr = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else o.get("text", "")
-                     for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    stderr = "".join(
+        "".join(o["text"]) if isinstance(o.get("text"), list) else o.get("text", "")
+        for o in outputs
+        if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    )
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in reversed(lines):
         match = _ERROR_LINE.match(line)
@@ -552,7 +630,10 @@ def cell_error(exc: PapermillExecutionError, output_path: str, input_path: str) 
     ename, evalue = exc.ename, exc.evalue
     found = _saved_cell(output_path, exc.cell_index)
     if found is not None and (not ename or (ename == "CellExecutionError" and not evalue)):
-        ename, evalue = _error_from_outputs(found[0]) or (ename, "the cell failed without an error output or stderr message")
+        ename, evalue = _error_from_outputs(found[0]) or (
+            ename,
+            "the cell failed without an error output or stderr message",
+        )
     error: dict[str, Any] = {
         "kind": "cell_error",
         "ename": ename or "CellExecutionError",
@@ -570,8 +651,11 @@ def early_exit(nb: Any, output_path: str, input_path: str) -> dict[str, Any] | N
     """Papermill counts ``sys.exit(0)`` as success; we do not when code cells were left unexecuted."""
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
     exits = [
-        (i, c) for i, c in code
-        if any(o.get("output_type") == "error" and o.get("ename") == "SystemExit" for o in c.get("outputs", []))
+        (i, c)
+        for i, c in code
+        if any(
+            o.get("output_type") == "error" and o.get("ename") == "SystemExit" for o in c.get("outputs", [])
+        )
     ]
     if not exits:
         return None
@@ -579,9 +663,12 @@ def early_exit(nb: Any, output_path: str, input_path: str) -> dict[str, Any] | N
     skipped = [i for i, c in code if i > index and c.get("execution_count") is None]
     if not skipped:
         return None
-    error = {"kind": "early_exit", "ename": "SystemExit",
-             "evalue": f"the notebook called sys.exit() and {len(skipped)} code cell(s) after it were not executed",
-             "traceback": next(o.get("traceback", []) for o in cell.outputs if o.get("output_type") == "error")}
+    error = {
+        "kind": "early_exit",
+        "ename": "SystemExit",
+        "evalue": f"the notebook called sys.exit() and {len(skipped)} code cell(s) after it were not executed",
+        "traceback": next(o.get("traceback", []) for o in cell.outputs if o.get("output_type") == "error"),
+    }
     error.update(locate_cell(output_path, input_path, index))
     return error
 
@@ -601,8 +688,12 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
             worker.go.wait()
             result = AttemptResult(
                 status="failed",
-                error={"kind": "launch_error", "ename": type(exc).__name__, "evalue": str(exc),
-                       "traceback": traceback.format_exception(exc)},
+                error={
+                    "kind": "launch_error",
+                    "ename": type(exc).__name__,
+                    "evalue": str(exc),
+                    "traceback": traceback.format_exception(exc),
+                },
                 environment=worker.environment,
             )
         else:
@@ -616,12 +707,18 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
             result = worker.execute()
         conn.send(("finished", worker.redacted(result)))
     except Exception as exc:  # e.g. the disk filled while saving the notebook or writing the log
-        failed = AttemptResult(status="failed", error={"kind": "internal", "ename": type(exc).__name__, "evalue": str(exc),
-                                                       "traceback": traceback.format_exception(exc)})
+        failed = AttemptResult(
+            status="failed",
+            error={
+                "kind": "internal",
+                "ename": type(exc).__name__,
+                "evalue": str(exc),
+                "traceback": traceback.format_exception(exc),
+            },
+        )
         try:
             conn.send(("finished", worker.redacted(failed)))
         except (OSError, ValueError):
             pass  # the orchestrator is gone; the watchdog kills the kernel
     finally:
         worker.shutdown()
-

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from jupyter_orchestrate.discovery import JOB_FILE, SKIP_DIRS, JobFile, read_job_file
 from jupyter_orchestrate.errors import OrchestrateError
 from jupyter_orchestrate.models import Schedule, Trigger, TriggerSpec
@@ -75,7 +74,9 @@ class _Arrival:
     last_change: dt.datetime | None = None
 
 
-def scheduled_jobs(roots: list[Path], *, max_depth: int = 4, exclude: tuple[Path, ...] = ()) -> list[ScheduledJob]:
+def scheduled_jobs(
+    roots: list[Path], *, max_depth: int = 4, exclude: tuple[Path, ...] = ()
+) -> list[ScheduledJob]:
     """Job folders under ``roots`` whose ``job.yaml`` has schedules. Invalid files or schedules are logged and
     skipped (``jupyter orchestrate validate`` reports them)."""
     found: list[ScheduledJob] = []
@@ -85,8 +86,12 @@ def scheduled_jobs(roots: list[Path], *, max_depth: int = 4, exclude: tuple[Path
             here = Path(dirpath)
             depth = len(here.relative_to(root).parts)
             dirnames[:] = [
-                d for d in sorted(dirnames)
-                if not d.startswith(".") and d not in SKIP_DIRS and depth < max_depth and (here / d).resolve() not in skip
+                d
+                for d in sorted(dirnames)
+                if not d.startswith(".")
+                and d not in SKIP_DIRS
+                and depth < max_depth
+                and (here / d).resolve() not in skip
             ]
             if JOB_FILE not in filenames:
                 continue
@@ -170,7 +175,9 @@ class Scheduler:
     # -- lease -----------------------------------------------------------------------------------------------
     def _renew(self, now: dt.datetime, store: Any = None) -> bool:
         expires = now + dt.timedelta(seconds=self.lease_seconds)
-        leader = (store or self.store).acquire_lease(LEASE, self.holder, self.lease_seconds, now.isoformat(), expires.isoformat())
+        leader = (store or self.store).acquire_lease(
+            LEASE, self.holder, self.lease_seconds, now.isoformat(), expires.isoformat()
+        )
         if leader and not self.is_leader:
             log.info("scheduler %s is now the leader", self.holder)
         self.is_leader = leader
@@ -206,7 +213,9 @@ class Scheduler:
     # -- event triggers ----------------------------------------------------------------------------------------
     def _watch_files(self) -> None:
         """(Re)start the watchfiles thread over the folders of jobs with file_arrival triggers."""
-        folders = tuple(sorted({str(j.path) for j in self._jobs if any(t.file_arrival for t in j.triggers.values())}))
+        folders = tuple(
+            sorted({str(j.path) for j in self._jobs if any(t.file_arrival for t in j.triggers.values())})
+        )
         if folders == self._watched:
             return
         if self._watch_stop is not None:
@@ -216,13 +225,17 @@ class Scheduler:
             self._watch_stop = None
             return
         stop = self._watch_stop = threading.Event()
-        threading.Thread(target=self._watch, args=(folders, stop), name="orchestrate-file-arrival", daemon=True).start()
+        threading.Thread(
+            target=self._watch, args=(folders, stop), name="orchestrate-file-arrival", daemon=True
+        ).start()
 
     def _watch(self, folders: tuple[str, ...], stop: threading.Event) -> None:
         import watchfiles
 
         home = str(self.store.home)
-        for changes in watchfiles.watch(*folders, stop_event=stop, yield_on_timeout=True, rust_timeout=500, debounce=100):
+        for changes in watchfiles.watch(
+            *folders, stop_event=stop, yield_on_timeout=True, rust_timeout=500, debounce=100
+        ):
             if stop.is_set():
                 return
             for change, path in changes:
@@ -237,13 +250,17 @@ class Scheduler:
                 if trigger.file_arrival is None or not path.is_relative_to(job.path):
                     continue
                 relative = path.relative_to(job.path)
-                if relative.match(trigger.file_arrival.path) or str(relative) == trigger.file_arrival.path.rstrip("/"):
+                if relative.match(trigger.file_arrival.path) or str(
+                    relative
+                ) == trigger.file_arrival.path.rstrip("/"):
                     with self._arrivals_lock:
                         arrival = self._arrivals.setdefault((str(job.path), name), _Arrival())
                         arrival.files.add(str(relative))
                         arrival.last_change = now
 
-    def _fire_arrivals(self, job: ScheduledJob, name: str, trigger: TriggerSpec, now: dt.datetime) -> list[dict[str, Any]]:
+    def _fire_arrivals(
+        self, job: ScheduledJob, name: str, trigger: TriggerSpec, now: dt.datetime
+    ) -> list[dict[str, Any]]:
         spec = trigger.file_arrival
         assert spec is not None
         key = (str(job.path), name)
@@ -261,12 +278,15 @@ class Scheduler:
             settled = arrival.last_change
             del self._arrivals[key]
         shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
-        record = self._fire_event(job, name, trigger, settled.isoformat(), Trigger.file_arrival,
-                                  f"files arrived: {shown}")
+        record = self._fire_event(
+            job, name, trigger, settled.isoformat(), Trigger.file_arrival, f"files arrived: {shown}"
+        )
         self.store.set_schedule_state(str(job.path), f"trigger:{name}", last_fire_time=now.isoformat())
         return [record] if record else []
 
-    def _fire_completions(self, job: ScheduledJob, name: str, trigger: TriggerSpec, now: dt.datetime) -> list[dict[str, Any]]:
+    def _fire_completions(
+        self, job: ScheduledJob, name: str, trigger: TriggerSpec, now: dt.datetime
+    ) -> list[dict[str, Any]]:
         spec = trigger.job_completion
         assert spec is not None
         upstream = (job.path / spec.job).resolve()
@@ -280,39 +300,61 @@ class Scheduler:
         for run in reversed(self.store.list_runs(job_path=str(upstream), limit=50)):
             if run.status.value not in spec.statuses or not run.end_time or run.end_time < since:
                 continue
-            record = self._fire_event(job, name, trigger, f"run:{run.run_id}:{run.repair_count}", Trigger.job_completion,
-                                      f"job {run.job_name} run {run.run_id} {run.status.value}")
+            record = self._fire_event(
+                job,
+                name,
+                trigger,
+                f"run:{run.run_id}:{run.repair_count}",
+                Trigger.job_completion,
+                f"job {run.job_name} run {run.run_id} {run.status.value}",
+            )
             if record:
                 recorded.append(record)
         return recorded
 
-    def _fire_event(self, job: ScheduledJob, name: str, trigger: TriggerSpec, key: str, kind: Trigger,
-                    reason: str) -> dict[str, Any] | None:
+    def _fire_event(
+        self, job: ScheduledJob, name: str, trigger: TriggerSpec, key: str, kind: Trigger, reason: str
+    ) -> dict[str, Any] | None:
         """Record an event fire once (unique key) and start its run, like a schedule's fire."""
-        fire_id = self.store.record_fire(str(job.path), f"trigger:{name}", key, status="firing", holder=self.holder, reason=reason)
+        fire_id = self.store.record_fire(
+            str(job.path), f"trigger:{name}", key, status="firing", holder=self.holder, reason=reason
+        )
         if fire_id is None:
             return None
-        if not self._start_run(fire_id, job.path, trigger.parameters, kind, None, reason, f"{reason}; not started: "):
+        if not self._start_run(
+            fire_id, job.path, trigger.parameters, kind, None, reason, f"{reason}; not started: "
+        ):
             return self.store.fire(fire_id)
         record = self.store.fire(fire_id)
         if self.on_fire:
             self.on_fire(record)
         return record
 
-    def _fire_due(self, job: ScheduledJob, name: str, schedule: Schedule, now: dt.datetime) -> list[dict[str, Any]]:
+    def _fire_due(
+        self, job: ScheduledJob, name: str, schedule: Schedule, now: dt.datetime
+    ) -> list[dict[str, Any]]:
         path = str(job.path)
         state = self.store.schedule_state(path, name) or {}
         paused = bool(state["paused"]) if state.get("paused") is not None else schedule.paused
         rule = f"{schedule.cron}|{schedule.every}|{schedule.timezone}"
         if state.get("next_fire_time") is None or state.get("rule") != rule:
             # first sight, or the rule was edited: nothing is owed for the past; fire from the next time on
-            self.store.set_schedule_state(path, name, next_fire_time=next_fire(schedule, now).isoformat(), rule=rule,
-                                          last_fire_time=now.isoformat() if state else None)
+            self.store.set_schedule_state(
+                path,
+                name,
+                next_fire_time=next_fire(schedule, now).isoformat(),
+                rule=rule,
+                last_fire_time=now.isoformat() if state else None,
+            )
             return []
         due_at = dt.datetime.fromisoformat(state["next_fire_time"])
         if due_at > now:
             return []
-        since = dt.datetime.fromisoformat(state["last_fire_time"]) if state.get("last_fire_time") else due_at - dt.timedelta(microseconds=1)
+        since = (
+            dt.datetime.fromisoformat(state["last_fire_time"])
+            if state.get("last_fire_time")
+            else due_at - dt.timedelta(microseconds=1)
+        )
         cutoff = now - dt.timedelta(seconds=self.grace_seconds)
         missed = fires_between(schedule, since, cutoff, limit=MAX_RECORDED) if cutoff > since else []
         caught_up = catchup_fires(schedule, since, cutoff) if missed else []
@@ -321,23 +363,39 @@ class Scheduler:
         if not paused:
             for fire in missed:
                 if fire not in caught_up:
-                    self.store.record_fire(path, name, fire.isoformat(), status="skipped", holder=self.holder,
-                                           reason=f"missed while no scheduler ran (catchup: {schedule.catchup.value})")
+                    self.store.record_fire(
+                        path,
+                        name,
+                        fire.isoformat(),
+                        status="skipped",
+                        holder=self.holder,
+                        reason=f"missed while no scheduler ran (catchup: {schedule.catchup.value})",
+                    )
             for fire in [*caught_up, *on_time]:
                 record = self._fire(job, name, schedule, fire, missed=fire in caught_up)
                 if record is not None:
                     recorded.append(record)
         considered = [*missed, *on_time]
         self.store.set_schedule_state(
-            path, name, next_fire_time=next_fire(schedule, now).isoformat(),
+            path,
+            name,
+            next_fire_time=next_fire(schedule, now).isoformat(),
             last_fire_time=max(considered).isoformat() if considered else state.get("last_fire_time"),
         )
         return recorded
 
-    def _fire(self, job: ScheduledJob, name: str, schedule: Schedule, fire: dt.datetime, missed: bool) -> dict[str, Any] | None:
+    def _fire(
+        self, job: ScheduledJob, name: str, schedule: Schedule, fire: dt.datetime, missed: bool
+    ) -> dict[str, Any] | None:
         path = str(job.path)
-        fire_id = self.store.record_fire(path, name, fire.isoformat(), status="firing", holder=self.holder,
-                                         reason="catch-up of a missed fire" if missed else None)
+        fire_id = self.store.record_fire(
+            path,
+            name,
+            fire.isoformat(),
+            status="firing",
+            holder=self.holder,
+            reason="catch-up of a missed fire" if missed else None,
+        )
         if fire_id is None:
             return None  # another scheduler recorded this fire: exactly once
         active = self.store.active_runs(path)
@@ -358,15 +416,33 @@ class Scheduler:
 
     def _start(self, fire_id: int, job_path: Path, schedule: Schedule) -> None:
         fire = self.store.fire(fire_id)
-        reason = f"schedule {fire['schedule_name']} fired for {fire['scheduled_time']}" + (f" ({fire['reason']})" if fire.get("reason") else "")
-        self._start_run(fire_id, job_path, schedule.parameters, Trigger.schedule, fire["scheduled_time"], reason, "")
+        reason = f"schedule {fire['schedule_name']} fired for {fire['scheduled_time']}" + (
+            f" ({fire['reason']})" if fire.get("reason") else ""
+        )
+        self._start_run(
+            fire_id, job_path, schedule.parameters, Trigger.schedule, fire["scheduled_time"], reason, ""
+        )
 
-    def _start_run(self, fire_id: int, job_path: Path, parameters: dict[str, Any], kind: Trigger,
-                   trigger_time: str | None, reason: str, failure_prefix: str) -> bool:
+    def _start_run(
+        self,
+        fire_id: int,
+        job_path: Path,
+        parameters: dict[str, Any],
+        kind: Trigger,
+        trigger_time: str | None,
+        reason: str,
+        failure_prefix: str,
+    ) -> bool:
         """Start the run of a recorded fire and record its outcome (started + run id, or failed + why)."""
         try:
-            runner = self.service.new_run(job_path, parameters=dict(parameters), trigger=kind,
-                                          trigger_time=trigger_time, trigger_reason=reason, fire_id=fire_id)
+            runner = self.service.new_run(
+                job_path,
+                parameters=dict(parameters),
+                trigger=kind,
+                trigger_time=trigger_time,
+                trigger_reason=reason,
+                fire_id=fire_id,
+            )
         except OrchestrateError as exc:
             self.store.update_fire(fire_id, status="failed", reason=f"{failure_prefix}{exc}")
             log.warning("%s run of %s not started: %s", kind.value, job_path, exc)
@@ -405,8 +481,12 @@ class Scheduler:
         from jupyter_orchestrate.store import Store
 
         self._renew(self.clock())
-        self._lease_thread = threading.Thread(target=self._hold_lease, args=(Store(self.store.home),),
-                                              name="orchestrate-scheduler-lease", daemon=True)
+        self._lease_thread = threading.Thread(
+            target=self._hold_lease,
+            args=(Store(self.store.home),),
+            name="orchestrate-scheduler-lease",
+            daemon=True,
+        )
         self._lease_thread.start()
         try:
             while not self._stop.is_set():

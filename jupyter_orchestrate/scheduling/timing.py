@@ -137,7 +137,9 @@ _UNIT_WORDS = {
 }  # fmt: skip
 _INTERVAL_UNITS = ("seconds", "minutes", "hours")
 _NUMBER = re.compile(r"[0-9]+")
-_EVERY_SHAPE = "expected '[every] [N] <unit> [at <time>]', e.g. '15 minutes', 'day at 06:30', 'monday at 09:00'"
+_EVERY_SHAPE = (
+    "expected '[every] [N] <unit> [at <time>]', e.g. '15 minutes', 'day at 06:30', 'monday at 09:00'"
+)
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,9 @@ def schedule_problems(schedule: Schedule) -> list[tuple[str, str]]:
     if has_cron and has_every:
         problems.append(("cron", "set exactly one of 'cron' or 'every', not both"))
     elif not has_cron and not has_every:
-        problems.append(("cron", "set exactly one of 'cron' (a cron expression) or 'every' (e.g. '15 minutes')"))
+        problems.append(
+            ("cron", "set exactly one of 'cron' (a cron expression) or 'every' (e.g. '15 minutes')")
+        )
     if has_cron:
         try:
             _parse_cron(schedule.cron)  # type: ignore[arg-type]
@@ -303,7 +307,9 @@ def schedule_problems(schedule: Schedule) -> list[tuple[str, str]]:
 def _compile_fields(cron: str | None, every: str | None, timezone: str) -> tuple[_Rule, ZoneInfo]:
     problems = schedule_problems(Schedule(cron=cron, every=every, timezone=timezone))
     if problems:
-        raise ValueError("invalid schedule: " + "; ".join(f"{field}: {message}" for field, message in problems))
+        raise ValueError(
+            "invalid schedule: " + "; ".join(f"{field}: {message}" for field, message in problems)
+        )
     zone = _zone(timezone)
     if cron is not None and cron.strip():
         return _parse_cron(cron), zone

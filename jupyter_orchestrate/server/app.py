@@ -30,42 +30,57 @@ class OrchestrateApp(ExtensionApp):
     name = "jupyter_orchestrate"
 
     state_home = Unicode(
-        "", config=True,
+        "",
+        config=True,
         help="State home (database, executed notebooks, logs). Default: $JUPYTER_ORCHESTRATE_HOME, else the nearest "
         "existing orchestrate_runs/ (or old .orchestrate/) from the root up to its git repository's root, else a new "
         "<root_dir>/orchestrate_runs: inside the root and not hidden, so JupyterLab can open executed notebooks "
         "(the contents API refuses hidden paths such as .orchestrate/ unless ContentsManager.allow_hidden).",
     )
     max_parallel_tasks = Integer(
-        0, config=True,
+        0,
+        config=True,
         help="Tasks executing at once per run (manual, scheduled, triggered or repair) when neither the request nor "
         "the job's max_parallel_tasks says (0: CPU cores). A default, never an override of the job.",
     )
     job_roots = List(
-        Unicode(), default_value=[""], config=True,
+        Unicode(),
+        default_value=[""],
+        config=True,
         help="Folders, relative to the server root, searched for jobs (default: the whole root).",
     )
-    job_search_depth = Integer(4, config=True, help="How many folder levels below each job root are searched.")
+    job_search_depth = Integer(
+        4, config=True, help="How many folder levels below each job root are searched."
+    )
     heartbeat_timeout_seconds = Float(
-        30.0, config=True,
+        30.0,
+        config=True,
         help="A run whose orchestrator (this server, a CLI run, a scheduler) has not heartbeat for this long is "
         "ended as failed, its kernels killed and its max_concurrent_runs slot freed (a dead orchestrator on this "
         "host is noticed at once by its pid).",
     )
     cancel_timeout_seconds = Float(
-        30.0, config=True, help="A run still canceling this long after the server saw the cancel is force-ended canceled."
+        30.0,
+        config=True,
+        help="A run still canceling this long after the server saw the cancel is force-ended canceled.",
     )
-    monitor_seconds = Float(5.0, config=True, help="Time between two checks for runs whose orchestrator died.")
+    monitor_seconds = Float(
+        5.0, config=True, help="Time between two checks for runs whose orchestrator died."
+    )
     watch_seconds = Float(
-        0.5, config=True,
+        0.5,
+        config=True,
         help="Time between two checks of the state home for runs recorded by other processes (the CLI, a notebook's "
         "Python API, a scheduler), whose status changes are then sent on the event stream.",
     )
     shutdown_timeout_seconds = Float(
-        15.0, config=True, help="On shutdown, how long to wait for the runs of this server to record their cancel."
+        15.0,
+        config=True,
+        help="On shutdown, how long to wait for the runs of this server to record their cancel.",
     )
     scheduler_enabled = Bool(
-        True, config=True,
+        True,
+        config=True,
         help="Fire job schedules while the server runs (a leader lease makes one scheduler per state home fire).",
     )
 
@@ -73,19 +88,30 @@ class OrchestrateApp(ExtensionApp):
         from jupyter_orchestrate.service import OrchestrateService
 
         self.chosen_home: StateHome = find_state_home(
-            None, explicit=self.state_home or None, server_root=self.root, explicit_name="OrchestrateApp.state_home"
+            None,
+            explicit=self.state_home or None,
+            server_root=self.root,
+            explicit_name="OrchestrateApp.state_home",
         )
         self.log.info("jupyter-orchestrate: state home %s", self.chosen_home)
-        if not self.home.is_relative_to(self.root) or any(p.startswith(".") for p in self.home.relative_to(self.root).parts):
-            self.log.warning("jupyter-orchestrate: the state home %s is outside the server root or hidden: the sidebar "
-                             "cannot open its executed notebooks", self.home)
+        if not self.home.is_relative_to(self.root) or any(
+            p.startswith(".") for p in self.home.relative_to(self.root).parts
+        ):
+            self.log.warning(
+                "jupyter-orchestrate: the state home %s is outside the server root or hidden: the sidebar "
+                "cannot open its executed notebooks",
+                self.home,
+            )
         # kernels and terminals of this server inherit its environment: the Python API and the CLI there find this home
         self._previous_home_env = os.environ.get(HOME_ENV)
         os.environ[HOME_ENV] = str(self.home)
         self.bus = EventBus()
-        self.service = OrchestrateService(self.home, heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
-                                          cancel_timeout_seconds=self.cancel_timeout_seconds,
-                                          default_max_parallel=self.max_parallel_tasks or None)
+        self.service = OrchestrateService(
+            self.home,
+            heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
+            cancel_timeout_seconds=self.cancel_timeout_seconds,
+            default_max_parallel=self.max_parallel_tasks or None,
+        )
         self.service.listeners.append(self.bus.publish)
         self.watcher = StoreWatcher(self.home, self.bus.publish, poll_seconds=self.watch_seconds)
         self.service.listeners.append(self.watcher.seen)
@@ -106,7 +132,9 @@ class OrchestrateApp(ExtensionApp):
             self.scheduler = Scheduler(self.service, self.search_roots(), max_depth=self.job_search_depth)
             self.scheduler.start()
         if self.service.recovered:
-            self.log.warning("jupyter-orchestrate: ended runs %s: their orchestrator had died", self.service.recovered)
+            self.log.warning(
+                "jupyter-orchestrate: ended runs %s: their orchestrator had died", self.service.recovered
+            )
         self.service.start_monitor(self.monitor_seconds)
 
     def initialize_handlers(self) -> None:
@@ -150,4 +178,3 @@ class OrchestrateApp(ExtensionApp):
             os.environ.pop(HOME_ENV, None)
         else:
             os.environ[HOME_ENV] = self._previous_home_env
-

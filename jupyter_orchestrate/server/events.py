@@ -106,7 +106,9 @@ class StoreWatcher:
             raise FileNotFoundError(f"the state home {self.home} has no database to watch")
         self._max_run_id = store.max_run_id()
         self.poll(store, publish=False)  # the unfinished runs and their task runs
-        self._thread = threading.Thread(target=self._loop, args=(store,), name="orchestrate-store-watcher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, args=(store,), name="orchestrate-store-watcher", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -131,7 +133,9 @@ class StoreWatcher:
         from jupyter_orchestrate.models import RunStatus
 
         with self._lock:
-            unfinished = [run_id for run_id, status in self._runs.items() if not RunStatus(status).is_terminal]
+            unfinished = [
+                run_id for run_id, status in self._runs.items() if not RunStatus(status).is_terminal
+            ]
             max_seen = self._max_run_id
         runs, tasks = store.watched_rows(max_seen, unfinished)
         tasks_of: dict[int, list[dict[str, Any]]] = {}
@@ -145,16 +149,35 @@ class StoreWatcher:
                 started, changed, ended = [], [], []
                 if self._runs.get(run_id) != run["status"]:
                     self._runs[run_id] = run["status"]
-                    event = ("run_status", {"run_id": run_id, "status": run["status"], "reason": run["status_reason"],
-                                            "job_name": run["job_name"]})
+                    event = (
+                        "run_status",
+                        {
+                            "run_id": run_id,
+                            "status": run["status"],
+                            "reason": run["status_reason"],
+                            "job_name": run["job_name"],
+                        },
+                    )
                     (ended if RunStatus(run["status"]).is_terminal else started).append(event)
                 for task in tasks_of.get(run_id, []):
                     key = (run_id, task["task_key"])
                     if self._tasks.get(key) != task["status"]:
                         self._tasks[key] = task["status"]
-                        changed.append(("task_status", {"run_id": run_id, "task_key": task["task_key"],
-                                                        "status": task["status"], "reason": task["status_reason"]}))
-                if (run["orchestrator_pid"], run["orchestrator_host"]) != self._me:  # a runner here sends its own
+                        changed.append(
+                            (
+                                "task_status",
+                                {
+                                    "run_id": run_id,
+                                    "task_key": task["task_key"],
+                                    "status": task["status"],
+                                    "reason": task["status_reason"],
+                                },
+                            )
+                        )
+                if (
+                    run["orchestrator_pid"],
+                    run["orchestrator_host"],
+                ) != self._me:  # a runner here sends its own
                     events += started + changed + ended
             # forget ended runs (memory stays bounded): a later repair makes one unfinished, and so listed, again
             ended_ids = {run_id for run_id, status in self._runs.items() if RunStatus(status).is_terminal}

@@ -66,8 +66,14 @@ class RepairRequest(BaseModel):
 # first match wins: PathOutsideRootError is a ValidationError
 # StoreBusyError: the database lock was held past the busy timeout; retrying later can succeed (503). Other
 # StoreErrors (damaged database, full disk) are 500 with their one-line message naming the file.
-STATUS_OF = ((PathOutsideRootError, 403), (ValidationError, 400), (NotFoundError, 404), (ConflictError, 409),
-             (StoreBusyError, 503), (StoreError, 500))
+STATUS_OF = (
+    (PathOutsideRootError, 403),
+    (ValidationError, 400),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (StoreBusyError, 503),
+    (StoreError, 500),
+)
 
 
 def _finite(text: str) -> float:
@@ -126,7 +132,9 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
             self.set_status(status_code)
             body: dict[str, Any] = {"message": str(exc)}
             if isinstance(exc, ValidationError):
-                body["problems"] = [{"path": p.path, "field": p.field, "message": p.message} for p in exc.problems]
+                body["problems"] = [
+                    {"path": p.path, "field": p.field, "message": p.message} for p in exc.problems
+                ]
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps(body))
             return
@@ -176,7 +184,9 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
         """
         parts = job_id.replace("\\", "/").split("/")
         if job_id.startswith(("/", "~")) or "\x00" in job_id or ":" in parts[0]:
-            raise web.HTTPError(400, f"invalid job path {job_id!r}: give a folder relative to the server root")
+            raise web.HTTPError(
+                400, f"invalid job path {job_id!r}: give a folder relative to the server root"
+            )
         path = confine(job_id, self.root, what="job path", within="the server root")
         if not path.is_dir():
             raise NotFoundError(f"no job folder {job_id!r} under the server root")
@@ -264,7 +274,9 @@ class JobHandler(OrchestrateHandler):
         job_path = self.resolve_job(match["job"])
         body = self.json_body(StartRunRequest)
         runner = await self.blocking(
-            self.service.new_run, job_path, parameters=body.parameters,
+            self.service.new_run,
+            job_path,
+            parameters=body.parameters,
             max_parallel=body.max_parallel,  # None: the job's, else the server default (service.effective_parallelism)
         )
         self.service.start(runner)
@@ -347,12 +359,24 @@ class RepairHandler(OrchestrateHandler):
     @authorized
     async def post(self, run_id: str) -> None:
         body = self.json_body(RepairRequest)
-        kwargs = {"task_keys": body.task_keys, "rerun_dependents": body.rerun_dependents, "parameters": body.parameters,
-                  "root": self.root}
+        kwargs = {
+            "task_keys": body.task_keys,
+            "rerun_dependents": body.rerun_dependents,
+            "parameters": body.parameters,
+            "root": self.root,
+        }
         if body.dry_run:
             plan, _, _ = await self.blocking(self.service.plan_repair, self.run_id(run_id), **kwargs)
-            self.finish(json.dumps({"run_id": plan.run_id, "task_keys": plan.task_keys,
-                                    "reused_task_keys": plan.reused_task_keys, "parameters": plan.parameters}))
+            self.finish(
+                json.dumps(
+                    {
+                        "run_id": plan.run_id,
+                        "task_keys": plan.task_keys,
+                        "reused_task_keys": plan.reused_task_keys,
+                        "parameters": plan.parameters,
+                    }
+                )
+            )
             return
         runner = await self.blocking(self.service.new_repair, self.run_id(run_id), **kwargs)
         self.service.start(runner)
@@ -383,7 +407,9 @@ class LogHandler(OrchestrateHandler):
             found = next(a for a in run.task_run(task_key).attempts if str(a.attempt_number) == attempt)
         except (KeyError, StopIteration):
             raise NotFoundError(f"run {run_id} has no attempt {attempt} of task {task_key!r}") from None
-        log_path = found.log_path and confine(found.log_path, self.service.store.home, what="log", within="the state home")
+        log_path = found.log_path and confine(
+            found.log_path, self.service.store.home, what="log", within="the state home"
+        )
         if not log_path or not log_path.is_file():
             raise NotFoundError(f"no log was captured for attempt {attempt} of task {task_key!r}")
         self.finish(log_path.read_bytes(), set_content_type="text/plain; charset=utf-8")
@@ -464,7 +490,10 @@ def handlers() -> list[tuple[str, type[OrchestrateHandler]]]:
         (rf"{API}/runs/(?P<run_id>[^/]+)", RunHandler),
         (rf"{API}/runs/(?P<run_id>[^/]+)/repair", RepairHandler),
         (rf"{API}/runs/(?P<run_id>[^/]+)/cancel", CancelHandler),
-        (rf"{API}/runs/(?P<run_id>[^/]+)/tasks/(?P<task_key>[^/]+)/attempts/(?P<attempt>[^/]+)/log", LogHandler),
+        (
+            rf"{API}/runs/(?P<run_id>[^/]+)/tasks/(?P<task_key>[^/]+)/attempts/(?P<attempt>[^/]+)/log",
+            LogHandler,
+        ),
         (rf"{API}/events", EventsHandler),
         (rf"{API}/(?P<path>.*)", NoRouteHandler),
     ]

@@ -67,13 +67,17 @@ class LabServer:
         return f"http://127.0.0.1:{self.port}"
 
     def api(self, path: str) -> object:
-        request = urllib.request.Request(f"{self.url}/{path}", headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.url}/{path}", headers={"Authorization": f"token {self.token}"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
     def log_tail(self, lines: int = 60) -> str:
         try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+            return "\n".join(
+                self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+            )
         except OSError:
             return "(no server log)"
 
@@ -144,12 +148,17 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     root = base / "root"
     root.mkdir()
     shutil.copytree(
-        EXAMPLES, root / "example_notebooks",
-        ignore=shutil.ignore_patterns("output", ".ipynb_checkpoints", "__pycache__", ".orchestrate", "orchestrate_runs"),
+        EXAMPLES,
+        root / "example_notebooks",
+        ignore=shutil.ignore_patterns(
+            "output", ".ipynb_checkpoints", "__pycache__", ".orchestrate", "orchestrate_runs"
+        ),
     )
     settings = base / "lab-settings"
-    _write_json(settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
-                {"fetchNews": "false", "checkForUpdates": False})
+    _write_json(
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
+        {"fetchNews": "false", "checkForUpdates": False},
+    )
     runtime_dir = base / "runtime"
     env = {
         **os.environ,
@@ -166,33 +175,53 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "jupyterlab",
-                "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-                "--allow-root", "--expose-app-in-browser", "--ServerApp.port_retries=0",
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                f"--port={port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={root}",
+                "--allow-root",
+                "--expose-app-in-browser",
+                "--ServerApp.port_retries=0",
                 "--LabApp.news_url=None",
             ],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
-    server = LabServer(root=root, port=port, token=token, process=process, log_path=log_path, runtime_dir=runtime_dir)
+    server = LabServer(
+        root=root, port=port, token=token, process=process, log_path=log_path, runtime_dir=runtime_dir
+    )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
             if process.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {process.returncode}:\n{server.log_tail()}", pytrace=False)
+                pytest.fail(
+                    f"jupyter lab exited with {process.returncode}:\n{server.log_tail()}", pytrace=False
+                )
             try:
                 server.api("api/status")
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not answer /api/status within {SERVER_START_TIMEOUT:.0f} s:\n"
-                                f"{server.log_tail()}", pytrace=False)
+                    pytest.fail(
+                        f"jupyter lab did not answer /api/status within {SERVER_START_TIMEOUT:.0f} s:\n"
+                        f"{server.log_tail()}",
+                        pytrace=False,
+                    )
                 time.sleep(0.25)
         yield server
     finally:
         killed = _stop(server)
         if killed:
-            pytest.fail("processes survived the jupyter lab shutdown (killed now):\n" + "\n".join(killed), pytrace=False)
+            pytest.fail(
+                "processes survived the jupyter lab shutdown (killed now):\n" + "\n".join(killed),
+                pytrace=False,
+            )
 
 
 # pytest-jupyter (enabled in the top-level conftest for tests/server) adds autouse fixtures that take the
@@ -237,10 +266,15 @@ def lab_page(browser, lab_server: LabServer, request: pytest.FixtureRequest, tmp
     page = context.new_page()
     page.set_default_timeout(30_000)
     console: list[str] = []
-    page.on("console", lambda m: console.append(f"console.{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on(
+        "console",
+        lambda m: console.append(f"console.{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+    )
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     page.goto(f"{lab_server.url}/lab?token={lab_server.token}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=60_000)
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=60_000
+    )
     page.evaluate("() => window.jupyterapp.started")
     page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
     try:
@@ -250,7 +284,7 @@ def lab_page(browser, lab_server: LabServer, request: pytest.FixtureRequest, tmp
         if report is not None and report.failed:
             try:
                 page.screenshot(path=str(tmp_path / "failure-state.png"))
-            except Exception:  # noqa: BLE001 - best effort diagnostics
+            except Exception:
                 pass
             print(f"---- page state: {tmp_path / 'failure-state.png'}")
             print("---- browser console ----\n" + "\n".join(console[-50:]))
@@ -276,4 +310,8 @@ def screenshots(tmp_path: Path):
     save.saved = saved  # type: ignore[attr-defined]
     yield save
     if saved:
-        print("screenshots: " + ", ".join(str(p) for p in saved) + (" (copied to docs/images/)" if update else ""))
+        print(
+            "screenshots: "
+            + ", ".join(str(p) for p in saved)
+            + (" (copied to docs/images/)" if update else "")
+        )

@@ -29,11 +29,15 @@ except ImportError:  # pragma: no cover - depends on the machine
 if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
     if os.environ.get("CI"):
         pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium); `playwright install` cannot fetch browsers here",
-                allow_module_level=True)
+    pytest.skip(
+        f"{CHROMIUM} is missing (apt-get install -y chromium); `playwright install` cannot fetch browsers here",
+        allow_module_level=True,
+    )
 
 pytestmark = pytest.mark.kernel
-expect.set_options(timeout=15_000)  # assertions retry up to 15 s (Playwright's default is 5 s), for slow CI machines
+expect.set_options(
+    timeout=15_000
+)  # assertions retry up to 15 s (Playwright's default is 5 s), for slow CI machines
 
 SIDEBAR = "#jupyter-orchestrate-sidebar"
 RUN_TIMEOUT = 120_000  # ms
@@ -86,8 +90,9 @@ def show_jobs_list(sidebar: Locator) -> Locator:
     return jobs
 
 
-def run_job_from_list(page: Page, sidebar: Locator, server: LabServer, job_id: str,
-                      parameters: dict[str, str] | None = None) -> Locator:
+def run_job_from_list(
+    page: Page, sidebar: Locator, server: LabServer, job_id: str, parameters: dict[str, str] | None = None
+) -> Locator:
     """Click the job's Run button, fill in ``parameters`` in the dialog and accept it; returns the run view the
     sidebar switches to, checked to be the new run's."""
     show_jobs_list(sidebar)
@@ -104,7 +109,9 @@ def run_job_from_list(page: Page, sidebar: Locator, server: LabServer, job_id: s
     run_view = sidebar.locator("[data-testid=jo-run-view]")
     expect(run_view, "the sidebar did not switch to the run view").to_be_visible()
     newest = server.api(f"jupyter-orchestrate/api/runs?job={job_id}&limit=1")["runs"][0]
-    expect(run_view, "the run view does not show the new run").to_have_attribute("data-run-id", str(newest["run_id"]))
+    expect(run_view, "the run view does not show the new run").to_have_attribute(
+        "data-run-id", str(newest["run_id"])
+    )
     return run_view
 
 
@@ -161,10 +168,14 @@ def test_run_job_then_job_view(lab_page: Page, lab_server: LabServer, screenshot
     # live: the run is seen running (with cell progress) before it succeeds, without reloading anything
     expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=running]")).to_be_visible()
     expect(sidebar.locator("[data-testid=jo-progress]").first).to_be_visible()
-    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=succeeded]")).to_be_visible(timeout=RUN_TIMEOUT)
+    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=succeeded]")).to_be_visible(
+        timeout=RUN_TIMEOUT
+    )
     tasks = run_view.locator("[data-testid=jo-task]")
     expect(tasks).to_have_count(len(GREEN_ENERGY_TASKS))
-    expect(run_view.locator("[data-testid=jo-task]:not([data-status=succeeded])")).to_have_count(0, timeout=10_000)
+    expect(run_view.locator("[data-testid=jo-task]:not([data-status=succeeded])")).to_have_count(
+        0, timeout=10_000
+    )
     assert task_statuses(sidebar) == {key: "succeeded" for key in GREEN_ENERGY_TASKS}
     expect(run_view.locator("[data-testid=jo-gantt]")).to_be_visible()
     expect(run_view.locator("[data-testid=jo-failure]")).to_have_count(0)
@@ -179,7 +190,9 @@ def test_run_job_then_job_view(lab_page: Page, lab_server: LabServer, screenshot
     run_view = run_job_from_list(page, sidebar, lab_server, GREEN_ENERGY, {"countries": "NL,DE"})
     second_run = run_id_of(run_view)
     assert second_run > first_run
-    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=succeeded]")).to_be_visible(timeout=RUN_TIMEOUT)
+    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=succeeded]")).to_be_visible(
+        timeout=RUN_TIMEOUT
+    )
     run = lab_server.api(f"jupyter-orchestrate/api/runs/{second_run}")
     assert run["parameters"]["countries"] == "NL,DE"
     assert run["parameters"]["start_date"] == "2024-01-01"  # untouched fields keep their defaults
@@ -209,15 +222,24 @@ def test_failure_open_notebook_and_repair(lab_page: Page, lab_server: LabServer,
 
     run_view = run_job_from_list(page, sidebar, lab_server, REPAIR_DEMO)
     run_id = run_id_of(run_view)
-    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=failed]")).to_be_visible(timeout=RUN_TIMEOUT)
+    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=failed]")).to_be_visible(
+        timeout=RUN_TIMEOUT
+    )
     expect(run_view.locator('[data-testid=jo-task][data-task-key="publish"]')).to_have_attribute(
-        "data-status", "upstream_failed", timeout=10_000)
-    assert task_statuses(sidebar) == {"extract": "succeeded", "validate": "failed", "publish": "upstream_failed"}
+        "data-status", "upstream_failed", timeout=10_000
+    )
+    assert task_statuses(sidebar) == {
+        "extract": "succeeded",
+        "validate": "failed",
+        "publish": "upstream_failed",
+    }
 
     failure = run_view.locator("[data-testid=jo-failure]")
     expect(failure).to_be_visible()
     expect(failure.locator("[data-testid=jo-failure-cell]")).to_contain_text("raise ValueError")
-    expect(failure.locator("[data-testid=jo-failure-error]")).to_contain_text("ValueError: threshold is not set")
+    expect(failure.locator("[data-testid=jo-failure-error]")).to_contain_text(
+        "ValueError: threshold is not set"
+    )
     expect(failure.locator("[data-testid=jo-traceback]")).to_have_count(0)
     failure.locator("[data-testid=jo-traceback-toggle]").click()
     traceback = failure.locator("[data-testid=jo-traceback]")
@@ -248,12 +270,18 @@ def test_failure_open_notebook_and_repair(lab_page: Page, lab_server: LabServer,
     dialog = page.locator(".jp-Dialog")
     plan = dialog.locator("[data-testid=jo-repair-plan]")
     expect(plan).to_be_visible()
-    expect(plan.locator("[data-testid=jo-repair-rerun]")).to_have_text(re.compile(r"^\s*validate,\s*publish\s*$"))
+    expect(plan.locator("[data-testid=jo-repair-rerun]")).to_have_text(
+        re.compile(r"^\s*validate,\s*publish\s*$")
+    )
     expect(plan.locator("[data-testid=jo-repair-reused]")).to_have_text(re.compile(r"^\s*extract\s*$"))
     dialog.locator(".jp-mod-accept").click()
     expect(dialog).to_have_count(0)
-    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=succeeded]")).to_be_visible(timeout=RUN_TIMEOUT)
-    expect(run_view.locator("[data-testid=jo-task]:not([data-status=succeeded])")).to_have_count(0, timeout=10_000)
+    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=succeeded]")).to_be_visible(
+        timeout=RUN_TIMEOUT
+    )
+    expect(run_view.locator("[data-testid=jo-task]:not([data-status=succeeded])")).to_have_count(
+        0, timeout=10_000
+    )
     assert task_statuses(sidebar) == {"extract": "succeeded", "validate": "succeeded", "publish": "succeeded"}
     expect(run_view.locator("[data-testid=jo-failure]")).to_have_count(0)
 

@@ -60,8 +60,15 @@ class Api:
         return f"{self.base_url}{API}{path}"
 
     async def request(
-        self, method: str, path: str, body: Any = None, *, params: str = "", auth: bool = True,
-        headers: dict[str, str] | None = None, raw_path: bool = False,
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: str = "",
+        auth: bool = True,
+        headers: dict[str, str] | None = None,
+        raw_path: bool = False,
     ) -> Response:
         if body is not None and not isinstance(body, (str, bytes)):
             body = json.dumps(body)
@@ -72,7 +79,12 @@ class Api:
         if params:
             url += "?" + params
         response = await self.client.fetch(
-            url, method=method, body=body, headers=all_headers, raise_error=False, request_timeout=60,
+            url,
+            method=method,
+            body=body,
+            headers=all_headers,
+            raise_error=False,
+            request_timeout=60,
             follow_redirects=False,
         )
         assert response.code != 599, f"{method} {url}: no response ({response.error})"
@@ -96,7 +108,9 @@ class Api:
     async def start_run(self, job: str, body: Any = None) -> dict[str, Any]:
         return await self.ok("POST", f"jobs/{job}/runs", body or {}, code=201)
 
-    async def wait_run(self, run_id: int, timeout: float = RUN_TIMEOUT, until: set[str] = TERMINAL) -> dict[str, Any]:
+    async def wait_run(
+        self, run_id: int, timeout: float = RUN_TIMEOUT, until: set[str] = TERMINAL
+    ) -> dict[str, Any]:
         """Poll ``GET runs/{run_id}`` until its status is in ``until``; returns the run document."""
         deadline = time.monotonic() + timeout
         while True:
@@ -106,7 +120,9 @@ class Api:
             assert time.monotonic() < deadline, f"run {run_id} still {doc['status']} after {timeout} s: {doc}"
             await asyncio.sleep(0.2)
 
-    async def wait_task(self, run_id: int, task_key: str, status: str, timeout: float = 60.0) -> dict[str, Any]:
+    async def wait_task(
+        self, run_id: int, task_key: str, status: str, timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Poll until the task run has ``status``; returns the run document."""
         deadline = time.monotonic() + timeout
         while True:
@@ -114,7 +130,9 @@ class Api:
             if task_of(doc, task_key)["status"] == status:
                 return doc
             assert doc["status"] not in TERMINAL, f"run {run_id} ended before {task_key} was {status}: {doc}"
-            assert time.monotonic() < deadline, f"{task_key} of run {run_id} not {status} after {timeout} s: {doc}"
+            assert time.monotonic() < deadline, (
+                f"{task_key} of run {run_id} not {status} after {timeout} s: {doc}"
+            )
             await asyncio.sleep(0.1)
 
     async def run_count(self) -> int:
@@ -163,7 +181,11 @@ def orchestrate_app(jp_serverapp: Any) -> Any:
 
 
 def copy_example(name: str, root: Path) -> Path:
-    return Path(shutil.copytree(EXAMPLES / name, root / name, ignore=shutil.ignore_patterns("output", ".ipynb_checkpoints")))
+    return Path(
+        shutil.copytree(
+            EXAMPLES / name, root / name, ignore=shutil.ignore_patterns("output", ".ipynb_checkpoints")
+        )
+    )
 
 
 @pytest.fixture

@@ -23,7 +23,10 @@ async def test_a_parameter_name_that_is_code_is_refused_and_never_runs(api: Api,
     before = notebook.read_bytes()
     response = await api.put("jobs/plain/tasks/task", {"parameters": {INJECTED: 1}})
     assert response.code == 400, (response.code, response.body)
-    assert response.message == f"parameters: {INJECTED!r} is not a valid parameter name: use a Python identifier that is not a keyword"
+    assert (
+        response.message
+        == f"parameters: {INJECTED!r} is not a valid parameter name: use a Python identifier that is not a keyword"
+    )
     assert notebook.read_bytes() == before, "nothing was written"
     for name in ("class", "a b", "1x", ""):
         assert (await api.put("jobs/plain/tasks/task", {"parameters": {name: 1}})).code == 400, name
@@ -56,19 +59,28 @@ async def test_bodies_that_are_not_plain_json_are_400(api: Api, job: str) -> Non
         '{"parameters": {"n": 1e400}}': "1e400 is too large for a number",
         '{"max_parallel": 1000000000000000000000000000000}': "max_parallel: Input should be less than or equal to 1024",
         '{"max_parallel": 0}': "max_parallel: Input should be greater than or equal to 1",
-        '{"parameters": {"n": ' + "[" * 150 + "]" * 150 + "}}": "parameters.n: nested more than 100 levels deep",
-        json.dumps({"parameters": {"n": "x" * 70_000}}): "parameters.n: the value is 70002 bytes as JSON; at most 65536",
+        '{"parameters": {"n": '
+        + "[" * 150
+        + "]" * 150
+        + "}}": "parameters.n: nested more than 100 levels deep",
+        json.dumps(
+            {"parameters": {"n": "x" * 70_000}}
+        ): "parameters.n: the value is 70002 bytes as JSON; at most 65536",
     }
     for body, text in cases.items():
         await assert_json_error(await api.post(f"jobs/{job}/runs", body), 400, text)
     await assert_json_error(await api.put(f"jobs/{job}/tasks/a", "[" * 100_000), 400, "nested too deeply")
-    await assert_json_error(await api.put(f"jobs/{job}/tasks/a", '{"timeout_seconds": Infinity}'), 400, "Infinity")
+    await assert_json_error(
+        await api.put(f"jobs/{job}/tasks/a", '{"timeout_seconds": Infinity}'), 400, "Infinity"
+    )
     assert await api.run_count() == 0
 
 
 async def test_a_body_over_the_limit_is_413_and_not_stored(api: Api, job: str, jp_root_dir: Path) -> None:
     big = json.dumps({"parameters": {"n": "x" * (2 * MAX_BODY_BYTES)}})
-    await assert_json_error(await api.post(f"jobs/{job}/runs", big), 413, f"at most {MAX_BODY_BYTES} are accepted")
+    await assert_json_error(
+        await api.post(f"jobs/{job}/runs", big), 413, f"at most {MAX_BODY_BYTES} are accepted"
+    )
     await assert_json_error(await api.put(f"jobs/{job}/tasks/a", big), 413, "at most")
 
     # chunked (no Content-Length): refused as it arrives
@@ -81,8 +93,12 @@ async def test_a_body_over_the_limit_is_413_and_not_stored(api: Api, job: str, j
         await write(b'"}}')
 
     response = await api.client.fetch(
-        api.url(f"jobs/{job}/runs"), method="POST", body_producer=producer, headers=api.auth_header,
-        raise_error=False, request_timeout=60,
+        api.url(f"jobs/{job}/runs"),
+        method="POST",
+        body_producer=producer,
+        headers=api.auth_header,
+        raise_error=False,
+        request_timeout=60,
     )
     assert response.code == 413 and b"over" in response.body, (response.code, response.body[:300])
     assert await api.run_count() == 0
@@ -106,18 +122,28 @@ async def test_every_error_is_json(api: Api) -> None:
     for path in ("runs/abc/cancel", "runs/abc/repair"):
         await assert_json_error(await api.post(path, {}), 404, "not found")
     await assert_json_error(await api.get("runs/abc/tasks/a/attempts/x/log"), 404, "not found")
-    for method, path in (("GET", "nothing-here"), ("GET", "runs/1/nothing"), ("DELETE", "runs/1"), ("PATCH", "jobs"),
-                         ("GET", "")):
+    for method, path in (
+        ("GET", "nothing-here"),
+        ("GET", "runs/1/nothing"),
+        ("DELETE", "runs/1"),
+        ("PATCH", "jobs"),
+        ("GET", ""),
+    ):
         response = await api.request(method, path, "{}" if method == "PATCH" else None)
         assert response.code in (404, 405), (method, path, response.code)
-        assert response.headers["Content-Type"].startswith("application/json"), (method, path, response.body[:200])
+        assert response.headers["Content-Type"].startswith("application/json"), (
+            method,
+            path,
+            response.body[:200],
+        )
         assert response.message
     anonymous = await api.get("nothing-here", auth=False)
     assert anonymous.code == 403, "unknown routes are authenticated like the rest"
 
 
-async def test_a_database_locked_past_the_busy_timeout_is_503_naming_the_file(api: Any, orchestrate_app: Any,
-                                                                               examples: Any) -> None:
+async def test_a_database_locked_past_the_busy_timeout_is_503_naming_the_file(
+    api: Any, orchestrate_app: Any, examples: Any
+) -> None:
     """Another process holding the state database's write lock is a temporary condition: 503 with the one-line
     message that names the file, and nothing recorded; once the lock is free the same request succeeds."""
     import sqlite3

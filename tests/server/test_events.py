@@ -24,7 +24,13 @@ class StopStream(Exception):
 class EventStream:
     """A client of ``GET events``: parses SSE blocks as they arrive; stops after run ``stop_run`` ends."""
 
-    def __init__(self, url: str, headers: dict[str, str], stop_run: int | None = None, stop_runs: set[int] | None = None):
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        stop_run: int | None = None,
+        stop_runs: set[int] | None = None,
+    ):
         self.url = url
         self.headers = headers
         self.stop_runs = stop_runs if stop_runs is not None else {stop_run}
@@ -55,7 +61,11 @@ class EventStream:
             data = json.loads(fields["data"])
             assert str(data["id"]) == fields["id"] and data["type"] == fields["event"], block
             self.events.append(data)
-            if data["type"] == "run_status" and data["status"] in TERMINAL and data["run_id"] in self.stop_runs:
+            if (
+                data["type"] == "run_status"
+                and data["status"] in TERMINAL
+                and data["run_id"] in self.stop_runs
+            ):
                 self.ended.add(data["run_id"])
                 if self.ended == self.stop_runs:
                     self.done.set()
@@ -65,8 +75,13 @@ class EventStream:
         self.response_headers = (self.response_headers or "") + line
 
     async def open(self) -> None:
-        request = HTTPRequest(self.url, headers=self.headers, streaming_callback=self.on_chunk,
-                              header_callback=self.on_headers, request_timeout=150)
+        request = HTTPRequest(
+            self.url,
+            headers=self.headers,
+            streaming_callback=self.on_chunk,
+            header_callback=self.on_headers,
+            request_timeout=150,
+        )
         client = AsyncHTTPClient(force_instance=True)
         self.task = asyncio.ensure_future(client.fetch(request))
         await asyncio.wait_for(self.connected.wait(), 10)
@@ -87,11 +102,19 @@ class EventStream:
 
 
 def events_url(jp_http_port: int, jp_base_url: str, query: str = "") -> str:
-    return f"http://localhost:{jp_http_port}{jp_base_url}jupyter-orchestrate/api/events" + (f"?{query}" if query else "")
+    return f"http://localhost:{jp_http_port}{jp_base_url}jupyter-orchestrate/api/events" + (
+        f"?{query}" if query else ""
+    )
 
 
-async def test_event_stream_of_a_run(api: Api, examples: Path, jp_root_dir: Path, jp_http_port: int, jp_base_url: str,
-                                     jp_auth_header: dict[str, str]) -> None:
+async def test_event_stream_of_a_run(
+    api: Api,
+    examples: Path,
+    jp_root_dir: Path,
+    jp_http_port: int,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
     write_notebook(jp_root_dir / "other" / "noise.ipynb", "print('noise')", orchestrate={})
     # Run ids of a fresh state home are 1, 2...: "other" becomes run 1 and green_energy run 2.
     filtered = EventStream(events_url(jp_http_port, jp_base_url, "run_id=2"), jp_auth_header, stop_run=2)
@@ -107,7 +130,9 @@ async def test_event_stream_of_a_run(api: Api, examples: Path, jp_root_dir: Path
 
     assert events and all(e["run_id"] == 2 for e in events), "run_id= filters the stream"
     assert {e["run_id"] for e in all_events} == {1, 2}, "without a filter every run's events arrive"
-    assert [e for e in all_events if e["run_id"] == 2] == events, "the filtered stream is the run's events, in order, none lost"
+    assert [e for e in all_events if e["run_id"] == 2] == events, (
+        "the filtered stream is the run's events, in order, none lost"
+    )
     ids = [e["id"] for e in events]
     assert all(a < b for a, b in itertools.pairwise(ids)), f"event ids strictly increase: {ids}"
 
@@ -122,18 +147,26 @@ async def test_event_stream_of_a_run(api: Api, examples: Path, jp_root_dir: Path
             sequence[event["task_key"]].append(event["status"])
             position[(event["task_key"], event["status"])] = i
     assert sequence == {key: ["queued", "running", "succeeded"] for key in tasks}
-    upstream = {"silver": ["bronze"], "gold_country_totals": ["silver"], "gold_source_shares": ["silver"],
-                "report": ["gold_country_totals", "gold_source_shares"]}
+    upstream = {
+        "silver": ["bronze"],
+        "gold_country_totals": ["silver"],
+        "gold_source_shares": ["silver"],
+        "report": ["gold_country_totals", "gold_source_shares"],
+    }
     for key, ups in upstream.items():
         for up in ups:
-            assert position[(up, "succeeded")] < position[(key, "queued")], f"{key} queued before {up} succeeded"
+            assert position[(up, "succeeded")] < position[(key, "queued")], (
+                f"{key} queued before {up} succeeded"
+            )
 
     progress = [e for e in events if e["type"] == "progress"]
     assert {e["task_key"] for e in progress} == set(tasks)
     for key in tasks:
         cells = [(e["cell"], e["total"]) for e in progress if e["task_key"] == key]
         assert all(0 <= cell <= total for cell, total in cells), (key, cells)
-        assert [c for c, _ in cells] == list(range(cells[0][1] + 1)), f"0 at the start, then each code cell once: {key} {cells}"
+        assert [c for c, _ in cells] == list(range(cells[0][1] + 1)), (
+            f"0 at the start, then each code cell once: {key} {cells}"
+        )
         assert position[(key, "running")] < events.index(next(e for e in progress if e["task_key"] == key))
         final = await api.ok("GET", "runs/2")
         attempt = next(t for t in final["task_runs"] if t["task_key"] == key)["attempts"][0]

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 from tests.conftest import write_notebook
 from tests.server.conftest import Api
 
@@ -19,18 +18,31 @@ def make_cycle(root: Path) -> Path:
 
 async def test_list_jobs(api: Api, examples: Path) -> None:
     root = examples
-    write_notebook(root / "teams" / "ops" / "nightly" / "load.ipynb", "print(1)", parameters="day = 1", orchestrate={})
+    write_notebook(
+        root / "teams" / "ops" / "nightly" / "load.ipynb", "print(1)", parameters="day = 1", orchestrate={}
+    )
     write_notebook(root / "scratch" / "plain.ipynb", "print('not a task')")  # no metadata.orchestrate
     make_cycle(root)
 
     jobs = {j["job_id"]: j for j in (await api.ok("GET", "jobs"))["jobs"]}
-    assert set(jobs) == {"green_energy", "repair_demo", "teams/ops/nightly", "cyclic"}, "job ids are paths relative to the root"
+    assert set(jobs) == {"green_energy", "repair_demo", "teams/ops/nightly", "cyclic"}, (
+        "job ids are paths relative to the root"
+    )
     green = jobs["green_energy"]
     assert green["valid"] is True and green["problems"] == []
-    assert [t["task_key"] for t in green["tasks"]] == ["bronze", "silver", "gold_country_totals", "gold_source_shares", "report"]
+    assert [t["task_key"] for t in green["tasks"]] == [
+        "bronze",
+        "silver",
+        "gold_country_totals",
+        "gold_source_shares",
+        "report",
+    ]
     assert {(e["upstream"], e["downstream"]) for e in green["edges"]} == {
-        ("bronze", "silver"), ("silver", "gold_country_totals"), ("silver", "gold_source_shares"),
-        ("gold_country_totals", "report"), ("gold_source_shares", "report"),
+        ("bronze", "silver"),
+        ("silver", "gold_country_totals"),
+        ("silver", "gold_source_shares"),
+        ("gold_country_totals", "report"),
+        ("gold_source_shares", "report"),
     }
     assert green["recent_runs"] == [] and green["schedules"] == []
     assert jobs["teams/ops/nightly"]["tasks"][0]["notebook_path"] == "teams/ops/nightly/load.ipynb"
@@ -39,17 +51,31 @@ async def test_list_jobs(api: Api, examples: Path) -> None:
 
 async def test_job_document(api: Api, examples: Path) -> None:
     doc = await api.ok("GET", "jobs/repair_demo")
-    assert (doc["job_id"], doc["name"], doc["valid"], doc["problems"], doc["schedules"]) == ("repair_demo", "repair_demo", True, [], [])
+    assert (doc["job_id"], doc["name"], doc["valid"], doc["problems"], doc["schedules"]) == (
+        "repair_demo",
+        "repair_demo",
+        True,
+        [],
+        [],
+    )
     assert doc["parameters"] == {"threshold": None, "output_dir": "output/run-{{job.run_id}}"}
     assert doc["max_parallel_tasks"] == 2
-    assert [(e["upstream"], e["downstream"]) for e in doc["edges"]] == [("extract", "validate"), ("validate", "publish")]
+    assert [(e["upstream"], e["downstream"]) for e in doc["edges"]] == [
+        ("extract", "validate"),
+        ("validate", "publish"),
+    ]
     tasks = {t["task_key"]: t for t in doc["tasks"]}
     assert list(tasks) == ["extract", "validate", "publish"]
     extract = tasks["extract"]
     assert [(p["name"], p["default"], p["inferred_type"]) for p in extract["notebook_parameters"]] == [
-        ("output_dir", '"output"', "str"), ("n_readings", "20", "int"), ("seed", "42", "int"),
+        ("output_dir", '"output"', "str"),
+        ("n_readings", "20", "int"),
+        ("seed", "42", "int"),
     ]
-    assert [(p["name"], p["inferred_type"]) for p in tasks["validate"]["notebook_parameters"]] == [("output_dir", "str"), ("threshold", None)]
+    assert [(p["name"], p["inferred_type"]) for p in tasks["validate"]["notebook_parameters"]] == [
+        ("output_dir", "str"),
+        ("threshold", None),
+    ]
     assert tasks["validate"]["depends_on"] == ["extract"]
     assert extract["notebook"] == "extract.ipynb" and extract["notebook_path"] == "repair_demo/extract.ipynb"
     assert extract["kernel_name"] == "python3"
@@ -67,14 +93,20 @@ async def test_invalid_job_reports_problems(api: Api, jp_root_dir: Path) -> None
     doc = await api.ok("GET", "jobs/cyclic")
     assert doc["valid"] is False and "tasks" not in doc
     messages = [p["message"] for p in doc["problems"]]
-    assert any(m in ("dependency cycle: a -> b -> a", "dependency cycle: b -> a -> b") for m in messages), messages
+    assert any(m in ("dependency cycle: a -> b -> a", "dependency cycle: b -> a -> b") for m in messages), (
+        messages
+    )
     # Starting it is refused with the same problem, and nothing is recorded.
     refused = await api.post("jobs/cyclic/runs", {})
     assert refused.code == 400 and "dependency cycle" in refused.message
     assert any("dependency cycle" in p["message"] for p in refused.json()["problems"])
     assert await api.run_count() == 0
 
-    write_notebook(jp_root_dir / "broken" / "x.ipynb", "print(1)", orchestrate={"depends_on": ["ghost"], "timeout_seconds": -1})
+    write_notebook(
+        jp_root_dir / "broken" / "x.ipynb",
+        "print(1)",
+        orchestrate={"depends_on": ["ghost"], "timeout_seconds": -1},
+    )
     doc = await api.ok("GET", "jobs/broken")
     assert doc["valid"] is False
     assert any(p["field"] == "metadata.orchestrate.timeout_seconds" for p in doc["problems"]), doc["problems"]
@@ -90,7 +122,10 @@ async def test_change_task_settings(api: Api, examples: Path) -> None:
     task = next(t for t in doc["tasks"] if t["task_key"] == "report")
     assert (task["timeout_seconds"], task["max_retries"]) == (120, 1)
     assert orchestrate_metadata(report) == {
-        "depends_on": ["gold_country_totals", "gold_source_shares"], "task_key": "report", "timeout_seconds": 120, "max_retries": 1,
+        "depends_on": ["gold_country_totals", "gold_source_shares"],
+        "task_key": "report",
+        "timeout_seconds": 120,
+        "max_retries": 1,
     }
     again = await api.ok("GET", "jobs/green_energy")
     assert next(t for t in again["tasks"] if t["task_key"] == "report")["timeout_seconds"] == 120
@@ -104,7 +139,9 @@ async def test_task_settings_that_create_a_cycle_are_refused(api: Api, examples:
     before = bronze.read_bytes()
     refused = await api.put("jobs/green_energy/tasks/bronze", {"depends_on": ["report"]})
     assert refused.code == 400, refused.body
-    assert "dependency cycle" in refused.message and "bronze" in refused.message and "report" in refused.message
+    assert (
+        "dependency cycle" in refused.message and "bronze" in refused.message and "report" in refused.message
+    )
     assert bronze.read_bytes() == before, "a refused change leaves the notebook byte-identical"
     assert not list((examples / "green_energy").glob(".*orchestrate-tmp"))
     assert (await api.ok("GET", "jobs/green_energy"))["valid"] is True

@@ -24,7 +24,8 @@ async def test_run_green_energy(api: Api, examples: Path, jp_root_dir: Path, jp_
     run = await api.wait_run(run_id)
     assert run["status"] == "succeeded", run
     assert {t["task_key"]: t["status"] for t in run["task_runs"]} == dict.fromkeys(
-        ["bronze", "silver", "gold_country_totals", "gold_source_shares", "report"], "succeeded")
+        ["bronze", "silver", "gold_country_totals", "gold_source_shares", "report"], "succeeded"
+    )
     for task in run["task_runs"]:
         assert task["attempt_count"] == 1 and len(task["attempts"]) == 1
         attempt = task["attempts"][0]
@@ -32,7 +33,9 @@ async def test_run_green_energy(api: Api, examples: Path, jp_root_dir: Path, jp_
         assert relative == f"orchestrate_runs/runs/{run_id}/{task['task_key']}/attempt-1.ipynb"
         assert (jp_root_dir / relative).is_file()
         opened = json.loads((await jp_fetch("api", "contents", relative)).body)
-        assert opened["type"] == "notebook" and opened["content"]["metadata"]["papermill"], "JupyterLab can open it"
+        assert opened["type"] == "notebook" and opened["content"]["metadata"]["papermill"], (
+            "JupyterLab can open it"
+        )
         assert attempt["status"] == "succeeded" and attempt["error"] is None
         assert attempt["cells_total"] and attempt["cells_completed"] == attempt["cells_total"]
     bronze_rows = task_of(run, "bronze")["task_values"]["rows"]
@@ -51,8 +54,11 @@ async def test_run_green_energy(api: Api, examples: Path, jp_root_dir: Path, jp_
     log = await api.get(f"runs/{run_id}/tasks/bronze/attempts/1/log")
     # what bronze prints is in its executed notebook only; the log holds the kernel process's own output
     assert log.code == 200 and "countries NL, DE, DK, ES, FR, NO" not in log.text, log.body
-    for missing in (f"runs/{run_id}/tasks/bronze/attempts/2/log", f"runs/{run_id}/tasks/platinum/attempts/1/log",
-                    "runs/999/tasks/bronze/attempts/1/log"):
+    for missing in (
+        f"runs/{run_id}/tasks/bronze/attempts/2/log",
+        f"runs/{run_id}/tasks/platinum/attempts/1/log",
+        "runs/999/tasks/bronze/attempts/1/log",
+    ):
         response = await api.get(missing)
         assert response.code == 404 and response.message, missing
 
@@ -87,7 +93,10 @@ async def test_list_runs_filters_and_pages(api: Api, examples: Path, jp_root_dir
     all_quick = await api.ok("GET", "runs", params="job=quick")
     assert [r["run_id"] for r in all_quick["runs"]] == [last, first] and all_quick["next_before"] is None
     assert [r["run_id"] for r in (await api.ok("GET", "runs", params="status=failed"))["runs"]] == [failed]
-    assert [r["run_id"] for r in (await api.ok("GET", "runs", params="status=succeeded"))["runs"]] == [last, first]
+    assert [r["run_id"] for r in (await api.ok("GET", "runs", params="status=succeeded"))["runs"]] == [
+        last,
+        first,
+    ]
     assert (await api.ok("GET", "runs", params="job=green_energy"))["runs"] == []
 
     for query in ("status=exploded", "limit=0", "limit=501", "limit=ten", "before=yesterday"):
@@ -101,26 +110,45 @@ async def test_failed_run_repaired_through_the_api(api: Api, examples: Path) -> 
     run = await api.wait_run(run_id)
     assert run["status"] == "failed" and run["status_reason"] == "leaf task(s) not successful: publish"
     assert {t["task_key"]: t["status"] for t in run["task_runs"]} == {
-        "extract": "succeeded", "validate": "failed", "publish": "upstream_failed"}
+        "extract": "succeeded",
+        "validate": "failed",
+        "publish": "upstream_failed",
+    }
     error = task_of(run, "validate")["error"]
     assert error["ename"] == "ValueError" and error["evalue"].startswith("threshold is not set")
-    assert isinstance(error["traceback"], list) and error["traceback"] and all(isinstance(line, str) for line in error["traceback"])
+    assert (
+        isinstance(error["traceback"], list)
+        and error["traceback"]
+        and all(isinstance(line, str) for line in error["traceback"])
+    )
     assert any("ValueError" in line for line in error["traceback"])
     assert error["cell_index"] == 3, "markdown, parameters, imports, then the failing cell"
     assert error["cell_source"].startswith("if threshold is None:")
     assert task_of(run, "validate")["attempts"][0]["error"] == error
 
     plan = await api.ok("POST", f"runs/{run_id}/repair", {"dry_run": True, "parameters": {"threshold": 0.5}})
-    assert plan == {"run_id": run_id, "task_keys": ["validate", "publish"], "reused_task_keys": ["extract"],
-                    "parameters": {"threshold": 0.5}}
+    assert plan == {
+        "run_id": run_id,
+        "task_keys": ["validate", "publish"],
+        "reused_task_keys": ["extract"],
+        "parameters": {"threshold": 0.5},
+    }
     after_dry_run = await api.ok("GET", f"runs/{run_id}")
-    assert after_dry_run["repair_count"] == 0 and after_dry_run["repairs"] == [] and after_dry_run["status"] == "failed"
+    assert (
+        after_dry_run["repair_count"] == 0
+        and after_dry_run["repairs"] == []
+        and after_dry_run["status"] == "failed"
+    )
 
     accepted = await api.ok("POST", f"runs/{run_id}/repair", {"parameters": {"threshold": 0.5}}, code=202)
     assert accepted["run_id"] == run_id and accepted["status"] not in ("failed", "succeeded")
     repaired = await api.wait_run(run_id)
     assert repaired["status"] == "succeeded", repaired
-    assert {t["task_key"]: t["attempt_count"] for t in repaired["task_runs"]} == {"extract": 1, "validate": 2, "publish": 1}
+    assert {t["task_key"]: t["attempt_count"] for t in repaired["task_runs"]} == {
+        "extract": 1,
+        "validate": 2,
+        "publish": 1,
+    }
     assert task_of(repaired, "validate")["attempts"][1]["repair_number"] == 1
     assert task_of(repaired, "validate")["attempts"][1]["parameters"]["threshold"] == 0.5
     assert len(repaired["repairs"]) == 1 and repaired["repair_count"] == 1
@@ -131,14 +159,18 @@ async def test_failed_run_repaired_through_the_api(api: Api, examples: Path) -> 
     assert nothing.code == 409 and "nothing to repair" in nothing.message
     unknown_task = await api.post(f"runs/{run_id}/repair", {"task_keys": ["ghost"]})
     assert unknown_task.code == 400 and "ghost" in unknown_task.message
-    unknown_param = await api.post(f"runs/{run_id}/repair", {"task_keys": ["publish"], "parameters": {"treshold": 1}})
+    unknown_param = await api.post(
+        f"runs/{run_id}/repair", {"task_keys": ["publish"], "parameters": {"treshold": 1}}
+    )
     assert unknown_param.code == 400 and "treshold" in unknown_param.message
     assert (await api.ok("GET", f"runs/{run_id}"))["repair_count"] == 1
 
 
 async def test_repair_while_running_conflicts_and_cancel(api: Api, jp_root_dir: Path) -> None:
     write_notebook(jp_root_dir / "sleepy" / "nap.ipynb", "import time\ntime.sleep(30)", orchestrate={})
-    write_notebook(jp_root_dir / "sleepy" / "after.ipynb", "print('after')", orchestrate={"depends_on": ["nap"]})
+    write_notebook(
+        jp_root_dir / "sleepy" / "after.ipynb", "print('after')", orchestrate={"depends_on": ["nap"]}
+    )
     run_id = (await api.start_run("sleepy"))["run_id"]
     await api.wait_task(run_id, "nap", "running")
 
@@ -181,12 +213,21 @@ async def test_request_validation(api: Api, examples: Path) -> None:
         assert response.code == 400, (path, body, response.code, response.body)
         assert named in response.message, (path, body, response.message)
         if isinstance(body, dict):
-            assert named in [p["field"] for p in response.json()["problems"]] or named in str(response.json()["problems"])
+            assert named in [p["field"] for p in response.json()["problems"]] or named in str(
+                response.json()["problems"]
+            )
     unknown_field = await api.post("jobs/green_energy/runs", {"paramters": {}})
-    assert unknown_field.json()["problems"] == [{"path": "request body", "field": "paramters", "message": "unknown field"}]
+    assert unknown_field.json()["problems"] == [
+        {"path": "request body", "field": "paramters", "message": "unknown field"}
+    ]
 
-    for method, path in [("POST", "jobs/nowhere/runs"), ("GET", "jobs/nowhere"), ("GET", "runs/999"),
-                         ("POST", "runs/999/repair"), ("POST", "runs/999/cancel")]:
+    for method, path in [
+        ("POST", "jobs/nowhere/runs"),
+        ("GET", "jobs/nowhere"),
+        ("GET", "runs/999"),
+        ("POST", "runs/999/repair"),
+        ("POST", "runs/999/cancel"),
+    ]:
         response = await api.request(method, path, {} if method == "POST" else None)
         assert response.code == 404 and response.message, (method, path, response.body)
     assert await api.run_count() == 0, "no invalid request recorded a run"
@@ -194,8 +235,14 @@ async def test_request_validation(api: Api, examples: Path) -> None:
 
 async def test_concurrent_repairs_of_one_run_are_serialised(api: Api, jp_root_dir: Path) -> None:
     job = jp_root_dir / "flaky"
-    write_notebook(job / "a.ipynb", "import os\nif not os.path.exists('fixed'):\n    raise ValueError('not fixed')", orchestrate={})
-    for i in range(100):  # notebooks that are not tasks: reading them widens the window between check and record
+    write_notebook(
+        job / "a.ipynb",
+        "import os\nif not os.path.exists('fixed'):\n    raise ValueError('not fixed')",
+        orchestrate={},
+    )
+    for i in range(
+        100
+    ):  # notebooks that are not tasks: reading them widens the window between check and record
         write_notebook(job / f"notes-{i}.ipynb", *[f"x = {j}" for j in range(50)])
     run_id = (await api.start_run("flaky"))["run_id"]
     assert (await api.wait_run(run_id))["status"] == "failed"
@@ -204,15 +251,20 @@ async def test_concurrent_repairs_of_one_run_are_serialised(api: Api, jp_root_di
     run = await api.wait_run(run_id)
     await asyncio.sleep(1.0)  # let any extra runner finish before asserting (and before the server stops)
     run = await api.wait_run(run_id)
-    assert sorted(r.code for r in responses) == [202, 409, 409, 409], [(r.code, r.body[:120]) for r in responses]
+    assert sorted(r.code for r in responses) == [202, 409, 409, 409], [
+        (r.code, r.body[:120]) for r in responses
+    ]
     assert run["status"] == "succeeded" and run["repair_count"] == 1 and len(run["repairs"]) == 1
     assert task_of(run, "a")["attempt_count"] == 2
 
 
 async def test_log_is_served_as_text(api: Api, jp_root_dir: Path) -> None:
     # the log holds the kernel process's own stdout (here written to its file descriptor), not cell output
-    write_notebook(jp_root_dir / "chatty" / "talk.ipynb", "import os\nos.write(1, b'hello from the kernel\\n')",
-                   orchestrate={})
+    write_notebook(
+        jp_root_dir / "chatty" / "talk.ipynb",
+        "import os\nos.write(1, b'hello from the kernel\\n')",
+        orchestrate={},
+    )
     run_id = (await api.start_run("chatty"))["run_id"]
     assert (await api.wait_run(run_id))["status"] == "succeeded"
     log = await api.get(f"runs/{run_id}/tasks/talk/attempts/1/log")

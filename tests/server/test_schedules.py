@@ -21,7 +21,9 @@ def scheduled_job(root: Path) -> Path:
     return job
 
 
-async def test_schedules_are_listed_paused_resumed_and_triggered(api: Api, jp_root_dir: Path, orchestrate_app: Any) -> None:
+async def test_schedules_are_listed_paused_resumed_and_triggered(
+    api: Api, jp_root_dir: Path, orchestrate_app: Any
+) -> None:
     scheduled_job(jp_root_dir)
     for _ in range(100):  # the server's scheduler computes the next fire times in the background
         doc = await api.ok("GET", "jobs/nightly")
@@ -29,8 +31,15 @@ async def test_schedules_are_listed_paused_resumed_and_triggered(api: Api, jp_ro
             break
         await asyncio.sleep(0.1)
     morning, second = doc["schedules"]
-    assert (morning["name"], morning["cron"], morning["timezone"], morning["paused"]) == ("morning", "30 6 * * *", "Europe/Amsterdam", False)
-    assert morning["next_fire_time"].endswith(("05:30:00+00:00", "04:30:00+00:00")), morning  # 06:30 Amsterdam in UTC
+    assert (morning["name"], morning["cron"], morning["timezone"], morning["paused"]) == (
+        "morning",
+        "30 6 * * *",
+        "Europe/Amsterdam",
+        False,
+    )
+    assert morning["next_fire_time"].endswith(("05:30:00+00:00", "04:30:00+00:00")), (
+        morning
+    )  # 06:30 Amsterdam in UTC
     assert (second["name"], second["paused"], second["next_fire_time"]) == ("schedule-2", True, None)
 
     paused = await api.ok("POST", "jobs/nightly/schedules/morning/pause")
@@ -52,7 +61,9 @@ async def test_schedules_are_listed_paused_resumed_and_triggered(api: Api, jp_ro
 
 async def test_invalid_schedule_is_a_validation_problem(api: Api, jp_root_dir: Path) -> None:
     job = scheduled_job(jp_root_dir)
-    (job / "job.yaml").write_text("schedules:\n  - cron: '61 * * * *'\n  - cron: '0 * * * *'\n    timezone: Mars/Olympus\n")
+    (job / "job.yaml").write_text(
+        "schedules:\n  - cron: '61 * * * *'\n  - cron: '0 * * * *'\n    timezone: Mars/Olympus\n"
+    )
     doc = await api.ok("GET", "jobs/nightly")
     assert doc["valid"] is False
     fields = {p["field"] for p in doc["problems"]}

@@ -33,7 +33,9 @@ def decorators_of(function: Any) -> list[str]:
         code = function.__code__
         if code.co_filename == inspect.getfile(tornado.web) and code.co_qualname.startswith("authenticated."):
             found.append("authenticated")
-        elif code.co_filename == inspect.getfile(auth_decorator) and code.co_qualname.startswith("authorized."):
+        elif code.co_filename == inspect.getfile(auth_decorator) and code.co_qualname.startswith(
+            "authorized."
+        ):
             found.append("authorized")
         else:
             found.append(code.co_qualname)
@@ -93,7 +95,9 @@ def test_every_route_method_is_authenticated_and_authorized() -> None:
         assert pattern.startswith(API + "/"), pattern
         assert issubclass(handler_class, OrchestrateHandler) and handler_class.auth_resource == "orchestrate"
         assert unprotected_methods(handler_class) == [], pattern
-        implemented += sum(getattr(handler_class, m) is not getattr(tornado.web.RequestHandler, m) for m in HTTP_METHODS)
+        implemented += sum(
+            getattr(handler_class, m) is not getattr(tornado.web.RequestHandler, m) for m in HTTP_METHODS
+        )
     assert implemented >= len(routes), "every route implements at least one method"
 
 
@@ -106,7 +110,7 @@ def route_requests() -> list[tuple[str, str]]:
             if getattr(handler_class, name) is getattr(tornado.web.RequestHandler, name):
                 continue
             args = {**PATH_ARGS, "path": JOB_PATHS.get(name, "green_energy")}
-            path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: args[m.group(1)], pattern)
+            path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m, args=args: args[m.group(1)], pattern)
             assert re.fullmatch(pattern, path), (pattern, path)
             requests.append((name.upper(), path.removeprefix(API + "/")))
     return requests
@@ -144,7 +148,9 @@ class TestWithAnAuthorizerThatDeniesOrchestrate:
         jp_server_config.ServerApp.authorizer_class = DenyOrchestrate
         return jp_server_config
 
-    async def test_authorizer_decides_with_the_orchestrate_resource(self, api: Api, examples: Path, jp_fetch: Any) -> None:
+    async def test_authorizer_decides_with_the_orchestrate_resource(
+        self, api: Api, examples: Path, jp_fetch: Any
+    ) -> None:
         bronze = examples / "green_energy" / "bronze.ipynb"
         before = bronze.read_bytes()
         assert (await jp_fetch("api", "contents")).code == 200, "other resources stay allowed"
@@ -189,7 +195,9 @@ async def test_path_traversal_is_refused(api: Api, examples: Path, outside_job: 
         response = await api.get(path)
         assert response.code in (400, 403), (path, response.code, response.body[:300])
         assert response.message, path
-        assert b"steal" not in response.body and b"secret" not in response.body.replace(b"secret_job", b""), path
+        assert b"steal" not in response.body and b"secret" not in response.body.replace(b"secret_job", b""), (
+            path
+        )
     assert (await api.get("jobs/linked")).code == 403
     assert "outside the server root" in (await api.get("jobs/linked")).message
     for query in ("job=..%2F..%2Ftmp", "job=%2Ftmp", "job=linked"):
@@ -198,7 +206,9 @@ async def test_path_traversal_is_refused(api: Api, examples: Path, outside_job: 
     assert sorted(listed) == ["green_energy", "repair_demo"], "symlinked folders are not discovered"
 
 
-async def test_run_and_edit_through_a_symlink_are_refused(api: Api, examples: Path, outside_job: Path) -> None:
+async def test_run_and_edit_through_a_symlink_are_refused(
+    api: Api, examples: Path, outside_job: Path
+) -> None:
     notebook = outside_job / "steal.ipynb"
     before = notebook.read_bytes()
     for path in ("jobs/linked/runs", "jobs/nested/up/secret_job/runs", "jobs/..%2Foutside%2Fsecret_job/runs"):
@@ -232,7 +242,9 @@ def pwned_notebook(path: Path, marker: Path) -> Path:
     return write_notebook(path, f"open({str(marker)!r}, 'w').write('x')", orchestrate={})
 
 
-async def test_put_on_a_job_yaml_task_whose_notebook_is_outside_is_refused(api: Api, jp_root_dir: Path, outside: Path) -> None:
+async def test_put_on_a_job_yaml_task_whose_notebook_is_outside_is_refused(
+    api: Api, jp_root_dir: Path, outside: Path
+) -> None:
     evil = pwned_notebook(outside / "evil.ipynb", outside / "pwned")
     before = evil.read_bytes()
     job = jp_root_dir / "evil_job"
@@ -250,7 +262,9 @@ async def test_put_on_a_job_yaml_task_whose_notebook_is_outside_is_refused(api: 
     assert not (outside / "pwned").exists()
 
 
-async def test_put_on_a_task_whose_notebook_links_outside_is_refused(api: Api, jp_root_dir: Path, outside: Path) -> None:
+async def test_put_on_a_task_whose_notebook_links_outside_is_refused(
+    api: Api, jp_root_dir: Path, outside: Path
+) -> None:
     target = pwned_notebook(outside / "steal.ipynb", outside / "pwned")
     before = target.read_bytes()
     job = jp_root_dir / "link_job"
@@ -276,7 +290,9 @@ async def test_put_follows_a_notebook_link_inside_the_job_folder(api: Api, jp_ro
     assert '"timeout_seconds": 7' in real.read_text(encoding="utf-8")
 
 
-async def test_a_notebook_linking_inside_the_root_but_outside_the_job_is_refused(api: Api, jp_root_dir: Path) -> None:
+async def test_a_notebook_linking_inside_the_root_but_outside_the_job_is_refused(
+    api: Api, jp_root_dir: Path
+) -> None:
     other = write_notebook(jp_root_dir / "other_job" / "shared.ipynb", "1", orchestrate={})
     before = other.read_bytes()
     job = jp_root_dir / "borrowing"
@@ -303,15 +319,21 @@ async def test_a_job_yaml_linking_outside_is_never_read(api: Api, jp_root_dir: P
     listing = await api.ok("GET", "jobs")
     (listed,) = [j for j in listing["jobs"] if j["job_id"] == "yaml_link"]
     assert not listed["valid"] and "leads outside the job folder" in listed["problems"][0]["message"]
-    for response in (response, await api.post("jobs/yaml_link/runs", {}), await api.put("jobs/yaml_link/tasks/a", {"timeout_seconds": 1})):
-        assert response.code == 403, (response.code, response.body)
-        assert b"hunter2" not in response.body
+    for each in (
+        response,
+        await api.post("jobs/yaml_link/runs", {}),
+        await api.put("jobs/yaml_link/tasks/a", {"timeout_seconds": 1}),
+    ):
+        assert each.code == 403, (each.code, each.body)
+        assert b"hunter2" not in each.body
     assert b"hunter2" not in (await api.get("jobs")).body
     assert await api.run_count() == 0
 
 
 async def test_repair_of_a_run_whose_job_is_outside_the_root_is_refused(
-    api: Api, orchestrate_app: Any, outside: Path,
+    api: Api,
+    orchestrate_app: Any,
+    outside: Path,
 ) -> None:
     from jupyter_orchestrate.service import OrchestrateService
 
@@ -325,7 +347,9 @@ async def test_repair_of_a_run_whose_job_is_outside_the_root_is_refused(
     for body in ({"dry_run": True}, {}):
         response = await api.post(f"runs/{run_id}/repair", body)
         assert response.code == 403, (body, response.code, response.body)
-        assert response.message == f"the job folder of run {run_id} {str(job)!r} leads outside the server root"
+        assert (
+            response.message == f"the job folder of run {run_id} {str(job)!r} leads outside the server root"
+        )
     run = await api.ok("GET", f"runs/{run_id}")
     assert run["status"] == "failed" and run["repair_count"] == 0
     assert all(t["attempt_count"] == 0 for t in run["task_runs"])
@@ -333,17 +357,24 @@ async def test_repair_of_a_run_whose_job_is_outside_the_root_is_refused(
     assert not (outside / "pwned").exists()
 
 
-async def test_cookie_authenticated_writes_need_the_xsrf_token(api: Api, examples: Path, jp_serverapp: Any) -> None:
+async def test_cookie_authenticated_writes_need_the_xsrf_token(
+    api: Api, examples: Path, jp_serverapp: Any
+) -> None:
     """A browser session (login cookie, no token header) cannot POST or PUT without the ``_xsrf`` cookie and the
     matching ``X-XSRFToken`` header: a page on another site that makes the browser send the cookie is refused."""
     token = jp_serverapp.identity_provider.token
-    login = await api.request("GET", f"{api.base_url}api/status", params=f"token={token}", auth=False, raw_path=True)
+    login = await api.request(
+        "GET", f"{api.base_url}api/status", params=f"token={token}", auth=False, raw_path=True
+    )
     cookies = login.headers.get_list("Set-Cookie")
     session = next(c.split(";")[0] for c in cookies if c.startswith("username-"))
     bronze = examples / "green_energy" / "bronze.ipynb"
     before = bronze.read_bytes()
-    writes = [("POST", "jobs/green_energy/runs", "{}"), ("PUT", "jobs/green_energy/tasks/bronze", '{"timeout_seconds": 5}'),
-              ("POST", "runs/1/cancel", "")]
+    writes = [
+        ("POST", "jobs/green_energy/runs", "{}"),
+        ("PUT", "jobs/green_energy/tasks/bronze", '{"timeout_seconds": 5}'),
+        ("POST", "runs/1/cancel", ""),
+    ]
     for method, path, body in writes:
         refused = await api.request(method, path, body, auth=False, headers={"Cookie": session})
         assert refused.code == 403, (method, path, refused.code, refused.body[:300])
@@ -351,8 +382,15 @@ async def test_cookie_authenticated_writes_need_the_xsrf_token(api: Api, example
     assert bronze.read_bytes() == before and await api.run_count() == 0
 
     # With the double-submitted token the same session may write: the refusal above was the XSRF check.
-    xsrf = "e2b0c0ffee4711"  # tornado's double-submit check: the cookie and the header must carry the same value
-    started = await api.request("POST", "jobs/green_energy/runs", "{}", auth=False,
-                                headers={"Cookie": f"{session}; _xsrf={xsrf}", "X-XSRFToken": xsrf})
+    xsrf = (
+        "e2b0c0ffee4711"  # tornado's double-submit check: the cookie and the header must carry the same value
+    )
+    started = await api.request(
+        "POST",
+        "jobs/green_energy/runs",
+        "{}",
+        auth=False,
+        headers={"Cookie": f"{session}; _xsrf={xsrf}", "X-XSRFToken": xsrf},
+    )
     assert started.code == 201, (started.code, started.body[:300])
     await api.wait_run(started.json()["run_id"])

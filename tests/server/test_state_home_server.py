@@ -23,8 +23,9 @@ from tests.server.test_events import EventStream, events_url
 pytestmark = pytest.mark.kernel
 
 
-async def test_kernels_started_by_the_server_get_its_state_home(jp_fetch: Any, orchestrate_app: Any, jp_serverapp: Any,
-                                                               state_home: Path) -> None:
+async def test_kernels_started_by_the_server_get_its_state_home(
+    jp_fetch: Any, orchestrate_app: Any, jp_serverapp: Any, state_home: Path
+) -> None:
     response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "python3"}))
     kernel_id = json.loads(response.body)["id"]
     try:
@@ -35,9 +36,14 @@ async def test_kernels_started_by_the_server_get_its_state_home(jp_fetch: Any, o
         await jp_fetch("api", "kernels", kernel_id, method="DELETE")
 
 
-async def test_a_run_recorded_by_a_cli_process_reaches_the_event_stream(api: Api, jp_root_dir: Path, jp_http_port: int,
-                                                                       jp_base_url: str, jp_auth_header: dict[str, str],
-                                                                       orchestrate_app: Any) -> None:
+async def test_a_run_recorded_by_a_cli_process_reaches_the_event_stream(
+    api: Api,
+    jp_root_dir: Path,
+    jp_http_port: int,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+    orchestrate_app: Any,
+) -> None:
     write_notebook(jp_root_dir / "outside" / "first.ipynb", "print('from the CLI')", orchestrate={})
     write_notebook(jp_root_dir / "outside" / "second.ipynb", "pass", orchestrate={"depends_on": ["first"]})
     stream = EventStream(events_url(jp_http_port, jp_base_url), jp_auth_header, stop_run=1)
@@ -45,8 +51,15 @@ async def test_a_run_recorded_by_a_cli_process_reaches_the_event_stream(api: Api
     env = {k: v for k, v in os.environ.items() if k != HOME_ENV}  # the CLI finds the server's home walking up
     env["PYTHONPATH"] = str(REPO)
     cli = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "jupyter_orchestrate", "run", "outside", cwd=jp_root_dir, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "jupyter_orchestrate",
+        "run",
+        "outside",
+        cwd=jp_root_dir,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(cli.communicate(), 300)
     assert cli.returncode == 0, err.decode()
@@ -67,12 +80,15 @@ class TestParallelismDefault:
         jp_server_config.OrchestrateApp.scheduler_enabled = False
         return jp_server_config
 
-    async def test_the_jobs_setting_wins_and_the_trait_is_the_default(self, api: Api, jp_root_dir: Path,
-                                                                     orchestrate_app: Any) -> None:
+    async def test_the_jobs_setting_wins_and_the_trait_is_the_default(
+        self, api: Api, jp_root_dir: Path, orchestrate_app: Any
+    ) -> None:
         for job in ("own", "plain"):
             write_notebook(jp_root_dir / job / "a.ipynb", "pass", orchestrate={})
         (jp_root_dir / "own" / "job.yaml").write_text("max_parallel_tasks: 2\n")
-        (jp_root_dir / "plain" / "job.yaml").write_text("schedules:\n  - {name: nightly, cron: '0 2 * * *'}\n")
+        (jp_root_dir / "plain" / "job.yaml").write_text(
+            "schedules:\n  - {name: nightly, cron: '0 2 * * *'}\n"
+        )
         own = await api.start_run("own")
         plain = await api.start_run("plain")
         explicit = await api.start_run("own", {"max_parallel": 3})

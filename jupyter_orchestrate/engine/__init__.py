@@ -1,0 +1,1 @@
+"""The run engine: ActiveRun (pure state machine) and Runner (drives it with an executor and the store)."""

@@ -1,0 +1,1 @@
+"""Executors: what runs attempts (TaskExecutor interface, local forkserver, in-memory for tests)."""
