@@ -39,6 +39,7 @@ from jupyter_orchestrate.models import (
     cell_label,
     code_cell_progress,
 )
+from jupyter_orchestrate.schemas.events import ProgressEvent, RunStatusEvent, parse_event
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -241,30 +242,31 @@ class _Progress:
         self.lock = threading.Lock()
 
     def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        event = parse_event(kind, payload)
         with self.lock:
-            if kind == "run_status":
-                self.run_status = payload["status"]
+            if isinstance(event, RunStatusEvent):
+                self.run_status = event.status.value
                 if not self.live:
                     err.print(
-                        f"run {self.run_id}: {payload['status']}"
-                        + (f" ({payload['reason']})" if payload.get("reason") else "")
+                        f"run {self.run_id}: {event.status.value}"
+                        + (f" ({event.reason})" if event.reason else "")
                     )
                 return
-            row = self.rows[payload["task_key"]]
-            if kind == "progress":
-                row["cell"], row["total"] = payload["cell"], payload["total"]
+            row = self.rows[event.task_key]
+            if isinstance(event, ProgressEvent):
+                row["cell"], row["total"] = event.cell, event.total
                 return
-            status = payload["status"]
-            row["status"] = status
-            row["attempt"] = payload.get("attempt_number") or row["attempt"]
-            if status == "running":
+            status = event.status
+            row["status"] = status.value
+            row["attempt"] = event.attempt_number or row["attempt"]
+            if status == TaskRunStatus.running:
                 row["started"], row["ended"], row["cell"], row["reason"] = time.monotonic(), None, None, None
-            elif TaskRunStatus(status).is_terminal or status == "up_for_retry":
+            elif status.is_terminal or status == TaskRunStatus.up_for_retry:
                 row["ended"] = time.monotonic()
-                row["reason"] = payload.get("reason")
+                row["reason"] = event.reason
             if not self.live:
-                reason = f": {payload['reason']}" if payload.get("reason") else ""
-                err.print(f"  {payload['task_key']}: {status}{reason}")
+                reason = f": {event.reason}" if event.reason else ""
+                err.print(f"  {event.task_key}: {status.value}{reason}")
 
     def __rich__(self) -> Table:
         with self.lock:

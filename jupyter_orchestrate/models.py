@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: no run id (or paging cursor) can be larger
 MAX_PARALLEL_TASKS = 1024  # the most attempts one run may keep in flight (job.yaml, API, CLI)
@@ -61,7 +62,7 @@ class RunStatus(str, Enum):
     @property
     def is_terminal(self) -> bool:
         """True once the run has finished (succeeded, failed or canceled)."""
-        return self in (RunStatus.succeeded, RunStatus.failed, RunStatus.canceled)
+        return self in TERMINAL_RUN_STATUSES
 
 
 class TaskRunStatus(str, Enum):
@@ -102,6 +103,40 @@ TERMINAL_TASK_STATUSES = frozenset(
 FAILED_TASK_STATUSES = frozenset(
     {TaskRunStatus.failed, TaskRunStatus.upstream_failed, TaskRunStatus.canceled, TaskRunStatus.timed_out}
 )
+
+
+TERMINAL_RUN_STATUSES = (RunStatus.succeeded, RunStatus.failed, RunStatus.canceled)
+
+
+class AttemptErrorKind(str, Enum):
+    """Why an attempt failed (:attr:`AttemptError.kind`)."""
+
+    cell_error = "cell_error"  # an exception in a cell
+    kernel_died = "kernel_died"
+    timeout = "timeout"
+    canceled = "canceled"
+    early_exit = "early_exit"  # sys.exit() left code cells unexecuted
+    launch_error = "launch_error"  # the kernel (or its environment) could not start
+    parameter_error = "parameter_error"  # a parameter reference could not be resolved
+    orchestrator_died = "orchestrator_died"
+    internal = "internal"  # the worker, executor or runner failed
+
+
+class ResultStatus(str, Enum):
+    """How an attempt that ran to its end finished (:attr:`~.executors.base.AttemptResult.status`)."""
+
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class FireStatus(str, Enum):
+    """Status of a schedule or trigger fire recorded by the scheduler."""
+
+    firing = "firing"  # claimed by a scheduler, the run not created yet
+    queued = "queued"  # waiting behind max_concurrent_runs
+    started = "started"  # the run was created (``run_id`` is set)
+    skipped = "skipped"  # no run: the job is paused, busy without queue, or the fire was missed
+    failed = "failed"  # the run could not be created
 
 
 class RunIf(str, Enum):
@@ -209,7 +244,23 @@ class JobCompletion(_Strict):
     """
 
     job: str
-    statuses: list[str] = Field(default_factory=lambda: ["succeeded"])
+    statuses: list[RunStatus] = Field(default_factory=lambda: [RunStatus.succeeded])
+
+    @field_validator("statuses", mode="before")
+    @classmethod
+    def _terminal_statuses(cls, value: Any) -> Any:
+        """Only the statuses a run ends in can start a run; anything else (``succeded``) is an enum error."""
+        if isinstance(value, list):
+            allowed = [s.value for s in TERMINAL_RUN_STATUSES]
+            for item in value:
+                if isinstance(item, RunStatus):
+                    item = item.value
+                if item not in allowed:
+                    expected = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+                    raise PydanticCustomError(
+                        "enum", "Input should be {expected}", {"expected": expected, "input": item}
+                    )
+        return value
 
 
 class TriggerSpec(_Strict):
@@ -384,7 +435,7 @@ class AttemptError(BaseModel):
     ``executed_cell_index`` its index in the executed notebook as saved.
     """
 
-    kind: str
+    kind: AttemptErrorKind
     ename: str
     evalue: str = ""
     traceback: list[str] = Field(default_factory=list)

@@ -64,6 +64,7 @@ from jupyter_orchestrate.models import (
     TaskRunStatus,
     cell_label,
 )
+from jupyter_orchestrate.schemas.events import EVENT_KINDS, RunStatusEvent, TaskStatusEvent, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -499,14 +500,14 @@ class Notifier:
         return self._snapshots[run_id]
 
     def _dispatch(self, kind: str, payload: dict[str, Any], at: float) -> None:
-        run_id = payload["run_id"]
-        status = payload.get("status")
-        if kind == "run_status":
-            self._on_run_status(run_id, status, at)
-        elif kind == "task_status":
-            self._on_task_status(run_id, payload["task_key"], status, at)
-        elif kind == "duration_warning":
-            self._on_duration_warning(run_id, payload.get("task_key"), payload["threshold"])
+        if kind in EVENT_KINDS:
+            event = parse_event(kind, payload)
+            if isinstance(event, RunStatusEvent):
+                self._on_run_status(event.run_id, event.status.value, at)
+            elif isinstance(event, TaskStatusEvent):
+                self._on_task_status(event.run_id, event.task_key, event.status.value, at)
+        elif kind == "duration_warning":  # the notifier's own timers (not a run event)
+            self._on_duration_warning(payload["run_id"], payload.get("task_key"), payload["threshold"])
 
     def _on_run_status(self, run_id: int, status: str | None, at: float) -> None:
         if status == RunStatus.running.value:

@@ -30,6 +30,7 @@ from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, St
 from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import (
     MAX_PARALLEL_TASKS,
+    AttemptErrorKind,
     Job,
     Run,
     RunStatus,
@@ -40,6 +41,7 @@ from jupyter_orchestrate.models import (
     utc_now,
 )
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
+from jupyter_orchestrate.schemas.events import RunStatusEvent
 from jupyter_orchestrate.store import Store
 from jupyter_orchestrate.workspace import DB_NAME, confine
 
@@ -202,8 +204,15 @@ class OrchestrateService:
         self.recovered: list[int] = self.recover() if recover else []
 
     def _fan_out(self, kind: str, payload: dict[str, Any]) -> None:
+        """Give a run event (wire shape, :mod:`~.schemas.events`) to every listener; one that raises is logged
+        and the others still get the event."""
         for listener in list(self.listeners):
-            listener(kind, payload)
+            try:
+                listener(kind, payload)
+            except Exception:  # a display or network problem of one listener must not starve the others
+                log.exception(
+                    "listener %r failed on the %s event of run %s", listener, kind, payload.get("run_id")
+                )
 
     # -- background execution (server, widgets) --------------------------------------------------------------
     def start(self, runner: Runner) -> threading.Thread:
@@ -401,7 +410,11 @@ class OrchestrateService:
             )
             try:
                 self.store.end_unfinished(
-                    run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunNotStarted"
+                    run_id,
+                    reason,
+                    run_status=RunStatus.failed,
+                    error_kind=AttemptErrorKind.internal,
+                    ename="RunNotStarted",
                 )
             except Exception:  # the store itself failed: the monitor ends the run once its owner is gone
                 log.warning("run %s could not start and could not be ended: %s", run_id, reason)
@@ -584,7 +597,7 @@ class OrchestrateService:
                 run_id,
                 f"run {run_id} ended ({run.status.value}) while this task run had not; repair it",
                 run_status=None,
-                error_kind="internal",
+                error_kind=AttemptErrorKind.internal,
                 ename="RunnerStopped",
                 expected={"status": run.status.value, "repair_count": run.repair_count},
             )
@@ -779,7 +792,7 @@ class OrchestrateService:
             reason,
             run_status=final,
             running_status=TaskRunStatus.failed if failed else TaskRunStatus.canceled,
-            error_kind="orchestrator_died" if failed else "canceled",
+            error_kind=AttemptErrorKind.orchestrator_died if failed else AttemptErrorKind.canceled,
             ename="OrchestratorDied" if failed else "Canceled",
             expected=expected,
         ):
@@ -793,10 +806,7 @@ class OrchestrateService:
                     os.killpg(attempt["kernel_pid"], signal.SIGKILL)
                 except OSError:
                     pass
-        try:
-            self._fan_out("run_status", {"run_id": run_id, "status": final.value, "reason": reason})
-        except Exception:  # a listener's problem must not stop the monitor or a shutdown
-            log.exception("a listener failed on the end of run %s", run_id)
+        self._fan_out(*RunStatusEvent(run_id=run_id, status=final, reason=reason).wire())
         return True
 
 

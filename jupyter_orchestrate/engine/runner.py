@@ -30,11 +30,19 @@ from typing import Any
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
 from jupyter_orchestrate.environments import redact_value, secret_names
 from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
-from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, TaskExecutor, max_output_bytes
+from jupyter_orchestrate.executors.base import (
+    AttemptResult,
+    AttemptSpec,
+    ExecutorEvent,
+    TaskExecutor,
+    max_output_bytes,
+)
 from jupyter_orchestrate.models import (
     Attempt,
     AttemptError,
+    AttemptErrorKind,
     Job,
+    ResultStatus,
     RunStatus,
     Task,
     TaskRunStatus,
@@ -43,6 +51,8 @@ from jupyter_orchestrate.models import (
     utc_now,
 )
 from jupyter_orchestrate.parameters import render
+from jupyter_orchestrate.schemas.events import ProgressEvent, RunEvent, RunStatusEvent, TaskStatusEvent
+from jupyter_orchestrate.schemas.messages import Finished, KernelStarted, Progress
 from jupyter_orchestrate.store import Store, this_process
 from jupyter_orchestrate.task_values import read_values_file
 
@@ -52,6 +62,8 @@ CANCEL_POLL_SECONDS = 0.5
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+"""A listener: called with ``(kind, payload)``, the wire shape of a :data:`~..schemas.events.RunEvent`
+(:meth:`~..schemas.events.RunStatusEvent.wire`); :func:`~..schemas.events.parse_event` reads it back."""
 
 
 @dataclass
@@ -105,7 +117,9 @@ class Runner:
         run_parameters: job parameter values of the run (rendered); overrides: typed ``-p`` values.
         repair_number: 0 for the original execution, n for repair n.
         on_event: a first listener; every callable in ``listeners`` is called with ``(kind, payload)`` for
-            ``task_status``, ``progress`` and ``run_status``; payloads carry ``run_id``.
+            each :data:`~..schemas.events.RunEvent` (``task_status``, ``progress``, ``run_status``; the wire
+            shape of :meth:`~..schemas.events.RunStatusEvent.wire`); payloads carry ``run_id``. A listener that
+            raises is logged and skipped; the run and the other listeners go on.
         clock: monotonic seconds; timeouts, retry backoff and cancel polling use it (tests pass a fake clock
             that the in-memory executor advances).
 
@@ -161,13 +175,14 @@ class Runner:
         """``value`` with every secret this run knows of replaced by ``***`` (see the class docstring)."""
         return redact_value(value, self.secrets)
 
-    def _emit(self, kind: str, **payload: Any) -> None:
-        payload = self._clean({"run_id": self.run_id, **payload})
-        for listener in self.listeners:
+    def _emit(self, event: RunEvent) -> None:
+        kind, payload = event.wire()
+        payload = self._clean(payload)
+        for listener in list(self.listeners):
             try:
                 listener(kind, payload)
             except Exception:  # a display or network problem must never break a run
-                pass
+                log.exception("a listener failed on the %s event of run %s", kind, self.run_id)
 
     def _record(self, changes: list[Transition]) -> None:
         for change in changes:
@@ -176,11 +191,13 @@ class Runner:
             if change.new.is_terminal and flight is not None and flight.started is None:
                 self._discard(flight)  # prepared ahead for a task that will not run
             self._emit(
-                "task_status",
-                task_key=change.task_key,
-                status=change.new.value,
-                reason=change.reason,
-                attempt_number=self.active.states[change.task_key].attempts,
+                TaskStatusEvent(
+                    run_id=self.run_id,
+                    task_key=change.task_key,
+                    status=change.new,
+                    reason=change.reason,
+                    attempt_number=self.active.states[change.task_key].attempts,
+                )
             )
 
     def context(self) -> dict[str, Any]:
@@ -276,7 +293,9 @@ class Runner:
             parameters = task_parameters(task, self.run_parameters, self.overrides, context)
         except OrchestrateError as exc:
             parameters = {}
-            error = AttemptError(kind="parameter_error", ename="ParameterError", evalue=str(exc))
+            error = AttemptError(
+                kind=AttemptErrorKind.parameter_error, ename="ParameterError", evalue=str(exc)
+            )
         dag = self.active.dag
         upstream = sorted(dag.upstream_of(key))
         run_context = {
@@ -352,9 +371,8 @@ class Runner:
             self.store.set_attempt_environment(
                 self.run_id, flight.task_key, flight.attempt_number, self._clean(result.environment)
             )
-        error = AttemptError(**result.error) if result.error else None
-        outcome = S.succeeded if result.status == "succeeded" else S.failed
-        self._finish(flight.task_key, flight.attempt_number, outcome, error, result.task_values, now)
+        outcome = S.succeeded if result.status == ResultStatus.succeeded else S.failed
+        self._finish(flight.task_key, flight.attempt_number, outcome, result.error, result.task_values, now)
 
     def _stop(self, flight: _InFlight, outcome: TaskRunStatus, error: AttemptError, now: float) -> None:
         """End a started attempt from outside (timeout or cancel): kill it, then record what it had done."""
@@ -383,7 +401,7 @@ class Runner:
 
     def _cancel_all(self, reason: str, now: float) -> None:
         self.store.request_cancel(self.run_id)
-        self._emit("run_status", status=RunStatus.canceling.value, reason=reason)
+        self._emit(RunStatusEvent(run_id=self.run_id, status=RunStatus.canceling, reason=reason))
         self._record(self.active.cancel(reason))
         for flight in list(self.in_flight.values()):
             if flight.started is None:
@@ -393,7 +411,7 @@ class Runner:
                 self._stop(
                     flight,
                     S.canceled,
-                    AttemptError(kind="canceled", ename="Canceled", evalue=f"{reason}{where}"),
+                    AttemptError(kind=AttemptErrorKind.canceled, ename="Canceled", evalue=f"{reason}{where}"),
                     now,
                 )
 
@@ -413,9 +431,7 @@ class Runner:
             host=me["orchestrator_host"],
         )
         if claimed.is_terminal:  # a monitor ended the run before it started: nothing to execute
-            self._emit(
-                "run_status", status=claimed.value, reason=self.store.get_run(self.run_id).status_reason
-            )
+            self._emit_end(claimed)
             return claimed
         if claimed == RunStatus.canceling and self.cancel_reason is None:
             self.cancel_reason = (
@@ -425,7 +441,7 @@ class Runner:
         threading.Thread(
             target=self._heartbeat, args=(beating,), name=f"orchestrate-heartbeat-{self.run_id}", daemon=True
         ).start()
-        self._emit("run_status", status=RunStatus.running.value)
+        self._emit(RunStatusEvent(run_id=self.run_id, status=RunStatus.running))
         last_poll = self.clock()
         try:
             while True:
@@ -455,7 +471,7 @@ class Runner:
                             flight,
                             S.timed_out,
                             AttemptError(
-                                kind="timeout",
+                                kind=AttemptErrorKind.timeout,
                                 ename="TimeoutError",
                                 evalue=f"the attempt exceeded timeout_seconds={timeout:g}{where}; the kernel was killed",
                             ),
@@ -477,7 +493,7 @@ class Runner:
             failed = [k for k in self.active.dag.leaves() if self.active.states[k].status.is_failure]
             reason = f"leaf task(s) not successful: {', '.join(failed)}"
         self.store.finish_run(self.run_id, status, reason)
-        self._emit("run_status", status=status.value, reason=reason)
+        self._emit(RunStatusEvent(run_id=self.run_id, status=status, reason=reason))
         return status
 
     def _heartbeat(self, stop: threading.Event) -> None:
@@ -509,8 +525,13 @@ class Runner:
         log.warning(
             "run %s was ended (%s) by a run monitor while this runner executed it", self.run_id, stored.value
         )
-        self._emit("run_status", status=stored.value, reason=self.store.get_run(self.run_id).status_reason)
+        self._emit_end(stored)
         return stored
+
+    def _emit_end(self, status: RunStatus) -> None:
+        """Announce an end someone else recorded (a run monitor), with its recorded reason."""
+        reason = self.store.get_run(self.run_id).status_reason
+        self._emit(RunStatusEvent(run_id=self.run_id, status=status, reason=reason))
 
     def mark_crashed(self, exc: BaseException) -> None:
         """Record that this runner crashed with ``exc``, as recovery records a dead orchestrator: running
@@ -522,7 +543,11 @@ class Runner:
         reason = self._clean(f"the runner crashed ({type(exc).__name__}: {exc}); repair the run to finish it")
         try:
             self.store.end_unfinished(
-                self.run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunnerCrashed"
+                self.run_id,
+                reason,
+                run_status=RunStatus.failed,
+                error_kind=AttemptErrorKind.internal,
+                ename="RunnerCrashed",
             )
         except StoreError as error:
             if not isinstance(
@@ -533,7 +558,7 @@ class Runner:
         except Exception:
             log.exception("cannot record the crash of run %s", self.run_id)
             return
-        self._emit("run_status", status=RunStatus.failed.value, reason=reason)
+        self._emit(RunStatusEvent(run_id=self.run_id, status=RunStatus.failed, reason=reason))
 
     def _wait_timeout(self, now: float) -> float:
         times = [CANCEL_POLL_SECONDS]
@@ -555,36 +580,34 @@ class Runner:
                 self._prepare(key)
                 prepared += 1
 
-    def _handle_events(self, events: list[Any]) -> None:
+    def _handle_events(self, events: list[ExecutorEvent]) -> None:
         by_handle = {id(f.handle): f for f in self.in_flight.values()}
         now = self.clock()
         for event in events:
             flight = by_handle.get(id(event.handle))
             if flight is None:
                 continue
-            if event.kind == "kernel_started" and flight.started is not None:
+            message = event.message
+            if isinstance(message, KernelStarted) and flight.started is not None:
                 self.store.set_attempt_kernel(
-                    self.run_id,
-                    flight.task_key,
-                    flight.attempt_number,
-                    event.data["pid"],
-                    event.data["create_time"],
+                    self.run_id, flight.task_key, flight.attempt_number, message.pid, message.create_time
                 )
-            elif event.kind == "progress":
-                flight.cell = event.data["cell"]
-                flight.cells_total = event.data["total"]
-                flight.cell_index = event.data.get("cell_index")
+            elif isinstance(message, Progress):
+                flight.cell = message.cell
+                flight.cells_total = message.total
+                flight.cell_index = message.cell_index
                 self._emit(
-                    "progress",
-                    task_key=flight.task_key,
-                    attempt_number=flight.attempt_number,
-                    cell=flight.cell,
-                    total=flight.cells_total,
+                    ProgressEvent(
+                        run_id=self.run_id,
+                        task_key=flight.task_key,
+                        attempt_number=flight.attempt_number,
+                        cell=flight.cell,
+                        total=flight.cells_total,
+                    )
                 )
-            elif event.kind == "finished":
+            elif isinstance(message, Finished):
                 if flight.started is None:
-                    self.in_flight.pop(
-                        flight.task_key, None
-                    )  # a prepared kernel that failed: prepare again later
+                    # a prepared kernel that failed: prepare again later
+                    self.in_flight.pop(flight.task_key, None)
                 else:
-                    self._on_result(flight, event.data["result"], now)
+                    self._on_result(flight, message.result, now)

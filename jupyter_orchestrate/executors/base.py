@@ -16,9 +16,13 @@ import abc
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_orchestrate.errors import Problem, ValidationError
+from jupyter_orchestrate.models import AttemptError, ResultStatus
+
+if TYPE_CHECKING:
+    from jupyter_orchestrate.schemas.messages import WorkerMessage
 
 #: Outputs one attempt may add to its executed notebook before further output is dropped (50 MiB).
 DEFAULT_MAX_OUTPUT_BYTES = 50 * 1024 * 1024
@@ -100,12 +104,13 @@ class AttemptSpec:
 class AttemptResult:
     """How an attempt that ran to its end finished.
 
-    ``status`` is ``succeeded`` or ``failed``; ``error`` holds :class:`~..models.AttemptError` fields as a dict;
-    ``task_values`` what the notebook published; cells are code cells of the executed notebook.
+    ``status``: succeeded or failed; ``error``: why it failed (None when it succeeded); ``task_values``: what
+    the notebook published; cells are code cells of the executed notebook; ``environment``: what the kernel
+    ran in (kernel name or interpreter, requirements, freeze).
     """
 
-    status: str
-    error: dict[str, Any] | None = None
+    status: ResultStatus
+    error: AttemptError | None = None
     task_values: dict[str, Any] = field(default_factory=dict)
     cells_total: int | None = None
     cells_completed: int | None = None
@@ -114,16 +119,11 @@ class AttemptResult:
 
 @dataclass
 class ExecutorEvent:
-    """Something happened to an attempt.
-
-    ``kind``: ``kernel_started`` (``data``: ``pid``, ``create_time``), ``progress`` (``data``: ``cell`` the
-    1-based number of the code cell now executing, ``total``), ``finished`` (``data``: ``result``, an
-    :class:`AttemptResult`).
-    """
+    """Something happened to the attempt of ``handle``: one of the worker's messages
+    (:mod:`~..schemas.messages`: ``KernelStarted``, ``Progress`` or ``Finished``), whichever executor ran it."""
 
     handle: Any
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
+    message: WorkerMessage
 
 
 class TaskExecutor(abc.ABC):

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, ExecutorEvent, TaskExecutor
+from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultStatus
+from jupyter_orchestrate.schemas.messages import Finished, Go, KernelStarted, Stop, WorkerMessage
 
 WORKER_MODULE = "jupyter_orchestrate.executors.worker"
 STOP_GRACE_SECONDS = 1.0
@@ -111,7 +113,7 @@ class LocalExecutor(TaskExecutor):
         handle.started = True
         if not handle.done:
             try:
-                handle.conn.send(("go", parameters, context))
+                handle.conn.send(Go(parameters, context))
                 return
             except OSError:
                 handle.done = True
@@ -123,14 +125,14 @@ class LocalExecutor(TaskExecutor):
         code = handle.process.exitcode
         how = f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
         result = AttemptResult(
-            status="failed",
-            error={
-                "kind": "internal",
-                "ename": "WorkerDied",
-                "evalue": f"the attempt's worker process ended ({how}) without a result",
-            },
+            status=ResultStatus.failed,
+            error=AttemptError(
+                kind=AttemptErrorKind.internal,
+                ename="WorkerDied",
+                evalue=f"the attempt's worker process ended ({how}) without a result",
+            ),
         )
-        return ExecutorEvent(handle, "finished", {"result": result})
+        return ExecutorEvent(handle, Finished(result))
 
     def wake(self) -> None:
         try:
@@ -158,16 +160,16 @@ class LocalExecutor(TaskExecutor):
         events: list[ExecutorEvent] = []
         try:
             while handle.conn.poll():
-                kind, data = handle.conn.recv()
-                if kind == "kernel_started":
-                    handle.kernel_pid = data["pid"]
-                    handle.kernel_create_time = data["create_time"]
-                elif kind == "finished":
+                message: WorkerMessage = handle.conn.recv()
+                if isinstance(message, KernelStarted):
+                    handle.kernel_pid = message.pid
+                    handle.kernel_create_time = message.create_time
+                elif isinstance(message, Finished):
                     handle.done = True
                     self._reap(handle)
-                    events.append(ExecutorEvent(handle, "finished", {"result": data}))
+                    events.append(ExecutorEvent(handle, message))
                     return events
-                events.append(ExecutorEvent(handle, kind, data))
+                events.append(ExecutorEvent(handle, message))
         except (EOFError, OSError):
             handle.done = True
             self._reap(handle)
@@ -185,7 +187,7 @@ class LocalExecutor(TaskExecutor):
         if not handle.done:
             handle.done = True
             try:
-                handle.conn.send(("stop",))
+                handle.conn.send(Stop())
             except OSError:
                 pass
             handle.process.join(timeout=STOP_GRACE_SECONDS)

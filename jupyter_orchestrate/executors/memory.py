@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, ExecutorEvent, TaskExecutor
-from jupyter_orchestrate.models import AttemptError
+from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultStatus
+from jupyter_orchestrate.schemas.messages import Finished
 
 
 class FakeClock:
@@ -74,7 +75,9 @@ def fail(
     return Outcome(
         "fail",
         seconds,
-        error=AttemptError(kind="cell_error", ename=ename, evalue=evalue, cell_index=cell_index),
+        error=AttemptError(
+            kind=AttemptErrorKind.cell_error, ename=ename, evalue=evalue, cell_index=cell_index
+        ),
     )
 
 
@@ -157,11 +160,11 @@ class MemoryExecutor(TaskExecutor):
                 outcome = handle.outcome
                 assert outcome is not None
                 result = AttemptResult(
-                    status="succeeded" if outcome.kind == "succeed" else "failed",
-                    error=outcome.error.model_dump() if outcome.error else None,
+                    status=ResultStatus.succeeded if outcome.kind == "succeed" else ResultStatus.failed,
+                    error=outcome.error.model_copy() if outcome.error else None,
                     task_values=dict(outcome.values),
                 )
-                events.append(ExecutorEvent(handle, "finished", {"result": result}))
+                events.append(ExecutorEvent(handle, Finished(result)))
         return events
 
     def wait(self, timeout: float | None) -> list[ExecutorEvent]:

@@ -3,9 +3,10 @@ attempt with papermill in a kernel of its own.
 
 Protocol over the duplex pipe ``conn`` (the parent is :class:`~.local.LocalExecutor`):
 
-- worker -> parent: ``("kernel_started", {"pid", "create_time"})``, ``("progress", {"cell", "total"})``,
-  ``("finished", AttemptResult)``
-- parent -> worker: ``("go", parameters, context)`` to execute, ``("stop",)`` to shut down at once.
+- worker -> parent: ``KernelStarted``, ``Progress`` (before each code cell), ``Finished`` (the result)
+- parent -> worker: ``Go`` (parameters, context) to execute, ``Stop`` to shut down at once
+
+(the messages of :mod:`~..schemas.messages`).
 
 The worker starts the kernel as soon as it is created (so kernel start-up overlaps upstream tasks), waits
 for ``go``, then runs ``papermill.execute_notebook`` with that kernel. If the parent goes away (pipe closed,
@@ -59,7 +60,8 @@ from jupyter_orchestrate.executors.base import (
     AttemptResult,
     AttemptSpec,
 )
-from jupyter_orchestrate.models import cell_label
+from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultStatus, cell_label
+from jupyter_orchestrate.schemas.messages import Finished, Go, KernelStarted, ParentMessage, Progress
 from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
 KERNEL_START_TRIES = 4
@@ -233,7 +235,7 @@ class _Worker:
         self.km: AsyncKernelManager | None = None
         self.kernel_lock = threading.Lock()
         self.go = threading.Event()
-        self.go_message: tuple[Any, ...] | None = None
+        self.go_message: Go | None = None
         self.current_cell: int | None = None  # executed-notebook index of the cell being executed
         self.environment: dict[str, Any] = {}
         self.cell_numbers: dict[int, int] = {}
@@ -246,11 +248,11 @@ class _Worker:
         """Watchdog thread: receive go/stop; on stop or a closed pipe, kill the kernel and exit."""
         while True:
             try:
-                message = self.conn.recv()
+                message: ParentMessage = self.conn.recv()
             except (EOFError, OSError):
                 self.die()
                 return
-            if message[0] == "go":
+            if isinstance(message, Go):
                 self.go_message = message
                 self.go.set()
             else:
@@ -379,7 +381,7 @@ class _Worker:
         self.cell_numbers = {index: n for n, index in enumerate(code, start=1)}
         mapped = _input_index(notebook.cells, _read_input_cells(self.spec.input_path))
         self.input_index = {index: mapped[index] for index in code}
-        self.conn.send(("progress", {"cell": 0, "total": len(code), "cell_index": None}))
+        self.conn.send(Progress(cell=0, total=len(code), cell_index=None))
 
     def on_cell_start(self, cell: Any, cell_index: int, **_: Any) -> None:
         number = self.cell_numbers.get(cell_index)
@@ -387,20 +389,14 @@ class _Worker:
             return  # nbclient calls this for markdown and empty cells too; they are not executed
         self.current_cell = cell_index
         self.conn.send(
-            (
-                "progress",
-                {
-                    "cell": number,
-                    "total": len(self.cell_numbers),
-                    "cell_index": self.input_index.get(cell_index),
-                },
-            )
+            Progress(cell=number, total=len(self.cell_numbers), cell_index=self.input_index.get(cell_index))
         )
 
     # -- execution -------------------------------------------------------------------------------------------
     def execute(self) -> AttemptResult:
         spec = self.spec
-        _, parameters, context = self.go_message  # type: ignore[misc]
+        assert self.go_message is not None  # execute runs after go
+        parameters, context = self.go_message.parameters, self.go_message.context
         with open(spec.context_path, "w", encoding="utf-8") as f:
             json.dump({**context, "secret_names": spec.secret_names}, f)
         papermill_engines.register(ENGINE_NAME, _Engine)
@@ -428,12 +424,12 @@ class _Worker:
         except Exception as exc:  # papermill and nbclient raise many kinds; keep the traceback
             self.log.write(traceback.format_exc())
             return self.failed(
-                {
-                    "kind": "internal",
-                    "ename": type(exc).__name__,
-                    "evalue": str(exc),
-                    "traceback": traceback.format_exception(exc),
-                }
+                AttemptError(
+                    kind=AttemptErrorKind.internal,
+                    ename=type(exc).__name__,
+                    evalue=str(exc),
+                    traceback=traceback.format_exception(exc),
+                )
             )
         finally:
             papermill_logger.removeHandler(messages)
@@ -441,20 +437,20 @@ class _Worker:
         if early:
             return self.failed(early)
         return AttemptResult(
-            status="succeeded",
+            status=ResultStatus.succeeded,
             task_values=self.task_values(),
             environment=self.environment,
             **self.cell_counts(nb),
         )
 
-    def failed(self, error: dict[str, Any]) -> AttemptResult:
+    def failed(self, error: AttemptError) -> AttemptResult:
         try:
             nb = nbformat.read(self.spec.output_path, as_version=4)
             counts = self.cell_counts(nb)
         except (OSError, ValueError):
             counts = {}
         return AttemptResult(
-            status="failed",
+            status=ResultStatus.failed,
             error=error,
             task_values=self.task_values(),
             environment=self.environment,
@@ -479,7 +475,7 @@ class _Worker:
                 json.dump(clean, f)
         return clean
 
-    def kernel_died(self, exc: DeadKernelError) -> dict[str, Any]:
+    def kernel_died(self, exc: DeadKernelError) -> AttemptError:
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
         code = process.poll() if process is not None else None
         how = ""
@@ -487,15 +483,14 @@ class _Worker:
             how = f" (killed by {signal.Signals(-code).name})"
         elif code is not None:
             how = f" (exit code {code})"
-        error: dict[str, Any] = {"kind": "kernel_died", "ename": "DeadKernelError"}
-        error.update(locate_cell(self.spec.output_path, self.spec.input_path, self.current_cell))
-        where = (
-            f"while executing {cell_label(error['cell_index'])}"
-            if "cell_index" in error
-            else "during execution"
+        located = locate_cell(self.spec.output_path, self.spec.input_path, self.current_cell)
+        where = f"while executing {cell_label(located['cell_index'])}" if located else "during execution"
+        return AttemptError(
+            kind=AttemptErrorKind.kernel_died,
+            ename="DeadKernelError",
+            evalue=f"the kernel died {where}{how}: {exc}".rstrip(": "),
+            **located,
         )
-        error["evalue"] = f"the kernel died {where}{how}: {exc}".rstrip(": ")
-        return error
 
     def shutdown(self) -> None:
         with self.kernel_lock:
@@ -623,7 +618,7 @@ def _error_from_outputs(cell: Any) -> tuple[str, str] | None:
     return ("CellExecutionError", lines[-1]) if lines else None
 
 
-def cell_error(exc: PapermillExecutionError, output_path: str, input_path: str) -> dict[str, Any]:
+def cell_error(exc: PapermillExecutionError, output_path: str, input_path: str) -> AttemptError:
     """Error fields of an exception raised in a cell (papermill's ``PapermillExecutionError``). When papermill
     has no exception name (``CellExecutionError`` with no message: the cell failed without an error output),
     the name and message come from the cell's outputs (:func:`_error_from_outputs`)."""
@@ -634,20 +629,19 @@ def cell_error(exc: PapermillExecutionError, output_path: str, input_path: str) 
             ename,
             "the cell failed without an error output or stderr message",
         )
-    error: dict[str, Any] = {
-        "kind": "cell_error",
-        "ename": ename or "CellExecutionError",
-        "evalue": evalue,
-        "traceback": list(exc.traceback),
-        "cell_source": exc.source,
-        "execution_count": exc.exec_count,
-    }
     located = locate_cell(output_path, input_path, exc.cell_index)
-    error.update({k: v for k, v in located.items() if k in ("cell_index", "executed_cell_index")})
-    return error
+    return AttemptError(
+        kind=AttemptErrorKind.cell_error,
+        ename=ename or "CellExecutionError",
+        evalue=evalue,
+        traceback=list(exc.traceback),
+        cell_source=exc.source,
+        execution_count=exc.exec_count,
+        **{k: v for k, v in located.items() if k in ("cell_index", "executed_cell_index")},
+    )
 
 
-def early_exit(nb: Any, output_path: str, input_path: str) -> dict[str, Any] | None:
+def early_exit(nb: Any, output_path: str, input_path: str) -> AttemptError | None:
     """Papermill counts ``sys.exit(0)`` as success; we do not when code cells were left unexecuted."""
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
     exits = [
@@ -663,14 +657,13 @@ def early_exit(nb: Any, output_path: str, input_path: str) -> dict[str, Any] | N
     skipped = [i for i, c in code if i > index and c.get("execution_count") is None]
     if not skipped:
         return None
-    error = {
-        "kind": "early_exit",
-        "ename": "SystemExit",
-        "evalue": f"the notebook called sys.exit() and {len(skipped)} code cell(s) after it were not executed",
-        "traceback": next(o.get("traceback", []) for o in cell.outputs if o.get("output_type") == "error"),
-    }
-    error.update(locate_cell(output_path, input_path, index))
-    return error
+    return AttemptError(
+        kind=AttemptErrorKind.early_exit,
+        ename="SystemExit",
+        evalue=f"the notebook called sys.exit() and {len(skipped)} code cell(s) after it were not executed",
+        traceback=next(o.get("traceback", []) for o in cell.outputs if o.get("output_type") == "error"),
+        **locate_cell(output_path, input_path, index),
+    )
 
 
 def attempt_main(conn: Any, spec: AttemptSpec) -> None:
@@ -687,13 +680,13 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
             worker.log.write(getattr(exc, "output", "") or "")
             worker.go.wait()
             result = AttemptResult(
-                status="failed",
-                error={
-                    "kind": "launch_error",
-                    "ename": type(exc).__name__,
-                    "evalue": str(exc),
-                    "traceback": traceback.format_exception(exc),
-                },
+                status=ResultStatus.failed,
+                error=AttemptError(
+                    kind=AttemptErrorKind.launch_error,
+                    ename=type(exc).__name__,
+                    evalue=str(exc),
+                    traceback=traceback.format_exception(exc),
+                ),
                 environment=worker.environment,
             )
         else:
@@ -702,22 +695,22 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
                 create_time = psutil.Process(pid).create_time() if pid else None
             except psutil.Error:
                 create_time = None
-            conn.send(("kernel_started", {"pid": pid, "create_time": create_time}))
+            conn.send(KernelStarted(pid=pid, create_time=create_time))
             worker.go.wait()
             result = worker.execute()
-        conn.send(("finished", worker.redacted(result)))
+        conn.send(Finished(worker.redacted(result)))
     except Exception as exc:  # e.g. the disk filled while saving the notebook or writing the log
         failed = AttemptResult(
-            status="failed",
-            error={
-                "kind": "internal",
-                "ename": type(exc).__name__,
-                "evalue": str(exc),
-                "traceback": traceback.format_exception(exc),
-            },
+            status=ResultStatus.failed,
+            error=AttemptError(
+                kind=AttemptErrorKind.internal,
+                ename=type(exc).__name__,
+                evalue=str(exc),
+                traceback=traceback.format_exception(exc),
+            ),
         )
         try:
-            conn.send(("finished", worker.redacted(failed)))
+            conn.send(Finished(worker.redacted(failed)))
         except (OSError, ValueError):
             pass  # the orchestrator is gone; the watchdog kills the kernel
     finally:

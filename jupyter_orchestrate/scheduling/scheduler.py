@@ -34,7 +34,7 @@ from typing import Any
 
 from jupyter_orchestrate.discovery import JOB_FILE, SKIP_DIRS, JobFile, read_job_file
 from jupyter_orchestrate.errors import OrchestrateError
-from jupyter_orchestrate.models import Schedule, Trigger, TriggerSpec
+from jupyter_orchestrate.models import FireStatus, Schedule, Trigger, TriggerSpec
 from jupyter_orchestrate.scheduling.timing import catchup_fires, fires_between, next_fire, schedule_problems
 
 log = logging.getLogger(__name__)
@@ -317,7 +317,7 @@ class Scheduler:
     ) -> dict[str, Any] | None:
         """Record an event fire once (unique key) and start its run, like a schedule's fire."""
         fire_id = self.store.record_fire(
-            str(job.path), f"trigger:{name}", key, status="firing", holder=self.holder, reason=reason
+            str(job.path), f"trigger:{name}", key, status=FireStatus.firing, holder=self.holder, reason=reason
         )
         if fire_id is None:
             return None
@@ -367,7 +367,7 @@ class Scheduler:
                         path,
                         name,
                         fire.isoformat(),
-                        status="skipped",
+                        status=FireStatus.skipped,
                         holder=self.holder,
                         reason=f"missed while no scheduler ran (catchup: {schedule.catchup.value})",
                     )
@@ -392,7 +392,7 @@ class Scheduler:
             path,
             name,
             fire.isoformat(),
-            status="firing",
+            status=FireStatus.firing,
             holder=self.holder,
             reason="catch-up of a missed fire" if missed else None,
         )
@@ -404,9 +404,9 @@ class Scheduler:
             why = f"max_concurrent_runs={limit} reached (active runs: {', '.join(map(str, active))})"
             if job.job_file.queue:
                 self._queue.append(_Queued(fire_id, job.path, schedule))
-                self.store.update_fire(fire_id, status="queued", reason=why)
+                self.store.update_fire(fire_id, status=FireStatus.queued, reason=why)
             else:
-                self.store.update_fire(fire_id, status="skipped", reason=f"{why} and queue is false")
+                self.store.update_fire(fire_id, status=FireStatus.skipped, reason=f"{why} and queue is false")
         else:
             self._start(fire_id, job.path, schedule)
         record = self.store.fire(fire_id)
@@ -444,7 +444,7 @@ class Scheduler:
                 fire_id=fire_id,
             )
         except OrchestrateError as exc:
-            self.store.update_fire(fire_id, status="failed", reason=f"{failure_prefix}{exc}")
+            self.store.update_fire(fire_id, status=FireStatus.failed, reason=f"{failure_prefix}{exc}")
             log.warning("%s run of %s not started: %s", kind.value, job_path, exc)
             return False
         self.service.start(runner)

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jupyter_orchestrate.schemas.events import EVENT_KINDS, RunStatusEvent, TaskStatusEvent, parse_event
+
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 10_000
 
@@ -91,11 +93,14 @@ class StoreWatcher:
 
     def seen(self, kind: str, payload: dict[str, Any]) -> None:
         """Record an event this process published itself (listener of the service)."""
+        if kind not in EVENT_KINDS:
+            return
+        event = parse_event(kind, payload)
         with self._lock:
-            if kind == "run_status":
-                self._runs[payload["run_id"]] = payload["status"]
-            elif kind == "task_status":
-                self._tasks[(payload["run_id"], payload["task_key"])] = payload["status"]
+            if isinstance(event, RunStatusEvent):
+                self._runs[event.run_id] = event.status.value
+            elif isinstance(event, TaskStatusEvent):
+                self._tasks[(event.run_id, event.task_key)] = event.status.value
 
     def start(self) -> None:
         """Take the current state as the baseline (nothing is published for it), then poll on a daemon thread."""
@@ -149,30 +154,24 @@ class StoreWatcher:
                 started, changed, ended = [], [], []
                 if self._runs.get(run_id) != run["status"]:
                     self._runs[run_id] = run["status"]
-                    event = (
-                        "run_status",
-                        {
-                            "run_id": run_id,
-                            "status": run["status"],
-                            "reason": run["status_reason"],
-                            "job_name": run["job_name"],
-                        },
-                    )
+                    event = RunStatusEvent(
+                        run_id=run_id,
+                        status=run["status"],
+                        reason=run["status_reason"],
+                        job_name=run["job_name"],
+                    ).wire()
                     (ended if RunStatus(run["status"]).is_terminal else started).append(event)
                 for task in tasks_of.get(run_id, []):
                     key = (run_id, task["task_key"])
                     if self._tasks.get(key) != task["status"]:
                         self._tasks[key] = task["status"]
                         changed.append(
-                            (
-                                "task_status",
-                                {
-                                    "run_id": run_id,
-                                    "task_key": task["task_key"],
-                                    "status": task["status"],
-                                    "reason": task["status_reason"],
-                                },
-                            )
+                            TaskStatusEvent(
+                                run_id=run_id,
+                                task_key=task["task_key"],
+                                status=task["status"],
+                                reason=task["status_reason"],
+                            ).wire()
                         )
                 if (
                     run["orchestrator_pid"],
