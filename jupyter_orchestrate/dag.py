@@ -5,8 +5,10 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Iterable, Mapping
 
+from jupyter_orchestrate.errors import OrchestrateError
 
-class CycleError(ValueError):
+
+class CycleError(OrchestrateError, ValueError):
     """The dependencies form a cycle; ``cycle`` lists it with the first task repeated at the end."""
 
     def __init__(self, cycle: list[str]):
@@ -14,12 +16,22 @@ class CycleError(ValueError):
         super().__init__("dependency cycle: " + " -> ".join(cycle))
 
 
+class UnknownDependencyError(OrchestrateError, KeyError):
+    """A dependency names a task that is not in the DAG (a ``KeyError`` too, as before); ``task_key`` is the
+    dependent task, ``dependency`` the unknown key."""
+
+    def __init__(self, task_key: str, dependency: str):
+        self.task_key = task_key
+        self.dependency = dependency
+        super().__init__(f"{task_key} depends on unknown task {dependency}")
+
+
 class Dag:
     """A DAG given as ``{task_key: [upstream task_key, ...]}``.
 
     Raises:
         CycleError: the graph has a cycle (a self dependency is the cycle ``a -> a``).
-        KeyError: a dependency names a task that is not in the mapping.
+        UnknownDependencyError: a dependency names a task that is not in the mapping (a ``KeyError``).
     """
 
     def __init__(self, depends_on: Mapping[str, Iterable[str]]):
@@ -27,7 +39,7 @@ class Dag:
         for key, deps in self.depends_on.items():
             for dep in deps:
                 if dep not in self.depends_on:
-                    raise KeyError(f"{key} depends on unknown task {dep}")
+                    raise UnknownDependencyError(key, dep)
         # sorted insertion makes the order deterministic: alphabetical among tasks that are ready together
         sorter = graphlib.TopologicalSorter({k: sorted(self.depends_on[k]) for k in sorted(self.depends_on)})
         try:

@@ -20,15 +20,16 @@ import json
 import os
 import re
 import tokenize
+import types
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from jupyter_orchestrate.dag import CycleError, Dag
-from jupyter_orchestrate.errors import PathOutsideRootError, Problem, ValidationError
+from jupyter_orchestrate.errors import PathOutsideRootError, Problem, ValidationError, did_you_mean
 from jupyter_orchestrate.models import (
     MAX_PARALLEL_TASKS,
     Environment,
@@ -168,7 +169,7 @@ def read_job_file(folder: Path, shown: str) -> JobFile | None:
     try:
         return JobFile.model_validate(raw)
     except PydanticValidationError as exc:
-        raise ValidationError(pydantic_problems(shown, exc)) from None
+        raise ValidationError(pydantic_problems(shown, exc, model=JobFile)) from None
 
 
 def job_file_parameter_problems(job_file: JobFile, shown: str) -> list[Problem]:
@@ -184,8 +185,16 @@ def job_file_parameter_problems(job_file: JobFile, shown: str) -> list[Problem]:
     return problems
 
 
-def pydantic_problems(path: str, exc: PydanticValidationError, prefix: str = "") -> list[Problem]:
-    """Turn a pydantic error into ``path: field: problem`` lines (``prefix`` is prepended to field paths)."""
+def pydantic_problems(
+    path: str, exc: PydanticValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[Problem]:
+    """Turn a pydantic error into ``path: field: problem`` lines (``prefix`` is prepended to field paths).
+
+    With the ``model`` that was validated, typos are explained: an unknown field reads ``unknown field
+    'max_paralel_tasks' (did you mean 'max_parallel_tasks'?)`` (or names the allowed fields when none is
+    close), and a value outside an enum gets ``(did you mean 'all_done'?)`` after pydantic's list of the
+    allowed values (:func:`~.errors.did_you_mean`). Without it, an unknown field is just ``unknown field``.
+    """
     problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
@@ -193,8 +202,65 @@ def pydantic_problems(path: str, exc: PydanticValidationError, prefix: str = "")
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown field"
+            if model is not None:
+                message = _unknown_field_message(model, err["loc"])
+        elif err["type"] in ("enum", "literal_error") and model is not None and isinstance(err["input"], str):
+            allowed = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+            suggestion = did_you_mean(err["input"], allowed)
+            if suggestion:
+                message = f"{message} ({suggestion})"
         problems.append(Problem(path, field, message))
     return problems
+
+
+def _unknown_field_message(model: type[BaseModel], loc: tuple[int | str, ...]) -> str:
+    """``unknown field 'name' (did you mean ...?)``, or ``(allowed: ...)`` when no allowed name is close."""
+    name = str(loc[-1])
+    owner = _model_at(model, loc[:-1])
+    if owner is None:
+        return f"unknown field {name!r}"
+    allowed = [info.alias or key for key, info in owner.model_fields.items()]
+    suggestion = did_you_mean(name, allowed)
+    return f"unknown field {name!r} ({suggestion or 'allowed: ' + ', '.join(allowed)})"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The pydantic model that validated the value at ``loc`` (a pydantic error location) inside ``model``."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _inner(annotation, part)
+        if annotation is None:
+            return None
+    for candidate in _alternatives(annotation):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _alternatives(annotation: Any) -> list[Any]:
+    """The members of a union (``X | None``) or ``[annotation]``; ``Annotated`` metadata is dropped."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [a for arg in get_args(annotation) for a in _alternatives(arg)]
+    return [annotation]
+
+
+def _inner(annotation: Any, part: int | str) -> Any:
+    """The annotation of the value that ``part`` of an error location selects inside a value of ``annotation``
+    (a model's field, a list's item, a dict's value, or a union member named by its class), or None."""
+    for candidate in _alternatives(annotation):
+        origin = get_origin(candidate)
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            if isinstance(part, str) and part == candidate.__name__:
+                return candidate
+            if isinstance(part, str) and part in candidate.model_fields:
+                return candidate.model_fields[part].annotation
+        elif origin in (list, tuple, set, frozenset) and isinstance(part, int):
+            return get_args(candidate)[0] if get_args(candidate) else None
+        elif origin is dict:
+            return get_args(candidate)[1] if get_args(candidate) else None
+    return None
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -541,7 +607,7 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             problems.extend(
                 exc.problems
                 if isinstance(exc, ValidationError)
-                else pydantic_problems(shown, exc, f"metadata.{METADATA_KEY}")
+                else pydantic_problems(shown, exc, f"metadata.{METADATA_KEY}", model=TaskSettings)
             )
             # still a task: dependents must not also be told its key is unknown
             claimed = meta.get("task_key")

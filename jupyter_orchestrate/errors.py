@@ -10,6 +10,7 @@ stay free of heavy imports.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -49,6 +50,15 @@ class Problem:
     def __str__(self) -> str:
         parts = [p for p in (self.path, self.field) if p]
         return ": ".join([*parts, self.message])
+
+
+def did_you_mean(word: str, allowed: Iterable[str]) -> str | None:
+    """``did you mean 'max_parallel_tasks'?`` for the allowed name closest to the misspelt ``word``
+    (:func:`difflib.get_close_matches`, the standard cutoff 0.6), or None when none is close."""
+    import difflib  # only when a problem is reported (this module is imported in kernels)
+
+    close = difflib.get_close_matches(word, list(allowed), n=1)
+    return f"did you mean {close[0]!r}?" if close else None
 
 
 class ValidationError(OrchestrateError):

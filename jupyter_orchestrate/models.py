@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import datetime as _dt
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: no run id (or paging cursor) can be larger
@@ -106,6 +106,19 @@ FAILED_TASK_STATUSES = frozenset(
 
 
 TERMINAL_RUN_STATUSES = (RunStatus.succeeded, RunStatus.failed, RunStatus.canceled)
+
+
+def _terminal_run_status(value: Any) -> Any:
+    """Only a status a run ends in passes (``running`` or a typo such as ``succeded`` is an enum error)."""
+    allowed = [s.value for s in TERMINAL_RUN_STATUSES]
+    if (value.value if isinstance(value, RunStatus) else value) not in allowed:
+        expected = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+        raise PydanticCustomError("enum", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+TerminalRunStatus = Annotated[RunStatus, BeforeValidator(_terminal_run_status)]
+"""A :class:`RunStatus` a run ends in: succeeded, failed or canceled."""
 
 
 class AttemptErrorKind(str, Enum):
@@ -244,23 +257,7 @@ class JobCompletion(_Strict):
     """
 
     job: str
-    statuses: list[RunStatus] = Field(default_factory=lambda: [RunStatus.succeeded])
-
-    @field_validator("statuses", mode="before")
-    @classmethod
-    def _terminal_statuses(cls, value: Any) -> Any:
-        """Only the statuses a run ends in can start a run; anything else (``succeded``) is an enum error."""
-        if isinstance(value, list):
-            allowed = [s.value for s in TERMINAL_RUN_STATUSES]
-            for item in value:
-                if isinstance(item, RunStatus):
-                    item = item.value
-                if item not in allowed:
-                    expected = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
-                    raise PydanticCustomError(
-                        "enum", "Input should be {expected}", {"expected": expected, "input": item}
-                    )
-        return value
+    statuses: list[TerminalRunStatus] = Field(default_factory=lambda: [RunStatus.succeeded])
 
 
 class TriggerSpec(_Strict):

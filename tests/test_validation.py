@@ -269,7 +269,9 @@ def test_invalid_run_if_value(make_notebook: MakeNotebook, job_dir: Path) -> Non
 
 def test_unknown_field_in_metadata(make_notebook: MakeNotebook, job_dir: Path) -> None:
     make_notebook("job/a.ipynb", "1", orchestrate={"retries": 3})
-    assert problems_of(job_dir) == ["job/a.ipynb: metadata.orchestrate.retries: unknown field"]
+    assert problems_of(job_dir) == [
+        "job/a.ipynb: metadata.orchestrate.retries: unknown field 'retries' (did you mean 'max_retries'?)"
+    ]
 
 
 def test_metadata_that_is_not_a_mapping(make_notebook: MakeNotebook, job_dir: Path) -> None:
@@ -286,7 +288,10 @@ def test_bad_metadata_types_name_each_field(make_notebook: MakeNotebook, job_dir
         p.startswith("job/a.ipynb: metadata.orchestrate.max_retries: ") and "greater than or equal to 0" in p
         for p in problems
     )
-    assert "job/a.ipynb: metadata.orchestrate.environment.colour: unknown field" in problems
+    assert (
+        "job/a.ipynb: metadata.orchestrate.environment.colour: unknown field 'colour' (allowed: kernel_name, python, requirements, requirements_file, env, secret_env, cwd)"
+        in problems
+    )
     assert any(p.startswith("job/a.ipynb: metadata.orchestrate.environment.cwd: ") for p in problems)
 
 
@@ -320,7 +325,9 @@ def test_job_yaml_not_a_mapping(make_notebook: MakeNotebook, job_dir: Path) -> N
 def test_job_yaml_unknown_field(make_notebook: MakeNotebook, job_dir: Path) -> None:
     make_notebook("job/a.ipynb", "1", orchestrate={})
     job_yaml(job_dir, "name: demo\nmax_parallel: 2\n")
-    assert problems_of(job_dir) == ["job/job.yaml: max_parallel: unknown field"]
+    assert problems_of(job_dir) == [
+        "job/job.yaml: max_parallel: unknown field 'max_parallel' (did you mean 'max_parallel_tasks'?)"
+    ]
 
 
 def test_job_yaml_bad_type(make_notebook: MakeNotebook, job_dir: Path) -> None:
@@ -339,7 +346,83 @@ def test_job_yaml_task_settings_are_checked_with_their_location(
     problems = problems_of(job_dir)
     assert len(problems) == 2
     assert problems[0].startswith("job/job.yaml: task_defaults.run_if: Input should be 'all_success'")
-    assert problems[1] == "job/job.yaml: tasks.a.max_retriess: unknown field"
+    assert (
+        problems[1]
+        == "job/job.yaml: tasks.a.max_retriess: unknown field 'max_retriess' (did you mean 'max_retries'?)"
+    )
+
+
+def _problem(job_dir: Path, field: str) -> Problem:
+    """The one error validation reports at ``field``."""
+    _, problems = validate_job(job_dir)
+    found = [p for p in problems if p.field == field and not p.is_warning]
+    assert len(found) == 1, [str(p) for p in problems]
+    return found[0]
+
+
+def test_job_yaml_misspelt_field_suggests_the_field(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "max_paralel_tasks: 3\n")
+    problem = _problem(job_dir, "max_paralel_tasks")
+    assert problem.path == "job/job.yaml"
+    assert problem.message == "unknown field 'max_paralel_tasks' (did you mean 'max_parallel_tasks'?)"
+    assert str(problem) == (
+        "job/job.yaml: max_paralel_tasks: unknown field 'max_paralel_tasks' (did you mean 'max_parallel_tasks'?)"
+    )
+
+
+def test_job_yaml_nested_misspelt_field_names_its_path(make_notebook: MakeNotebook, job_dir: Path) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "tasks:\n  a:\n    environment:\n      kernal_name: python3\n")
+    problem = _problem(job_dir, "tasks.a.environment.kernal_name")
+    assert problem.message == "unknown field 'kernal_name' (did you mean 'kernel_name'?)"
+
+
+def test_job_yaml_unknown_field_with_no_close_name_lists_the_allowed_fields(
+    make_notebook: MakeNotebook, job_dir: Path
+) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "triggers:\n  - whenever: 1\n")
+    problem = _problem(job_dir, "triggers.0.whenever")
+    assert problem.message == (
+        "unknown field 'whenever' (allowed: name, file_arrival, job_completion, parameters, paused)"
+    )
+
+
+def test_job_yaml_misspelt_enum_value_names_the_allowed_values_and_suggests_one(
+    make_notebook: MakeNotebook, job_dir: Path
+) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(job_dir, "tasks:\n  a:\n    run_if: all_sucess\n")
+    problem = _problem(job_dir, "tasks.a.run_if")
+    assert problem.message.startswith("Input should be 'all_success', 'at_least_one_success'")
+    assert problem.message.endswith(" (did you mean 'all_success'?)")
+
+
+def test_job_completion_statuses_accept_only_terminal_run_statuses(
+    make_notebook: MakeNotebook, job_dir: Path
+) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={})
+    job_yaml(
+        job_dir, "triggers:\n  - job_completion:\n      job: ../up\n      statuses: [failed, succeded]\n"
+    )
+    problem = _problem(job_dir, "triggers.0.job_completion.statuses.1")
+    assert problem.path == "job/job.yaml"
+    assert problem.message == (
+        "Input should be 'succeeded', 'failed' or 'canceled' (did you mean 'succeeded'?)"
+    )
+    job_yaml(job_dir, "triggers:\n  - job_completion:\n      job: ../up\n      statuses: [running]\n")
+    problem = _problem(job_dir, "triggers.0.job_completion.statuses.0")
+    assert problem.message == "Input should be 'succeeded', 'failed' or 'canceled'"
+
+
+def test_notebook_metadata_misspelt_field_suggests_the_field(
+    make_notebook: MakeNotebook, job_dir: Path
+) -> None:
+    make_notebook("job/a.ipynb", "1", orchestrate={"depends_onn": []})
+    problem = _problem(job_dir, "metadata.orchestrate.depends_onn")
+    assert problem.path == "job/a.ipynb"
+    assert problem.message == "unknown field 'depends_onn' (did you mean 'depends_on'?)"
 
 
 def test_job_yaml_task_key_must_not_differ_from_its_key(make_notebook: MakeNotebook, job_dir: Path) -> None:
@@ -362,7 +445,9 @@ def test_invalid_metadata_does_not_make_dependents_report_unknown_task(
 ) -> None:
     make_notebook("job/a.ipynb", "1", orchestrate={"retries": 1})
     make_notebook("job/b.ipynb", "1", orchestrate={"depends_on": ["a"]})
-    assert problems_of(job_dir) == ["job/a.ipynb: metadata.orchestrate.retries: unknown field"]
+    assert problems_of(job_dir) == [
+        "job/a.ipynb: metadata.orchestrate.retries: unknown field 'retries' (did you mean 'max_retries'?)"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -401,7 +486,10 @@ def test_several_problems_are_reported_together(make_notebook: MakeNotebook, job
         "job/b.ipynb: metadata.orchestrate.environment.kernel_name: kernel 'no-such-kernel' is not installed"
         in joined
     )
-    assert "job/c.ipynb: metadata.orchestrate.retries: unknown field" in joined
+    assert (
+        "job/c.ipynb: metadata.orchestrate.retries: unknown field 'retries' (did you mean 'max_retries'?)"
+        in joined
+    )
     assert "job/d.ipynb: depends_on: unknown task 'missing_task'" in joined
     assert "job/e.ipynb: not valid JSON" in joined
 
