@@ -15,12 +15,14 @@ the errors as one :class:`~.errors.ValidationError` when one of them refuses the
 from __future__ import annotations
 
 import ast
+import dataclasses
 import io
 import json
 import os
 import re
 import tokenize
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -503,30 +505,85 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         PathOutsideRootError: ``job.yaml`` is a link to a file outside the job folder: the job's definition
             lies outside, so the job is refused as a whole and the file is never read.
     """
-    root = Path(path).expanduser().resolve()
-    if root.is_file() and root.name == JOB_FILE:
-        root = root.parent
-    shown_root = root.parent
-    show = lambda p: _rel(p, shown_root)  # noqa: E731
-    if not root.is_dir():
+    scan = _Scan.of(path, check_kernels)
+    if scan is None:
         return None, [
             Problem(str(path), "", "not a folder (a job is a folder of notebooks, with an optional job.yaml)")
         ]
-
-    problems: list[Problem] = []
-    job_file_path = root / JOB_FILE
     try:
-        job_file = read_job_file(root, show(job_file_path)) or JobFile()
+        scan.job_file = read_job_file(scan.root, scan.job_file_shown) or JobFile()
     except PathOutsideRootError:
         raise
     except ValidationError as exc:
         return None, exc.problems
-    problems.extend(job_file_parameter_problems(job_file, show(job_file_path)))
+    problems = scan.problems
+    problems.extend(job_file_parameter_problems(scan.job_file, scan.job_file_shown))
+    problems.extend(_schedule_problems(scan.job_file, scan.job_file_shown))
+    candidates = _candidate_notebooks(scan)
+    entries = _task_entries(scan, candidates)
+    _job_file_task_problems(scan, entries)
+    tasks = [task for key in sorted(entries.by_key) if (task := _build_task(scan, key, entries)) is not None]
+    all_keys = {t.task_key for t in tasks} | set(entries.by_key) | entries.invalid_keys
+    dag = _dependency_dag(scan, tasks, all_keys)
+    _reference_problems(scan, tasks, dag, all_keys)
+    if any(p.refuses_job for p in problems):
+        return None, problems
+    assert dag is not None
+    return _job(scan, tasks, dag), problems
 
-    problems.extend(_schedule_problems(job_file, show(job_file_path)))
 
-    # Notebooks in the folder and its subfolders (job_notebooks), plus those job.yaml names.
-    candidates: dict[Path, str] = {}  # notebook path -> how it became a candidate ("scan" | task_key)
+@dataclasses.dataclass
+class _Scan:
+    """What the steps of :func:`validate_job` share: the job folder, its ``job.yaml`` and the problems found."""
+
+    root: Path
+    check_kernels: bool
+    job_file: JobFile = dataclasses.field(default_factory=JobFile)
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    kernels: dict[str, str] | None = None  # installed kernels, looked up once when a task needs them
+
+    @classmethod
+    def of(cls, path: str | Path, check_kernels: bool) -> _Scan | None:
+        """The scan of the job folder ``path`` (or of the folder of a ``job.yaml``); None if it is no folder."""
+        root = Path(path).expanduser().resolve()
+        if root.is_file() and root.name == JOB_FILE:
+            root = root.parent
+        return cls(root, check_kernels) if root.is_dir() else None
+
+    def show(self, path: Path) -> str:
+        """How problems name ``path``: relative to the job folder's parent (``green_energy/a.ipynb``)."""
+        return _rel(path, self.root.parent)
+
+    @property
+    def job_file_shown(self) -> str:
+        return self.show(self.root / JOB_FILE)
+
+    def installed_kernels(self) -> dict[str, str]:
+        if self.kernels is None:
+            self.kernels = installed_kernels()
+        return self.kernels
+
+
+@dataclasses.dataclass
+class _Entries:
+    """The notebooks that are tasks, by task key (more than one entry is a duplicate key).
+
+    ``by_key``: task key -> ``[(notebook, layers)]``, layers holding ``metadata`` (its :class:`TaskSettings`)
+    and, for an unreadable notebook, ``problem``; ``invalid_keys``: tasks whose settings are invalid (still
+    tasks: dependents are not told their key is unknown); ``notebooks``: the parsed notebooks (``{}`` when
+    unreadable).
+    """
+
+    by_key: dict[str, list[tuple[Path, dict[str, Any]]]] = dataclasses.field(default_factory=dict)
+    invalid_keys: set[str] = dataclasses.field(default_factory=set)
+    notebooks: dict[Path, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+def _candidate_notebooks(scan: _Scan) -> dict[Path, str]:
+    """Notebooks in the folder and its subfolders (:func:`job_notebooks`), plus those ``job.yaml`` names:
+    notebook path -> how it became a candidate (``scan`` or the task key of ``job.yaml``)."""
+    root, problems, show = scan.root, scan.problems, scan.show
+    candidates: dict[Path, str] = {}
     for nb_path in job_notebooks(root):
         try:
             confine(nb_path.relative_to(root).as_posix(), root, what="notebook", within=WITHIN_JOB)
@@ -539,19 +596,23 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             )
             continue
         candidates[nb_path] = "scan"
-    for key, settings in job_file.tasks.items():
+    for key, settings in scan.job_file.tasks.items():
         if settings.notebook:
             try:
                 nb_path = confine(settings.notebook, root, what="notebook", within=WITHIN_JOB)
             except ValidationError as exc:
                 problems.append(
-                    Problem(show(job_file_path), f"tasks.{key}.notebook", exc.problems[0].message)
+                    Problem(scan.job_file_shown, f"tasks.{key}.notebook", exc.problems[0].message)
                 )
                 continue
             candidates[nb_path] = key
+    return candidates
 
-    read = {nb_path: read_notebook(nb_path) for nb_path in candidates}
-    # keys other tasks depend on: an unreadable notebook of that name is a (broken) task, not a scratch file
+
+def _referenced_keys(
+    job_file: JobFile, read: dict[Path, tuple[dict[str, Any] | None, str | None]]
+) -> set[str]:
+    """Keys other tasks depend on: an unreadable notebook of that name is a (broken) task, not a scratch file."""
     referenced = {
         d
         for settings in (job_file.task_defaults, *job_file.tasks.values())
@@ -561,10 +622,16 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
         meta = (nb or {}).get("metadata", {}).get(METADATA_KEY)
         if isinstance(meta, dict) and isinstance(meta.get("depends_on"), list):
             referenced.update(d for d in meta["depends_on"] if isinstance(d, str))
+    return referenced
 
-    tasks_by_key: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
-    invalid_keys: set[str] = set()
-    notebooks: dict[Path, dict[str, Any]] = {}
+
+def _task_entries(scan: _Scan, candidates: dict[Path, str]) -> _Entries:
+    """Read the candidate notebooks and keep those that are tasks, with their ``metadata.orchestrate``
+    settings validated (unreadable notebooks that look like tasks become tasks that fail)."""
+    problems, show = scan.problems, scan.show
+    read = {nb_path: read_notebook(nb_path) for nb_path in candidates}
+    referenced = _referenced_keys(scan.job_file, read)
+    entries = _Entries()
     for nb_path, origin in candidates.items():
         shown = show(nb_path)
         nb, unreadable = read[nb_path]
@@ -581,10 +648,10 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
                     )
                 )
                 continue
-            where = shown if origin == "scan" else f"{show(job_file_path)}: tasks.{origin}.notebook: {shown}"
-            problems.append(Problem(where, "", unreadable, task_key=key))
-            notebooks[nb_path] = {}
-            tasks_by_key.setdefault(key, []).append(
+            where = shown if origin == "scan" else f"{scan.job_file_shown}: tasks.{origin}.notebook: {shown}"
+            problems.append(Problem(where, "", unreadable or "", task_key=key))
+            entries.notebooks[nb_path] = {}
+            entries.by_key.setdefault(key, []).append(
                 (nb_path, {"metadata": TaskSettings(), "problem": unreadable})
             )
             continue
@@ -611,217 +678,263 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             )
             # still a task: dependents must not also be told its key is unknown
             claimed = meta.get("task_key")
-            invalid_keys.add(
+            entries.invalid_keys.add(
                 origin if origin != "scan" else (claimed if isinstance(claimed, str) else nb_path.stem)
             )
             continue
         if settings.notebook is not None:
             problems.append(Problem(shown, f"metadata.{METADATA_KEY}.notebook", "only allowed in job.yaml"))
         key = origin if origin != "scan" else (settings.task_key or nb_path.stem)
-        notebooks[nb_path] = nb
-        tasks_by_key.setdefault(key, []).append((nb_path, {"metadata": settings}))
+        entries.notebooks[nb_path] = nb
+        entries.by_key.setdefault(key, []).append((nb_path, {"metadata": settings}))
+    return entries
 
-    for key, settings in job_file.tasks.items():
-        if not settings.notebook and key not in tasks_by_key:
-            problems.append(
+
+def _job_file_task_problems(scan: _Scan, entries: _Entries) -> None:
+    """``tasks:`` of ``job.yaml`` that match no notebook or restate their key; a job without tasks."""
+    for key, settings in scan.job_file.tasks.items():
+        if not settings.notebook and key not in entries.by_key:
+            scan.problems.append(
                 Problem(
-                    show(job_file_path),
+                    scan.job_file_shown,
                     f"tasks.{key}",
                     f"no notebook in the folder has task_key {key!r}; add notebook: <path>",
                 )
             )
         if settings.task_key is not None and settings.task_key != key:
-            problems.append(
+            scan.problems.append(
                 Problem(
-                    show(job_file_path),
+                    scan.job_file_shown,
                     f"tasks.{key}.task_key",
                     "the key under tasks: is the task_key; remove task_key",
                 )
             )
-
-    if not tasks_by_key and not any(p.refuses_job for p in problems):
-        problems.append(
+    if not entries.by_key and not any(p.refuses_job for p in scan.problems):
+        scan.problems.append(
             Problem(
-                show(root),
+                scan.show(scan.root),
                 "",
                 f"no tasks: tag a notebook by adding 'orchestrate' to its notebook metadata, e.g. "
                 f'"metadata": {{"{METADATA_KEY}": {{"depends_on": []}}}}, or list notebooks under tasks: in {JOB_FILE}',
             )
         )
 
-    kernels: dict[str, str] | None = None
-    tasks: list[Task] = []
-    for key in sorted(tasks_by_key):
-        entries = tasks_by_key[key]
-        if len(entries) > 1:
-            where = ", ".join(show(p) for p, _ in entries)
-            problems.append(Problem(where, "task_key", f"duplicate task key {key!r}"))
-            continue
-        nb_path, layers = entries[0]
-        shown = show(nb_path)
-        if not TASK_KEY_PATTERN.match(key):
-            problems.append(
+
+def _build_task(scan: _Scan, key: str, entries: _Entries) -> Task | None:
+    """The :class:`Task` of ``key`` with its settings merged (task defaults < notebook metadata < ``job.yaml``
+    task), its environment, kernel and parameters checked; None when a problem leaves no task to build."""
+    problems, job_file = scan.problems, scan.job_file
+    found = entries.by_key[key]
+    if len(found) > 1:
+        where = ", ".join(scan.show(p) for p, _ in found)
+        problems.append(Problem(where, "task_key", f"duplicate task key {key!r}"))
+        return None
+    nb_path, layers = found[0]
+    shown = scan.show(nb_path)
+    if not TASK_KEY_PATTERN.match(key):
+        problems.append(
+            Problem(
+                shown,
+                "task_key",
+                f"invalid task key {key!r}: use letters, digits, '_' and '-' (at most 100)",
+            )
+        )
+        return None
+    merged = _merge(job_file.task_defaults, layers["metadata"], job_file.tasks.get(key))
+    merged.pop("notebook", None)
+    merged.pop("task_key", None)
+    merged = {k: v for k, v in merged.items() if v is not None}
+    environment_key = merged.pop("environment_key", None)
+    environment = _task_environment(scan, shown, environment_key, merged.pop("environment", {}) or {})
+    if environment is None:
+        return None
+    problems.extend(_environment_problems(environment, scan.root, shown))
+    task_parameters = dict(layers["metadata"].parameters or {})
+    task_parameters.update((job_file.tasks.get(key) or TaskSettings()).parameters or {})
+    if "problem" in layers:  # the notebook cannot be read: the task fails when the run starts
+        merged["parameters"] = task_parameters
+        return Task(
+            task_key=key,
+            notebook=_rel(nb_path, scan.root),
+            environment=environment,
+            problem=TaskProblem(stage=READING_STAGE, message=layers["problem"]),
+            **merged,
+        )
+    nb = entries.notebooks[nb_path]
+    warnings: list[Problem] = []
+
+    def warn(field: str, message: str) -> None:
+        warnings.append(Problem(shown, field, message, task_key=key, severity="warning"))
+
+    kernel_name, language, problem = _task_kernel(
+        scan, key, shown, nb, layers["metadata"], environment_key, environment, warn
+    )
+    if environment.cwd is not None:
+        try:
+            if not confine(environment.cwd, scan.root, what="working directory", within=WITHIN_JOB).is_dir():
+                problems.append(Problem(shown, "environment.cwd", f"{environment.cwd!r} is not a folder"))
+        except ValidationError as exc:
+            problems.append(Problem(shown, "environment.cwd", exc.problems[0].message))
+    declared = _declared_parameters(scan, shown, nb, language, task_parameters, warn)
+    declared_names = {p.name for p in declared}
+    # task_defaults parameters apply only where the notebook declares them
+    defaults = {k: v for k, v in (job_file.task_defaults.parameters or {}).items() if k in declared_names}
+    merged["parameters"] = {**defaults, **task_parameters}
+    problems.extend(warnings)
+    return Task(
+        task_key=key,
+        notebook=_rel(nb_path, scan.root),
+        environment=environment,
+        kernel_name=kernel_name,
+        notebook_parameters=declared,
+        problem=problem,
+        warnings=[": ".join(x for x in (w.field, w.message) if x) for w in warnings],
+        **merged,
+    )
+
+
+def _task_environment(
+    scan: _Scan, shown: str, environment_key: str | None, own_environment: dict[str, Any]
+) -> Environment | None:
+    """The task's environment: the named one of ``job.yaml`` ``environments`` (if ``environment_key``) with the
+    task's own fields on top; None (and a problem) when the name is unknown."""
+    environments = scan.job_file.environments
+    if environment_key is not None:
+        if environment_key not in environments:
+            scan.problems.append(
                 Problem(
                     shown,
-                    "task_key",
-                    f"invalid task key {key!r}: use letters, digits, '_' and '-' (at most 100)",
+                    "environment_key",
+                    f"unknown environment {environment_key!r} (job.yaml environments: {', '.join(sorted(environments)) or 'none'})",
                 )
             )
-            continue
-        merged = _merge(job_file.task_defaults, layers["metadata"], job_file.tasks.get(key))
-        merged.pop("notebook", None)
-        merged.pop("task_key", None)
-        merged = {k: v for k, v in merged.items() if v is not None}
-        nb = notebooks[nb_path]
-        environment_key = merged.pop("environment_key", None)
-        own_environment = merged.pop("environment", {}) or {}
-        if environment_key is not None:
-            if environment_key not in job_file.environments:
-                problems.append(
-                    Problem(
-                        shown,
-                        "environment_key",
-                        f"unknown environment {environment_key!r} (job.yaml environments: {', '.join(sorted(job_file.environments)) or 'none'})",
-                    )
-                )
-                continue
-            # a named environment, with the task's own environment fields on top
-            named = job_file.environments[environment_key].model_dump(exclude_unset=True)
-            own_environment = {
-                **named,
-                **own_environment,
-                "env": {**named.get("env", {}), **own_environment.get("env", {})},
-            }
-        environment = Environment.model_validate(own_environment)
-        problems.extend(_environment_problems(environment, root, shown))
-        task_parameters = dict(layers["metadata"].parameters or {})
-        task_parameters.update((job_file.tasks.get(key) or TaskSettings()).parameters or {})
-        if "problem" in layers:  # the notebook cannot be read: the task fails when the run starts
-            merged["parameters"] = task_parameters
-            tasks.append(
-                Task(
-                    task_key=key,
-                    notebook=_rel(nb_path, root),
-                    environment=environment,
-                    problem=TaskProblem(stage=READING_STAGE, message=layers["problem"]),
-                    **merged,
-                )
-            )
-            continue
-        warnings: list[Problem] = []
+            return None
+        named = environments[environment_key].model_dump(exclude_unset=True)
+        own_environment = {
+            **named,
+            **own_environment,
+            "env": {**named.get("env", {}), **own_environment.get("env", {})},
+        }
+    return Environment.model_validate(own_environment)
 
-        def warn(field: str, message: str) -> None:
-            warnings.append(Problem(shown, field, message, task_key=key, severity="warning"))  # noqa: B023 - called in this iteration
 
-        spec = nb.get("metadata", {}).get("kernelspec")
-        notebook_kernel = (
-            spec.get("name") if isinstance(spec, dict) and isinstance(spec.get("name"), str) else None
+def _task_kernel(
+    scan: _Scan,
+    key: str,
+    shown: str,
+    nb: dict[str, Any],
+    metadata: TaskSettings,
+    environment_key: str | None,
+    environment: Environment,
+    warn: Callable[[str, str], None],
+) -> tuple[str, str | None, TaskProblem | None]:
+    """``(kernel_name, language, problem)`` of a task: the kernel it runs on (resolved among the installed
+    ones when ``check_kernels``), the language its cells are read in, and the task's problem when the
+    kernel is not installed (also reported)."""
+    spec = nb.get("metadata", {}).get("kernelspec")
+    notebook_kernel = (
+        spec.get("name") if isinstance(spec, dict) and isinstance(spec.get("name"), str) else None
+    )
+    requested = environment.kernel_name or notebook_kernel
+    kernel_name, language, problem = requested or "python3", notebook_language(nb), None
+    if environment.python:
+        language = "python"
+    elif scan.check_kernels:
+        kernels = scan.installed_kernels()
+        resolved = resolve_kernel_name(kernel_name, kernels)
+        origin = (
+            _kernel_origin(key, metadata, scan.job_file, environment_key)
+            if environment.kernel_name
+            else "metadata.kernelspec.name"
         )
-        requested = environment.kernel_name or notebook_kernel
-        kernel_name, language, problem = requested or "python3", notebook_language(nb), None
-        if environment.python:
-            language = "python"
-        elif check_kernels:
-            kernels = kernels if kernels is not None else installed_kernels()
-            resolved = resolve_kernel_name(kernel_name, kernels)
-            origin = (
-                _kernel_origin(key, layers["metadata"], job_file, environment_key)
-                if environment.kernel_name
-                else "metadata.kernelspec.name"
+        if resolved is None:
+            hint = (
+                "; install it, or set environment.kernel_name to run the notebook on an installed kernel"
+                if not environment.kernel_name
+                else ""
             )
-            if resolved is None:
-                hint = (
-                    "; install it, or set environment.kernel_name to run the notebook on an installed kernel"
-                    if not environment.kernel_name
-                    else ""
-                )
-                message = f"kernel {kernel_name!r} is not installed (installed: {', '.join(sorted(kernels)) or 'none'}){hint}"
-                problems.append(
-                    Problem(shown, origin if requested else "metadata.kernelspec", message, task_key=key)
-                )
-                problem = TaskProblem(stage=KERNEL_STAGE, message=f"{origin}: {message}")
-            else:
-                kernel_name = resolved
-                if (
-                    environment.kernel_name or not language
-                ):  # the kernel that runs the cells decides how they are read
-                    language = kernel_language(kernels[resolved]) or (
-                        "python" if resolved == "python3" else language
-                    )
-        if not requested and not environment.python:
-            warn(
-                "metadata.kernelspec",
-                "the notebook has no kernelspec: it runs on python3 (set environment.kernel_name to choose)",
+            message = f"kernel {kernel_name!r} is not installed (installed: {', '.join(sorted(kernels)) or 'none'}){hint}"
+            scan.problems.append(
+                Problem(shown, origin if requested else "metadata.kernelspec", message, task_key=key)
             )
-        if environment.cwd is not None:
-            try:
-                if not confine(environment.cwd, root, what="working directory", within=WITHIN_JOB).is_dir():
-                    problems.append(Problem(shown, "environment.cwd", f"{environment.cwd!r} is not a folder"))
-            except ValidationError as exc:
-                problems.append(Problem(shown, "environment.cwd", exc.problems[0].message))
-        cell = parameters_cell(nb)
-        declared: list[NotebookParameter] = []
-        inspectable = cell is not None
-        if cell is not None and not (language or "python").lower().startswith("python"):
-            inspectable = False
-            if task_parameters:
-                warn(
-                    "parameters cell",
-                    f"the parameters of a {language} notebook cannot be inspected; task parameters "
-                    f"({', '.join(task_parameters)}) are passed on unchecked",
+            problem = TaskProblem(stage=KERNEL_STAGE, message=f"{origin}: {message}")
+        else:
+            kernel_name = resolved
+            if (
+                environment.kernel_name or not language
+            ):  # the kernel that runs the cells decides how they are read
+                language = kernel_language(kernels[resolved]) or (
+                    "python" if resolved == "python3" else language
                 )
-        elif cell is not None:
-            declared, unreadable = notebook_parameters(cell)
-            if unreadable:
-                inspectable = False
-                warn(
-                    "parameters cell",
-                    f"cannot be read as Python ({unreadable}); task parameters are passed on unchecked",
-                )
-        if cell is None and task_parameters:
+    if not requested and not environment.python:
+        warn(
+            "metadata.kernelspec",
+            "the notebook has no kernelspec: it runs on python3 (set environment.kernel_name to choose)",
+        )
+    return kernel_name, language, problem
+
+
+def _declared_parameters(
+    scan: _Scan,
+    shown: str,
+    nb: dict[str, Any],
+    language: str | None,
+    task_parameters: dict[str, Any],
+    warn: Callable[[str, str], None],
+) -> list[NotebookParameter]:
+    """The parameters the notebook's ``parameters`` cell declares; task parameters it does not declare are
+    problems when the cell can be inspected, warnings say when it cannot."""
+    cell = parameters_cell(nb)
+    declared: list[NotebookParameter] = []
+    inspectable = cell is not None
+    if cell is not None and not (language or "python").lower().startswith("python"):
+        inspectable = False
+        if task_parameters:
             warn(
                 "parameters cell",
-                f"the notebook has no cell tagged 'parameters': papermill injects {', '.join(task_parameters)} "
-                "in a new first cell, before the notebook's own code (tag the cell that sets the defaults 'parameters')",
+                f"the parameters of a {language} notebook cannot be inspected; task parameters "
+                f"({', '.join(task_parameters)}) are passed on unchecked",
             )
-        declared_names = {p.name for p in declared}
-        for name in task_parameters:
-            if inspectable and name not in declared_names:
-                problems.append(
-                    Problem(
-                        shown,
-                        f"parameters.{name}",
-                        f"the notebook's parameters cell does not declare {name!r} (it declares: {', '.join(sorted(declared_names)) or 'nothing'})",
-                    )
-                )
-        # task_defaults parameters apply only where the notebook declares them
-        defaults = {k: v for k, v in (job_file.task_defaults.parameters or {}).items() if k in declared_names}
-        merged["parameters"] = {**defaults, **task_parameters}
-        problems.extend(warnings)
-        tasks.append(
-            Task(
-                task_key=key,
-                notebook=_rel(nb_path, root),
-                environment=environment,
-                kernel_name=kernel_name,
-                notebook_parameters=declared,
-                problem=problem,
-                warnings=[": ".join(x for x in (w.field, w.message) if x) for w in warnings],
-                **merged,
+    elif cell is not None:
+        declared, unreadable = notebook_parameters(cell)
+        if unreadable:
+            inspectable = False
+            warn(
+                "parameters cell",
+                f"cannot be read as Python ({unreadable}); task parameters are passed on unchecked",
             )
+    if cell is None and task_parameters:
+        warn(
+            "parameters cell",
+            f"the notebook has no cell tagged 'parameters': papermill injects {', '.join(task_parameters)} "
+            "in a new first cell, before the notebook's own code (tag the cell that sets the defaults 'parameters')",
         )
+    declared_names = {p.name for p in declared}
+    for name in task_parameters:
+        if inspectable and name not in declared_names:
+            scan.problems.append(
+                Problem(
+                    shown,
+                    f"parameters.{name}",
+                    f"the notebook's parameters cell does not declare {name!r} (it declares: {', '.join(sorted(declared_names)) or 'nothing'})",
+                )
+            )
+    return declared
 
+
+def _dependency_dag(scan: _Scan, tasks: list[Task], all_keys: set[str]) -> Dag | None:
+    """The DAG of the tasks' ``depends_on`` (self and unknown dependencies reported and left out; a cycle
+    reported and None returned)."""
     keys = {t.task_key for t in tasks}
-    all_keys = keys | set(tasks_by_key) | invalid_keys
     dag_input: dict[str, list[str]] = {}
     for task in tasks:
-        shown = show(root / task.notebook)
+        shown = scan.show(scan.root / task.notebook)
         deps = []
         for dep in task.depends_on:
             if dep == task.task_key:
-                problems.append(Problem(shown, "depends_on", f"task {dep!r} depends on itself"))
+                scan.problems.append(Problem(shown, "depends_on", f"task {dep!r} depends on itself"))
             elif dep not in all_keys:
-                problems.append(
+                scan.problems.append(
                     Problem(
                         shown, "depends_on", f"unknown task {dep!r} (tasks: {', '.join(sorted(all_keys))})"
                     )
@@ -829,25 +942,32 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             elif dep in keys:
                 deps.append(dep)
         dag_input[task.task_key] = deps
-    dag = None
     try:
-        dag = Dag(dag_input)
+        return Dag(dag_input)
     except CycleError as exc:
-        problems.append(Problem(show(root), "depends_on", f"dependency cycle: {' -> '.join(exc.cycle)}"))
+        scan.problems.append(
+            Problem(scan.show(scan.root), "depends_on", f"dependency cycle: {' -> '.join(exc.cycle)}")
+        )
+        return None
 
+
+def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_keys: set[str]) -> None:
+    """Parameters of schedules and triggers that name no parameter; ``{{...}}`` references of job and task
+    parameters that name nothing or a task that is not upstream (:func:`~.parameters.check_reference`)."""
+    job_file, shown = scan.job_file, scan.job_file_shown
     known = (
         set(job_file.parameters)
         | {p.name for t in tasks for p in t.notebook_parameters}
         | {k for t in tasks for k in t.parameters}
     )
-    for field, entries in (("schedules", job_file.schedules), ("triggers", job_file.triggers)):
+    for field_name, entries in (("schedules", job_file.schedules), ("triggers", job_file.triggers)):
         for index, entry in enumerate(entries):
             for name in entry.parameters:
                 if name not in known:
-                    problems.append(
+                    scan.problems.append(
                         Problem(
-                            show(job_file_path),
-                            f"{field}.{index}.parameters.{name}",
+                            shown,
+                            f"{field_name}.{index}.parameters.{name}",
                             f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(sorted(known)) or 'none'})",
                         )
                     )
@@ -857,7 +977,7 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
                 ref, job_parameters=job_file.parameters, task_keys=all_keys, upstream=None
             )
             if message:
-                problems.append(Problem(show(job_file_path), f"parameters.{name}", message))
+                scan.problems.append(Problem(shown, f"parameters.{name}", message))
     for task in tasks:
         upstream = dag.upstream_of(task.task_key) if dag else set(task.depends_on)
         for name, value in task.parameters.items():
@@ -870,28 +990,27 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
                     task_key=task.task_key,
                 )
                 if message:
-                    problems.append(Problem(show(root / task.notebook), f"parameters.{name}", message))
+                    scan.problems.append(
+                        Problem(scan.show(scan.root / task.notebook), f"parameters.{name}", message)
+                    )
 
-    if any(p.refuses_job for p in problems):
-        return None, problems
-    assert dag is not None
+
+def _job(scan: _Scan, tasks: list[Task], dag: Dag) -> Job:
+    """The validated :class:`Job`, its tasks in topological order."""
     position = {key: i for i, key in enumerate(dag.order)}
-    tasks.sort(key=lambda t: position[t.task_key])
-    return (
-        Job(
-            name=job_file.name or root.name,
-            path=str(root),
-            description=job_file.description,
-            parameters=job_file.parameters,
-            max_parallel_tasks=job_file.max_parallel_tasks,
-            max_concurrent_runs=job_file.max_concurrent_runs,
-            queue=job_file.queue,
-            schedules=job_file.schedules,
-            triggers=job_file.triggers,
-            notifications=job_file.notifications,
-            tasks=tasks,
-        ),
-        problems,
+    job_file = scan.job_file
+    return Job(
+        name=job_file.name or scan.root.name,
+        path=str(scan.root),
+        description=job_file.description,
+        parameters=job_file.parameters,
+        max_parallel_tasks=job_file.max_parallel_tasks,
+        max_concurrent_runs=job_file.max_concurrent_runs,
+        queue=job_file.queue,
+        schedules=job_file.schedules,
+        triggers=job_file.triggers,
+        notifications=job_file.notifications,
+        tasks=sorted(tasks, key=lambda t: position[t.task_key]),
     )
 
 

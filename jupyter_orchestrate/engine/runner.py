@@ -285,6 +285,9 @@ class Runner:
             if flight is not None:
                 self._discard(flight)
             flight = self._prepare(key)
+            # preparing may block (the first attempt waits for the forkserver to start): the timeout counts
+            # from the attempt's start, not from before it
+            now = max(now, self.clock())
         attempt_number, change = self.active.start(key)
         spec: AttemptSpec = flight.handle.spec
         context = self.context()
