@@ -18,6 +18,7 @@ import ast
 import dataclasses
 import io
 import json
+import logging
 import os
 import re
 import tokenize
@@ -47,6 +48,7 @@ from jupyter_orchestrate.models import (
 from jupyter_orchestrate.parameters import check_reference, parameter_problems, references
 from jupyter_orchestrate.workspace import confine
 
+log = logging.getLogger(__name__)
 JOB_FILE = "job.yaml"
 METADATA_KEY = "orchestrate"
 TASK_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$")
@@ -84,7 +86,7 @@ class _JobFileLoader(yaml.SafeLoader):
 
     (The pure Python loader: libyaml's composer recurses in C and crashes the process on deep nesting.)"""
 
-    def compose_document(self) -> yaml.Node:
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
         sizes: dict[int, tuple[int, int]] = {}
 
@@ -181,10 +183,16 @@ def job_file_parameter_problems(job_file: JobFile, shown: str) -> list[Problem]:
     problems += parameter_problems(job_file.task_defaults.parameters or {}, shown, "task_defaults.parameters")
     for key, settings in job_file.tasks.items():
         problems += parameter_problems(settings.parameters or {}, shown, f"tasks.{key}.parameters")
-    for field, entries in (("schedules", job_file.schedules), ("triggers", job_file.triggers)):
-        for index, entry in enumerate(entries):
-            problems += parameter_problems(entry.parameters, shown, f"{field}.{index}.parameters")
+    for field, parameters in _fire_parameters(job_file):
+        problems += parameter_problems(parameters, shown, field)
     return problems
+
+
+def _fire_parameters(job_file: JobFile) -> list[tuple[str, dict[str, Any]]]:
+    """``(field, parameters)`` of every schedule and trigger of ``job.yaml`` (``schedules.0.parameters``)."""
+    return [(f"schedules.{i}.parameters", s.parameters) for i, s in enumerate(job_file.schedules)] + [
+        (f"triggers.{i}.parameters", t.parameters) for i, t in enumerate(job_file.triggers)
+    ]
 
 
 def pydantic_problems(
@@ -306,8 +314,9 @@ def read_notebook(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         import nbformat  # only for old notebooks
 
         try:
-            data = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))
+            data = json.loads(nbformat.writes(nbformat.reads(text, as_version=4)))  # type: ignore[no-untyped-call]
         except Exception as exc:  # nbformat raises several types for what it cannot convert
+            log.debug("cannot convert %s from nbformat %s", path, version, exc_info=True)
             return (
                 None,
                 f"not a valid notebook (nbformat {version}): {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
@@ -384,9 +393,9 @@ def notebook_parameters(cell: dict[str, Any]) -> tuple[list[NotebookParameter], 
     found = []
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name, annotation = node.targets[0].id, None
+            name, annotation, value = node.targets[0].id, None, node.value
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            name = node.target.id
+            name, value = node.target.id, node.value
             annotation = (
                 node.annotation.value
                 if isinstance(node.annotation, ast.Constant) and isinstance(node.annotation.value, str)
@@ -398,7 +407,7 @@ def notebook_parameters(cell: dict[str, Any]) -> tuple[list[NotebookParameter], 
         typed = _TYPE_COMMENT.match(comment)
         if typed:
             annotation, comment = annotation or typed["type"] or None, typed["help"]
-        default = ast.get_source_segment(code, node.value)
+        default = ast.get_source_segment(code, value)
         found.append(
             NotebookParameter(
                 name=name, default=default, inferred_type=_type_name(annotation, default), help=comment
@@ -960,17 +969,16 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
         | {p.name for t in tasks for p in t.notebook_parameters}
         | {k for t in tasks for k in t.parameters}
     )
-    for field_name, entries in (("schedules", job_file.schedules), ("triggers", job_file.triggers)):
-        for index, entry in enumerate(entries):
-            for name in entry.parameters:
-                if name not in known:
-                    scan.problems.append(
-                        Problem(
-                            shown,
-                            f"{field_name}.{index}.parameters.{name}",
-                            f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(sorted(known)) or 'none'})",
-                        )
+    for field_name, parameters in _fire_parameters(job_file):
+        for name in parameters:
+            if name not in known:
+                scan.problems.append(
+                    Problem(
+                        shown,
+                        f"{field_name}.{name}",
+                        f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(sorted(known)) or 'none'})",
                     )
+                )
     for name, value in job_file.parameters.items():
         for ref in references(value):
             message = check_reference(
@@ -1108,7 +1116,9 @@ def _has_ipykernel(python: str) -> bool:
     if python not in _IPYKERNEL:
         import subprocess
 
-        probe = subprocess.run([python, "-c", "import ipykernel"], capture_output=True, timeout=60)
+        probe = subprocess.run(
+            [python, "-c", "import ipykernel"], check=False, capture_output=True, timeout=60
+        )
         _IPYKERNEL[python] = probe.returncode == 0
     return _IPYKERNEL[python]
 

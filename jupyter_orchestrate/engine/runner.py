@@ -427,7 +427,7 @@ class Runner:
         killed and the run is marked as :meth:`mark_crashed` says before the exception propagates.
         """
         me = this_process()
-        claimed = self.store.claim_run(
+        claimed: RunStatus = self.store.claim_run(
             self.run_id,
             pid=me["orchestrator_pid"],
             create_time=me["orchestrator_create_time"],

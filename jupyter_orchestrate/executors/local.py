@@ -44,7 +44,8 @@ class LocalHandle:
 
     @property
     def worker_pid(self) -> int | None:
-        return self.process.pid
+        pid: int | None = self.process.pid
+        return pid
 
 
 @contextlib.contextmanager
@@ -142,8 +143,8 @@ class LocalExecutor(TaskExecutor):
 
     def wait(self, timeout: float | None) -> list[ExecutorEvent]:
         if self._events:
-            events, self._events = self._events, []
-            return events
+            queued, self._events = self._events, []
+            return queued
         events: list[ExecutorEvent] = []
         by_conn = {h.conn: h for h in self._handles if not h.done}
         ready = multiprocessing.connection.wait([*by_conn, self._wake_r], timeout)

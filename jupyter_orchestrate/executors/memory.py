@@ -189,7 +189,7 @@ class MemoryExecutor(TaskExecutor):
             )
         target = self.clock.now + timeout if timeout is not None else min(upcoming)
         if upcoming:
-            target = min(target, min(upcoming))
+            target = min(target, *upcoming)
         self.clock.advance_to(target)
         if self._woken:
             self._woken = False

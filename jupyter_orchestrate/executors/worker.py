@@ -64,6 +64,7 @@ from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultSta
 from jupyter_orchestrate.schemas.messages import Finished, Go, KernelStarted, ParentMessage, Progress
 from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
+log = logging.getLogger(__name__)  # in a worker process it writes to the attempt log (attempt_main)
 KERNEL_START_TRIES = 4
 INJECTED_TAG = "injected-parameters"
 ENGINE_NAME = "jupyter-orchestrate"
@@ -132,7 +133,7 @@ def _head(text: str, size: int) -> str:
     return text.encode("utf-8", "replace")[: max(size, 0)].decode("utf-8", "ignore")
 
 
-class _Client(PapermillNotebookClient):
+class _Client(PapermillNotebookClient):  # type: ignore[misc]  # papermill is untyped
     """papermill's notebook client, with each kernel message redacted and the attempt's outputs capped as they
     arrive, before papermill adds them to the notebook that every save writes."""
 
@@ -168,7 +169,7 @@ class _Client(PapermillNotebookClient):
                 f"[output truncated: this attempt's outputs exceeded {self.max_output_bytes:,} bytes "
                 f"({MAX_OUTPUT_BYTES_ENV}); later output was dropped]\n"
             )
-            cell.outputs.append(new_output("stream", name="stderr", text=note))
+            cell.outputs.append(new_output("stream", name="stderr", text=note))  # type: ignore[no-untyped-call]
             self.nb_man.autosave_cell()
         return output
 
@@ -183,7 +184,7 @@ def _shorten(value: Any, limit: int) -> Any:
     return value
 
 
-class _Engine(NBClientEngine):
+class _Engine(NBClientEngine):  # type: ignore[misc]  # papermill is untyped
     """papermill's nbclient engine executing with :class:`_Client` (registered as ``jupyter-orchestrate``)."""
 
     @classmethod
@@ -220,6 +221,7 @@ def _freeze(python: str) -> list[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     probe = subprocess.run(
         [python, "-m", "pip", "freeze", "--disable-pip-version-check"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,
@@ -366,6 +368,7 @@ class _Worker:
             except Exception as exc:  # jupyter_client raises RuntimeError when the kernel died while starting
                 # Port races ("Address already in use", about 1 in 1,400 launches) kill the kernel at start:
                 # start another rather than failing the attempt.
+                log.warning("the kernel failed to become ready; starting another", exc_info=True)
                 last_error = exc
                 with self.kernel_lock:
                     self.kill_kernel()
@@ -422,7 +425,7 @@ class _Worker:
         except DeadKernelError as exc:
             return self.failed(self.kernel_died(exc))
         except Exception as exc:  # papermill and nbclient raise many kinds; keep the traceback
-            self.log.write(traceback.format_exc())
+            log.exception("the notebook's execution failed")
             return self.failed(
                 AttemptError(
                     kind=AttemptErrorKind.internal,
@@ -440,12 +443,12 @@ class _Worker:
             status=ResultStatus.succeeded,
             task_values=self.task_values(),
             environment=self.environment,
-            **self.cell_counts(nb),
+            **self.cell_counts(nb),  # type: ignore[arg-type]  # cells_total, cells_completed
         )
 
     def failed(self, error: AttemptError) -> AttemptResult:
         try:
-            nb = nbformat.read(self.spec.output_path, as_version=4)
+            nb = nbformat.read(self.spec.output_path, as_version=4)  # type: ignore[no-untyped-call]
             counts = self.cell_counts(nb)
         except (OSError, ValueError):
             counts = {}
@@ -469,7 +472,7 @@ class _Worker:
         """The task values the notebook wrote, redacted; the file is rewritten redacted if it held a secret (a
         kernel that imports an older jupyter_orchestrate writes values unredacted)."""
         values = read_values_file(self.spec.values_path)
-        clean = redact_value(values, self.spec.secrets)
+        clean: dict[str, Any] = redact_value(values, self.spec.secrets)
         if clean != values:
             with open(self.spec.values_path, "w", encoding="utf-8") as f:
                 json.dump(clean, f)
@@ -497,7 +500,8 @@ class _Worker:
             if self.km is not None and self.km.has_kernel:
                 try:
                     run_sync(self.km.shutdown_kernel)(now=True)  # graceful shutdown stalls; output is saved
-                except Exception:
+                except Exception:  # whatever stalled the shutdown, the kernel must go
+                    log.warning("the kernel did not shut down; killing it", exc_info=True)
                     self.kill_kernel()
         if self.pump is not None:
             self.pump.join(timeout=5)  # a process the notebook left running may still hold the pipe
@@ -561,7 +565,7 @@ def _input_index(executing_cells: list[Any], input_cells: list[dict[str, Any]]) 
 
 def _without_markers(nb: Any) -> Any:
     """The saved executed notebook without papermill's error-marker cells: the notebook as it executed."""
-    nb = nbformat.from_dict(nb)
+    nb = nbformat.from_dict(nb)  # type: ignore[no-untyped-call]
     nb.cells = [c for c in nb.cells if not _tagged(c, ERROR_MARKER_TAG)]
     return nb
 
@@ -569,7 +573,7 @@ def _without_markers(nb: Any) -> Any:
 def _saved_cell(output_path: str, executed_index: int | None) -> tuple[Any, int, list[Any]] | None:
     """``(cell, index in the saved file, cells as executed)`` of an executed cell, or None."""
     try:
-        saved = nbformat.read(output_path, as_version=4)
+        saved = nbformat.read(output_path, as_version=4)  # type: ignore[no-untyped-call]
     except (OSError, ValueError):
         return None
     clean = _without_markers(saved)
@@ -671,12 +675,15 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
     os.setsid()  # out of the terminal's process group: Ctrl-C reaches the orchestrator only
     logging.getLogger("papermill").setLevel(logging.WARNING)
     worker = _Worker(conn, spec)
+    log.addHandler(logging.StreamHandler(worker.log))  # redacted, like everything the attempt log holds
+    log.setLevel(logging.INFO)
+    log.propagate = False
     threading.Thread(target=worker.watch, name="orchestrate-watchdog", daemon=True).start()
     try:
         try:
             worker.start_kernel()
-        except Exception as exc:
-            worker.log.write(traceback.format_exc())
+        except Exception as exc:  # any failure to start is the attempt's launch_error
+            log.exception("the kernel could not be started")
             worker.log.write(getattr(exc, "output", "") or "")
             worker.go.wait()
             result = AttemptResult(
@@ -700,6 +707,7 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
             result = worker.execute()
         conn.send(Finished(worker.redacted(result)))
     except Exception as exc:  # e.g. the disk filled while saving the notebook or writing the log
+        log.exception("the attempt failed")
         failed = AttemptResult(
             status=ResultStatus.failed,
             error=AttemptError(

@@ -29,6 +29,7 @@ class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     run_id: int
+    kind: str  # a Literal in each event class
 
     def wire(self) -> tuple[str, dict[str, Any]]:
         """``(kind, payload)``: the event as listeners and the event stream receive it (statuses as their
@@ -69,7 +70,12 @@ class ProgressEvent(_Event):
 RunEvent = Annotated[RunStatusEvent | TaskStatusEvent | ProgressEvent, Field(discriminator="kind")]
 """Any run event (a pydantic discriminated union on ``kind``)."""
 
-EVENT_KINDS: frozenset[str] = frozenset({"run_status", "task_status", "progress"})
+_MODELS: dict[str, type[_Event]] = {
+    "run_status": RunStatusEvent,
+    "task_status": TaskStatusEvent,
+    "progress": ProgressEvent,
+}
+EVENT_KINDS: frozenset[str] = frozenset(_MODELS)
 
 _ADAPTER: TypeAdapter[RunStatusEvent | TaskStatusEvent | ProgressEvent] = TypeAdapter(RunEvent)
 
@@ -80,10 +86,7 @@ def parse_event(kind: str, payload: dict[str, Any]) -> RunStatusEvent | TaskStat
     Raises:
         pydantic.ValidationError: ``kind`` is not an event kind or the payload does not fit it.
     """
-    model = {"run_status": RunStatusEvent, "task_status": TaskStatusEvent, "progress": ProgressEvent}.get(
-        kind
-    )
-    if model is None:
-        return _ADAPTER.validate_python({**payload, "kind": kind})  # raises, naming the allowed kinds
-    fields = model.model_fields
-    return model.model_validate({k: v for k, v in payload.items() if k in fields})
+    model = _MODELS.get(kind)
+    fields = model.model_fields if model is not None else {}
+    # an unknown kind raises, naming the allowed kinds
+    return _ADAPTER.validate_python({**{k: v for k, v in payload.items() if k in fields}, "kind": kind})
