@@ -88,6 +88,18 @@ def test_ensure_builds_venv_with_pinned_version_over_base(six_env):
     assert not list((cache.home / "envs").glob(".tmp-*"))
 
 
+def test_console_scripts_of_a_built_environment_run(six_env):
+    # Built in place (never renamed), so the shebangs of bin/ scripts point at the environment's python.
+    _, env, _ = six_env
+    shebang = (env.path / "bin" / "pip").read_text().splitlines()[0]
+    assert shebang.startswith("#!") and str(env.path) in shebang
+    out = subprocess.run(
+        [str(env.path / "bin" / "pip"), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert str(env.path) in out.stdout  # pip of the environment, not of the base
+
+
 def test_second_ensure_reuses_without_pip(six_env, monkeypatch):
     cache, env, _ = six_env
     before = (env.path / "last_used").stat().st_mtime
@@ -264,6 +276,16 @@ def test_read_requirements_file_with_comments(tmp_path):
     assert read_requirements([" # only a comment", ""], None) == []
     with pytest.raises(ValidationError, match="cannot read requirements file"):
         read_requirements(None, tmp_path / "missing.txt")
+    # packaging normalises: extras sorted and canonical, specifiers ordered by version, markers quoted
+    assert read_requirements(
+        ["Requests [Socks,security] >=2", "foo < 3, >= 2", "six; python_version>'3'"], None
+    ) == [
+        "foo>=2,<3",
+        "requests[security,socks]>=2",
+        'six; python_version > "3"',
+    ]
+    with pytest.raises(ValidationError, match="is not a valid requirement"):
+        read_requirements(["six ==="], None)
     (tmp_path / "opts.txt").write_text("-r other.txt\n")
     with pytest.raises(ValidationError, match="pip options are not supported"):
         read_requirements(None, tmp_path / "opts.txt")
