@@ -365,3 +365,17 @@ def test_redact():
     assert redact("nothing here", []) == "nothing here"
     # A secret containing another is hidden whole, whichever order they come in.
     assert redact("xx-abcd-efgh-xx", ["abcd", "abcd-efgh"]) == "xx-***-xx"
+
+
+def test_validation_reports_bad_requirements_before_any_run(make_notebook, tmp_path, home):
+    from jupyter_orchestrate.service import OrchestrateService
+
+    make_notebook("reqs/inline.ipynb", "1", orchestrate={"environment": {"requirements": ["six ==="]}})
+    make_notebook("reqs/from_file.ipynb", "1", orchestrate={"environment": {"requirements_file": "reqs.txt"}})
+    (tmp_path / "reqs" / "reqs.txt").write_text("six==1.15.0\n--index-url https://example.com/simple\n")
+    _, problems = OrchestrateService(home).validate(tmp_path / "reqs")
+    shown = sorted(str(p) for p in problems)
+    assert any("environment.requirements:" in s and "is not a valid requirement" in s for s in shown), shown
+    assert any(
+        "environment.requirements_file:" in s and "pip options are not supported" in s for s in shown
+    ), shown
