@@ -500,8 +500,10 @@ def environment_hash(requirements: list[str], base_python: str = sys.executable)
             de-duplicated first). Pass :func:`read_requirements` output so equivalent spellings agree.
         base_python: the interpreter the venv is built from. Its ``major.minor.micro`` version and
             implementation (``cpython``, ``pypy``) are part of the hash, because compiled wheels and the venv's
-            ``lib/pythonX.Y`` layout depend on them; its path is not, so moving the same Python elsewhere keeps
-            the cache.
+            ``lib/pythonX.Y`` layout depend on them, and so is its ``sys.prefix`` (the installation or the
+            virtual environment it belongs to), because the venv sees that installation's packages
+            (``--system-site-packages``, the ``.pth`` of a base venv) and links to its interpreter. Two
+            executables of one installation (``python3``, ``python3.11``) share environments.
 
     Returns:
         The first 16 hex characters of a SHA-256 (64 bits: collisions are not a practical concern for a
@@ -516,6 +518,7 @@ def environment_hash(requirements: list[str], base_python: str = sys.executable)
             "requirements": sorted(set(requirements)),
             "python": info["version"],
             "implementation": info["implementation"],
+            "prefix": os.path.realpath(info["prefix"]),
         },
         sort_keys=True,
     )

@@ -444,10 +444,9 @@ class Notifier:
         self._deliveries = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="orchestrate-notify"
         )
-        # The pools' threads are joined at interpreter exit, after they ran everything queued: abandon first.
-        register = getattr(
-            threading, "_register_atexit", None
-        )  # CPython >= 3.9, what concurrent.futures uses
+        # The pools' threads are joined at interpreter exit after they ran everything queued: abandon first,
+        # through the hook concurrent.futures itself uses (CPython >= 3.9; its hooks run last-in first-out).
+        register = getattr(threading, "_register_atexit", None)
         if register is not None:
             try:
                 register(_abandon_at_exit, weakref.ref(self))
@@ -549,9 +548,7 @@ class Notifier:
     def _dispatch_safely(self, kind: str, payload: dict[str, Any], at: float) -> None:
         try:
             self._dispatch(kind, payload, at)
-        except (
-            Exception
-        ):  # a store or message problem: this event's notifications are lost, not the next ones
+        except Exception:  # a store or message problem loses this event's notifications, not the next
             log.exception(
                 "cannot build notifications for %s %s of run %s",
                 kind,

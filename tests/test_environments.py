@@ -305,8 +305,13 @@ def test_environment_hash_depends_on_interpreter_version(monkeypatch):
     from jupyter_orchestrate import environments
 
     real = environment_hash(["six"])
-    fake = {**environments._python_info(sys.executable), "version": "3.0.0"}
+    info = environments._python_info(sys.executable)
+    fake = {**info, "version": "3.0.0"}
     monkeypatch.setattr(environments, "_python_info", lambda base_python: fake)
+    assert environment_hash(["six"]) != real
+    # ... and on the installation (or venv) it belongs to, whose packages the environment sees
+    other = {**info, "prefix": "/opt/other-python"}
+    monkeypatch.setattr(environments, "_python_info", lambda base_python: other)
     assert environment_hash(["six"]) != real
 
 
