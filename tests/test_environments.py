@@ -384,3 +384,18 @@ def test_validation_reports_bad_requirements_before_any_run(make_notebook, tmp_p
     assert any(
         "environment.requirements_file:" in s and "pip options are not supported" in s for s in shown
     ), shown
+
+
+def test_a_build_in_progress_is_neither_listed_nor_pruned(tmp_path):
+    from filelock import FileLock
+
+    cache = EnvironmentCache(tmp_path)
+    building = cache.envs_dir / "0123456789abcdef"
+    building.mkdir(parents=True)  # built in place: no marker yet, its build lock held
+    with FileLock(cache.envs_dir / f"{building.name}.lock"):
+        assert cache.list() == []
+        assert cache.prune() == []
+        assert building.is_dir()
+    # the lock is free: what is left is a crashed build's debris
+    assert [(e["hash"], e["complete"]) for e in cache.list()] == [(building.name, False)]
+    assert cache.prune() == [building.name] and not building.exists()
