@@ -642,16 +642,14 @@ def env_list(ctx: click.Context, as_json: bool) -> None:
 def env_build(ctx: click.Context, path: str) -> None:
     """Build (or reuse) the environments the tasks of the job at PATH need, before any run."""
     from jupyter_orchestrate.discovery import load_job
-    from jupyter_orchestrate.environments import EnvironmentCache, read_requirements
+    from jupyter_orchestrate.environments import EnvironmentCache, task_requirements
 
     try:
         cache = EnvironmentCache(_state_home(ctx, path).path)
         job = load_job(path)
         out.print(_home_line(ctx))
         for task in job.tasks:
-            e = task.environment
-            requirements_file = Path(job.path) / e.requirements_file if e.requirements_file else None
-            requirements = read_requirements(e.requirements, requirements_file)
+            requirements = task_requirements(task.environment, job.path)
             if requirements:
                 built = cache.ensure(requirements, log=sys.stderr)
                 out.print(

@@ -1048,8 +1048,9 @@ def _kernel_origin(key: str, metadata: TaskSettings, job_file: JobFile, environm
 
 def _environment_problems(environment: Environment, root: Path, shown: str) -> list[Problem]:
     """An interpreter that is missing or lacks ipykernel, a requirements file outside the job folder or
-    missing, both kernel_name and python, ``${NAME}`` references to variables that are not set."""
-    from jupyter_orchestrate.environments import expand_env
+    missing, a requirement that is a pip option or not PEP 508, both kernel_name and python, ``${NAME}``
+    references to variables that are not set."""
+    from jupyter_orchestrate.environments import expand_env, task_requirements
 
     problems = []
     if environment.python:
@@ -1082,6 +1083,7 @@ def _environment_problems(environment: Environment, root: Path, shown: str) -> l
                 )
         if environment.kernel_name:
             problems.append(Problem(shown, "environment", "give kernel_name or python, not both"))
+    known = len(problems)
     if environment.requirements_file:
         try:
             if not confine(
@@ -1094,6 +1096,18 @@ def _environment_problems(environment: Environment, root: Path, shown: str) -> l
                 )
         except ValidationError as exc:
             problems.append(Problem(shown, "environment.requirements_file", exc.problems[0].message))
+    if len(problems) == known:  # the requirements file (if any) is there to read
+        try:
+            task_requirements(environment, root)
+        except ValidationError as exc:
+            problems.extend(
+                Problem(
+                    shown,
+                    f"environment.{'requirements' if p.path == 'requirements' else 'requirements_file'}",
+                    p.message,
+                )
+                for p in exc.problems
+            )
     if (environment.requirements or environment.requirements_file) and environment.python:
         problems.append(
             Problem(

@@ -9,6 +9,7 @@ A task's ``environment`` may declare
 - ``requirements`` / ``requirements_file``: Python packages the task needs. Every distinct requirement set
   gets its own virtualenv, built once and shared by every task and run that asks for the same set
   (:class:`EnvironmentCache`). The hash of the set (:func:`environment_hash`) names the venv directory.
+  :func:`task_requirements` is the one place a task's requirements are resolved (runner and CLI use it).
 
 Why virtualenvs built with ``--system-site-packages``: the kernel needs ``ipykernel`` and the task needs
 ``jupyter_orchestrate`` itself (task values); both come from the orchestrator's interpreter. The venv's own
@@ -21,17 +22,18 @@ Caveats (by design, documented rather than hidden):
 
 - ``PYTHONPATH`` entries come before every ``site-packages`` on ``sys.path``; a package found through
   ``PYTHONPATH`` shadows the venv's pinned version.
-- A venv is built in a temporary directory next to its final place and then renamed (so no half-built
-  environment is ever visible). ``bin/python`` (a symlink to the base interpreter) and ``pyvenv.cfg`` keep
-  working after the rename, but console scripts (``bin/pip``, ``bin/jupyter`` ...) keep a shebang that points
-  at the temporary path. Always run tools as ``<env>/bin/python -m <module>``; this module only ever does.
-- POSIX only: the build lock is an ``fcntl.flock``.
+- A venv is built by ``virtualenv`` in its final place, under the build lock, and becomes visible to
+  :meth:`EnvironmentCache.ensure` only when its ``complete`` marker is written last. Building in place (not
+  in a temporary directory that is renamed) keeps the shebangs of console scripts (``bin/pip``,
+  ``bin/jupyter`` ...) pointing at the environment's own interpreter, so they work.
+- The build lock is a :class:`filelock.FileLock` (``flock`` on POSIX), per requirement set.
 
-This module is stdlib-only and does nothing at import time.
+This module does nothing at import time.
 """
 
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import hashlib
 import html
@@ -41,16 +43,25 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+from filelock import FileLock, Timeout
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import Specifier
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from jupyter_orchestrate.errors import OrchestrateError, Problem, ValidationError
+
+if TYPE_CHECKING:
+    from jupyter_orchestrate.models import Environment
 
 __all__ = [
     "SECRET_WORDS",
@@ -64,6 +75,7 @@ __all__ = [
     "redact",
     "redact_value",
     "secret_names",
+    "task_requirements",
 ]
 
 #: A variable whose name contains one of these words (case-insensitive) is treated as a secret.
@@ -77,7 +89,7 @@ _COMPLETE_MARKER = "complete"
 _LAST_USED = "last_used"
 _FREEZE = "freeze.txt"
 _REQUIREMENTS = "requirements.txt"
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = ".tmp-"  # temp build dirs of earlier versions (and their crashes): pruned
 
 
 class EnvironmentBuildError(OrchestrateError):
@@ -316,17 +328,27 @@ def secret_names(
 # ---------------------------------------------------------------------------------------------------------
 # requirements and hashing
 
-_NAME_PREFIX = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?=$|[\s\[<>=!~;@(])")
-_AROUND_OPERATORS = re.compile(r"\s*(===|==|!=|~=|<=|>=|<|>|,)\s*")
+
+def _specifier_key(spec: Specifier) -> tuple[int, Version | str, str]:
+    """Order of specifiers in a normalized requirement: by version, then operator (``>=2.0,<3``)."""
+    try:
+        return (0, Version(spec.version.removesuffix(".*")), spec.operator)
+    except InvalidVersion:  # ``===`` arbitrary strings
+        return (1, spec.version, spec.operator)
 
 
 def _normalize_requirement(line: str, where: str) -> str | None:
     """One requirement line -> its normalized form, or None for a blank/comment line.
 
-    Normalization: inline comments (``#`` at the start or after whitespace, pip's rule) and surrounding
-    whitespace are dropped, whitespace around version operators is removed, runs of whitespace become one
-    space, and the project name is PEP 503-normalized (lowercase, ``-``/``_``/``.`` runs -> ``-``), so
-    ``Six == 1.15.0`` and ``six==1.15.0`` hash alike.
+    The line is parsed as a PEP 508 requirement (:class:`packaging.requirements.Requirement`) after dropping
+    inline comments (``#`` at the start or after whitespace, pip's rule). The normalized form is the
+    canonical project name (:func:`packaging.utils.canonicalize_name`: lowercase, ``-``/``_``/``.`` runs ->
+    ``-``), sorted canonical extras, the specifiers ordered by version then operator without whitespace,
+    then `` @ url`` and ``; marker`` as packaging writes them. So ``Six == 1.15.0`` and ``six==1.15.0`` (and
+    ``<3, >=2`` and ``>=2,<3``) hash alike.
+
+    Raises:
+        ValidationError: the line is a pip option, or not a valid PEP 508 requirement.
     """
     line = re.sub(r"(^|\s)#.*$", "", line).strip()
     if not line:
@@ -337,13 +359,25 @@ def _normalize_requirement(line: str, where: str) -> str | None:
                 where, "", f"pip options are not supported in requirements: {line!r} (list packages only)"
             )
         )
-    line = " ".join(line.split())
-    line = _AROUND_OPERATORS.sub(r"\1", line)
-    match = _NAME_PREFIX.match(line)
-    if match:
-        name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
-        line = name + line[match.end(1) :]
-    return line
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement as exc:
+        raise ValidationError(
+            Problem(
+                where,
+                "",
+                f"{line!r} is not a valid requirement (PEP 508, e.g. 'name>=1.2'): {str(exc).splitlines()[0]}",
+            )
+        ) from None
+    text: str = canonicalize_name(requirement.name)
+    if requirement.extras:
+        text += "[" + ",".join(sorted(canonicalize_name(e) for e in requirement.extras)) + "]"
+    text += ",".join(str(spec) for spec in sorted(requirement.specifier, key=_specifier_key))
+    if requirement.url:
+        text += f" @ {requirement.url}" + (" " if requirement.marker else "")
+    if requirement.marker:
+        text += f"; {requirement.marker}"
+    return text
 
 
 def read_requirements(requirements: list[str] | None, requirements_file: str | Path | None) -> list[str]:
@@ -438,6 +472,26 @@ def _python_info(base_python: str) -> dict[str, Any]:
     return info
 
 
+def task_requirements(environment: Environment, job_root: str | Path) -> list[str]:
+    """The requirements of a task's environment: the one rule for reading them (runner and CLI call it).
+
+    Args:
+        environment: the task's :class:`~.models.Environment` (``requirements`` and ``requirements_file``).
+        job_root: the job folder; a relative ``requirements_file`` is relative to it.
+
+    Returns:
+        :func:`read_requirements` of both, normalized and sorted; ``[]`` when the task has none (it then runs
+        without a built environment).
+
+    Raises:
+        ValidationError: as :func:`read_requirements` (unreadable file, pip option, invalid requirement).
+    """
+    requirements_file = (
+        Path(job_root) / environment.requirements_file if environment.requirements_file else None
+    )
+    return read_requirements(environment.requirements, requirements_file)
+
+
 def environment_hash(requirements: list[str], base_python: str = sys.executable) -> str:
     """The identity of an environment: which packages, on top of which interpreter.
 
@@ -446,8 +500,10 @@ def environment_hash(requirements: list[str], base_python: str = sys.executable)
             de-duplicated first). Pass :func:`read_requirements` output so equivalent spellings agree.
         base_python: the interpreter the venv is built from. Its ``major.minor.micro`` version and
             implementation (``cpython``, ``pypy``) are part of the hash, because compiled wheels and the venv's
-            ``lib/pythonX.Y`` layout depend on them; its path is not, so moving the same Python elsewhere keeps
-            the cache.
+            ``lib/pythonX.Y`` layout depend on them, and so is its ``sys.prefix`` (the installation or the
+            virtual environment it belongs to), because the venv sees that installation's packages
+            (``--system-site-packages``, the ``.pth`` of a base venv) and links to its interpreter. Two
+            executables of one installation (``python3``, ``python3.11``) share environments.
 
     Returns:
         The first 16 hex characters of a SHA-256 (64 bits: collisions are not a practical concern for a
@@ -462,6 +518,7 @@ def environment_hash(requirements: list[str], base_python: str = sys.executable)
             "requirements": sorted(set(requirements)),
             "python": info["version"],
             "implementation": info["implementation"],
+            "prefix": os.path.realpath(info["prefix"]),
         },
         sort_keys=True,
     )
@@ -479,8 +536,7 @@ class BuiltEnvironment:
     Attributes:
         hash: :func:`environment_hash` of the set; also the directory name.
         path: the venv directory, ``<home>/envs/<hash>``.
-        python: ``<path>/bin/python``; run kernels and tools as ``python -m ...`` (see the module docstring
-            for why not console scripts).
+        python: ``<path>/bin/python``, the interpreter kernels run on (``bin/``'s console scripts work too).
         requirements: the normalized, sorted requirement strings the env was built for.
         freeze: ``pip freeze --local`` of the venv after the build: the exact versions installed into the
             venv itself (packages satisfied by the base interpreter are not listed).
@@ -517,40 +573,23 @@ def _dir_size(path: Path) -> int:
     return total
 
 
-class _FileLock:
-    """An exclusive ``fcntl.flock`` on ``path``, held for the ``with`` block.
+@contextmanager
+def _try_lock(path: Path) -> Iterator[bool]:
+    """Hold the lock at ``path`` for the ``with`` block if it is free now; yield whether it is held.
 
-    Each instance opens its *own* file descriptor: flock locks belong to the open file description, so two
-    threads of one process using two instances exclude each other exactly like two processes do (sharing
-    one fd between threads would not). The lock file is never deleted: deleting it while another caller
-    waits on the old inode would let a third caller lock a fresh file and build concurrently.
+    Every call uses its own :class:`~filelock.FileLock` (its own file descriptor), so threads of one process
+    exclude each other as processes do.
     """
-
-    def __init__(self, path: Path, *, blocking: bool = True):
-        self.path = path
-        self.blocking = blocking
-        self._fd: int | None = None
-
-    def __enter__(self) -> bool:
-        import fcntl  # POSIX only; imported here so the module itself imports everywhere
-
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        flags = fcntl.LOCK_EX if self.blocking else fcntl.LOCK_EX | fcntl.LOCK_NB
-        try:
-            fcntl.flock(self._fd, flags)
-        except BlockingIOError:
-            os.close(self._fd)
-            self._fd = None
-            return False
-        return True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            import fcntl
-
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 class EnvironmentCache:
@@ -558,15 +597,17 @@ class EnvironmentCache:
 
     Layout under ``home`` (the orchestrator's state directory)::
 
-        <home>/envs/<hash>/            the venv (bin/python, lib/..., pyvenv.cfg)
-        <home>/envs/<hash>/complete    marker, JSON {hash, requirements, python, created_time}
+        <home>/envs/<hash>/            the venv (bin/python, bin/pip, lib/..., pyvenv.cfg)
+        <home>/envs/<hash>/complete    marker, JSON {hash, requirements, python, created_time}; written last
         <home>/envs/<hash>/requirements.txt, freeze.txt, last_used (its mtime = last use)
-        <home>/envs/<hash>.lock        the build lock (kept forever; tiny)
-        <home>/envs/.tmp-<hash>-*/     a build in progress (or left over by a crashed one)
+        <home>/envs/<hash>.lock        the build lock (kept; tiny)
+
+    A directory without ``complete`` is a build in progress (its lock is held) or the debris of a crashed
+    build (rebuilt by :meth:`ensure`, removed by :meth:`prune`).
 
     Safe to share between threads, and between processes using the same ``home``: :meth:`ensure` holds an
-    exclusive ``flock`` on ``<hash>.lock`` while it checks for and builds an environment, so a set is built
-    once however many callers need it at the same moment.
+    exclusive :class:`~filelock.FileLock` on ``<hash>.lock`` while it checks for and builds an environment,
+    so a set is built once however many callers need it at the same moment.
 
     Args:
         home: the state directory; ``envs/`` is created under it on first use.
@@ -583,6 +624,9 @@ class EnvironmentCache:
         """How many environments *this object* has built (reuses and other processes' builds not counted)."""
         return self._build_count
 
+    def _lock_path(self, env_hash: str) -> Path:
+        return self.envs_dir / f"{env_hash}.lock"
+
     # -- ensure -------------------------------------------------------------------------------------------
 
     def ensure(
@@ -590,13 +634,14 @@ class EnvironmentCache:
     ) -> BuiltEnvironment:
         """Return the venv for exactly this requirement set, building it first if needed.
 
-        Building: ``<base_python> -m venv --system-site-packages <tmp>`` in a temp dir under ``envs/``, then
-        ``<tmp>/bin/python -m pip install --disable-pip-version-check --no-input <requirements>`` (skipped for
-        an empty set), ``pip freeze --local`` to ``freeze.txt``, the requirements to ``requirements.txt``, the
-        ``complete`` marker, and finally one atomic ``os.rename`` to ``envs/<hash>``. No ``--ignore-installed``
-        is needed: a pinned version the base does not satisfy is installed into the venv (pip says it cannot
-        uninstall the base's copy, "outside environment", and carries on), and the venv's site-packages is
-        first on ``sys.path``.
+        Building, in ``envs/<hash>`` itself while holding the build lock: ``virtualenv --python <base_python>
+        --system-site-packages``, then ``bin/python -m pip install --disable-pip-version-check --no-input
+        <requirements>`` (skipped for an empty set), ``pip freeze --local`` to ``freeze.txt``, the
+        requirements to ``requirements.txt``, and last the ``complete`` marker (written atomically). No
+        ``--ignore-installed`` is needed: a pinned version the base does not satisfy is installed into the
+        venv (pip says it cannot uninstall the base's copy, "outside environment", and carries on), and the
+        venv's site-packages is first on ``sys.path``. Console scripts work (``bin/pip``, and those the
+        requirements install): the environment is never moved after it is built.
 
         If ``base_python`` itself runs inside a virtualenv, a ``.pth`` file appends that venv's site-packages
         (``--system-site-packages`` alone would only expose the *underlying* installation's), so the kernel
@@ -610,21 +655,21 @@ class EnvironmentCache:
                 :func:`read_requirements`).
             base_python: the interpreter to build from (default: the orchestrator's own).
             log: where progress goes, line by line as it happens: ``creating environment <hash> for: ...``,
-                then the venv and pip output. None: nowhere (pip's output is still kept for errors).
+                then the virtualenv and pip output. None: nowhere (pip's output is still kept for errors).
 
         Returns:
             The :class:`BuiltEnvironment`.
 
         Raises:
-            EnvironmentBuildError: venv creation or pip failed; ``.output`` holds the command's output. The
-                temporary directory is removed, so no half-built environment is left.
-            ValidationError: a requirement is a pip option.
+            EnvironmentBuildError: virtualenv or pip failed; ``.output`` holds the command's output. The
+                directory is removed, so no half-built environment is left.
+            ValidationError: a requirement is a pip option or not a valid requirement.
         """
         reqs = read_requirements(list(requirements), None)
         env_hash = environment_hash(reqs, base_python)
         self.envs_dir.mkdir(parents=True, exist_ok=True)
         final = self.envs_dir / env_hash
-        with _FileLock(self.envs_dir / f"{env_hash}.lock"):
+        with FileLock(self._lock_path(env_hash)):
             if (final / _COMPLETE_MARKER).is_file():
                 self._touch(final)
                 return self._built(env_hash, final, built_now=False)
@@ -641,16 +686,25 @@ class EnvironmentCache:
     def _build(
         self, env_hash: str, reqs: list[str], base_python: str, final: Path, log: TextIO | None
     ) -> None:
-        tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{env_hash}-", dir=self.envs_dir))
         try:
             _emit(log, f"creating environment {env_hash} for: {' '.join(reqs) or '(no requirements)'}\n")
             self._run(
-                [base_python, "-m", "venv", "--system-site-packages", str(tmp)],
+                [
+                    sys.executable,
+                    "-m",
+                    "virtualenv",
+                    "--python",
+                    base_python,
+                    "--system-site-packages",
+                    "--no-periodic-update",
+                    "--no-vcs-ignore",
+                    str(final),
+                ],
                 log,
                 f"creating the virtualenv for environment {env_hash} failed",
             )
-            python = tmp / "bin" / "python"
-            self._add_base_venv_path(tmp, python, base_python)
+            python = final / "bin" / "python"
+            self._add_base_venv_path(python, base_python)
             if reqs:
                 self._run(
                     [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", *reqs],
@@ -662,12 +716,13 @@ class EnvironmentCache:
                 None,
                 f"pip freeze failed for environment {env_hash}",
             )
-            (tmp / _FREEZE).write_text(freeze, encoding="utf-8")
-            (tmp / _REQUIREMENTS).write_text("".join(r + "\n" for r in reqs), encoding="utf-8")
+            (final / _FREEZE).write_text(freeze, encoding="utf-8")
+            (final / _REQUIREMENTS).write_text("".join(r + "\n" for r in reqs), encoding="utf-8")
             info = _python_info(base_python)
             now = time.time()
-            (tmp / _LAST_USED).write_text("", encoding="utf-8")
-            (tmp / _COMPLETE_MARKER).write_text(
+            (final / _LAST_USED).write_text("", encoding="utf-8")
+            marker = final / f"{_COMPLETE_MARKER}.part"
+            marker.write_text(
                 json.dumps(
                     {
                         "hash": env_hash,
@@ -681,18 +736,18 @@ class EnvironmentCache:
                 ),
                 encoding="utf-8",
             )
-            os.rename(tmp, final)
+            os.replace(marker, final / _COMPLETE_MARKER)
             _emit(log, f"environment {env_hash} ready at {final}\n")
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
             raise
 
     @staticmethod
-    def _add_base_venv_path(tmp: Path, python: Path, base_python: str) -> None:
+    def _add_base_venv_path(python: Path, base_python: str) -> None:
         info = _python_info(base_python)
         if info["prefix"] == info["base_prefix"]:
             return  # a plain installation: --system-site-packages already exposes its site-packages
-        ours = _python_info(str(python))  # not cached under the final path; cheap, once per build
+        ours = _python_info(str(python))  # cheap, once per build; not kept (the env may be rebuilt)
         _python_info_cache.pop(os.path.abspath(str(python)), None)
         target = Path(ours["site_packages"][0])
         target.mkdir(parents=True, exist_ok=True)
@@ -755,6 +810,13 @@ class EnvironmentCache:
             built_now=built_now,
         )
 
+    def _building(self, env_hash: str) -> bool:
+        """Whether another caller holds the build lock of ``env_hash`` right now."""
+        if not self._lock_path(env_hash).exists():
+            return False
+        with _try_lock(self._lock_path(env_hash)) as locked:
+            return not locked
+
     # -- list / prune -------------------------------------------------------------------------------------
 
     def list(self) -> list[dict[str, Any]]:
@@ -769,7 +831,7 @@ class EnvironmentCache:
 
             ``size_bytes`` counts files and links themselves (symlinks not followed), so the shared base
             interpreter is not counted. ``complete`` is False for a directory without the marker (only
-            possible after manual tampering); :meth:`ensure` rebuilds such a directory.
+            left by a crashed build or manual tampering); :meth:`ensure` rebuilds such a directory.
         """
         if not self.envs_dir.is_dir():
             return []
@@ -778,6 +840,8 @@ class EnvironmentCache:
             if not path.is_dir() or path.name.startswith("."):
                 continue
             marker = path / _COMPLETE_MARKER
+            if not marker.is_file() and self._building(path.name):
+                continue
             created: str | None = None
             if marker.is_file():
                 try:
@@ -801,7 +865,9 @@ class EnvironmentCache:
             )
         return result
 
-    def prune(self, *, keep: Iterable[str] = (), unused_for_seconds: float | None = None) -> list[str]:
+    def prune(
+        self, *, keep: Iterable[str] = (), unused_for_seconds: float | None = None
+    ) -> builtins.list[str]:
         """Delete environments to reclaim disk space.
 
         The cache cannot see which kernels are running in which venv; pass the hashes of environments that
@@ -833,7 +899,7 @@ class EnvironmentCache:
                     last_used = 0.0
                 if now - last_used < unused_for_seconds:
                     continue
-            with _FileLock(self.envs_dir / f"{path.name}.lock", blocking=False) as locked:
+            with _try_lock(self._lock_path(path.name)) as locked:
                 if not locked:
                     continue
                 shutil.rmtree(path, ignore_errors=True)
@@ -842,7 +908,7 @@ class EnvironmentCache:
         # Temp dirs whose build lock is free belong to crashed builds.
         for tmp in self.envs_dir.glob(f"{_TMP_PREFIX}*"):
             env_hash = tmp.name[len(_TMP_PREFIX) :].split("-", 1)[0]
-            with _FileLock(self.envs_dir / f"{env_hash}.lock", blocking=False) as locked:
+            with _try_lock(self._lock_path(env_hash)) as locked:
                 if locked:
                     shutil.rmtree(tmp, ignore_errors=True)
         return removed

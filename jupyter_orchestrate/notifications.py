@@ -13,11 +13,13 @@ Semantics follow Databricks job notifications:
   finished ``duration_warning_seconds`` after its first attempt started.
 
 A :class:`Notifier` is a listener of :class:`~.service.OrchestrateService` (``service.listeners``). The runner
-calls listeners synchronously from the thread that executes the run, so :meth:`Notifier.__call__` only puts the
-event on a queue and returns: a single *dispatch* thread reads the run and its job snapshot from the store,
-builds the messages and hands every delivery to a small pool of *delivery* threads. A slow, hanging or
-failing webhook or SMTP server therefore never delays a run; a delivery that still fails after its retries is
-logged (``jupyter_orchestrate.notifications`` logger), never raised.
+calls listeners synchronously from the thread that executes the run, so :meth:`Notifier.__call__` only hands
+the event to a single-thread *dispatch* executor and returns; the dispatch thread reads the run and its job
+snapshot from the store, builds the messages and submits every delivery to a small
+:class:`~concurrent.futures.ThreadPoolExecutor` of *delivery* threads, which retry failed tries with
+``tenacity``. A slow, hanging or failing webhook or SMTP server therefore never delays a run, and one failing
+destination never stops the others; a delivery that still fails after its retries is logged
+(``jupyter_orchestrate.notifications`` logger), never raised.
 
 Messages are dicts (the webhook JSON body; the email body is ``text`` plus the link)::
 
@@ -38,10 +40,10 @@ logged, and webhook URLs (which often embed a secret token, as Slack's do) are l
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
-import queue
 import smtplib
 import ssl
 import threading
@@ -49,10 +51,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol
+
+import tenacity
 
 from jupyter_orchestrate.models import (
     Destination,
@@ -84,6 +90,10 @@ EVENTS = (
     "task_failed",
     "task_duration_warning",
 )
+
+#: What a failed webhook or email try raises (``smtplib.SMTPException`` and ``urllib.error.URLError`` are
+#: ``OSError``\ s). Other exceptions are retried too but logged with their traceback: they are bugs.
+DELIVERY_ERRORS: tuple[type[Exception], ...] = (OSError, http.client.HTTPException, ValueError)
 
 _TASK_FAILED = (TaskRunStatus.failed.value, TaskRunStatus.timed_out.value)
 _TRUE = {"1", "true", "yes", "on"}
@@ -340,18 +350,50 @@ def _safe_url(url: str) -> str:
 
 
 # -- the notifier ----------------------------------------------------------------------------------------------
+class SnapshotStore(Protocol):
+    """What a :class:`Notifier` needs of the store: the job definition a run was started (or repaired) with."""
+
+    def snapshot(self, run_id: int) -> Job:
+        """The job snapshot of run ``run_id``."""
+        ...
+
+
+class NotifierService(Protocol):
+    """What a :class:`Notifier` needs of :class:`~.service.OrchestrateService`."""
+
+    @property
+    def store(self) -> SnapshotStore:
+        """The service's store."""
+        ...
+
+    def get_run(self, run_id: int) -> Run:
+        """Run ``run_id`` as the store has it now, with its task runs and attempts."""
+        ...
+
+
 @dataclass
 class _Delivery:
     destination: Destination
     message: dict[str, Any]
 
 
+def _sleep(seconds: float) -> None:
+    """The backoff between tries (``time.sleep`` looked up when called, so tests can replace it)."""
+    time.sleep(seconds)
+
+
+def _abandon_at_exit(ref: weakref.ReferenceType[Notifier]) -> None:
+    notifier = ref()
+    if notifier is not None:
+        notifier._abandon()
+
+
 class Notifier:
     """Sends job and task notifications for the runs of a service; a service listener.
 
     Args:
-        service_like: anything with ``get_run(run_id) -> Run`` and ``store.snapshot(run_id) -> Job`` (an
-            :class:`~.service.OrchestrateService`).
+        service_like: anything with ``get_run(run_id) -> Run`` and ``store.snapshot(run_id) -> Job``
+            (:class:`NotifierService`; an :class:`~.service.OrchestrateService`).
         base_url: the Jupyter server's public URL; when given, messages carry a ``url`` to the run.
         smtp: SMTP settings; None reads them from the environment (:meth:`SmtpConfig.from_env`). Pass
             ``SmtpConfig()`` to disable email explicitly.
@@ -360,9 +402,12 @@ class Notifier:
         retry_backoff_seconds: a failed webhook/email try is retried after ``retry_backoff_seconds * 2**n``
             seconds (n = 0 for the first retry).
 
-    Threads: one dispatch thread and up to ``max_workers`` delivery threads, all daemon threads, so a hanging
-    endpoint can never keep the interpreter from exiting; call :meth:`close` at shutdown to give pending
-    deliveries a chance to finish. Each try is bounded by the destination's ``timeout_seconds``.
+    Threads: a one-thread dispatch executor and a delivery :class:`~concurrent.futures.ThreadPoolExecutor` of
+    up to ``max_workers`` threads, both started on first use. Call :meth:`close` at shutdown to give pending
+    deliveries a chance to finish. Each try is bounded by the destination's ``timeout_seconds``; when
+    :meth:`close` times out, or the interpreter exits without it, deliveries not started yet are dropped and
+    the ones in flight stop after their current try, so a hanging endpoint delays exit by one try at most
+    (plus a backoff sleep in progress).
 
     Usage::
 
@@ -384,7 +429,7 @@ class Notifier:
     ):
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
-        self.service = service_like
+        self.service: NotifierService = service_like
         self.base_url = base_url
         self.smtp = smtp if smtp is not None else SmtpConfig.from_env()
         self.clock = clock
@@ -394,11 +439,20 @@ class Notifier:
         self._idle = threading.Condition(self._lock)
         self._pending = 0  # queued events + queued or in-flight deliveries
         self._closed = False
-        self._events: queue.SimpleQueue[tuple[str, dict[str, Any], float] | None] = queue.SimpleQueue()
-        self._deliveries: queue.SimpleQueue[_Delivery | None] = queue.SimpleQueue()
-        self._dispatcher: threading.Thread | None = None
-        self._workers: list[threading.Thread] = []
-        self._idle_workers = 0
+        self._abandoned = threading.Event()  # set: no new tries (close timed out, or the interpreter exits)
+        # one dispatch thread keeps events in order; the dispatch state below is only touched by it
+        self._dispatcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orchestrate-notify-dispatch")
+        self._deliveries = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="orchestrate-notify"
+        )
+        # The pools' threads are joined at interpreter exit after they ran everything queued: abandon first,
+        # through the hook concurrent.futures itself uses (CPython >= 3.9; its hooks run last-in first-out).
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            try:
+                register(_abandon_at_exit, weakref.ref(self))
+            except RuntimeError:  # made while the interpreter shuts down: nothing left to protect
+                pass
         # dispatch-thread state
         self._snapshots: dict[int, Job] = {}
         self._timers: dict[tuple[int, str | None], threading.Timer] = {}
@@ -421,12 +475,21 @@ class Notifier:
             if self._closed:
                 return
             self._pending += 1
-            if self._dispatcher is None:
-                self._dispatcher = threading.Thread(
-                    target=self._dispatch_loop, name="orchestrate-notify-dispatch", daemon=True
-                )
-                self._dispatcher.start()
-        self._events.put((kind, payload, at))
+        self._track(self._dispatcher, f"{kind} event", self._dispatch_safely, kind, payload, at)
+
+    def _track(
+        self, pool: ThreadPoolExecutor, what: str, fn: Callable[..., None], *args: Any
+    ) -> Future[None] | None:
+        """Submit ``fn(*args)`` to ``pool``, already counted in ``_pending``; uncounted when it ends, fails
+        or is cancelled. None (and a log line) when the pool no longer takes work."""
+        try:
+            future = pool.submit(fn, *args)
+        except RuntimeError:  # shut down by close() or by the interpreter's exit
+            log.warning("notification %s dropped: the notifier is shut down", what)
+            self._done()
+            return None
+        future.add_done_callback(lambda _: self._done())
+        return future
 
     def _done(self) -> None:
         with self._lock:
@@ -457,8 +520,9 @@ class Notifier:
         """Stop taking events, cancel duration-warning timers, and wait for pending deliveries.
 
         Args:
-            timeout: seconds to wait for pending deliveries at most (None: without limit). Deliveries still
-                running afterwards continue in their daemon threads until their own timeouts.
+            timeout: seconds to wait for pending deliveries at most (None: without limit). After it,
+                deliveries not started are dropped and those in flight end after their current try (each
+                bounded by its ``timeout_seconds``) without further retries.
 
         Returns: True if every pending delivery finished in time. Calling it again is harmless.
         """
@@ -468,31 +532,30 @@ class Notifier:
         for timer in timers:
             timer.cancel()
         finished = self.flush(timeout)
-        self._events.put(None)
-        with self._lock:
-            workers = len(self._workers)
-        for _ in range(workers):
-            self._deliveries.put(None)
+        if not finished:
+            log.warning("notifications still pending after %s s are given up", timeout)
+            self._abandon()
+        self._dispatcher.shutdown(wait=False)
+        self._deliveries.shutdown(wait=False)
         return finished
 
+    def _abandon(self) -> None:
+        """No new tries: drop queued events and deliveries, end retries after the try in flight."""
+        self._abandoned.set()
+        self._dispatcher.shutdown(wait=False, cancel_futures=True)
+        self._deliveries.shutdown(wait=False, cancel_futures=True)
+
     # -- dispatch thread -------------------------------------------------------------------------------------
-    def _dispatch_loop(self) -> None:
-        while True:
-            item = self._events.get()
-            if item is None:
-                return
-            kind, payload, at = item
-            try:
-                self._dispatch(kind, payload, at)
-            except Exception:
-                log.exception(
-                    "cannot build notifications for %s %s of run %s",
-                    kind,
-                    payload.get("status"),
-                    payload.get("run_id"),
-                )
-            finally:
-                self._done()
+    def _dispatch_safely(self, kind: str, payload: dict[str, Any], at: float) -> None:
+        try:
+            self._dispatch(kind, payload, at)
+        except Exception:  # a store or message problem loses this event's notifications, not the next
+            log.exception(
+                "cannot build notifications for %s %s of run %s",
+                kind,
+                payload.get("status"),
+                payload.get("run_id"),
+            )
 
     def _snapshot(self, run_id: int, refresh: bool = False) -> Job:
         if refresh or run_id not in self._snapshots:
@@ -639,46 +702,30 @@ class Notifier:
     def _submit(self, delivery: _Delivery) -> None:
         with self._lock:
             self._pending += 1
-            if self._idle_workers == 0 and len(self._workers) < self.max_workers:
-                worker = threading.Thread(
-                    target=self._delivery_loop,
-                    name=f"orchestrate-notify-{len(self._workers) + 1}",
-                    daemon=True,
-                )
-                self._workers.append(worker)
-                worker.start()
-        self._deliveries.put(delivery)
+        what = f"{delivery.message['event']} of run {delivery.message['run_id']}"
+        self._track(self._deliveries, what, self._deliver_safely, delivery)
 
-    def _delivery_loop(self) -> None:
-        while True:
-            with self._lock:
-                self._idle_workers += 1
-            item = self._deliveries.get()
-            with self._lock:
-                self._idle_workers -= 1
-            if item is None:
-                return
-            try:
-                self.deliver(item.destination, item.message)
-            except Exception:  # deliver logs its own failures; this is a bug guard
-                log.exception("notification delivery crashed")
-            finally:
-                self._done()
+    def _deliver_safely(self, delivery: _Delivery) -> None:
+        try:
+            self.deliver(delivery.destination, delivery.message)
+        except Exception:  # deliver logs its own failures; this is a bug guard
+            log.exception("notification delivery crashed")
 
     def deliver(self, destination: Destination, message: dict[str, Any]) -> None:
         """Send ``message`` to ``destination`` now, in the calling thread (the delivery threads call this).
 
         A webhook and an email of the same destination are independent; each gets ``1 + retries`` tries of
-        at most ``timeout_seconds`` each, with exponential backoff between them. A final failure is logged as
-        a warning, never raised.
+        at most ``timeout_seconds`` each, with exponential backoff between them (``retry_backoff_seconds *
+        2**n`` before retry n + 1). A final failure is logged as a warning, never raised.
         """
-        if destination.webhook:
+        url = destination.webhook
+        if url:
             self._with_retries(
                 destination,
-                f"webhook {_safe_url(destination.webhook)}",
-                lambda: self.post_webhook(destination.webhook, message, destination.timeout_seconds),
+                f"webhook {_safe_url(url)}",
+                lambda: self.post_webhook(url, message, destination.timeout_seconds),
                 message,
-            )  # type: ignore[arg-type]
+            )
         if destination.email:
             if not self.smtp.enabled:
                 log.warning(
@@ -700,23 +747,44 @@ class Notifier:
     def _with_retries(
         self, destination: Destination, what: str, send: Callable[[], None], message: dict[str, Any]
     ) -> None:
+        """Call ``send`` up to ``destination.retries + 1`` times until it returns; log the final failure.
+
+        Every exception is retried the same way (network, HTTP status and SMTP errors alike); one that is not
+        a :data:`DELIVERY_ERRORS` is logged with its traceback. Tries stop early once the notifier is
+        abandoned (:meth:`close` timed out, or the interpreter exits).
+        """
         tries = destination.retries + 1
-        for n in range(tries):
-            try:
-                send()
-                return
-            except Exception as exc:  # network, HTTP status, SMTP errors: all retried the same way
-                error = _describe_error(exc)
-            if n + 1 < tries:
-                log.info("notification %s failed (try %d of %d): %s; retrying", what, n + 1, tries, error)
-                time.sleep(self.retry_backoff_seconds * 2**n)
+
+        def retrying_after(state: tenacity.RetryCallState) -> None:
+            error = _describe_error(_failure(state))
+            log.info(
+                "notification %s failed (try %d of %d): %s; retrying",
+                what,
+                state.attempt_number,
+                tries,
+                error,
+            )
+
+        given_up: list[tenacity.RetryCallState] = []
+        tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(tries) | tenacity.stop_when_event_set(self._abandoned),
+            wait=tenacity.wait_exponential(multiplier=self.retry_backoff_seconds, exp_base=2, min=0),
+            sleep=_sleep,
+            before_sleep=retrying_after,
+            retry_error_callback=given_up.append,
+        )(send)
+        if not given_up:
+            return
+        state = given_up[0]
+        exc = _failure(state)
         log.warning(
             "notification %s of run %s (%s) failed after %d tries: %s",
             what,
             message["run_id"],
             message["event"],
-            tries,
-            error,
+            state.attempt_number,
+            _describe_error(exc),
+            exc_info=None if isinstance(exc, DELIVERY_ERRORS) else exc,
         )
 
     @staticmethod
@@ -752,7 +820,8 @@ class Notifier:
             smtplib.SMTPException, OSError: the try failed. RuntimeError: SMTP is not configured.
         """
         config = self.smtp
-        if not config.enabled:
+        host = config.host
+        if not host:
             raise RuntimeError("no SMTP host is configured")
         email = EmailMessage()
         text = message["text"]
@@ -765,17 +834,23 @@ class Notifier:
         email.set_content(text + ("\n\n" + message["url"] if message.get("url") else "") + "\n")
         context = ssl.create_default_context()
         if config.port == 465:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
-                config.host, config.port, timeout=timeout, context=context
-            )  # type: ignore[arg-type]
+            client: smtplib.SMTP = smtplib.SMTP_SSL(host, config.port, timeout=timeout, context=context)
         else:
-            client = smtplib.SMTP(config.host, config.port, timeout=timeout)  # type: ignore[arg-type]
+            client = smtplib.SMTP(host, config.port, timeout=timeout)
         with client:
             if config.starttls and config.port != 465:
                 client.starttls(context=context)
             if config.user:
                 client.login(config.user, config.password or "")
             client.send_message(email, from_addr=config.sender, to_addrs=recipients)
+
+
+def _failure(state: tenacity.RetryCallState) -> BaseException:
+    """The exception of the try that ``state`` describes (tenacity only calls back for failed tries)."""
+    assert state.outcome is not None and state.outcome.failed
+    exc = state.outcome.exception()
+    assert exc is not None
+    return exc
 
 
 def _describe_error(exc: BaseException) -> str:

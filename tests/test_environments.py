@@ -88,6 +88,18 @@ def test_ensure_builds_venv_with_pinned_version_over_base(six_env):
     assert not list((cache.home / "envs").glob(".tmp-*"))
 
 
+def test_console_scripts_of_a_built_environment_run(six_env):
+    # Built in place (never renamed), so the shebangs of bin/ scripts point at the environment's python.
+    _, env, _ = six_env
+    shebang = (env.path / "bin" / "pip").read_text().splitlines()[0]
+    assert shebang.startswith("#!") and str(env.path) in shebang
+    out = subprocess.run(
+        [str(env.path / "bin" / "pip"), "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert str(env.path) in out.stdout  # pip of the environment, not of the base
+
+
 def test_second_ensure_reuses_without_pip(six_env, monkeypatch):
     cache, env, _ = six_env
     before = (env.path / "last_used").stat().st_mtime
@@ -264,6 +276,16 @@ def test_read_requirements_file_with_comments(tmp_path):
     assert read_requirements([" # only a comment", ""], None) == []
     with pytest.raises(ValidationError, match="cannot read requirements file"):
         read_requirements(None, tmp_path / "missing.txt")
+    # packaging normalises: extras sorted and canonical, specifiers ordered by version, markers quoted
+    assert read_requirements(
+        ["Requests [Socks,security] >=2", "foo < 3, >= 2", "six; python_version>'3'"], None
+    ) == [
+        "foo>=2,<3",
+        "requests[security,socks]>=2",
+        'six; python_version > "3"',
+    ]
+    with pytest.raises(ValidationError, match="is not a valid requirement"):
+        read_requirements(["six ==="], None)
     (tmp_path / "opts.txt").write_text("-r other.txt\n")
     with pytest.raises(ValidationError, match="pip options are not supported"):
         read_requirements(None, tmp_path / "opts.txt")
@@ -283,8 +305,13 @@ def test_environment_hash_depends_on_interpreter_version(monkeypatch):
     from jupyter_orchestrate import environments
 
     real = environment_hash(["six"])
-    fake = {**environments._python_info(sys.executable), "version": "3.0.0"}
+    info = environments._python_info(sys.executable)
+    fake = {**info, "version": "3.0.0"}
     monkeypatch.setattr(environments, "_python_info", lambda base_python: fake)
+    assert environment_hash(["six"]) != real
+    # ... and on the installation (or venv) it belongs to, whose packages the environment sees
+    other = {**info, "prefix": "/opt/other-python"}
+    monkeypatch.setattr(environments, "_python_info", lambda base_python: other)
     assert environment_hash(["six"]) != real
 
 
@@ -343,3 +370,32 @@ def test_redact():
     assert redact("nothing here", []) == "nothing here"
     # A secret containing another is hidden whole, whichever order they come in.
     assert redact("xx-abcd-efgh-xx", ["abcd", "abcd-efgh"]) == "xx-***-xx"
+
+
+def test_validation_reports_bad_requirements_before_any_run(make_notebook, tmp_path, home):
+    from jupyter_orchestrate.service import OrchestrateService
+
+    make_notebook("reqs/inline.ipynb", "1", orchestrate={"environment": {"requirements": ["six ==="]}})
+    make_notebook("reqs/from_file.ipynb", "1", orchestrate={"environment": {"requirements_file": "reqs.txt"}})
+    (tmp_path / "reqs" / "reqs.txt").write_text("six==1.15.0\n--index-url https://example.com/simple\n")
+    _, problems = OrchestrateService(home).validate(tmp_path / "reqs")
+    shown = sorted(str(p) for p in problems)
+    assert any("environment.requirements:" in s and "is not a valid requirement" in s for s in shown), shown
+    assert any(
+        "environment.requirements_file:" in s and "pip options are not supported" in s for s in shown
+    ), shown
+
+
+def test_a_build_in_progress_is_neither_listed_nor_pruned(tmp_path):
+    from filelock import FileLock
+
+    cache = EnvironmentCache(tmp_path)
+    building = cache.envs_dir / "0123456789abcdef"
+    building.mkdir(parents=True)  # built in place: no marker yet, its build lock held
+    with FileLock(cache.envs_dir / f"{building.name}.lock"):
+        assert cache.list() == []
+        assert cache.prune() == []
+        assert building.is_dir()
+    # the lock is free: what is left is a crashed build's debris
+    assert [(e["hash"], e["complete"]) for e in cache.list()] == [(building.name, False)]
+    assert cache.prune() == [building.name] and not building.exists()

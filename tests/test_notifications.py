@@ -456,6 +456,23 @@ def test_a_hanging_webhook_does_not_delay_the_listener_or_other_destinations(end
     assert len(endpoint.bodies("/hang")) == 1
 
 
+def test_a_close_that_times_out_drops_queued_deliveries_and_stops_retrying(endpoint, make_notifier, caplog):
+    destinations = [
+        Destination(webhook=endpoint.url("/hang"), timeout_seconds=0.5, retries=5),
+        *hook(endpoint, "/ok"),
+    ]
+    job = make_job(Notifications(on_start=destinations))
+    notifier = make_notifier(FakeService(job, make_run(RunStatus.running)), max_workers=1)
+    notifier("run_status", {"run_id": RUN_ID, "status": "running"})
+    endpoint.wait_for(1, timeout=2)
+    with caplog.at_level(logging.WARNING, logger="jupyter_orchestrate.notifications"):
+        assert notifier.close(timeout=0.1) is False  # the only delivery thread hangs on /hang
+        time.sleep(1.0)  # the try in flight times out after 0.5 s, and is not retried
+    assert [p for p, _ in endpoint.posts] == ["/hang"]  # /ok was queued behind it: dropped
+    assert notifier.flush(1)  # nothing is left pending
+    assert "failed after 1 tries" in caplog.text
+
+
 def test_a_failing_webhook_is_retried_then_logged_without_its_secret_path(endpoint, make_notifier, caplog):
     secret = "/fail/T000/B000/s3cr3t-token"
     job = make_job(

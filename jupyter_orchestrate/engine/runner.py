@@ -218,7 +218,7 @@ class Runner:
     def _spec(self, task: Task, attempt_number: int) -> AttemptSpec:
         folder = self.store.attempt_dir(self.run_id, task.task_key)
         stem = folder / f"attempt-{attempt_number}"
-        from jupyter_orchestrate.environments import expand_env, read_requirements
+        from jupyter_orchestrate.environments import expand_env, task_requirements
 
         job_root = Path(self.job.path)
         notebook = job_root / task.notebook
@@ -237,9 +237,6 @@ class Runner:
         python = environment.python
         if python and not Path(python).is_absolute():
             python = str(job_root / python)
-        requirements_file = (
-            job_root / environment.requirements_file if environment.requirements_file else None
-        )
         return AttemptSpec(
             run_id=self.run_id,
             task_key=task.task_key,
@@ -253,7 +250,7 @@ class Runner:
             cwd=str(cwd),
             env=env,
             python=python,
-            requirements=read_requirements(environment.requirements, requirements_file),
+            requirements=task_requirements(environment, job_root),
             state_home=str(self.store.home),
             secrets=secrets,
             secret_names=names,
