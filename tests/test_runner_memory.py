@@ -254,9 +254,9 @@ def test_the_heartbeat_is_renewed_while_the_loop_is_stalled(
     beats: list[str] = []
 
     def stall() -> None:  # the runner's thread blocks (a loaded machine, a slow executor call)
-        beats.append(service.store.unfinished_runs()[0]["heartbeat_time"])
+        beats.append(service.store.unfinished_runs()[0].heartbeat_time)
         time.sleep(0.4)
-        beats.append(service.store.unfinished_runs()[0]["heartbeat_time"])
+        beats.append(service.store.unfinished_runs()[0].heartbeat_time)
 
     executor.clock.call_at(1.0, stall)
     assert runner.execute() == RunStatus.succeeded
@@ -392,9 +392,7 @@ def test_the_monitor_does_not_end_a_run_whose_owner_renewed_meanwhile(tmp_path: 
     store.claim_run(run_id, pid=1, create_time=1.0, host="elsewhere")
     (seen,) = store.unfinished_runs()
     store.heartbeat(run_id)  # between the monitor's look and its write
-    expected = {
-        k: seen[k] for k in ("status", "orchestrator_pid", "orchestrator_create_time", "heartbeat_time")
-    }
+    expected = seen.expected()  # status, owner and heartbeat time as the monitor saw them
     assert not store.end_unfinished(run_id, "dead?", run_status=RunStatus.failed, expected=expected)
     assert store.run_status(run_id) == RunStatus.running
 

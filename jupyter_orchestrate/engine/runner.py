@@ -117,7 +117,7 @@ class Runner:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         executor: TaskExecutor,
         run_id: int,
         job: Job,
