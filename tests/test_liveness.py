@@ -121,9 +121,7 @@ def test_a_killed_scheduler_leader_frees_its_slot_and_a_sigterm_cancels_cleanly(
         )
 
         def later_run() -> int | None:
-            started = [
-                f for f in _fires(home) if f.status == "started" and f":{victim.pid}:" not in f.holder
-            ]
+            started = [f for f in _fires(home) if f.status == "started" and f":{victim.pid}:" not in f.holder]
             return started[-1].run_id if started else None
 
         wait_for(lambda: later_run() is not None, 60, "a later fire to start: the slot was freed")

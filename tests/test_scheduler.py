@@ -436,9 +436,7 @@ def test_editing_a_rule_recomputes_the_next_fire(env: Any) -> None:
     )
     scheduler = make(service, root, clock)
     scheduler.tick()
-    assert (
-        service.store.schedule_state(str(job.resolve()), "s").next_fire_time == "2026-04-01T03:00:00+00:00"
-    )
+    assert service.store.schedule_state(str(job.resolve()), "s").next_fire_time == "2026-04-01T03:00:00+00:00"
     (job / "job.yaml").write_text('schedules:\n  - name: s\n    cron: "* * * * *"\n')
     clock.advance(1)
     scheduler.tick()  # rescans, notices the new rule
