@@ -22,7 +22,7 @@ from jupyter_orchestrate.engine.active_run import ActiveRun, IncompleteStateErro
 from jupyter_orchestrate.executors.memory import MemoryExecutor, crash, fail, hang, succeed
 from jupyter_orchestrate.models import RunStatus, Task, TaskRunStatus, utc_now
 from jupyter_orchestrate.service import OrchestrateService, owner_death
-from jupyter_orchestrate.store import this_process
+from jupyter_orchestrate.store import RunOwner, this_process
 from tests.conftest import write_notebook
 
 S = TaskRunStatus
@@ -279,7 +279,7 @@ def row(
     create_time: float | None = None,
     host: str = HOST,
     heartbeat_age: float | None = 1.0,
-) -> dict[str, Any]:
+) -> RunOwner:
     import datetime as dt
 
     me = this_process()
@@ -288,13 +288,17 @@ def row(
         if heartbeat_age is None
         else (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=heartbeat_age)).isoformat()
     )
-    return {
-        "status": status,
-        "orchestrator_pid": me["orchestrator_pid"] if pid is None else pid,
-        "orchestrator_create_time": me["orchestrator_create_time"] if create_time is None else create_time,
-        "orchestrator_host": host,
-        "heartbeat_time": beat,
-    }
+    return RunOwner(
+        run_id=1,
+        job_name="j",
+        job_path="/j",
+        status=RunStatus(status),
+        start_time=utc_now(),
+        orchestrator_pid=me.pid if pid is None else pid,
+        orchestrator_create_time=me.create_time if create_time is None else create_time,
+        orchestrator_host=host,
+        heartbeat_time=beat,
+    )
 
 
 def dead_pid() -> int:
@@ -347,7 +351,7 @@ def test_the_monitor_ends_runs_of_dead_owners_and_canceling_runs_past_the_bound(
         store.claim_run(
             run_id,
             pid=pid,
-            create_time=me["orchestrator_create_time"] if pid == os.getpid() else 1.0,
+            create_time=me.create_time if pid == os.getpid() else 1.0,
             host=host,
         )
         store.set_task_status(run_id, "a", S.running)

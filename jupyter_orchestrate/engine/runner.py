@@ -408,9 +408,9 @@ class Runner:
         me = this_process()
         claimed = self.store.claim_run(
             self.run_id,
-            pid=me["orchestrator_pid"],
-            create_time=me["orchestrator_create_time"],
-            host=me["orchestrator_host"],
+            pid=me.pid,
+            create_time=me.create_time,
+            host=me.host,
         )
         if claimed.is_terminal:  # a monitor ended the run before it started: nothing to execute
             self._emit(

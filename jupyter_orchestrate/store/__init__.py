@@ -32,6 +32,7 @@ from jupyter_orchestrate.store.migrations import migrations
 from jupyter_orchestrate.store.records import (
     Fire,
     Lease,
+    Orchestrator,
     RunningAttempt,
     RunOwner,
     ScheduleState,
@@ -47,6 +48,7 @@ __all__ = [
     "DB_NAME",
     "Fire",
     "Lease",
+    "Orchestrator",
     "RunOwner",
     "RunningAttempt",
     "ScheduleState",

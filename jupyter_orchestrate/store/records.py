@@ -14,6 +14,24 @@ from jupyter_orchestrate.models import RunStatus, TaskRunStatus
 
 
 @dataclass(frozen=True)
+class Orchestrator:
+    """An orchestrator process, the owner of the runs it executes: its ``pid``, psutil's ``create_time`` of it
+    (seconds since the epoch, so that a reused pid is not mistaken for it) and its ``host`` name."""
+
+    pid: int
+    create_time: float
+    host: str
+
+    def columns(self) -> dict[str, Any]:
+        """The owner columns of a ``runs`` row."""
+        return {
+            "orchestrator_pid": self.pid,
+            "orchestrator_create_time": self.create_time,
+            "orchestrator_host": self.host,
+        }
+
+
+@dataclass(frozen=True)
 class RunOwner:
     """An unfinished run with the orchestrator process that owns it (crash recovery, the run monitor).
 

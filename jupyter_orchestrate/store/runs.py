@@ -23,21 +23,16 @@ from jupyter_orchestrate.models import (
 )
 from jupyter_orchestrate.store.attempts import AttemptRecords, attempt_of
 from jupyter_orchestrate.store.connection import dumps, last_pk, loads, reads, writes
-from jupyter_orchestrate.store.records import RunOwner, WatchedRun, WatchedTaskRun
+from jupyter_orchestrate.store.records import Orchestrator, RunOwner, WatchedRun, WatchedTaskRun
 from jupyter_orchestrate.store.schedules import mark_fire_started
 
 _UNFINISHED = (RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value)
 
 
-def this_process() -> dict[str, Any]:
-    """The owner fields of a run executed by this process: ``orchestrator_pid``, ``orchestrator_create_time``
-    (psutil's process start time, so a reused pid is not mistaken for the owner) and ``orchestrator_host``."""
+def this_process() -> Orchestrator:
+    """This process as the owner of the runs it executes (pid, psutil's start time, host name)."""
     me = psutil.Process()
-    return {
-        "orchestrator_pid": me.pid,
-        "orchestrator_create_time": me.create_time(),
-        "orchestrator_host": socket.gethostname(),
-    }
+    return Orchestrator(pid=me.pid, create_time=me.create_time(), host=socket.gethostname())
 
 
 class RunRecords(AttemptRecords):
@@ -89,7 +84,7 @@ class RunRecords(AttemptRecords):
                     "snapshot": job.model_dump_json(),
                     "max_parallel_tasks": max_parallel_tasks,
                     "repair_count": 0,
-                    **this_process(),  # the creating process owns the queued run until it executes it or dies
+                    **this_process().columns(),  # the creating process owns the queued run until it executes it or dies
                     "heartbeat_time": now,
                 }
             )
@@ -122,12 +117,7 @@ class RunRecords(AttemptRecords):
 
         Returns: the run's status after the claim: ``running``, ``canceling`` or the terminal status it had.
         """
-        owner = {
-            "orchestrator_pid": pid,
-            "orchestrator_create_time": create_time,
-            "orchestrator_host": host,
-            "heartbeat_time": utc_now(),
-        }
+        owner = {**Orchestrator(pid, create_time, host).columns(), "heartbeat_time": utc_now()}
         status = self.run_status(run_id)
         if status == RunStatus.queued:
             self.db.table("runs").update(
@@ -251,7 +241,7 @@ class RunRecords(AttemptRecords):
                 "overrides": dumps(overrides),
                 "end_time": None,
                 "duration_seconds": None,
-                **this_process(),  # the repairing process owns the run now, not the one that ran it before
+                **this_process().columns(),  # the repairing process owns the run now, not the one that ran it before
                 "heartbeat_time": utc_now(),
             },
         )
