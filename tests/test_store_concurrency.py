@@ -163,6 +163,29 @@ def test_a_write_sqlite_refuses_at_once_is_retried_until_the_busy_timeout(home: 
     assert [r.run_id for r in store.list_runs()] == [1]  # written once, not once per try
 
 
+def test_a_thread_with_patience_outlasts_a_lock_held_past_the_busy_timeout(
+    home: Path, tmp_path: Path
+) -> None:
+    """A runner's thread (Store.patience) keeps retrying past the busy timeout, so a lock held longer than that
+    costs the run a wait, not its records; another thread still gets StoreBusyError after the busy timeout."""
+    import threading
+
+    store = Store(home, busy_timeout_seconds=0.3)
+    job = Job(name="j", path=str(tmp_path / "j"), tasks=[Task(task_key="a", notebook="a.ipynb")])
+    holder = sqlite3.connect(home / DB_NAME, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(1.5, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        with pytest.raises(StoreBusyError):
+            store.create_run(job, parameters={}, overrides={}, max_parallel_tasks=1)
+        with store.patience(30):
+            assert store.create_run(job, parameters={}, overrides={}, max_parallel_tasks=1) == 1
+    finally:
+        release.join()
+        holder.close()
+
+
 @pytest.mark.timeout(1500)
 @pytest.mark.parametrize("count", [10, 20])
 def test_concurrent_cli_runs_on_a_fresh_home_all_succeed(

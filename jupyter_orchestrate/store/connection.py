@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -19,7 +20,13 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlite_utils import Database
 from sqlite_utils.db import Table
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
 from typing_extensions import Self
 
 from jupyter_orchestrate.errors import NotFoundError, StoreBusyError, StoreError
@@ -27,6 +34,7 @@ from jupyter_orchestrate.store.migrations import migrations
 from jupyter_orchestrate.workspace import DB_NAME
 
 BUSY_TIMEOUT_SECONDS = 30.0
+log = logging.getLogger(__name__)
 # database files this process found to pass PRAGMA quick_check (heartbeat and run monitor threads open their
 # own connections; one check per process keeps a large file's cost to one read)
 _checked_files: set[str] = set()
@@ -101,7 +109,9 @@ class StoreConnection:
     Busy database: SQLite waits for another process's lock up to the busy timeout, but may also answer
     "locked" at once (a fresh file switching to WAL, a WAL index being rebuilt). A transaction that fails so
     is retried from its start (it was rolled back) with a random exponential wait, until the busy timeout
-    has passed since its first try; only then is it a :class:`~..errors.StoreBusyError`.
+    has passed since its first try; only then is it a :class:`~..errors.StoreBusyError`. A thread inside
+    :meth:`patience` retries longer (a runner: its records must outlast a burst of contention, where a
+    request had better answer 503 at once).
     """
 
     def __init__(self, home: str | os.PathLike[str], *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS):
@@ -111,6 +121,7 @@ class StoreConnection:
         self._lock = threading.RLock()
         self._transaction_kind: str | None = None  # "read" or "write" while this connection has one open
         self._damaged: StoreError | None = None  # set once the file is found damaged: no write after that
+        self._patience = threading.local()  # seconds: how long this thread retries a busy database
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -203,13 +214,37 @@ class StoreConnection:
                 str(self.path),
             )
 
+    @contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        """Inside, this thread's transactions retry a busy database for up to ``seconds`` in total (at least
+        the busy timeout) before a :class:`~..errors.StoreBusyError`; each retry after a full busy wait is
+        logged. Nests; other threads keep the busy timeout."""
+        previous = getattr(self._patience, "seconds", None)
+        self._patience.seconds = seconds
+        try:
+            yield
+        finally:
+            self._patience.seconds = previous
+
     def _retrying(self) -> Retrying:
-        """Retries of a step that raised :class:`StoreBusyError`, until the busy timeout has passed since its
-        first try (then the last error is raised)."""
+        """Retries of a step that raised :class:`StoreBusyError`, until the busy timeout (or this thread's
+        :meth:`patience`) has passed since its first try; then the last error is raised."""
+        limit = max(self.busy_timeout_seconds, getattr(self._patience, "seconds", None) or 0.0)
+
+        def note(state: RetryCallState) -> None:
+            if (state.seconds_since_start or 0.0) >= self.busy_timeout_seconds:
+                log.warning(
+                    "the state database %s is still locked after %.0f s; retrying for up to %g s",
+                    self.path,
+                    state.seconds_since_start,
+                    limit,
+                )
+
         return Retrying(
             retry=retry_if_exception_type(StoreBusyError),
-            stop=stop_after_delay(self.busy_timeout_seconds),
+            stop=stop_after_delay(limit),
             wait=wait_random_exponential(multiplier=0.02, max=0.5),
+            before_sleep=note,
             reraise=True,
         )
 
@@ -295,6 +330,7 @@ class StoreConnection:
         self._lock = threading.RLock()
         self._transaction_kind = None
         self._damaged = None
+        self._patience = threading.local()
         try:
             conn = sqlite3.connect(
                 f"{self.path.as_uri()}?mode=ro",
