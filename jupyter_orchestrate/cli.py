@@ -741,10 +741,9 @@ def scheduler(
         lease_seconds=lease_seconds,
         poll_seconds=poll_seconds,
         on_fire=lambda f: err.print(
-            f"fire {f['schedule_name']} of {f['job_path']} at {f['scheduled_time']}: "
-            f"{f['status']}"
-            + (f" run {f['run_id']}" if f.get("run_id") else "")
-            + (f" ({f['reason']})" if f.get("reason") else "")
+            f"fire {f.schedule_name} of {f.job_path} at {f.scheduled_time}: {f.status}"
+            + (f" run {f.run_id}" if f.run_id else "")
+            + (f" ({f.reason})" if f.reason else "")
         ),
     )
 
@@ -815,6 +814,7 @@ def backfill(
 
     from jupyter_orchestrate.discovery import load_job
     from jupyter_orchestrate.models import Trigger
+    from jupyter_orchestrate.scheduling.policy import concurrency_block
 
     try:
         _state_home(ctx, path)
@@ -835,7 +835,8 @@ def backfill(
     notifier = _notifier(service)
     service.start_monitor()
     err.print(_home_line(ctx))
-    pending, threads, statuses = list(times), [], {}
+    pending, statuses = list(times), {}
+    threads: list[tuple[threading.Thread, int]] = []  # (thread, run id) of each run started
 
     def on_signal(signum: int, frame: Any) -> None:
         pending.clear()
@@ -845,8 +846,8 @@ def backfill(
         signal.signal(s, on_signal)
     try:
         while pending or any(t.is_alive() for t, _ in threads):
-            active = [t for t, _ in threads if t.is_alive()]
-            while pending and len(active) < job.max_concurrent_runs:
+            # the scheduler's rule: at most max_concurrent_runs of the job active, in any process
+            while pending and concurrency_block(service.store, job.path, job.max_concurrent_runs) is None:
                 fire = pending.pop(0)
                 runner = service.new_run(
                     job.path,
@@ -858,7 +859,6 @@ def backfill(
                 err.print(f"run {runner.run_id} for {fire}")
                 thread = service.start(runner)
                 threads.append((thread, runner.run_id))
-                active.append(thread)
             _time.sleep(0.2)
     except OrchestrateError as exc:
         _fail(exc)

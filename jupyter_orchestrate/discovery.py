@@ -1139,6 +1139,7 @@ def _has_ipykernel(python: str) -> bool:
 
 def _schedule_problems(job_file: JobFile, shown: str) -> list[Problem]:
     """Invalid cron, unknown timezone, bad ``every`` rule, duplicate schedule names (scheduling.timing)."""
+    from jupyter_orchestrate.scheduling.policy import schedule_name
     from jupyter_orchestrate.scheduling.timing import schedule_problems
 
     problems, names = [], set()
@@ -1147,7 +1148,7 @@ def _schedule_problems(job_file: JobFile, shown: str) -> list[Problem]:
             problems.append(
                 Problem(shown, f"schedules.{index}.{field}" if field else f"schedules.{index}", message)
             )
-        name = schedule.name or f"schedule-{index + 1}"
+        name = schedule_name(schedule, index)
         if name in names:
             problems.append(Problem(shown, f"schedules.{index}.name", f"duplicate schedule name {name!r}"))
         names.add(name)
@@ -1259,11 +1260,14 @@ def _is_tagged_inside(entry: Path, folder: Path) -> bool:
         return False
 
 
-def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...] = ()) -> list[Path]:
-    """Job folders under ``root``: folders with a ``job.yaml`` or a tagged notebook, at most ``max_depth``
-    levels down. Inside a job folder only folders with their own ``job.yaml`` are other jobs (tagged notebooks
-    in its subfolders are its tasks, see :func:`job_notebooks`). :func:`is_skipped_folder` folders and
-    ``exclude`` are skipped.
+def find_jobs(
+    root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...] = (), tagged: bool = True
+) -> list[Path]:
+    """Job folders under ``root``: folders with a ``job.yaml`` or (``tagged``) a tagged notebook, at most
+    ``max_depth`` levels down. Inside a job folder only folders with their own ``job.yaml`` are other jobs
+    (tagged notebooks in its subfolders are its tasks, see :func:`job_notebooks`). :func:`is_skipped_folder`
+    folders and ``exclude`` are skipped. ``tagged=False`` (the scheduler: only job.yaml holds schedules) reads
+    no notebook.
 
     Returns: absolute paths, sorted.
     """
@@ -1279,7 +1283,7 @@ def find_jobs(root: str | Path, *, max_depth: int = 4, exclude: tuple[Path, ...]
         except OSError:
             return
         if (folder / JOB_FILE).is_file() or (
-            not in_job and any(_is_tagged_inside(e, folder) for e in entries)
+            tagged and not in_job and any(_is_tagged_inside(e, folder) for e in entries)
         ):
             found.append(folder)
             in_job = True

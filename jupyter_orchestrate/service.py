@@ -41,8 +41,9 @@ from jupyter_orchestrate.models import (
     utc_now,
 )
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
+from jupyter_orchestrate.scheduling.policy import effective_paused, named_schedules, schedule_name
 from jupyter_orchestrate.schemas.events import RunStatusEvent
-from jupyter_orchestrate.store import Store
+from jupyter_orchestrate.store import RunOwner, ScheduleState, Store
 from jupyter_orchestrate.workspace import DB_NAME, confine
 
 HEARTBEAT_TIMEOUT_SECONDS = 30.0  # a run's owner is dead when its heartbeat is older (runners beat every 2 s)
@@ -140,8 +141,8 @@ def _process_alive(pid: int | None, create_time: float | None) -> bool:
         return False
 
 
-def owner_death(row: dict[str, Any], *, now: str, host: str, heartbeat_timeout: float) -> str | None:
-    """The one rule for "is this run's owner alive". ``row`` is a ``runs`` row with its owner fields.
+def owner_death(run: RunOwner, *, now: str, host: str, heartbeat_timeout: float) -> str | None:
+    """The one rule for "is this run's owner alive". ``run`` is an unfinished run with its owner fields.
 
     The owner is dead when no owner is recorded; when it ran on this host (``host``) and its process (pid and
     start time) is gone; or when the run is ``running``/``canceling`` (or owned on another host) and its
@@ -150,17 +151,20 @@ def owner_death(row: dict[str, Any], *, now: str, host: str, heartbeat_timeout: 
 
     Returns: None while the owner is alive, else why it is taken for dead (names pid and host).
     """
-    pid, where = row["orchestrator_pid"], row["orchestrator_host"]
+    pid, where = run.orchestrator_pid, run.orchestrator_host
     if pid is None:
         return "the orchestrator died before the run started"
     who = f"the orchestrator (pid {pid} on {where})"
-    if where in (None, host) and not _process_alive(pid, row["orchestrator_create_time"]):
-        return f"{who} died while the run was {row['status']}"
-    if row["status"] != RunStatus.queued.value or where not in (None, host):
-        age = seconds_between(row["heartbeat_time"], now)
+    if where in (None, host) and not _process_alive(pid, run.orchestrator_create_time):
+        return f"{who} died while the run was {run.status.value}"
+    if run.status != RunStatus.queued or where not in (None, host):
+        age = seconds_between(run.heartbeat_time, now)
         if age is None or age > heartbeat_timeout:
             last = "never heartbeat" if age is None else f"last heartbeat {age:.0f} s ago"
-            return f"{who} stopped heartbeating while the run was {row['status']} ({last}, timeout {heartbeat_timeout:g} s)"
+            return (
+                f"{who} stopped heartbeating while the run was {run.status.value} ({last}, "
+                f"timeout {heartbeat_timeout:g} s)"
+            )
     return None
 
 
@@ -630,25 +634,28 @@ class OrchestrateService:
     def schedules(self, job: Job) -> list[dict[str, Any]]:
         """The job's schedules with their state: effective ``paused``, ``next_fire_time``, ``last_fire_time``
         and the 5 latest fires (scheduled time, status, run id, reason)."""
-        from jupyter_orchestrate.scheduling.scheduler import schedule_name
-
         fires = self.store.fires(job.path, limit=200)
         result = []
-        for index, schedule in enumerate(job.schedules):
-            name = schedule_name(schedule, index)
-            state = self.store.schedule_state(job.path, name) or {}
-            paused = bool(state["paused"]) if state.get("paused") is not None else schedule.paused
+        for name, schedule in named_schedules(job.schedules).items():
+            state = self.store.schedule_state(job.path, name) or ScheduleState(job.path, name)
+            paused = effective_paused(schedule, state)
             result.append(
                 {
                     **schedule.model_dump(mode="json"),
                     "name": name,
                     "paused": paused,
-                    "next_fire_time": None if paused else state.get("next_fire_time"),
-                    "last_fire_time": state.get("last_fire_time"),
+                    "next_fire_time": None if paused else state.next_fire_time,
+                    "last_fire_time": state.last_fire_time,
                     "recent_fires": [
-                        {k: f[k] for k in ("scheduled_time", "fire_time", "status", "run_id", "reason")}
+                        {
+                            "scheduled_time": f.scheduled_time,
+                            "fire_time": f.fire_time,
+                            "status": f.status,
+                            "run_id": f.run_id,
+                            "reason": f.reason,
+                        }
                         for f in fires
-                        if f["schedule_name"] == name
+                        if f.schedule_name == name
                     ][:5],
                 }
             )
@@ -660,7 +667,7 @@ class OrchestrateService:
         Raises: NotFoundError when the job has no schedule ``name``.
         """
         self._schedule(job, name)
-        self.store.set_schedule_state(job.path, name, paused=int(paused))
+        self.store.set_schedule_state(job.path, name, paused=paused)
 
     def trigger_schedule(self, job: Job, name: str) -> Runner:
         """ "Trigger now": a new run with the schedule's parameters (recorded as trigger ``schedule``); call
@@ -690,8 +697,7 @@ class OrchestrateService:
         Raises: ValidationError if the job has no schedule or the range holds more than ``limit`` fires;
         NotFoundError for an unknown schedule name.
         """
-        from jupyter_orchestrate.scheduling.scheduler import schedule_name
-        from jupyter_orchestrate.scheduling.timing import fires_between
+        from jupyter_orchestrate.scheduling.timing import fires_between  # croniter: only backfill needs it
 
         if not job.schedules:
             raise ValidationError(Problem(job.path, "schedules", "the job has no schedule to backfill"))
@@ -709,12 +715,10 @@ class OrchestrateService:
         return name, chosen, [f.isoformat() for f in fires]
 
     @staticmethod
-    def _schedule(job: Job, name: str) -> Any:
-        from jupyter_orchestrate.scheduling.scheduler import schedule_name
-
-        for index, schedule in enumerate(job.schedules):
-            if schedule_name(schedule, index) == name:
-                return schedule
+    def _schedule(job: Job, name: str) -> Schedule:
+        schedule = named_schedules(job.schedules).get(name)
+        if schedule is not None:
+            return schedule
         raise NotFoundError(f"job {job.name} has no schedule {name!r}")
 
     # -- crash recovery ------------------------------------------------------------------------------------
@@ -736,16 +740,14 @@ class OrchestrateService:
         host, now, clock = socket.gethostname(), utc_now(), time.monotonic()
         ended = []
         unfinished = store.unfinished_runs()
-        canceling = {r["run_id"] for r in unfinished if r["status"] == RunStatus.canceling.value}
+        canceling = {r.run_id for r in unfinished if r.status == RunStatus.canceling}
         for run_id in set(self._canceling_since) - canceling:
             del self._canceling_since[run_id]
-        for row in unfinished:
-            run_id, status = row["run_id"], RunStatus(row["status"])
-            expected = {
-                k: row[k]
-                for k in ("status", "orchestrator_pid", "orchestrator_create_time", "heartbeat_time")
-            }
-            death = owner_death(row, now=now, host=host, heartbeat_timeout=self.heartbeat_timeout_seconds)
+        for run in unfinished:
+            run_id, status = run.run_id, run.status
+            expected = run.expected()
+            reap = run.orchestrator_host in (None, host)  # kill only pids of this host
+            death = owner_death(run, now=now, host=host, heartbeat_timeout=self.heartbeat_timeout_seconds)
             if death is not None:
                 final = RunStatus.canceled if status == RunStatus.canceling else RunStatus.failed
                 reason = (
@@ -753,20 +755,17 @@ class OrchestrateService:
                     if final == RunStatus.failed
                     else f"{death}; canceled"
                 )
-                reap = row["orchestrator_host"] in (None, host)
             elif status == RunStatus.canceling:
                 since = self._canceling_since.setdefault(run_id, clock)
                 if clock - since < self.cancel_timeout_seconds:
                     continue
-                final, reap = (
-                    RunStatus.canceled,
-                    row["orchestrator_host"] in (None, host),
-                )  # kill only pids of this host
+                final = RunStatus.canceled
                 reason = (
                     f"the cancel did not finish within {self.cancel_timeout_seconds:g} s (orchestrator pid "
-                    f"{row['orchestrator_pid']} on {row['orchestrator_host']}); force-ended"
+                    f"{run.orchestrator_pid} on {run.orchestrator_host}); force-ended"
                 )
-                del expected["heartbeat_time"]  # a live owner beats on; it must not win against the bound
+                # a live owner beats on; it must not win against the bound
+                expected = run.expected(heartbeat=False)
             else:
                 continue
             if self._end(store, run_id, final, reason, expected=expected, reap=reap):
@@ -799,11 +798,13 @@ class OrchestrateService:
             return False
         for attempt in attempts if reap else []:
             # a kernel is killed only when its start time proves the pid was not reused by another process
-            if attempt["kernel_create_time"] is not None and _process_alive(
-                attempt["kernel_pid"], attempt["kernel_create_time"]
+            if (
+                attempt.kernel_pid is not None
+                and attempt.kernel_create_time is not None
+                and _process_alive(attempt.kernel_pid, attempt.kernel_create_time)
             ):
                 try:
-                    os.killpg(attempt["kernel_pid"], signal.SIGKILL)
+                    os.killpg(attempt.kernel_pid, signal.SIGKILL)
                 except OSError:
                     pass
         self._fan_out(*RunStatusEvent(run_id=run_id, status=final, reason=reason).wire())

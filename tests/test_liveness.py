@@ -108,9 +108,9 @@ def test_a_killed_scheduler_leader_frees_its_slot_and_a_sigterm_cancels_cleanly(
     try:
         wait_for(lambda: _running_attempts(home) == 1, 120, "the first scheduled run to execute")
         store = Store(home)
-        running = next(r for r in store.unfinished_runs() if r["status"] == "running")
-        first = running["run_id"]
-        victim = next(p for p in procs if p.pid == running["orchestrator_pid"])  # the leader that started it
+        running = next(r for r in store.unfinished_runs() if r.status == "running")
+        first = running.run_id
+        victim = next(p for p in procs if p.pid == running.orchestrator_pid)  # the leader that started it
         survivor = next(p for p in procs if p is not victim)
         victim.kill()
         victim.wait(30)
@@ -121,10 +121,8 @@ def test_a_killed_scheduler_leader_frees_its_slot_and_a_sigterm_cancels_cleanly(
         )
 
         def later_run() -> int | None:
-            started = [
-                f for f in _fires(home) if f["status"] == "started" and f":{victim.pid}:" not in f["holder"]
-            ]
-            return started[-1]["run_id"] if started else None
+            started = [f for f in _fires(home) if f.status == "started" and f":{victim.pid}:" not in f.holder]
+            return started[-1].run_id if started else None
 
         wait_for(lambda: later_run() is not None, 60, "a later fire to start: the slot was freed")
         second = later_run()

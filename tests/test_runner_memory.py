@@ -22,7 +22,7 @@ from jupyter_orchestrate.engine.active_run import ActiveRun, IncompleteStateErro
 from jupyter_orchestrate.executors.memory import MemoryExecutor, crash, fail, hang, succeed
 from jupyter_orchestrate.models import RunStatus, Task, TaskRunStatus, utc_now
 from jupyter_orchestrate.service import OrchestrateService, owner_death
-from jupyter_orchestrate.store import this_process
+from jupyter_orchestrate.store import RunOwner, this_process
 from tests.conftest import write_notebook
 
 S = TaskRunStatus
@@ -254,9 +254,9 @@ def test_the_heartbeat_is_renewed_while_the_loop_is_stalled(
     beats: list[str] = []
 
     def stall() -> None:  # the runner's thread blocks (a loaded machine, a slow executor call)
-        beats.append(service.store.unfinished_runs()[0]["heartbeat_time"])
+        beats.append(service.store.unfinished_runs()[0].heartbeat_time)
         time.sleep(0.4)
-        beats.append(service.store.unfinished_runs()[0]["heartbeat_time"])
+        beats.append(service.store.unfinished_runs()[0].heartbeat_time)
 
     executor.clock.call_at(1.0, stall)
     assert runner.execute() == RunStatus.succeeded
@@ -279,7 +279,7 @@ def row(
     create_time: float | None = None,
     host: str = HOST,
     heartbeat_age: float | None = 1.0,
-) -> dict[str, Any]:
+) -> RunOwner:
     import datetime as dt
 
     me = this_process()
@@ -288,13 +288,17 @@ def row(
         if heartbeat_age is None
         else (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=heartbeat_age)).isoformat()
     )
-    return {
-        "status": status,
-        "orchestrator_pid": me["orchestrator_pid"] if pid is None else pid,
-        "orchestrator_create_time": me["orchestrator_create_time"] if create_time is None else create_time,
-        "orchestrator_host": host,
-        "heartbeat_time": beat,
-    }
+    return RunOwner(
+        run_id=1,
+        job_name="j",
+        job_path="/j",
+        status=RunStatus(status),
+        start_time=utc_now(),
+        orchestrator_pid=me.pid if pid is None else pid,
+        orchestrator_create_time=me.create_time if create_time is None else create_time,
+        orchestrator_host=host,
+        heartbeat_time=beat,
+    )
 
 
 def dead_pid() -> int:
@@ -347,7 +351,7 @@ def test_the_monitor_ends_runs_of_dead_owners_and_canceling_runs_past_the_bound(
         store.claim_run(
             run_id,
             pid=pid,
-            create_time=me["orchestrator_create_time"] if pid == os.getpid() else 1.0,
+            create_time=me.create_time if pid == os.getpid() else 1.0,
             host=host,
         )
         store.set_task_status(run_id, "a", S.running)
@@ -392,9 +396,7 @@ def test_the_monitor_does_not_end_a_run_whose_owner_renewed_meanwhile(tmp_path: 
     store.claim_run(run_id, pid=1, create_time=1.0, host="elsewhere")
     (seen,) = store.unfinished_runs()
     store.heartbeat(run_id)  # between the monitor's look and its write
-    expected = {
-        k: seen[k] for k in ("status", "orchestrator_pid", "orchestrator_create_time", "heartbeat_time")
-    }
+    expected = seen.expected()  # status, owner and heartbeat time as the monitor saw them
     assert not store.end_unfinished(run_id, "dead?", run_status=RunStatus.failed, expected=expected)
     assert store.run_status(run_id) == RunStatus.running
 

@@ -111,7 +111,7 @@ def test_fires_once_on_time_and_never_twice(env: Any) -> None:
     assert scheduler.tick() == []
     clock.advance(61)  # 13:00:01
     fires = scheduler.tick()
-    assert [(f["schedule_name"], f["scheduled_time"], f["status"]) for f in fires] == [
+    assert [(f.schedule_name, f.scheduled_time, f.status) for f in fires] == [
         ("top", "2026-03-02T13:00:00+00:00", "started")
     ]
     assert service.started[0][2:] == ({"size": 3}, Trigger.schedule)
@@ -120,7 +120,7 @@ def test_fires_once_on_time_and_never_twice(env: Any) -> None:
     assert scheduler.tick() == []  # same minute again: nothing new
     assert len(service.started) == 1
     state = service.store.schedule_state(str((root / "hourly").resolve()), "top")
-    assert state["next_fire_time"] == "2026-03-02T14:00:00+00:00"
+    assert state.next_fire_time == "2026-03-02T14:00:00+00:00"
 
 
 def test_only_the_leader_fires_and_another_takes_over_after_the_lease(env: Any) -> None:
@@ -149,9 +149,9 @@ def test_only_the_leader_fires_and_another_takes_over_after_the_lease(env: Any) 
     assert b.tick() == [] and not b.is_leader
     clock.advance(31)
     fired = b.tick()
-    assert b.is_leader and len(fired) == 1 and fired[0]["holder"] == "b"
-    assert service.store.lease(LEASE)["holder"] == "b"
-    times = [f["scheduled_time"] for f in service.store.fires()]
+    assert b.is_leader and len(fired) == 1 and fired[0].holder == "b"
+    assert service.store.lease(LEASE).holder == "b"
+    times = [f.scheduled_time for f in service.store.fires()]
     assert (
         len(times) == len(set(times)) == 4
     )  # the minute a was down while holding the lease fires late, once
@@ -196,21 +196,21 @@ def test_catch_up_of_fires_missed_while_down(env: Any, policy: str, expected_sta
     make(service, root, clock).tick()  # 12:00: next fire 13:00
     clock.advance(10 * 3600 + 120)  # down until 22:02: 13:00 .. 22:00 missed (10 fires)
     make(service, root, clock, "again").tick()
-    started = [f for f in service.store.fires() if f["status"] == "started"]
-    skipped = [f for f in service.store.fires() if f["status"] == "skipped"]
+    started = [f for f in service.store.fires() if f.status == "started"]
+    skipped = [f for f in service.store.fires() if f.status == "skipped"]
     assert len(started) == expected_started == len(service.started)
     assert len(started) + len(skipped) == 10
     if policy == "latest":
-        assert started[0]["scheduled_time"] == "2026-03-02T22:00:00+00:00"
+        assert started[0].scheduled_time == "2026-03-02T22:00:00+00:00"
     if policy == "all":
-        assert sorted(f["scheduled_time"][11:16] for f in started) == [
+        assert sorted(f.scheduled_time[11:16] for f in started) == [
             "18:00",
             "19:00",
             "20:00",
             "21:00",
             "22:00",
         ]
-    assert all("missed" in f["reason"] for f in skipped)
+    assert all("missed" in f.reason for f in skipped)
 
 
 @pytest.mark.parametrize("queue", [True, False])
@@ -233,13 +233,13 @@ def test_max_concurrent_runs_queues_or_skips(env: Any, queue: bool) -> None:
     clock.advance(60)
     fire = scheduler.tick()[0]
     assert len(service.started) == 1
-    assert fire["status"] == ("queued" if queue else "skipped") and "max_concurrent_runs=1" in fire["reason"]
+    assert fire.status == ("queued" if queue else "skipped") and "max_concurrent_runs=1" in fire.reason
     service.finish(service.started[0][0])
     clock.advance(1)
     scheduler.tick()  # a slot is free: the queued fire starts, in order
     assert len(service.started) == (2 if queue else 1)
     if queue:
-        assert service.store.fire(fire["fire_id"])["status"] == "started"
+        assert service.store.fire(fire.fire_id).status == "started"
 
 
 def test_paused_schedule_does_not_fire(env: Any) -> None:
@@ -294,15 +294,15 @@ def test_two_schedulers_racing_fire_each_second_once_and_hand_over(
         while time.monotonic() < deadline and len(_fires(home)) < 5:
             time.sleep(0.2)
         before = _fires(home)
-        holders = {f["holder"] for f in before}
+        holders = {f.holder for f in before}
         assert len(holders) == 1, "one leader fires"
-        leader = Store(home).lease(LEASE)["holder"]
+        leader = Store(home).lease(LEASE).holder
         victim = next(p for p in procs if f":{p.pid}:" in leader)
         killed_at = dt.datetime.now(dt.timezone.utc)
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(f["holder"] != leader for f in _fires(home)):
+        while time.monotonic() < deadline and not any(f.holder != leader for f in _fires(home)):
             time.sleep(0.2)
         time.sleep(2)
     finally:
@@ -316,13 +316,13 @@ def test_two_schedulers_racing_fire_each_second_once_and_hand_over(
     after = _fires(
         home
     )  # read once both have stopped: a fire recorded meanwhile is compared with the runs too
-    takeover = [f for f in after if f["holder"] != leader]
+    takeover = [f for f in after if f.holder != leader]
     assert takeover, "the other scheduler took over"
-    first_new = min(dt.datetime.fromisoformat(f["fire_time"]) for f in takeover)
+    first_new = min(dt.datetime.fromisoformat(f.fire_time) for f in takeover)
     assert (first_new - killed_at).total_seconds() < 2 + 3, "handover within the lease time (2 s) plus a poll"
-    times = [f["scheduled_time"] for f in after]
+    times = [f.scheduled_time for f in after]
     assert len(times) == len(set(times)), "no fire recorded twice"
-    run_ids = [f["run_id"] for f in after if f["run_id"] is not None]
+    run_ids = [f.run_id for f in after if f.run_id is not None]
     assert len(run_ids) == len(set(run_ids)) and run_ids, "each started fire has its own run"
     runs = Store(home).list_runs(limit=1000)
     assert {r.run_id for r in runs} == set(run_ids), "every scheduled run belongs to exactly one fire"
@@ -368,7 +368,7 @@ def test_file_arrival_fires_once_for_a_burst_after_files_settle(tmp_path: Path) 
     fired += scheduler.tick()
     scheduler.stop()
     assert len(fired) == 1 and len(service.started) == 1
-    reason = fired[0]["reason"]
+    reason = fired[0].reason
     assert all(f"part-{i}.csv" in reason for i in range(5)) and "ignored" not in reason
     run = service.store.get_run(service.started[0][0])
     assert run.trigger == Trigger.file_arrival and run.trigger_reason == reason
@@ -394,7 +394,7 @@ def test_file_arrival_respects_min_time_between_triggers(tmp_path: Path) -> None
     early = _tick_until(scheduler, lambda f: len(f) >= 1, timeout=1.5)
     late = _tick_until(scheduler, lambda f: len(f) >= 1, timeout=10)
     scheduler.stop()
-    assert early == [] and len(late) == 1 and "b.csv" in late[0]["reason"]
+    assert early == [] and len(late) == 1 and "b.csv" in late[0].reason
 
 
 def test_job_completion_chains_jobs_once_per_upstream_run(tmp_path: Path) -> None:
@@ -417,7 +417,7 @@ def test_job_completion_chains_jobs_once_per_upstream_run(tmp_path: Path) -> Non
     service.store.finish_run(failed, RunStatus.failed)
     clock.advance(1)
     fired = scheduler.tick()
-    assert [f["reason"] for f in fired] == [f"job bronze run {ok} succeeded"]
+    assert [f.reason for f in fired] == [f"job bronze run {ok} succeeded"]
     assert scheduler.tick() == [] and make(service, root, clock, "b").tick() == []
     chained = service.store.get_run(service.started[-1][0])
     assert chained.trigger == Trigger.job_completion and chained.job_path.endswith("report")
@@ -436,9 +436,7 @@ def test_editing_a_rule_recomputes_the_next_fire(env: Any) -> None:
     )
     scheduler = make(service, root, clock)
     scheduler.tick()
-    assert (
-        service.store.schedule_state(str(job.resolve()), "s")["next_fire_time"] == "2026-04-01T03:00:00+00:00"
-    )
+    assert service.store.schedule_state(str(job.resolve()), "s").next_fire_time == "2026-04-01T03:00:00+00:00"
     (job / "job.yaml").write_text('schedules:\n  - name: s\n    cron: "* * * * *"\n')
     clock.advance(1)
     scheduler.tick()  # rescans, notices the new rule

@@ -133,14 +133,14 @@ def test_claim_heartbeat_and_finish_run(store: Store, job: Job) -> None:
     assert store.run_status(run_id) == RunStatus.running
     (row,) = store.unfinished_runs()
     assert (
-        row["run_id"],
-        row["orchestrator_pid"],
-        row["orchestrator_create_time"],
-        row["orchestrator_host"],
+        row.run_id,
+        row.orchestrator_pid,
+        row.orchestrator_create_time,
+        row.orchestrator_host,
     ) == (run_id, 1234, 99.5, "h1")
-    first_beat = row["heartbeat_time"]
+    first_beat = row.heartbeat_time
     store.heartbeat(run_id)
-    assert store.unfinished_runs()[0]["heartbeat_time"] >= first_beat
+    assert store.unfinished_runs()[0].heartbeat_time >= first_beat
     store.finish_run(run_id, RunStatus.failed, "leaf clean failed")
     run = store.get_run(run_id)
     assert run.status == RunStatus.failed
@@ -203,7 +203,7 @@ def test_attempts_round_trip_with_separate_error_fields(store: Store, job: Job) 
     store.create_attempt(attempt, worker_pid=11, kernel_pid=None, kernel_create_time=None)
     store.set_attempt_kernel(run_id, "clean", 1, 22, 123.25)
     (row,) = store.unfinished_attempts(run_id)
-    assert (row["worker_pid"], row["kernel_pid"], row["kernel_create_time"]) == (11, 22, 123.25)
+    assert (row.worker_pid, row.kernel_pid, row.kernel_create_time) == (11, 22, 123.25)
     store.update_attempt_progress(run_id, "clean", 1, 2, 5)
 
     error = AttemptError(

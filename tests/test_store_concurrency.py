@@ -139,6 +139,53 @@ def test_a_lock_held_past_the_busy_timeout_is_a_clear_error(home: Path, tmp_path
     )  # and writes once it is free
 
 
+def test_a_write_sqlite_refuses_at_once_is_retried_until_the_busy_timeout(home: Path, tmp_path: Path) -> None:
+    """SQLite may answer "locked" without waiting (a fresh file switching to WAL, a WAL index being rebuilt):
+    the store retries the transaction from its start until its busy timeout has passed, so a lock released
+    within it costs a wait, not a StoreBusyError. Here the connection's own wait is switched off to make
+    SQLite refuse at once while another connection holds the write lock for half a second."""
+    import threading
+
+    store = Store(home, busy_timeout_seconds=5)
+    store.db.execute("PRAGMA busy_timeout=0")
+    job = Job(name="j", path=str(tmp_path / "j"), tasks=[Task(task_key="a", notebook="a.ipynb")])
+    holder = sqlite3.connect(home / DB_NAME, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        started = time.monotonic()
+        assert store.create_run(job, parameters={}, overrides={}, max_parallel_tasks=1) == 1
+        assert 0.4 <= time.monotonic() - started < 5
+    finally:
+        release.join()
+        holder.close()
+    assert [r.run_id for r in store.list_runs()] == [1]  # written once, not once per try
+
+
+def test_a_thread_with_patience_outlasts_a_lock_held_past_the_busy_timeout(
+    home: Path, tmp_path: Path
+) -> None:
+    """A runner's thread (Store.patience) keeps retrying past the busy timeout, so a lock held longer than that
+    costs the run a wait, not its records; another thread still gets StoreBusyError after the busy timeout."""
+    import threading
+
+    store = Store(home, busy_timeout_seconds=0.3)
+    job = Job(name="j", path=str(tmp_path / "j"), tasks=[Task(task_key="a", notebook="a.ipynb")])
+    holder = sqlite3.connect(home / DB_NAME, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(1.5, lambda: holder.execute("ROLLBACK"))
+    release.start()
+    try:
+        with pytest.raises(StoreBusyError):
+            store.create_run(job, parameters={}, overrides={}, max_parallel_tasks=1)
+        with store.patience(30):
+            assert store.create_run(job, parameters={}, overrides={}, max_parallel_tasks=1) == 1
+    finally:
+        release.join()
+        holder.close()
+
+
 @pytest.mark.timeout(1500)
 @pytest.mark.parametrize("count", [10, 20])
 def test_concurrent_cli_runs_on_a_fresh_home_all_succeed(

@@ -59,6 +59,7 @@ from jupyter_orchestrate.task_values import read_values_file
 S = TaskRunStatus
 HEARTBEAT_SECONDS = 2.0
 CANCEL_POLL_SECONDS = 0.5
+STORE_PATIENCE_SECONDS = 300.0  # how long the run loop's store writes retry a busy database in total
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
@@ -131,7 +132,7 @@ class Runner:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         executor: TaskExecutor,
         run_id: int,
         job: Job,
@@ -422,13 +423,20 @@ class Runner:
         If a run monitor ended the run meanwhile (its owner was judged dead), returns that recorded status
         after stopping the attempts, without recording anything. On any exception, attempts still alive are
         killed and the run is marked as :meth:`mark_crashed` says before the exception propagates.
+
+        Store writes of this thread retry a busy database for up to :data:`STORE_PATIENCE_SECONDS` (the
+        heartbeat, on its own thread, retries at every beat): a burst of contention must not fail the run.
         """
+        with self.store.patience(STORE_PATIENCE_SECONDS):
+            return self._execute()
+
+    def _execute(self) -> RunStatus:
         me = this_process()
         claimed: RunStatus = self.store.claim_run(
             self.run_id,
-            pid=me["orchestrator_pid"],
-            create_time=me["orchestrator_create_time"],
-            host=me["orchestrator_host"],
+            pid=me.pid,
+            create_time=me.create_time,
+            host=me.host,
         )
         if claimed.is_terminal:  # a monitor ended the run before it started: nothing to execute
             self._emit_end(claimed)

@@ -15,7 +15,12 @@
   it waits and starts when a slot frees, in order; with ``queue: false`` it is skipped and the skip recorded.
 
 Runs execute in this process (background threads of :class:`~..service.OrchestrateService`): headless with
-``jupyter orchestrate scheduler``, or inside the Jupyter server extension.
+``jupyter orchestrate scheduler``, or inside the Jupyter server extension. The scheduler takes the service as
+a :class:`RunStarter` (the three things it uses), so this module never imports the service, and the service
+imports the shared rules from :mod:`.policy`, not from here.
+
+Job folders are found by discovery's scan (:func:`~..discovery.find_jobs`) and read by its
+:func:`~..discovery.read_job_file`; names, the effective pause and the concurrency limit are :mod:`.policy`'s.
 """
 
 from __future__ import annotations
@@ -30,12 +35,20 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from jupyter_orchestrate.discovery import JOB_FILE, SKIP_DIRS, JobFile, read_job_file
+from jupyter_orchestrate.discovery import JOB_FILE, JobFile, find_jobs, read_job_file
 from jupyter_orchestrate.errors import OrchestrateError
 from jupyter_orchestrate.models import FireStatus, Schedule, Trigger, TriggerSpec
+from jupyter_orchestrate.scheduling.policy import (
+    concurrency_block,
+    effective_paused,
+    schedule_name,
+    trigger_name,
+    trigger_state_name,
+)
 from jupyter_orchestrate.scheduling.timing import catchup_fires, fires_between, next_fire, schedule_problems
+from jupyter_orchestrate.store import Fire, Store
 
 log = logging.getLogger(__name__)
 LEASE = "scheduler"
@@ -47,15 +60,33 @@ def utc(now: dt.datetime | None = None) -> dt.datetime:
     return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
 
 
-def schedule_name(schedule: Schedule, index: int) -> str:
-    """A schedule's name: its ``name``, else ``schedule-<n>`` (1-based position in job.yaml)."""
-    return schedule.name or f"schedule-{index + 1}"
+RunnerT = TypeVar("RunnerT")
 
 
-def trigger_name(trigger: TriggerSpec, index: int) -> str:
-    """A trigger's name: its ``name``, else ``file_arrival-<n>`` / ``job_completion-<n>`` (1-based)."""
-    kind = "file_arrival" if trigger.file_arrival else "job_completion"
-    return trigger.name or f"{kind}-{index + 1}"
+class RunStarter(Protocol[RunnerT]):
+    """What the scheduler needs of :class:`~..service.OrchestrateService`: its store, and to create and start
+    the run of a fire (tests pass a service that records runs without executing them)."""
+
+    store: Store
+
+    def new_run(
+        self,
+        path: Path,
+        *,
+        parameters: dict[str, Any],
+        trigger: Trigger,
+        trigger_time: str | None = None,
+        trigger_reason: str | None = None,
+        fire_id: int | None = None,
+    ) -> RunnerT:
+        """Validate the job at ``path`` and record a new run of it (the fire ``fire_id`` marked started).
+
+        Raises: OrchestrateError when the run cannot be created (invalid job, bad parameters, busy store)."""
+        ...
+
+    def start(self, runner: RunnerT, /) -> object:
+        """Execute the run in the background."""
+        ...
 
 
 @dataclass
@@ -77,34 +108,22 @@ class _Arrival:
 def scheduled_jobs(
     roots: list[Path], *, max_depth: int = 4, exclude: tuple[Path, ...] = ()
 ) -> list[ScheduledJob]:
-    """Job folders under ``roots`` whose ``job.yaml`` has schedules. Invalid files or schedules are logged and
-    skipped (``jupyter orchestrate validate`` reports them)."""
+    """Job folders under ``roots`` (:func:`~..discovery.find_jobs`, job.yaml folders only) whose ``job.yaml``
+    has schedules or triggers. Invalid files or schedules are logged and skipped (``jupyter orchestrate
+    validate`` reports them)."""
     found: list[ScheduledJob] = []
-    skip = {p.resolve() for p in exclude}
     for root in roots:
-        for dirpath, dirnames, filenames in os.walk(root):
-            here = Path(dirpath)
-            depth = len(here.relative_to(root).parts)
-            dirnames[:] = [
-                d
-                for d in sorted(dirnames)
-                if not d.startswith(".")
-                and d not in SKIP_DIRS
-                and depth < max_depth
-                and (here / d).resolve() not in skip
-            ]
-            if JOB_FILE not in filenames:
-                continue
+        for folder in find_jobs(root, max_depth=max_depth, exclude=exclude, tagged=False):
             try:
-                job_file = read_job_file(here.resolve(), str(here / JOB_FILE)) or JobFile()
+                job_file = read_job_file(folder, str(folder / JOB_FILE)) or JobFile()
             except OrchestrateError as exc:
                 log.warning("skipping %s", exc)
                 continue
-            job = ScheduledJob(here.resolve(), job_file)
+            job = ScheduledJob(folder, job_file)
             for index, schedule in enumerate(job_file.schedules):
                 problems = schedule_problems(schedule)
                 if problems:
-                    log.warning("skipping schedule %d of %s: %s", index + 1, here / JOB_FILE, problems)
+                    log.warning("skipping schedule %d of %s: %s", index + 1, folder / JOB_FILE, problems)
                     continue
                 job.schedules[schedule_name(schedule, index)] = schedule
             for index, trigger in enumerate(job_file.triggers):
@@ -125,7 +144,8 @@ class Scheduler:
     """Fires the schedules of the jobs under ``roots`` (see the module docstring).
 
     Args:
-        service: the :class:`~..service.OrchestrateService` whose state home holds the lease and fire records.
+        service: the :class:`~..service.OrchestrateService` (a :class:`RunStarter`) whose state home holds the
+            lease and fire records.
         roots: folders searched for jobs with schedules.
         holder: this scheduler's id in the lease (default ``host:pid:random``).
         lease_seconds: how long the lease lasts without renewal (handover time after a crash).
@@ -133,12 +153,12 @@ class Scheduler:
         grace_seconds: a fire at most this late is on time; later ones are "missed" (catch-up policy).
         rescan_seconds: how often job folders are searched again for changed schedules.
         clock: returns the current aware UTC datetime (tests pass a fake clock).
-        on_fire: called with each fire record dict after it is recorded (tests, UI).
+        on_fire: called with each fire record after it is recorded (tests, UI).
     """
 
     def __init__(
         self,
-        service: Any,
+        service: RunStarter[Any],
         roots: list[Path],
         *,
         holder: str | None = None,
@@ -148,7 +168,7 @@ class Scheduler:
         rescan_seconds: float = 10.0,
         max_depth: int = 4,
         clock: Callable[[], dt.datetime] = utc,
-        on_fire: Callable[[dict[str, Any]], None] | None = None,
+        on_fire: Callable[[Fire], None] | None = None,
     ):
         self.service = service
         self.store = service.store
@@ -173,7 +193,7 @@ class Scheduler:
         self._watch_stop: threading.Event | None = None
 
     # -- lease -----------------------------------------------------------------------------------------------
-    def _renew(self, now: dt.datetime, store: Any = None) -> bool:
+    def _renew(self, now: dt.datetime, store: Store | None = None) -> bool:
         expires = now + dt.timedelta(seconds=self.lease_seconds)
         leader = (store or self.store).acquire_lease(
             LEASE, self.holder, self.lease_seconds, now.isoformat(), expires.isoformat()
@@ -184,7 +204,7 @@ class Scheduler:
         return leader
 
     # -- one pass ----------------------------------------------------------------------------------------------
-    def tick(self) -> list[dict[str, Any]]:
+    def tick(self) -> list[Fire]:
         """Renew the lease and, as leader, start due fires and queued runs. Returns the fires recorded."""
         now = self.clock()
         leader = self.is_leader if self._lease_thread is not None else self._renew(now)
@@ -196,7 +216,7 @@ class Scheduler:
             self._jobs = scheduled_jobs(self.roots, max_depth=self.max_depth, exclude=(self.store.home,))
             self._scanned_at = now
             self._watch_files()
-        recorded: list[dict[str, Any]] = []
+        recorded: list[Fire] = []
         self._start_queued()
         for job in self._jobs:
             for name, schedule in job.schedules.items():
@@ -260,7 +280,7 @@ class Scheduler:
 
     def _fire_arrivals(
         self, job: ScheduledJob, name: str, trigger: TriggerSpec, now: dt.datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[Fire]:
         spec = trigger.file_arrival
         assert spec is not None
         key = (str(job.path), name)
@@ -270,8 +290,8 @@ class Scheduler:
                 return []
             if (now - arrival.last_change).total_seconds() < spec.wait_after_last_change_seconds:
                 return []  # files still arriving: wait until they settle
-            state = self.store.schedule_state(str(job.path), f"trigger:{name}") or {}
-            last = dt.datetime.fromisoformat(state["last_fire_time"]) if state.get("last_fire_time") else None
+            state = self.store.schedule_state(str(job.path), trigger_state_name(name))
+            last = dt.datetime.fromisoformat(state.last_fire_time) if state and state.last_fire_time else None
             if last is not None and (now - last).total_seconds() < spec.min_time_between_triggers_seconds:
                 return []  # keep collecting until the minimum time between triggers has passed
             files = sorted(arrival.files)
@@ -281,21 +301,23 @@ class Scheduler:
         record = self._fire_event(
             job, name, trigger, settled.isoformat(), Trigger.file_arrival, f"files arrived: {shown}"
         )
-        self.store.set_schedule_state(str(job.path), f"trigger:{name}", last_fire_time=now.isoformat())
+        self.store.set_schedule_state(str(job.path), trigger_state_name(name), last_fire_time=now.isoformat())
         return [record] if record else []
 
     def _fire_completions(
         self, job: ScheduledJob, name: str, trigger: TriggerSpec, now: dt.datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[Fire]:
         spec = trigger.job_completion
         assert spec is not None
         upstream = (job.path / spec.job).resolve()
-        state = self.store.schedule_state(str(job.path), f"trigger:{name}")
+        state = self.store.schedule_state(str(job.path), trigger_state_name(name))
         if state is None:
             # first sight: only upstream runs that end from now on count
-            self.store.set_schedule_state(str(job.path), f"trigger:{name}", last_fire_time=now.isoformat())
+            self.store.set_schedule_state(
+                str(job.path), trigger_state_name(name), last_fire_time=now.isoformat()
+            )
             return []
-        since = state["last_fire_time"]
+        since = state.last_fire_time or ""
         recorded = []
         for run in reversed(self.store.list_runs(job_path=str(upstream), limit=50)):
             if run.status.value not in spec.statuses or not run.end_time or run.end_time < since:
@@ -314,10 +336,10 @@ class Scheduler:
 
     def _fire_event(
         self, job: ScheduledJob, name: str, trigger: TriggerSpec, key: str, kind: Trigger, reason: str
-    ) -> dict[str, Any] | None:
+    ) -> Fire | None:
         """Record an event fire once (unique key) and start its run, like a schedule's fire."""
         fire_id = self.store.record_fire(
-            str(job.path), f"trigger:{name}", key, status=FireStatus.firing, holder=self.holder, reason=reason
+            str(job.path), trigger_state_name(name), key, status=FireStatus.firing, holder=self.holder, reason=reason
         )
         if fire_id is None:
             return None
@@ -330,14 +352,12 @@ class Scheduler:
             self.on_fire(record)
         return record
 
-    def _fire_due(
-        self, job: ScheduledJob, name: str, schedule: Schedule, now: dt.datetime
-    ) -> list[dict[str, Any]]:
+    def _fire_due(self, job: ScheduledJob, name: str, schedule: Schedule, now: dt.datetime) -> list[Fire]:
         path = str(job.path)
-        state = self.store.schedule_state(path, name) or {}
-        paused = bool(state["paused"]) if state.get("paused") is not None else schedule.paused
+        state = self.store.schedule_state(path, name)
+        paused = effective_paused(schedule, state)
         rule = f"{schedule.cron}|{schedule.every}|{schedule.timezone}"
-        if state.get("next_fire_time") is None or state.get("rule") != rule:
+        if state is None or state.next_fire_time is None or state.rule != rule:
             # first sight, or the rule was edited: nothing is owed for the past; fire from the next time on
             self.store.set_schedule_state(
                 path,
@@ -347,12 +367,12 @@ class Scheduler:
                 last_fire_time=now.isoformat() if state else None,
             )
             return []
-        due_at = dt.datetime.fromisoformat(state["next_fire_time"])
+        due_at = dt.datetime.fromisoformat(state.next_fire_time)
         if due_at > now:
             return []
         since = (
-            dt.datetime.fromisoformat(state["last_fire_time"])
-            if state.get("last_fire_time")
+            dt.datetime.fromisoformat(state.last_fire_time)
+            if state.last_fire_time
             else due_at - dt.timedelta(microseconds=1)
         )
         cutoff = now - dt.timedelta(seconds=self.grace_seconds)
@@ -380,13 +400,13 @@ class Scheduler:
             path,
             name,
             next_fire_time=next_fire(schedule, now).isoformat(),
-            last_fire_time=max(considered).isoformat() if considered else state.get("last_fire_time"),
+            last_fire_time=max(considered).isoformat() if considered else state.last_fire_time,
         )
         return recorded
 
     def _fire(
         self, job: ScheduledJob, name: str, schedule: Schedule, fire: dt.datetime, missed: bool
-    ) -> dict[str, Any] | None:
+    ) -> Fire | None:
         path = str(job.path)
         fire_id = self.store.record_fire(
             path,
@@ -398,10 +418,8 @@ class Scheduler:
         )
         if fire_id is None:
             return None  # another scheduler recorded this fire: exactly once
-        active = self.store.active_runs(path)
-        limit = job.job_file.max_concurrent_runs
-        if len(active) >= limit:
-            why = f"max_concurrent_runs={limit} reached (active runs: {', '.join(map(str, active))})"
+        why = concurrency_block(self.store, path, job.job_file.max_concurrent_runs)
+        if why is not None:
             if job.job_file.queue:
                 self._queue.append(_Queued(fire_id, job.path, schedule))
                 self.store.update_fire(fire_id, status=FireStatus.queued, reason=why)
@@ -416,11 +434,11 @@ class Scheduler:
 
     def _start(self, fire_id: int, job_path: Path, schedule: Schedule) -> None:
         fire = self.store.fire(fire_id)
-        reason = f"schedule {fire['schedule_name']} fired for {fire['scheduled_time']}" + (
-            f" ({fire['reason']})" if fire.get("reason") else ""
+        reason = f"schedule {fire.schedule_name} fired for {fire.scheduled_time}" + (
+            f" ({fire.reason})" if fire.reason else ""
         )
         self._start_run(
-            fire_id, job_path, schedule.parameters, Trigger.schedule, fire["scheduled_time"], reason, ""
+            fire_id, job_path, schedule.parameters, Trigger.schedule, fire.scheduled_time, reason, ""
         )
 
     def _start_run(
@@ -456,13 +474,13 @@ class Scheduler:
             item = self._queue.popleft()
             job = next((j for j in self._jobs if j.path == item.job_path), None)
             limit = job.job_file.max_concurrent_runs if job else 1
-            if len(self.store.active_runs(str(item.job_path))) < limit:
+            if concurrency_block(self.store, str(item.job_path), limit) is None:
                 self._start(item.fire_id, item.job_path, item.schedule)
             else:
                 self._queue.append(item)
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
-    def _hold_lease(self, store: Any) -> None:
+    def _hold_lease(self, store: Store) -> None:
         """Renew (or try to take) the lease every third of ``lease_seconds`` until :meth:`stop`, on ``store``, a
         connection of its own: the ticking thread may hold the service's connection for seconds."""
         try:
@@ -478,8 +496,6 @@ class Scheduler:
     def run_forever(self) -> None:
         """Tick every ``poll_seconds`` until :meth:`stop`, holding the lease from a thread of its own;
         releases the lease on the way out."""
-        from jupyter_orchestrate.store import Store
-
         self._renew(self.clock())
         self._lease_thread = threading.Thread(
             target=self._hold_lease,

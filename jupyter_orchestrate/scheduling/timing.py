@@ -68,25 +68,27 @@ What the rule means (deterministic across restarts: a fire time depends only on 
 
 Time zones and DST
 ------------------
-``Schedule.timezone`` is an IANA name resolved with :class:`zoneinfo.ZoneInfo`. Cron expressions and the
-calendar ``every`` rules produce local *wall-clock* times; each is turned into an instant as follows
-(the Vixie-cron rule):
+``Schedule.timezone`` is an IANA name resolved with :class:`zoneinfo.ZoneInfo`. Cron expressions are iterated
+by croniter in that zone (aware datetimes), and the calendar ``every`` rules turn each local wall time into an
+instant with croniter too (a one-time cron of it), so the DST semantics are croniter's:
 
 - a wall time that exists once fires at that instant;
-- a wall time that occurs **twice** (the fall-back hour) fires **once**, at its first occurrence (the
-  pre-transition offset, PEP 495 ``fold=0``): a daily ``02:30`` in Europe/Amsterdam on 2024-10-27 fires at
-  02:30+02:00 = 00:30 UTC only. Exception: a cron whose *hour* field matches every hour (``*``, ``*/1``,
-  ``0-23``) fires at both occurrences, so it keeps firing every real hour: ``0 * * * *`` fires at 00:00,
-  01:00, 02:00 UTC on that day (local 02:00+02:00, 02:00+01:00, 03:00+01:00), no duplicate, no gap;
 - a wall time that does **not exist** (the spring-forward gap) fires once at the transition instant, the
   first instant after the gap: a daily ``02:30`` in Europe/Amsterdam on 2024-03-31 (02:00 -> 03:00) fires at
-  03:00+02:00 = 01:00 UTC; in America/New_York on 2024-03-10 at 03:00-04:00 = 07:00 UTC. This is what
-  croniter itself returns for such a time. Several skipped wall times of one gap collapse into that one
-  fire. Exception: a cron whose hour field matches every hour skips the non-existent times (the real hours
-  around the gap already fire), so ``0 * * * *`` fires once per real hour on that day too (23 local hours).
+  03:00+02:00 = 01:00 UTC; in America/New_York on 2024-03-10 at 03:00-04:00 = 07:00 UTC. Several skipped wall
+  times of one gap collapse into that one fire. A cron whose *hour* field matches every hour (``*``,
+  ``*/1``, ``0-23``) fires every real hour: ``0 * * * *`` fires 23 times on that day, no duplicate;
+- a cron whose hour field matches every hour fires at both occurrences of a repeated wall time (the
+  fall-back hour), so that it keeps firing every real hour: ``0 * * * *`` fires at 00:00, 01:00, 02:00 UTC
+  on 2024-10-27 (local 02:00+02:00, 02:00+01:00, 03:00+01:00).
 
-croniter's own handling of aware datetimes would fire a repeated fixed time twice; this module matches wall
-times with croniter on *naive* datetimes (pure calendar arithmetic) and applies the rules above itself.
+**One difference from croniter**, the Vixie-cron rule: a wall time that occurs **twice** fires **once**, at
+its first occurrence (the pre-transition offset, PEP 495 ``fold=0``), when the rule names fixed hours (a cron
+whose hour field is not every hour, a calendar ``every`` rule): a daily ``02:30`` in Europe/Amsterdam on
+2024-10-27 fires at 02:30+02:00 = 00:30 UTC only, where croniter alone also yields 02:30+01:00 = 01:30 UTC.
+A job that runs "once a day" must not run twice on the day the clocks go back (this is what
+``tests/test_schedule_timing.py`` asserts); :func:`_cron_fires` drops croniter's second occurrences
+(``fold=1``) for such rules.
 
 Catch-up (``Schedule.catchup``)
 -------------------------------
@@ -103,7 +105,6 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import schedule as _schedule_lib
@@ -330,41 +331,16 @@ def _as_utc(value: dt.datetime, name: str) -> dt.datetime:
 
 # ------------------------------------------------------------------------------------------- wall clock -> UTC
 
-_WallKind = Literal["normal", "fold", "gap"]
-
-
-def _resolve_wall(wall: dt.datetime, zone: ZoneInfo) -> tuple[_WallKind, dt.datetime, dt.datetime]:
-    """Classify a naive local wall time and give its instant(s) in UTC.
-
-    Returns ``("normal", t, t)``; ``("fold", first, second)`` for a time that occurs twice; ``("gap", T, T)``
-    for a time that does not exist, with ``T`` the transition instant (the first instant after the gap).
-    """
-    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)  # pre-transition offset (PEP 495)
-    second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)  # post-transition offset
-    if first == second:
-        return "normal", first, first
-    if first < second:
-        return "fold", first, second
-    transition = _transition_instant(second, first, zone)
-    return "gap", transition, transition
-
-
-def _transition_instant(before: dt.datetime, after: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    """The first whole second in ``(before, after]`` that has ``after``'s UTC offset (binary search)."""
-    target = after.astimezone(zone).utcoffset()
-    low, high = int(before.timestamp()), int(after.timestamp())
-    while high - low > 1:
-        middle = (low + high) // 2
-        if dt.datetime.fromtimestamp(middle, zone).utcoffset() == target:
-            high = middle
-        else:
-            low = middle
-    return dt.datetime.fromtimestamp(high, UTC)
-
 
 def _fixed_wall_time(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    """The one instant a fixed wall time fires at: the first occurrence, or the transition for a gap."""
-    return _resolve_wall(wall, zone)[1]
+    """The one instant the naive local wall time ``wall`` fires at, by croniter's rules as for a cron of that
+    one time: itself; the first occurrence of a repeated time; the transition instant for a skipped time."""
+    expr = f"{wall.second} {wall.minute} {wall.hour} {wall.day} {wall.month} *"
+    start = (wall - dt.timedelta(days=1)).replace(tzinfo=zone)
+    first: dt.datetime = croniter(expr, start, ret_type=dt.datetime, second_at_beginning=True).get_next(
+        dt.datetime
+    )
+    return first.astimezone(UTC)
 
 
 # -------------------------------------------------------------------------------------------------- iteration
@@ -373,33 +349,22 @@ def _fixed_wall_time(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
 def _cron_fires(cron: _Cron, zone: ZoneInfo, after: dt.datetime) -> Iterator[dt.datetime]:
     """Fire instants of a cron expression strictly after ``after``, ascending, without end.
 
-    croniter walks naive wall times; each is mapped with :func:`_resolve_wall`. The mapping is monotonic
-    except for the second occurrences of a fold, which all come after the first occurrences of the same fold
-    and before the first wall time after it; they are held in ``pending`` until their turn.
+    croniter iterates in the zone itself (aware datetimes: each real hour once, a skipped wall time at the
+    transition instant, a repeated one at both occurrences); the one rule added here is Vixie cron's for a
+    cron with fixed hours: the second occurrence of a repeated wall time (``fold=1``) is not a fire. Times
+    never go back, so skipped wall times of one gap that croniter maps to the same instant fire once.
     """
-    naive_after = after.astimezone(zone).replace(tzinfo=None, microsecond=0)
-    kind, first, second = _resolve_wall(naive_after, zone)
-    # Inside a fold, wall times before ``after``'s may still have a second occurrence after it.
-    back = second - first if kind == "fold" else dt.timedelta(0)
-    start = naive_after - back - dt.timedelta(seconds=1)
+    start = after.astimezone(zone)
     walls = croniter(cron.expr, start, ret_type=dt.datetime, second_at_beginning=cron.with_seconds)
-    pending: deque[dt.datetime] = deque()
     last = after
     while True:
-        wall = walls.get_next(dt.datetime)
-        kind, first, second = _resolve_wall(wall, zone)
-        if kind == "gap" and cron.every_hour:
+        local = walls.get_next(dt.datetime)
+        if local.fold == 1 and not cron.every_hour:
             continue
-        while pending and pending[0] < first:
-            instant = pending.popleft()
-            if instant > last:
-                yield instant
-                last = instant
-        if first > last:
-            yield first
-            last = first
-        if kind == "fold" and cron.every_hour:
-            pending.append(second)
+        instant = local.astimezone(UTC)
+        if instant > last:
+            yield instant
+            last = instant
 
 
 def _every_fires(rule: EveryRule, zone: ZoneInfo, after: dt.datetime) -> Iterator[dt.datetime]:

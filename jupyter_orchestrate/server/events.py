@@ -16,7 +16,10 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jupyter_orchestrate.store import Store, WatchedTaskRun
 
 from jupyter_orchestrate.schemas.events import EVENT_KINDS, RunStatusEvent, TaskStatusEvent, parse_event
 
@@ -122,7 +125,7 @@ class StoreWatcher:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _loop(self, store: Any) -> None:
+    def _loop(self, store: Store) -> None:
         try:
             while not self._stop.wait(self.poll_seconds):
                 try:
@@ -132,7 +135,7 @@ class StoreWatcher:
         finally:
             store.close()
 
-    def poll(self, store: Any, publish: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    def poll(self, store: Store, publish: bool = True) -> list[tuple[str, dict[str, Any]]]:
         """One pass: compare the store with what was seen; publish (and return) the changes, in the order a
         runner would send them (a run's start, its task runs, then its end)."""
         from jupyter_orchestrate.models import RunStatus
@@ -143,40 +146,39 @@ class StoreWatcher:
             ]
             max_seen = self._max_run_id
         runs, tasks = store.watched_rows(max_seen, unfinished)
-        tasks_of: dict[int, list[dict[str, Any]]] = {}
-        for row in tasks:
-            tasks_of.setdefault(row["run_id"], []).append(row)
+        tasks_of: dict[int, list[WatchedTaskRun]] = {}
+        for task_run in tasks:
+            tasks_of.setdefault(task_run.run_id, []).append(task_run)
         events: list[tuple[str, dict[str, Any]]] = []
         with self._lock:
             for run in runs:
-                run_id = run["run_id"]
+                run_id = run.run_id
                 self._max_run_id = max(self._max_run_id, run_id)
-                started, changed, ended = [], [], []
-                if self._runs.get(run_id) != run["status"]:
-                    self._runs[run_id] = run["status"]
+                started: list[tuple[str, dict[str, Any]]] = []
+                changed: list[tuple[str, dict[str, Any]]] = []
+                ended: list[tuple[str, dict[str, Any]]] = []
+                if self._runs.get(run_id) != run.status.value:
+                    self._runs[run_id] = run.status.value
                     event = RunStatusEvent(
                         run_id=run_id,
-                        status=run["status"],
-                        reason=run["status_reason"],
-                        job_name=run["job_name"],
+                        status=run.status,
+                        reason=run.status_reason,
+                        job_name=run.job_name,
                     ).wire()
-                    (ended if RunStatus(run["status"]).is_terminal else started).append(event)
+                    (ended if run.status.is_terminal else started).append(event)
                 for task in tasks_of.get(run_id, []):
-                    key = (run_id, task["task_key"])
-                    if self._tasks.get(key) != task["status"]:
-                        self._tasks[key] = task["status"]
+                    key = (run_id, task.task_key)
+                    if self._tasks.get(key) != task.status.value:
+                        self._tasks[key] = task.status.value
                         changed.append(
                             TaskStatusEvent(
                                 run_id=run_id,
-                                task_key=task["task_key"],
-                                status=task["status"],
-                                reason=task["status_reason"],
+                                task_key=task.task_key,
+                                status=task.status,
+                                reason=task.status_reason,
                             ).wire()
                         )
-                if (
-                    run["orchestrator_pid"],
-                    run["orchestrator_host"],
-                ) != self._me:  # a runner here sends its own
+                if (run.orchestrator_pid, run.orchestrator_host) != self._me:  # a runner here sends its own
                     events += started + changed + ended
             # forget ended runs (memory stays bounded): a later repair makes one unfinished, and so listed, again
             ended_ids = {run_id for run_id, status in self._runs.items() if RunStatus(status).is_terminal}

@@ -1,0 +1,172 @@
+"""The state database's schema, versioned by sqlite-utils migrations (table ``_sqlite_migrations``).
+
+Add a new migration function, never edit an applied one. :class:`~.connection.StoreConnection` applies the
+pending ones under the write lock, so racing processes apply each one once.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("jupyter_orchestrate")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """Schema version 1: jobs, runs, task_runs, attempts, task_values, repairs."""
+    db.table("jobs").create(
+        {"job_id": int, "name": str, "path": str, "created_time": str, "updated_time": str}, pk="job_id"
+    )
+    db.table("jobs").create_index(["path"], unique=True)
+    db.table("runs").create(
+        {
+            "run_id": int,
+            "job_id": int,
+            "job_name": str,
+            "job_path": str,
+            "status": str,
+            "status_reason": str,
+            "trigger": str,
+            "start_time": str,
+            "end_time": str,
+            "duration_seconds": float,
+            "parameters": str,
+            "overrides": str,
+            "snapshot": str,
+            "max_parallel_tasks": int,
+            "repair_count": int,
+            "orchestrator_pid": int,
+            "orchestrator_create_time": float,
+            "orchestrator_host": str,
+            "heartbeat_time": str,
+        },
+        pk="run_id",
+        foreign_keys=[("job_id", "jobs", "job_id")],
+        not_null={"job_id", "status", "start_time"},
+    )
+    db.table("runs").create_index(["job_name", "run_id"])
+    db.table("runs").create_index(["status"])
+    db.table("task_runs").create(
+        {
+            "run_id": int,
+            "task_key": str,
+            "notebook": str,
+            "depends_on": str,
+            "status": str,
+            "status_reason": str,
+            "start_time": str,
+            "end_time": str,
+            "duration_seconds": float,
+        },
+        pk=("run_id", "task_key"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("attempts").create(
+        {
+            "run_id": int,
+            "task_key": str,
+            "attempt_number": int,
+            "repair_number": int,
+            "status": str,
+            "start_time": str,
+            "end_time": str,
+            "duration_seconds": float,
+            "notebook_path": str,
+            "log_path": str,
+            "parameters": str,
+            "kernel_name": str,
+            "cwd": str,
+            "env_names": str,
+            "cells_total": int,
+            "cells_completed": int,
+            "error_kind": str,
+            "ename": str,
+            "evalue": str,
+            "traceback": str,
+            "cell_index": int,
+            "executed_cell_index": int,
+            "cell_source": str,
+            "execution_count": int,
+            "worker_pid": int,
+            "kernel_pid": int,
+            "kernel_create_time": float,
+        },
+        pk=("run_id", "task_key", "attempt_number"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("task_values").create(
+        {"run_id": int, "task_key": str, "name": str, "value": str, "attempt_number": int, "set_time": str},
+        pk=("run_id", "task_key", "name"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("repairs").create(
+        {
+            "run_id": int,
+            "repair_number": int,
+            "repair_time": str,
+            "requested_task_keys": str,
+            "rerun_dependents": int,
+            "task_keys": str,
+            "reused_task_keys": str,
+            "parameters": str,
+        },
+        pk=("run_id", "repair_number"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+
+
+@migrations()
+def m002_scheduling(db: Database) -> None:
+    """Schema version 2: scheduler leases, per-schedule state (next fire, pause) and the record of every fire."""
+    db.table("leases").create(
+        {"name": str, "holder": str, "acquired_time": str, "heartbeat_time": str, "expires_time": str},
+        pk="name",
+    )
+    db.table("schedule_state").create(
+        {
+            "job_path": str,
+            "schedule_name": str,
+            "next_fire_time": str,
+            "last_fire_time": str,
+            "paused": int,
+            "updated_time": str,
+        },
+        pk=("job_path", "schedule_name"),
+    )
+    db.table("fires").create(
+        {
+            "fire_id": int,
+            "job_path": str,
+            "schedule_name": str,
+            "scheduled_time": str,
+            "fire_time": str,
+            "status": str,
+            "run_id": int,
+            "reason": str,
+            "holder": str,
+        },
+        pk="fire_id",
+    )
+    # one record per (schedule, scheduled time): two schedulers can never both start the same fire
+    db.table("fires").create_index(["job_path", "schedule_name", "scheduled_time"], unique=True)
+
+
+@migrations()
+def m003_trigger_details(db: Database) -> None:
+    """Schema version 3: what started a run (logical trigger time, reason)."""
+    db.table("runs").add_column("trigger_time", str)
+    db.table("runs").add_column("trigger_reason", str)
+
+
+@migrations()
+def m004_attempt_environment(db: Database) -> None:
+    """Schema version 4: the environment each attempt ran in (kernel, interpreter, package hash and list,
+    environment variable names; never values)."""
+    db.table("attempts").add_column("environment", str)
+
+
+@migrations()
+def m005_schedule_rule(db: Database) -> None:
+    """Schema version 5: the rule a schedule's next fire was computed from (recomputed when it changes)."""
+    db.table("schedule_state").add_column("rule", str)

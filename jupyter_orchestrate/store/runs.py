@@ -1,0 +1,482 @@
+"""Jobs and runs (tables ``jobs``, ``runs``, ``repairs``): creating, claiming, heartbeating, finishing and
+repairing runs, reading them as models, and ending what a dead owner left unfinished."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import psutil
+
+from jupyter_orchestrate.errors import ConflictError
+from jupyter_orchestrate.models import (
+    Attempt,
+    Job,
+    Repair,
+    Run,
+    RunStatus,
+    TaskRun,
+    TaskRunStatus,
+    Trigger,
+    seconds_between,
+    utc_now,
+)
+from jupyter_orchestrate.store.attempts import AttemptRecords, attempt_of
+from jupyter_orchestrate.store.connection import dumps, last_pk, loads, reads, writes
+from jupyter_orchestrate.store.records import Orchestrator, RunOwner, WatchedRun, WatchedTaskRun
+from jupyter_orchestrate.store.schedules import mark_fire_started
+
+_UNFINISHED = (RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value)
+
+
+def this_process() -> Orchestrator:
+    """This process as the owner of the runs it executes (pid, psutil's start time, host name)."""
+    me = psutil.Process()
+    return Orchestrator(pid=me.pid, create_time=me.create_time(), host=socket.gethostname())
+
+
+class RunRecords(AttemptRecords):
+    """Runs of jobs, with their task runs, attempts (:class:`~.attempts.AttemptRecords`) and repairs."""
+
+    # -- jobs and runs -------------------------------------------------------------------------------------
+    @writes
+    def create_run(
+        self,
+        job: Job,
+        *,
+        parameters: dict[str, Any],
+        overrides: dict[str, Any],
+        max_parallel_tasks: int,
+        trigger: Trigger = Trigger.manual,
+        trigger_time: str | None = None,
+        trigger_reason: str | None = None,
+        fire_id: int | None = None,
+    ) -> int:
+        """Record a new ``queued`` run of ``job`` with a snapshot of its definition and a ``pending`` task run
+        per task, owned by this process (:func:`this_process`) until a runner claims it. Returns the run id.
+
+        ``fire_id``: the schedule or trigger fire that starts the run; it is marked ``started`` with this run id
+        in the same transaction, so a scheduler killed in between leaves no run without its fire."""
+        now = utc_now()
+        existing = list(self.db.table("jobs").rows_where("path = ?", [job.path]))
+        if existing:
+            job_id = existing[0]["job_id"]
+            self.db.table("jobs").update(job_id, {"name": job.name, "updated_time": now})
+        else:
+            job_id = (
+                self.db.table("jobs")
+                .insert({"name": job.name, "path": job.path, "created_time": now, "updated_time": now})
+                .last_pk
+            )
+        run_id = last_pk(
+            self.db.table("runs").insert(
+                {
+                    "job_id": job_id,
+                    "job_name": job.name,
+                    "job_path": job.path,
+                    "status": RunStatus.queued.value,
+                    "trigger": trigger.value,
+                    "trigger_time": trigger_time or now,
+                    "trigger_reason": trigger_reason,
+                    "start_time": now,
+                    "parameters": dumps(parameters),
+                    "overrides": dumps(overrides),
+                    "snapshot": job.model_dump_json(),
+                    "max_parallel_tasks": max_parallel_tasks,
+                    "repair_count": 0,
+                    **this_process().columns(),  # the creating process owns the queued run until it executes it or dies
+                    "heartbeat_time": now,
+                }
+            )
+        )
+        self.db.table("task_runs").insert_all(
+            {
+                "run_id": run_id,
+                "task_key": t.task_key,
+                "notebook": t.notebook,
+                "depends_on": dumps(t.depends_on),
+                "status": TaskRunStatus.pending.value,
+            }
+            for t in job.tasks
+        )
+        if fire_id is not None:
+            mark_fire_started(self.db, fire_id, run_id)
+        return run_id
+
+    def snapshot(self, run_id: int) -> Job:
+        """The job definition the run executes (updated by repairs)."""
+        return Job.model_validate_json(self._run_row(run_id)["snapshot"])
+
+    @writes
+    def claim_run(self, run_id: int, *, pid: int, create_time: float, host: str) -> RunStatus:
+        """Record which orchestrator process executes the run now, and mark it running.
+
+        A compare-and-set: only a ``queued`` run becomes ``running``. A run that was asked to cancel before its
+        runner started stays ``canceling`` (the claim still records the owner, who must cancel it); a run a
+        monitor has already ended is left as it is.
+
+        Returns: the run's status after the claim: ``running``, ``canceling`` or the terminal status it had.
+        """
+        owner = {**Orchestrator(pid, create_time, host).columns(), "heartbeat_time": utc_now()}
+        status = self.run_status(run_id)
+        if status == RunStatus.queued:
+            self.db.table("runs").update(
+                run_id,
+                {
+                    "status": RunStatus.running.value,
+                    "status_reason": None,
+                    "end_time": None,
+                    "duration_seconds": None,
+                    **owner,
+                },
+            )
+            return RunStatus.running
+        if status == RunStatus.canceling:
+            self.db.table("runs").update(run_id, owner)
+        return status
+
+    @writes
+    def heartbeat(self, run_id: int) -> None:
+        """Record that the run's orchestrator is alive now (read by the run monitors of every orchestrator)."""
+        self.db.table("runs").update(run_id, {"heartbeat_time": utc_now()})
+
+    @reads
+    def run_status(self, run_id: int) -> RunStatus:
+        """The run's status (a cheap query, polled by runners to notice a cancel request).
+
+        Raises:
+            NotFoundError: no run has this id.
+        """
+        row = self.db.execute("select status from runs where run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise self._not_found(run_id)
+        return RunStatus(row[0])
+
+    @writes
+    def request_cancel(self, run_id: int) -> bool:
+        """Ask the orchestrator executing the run to cancel it. Returns False if the run is already terminal."""
+        status = self.run_status(run_id)
+        if status.is_terminal:
+            return False
+        self.db.table("runs").update(
+            run_id, {"status": RunStatus.canceling.value, "status_reason": "cancel requested"}
+        )
+        return True
+
+    @writes
+    def finish_run(self, run_id: int, status: RunStatus, reason: str | None = None) -> None:
+        """Record the run's final status, its end time and duration (seconds since its start)."""
+        row = self._run_row(run_id)
+        now = utc_now()
+        self.db.table("runs").update(
+            run_id,
+            {
+                "status": status.value,
+                "status_reason": reason,
+                "end_time": now,
+                "duration_seconds": seconds_between(row["start_time"], now),
+            },
+        )
+
+    @writes
+    def start_repair(
+        self,
+        run_id: int,
+        *,
+        job: Job,
+        requested_task_keys: list[str] | None,
+        rerun_dependents: bool,
+        task_keys: list[str],
+        reused_task_keys: list[str],
+        parameters: dict[str, Any],
+        run_parameters: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> int:
+        """Record a repair and reset its task runs to ``pending``, in one transaction.
+
+        Returns the repair number (1 for the first repair of the run).
+
+        Raises:
+            ConflictError: the run is not finished (e.g. another repair of it started first).
+        """
+        # compare-and-set: only a finished run can be claimed, so concurrent repairs cannot both start
+        claimed = self.db.execute(
+            "update runs set status = ? where run_id = ? and status in (?, ?, ?)",
+            [
+                RunStatus.queued.value,
+                run_id,
+                RunStatus.succeeded.value,
+                RunStatus.failed.value,
+                RunStatus.canceled.value,
+            ],
+        ).rowcount
+        if claimed != 1:
+            raise ConflictError(
+                f"run {run_id} is {self.run_status(run_id).value}; wait for it to finish before repairing"
+            )
+        row = self._run_row(run_id)
+        number: int = (row["repair_count"] or 0) + 1
+        self.db.table("repairs").insert(
+            {
+                "run_id": run_id,
+                "repair_number": number,
+                "repair_time": utc_now(),
+                "requested_task_keys": dumps(requested_task_keys)
+                if requested_task_keys is not None
+                else None,
+                "rerun_dependents": int(rerun_dependents),
+                "task_keys": dumps(task_keys),
+                "reused_task_keys": dumps(reused_task_keys),
+                "parameters": dumps(parameters),
+            }
+        )
+        self.db.table("runs").update(
+            run_id,
+            {
+                "repair_count": number,
+                "status": RunStatus.queued.value,
+                "status_reason": f"repair {number}",
+                "snapshot": job.model_dump_json(),
+                "parameters": dumps(run_parameters),
+                "overrides": dumps(overrides),
+                "end_time": None,
+                "duration_seconds": None,
+                **this_process().columns(),  # the repairing process owns the run now, not the one that ran it before
+                "heartbeat_time": utc_now(),
+            },
+        )
+        for key in task_keys:
+            self.db.table("task_runs").update(
+                (run_id, key),
+                {
+                    "status": TaskRunStatus.pending.value,
+                    "status_reason": f"repair {number}",
+                    "start_time": None,
+                    "end_time": None,
+                    "duration_seconds": None,
+                },
+            )
+            self.db.execute("delete from task_values where run_id = ? and task_key = ?", [run_id, key])
+        return number
+
+    # -- reading -------------------------------------------------------------------------------------------
+    @reads
+    def _run_row(self, run_id: int) -> dict[str, Any]:
+        rows = list(self.db.table("runs").rows_where("run_id = ?", [run_id]))
+        if not rows:
+            raise self._not_found(run_id)
+        return rows[0]
+
+    def _run(self, row: dict[str, Any], details: bool) -> Run:
+        run = Run(
+            run_id=row["run_id"],
+            job_name=row["job_name"],
+            job_path=row["job_path"],
+            status=RunStatus(row["status"]),
+            status_reason=row["status_reason"],
+            trigger=Trigger(row["trigger"]),
+            trigger_time=row.get("trigger_time"),
+            trigger_reason=row.get("trigger_reason"),
+            start_time=row["start_time"],
+            end_time=row["end_time"],
+            duration_seconds=row["duration_seconds"],
+            parameters=loads(row["parameters"], {}),
+            overrides=loads(row["overrides"], {}),
+            max_parallel_tasks=row["max_parallel_tasks"],
+            repair_count=row["repair_count"] or 0,
+        )
+        run_id = row["run_id"]
+        attempts: dict[str, list[Attempt]] = {}
+        values: dict[str, dict[str, Any]] = {}
+        if details:
+            for arow in self.db.table("attempts").rows_where(
+                "run_id = ?", [run_id], order_by="task_key, attempt_number"
+            ):
+                attempts.setdefault(arow["task_key"], []).append(attempt_of(arow))
+            values = self.task_values(run_id)
+            run.repairs = [
+                Repair(
+                    run_id=r["run_id"],
+                    repair_number=r["repair_number"],
+                    repair_time=r["repair_time"],
+                    requested_task_keys=loads(r["requested_task_keys"], None),
+                    rerun_dependents=bool(r["rerun_dependents"]),
+                    task_keys=loads(r["task_keys"], []),
+                    reused_task_keys=loads(r["reused_task_keys"], []),
+                    parameters=loads(r["parameters"], {}),
+                )
+                for r in self.db.table("repairs").rows_where("run_id = ?", [run_id], order_by="repair_number")
+            ]
+        snapshot = Job.model_validate_json(row["snapshot"]).tasks
+        order = {t.task_key: i for i, t in enumerate(snapshot)}
+        warnings = {t.task_key: t.warnings for t in snapshot}
+        task_rows = sorted(
+            self.db.table("task_runs").rows_where("run_id = ?", [run_id]),
+            key=lambda r: order.get(r["task_key"], 0),
+        )
+        run.task_runs = [
+            TaskRun(
+                run_id=run_id,
+                task_key=t["task_key"],
+                notebook=t["notebook"],
+                depends_on=loads(t["depends_on"], []),
+                status=TaskRunStatus(t["status"]),
+                status_reason=t["status_reason"],
+                start_time=t["start_time"],
+                end_time=t["end_time"],
+                duration_seconds=t["duration_seconds"],
+                attempts=attempts.get(t["task_key"], []),
+                task_values=values.get(t["task_key"], {}),
+                warnings=warnings.get(t["task_key"], []),
+            )
+            for t in task_rows
+        ]
+        return run
+
+    @reads
+    def get_run(self, run_id: int) -> Run:
+        """The run with its task runs, attempts, task values and repairs.
+
+        Raises:
+            NotFoundError: no run has this id.
+        """
+        return self._run(self._run_row(run_id), details=True)
+
+    @reads
+    def list_runs(
+        self,
+        *,
+        job_name: str | None = None,
+        job_path: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 20,
+        before: int | None = None,
+    ) -> list[Run]:
+        """Runs, newest first, with their task runs' statuses (no attempts); ``before`` is a run id for paging;
+        ``job_path`` is the job folder's absolute path."""
+        where: list[str] = []
+        args: list[Any] = []
+        if job_name:
+            where.append("job_name = ?")
+            args.append(job_name)
+        if job_path:
+            where.append("job_path = ?")
+            args.append(job_path)
+        if status:
+            where.append("status = ?")
+            args.append(status.value)
+        if before is not None:
+            where.append("run_id < ?")
+            args.append(before)
+        rows = list(
+            self.db.table("runs").rows_where(
+                " and ".join(where) or None, args, order_by="run_id desc", limit=limit
+            )
+        )
+        return [self._run(r, details=False) for r in rows]
+
+    @reads
+    def unfinished_runs(self) -> list[RunOwner]:
+        """Runs not in a terminal status, with their orchestrator process fields (for crash recovery)."""
+        return [
+            RunOwner.from_row(row)
+            for row in self.db.table("runs").rows_where("status in (?, ?, ?)", list(_UNFINISHED))
+        ]
+
+    @reads
+    def watched_rows(
+        self, after_run_id: int, run_ids: list[int]
+    ) -> tuple[list[WatchedRun], list[WatchedTaskRun]]:
+        """What the server's store watcher compares between two polls (two indexed queries, one snapshot): the
+        runs with an id above ``after_run_id``, the unfinished runs and the runs in ``run_ids``, and the task
+        runs of those runs, each ordered by run id."""
+        marks = ", ".join("?" * len(run_ids))
+        where = "run_id > ? or status in (?, ?, ?)" + (f" or run_id in ({marks})" if run_ids else "")
+        runs = [
+            WatchedRun(run_id, RunStatus(status), reason, job_name, pid, host)
+            for run_id, status, reason, job_name, pid, host in self.db.execute(
+                "select run_id, status, status_reason, job_name, orchestrator_pid, orchestrator_host from runs "
+                f"where {where} order by run_id",
+                [after_run_id, *_UNFINISHED, *run_ids],
+            ).fetchall()
+        ]
+        ids = [r.run_id for r in runs]
+        tasks: list[WatchedTaskRun] = []
+        if ids:
+            tasks = [
+                WatchedTaskRun(run_id, task_key, TaskRunStatus(status), reason)
+                for run_id, task_key, status, reason in self.db.execute(
+                    "select run_id, task_key, status, status_reason from task_runs "
+                    f"where run_id in ({', '.join('?' * len(ids))}) order by run_id",
+                    ids,
+                ).fetchall()
+            ]
+        return runs, tasks
+
+    @reads
+    def max_run_id(self) -> int:
+        """The highest run id recorded (0 when there is none)."""
+        return int(self.db.execute("select coalesce(max(run_id), 0) from runs").fetchone()[0])
+
+    # -- recovery ------------------------------------------------------------------------------------------
+    @writes
+    def end_unfinished(
+        self,
+        run_id: int,
+        reason: str,
+        *,
+        run_status: RunStatus | None,
+        running_status: TaskRunStatus = TaskRunStatus.failed,
+        error_kind: str = "orchestrator_died",
+        ename: str = "OrchestratorDied",
+        expected: dict[str, Any] | None = None,
+    ) -> bool:
+        """End what a run's owner left unfinished, in one transaction (recovery, a crashed runner, a cancel
+        that did not finish, a repair of a run that ended with task runs still ``running``).
+
+        Attempts still ``running`` and ``running`` task runs get ``running_status`` (``failed`` or ``canceled``),
+        the attempts with error fields ``error_kind``/``ename`` and ``reason`` as evalue; other unfinished task
+        runs (pending, queued, up_for_retry) are ``canceled``; the run gets ``run_status`` and ``reason`` unless
+        it is already terminal (None: the run row is left as it is).
+
+        Args:
+            expected: column values the run row must still have (compare-and-set against the owner renewing its
+                heartbeat, finishing or a new owner claiming the run since the caller looked), e.g.
+                :meth:`~.records.RunOwner.expected`.
+
+        Returns: False, changing nothing, when the row no longer matches ``expected``; else True.
+        """
+        now = utc_now()
+        row = self._run_row(run_id)
+        if expected and any(row[k] != v for k, v in expected.items()):
+            return False
+        for a in self.unfinished_attempts(run_id):
+            self.db.table("attempts").update(
+                (run_id, a.task_key, a.attempt_number),
+                {
+                    "status": running_status.value,
+                    "end_time": now,
+                    "duration_seconds": seconds_between(a.start_time, now),
+                    "error_kind": error_kind,
+                    "ename": ename,
+                    "evalue": reason,
+                    "traceback": "[]",
+                },
+            )
+        for t in self.db.table("task_runs").rows_where("run_id = ?", [run_id]):
+            status = TaskRunStatus(t["status"])
+            if status.is_terminal:
+                continue
+            new = running_status if status == TaskRunStatus.running else TaskRunStatus.canceled
+            self.db.table("task_runs").update(
+                (run_id, t["task_key"]),
+                {
+                    "status": new.value,
+                    "status_reason": reason,
+                    "end_time": now,
+                    "duration_seconds": seconds_between(t["start_time"], now),
+                },
+            )
+        if run_status is not None and not RunStatus(row["status"]).is_terminal:
+            self.finish_run(run_id, run_status, reason)
+        return True
