@@ -470,3 +470,47 @@ def test_a_run_whose_runner_cannot_be_built_is_ended_not_left_queued(
     (run,) = service.list_runs()
     assert run.status == RunStatus.failed and "could not start" in run.status_reason
     assert statuses(service, run.run_id) == {"a": "canceled"}
+
+
+def test_a_failing_listener_is_logged_and_the_other_listeners_get_every_event(
+    service: OrchestrateService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = job(tmp_path, a={}, b={"depends_on": ["a"]})
+    executor = MemoryExecutor()
+    first: list[tuple[str, dict[str, Any]]] = []
+    after: list[tuple[str, dict[str, Any]]] = []
+
+    def broken(kind: str, payload: dict[str, Any]) -> None:
+        raise RuntimeError("display gone")
+
+    service.listeners += [lambda kind, payload: first.append((kind, payload)), broken]
+    service.listeners.append(lambda kind, payload: after.append((kind, payload)))
+    runner = service.new_run(path, executor=executor, clock=executor.clock, on_event=broken)
+    runner.listeners.append(lambda kind, payload: None)
+    assert runner.execute() == RunStatus.succeeded
+    assert first == after and first[-1] == (
+        "run_status",
+        {"run_id": 1, "status": "succeeded", "reason": None},
+    )
+    assert "display gone" in caplog.text and "listener" in caplog.text
+
+
+def test_run_events_keep_their_wire_shape_and_read_back_typed(
+    service: OrchestrateService, tmp_path: Path
+) -> None:
+    from jupyter_orchestrate.schemas.events import RunStatusEvent, TaskStatusEvent, parse_event
+
+    path = job(tmp_path, a={})
+    events: list[tuple[str, dict[str, Any]]] = []
+    run_with(service, path, MemoryExecutor(), on_event=lambda kind, payload: events.append((kind, payload)))
+    assert events[0] == ("run_status", {"run_id": 1, "status": "running"}), "no reason key while running"
+    assert events[1] == (
+        "task_status",
+        {"run_id": 1, "task_key": "a", "status": "queued", "reason": None, "attempt_number": 0},
+    )
+    typed = [parse_event(kind, payload) for kind, payload in events]
+    assert [e.wire() for e in typed] == events
+    assert isinstance(typed[-1], RunStatusEvent) and typed[-1].status == RunStatus.succeeded
+    assert isinstance(typed[1], TaskStatusEvent) and typed[1].status == S.queued
+    with pytest.raises(ValueError, match="run_status"):
+        parse_event("run_stat", {"run_id": 1})

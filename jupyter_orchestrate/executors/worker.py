@@ -426,14 +426,7 @@ class _Worker:
             return self.failed(self.kernel_died(exc))
         except Exception as exc:  # papermill and nbclient raise many kinds; keep the traceback
             log.exception("the notebook's execution failed")
-            return self.failed(
-                AttemptError(
-                    kind=AttemptErrorKind.internal,
-                    ename=type(exc).__name__,
-                    evalue=str(exc),
-                    traceback=traceback.format_exception(exc),
-                )
-            )
+            return self.failed(_exception_error(AttemptErrorKind.internal, exc))
         finally:
             papermill_logger.removeHandler(messages)
         early = early_exit(nb, spec.output_path, spec.input_path)
@@ -670,6 +663,13 @@ def early_exit(nb: Any, output_path: str, input_path: str) -> AttemptError | Non
     )
 
 
+def _exception_error(kind: AttemptErrorKind, exc: BaseException) -> AttemptError:
+    """The error of an attempt that ``exc`` ended: its type, message and traceback."""
+    return AttemptError(
+        kind=kind, ename=type(exc).__name__, evalue=str(exc), traceback=traceback.format_exception(exc)
+    )
+
+
 def attempt_main(conn: Any, spec: AttemptSpec) -> None:
     """Entry point of the worker process (see the module docstring)."""
     os.setsid()  # out of the terminal's process group: Ctrl-C reaches the orchestrator only
@@ -688,12 +688,7 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
             worker.go.wait()
             result = AttemptResult(
                 status=ResultStatus.failed,
-                error=AttemptError(
-                    kind=AttemptErrorKind.launch_error,
-                    ename=type(exc).__name__,
-                    evalue=str(exc),
-                    traceback=traceback.format_exception(exc),
-                ),
+                error=_exception_error(AttemptErrorKind.launch_error, exc),
                 environment=worker.environment,
             )
         else:
@@ -710,12 +705,7 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
         log.exception("the attempt failed")
         failed = AttemptResult(
             status=ResultStatus.failed,
-            error=AttemptError(
-                kind=AttemptErrorKind.internal,
-                ename=type(exc).__name__,
-                evalue=str(exc),
-                traceback=traceback.format_exception(exc),
-            ),
+            error=_exception_error(AttemptErrorKind.internal, exc),
         )
         try:
             conn.send(Finished(worker.redacted(failed)))
