@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,15 @@ from jupyter_orchestrate.models import (
     utc_now,
 )
 from jupyter_orchestrate.parameters import check_parameters, coerce, render
+from jupyter_orchestrate.schemas.documents import (
+    FireDocument,
+    JobDocument,
+    JobListDocument,
+    RepairPlanDocument,
+    RunDocument,
+    RunListDocument,
+    ScheduleDocument,
+)
 from jupyter_orchestrate.store import Store
 from jupyter_orchestrate.workspace import DB_NAME, confine
 
@@ -50,14 +58,7 @@ SHUTDOWN_SECONDS = 15.0  # a clean shutdown waits this long for its runs to reco
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RepairPlan:
-    """What a repair would do: ``task_keys`` re-execute, ``reused_task_keys`` keep their results."""
-
-    run_id: int
-    task_keys: list[str]
-    reused_task_keys: list[str]
-    parameters: dict[str, Any] = field(default_factory=dict)
+RepairPlan = RepairPlanDocument  # what a repair would do; the dry run's document
 
 
 def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, str):
             result[name] = value
             continue
+        type_name: str | None
         if name in job.parameters and job.parameters[name] is not None:
             type_name = type(job.parameters[name]).__name__
         else:
@@ -404,7 +406,9 @@ class OrchestrateService:
                     run_id, reason, run_status=RunStatus.failed, error_kind="internal", ename="RunNotStarted"
                 )
             except Exception:  # the store itself failed: the monitor ends the run once its owner is gone
-                log.warning("run %s could not start and could not be ended: %s", run_id, reason)
+                log.warning(
+                    "run %s could not start and could not be ended: %s", run_id, reason, exc_info=True
+                )
             raise
 
     def _build_runner(
@@ -481,6 +485,79 @@ class OrchestrateService:
             runner.cancel("cancel requested")
         return requested
 
+    # -- documents (what the REST API and --json serve; blocking: call them off an event loop) ------------------
+    def run_document(self, run_id: int, root: str | Path | None = None) -> RunDocument:
+        """The document of run ``run_id`` (paths relative to ``root`` where given). Raises NotFoundError."""
+        return RunDocument.build(self.get_run(run_id), root)
+
+    def runs_document(
+        self,
+        *,
+        job_name: str | None = None,
+        job_path: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 20,
+        before: int | None = None,
+        root: str | Path | None = None,
+    ) -> RunListDocument:
+        """A page of runs newest first (:meth:`list_runs`) and the ``before`` of the next page."""
+        found = self.list_runs(
+            job_name=job_name, job_path=job_path, status=status, limit=limit, before=before
+        )
+        return RunListDocument.build(found, limit, root)
+
+    def job_document(
+        self, path: Path, root: Path, job: Job | None = None, problems: list[Problem] | None = None
+    ) -> JobDocument:
+        """The document of the job folder ``path``: validated here unless ``job`` or ``problems`` are given
+        (``job`` None with problems: invalid), with its last 10 runs and its schedules' state; literal
+        secret values are masked (:func:`~.environments.public_job`)."""
+        from jupyter_orchestrate.errors import PathOutsideRootError
+
+        if job is None and problems is None:
+            try:
+                job, problems = validate_job(path)
+            except PathOutsideRootError as exc:  # listed, so the user learns why it cannot be opened
+                job, problems = None, exc.problems
+        runs = self.list_runs(job_path=str(path), limit=10)
+        schedules = self.schedules(job) if job is not None else []
+        masked = public_job(job) if job is not None else None
+        return JobDocument.build(masked, path, root, problems or [], runs, schedules)
+
+    def jobs_document(
+        self, search_roots: list[Path], root: Path, *, max_depth: int, exclude: tuple[Path, ...] = ()
+    ) -> JobListDocument:
+        """Every job under ``search_roots`` (each found once, ``exclude``'d folders skipped), validated."""
+        from jupyter_orchestrate.discovery import find_jobs
+
+        seen: set[Path] = set()
+        jobs = []
+        for search_root in search_roots:
+            for path in find_jobs(search_root, max_depth=max_depth, exclude=exclude):
+                if path not in seen:
+                    seen.add(path)
+                    jobs.append(self.job_document(path, root))
+        return JobListDocument(jobs=jobs)
+
+    def attempt_log(self, run_id: int, task_key: str, attempt_number: str | int) -> bytes:
+        """The log file of attempt ``attempt_number`` of ``task_key`` in run ``run_id`` (read from the state
+        home only). Raises NotFoundError for an unknown run, task or attempt, or when no log was captured."""
+        run = self.get_run(run_id)
+        try:
+            found = next(
+                a for a in run.task_run(task_key).attempts if str(a.attempt_number) == str(attempt_number)
+            )
+        except (KeyError, StopIteration):
+            raise NotFoundError(
+                f"run {run_id} has no attempt {attempt_number} of task {task_key!r}"
+            ) from None
+        log_path = found.log_path and confine(
+            found.log_path, self.store.home, what="log", within="the state home"
+        )
+        if not log_path or not log_path.is_file():
+            raise NotFoundError(f"no log was captured for attempt {attempt_number} of task {task_key!r}")
+        return log_path.read_bytes()
+
     # -- repair ----------------------------------------------------------------------------------------------
     def plan_repair(
         self,
@@ -548,7 +625,11 @@ class OrchestrateService:
                 f"run {run_id} has nothing to repair: no task run is unsuccessful (name tasks with --task to re-execute them)"
             )
         new_overrides = coerce_overrides(job, parameters or {})
-        return RepairPlan(run_id, to_run, reused, new_overrides), job, {**run.overrides, **new_overrides}
+        return (
+            RepairPlan(run_id=run_id, task_keys=to_run, reused_task_keys=reused, parameters=new_overrides),
+            job,
+            {**run.overrides, **new_overrides},
+        )
 
     def new_repair(
         self,
@@ -614,7 +695,7 @@ class OrchestrateService:
         )
 
     # -- schedules -------------------------------------------------------------------------------------------
-    def schedules(self, job: Job) -> list[dict[str, Any]]:
+    def schedules(self, job: Job) -> list[ScheduleDocument]:
         """The job's schedules with their state: effective ``paused``, ``next_fire_time``, ``last_fire_time``
         and the 5 latest fires (scheduled time, status, run id, reason)."""
         from jupyter_orchestrate.scheduling.scheduler import schedule_name
@@ -626,18 +707,14 @@ class OrchestrateService:
             state = self.store.schedule_state(job.path, name) or {}
             paused = bool(state["paused"]) if state.get("paused") is not None else schedule.paused
             result.append(
-                {
-                    **schedule.model_dump(mode="json"),
-                    "name": name,
-                    "paused": paused,
-                    "next_fire_time": None if paused else state.get("next_fire_time"),
-                    "last_fire_time": state.get("last_fire_time"),
-                    "recent_fires": [
-                        {k: f[k] for k in ("scheduled_time", "fire_time", "status", "run_id", "reason")}
-                        for f in fires
-                        if f["schedule_name"] == name
+                ScheduleDocument(
+                    **{**dict(schedule), "name": name, "paused": paused},
+                    next_fire_time=None if paused else state.get("next_fire_time"),
+                    last_fire_time=state.get("last_fire_time"),
+                    recent_fires=[
+                        FireDocument.model_validate(f) for f in fires if f["schedule_name"] == name
                     ][:5],
-                }
+                )
             )
         return result
 
@@ -800,79 +877,9 @@ class OrchestrateService:
         return True
 
 
-def relative_to(path: str | None, root: str | Path | None) -> str | None:
-    """``path`` relative to ``root`` with forward slashes, or None if it is not inside ``root``."""
-    if not path or root is None:
-        return None
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return None
-
-
 def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
-    """The stable JSON document of a run printed by ``--json`` (schema in README "JSON output").
-
-    Per task run: status, attempt count, the last attempt's error fields, executed notebook and log paths,
-    task values, and every attempt. With ``root`` (the Jupyter server's root), ``job`` paths and each
-    attempt's ``executed_notebook_path`` are also given relative to it (None when outside it).
-    """
-
-    def attempt_doc(a: Any) -> dict[str, Any]:
-        return {
-            "executed_notebook_path": relative_to(a.notebook_path, root),
-            "attempt_number": a.attempt_number,
-            "repair_number": a.repair_number,
-            "status": a.status.value,
-            "start_time": a.start_time,
-            "end_time": a.end_time,
-            "duration_seconds": a.duration_seconds,
-            "executed_notebook": a.notebook_path,
-            "log": a.log_path,
-            "parameters": a.parameters,
-            "cells_completed": a.cells_completed,
-            "cells_total": a.cells_total,
-            "environment": a.environment,
-            "error": a.error.model_dump() if a.error else None,
-        }
-
-    return {
-        "run_id": run.run_id,
-        "job": run.job_name,
-        "job_path": run.job_path,
-        "job_id": relative_to(run.job_path, root),
-        "status": run.status.value,
-        "status_reason": run.status_reason,
-        "trigger": run.trigger.value,
-        "trigger_time": run.trigger_time,
-        "trigger_reason": run.trigger_reason,
-        "start_time": run.start_time,
-        "end_time": run.end_time,
-        "duration_seconds": run.duration_seconds,
-        "parameters": run.parameters,
-        "repair_count": run.repair_count,
-        "task_runs": [
-            {
-                "task_key": t.task_key,
-                "notebook": t.notebook,
-                "depends_on": t.depends_on,
-                "status": t.status.value,
-                "status_reason": t.status_reason,
-                "attempt_count": len(t.attempts),
-                "duration_seconds": t.duration_seconds,
-                "executed_notebook": t.last_attempt.notebook_path if t.last_attempt else None,
-                "log": t.last_attempt.log_path if t.last_attempt else None,
-                "error": t.last_attempt.error.model_dump()
-                if t.last_attempt and t.last_attempt.error
-                else None,
-                "task_values": t.task_values,
-                "warnings": t.warnings,
-                "attempts": [attempt_doc(a) for a in t.attempts],
-            }
-            for t in run.task_runs
-        ],
-        "repairs": [r.model_dump() for r in run.repairs],
-    }
+    """The JSON data of :class:`~.schemas.documents.RunDocument` for ``run`` (``--json``, the API)."""
+    return RunDocument.build(run, root).json_data()
 
 
 def job_document(
@@ -881,49 +888,9 @@ def job_document(
     root: Path,
     problems: list[Problem],
     runs: list[Run],
-    schedules: list[dict[str, Any]] | None = None,
+    schedules: list[ScheduleDocument] | None = None,
 ) -> dict[str, Any]:
-    """A job as the REST API returns it: tasks with settings and notebook parameters, DAG edges, job
-    parameters, schedules with their next fire times, recent runs, and ``problems`` with their ``severity`` and
-    ``task_key`` (``valid`` is False when one refuses the job; a task's own problems and warnings are also on
-    the task as ``problem`` and ``warnings``)."""
-    job = public_job(job) if job is not None else None  # literal secret values are never served
-    doc: dict[str, Any] = {
-        "job_id": relative_to(str(path), root) or path.name,
-        "name": job.name if job else path.name,
-        "path": str(path),
-        "valid": job is not None,
-        "problems": [
-            {
-                "path": p.path,
-                "field": p.field,
-                "message": p.message,
-                "text": str(p),
-                "task_key": p.task_key,
-                "severity": p.severity,
-            }
-            for p in problems
-        ],
-        "schedules": schedules or [],
-        "recent_runs": [
-            {"run_id": r.run_id, "status": r.status.value, "start_time": r.start_time} for r in runs
-        ],
-    }
-    if job is not None:
-        doc.update(
-            description=job.description,
-            parameters=job.parameters,
-            max_parallel_tasks=job.max_parallel_tasks,
-            max_concurrent_runs=job.max_concurrent_runs,
-            queue=job.queue,
-            edges=[{"upstream": a, "downstream": b} for a, b in job.edges],
-            tasks=[
-                {
-                    **t.model_dump(mode="json", exclude={"notebook_parameters"}),
-                    "notebook_path": relative_to(str(path / t.notebook), root),
-                    "notebook_parameters": [p.model_dump() for p in t.notebook_parameters],
-                }
-                for t in job.tasks
-            ],
-        )
-    return doc
+    """The JSON data of :class:`~.schemas.documents.JobDocument`; literal secret values of ``job`` are masked
+    (:func:`~.environments.public_job`) and never served."""
+    masked = public_job(job) if job is not None else None
+    return JobDocument.build(masked, path, root, problems, runs, schedules).json_data()

@@ -146,7 +146,9 @@ class StoreWatcher:
             for run in runs:
                 run_id = run["run_id"]
                 self._max_run_id = max(self._max_run_id, run_id)
-                started, changed, ended = [], [], []
+                started: list[tuple[str, dict[str, Any]]] = []
+                changed: list[tuple[str, dict[str, Any]]] = []
+                ended: list[tuple[str, dict[str, Any]]] = []
                 if self._runs.get(run_id) != run["status"]:
                     self._runs[run_id] = run["status"]
                     event = (

@@ -6,7 +6,7 @@
 import React, { useState } from 'react';
 import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
 
-import { IJob, IRepairPlan, IRepairRequest, IRun, ITask } from './api';
+import { JobDocument, RepairPlanDocument, RepairRequest, RunDocument, TaskDocument } from './api';
 
 export interface IParameterField {
   name: string;
@@ -16,7 +16,7 @@ export interface IParameterField {
 }
 
 /** The job's parameters and every notebook parameter, merged by name (job parameter defaults win). */
-export function parameterFields(job: IJob): IParameterField[] {
+export function parameterFields(job: JobDocument): IParameterField[] {
   const fields = new Map<string, IParameterField>();
   for (const [name, value] of Object.entries(job.parameters ?? {})) {
     fields.set(name, {
@@ -115,7 +115,7 @@ function overrides(fields: IParameterField[], values: Record<string, string>): R
 }
 
 /** Ask for parameter overrides. Resolves to null when cancelled. */
-export async function runDialog(job: IJob): Promise<Record<string, unknown> | null> {
+export async function runDialog(job: JobDocument): Promise<Record<string, unknown> | null> {
   const fields = parameterFields(job);
   const body = new FormBody<Record<string, string>>(set => <ParametersForm fields={fields} onChange={set} />, {});
   const result = await showDialog({
@@ -127,7 +127,7 @@ export async function runDialog(job: IJob): Promise<Record<string, unknown> | nu
 }
 
 /** Show the repair plan (dry run) and ask for parameter overrides. Resolves to null when cancelled. */
-export async function repairDialog(run: IRun, plan: IRepairPlan, job: IJob | undefined): Promise<IRepairRequest | null> {
+export async function repairDialog(run: RunDocument, plan: RepairPlanDocument, job: JobDocument | undefined): Promise<RepairRequest | null> {
   const fields = job ? parameterFields(job) : [];
   const body = new FormBody<Record<string, string>>(
     set => (
@@ -165,7 +165,7 @@ export interface ITaskSettings {
 const RUN_IF = ['all_success', 'at_least_one_success', 'none_failed', 'all_done', 'at_least_one_failed', 'all_failed'];
 
 function TaskSettingsForm(props: {
-  task: ITask;
+  task: TaskDocument;
   others: string[];
   kernels: string[];
   errors: Record<string, string>;
@@ -234,7 +234,7 @@ function TaskSettingsForm(props: {
 }
 
 /** The changes a task settings form asks for, as the PUT body. */
-export function settingsChanges(task: ITask, value: ITaskSettings): Record<string, unknown> {
+export function settingsChanges(task: TaskDocument, value: ITaskSettings): Record<string, unknown> {
   return {
     depends_on: value.depends_on,
     run_if: value.run_if,
@@ -249,7 +249,7 @@ export function settingsChanges(task: ITask, value: ITaskSettings): Record<strin
  * which are shown inline and the dialog stays open.
  */
 export async function taskSettingsDialog(
-  task: ITask,
+  task: TaskDocument,
   others: string[],
   kernels: string[],
   save: (changes: Record<string, unknown>) => Promise<Record<string, string> | null>

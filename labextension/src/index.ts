@@ -13,7 +13,7 @@ import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from './actions';
-import { api, IJob, IRun, OrchestrateApiError } from './api';
+import { api, JobDocument, RunDocument, OrchestrateApiError } from './api';
 import { OrchestrateSidebar } from './components/Sidebar';
 import { repairDialog, runDialog, taskSettingsDialog } from './dialogs';
 import { OrchestrateModel } from './model';
@@ -59,7 +59,7 @@ function message(error: unknown): string {
 }
 
 /** The job a notebook belongs to (its folder) and its task, if it is a task of a valid job. */
-async function taskOfNotebook(path: string): Promise<{ job: IJob; taskKey: string } | null> {
+async function taskOfNotebook(path: string): Promise<{ job: JobDocument; taskKey: string } | null> {
   const folder = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
   if (!folder) {
     return null;
@@ -85,7 +85,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const model = new OrchestrateModel();
 
     const actions: IActions = {
-      runJob: async (job: IJob) => {
+      runJob: async (job: JobDocument) => {
         try {
           const full = job.tasks ? job : await api.getJob(job.job_id);
           const parameters = await runDialog(full);
@@ -98,7 +98,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           await showErrorMessage('Cannot start the run', message(error));
         }
       },
-      repairRun: async (run: IRun, taskKeys?: string[]) => {
+      repairRun: async (run: RunDocument, taskKeys?: string[]) => {
         try {
           const plan = await api.planRepair(run.run_id, { task_keys: taskKeys ?? null });
           const job = run.job_id ? await api.getJob(run.job_id) : undefined;

@@ -1,10 +1,10 @@
 /** The pure parts of the dialogs (src/dialogs.tsx): the parameter form's fields, value parsing, task settings. */
 import { describe, expect, it } from 'vitest';
 
-import { IJob, ITask } from '../api';
+import { JobDocument, TaskDocument } from '../api';
 import { parameterFields, parseValue, settingsChanges } from '../dialogs';
 
-function task(task_key: string, notebook_parameters: ITask['notebook_parameters'], extra: Partial<ITask> = {}): ITask {
+function task(task_key: string, notebook_parameters: TaskDocument['notebook_parameters'], extra: Partial<TaskDocument> = {}): TaskDocument {
   return {
     task_key,
     notebook: `${task_key}.ipynb`,
@@ -23,7 +23,7 @@ function task(task_key: string, notebook_parameters: ITask['notebook_parameters'
   };
 }
 
-function job(parameters: Record<string, unknown>, tasks: ITask[]): IJob {
+function job(parameters: Record<string, unknown>, tasks: TaskDocument[]): JobDocument {
   return { job_id: 'job', name: 'job', path: '/srv/job', valid: true, problems: [], schedules: [], recent_runs: [], parameters, tasks };
 }
 

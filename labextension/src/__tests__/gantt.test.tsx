@@ -2,14 +2,14 @@
 import React from 'react';
 import { describe, expect, it } from 'vitest';
 
-import type { IAttempt, ITaskRun } from '../api';
+import type { AttemptDocument, TaskRunDocument } from '../api';
 import { formatTick, Gantt, ganttData, ganttLayout, ganttScale, ganttTicks, niceStep, parseTime } from '../components/Gantt';
 import { render } from './render';
 
 const T0 = '2026-11-22T00:00:00.000000+00:00';
 const at = (seconds: number) => new Date(Date.parse('2026-11-22T00:00:00Z') + seconds * 1000).toISOString();
 
-function attempt(attempt_number: number, start: number | null, end: number | null, status: IAttempt['status'], repair_number = 0): IAttempt {
+function attempt(attempt_number: number, start: number | null, end: number | null, status: AttemptDocument['status'], repair_number = 0): AttemptDocument {
   return {
     attempt_number,
     repair_number,
@@ -27,7 +27,7 @@ function attempt(attempt_number: number, start: number | null, end: number | nul
   };
 }
 
-function taskRun(task_key: string, attempts: IAttempt[]): ITaskRun {
+function taskRun(task_key: string, attempts: AttemptDocument[]): TaskRunDocument {
   return {
     task_key,
     notebook: `${task_key}.ipynb`,

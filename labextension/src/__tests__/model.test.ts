@@ -1,10 +1,10 @@
 /** OrchestrateModel (src/model.ts): applying the server's events, and notifying about watched runs. */
 import { afterEach, beforeEach, describe, expect, it, MockInstance, vi } from 'vitest';
 
-import { api, IOrchestrateEvent, IRun, ITaskRun, RunStatus } from '../api';
+import { api, IOrchestrateEvent, RunDocument, TaskRunDocument, RunStatus } from '../api';
 import { OrchestrateModel } from '../model';
 
-function taskRun(task_key: string, status: ITaskRun['status'] = 'pending'): ITaskRun {
+function taskRun(task_key: string, status: TaskRunDocument['status'] = 'pending'): TaskRunDocument {
   return {
     task_key,
     notebook: `${task_key}.ipynb`,
@@ -20,7 +20,7 @@ function taskRun(task_key: string, status: ITaskRun['status'] = 'pending'): ITas
   };
 }
 
-function run(run_id: number, status: RunStatus = 'running', tasks = ['extract', 'validate']): IRun {
+function run(run_id: number, status: RunStatus = 'running', tasks = ['extract', 'validate']): RunDocument {
   return {
     run_id,
     job: 'repair_demo',

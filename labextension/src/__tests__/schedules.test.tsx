@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, MockInstance, vi } from 'vitest';
 import { ServerConnection } from '@jupyterlab/services';
 
 import type { IActions } from '../actions';
-import { api, IFire, IJob, IRun, ISchedule, OrchestrateApiError } from '../api';
+import { api, FireDocument, JobDocument, RunDocument, ScheduleDocument, OrchestrateApiError } from '../api';
 import { JobView } from '../components/JobView';
 import { OrchestrateModel } from '../model';
 import {
@@ -24,7 +24,7 @@ import { interact, render } from './render';
 
 const NOW = Date.parse('2026-11-22T06:00:00Z');
 
-function schedule(extra: Partial<ISchedule> = {}): ISchedule {
+function schedule(extra: Partial<ScheduleDocument> = {}): ScheduleDocument {
   return {
     name: 'nightly',
     cron: '30 6 * * *',
@@ -41,7 +41,7 @@ function schedule(extra: Partial<ISchedule> = {}): ISchedule {
   };
 }
 
-function fire(extra: Partial<IFire> = {}): IFire {
+function fire(extra: Partial<FireDocument> = {}): FireDocument {
   return {
     scheduled_time: '2026-11-21T05:30:00+00:00',
     fire_time: '2026-11-21T05:30:01+00:00',
@@ -52,7 +52,7 @@ function fire(extra: Partial<IFire> = {}): IFire {
   };
 }
 
-function run(run_id: number): IRun {
+function run(run_id: number): RunDocument {
   return {
     run_id,
     job: 'repair_demo',
@@ -287,7 +287,7 @@ describe('<Schedules>', () => {
 });
 
 describe('<JobView> with schedules', () => {
-  function job(schedules: ISchedule[]): IJob {
+  function job(schedules: ScheduleDocument[]): JobDocument {
     return {
       job_id: 'demo/repair_demo',
       name: 'repair_demo',

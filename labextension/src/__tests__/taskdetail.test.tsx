@@ -3,23 +3,23 @@ import React from 'react';
 import { describe, expect, it, vi } from 'vitest';
 
 import type { IActions } from '../actions';
-import type { IAttempt, IAttemptError, ITaskRun } from '../api';
+import type { AttemptDocument, AttemptError, TaskRunDocument } from '../api';
 import { formatNotebookParameter, problemText, runTaskStatuses, selectRunId } from '../components/JobView';
 import { canCancel, canRepair, runDuration } from '../components/RunView';
 import {
   errorKindLabel,
   Failure,
   formatValue,
-  isUnsuccessful,
   lastAttempt,
   progressText,
   TaskDetail,
   taskProgress
 } from '../components/TaskDetail';
 import { cellLabel } from '../components/common';
+import { isUnsuccessful } from '../status';
 import { interact, render } from './render';
 
-const ERROR: IAttemptError = {
+const ERROR: AttemptError = {
   kind: 'cell_error',
   ename: 'ValueError',
   evalue: 'threshold is not set: repair this run',
@@ -35,7 +35,7 @@ const ERROR: IAttemptError = {
   execution_count: 3
 };
 
-function attempt(n: number, repair: number, extra: Partial<IAttempt> = {}): IAttempt {
+function attempt(n: number, repair: number, extra: Partial<AttemptDocument> = {}): AttemptDocument {
   return {
     attempt_number: n,
     repair_number: repair,
@@ -54,7 +54,7 @@ function attempt(n: number, repair: number, extra: Partial<IAttempt> = {}): IAtt
   };
 }
 
-function taskRun(extra: Partial<ITaskRun> = {}): ITaskRun {
+function taskRun(extra: Partial<TaskRunDocument> = {}): TaskRunDocument {
   return {
     task_key: 'validate',
     notebook: 'validate.ipynb',

@@ -4,6 +4,7 @@
  */
 import React, { useId, useMemo } from 'react';
 import * as dagre from '@dagrejs/dagre';
+import { statusClass } from '../status';
 
 export interface IDagEdge {
   upstream: string;
@@ -214,7 +215,7 @@ export function Dag(props: {
               }}
             >
               <title>{status === 'none' ? n.key : `${n.key}: ${status.replace(/_/g, ' ')}`}</title>
-              <rect className={`jo-node-box jo-status-${status}`} width={n.width} height={n.height} rx={4} ry={4} />
+              <rect className={`jo-node-box ${statusClass(status)}`} width={n.width} height={n.height} rx={4} ry={4} />
               <text x={n.width / 2} y={n.height / 2} textAnchor="middle" dominantBaseline="central">
                 {n.label}
               </text>

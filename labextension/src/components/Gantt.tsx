@@ -4,8 +4,9 @@
  */
 import React, { useEffect, useRef, useState } from 'react';
 
-import type { IAttempt, ITaskRun } from '../api';
+import type { AttemptDocument, TaskRunDocument } from '../api';
 import { formatSeconds } from './common';
+import { statusClass } from '../status';
 
 /** One attempt's bar; `start` and `end` are seconds since the run's start. */
 export interface IGanttBar {
@@ -59,7 +60,7 @@ export function parseTime(iso: string | null | undefined): number | null {
 
 /** The bars of a run's attempts, relative to the run's start; attempts without an end time end at `now` (ms). */
 export function ganttData(
-  run: { start_time: string; end_time?: string | null; task_runs?: Pick<ITaskRun, 'task_key' | 'attempts'>[] },
+  run: { start_time: string; end_time?: string | null; task_runs?: Pick<TaskRunDocument, 'task_key' | 'attempts'>[] },
   now: number = Date.now()
 ): IGanttData {
   const origin = parseTime(run.start_time) ?? now;
@@ -80,7 +81,7 @@ export function ganttData(
   return { rows, bars, total: Math.max(total, 1) };
 }
 
-function attemptBar(attempt: IAttempt, taskKey: string, row: number, origin: number, now: number): IGanttBar | null {
+function attemptBar(attempt: AttemptDocument, taskKey: string, row: number, origin: number, now: number): IGanttBar | null {
   const startMs = parseTime(attempt.start_time);
   if (startMs === null) {
     return null;
@@ -215,7 +216,7 @@ function useWidth(ref: React.RefObject<HTMLElement>, fallback: number): number {
 
 /** The run's timeline (Gantt chart) of attempts. Clicking a row calls `onSelect` with its task key. */
 export function Gantt(props: {
-  run: { start_time: string; end_time?: string | null; task_runs?: ITaskRun[] };
+  run: { start_time: string; end_time?: string | null; task_runs?: TaskRunDocument[] };
   now?: number;
   selected?: string | null;
   onSelect?: (taskKey: string) => void;
@@ -270,7 +271,7 @@ export function Gantt(props: {
           {layout.bars.map(bar => (
             <rect
               key={`${bar.taskKey}/${bar.attemptNumber}`}
-              className={`jo-bar jo-status-${bar.status}${bar.running ? ' jo-bar-running' : ''}`}
+              className={`jo-bar ${statusClass(bar.status)}${bar.running ? ' jo-bar-running' : ''}`}
               data-task-key={bar.taskKey}
               data-attempt={bar.attemptNumber}
               data-status={bar.status}

@@ -7,7 +7,8 @@ import React, { useEffect, useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
-import { api, IJob, INotebookParameter, IProblem, IRun, isTerminal, ITask } from '../api';
+import { api, JobDocument, NotebookParameterDocument, ProblemDocument, RunDocument, RunSummaryDocument, TaskDocument } from '../api';
+import { isTerminal } from '../status';
 import { OrchestrateModel } from '../model';
 import { ErrorText, formatSeconds, RunCell, StatusBadge } from './common';
 import { Dag } from './Dag';
@@ -20,13 +21,13 @@ import { formatValue, TaskDetail } from './TaskDetail';
 export const RECENT_RUNS = 10;
 
 /** `name = default: type` for a notebook parameter (`name: type` without a default). */
-export function formatNotebookParameter(p: INotebookParameter): string {
+export function formatNotebookParameter(p: NotebookParameterDocument): string {
   const type = p.inferred_type ?? 'any';
   return p.default === null ? `${p.name}: ${type}` : `${p.name} = ${p.default}: ${type}`;
 }
 
 /** A validation problem as one line (the server's `text`, else path, field and message). */
-export function problemText(problem: IProblem): string {
+export function problemText(problem: ProblemDocument): string {
   return problem.text ?? [problem.path, problem.field, problem.message].filter(Boolean).join(': ');
 }
 
@@ -75,7 +76,7 @@ function useModelTick(model: OrchestrateModel, delayMs = 500): number {
   return tick;
 }
 
-function retriesText(task: ITask): string {
+function retriesText(task: TaskDocument): string {
   if (!task.max_retries) {
     return 'none';
   }
@@ -84,7 +85,7 @@ function retriesText(task: ITask): string {
 }
 
 /** A task's settings: notebook, dependencies, run_if, kernel, retries, timeout and notebook parameters. */
-function TaskSpec(props: { task: ITask; selected: boolean; onSelect: (taskKey: string) => void }): JSX.Element {
+function TaskSpec(props: { task: TaskDocument; selected: boolean; onSelect: (taskKey: string) => void }): JSX.Element {
   const { task } = props;
   const overrides = Object.entries(task.parameters ?? {});
   return (
@@ -139,7 +140,7 @@ function RunSelector(props: {
   if (runs.length === 0) {
     return <div className="jo-muted">No runs yet.</div>;
   }
-  const duration = (selected as Partial<IRun> | undefined)?.duration_seconds;
+  const duration = (selected as Partial<RunDocument> | undefined)?.duration_seconds;
   return (
     <div className="jo-run-selector" data-testid="jo-run-selector">
       <div className="jo-cells">
@@ -183,11 +184,11 @@ export function JobView(props: { model: OrchestrateModel; jobId: string; actions
 function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: IActions }): JSX.Element {
   const { model, jobId, actions } = props;
   const tick = useModelTick(model);
-  const [job, setJob] = useState<IJob | null>(null);
+  const [job, setJob] = useState<JobDocument | null>(null);
   const [jobError, setJobError] = useState<string | null>(null);
-  const [runs, setRuns] = useState<IRun[] | null>(null);
+  const [runs, setRuns] = useState<RunSummaryDocument[] | null>(null);
   const [chosenRunId, setChosenRunId] = useState<number | null>(null);
-  const [fullRun, setFullRun] = useState<IRun | null>(null);
+  const [fullRun, setFullRun] = useState<RunDocument | null>(null);
   const [selectedTask, setSelectedTask] = useState<string | null>(null);
 
   useEffect(() => {
@@ -223,8 +224,8 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
   const selectedRunId = selectRunId(chosenRunId, runList.map(r => r.run_id));
   const summary = runList.find(r => r.run_id === selectedRunId);
   // refetch the full run when its listed state changes, and on every model change while it is active
-  const version = summary ? JSON.stringify([summary.status, (summary as Partial<IRun>).repair_count, summary.task_statuses]) : '';
-  const activeTick = summary && !isTerminal(summary.status as IRun['status']) ? tick : 0;
+  const version = summary ? JSON.stringify([summary.status, (summary as Partial<RunSummaryDocument>).repair_count, summary.task_statuses]) : '';
+  const activeTick = summary && !isTerminal(summary.status) ? tick : 0;
   useEffect(() => {
     if (selectedRunId === null) {
       return;

@@ -6,19 +6,20 @@ import React, { useEffect, useRef, useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
-import { IRepair, IRun, isTerminal, RunStatus } from '../api';
+import { RepairDocument, RunDocument, RunStatus } from '../api';
+import { isActive, isTerminal, isUnsuccessful } from '../status';
 import { OrchestrateModel } from '../model';
 import { ErrorText, formatSeconds, StatusBadge } from './common';
 import { Gantt, parseTime, useNow } from './Gantt';
-import { formatValue, isUnsuccessful, TaskDetail } from './TaskDetail';
+import { formatValue, TaskDetail } from './TaskDetail';
 
 /** True while a run can be canceled (queued, running or already canceling). */
 export function canCancel(status: RunStatus | string): boolean {
-  return status === 'queued' || status === 'running' || status === 'canceling';
+  return isActive(status);
 }
 
 /** True when a run is finished and some task run is unsuccessful (failed, timed_out, upstream_failed, canceled). */
-export function canRepair(run: Pick<IRun, 'status' | 'task_runs'>): boolean {
+export function canRepair(run: Pick<RunDocument, 'status' | 'task_runs'>): boolean {
   return isTerminal(run.status) && (run.task_runs ?? []).some(t => isUnsuccessful(t.status));
 }
 
@@ -29,7 +30,7 @@ export function formatTime(iso: string | null | undefined): string {
 }
 
 /** The run's duration in seconds: its recorded duration, else (still running) the time since its start. */
-export function runDuration(run: Pick<IRun, 'start_time' | 'duration_seconds' | 'status'>, now: number = Date.now()): number | null {
+export function runDuration(run: Pick<RunDocument, 'start_time' | 'duration_seconds' | 'status'>, now: number = Date.now()): number | null {
   if (run.duration_seconds !== null && run.duration_seconds !== undefined) {
     return run.duration_seconds;
   }
@@ -37,7 +38,7 @@ export function runDuration(run: Pick<IRun, 'start_time' | 'duration_seconds' | 
   return start === null || isTerminal(run.status) ? null : Math.max(0, (now - start) / 1000);
 }
 
-function Repairs(props: { repairs: IRepair[] }): JSX.Element | null {
+function Repairs(props: { repairs: RepairDocument[] }): JSX.Element | null {
   if (props.repairs.length === 0) {
     return null;
   }
@@ -77,7 +78,7 @@ function Repairs(props: { repairs: IRepair[] }): JSX.Element | null {
   );
 }
 
-function RunHeader(props: { model: OrchestrateModel; run: IRun; now: number; actions: IActions }): JSX.Element {
+function RunHeader(props: { model: OrchestrateModel; run: RunDocument; now: number; actions: IActions }): JSX.Element {
   const { model, run, actions } = props;
   const jobId = run.job_id;
   const parameters = Object.entries(run.parameters ?? {});
