@@ -511,14 +511,12 @@ class OrchestrateService:
     ) -> JobDocument:
         """The document of the job folder ``path``: validated here unless ``job`` or ``problems`` are given
         (``job`` None with problems: invalid), with its last 10 runs and its schedules' state; literal
-        secret values are masked (:func:`~.environments.public_job`)."""
-        from jupyter_orchestrate.errors import PathOutsideRootError
+        secret values are masked (:func:`~.environments.public_job`).
 
+        Raises: PathOutsideRootError when the job's files lead outside its folder (validation reads nothing).
+        """
         if job is None and problems is None:
-            try:
-                job, problems = validate_job(path)
-            except PathOutsideRootError as exc:  # listed, so the user learns why it cannot be opened
-                job, problems = None, exc.problems
+            job, problems = validate_job(path)
         runs = self.list_runs(job_path=str(path), limit=10)
         schedules = self.schedules(job) if job is not None else []
         masked = public_job(job) if job is not None else None
@@ -529,14 +527,19 @@ class OrchestrateService:
     ) -> JobListDocument:
         """Every job under ``search_roots`` (each found once, ``exclude``'d folders skipped), validated."""
         from jupyter_orchestrate.discovery import find_jobs
+        from jupyter_orchestrate.errors import PathOutsideRootError
 
         seen: set[Path] = set()
         jobs = []
         for search_root in search_roots:
             for path in find_jobs(search_root, max_depth=max_depth, exclude=exclude):
-                if path not in seen:
-                    seen.add(path)
+                if path in seen:
+                    continue
+                seen.add(path)
+                try:
                     jobs.append(self.job_document(path, root))
+                except PathOutsideRootError as exc:  # listed, so the user learns why it cannot be opened
+                    jobs.append(self.job_document(path, root, None, exc.problems))
         return JobListDocument(jobs=jobs)
 
     def attempt_log(self, run_id: int, task_key: str, attempt_number: str | int) -> bytes:

@@ -21,7 +21,18 @@ export function parameterFields(job: JobDocument): IParameterField[] {
   for (const [name, value] of Object.entries(job.parameters ?? {})) {
     fields.set(name, {
       name,
-      type: value === null ? null : Array.isArray(value) ? 'list' : typeof value === 'number' ? (Number.isInteger(value) ? 'int' : 'float') : typeof value === 'boolean' ? 'bool' : 'str',
+      type:
+        value === null
+          ? null
+          : Array.isArray(value)
+            ? 'list'
+            : typeof value === 'number'
+              ? Number.isInteger(value)
+                ? 'int'
+                : 'float'
+              : typeof value === 'boolean'
+                ? 'bool'
+                : 'str',
       default: typeof value === 'string' ? value : JSON.stringify(value),
       tasks: ['job']
     });
@@ -63,7 +74,10 @@ export function parseValue(raw: string, type: string | null): unknown {
 }
 
 class FormBody<T> extends ReactWidget {
-  constructor(private renderBody: (set: (value: T) => void) => JSX.Element, private value: T) {
+  constructor(
+    private renderBody: (set: (value: T) => void) => JSX.Element,
+    private value: T
+  ) {
     super();
   }
   render(): JSX.Element {
@@ -74,7 +88,10 @@ class FormBody<T> extends ReactWidget {
   }
 }
 
-function ParametersForm(props: { fields: IParameterField[]; onChange: (values: Record<string, string>) => void }): JSX.Element {
+function ParametersForm(props: {
+  fields: IParameterField[];
+  onChange: (values: Record<string, string>) => void;
+}): JSX.Element {
   const [values, setValues] = useState<Record<string, string>>({});
   if (props.fields.length === 0) {
     return <div className="jo-muted">This job has no parameters.</div>;
@@ -84,7 +101,10 @@ function ParametersForm(props: { fields: IParameterField[]; onChange: (values: R
       {props.fields.map(field => (
         <label key={field.name}>
           <span>
-            {field.name} <span className="jo-muted">({field.type ?? 'any'}; {field.tasks.join(', ')})</span>
+            {field.name}{' '}
+            <span className="jo-muted">
+              ({field.type ?? 'any'}; {field.tasks.join(', ')})
+            </span>
           </span>
           <input
             name={field.name}
@@ -127,7 +147,11 @@ export async function runDialog(job: JobDocument): Promise<Record<string, unknow
 }
 
 /** Show the repair plan (dry run) and ask for parameter overrides. Resolves to null when cancelled. */
-export async function repairDialog(run: RunDocument, plan: RepairPlanDocument, job: JobDocument | undefined): Promise<RepairRequest | null> {
+export async function repairDialog(
+  run: RunDocument,
+  plan: RepairPlanDocument,
+  job: JobDocument | undefined
+): Promise<RepairRequest | null> {
   const fields = job ? parameterFields(job) : [];
   const body = new FormBody<Record<string, string>>(
     set => (
@@ -221,12 +245,23 @@ function TaskSettingsForm(props: {
       </label>
       <label>
         max_retries
-        <input type="number" min={0} value={value.max_retries} onChange={event => update({ max_retries: event.target.value })} />
+        <input
+          type="number"
+          min={0}
+          value={value.max_retries}
+          onChange={event => update({ max_retries: event.target.value })}
+        />
         {props.errors.max_retries && <span className="jo-field-error">{props.errors.max_retries}</span>}
       </label>
       <label>
         timeout_seconds
-        <input type="number" min={1} value={value.timeout_seconds} placeholder="none" onChange={event => update({ timeout_seconds: event.target.value })} />
+        <input
+          type="number"
+          min={1}
+          value={value.timeout_seconds}
+          placeholder="none"
+          onChange={event => update({ timeout_seconds: event.target.value })}
+        />
         {props.errors.timeout_seconds && <span className="jo-field-error">{props.errors.timeout_seconds}</span>}
       </label>
     </div>
@@ -238,7 +273,9 @@ export function settingsChanges(task: TaskDocument, value: ITaskSettings): Recor
   return {
     depends_on: value.depends_on,
     run_if: value.run_if,
-    environment: value.kernel_name ? { ...task.environment, kernel_name: value.kernel_name } : { ...task.environment, kernel_name: null },
+    environment: value.kernel_name
+      ? { ...task.environment, kernel_name: value.kernel_name }
+      : { ...task.environment, kernel_name: null },
     max_retries: value.max_retries === '' ? null : Number(value.max_retries),
     timeout_seconds: value.timeout_seconds === '' ? null : Number(value.timeout_seconds)
   };

@@ -117,7 +117,13 @@ export class OrchestrateModel {
       return;
     }
     const run = this.runs.get(event.run_id);
-    if (event.type === 'run_status' && event.status && !isTerminal(event.status) && !run && !this._listed(event.run_id)) {
+    if (
+      event.type === 'run_status' &&
+      event.status &&
+      !isTerminal(event.status) &&
+      !run &&
+      !this._listed(event.run_id)
+    ) {
       // a run this sidebar has not seen: started by the CLI, a notebook or a scheduler on the same state home
       void this.refresh();
       return;

@@ -4,7 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { JobDocument, TaskDocument } from '../api';
 import { parameterFields, parseValue, settingsChanges } from '../dialogs';
 
-function task(task_key: string, notebook_parameters: TaskDocument['notebook_parameters'], extra: Partial<TaskDocument> = {}): TaskDocument {
+function task(
+  task_key: string,
+  notebook_parameters: TaskDocument['notebook_parameters'],
+  extra: Partial<TaskDocument> = {}
+): TaskDocument {
   return {
     task_key,
     notebook: `${task_key}.ipynb`,
@@ -24,10 +28,25 @@ function task(task_key: string, notebook_parameters: TaskDocument['notebook_para
 }
 
 function job(parameters: Record<string, unknown>, tasks: TaskDocument[]): JobDocument {
-  return { job_id: 'job', name: 'job', path: '/srv/job', valid: true, problems: [], schedules: [], recent_runs: [], parameters, tasks };
+  return {
+    job_id: 'job',
+    name: 'job',
+    path: '/srv/job',
+    valid: true,
+    problems: [],
+    schedules: [],
+    recent_runs: [],
+    parameters,
+    tasks
+  };
 }
 
-const param = (name: string, def: string | null, type: string | null) => ({ name, default: def, inferred_type: type, help: '' });
+const param = (name: string, def: string | null, type: string | null) => ({
+  name,
+  default: def,
+  inferred_type: type,
+  help: ''
+});
 
 describe('parameterFields', () => {
   it('types the job parameters from their defaults', () => {
@@ -53,7 +72,12 @@ describe('parameterFields', () => {
     );
     const byName = Object.fromEntries(fields.map(f => [f.name, f]));
     expect(Object.keys(byName)).toEqual(['output_dir', 'threshold', 'seed']);
-    expect(byName.output_dir).toEqual({ name: 'output_dir', type: 'str', default: 'output/run-{{job.run_id}}', tasks: ['job', 'extract', 'validate'] });
+    expect(byName.output_dir).toEqual({
+      name: 'output_dir',
+      type: 'str',
+      default: 'output/run-{{job.run_id}}',
+      tasks: ['job', 'extract', 'validate']
+    });
     expect(byName.threshold).toEqual({ name: 'threshold', type: 'float', default: 'null', tasks: ['job', 'validate'] });
     expect(byName.seed).toEqual({ name: 'seed', type: 'int', default: '42', tasks: ['extract'] });
   });
@@ -61,7 +85,11 @@ describe('parameterFields', () => {
   it('strips the quotes of string literals only', () => {
     const fields = parameterFields(
       job({}, [
-        task('a', [param('path', '"data/readings.csv"', 'str'), param('single', "'x'", 'str'), param('mixed', '"x\'', 'str')]),
+        task('a', [
+          param('path', '"data/readings.csv"', 'str'),
+          param('single', "'x'", 'str'),
+          param('mixed', '"x\'', 'str')
+        ]),
         task('b', [param('items', '["a", "b"]', 'list'), param('nothing', null, null)])
       ])
     );
@@ -134,7 +162,13 @@ describe('settingsChanges', () => {
   });
 
   it('clears empty fields with null and keeps the rest of the environment', () => {
-    const changes = settingsChanges(base, { depends_on: [], run_if: 'all_success', kernel_name: '', max_retries: '', timeout_seconds: '' });
+    const changes = settingsChanges(base, {
+      depends_on: [],
+      run_if: 'all_success',
+      kernel_name: '',
+      max_retries: '',
+      timeout_seconds: ''
+    });
     expect(changes).toEqual({
       depends_on: [],
       run_if: 'all_success',

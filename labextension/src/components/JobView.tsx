@@ -7,7 +7,15 @@ import React, { useEffect, useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
-import { api, JobDocument, NotebookParameterDocument, ProblemDocument, RunDocument, RunSummaryDocument, TaskDocument } from '../api';
+import {
+  api,
+  JobDocument,
+  NotebookParameterDocument,
+  ProblemDocument,
+  RunDocument,
+  RunSummaryDocument,
+  TaskDocument
+} from '../api';
 import { isTerminal } from '../status';
 import { OrchestrateModel } from '../model';
 import { ErrorText, formatSeconds, RunCell, StatusBadge } from './common';
@@ -89,7 +97,11 @@ function TaskSpec(props: { task: TaskDocument; selected: boolean; onSelect: (tas
   const { task } = props;
   const overrides = Object.entries(task.parameters ?? {});
   return (
-    <div className={`jo-task-spec${props.selected ? ' jo-selected' : ''}`} data-testid="jo-task-spec" data-task-key={task.task_key}>
+    <div
+      className={`jo-task-spec${props.selected ? ' jo-selected' : ''}`}
+      data-testid="jo-task-spec"
+      data-task-key={task.task_key}
+    >
       <div className="jo-row jo-wrap">
         <button className="jo-link jo-task-key" onClick={() => props.onSelect(task.task_key)}>
           {task.task_key}
@@ -167,7 +179,11 @@ function RunSelector(props: {
             {formatTime(selected.start_time)}
             {duration !== null && duration !== undefined ? ` · ${formatSeconds(duration)}` : ''}
           </span>
-          <button className="jo-link" data-testid="jo-open-run" onClick={() => model.show({ kind: 'run', runId: selected.run_id })}>
+          <button
+            className="jo-link"
+            data-testid="jo-open-run"
+            onClick={() => model.show({ kind: 'run', runId: selected.run_id })}
+          >
             Open run {selected.run_id}
           </button>
         </div>
@@ -221,10 +237,15 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
 
   const shownJob = job ?? model.job(jobId) ?? null;
   const runList: IMatrixRun[] = runs ?? shownJob?.recent_runs ?? [];
-  const selectedRunId = selectRunId(chosenRunId, runList.map(r => r.run_id));
+  const selectedRunId = selectRunId(
+    chosenRunId,
+    runList.map(r => r.run_id)
+  );
   const summary = runList.find(r => r.run_id === selectedRunId);
   // refetch the full run when its listed state changes, and on every model change while it is active
-  const version = summary ? JSON.stringify([summary.status, (summary as Partial<RunSummaryDocument>).repair_count, summary.task_statuses]) : '';
+  const version = summary
+    ? JSON.stringify([summary.status, (summary as Partial<RunSummaryDocument>).repair_count, summary.task_statuses])
+    : '';
   const activeTick = summary && !isTerminal(summary.status) ? tick : 0;
   useEffect(() => {
     if (selectedRunId === null) {
@@ -247,7 +268,11 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
   if (!shownJob) {
     return (
       <div className="jo-body" data-testid="jo-job-view" data-job-id={jobId}>
-        {jobError ? <ErrorText error={`Cannot load job ${jobId}: ${jobError}`} /> : <div className="jo-muted">Loading…</div>}
+        {jobError ? (
+          <ErrorText error={`Cannot load job ${jobId}: ${jobError}`} />
+        ) : (
+          <div className="jo-muted">Loading…</div>
+        )}
       </div>
     );
   }
@@ -292,7 +317,11 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
           </div>
           <ul>
             {shownJob.problems.map((problem, i) => (
-              <li key={i} className={problem.severity === 'warning' ? 'jo-warning' : 'jo-error-text'} data-severity={problem.severity ?? 'error'}>
+              <li
+                key={i}
+                className={problem.severity === 'warning' ? 'jo-warning' : 'jo-error-text'}
+                data-severity={problem.severity ?? 'error'}
+              >
                 {problem.severity === 'warning' ? 'warning: ' : ''}
                 {problemText(problem)}
               </li>

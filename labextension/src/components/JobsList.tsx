@@ -28,7 +28,11 @@ export function EmptyJobs(): JSX.Element {
 export function JobsList(props: { model: OrchestrateModel; onRun: (job: JobDocument) => void }): JSX.Element {
   const { model } = props;
   if (model.jobs === null) {
-    return model.jobsError ? <ErrorText error={`Cannot load jobs: ${model.jobsError}`} /> : <div className="jo-muted">Loading jobs…</div>;
+    return model.jobsError ? (
+      <ErrorText error={`Cannot load jobs: ${model.jobsError}`} />
+    ) : (
+      <div className="jo-muted">Loading jobs…</div>
+    );
   }
   if (model.jobs.length === 0) {
     return <EmptyJobs />;

@@ -101,7 +101,11 @@ export function Matrix(props: {
                 return (
                   <td key={run.run_id} className={selectedClass(run)}>
                     {status === null ? (
-                      <span className="jo-cell jo-cell-empty" data-run-id={run.run_id} title={`${key}: not in run ${run.run_id}`} />
+                      <span
+                        className="jo-cell jo-cell-empty"
+                        data-run-id={run.run_id}
+                        title={`${key}: not in run ${run.run_id}`}
+                      />
                     ) : (
                       <RunCell
                         runId={run.run_id}

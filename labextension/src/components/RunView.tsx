@@ -30,7 +30,10 @@ export function formatTime(iso: string | null | undefined): string {
 }
 
 /** The run's duration in seconds: its recorded duration, else (still running) the time since its start. */
-export function runDuration(run: Pick<RunDocument, 'start_time' | 'duration_seconds' | 'status'>, now: number = Date.now()): number | null {
+export function runDuration(
+  run: Pick<RunDocument, 'start_time' | 'duration_seconds' | 'status'>,
+  now: number = Date.now()
+): number | null {
   if (run.duration_seconds !== null && run.duration_seconds !== undefined) {
     return run.duration_seconds;
   }
@@ -61,7 +64,9 @@ function Repairs(props: { repairs: RepairDocument[] }): JSX.Element | null {
               <td>{formatTime(r.repair_time)}</td>
               <td>
                 {r.task_keys.join(', ')}
-                {r.reused_task_keys.length > 0 && <div className="jo-muted">reused: {r.reused_task_keys.join(', ')}</div>}
+                {r.reused_task_keys.length > 0 && (
+                  <div className="jo-muted">reused: {r.reused_task_keys.join(', ')}</div>
+                )}
               </td>
               <td>
                 {Object.entries(r.parameters ?? {}).map(([name, value]) => (
@@ -90,12 +95,22 @@ function RunHeader(props: { model: OrchestrateModel; run: RunDocument; now: numb
           <StatusBadge status={run.status} />
         </span>
         {canCancel(run.status) && (
-          <Button small className="jp-mod-styled jp-mod-warn" data-testid="jo-cancel" onClick={() => void actions.cancelRun(run.run_id)}>
+          <Button
+            small
+            className="jp-mod-styled jp-mod-warn"
+            data-testid="jo-cancel"
+            onClick={() => void actions.cancelRun(run.run_id)}
+          >
             Cancel
           </Button>
         )}
         {canRepair(run) && (
-          <Button small className="jp-mod-styled jp-mod-accept" data-testid="jo-repair" onClick={() => void actions.repairRun(run)}>
+          <Button
+            small
+            className="jp-mod-styled jp-mod-accept"
+            data-testid="jo-repair"
+            onClick={() => void actions.repairRun(run)}
+          >
             Repair run
           </Button>
         )}
@@ -179,7 +194,12 @@ export function RunView(props: { model: OrchestrateModel; runId: number; actions
   };
   const taskRuns = run.task_runs ?? [];
   return (
-    <div className="jo-body jo-run-view" data-testid="jo-run-view" data-run-status={run.status} data-run-id={run.run_id}>
+    <div
+      className="jo-body jo-run-view"
+      data-testid="jo-run-view"
+      data-run-status={run.status}
+      data-run-id={run.run_id}
+    >
       <RunHeader model={model} run={run} now={now} actions={actions} />
       <div>
         <div className="jo-section-title">Timeline</div>

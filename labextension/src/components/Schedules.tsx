@@ -83,7 +83,9 @@ const FIRE_STATUS_TEXT: Record<FireDocument['status'], string> = {
 
 /** A fire's tooltip: scheduled time, status, run and reason (one line each). */
 export function fireTitle(fire: FireDocument): string {
-  const lines = [`${formatTime(fire.scheduled_time) || fire.scheduled_time}: ${FIRE_STATUS_TEXT[fire.status] ?? fire.status}`];
+  const lines = [
+    `${formatTime(fire.scheduled_time) || fire.scheduled_time}: ${FIRE_STATUS_TEXT[fire.status] ?? fire.status}`
+  ];
   if (fire.run_id !== null && fire.run_id !== undefined) {
     lines.push(`run ${fire.run_id} (click to open)`);
   }
@@ -99,7 +101,10 @@ export function fireCells(fires: FireDocument[] | null | undefined): FireDocumen
 }
 
 /** `max_concurrent_runs` and `queue` of the job in words; '' when the job document lacks them. */
-export function concurrencyText(maxConcurrentRuns: number | null | undefined, queue: boolean | null | undefined): string {
+export function concurrencyText(
+  maxConcurrentRuns: number | null | undefined,
+  queue: boolean | null | undefined
+): string {
   if (!maxConcurrentRuns) {
     return '';
   }
@@ -218,7 +223,11 @@ function ScheduleRow(props: IScheduleRowProps): JSX.Element {
             minimal
             data-testid="jo-schedule-toggle"
             disabled={busy !== null}
-            title={schedule.paused ? `Resume ${schedule.name}: fire on its rule again` : `Pause ${schedule.name}: no fires until resumed`}
+            title={
+              schedule.paused
+                ? `Resume ${schedule.name}: fire on its rule again`
+                : `Pause ${schedule.name}: no fires until resumed`
+            }
             onClick={() => void toggle()}
           >
             {schedule.paused ? 'Resume' : 'Pause'}
@@ -236,7 +245,8 @@ function ScheduleRow(props: IScheduleRowProps): JSX.Element {
         </span>
       </div>
       <div className="jo-muted">
-        <code data-testid="jo-schedule-rule">{describeRule(schedule)}</code> · <span data-testid="jo-schedule-timezone">{schedule.timezone}</span>
+        <code data-testid="jo-schedule-rule">{describeRule(schedule)}</code> ·{' '}
+        <span data-testid="jo-schedule-timezone">{schedule.timezone}</span>
         {schedule.catchup ? ` · catch-up ${schedule.catchup}` : ''}
       </div>
       <div className="jo-schedule-next">{next}</div>
@@ -246,11 +256,18 @@ function ScheduleRow(props: IScheduleRowProps): JSX.Element {
         </div>
       )}
       {fires.length > 0 && (
-        <div className="jo-row" title={schedule.last_fire_time ? `last fire ${formatWhen(schedule.last_fire_time, now)}` : undefined}>
+        <div
+          className="jo-row"
+          title={schedule.last_fire_time ? `last fire ${formatWhen(schedule.last_fire_time, now)}` : undefined}
+        >
           <span className="jo-muted">last fires</span>
           <span className="jo-cells" data-testid="jo-schedule-fires">
             {fires.map((fire, i) => (
-              <FireCell key={`${fire.scheduled_time}-${i}`} fire={fire} onOpenRun={runId => model.show({ kind: 'run', runId })} />
+              <FireCell
+                key={`${fire.scheduled_time}-${i}`}
+                fire={fire}
+                onOpenRun={runId => model.show({ kind: 'run', runId })}
+              />
             ))}
           </span>
         </div>
@@ -277,8 +294,11 @@ export function Schedules(props: ISchedulesProps): JSX.Element | null {
   const clock = useNow(props.now === undefined, NOW_INTERVAL_MS);
   const now = props.now ?? clock;
   // the schedules a pause/resume answered, until the next job document arrives (new `schedules` array)
-  const [updated, setUpdated] = useState<{ from: ScheduleDocument[] | null | undefined; schedules: ScheduleDocument[] } | null>(null);
-  const schedules = updated && updated.from === props.schedules ? updated.schedules : props.schedules ?? [];
+  const [updated, setUpdated] = useState<{
+    from: ScheduleDocument[] | null | undefined;
+    schedules: ScheduleDocument[];
+  } | null>(null);
+  const schedules = updated && updated.from === props.schedules ? updated.schedules : (props.schedules ?? []);
   if (schedules.length === 0) {
     return null;
   }

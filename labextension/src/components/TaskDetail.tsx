@@ -12,7 +12,6 @@ import { isErrored, isUnsuccessful } from '../status';
 import { stripAnsi, tracebackToHtml } from './ansi';
 import { cellLabel, formatSeconds, StatusBadge } from './common';
 
-
 /** The task run's latest attempt (highest repair, then attempt number), or null before the first. */
 export function lastAttempt(taskRun: Pick<TaskRunDocument, 'attempts'>): AttemptDocument | null {
   const attempts = taskRun.attempts ?? [];
@@ -20,7 +19,8 @@ export function lastAttempt(taskRun: Pick<TaskRunDocument, 'attempts'>): Attempt
     return null;
   }
   return attempts.reduce((latest, a) =>
-    a.repair_number > latest.repair_number || (a.repair_number === latest.repair_number && a.attempt_number >= latest.attempt_number)
+    a.repair_number > latest.repair_number ||
+    (a.repair_number === latest.repair_number && a.attempt_number >= latest.attempt_number)
       ? a
       : latest
   );
@@ -85,7 +85,11 @@ function Parameters(props: { values: Record<string, unknown>; testid: string }):
 }
 
 /** The failure of a task run: failing cell, error, traceback, and "Open executed notebook". */
-export function Failure(props: { error: AttemptError; attempt: AttemptDocument | null; actions: IActions }): JSX.Element {
+export function Failure(props: {
+  error: AttemptError;
+  attempt: AttemptDocument | null;
+  actions: IActions;
+}): JSX.Element {
   const { error, attempt } = props;
   const [showTraceback, setShowTraceback] = useState(false);
   const path = attempt?.executed_notebook_path ?? null;
@@ -189,8 +193,13 @@ export function TaskDetail(props: {
   const failed = isErrored(taskRun.status);
   const progress = taskRun.status === 'running' ? taskProgress(props.progress, attempt) : null;
   const showReason =
-    taskRun.status_reason && (taskRun.status === 'upstream_failed' || taskRun.status === 'skipped' || (isUnsuccessful(taskRun.status) && !error));
-  const classes = ['jo-task', failed ? 'jo-task-failed' : '', props.selected ? 'jo-selected' : ''].filter(Boolean).join(' ');
+    taskRun.status_reason &&
+    (taskRun.status === 'upstream_failed' ||
+      taskRun.status === 'skipped' ||
+      (isUnsuccessful(taskRun.status) && !error));
+  const classes = ['jo-task', failed ? 'jo-task-failed' : '', props.selected ? 'jo-selected' : '']
+    .filter(Boolean)
+    .join(' ');
   return (
     <div className={classes} data-testid="jo-task" data-task-key={taskRun.task_key} data-status={taskRun.status}>
       <div className="jo-row jo-wrap">
@@ -255,7 +264,9 @@ export function environmentLines(environment: AttemptEnvironment): string[] {
   const lines: string[] = [];
   lines.push(environment.python ? `python ${environment.python}` : `kernel ${environment.kernel_name ?? 'default'}`);
   if (environment.package_hash) {
-    lines.push(`packages ${environment.package_hash}: ${(environment.requirements ?? []).join(', ')} (${(environment.freeze ?? []).length} installed)`);
+    lines.push(
+      `packages ${environment.package_hash}: ${(environment.requirements ?? []).join(', ')} (${(environment.freeze ?? []).length} installed)`
+    );
   }
   if (environment.env_names && environment.env_names.length > 0) {
     lines.push(`variables: ${environment.env_names.join(', ')}`);

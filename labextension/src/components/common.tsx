@@ -6,7 +6,12 @@ export function StatusBadge(props: { status: string }): JSX.Element {
   return <span className={`jo-badge ${statusClass(props.status)}`}>{props.status.replace('_', ' ')}</span>;
 }
 
-export function RunCell(props: { runId: number; status: string; onClick?: (event?: React.MouseEvent) => void; title?: string }): JSX.Element {
+export function RunCell(props: {
+  runId: number;
+  status: string;
+  onClick?: (event?: React.MouseEvent) => void;
+  title?: string;
+}): JSX.Element {
   return (
     <span
       className={`jo-cell ${statusClass(props.status)}`}
