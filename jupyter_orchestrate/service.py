@@ -38,7 +38,7 @@ from jupyter_orchestrate.models import (
     seconds_between,
     utc_now,
 )
-from jupyter_orchestrate.parameters import check_parameters, coerce, render
+from jupyter_orchestrate.parameters import CHECKED_TYPES, check_parameters, coerce, parameter_type, render
 from jupyter_orchestrate.schemas.documents import (
     FireDocument,
     JobDocument,
@@ -71,12 +71,12 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
             task parameter has; or a value that is not of the parameter's type.
     """
     check_parameters(raw, "", "parameters")
-    notebook_types: dict[str, str | None] = {}
+    notebook_types: dict[str, list[str | None]] = {}
     task_params: set[str] = set()
     for task in job.tasks:
         task_params |= set(task.parameters)
         for p in task.notebook_parameters:
-            notebook_types.setdefault(p.name, p.inferred_type)
+            notebook_types.setdefault(p.name, []).append(p.inferred_type)
     problems, result = [], {}
     for name, value in raw.items():
         if name not in job.parameters and name not in notebook_types and name not in task_params:
@@ -92,17 +92,9 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, str):
             result[name] = value
             continue
-        type_name: str | None
-        if name in job.parameters and job.parameters[name] is not None:
-            type_name = type(job.parameters[name]).__name__
-        else:
-            type_name = notebook_types.get(name)
+        type_name = parameter_type(job.parameters.get(name), notebook_types.get(name, []))
         try:
-            result[name] = coerce(
-                value,
-                type_name if type_name in ("int", "float", "bool", "str", "list", "dict") else None,
-                name,
-            )
+            result[name] = coerce(value, type_name if type_name in CHECKED_TYPES else None, name)
         except ValidationError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -6,9 +6,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from jupyter_orchestrate.errors import Problem
-from jupyter_orchestrate.models import Attempt, Run, RunStatus, TaskRun, TaskRunStatus
+from jupyter_orchestrate.models import (
+    Attempt,
+    Job,
+    NotebookParameter,
+    Run,
+    RunStatus,
+    Task,
+    TaskRun,
+    TaskRunStatus,
+)
 from jupyter_orchestrate.schemas import export
 from jupyter_orchestrate.schemas.documents import (
     DOCUMENTS,
@@ -16,6 +26,7 @@ from jupyter_orchestrate.schemas.documents import (
     ErrorDocument,
     ErrorProblem,
     JobDocument,
+    ParameterFieldDocument,
     RunDocument,
     RunListDocument,
 )
@@ -75,3 +86,89 @@ def test_invalid_job_and_error_documents_leave_fields_out() -> None:
     assert ErrorDocument(message="gone").json_data() == {"message": "gone"}
     with_problems = ErrorDocument(message="bad", problems=[ErrorProblem.build(problem)]).json_data()
     assert with_problems["problems"] == [{"path": "job/job.yaml", "field": "tasks", "message": "bad"}]
+
+
+def _job(
+    parameters: dict[str, Any], tasks: list[tuple[str, list[tuple[str, str | None, str | None]]]]
+) -> Job:
+    return Job(
+        name="job",
+        path="/srv/job",
+        parameters=parameters,
+        tasks=[
+            Task(
+                task_key=key,
+                notebook=f"{key}.ipynb",
+                notebook_parameters=[
+                    NotebookParameter(name=n, default=d, inferred_type=t) for n, d, t in params
+                ],
+            )
+            for key, params in tasks
+        ],
+    )
+
+
+def _fields(job: Job) -> list[dict[str, Any]]:
+    return [f.json_data() for f in ParameterFieldDocument.build_all(job)]
+
+
+# The sidebar's run form shows these fields (JobDocument.parameter_fields); formerly typed in dialogs.tsx.
+def test_parameter_fields_type_the_job_parameters_from_their_defaults() -> None:
+    job = _job(
+        {"start": "2024-01-01", "n": 3, "ratio": 0.5, "flag": False, "items": [1, 2], "threshold": None}, []
+    )
+    assert _fields(job) == [
+        {"name": "start", "type": "str", "default": "2024-01-01", "tasks": ["job"]},
+        {"name": "n", "type": "int", "default": "3", "tasks": ["job"]},
+        {"name": "ratio", "type": "float", "default": "0.5", "tasks": ["job"]},
+        {"name": "flag", "type": "bool", "default": "false", "tasks": ["job"]},
+        {"name": "items", "type": "list", "default": "[1,2]", "tasks": ["job"]},
+        {"name": "threshold", "type": None, "default": "null", "tasks": ["job"]},
+    ]
+
+
+def test_parameter_fields_merge_notebook_parameters_by_name() -> None:
+    """The job default wins, the notebook gives a missing type."""
+    job = _job(
+        {"output_dir": "output/run-{{job.run_id}}", "threshold": None},
+        [
+            ("extract", [("output_dir", '"output"', "str"), ("seed", "42", "int")]),
+            ("validate", [("output_dir", '"output"', "str"), ("threshold", "None", "float")]),
+        ],
+    )
+    by_name = {f["name"]: f for f in _fields(job)}
+    assert list(by_name) == ["output_dir", "threshold", "seed"]
+    assert by_name["output_dir"] == {
+        "name": "output_dir",
+        "type": "str",
+        "default": "output/run-{{job.run_id}}",
+        "tasks": ["job", "extract", "validate"],
+    }
+    assert by_name["threshold"] == {
+        "name": "threshold",
+        "type": "float",
+        "default": "null",
+        "tasks": ["job", "validate"],
+    }
+    assert by_name["seed"] == {"name": "seed", "type": "int", "default": "42", "tasks": ["extract"]}
+
+
+def test_parameter_fields_strip_the_quotes_of_string_literals_only() -> None:
+    job = _job(
+        {},
+        [
+            (
+                "a",
+                [("path", '"data/readings.csv"', "str"), ("single", "'x'", "str"), ("mixed", "\"x'", "str")],
+            ),
+            ("b", [("items", '["a", "b"]', "list"), ("nothing", None, None)]),
+        ],
+    )
+    assert [(f["name"], f["default"], f["type"]) for f in _fields(job)] == [
+        ("path", "data/readings.csv", "str"),
+        ("single", "x", "str"),
+        ("mixed", "\"x'", "str"),
+        ("items", '["a", "b"]', "list"),
+        ("nothing", "", None),
+    ]
+    assert _fields(_job({}, [])) == []

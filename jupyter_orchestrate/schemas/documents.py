@@ -9,6 +9,8 @@ generated from :func:`json_schema` (``python -m jupyter_orchestrate.schemas.expo
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from jupyter_orchestrate.models import (
     TaskRunStatus,
     Trigger,
 )
+from jupyter_orchestrate.parameters import parameter_type
 
 
 def relative_to(path: str | None, root: str | Path | None) -> str | None:
@@ -314,6 +317,7 @@ class ProblemDocument(Document):
 JOB_ONLY_FIELDS = (
     "description",
     "parameters",
+    "parameter_fields",
     "max_parallel_tasks",
     "max_concurrent_runs",
     "queue",
@@ -400,6 +404,47 @@ class TaskDocument(Task, Document):
         )
 
 
+class ParameterFieldDocument(Document):
+    """A field of the sidebar's "Run with parameters" form: a job parameter or notebook parameter (merged by
+    name, the job's first), its type (:func:`~jupyter_orchestrate.parameters.parameter_type`, the rule ``-p``
+    values are typed by; null when unknown), its default as text, and who has it (``job`` and task keys)."""
+
+    name: str
+    type: str | None
+    default: str = Field(description="A job default as given (strings) or JSON; a notebook's as its source.")
+    tasks: list[str]
+
+    @classmethod
+    def build_all(cls, job: Job) -> list[ParameterFieldDocument]:
+        """The form fields of ``job``: job parameters in job.yaml order, then notebook parameters by task."""
+        fields: dict[str, ParameterFieldDocument] = {}
+        inferred: dict[str, list[str | None]] = {}
+        for name, value in job.parameters.items():
+            text = (
+                value
+                if isinstance(value, str)
+                else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            )
+            fields[name] = cls(name=name, type=None, default=text, tasks=["job"])
+        for task in job.tasks:
+            for p in task.notebook_parameters:
+                inferred.setdefault(p.name, []).append(p.inferred_type)
+                if p.name in fields:
+                    fields[p.name].tasks.append(task.task_key)
+                    continue
+                literal = p.default or ""
+                quoted = re.fullmatch(r"(['\"])(.*)\1", literal) if p.inferred_type == "str" else None
+                fields[p.name] = cls(
+                    name=p.name,
+                    type=None,
+                    default=quoted.group(2) if quoted else literal,
+                    tasks=[task.task_key],
+                )
+        for name, field in fields.items():
+            field.type = parameter_type(job.parameters.get(name), inferred.get(name, []))
+        return list(fields.values())
+
+
 class EdgeDocument(Document):
     """A DAG edge: ``downstream`` depends on ``upstream``."""
 
@@ -430,6 +475,9 @@ class JobDocument(Document):
     recent_runs: list[RecentRunDocument] = Field(description="The last 10 runs, newest first.")
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_fields: list[ParameterFieldDocument] = Field(
+        default_factory=list, description="The run form's fields: every job and notebook parameter, typed."
+    )
     max_parallel_tasks: int | None = None
     max_concurrent_runs: int = 1
     queue: bool = True
@@ -470,6 +518,7 @@ class JobDocument(Document):
         if job is not None:
             doc.description = job.description
             doc.parameters = job.parameters
+            doc.parameter_fields = ParameterFieldDocument.build_all(job)
             doc.max_parallel_tasks = job.max_parallel_tasks
             doc.max_concurrent_runs = job.max_concurrent_runs
             doc.queue = job.queue
@@ -491,6 +540,7 @@ DOCUMENTS: tuple[type[BaseModel], ...] = (
     JobDocument,
     TaskDocument,
     NotebookParameterDocument,
+    ParameterFieldDocument,
     ProblemDocument,
     EdgeDocument,
     RecentRunDocument,

@@ -6,55 +6,21 @@
 import React, { useState } from 'react';
 import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
 
-import { JobDocument, RepairPlanDocument, RepairRequest, RunDocument, TaskDocument } from './api';
+import {
+  JobDocument,
+  ParameterFieldDocument,
+  RepairPlanDocument,
+  RepairRequest,
+  RunDocument,
+  TaskDocument
+} from './api';
 
-export interface IParameterField {
-  name: string;
-  type: string | null;
-  default: string;
-  tasks: string[];
-}
+/** A field of the run form: the server types each job and notebook parameter (`JobDocument.parameter_fields`). */
+export type IParameterField = ParameterFieldDocument;
 
-/** The job's parameters and every notebook parameter, merged by name (job parameter defaults win). */
+/** The run form's fields, as the server gives them (an invalid job has none). */
 export function parameterFields(job: JobDocument): IParameterField[] {
-  const fields = new Map<string, IParameterField>();
-  for (const [name, value] of Object.entries(job.parameters ?? {})) {
-    fields.set(name, {
-      name,
-      type:
-        value === null
-          ? null
-          : Array.isArray(value)
-            ? 'list'
-            : typeof value === 'number'
-              ? Number.isInteger(value)
-                ? 'int'
-                : 'float'
-              : typeof value === 'boolean'
-                ? 'bool'
-                : 'str',
-      default: typeof value === 'string' ? value : JSON.stringify(value),
-      tasks: ['job']
-    });
-  }
-  for (const task of job.tasks ?? []) {
-    for (const p of task.notebook_parameters) {
-      const existing = fields.get(p.name);
-      if (existing) {
-        existing.tasks.push(task.task_key);
-        existing.type = existing.type ?? p.inferred_type;
-      } else {
-        const literal = p.default ?? '';
-        fields.set(p.name, {
-          name: p.name,
-          type: p.inferred_type,
-          default: p.inferred_type === 'str' ? literal.replace(/^(['"])(.*)\1$/, '$2') : literal,
-          tasks: [task.task_key]
-        });
-      }
-    }
-  }
-  return [...fields.values()];
+  return job.parameter_fields ?? [];
 }
 
 /** Parse a form value like the CLI's `-p`: strings stay strings for str parameters, else JSON if it parses. */

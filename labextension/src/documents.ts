@@ -252,6 +252,10 @@ export interface JobDocument {
   parameters?: {
     [k: string]: unknown;
   };
+  /**
+   * The run form's fields: every job and notebook parameter, typed.
+   */
+  parameter_fields?: ParameterFieldDocument[];
   max_parallel_tasks?: number | null;
   max_concurrent_runs?: number;
   queue?: boolean;
@@ -310,6 +314,23 @@ export interface RecentRunDocument {
   run_id: number;
   status: RunStatus;
   start_time: string;
+}
+/**
+ * A field of the sidebar's "Run with parameters" form: a job parameter or notebook parameter (merged by
+ * name, the job's first), its type (:func:`~jupyter_orchestrate.parameters.parameter_type`, the rule ``-p``
+ * values are typed by; null when unknown), its default as text, and who has it (``job`` and task keys).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ParameterFieldDocument".
+ */
+export interface ParameterFieldDocument {
+  name: string;
+  type: string | null;
+  /**
+   * A job default as given (strings) or JSON; a notebook's as its source.
+   */
+  default: string;
+  tasks: string[];
 }
 /**
  * A task of a job document: its settings as :class:`~jupyter_orchestrate.models.Task`, the notebook
