@@ -1,4 +1,6 @@
-"""REST handlers under ``/jupyter-orchestrate/api/``: parse -> service call -> JSON. No logic lives here.
+"""REST handlers under ``/jupyter-orchestrate/api/``: parse -> service call -> JSON. No logic lives here: the
+service does the work and builds the documents (:mod:`~jupyter_orchestrate.schemas.documents`), always off
+the event loop (:meth:`OrchestrateHandler.blocking`), so a slow disk or a busy database cannot stall the server.
 
 Every handler method is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``orchestrate``).
 Errors become ``{"message": ...}`` JSON once, in :class:`OrchestrateHandler`: validation 400, a path outside
@@ -202,8 +204,14 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
             raise NotFoundError(f"no job folder {job_id!r} under the server root")
         return path
 
+    async def job_folder(self, job_id: str) -> Path:
+        """:meth:`resolve_job` off the event loop (it resolves symlinks and reads the disk)."""
+        path: Path = await self.blocking(self.resolve_job, job_id)
+        return path
+
     async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run blocking work (notebook discovery, papermill inspection) off the event loop."""
+        """Run blocking work off the event loop, in the default thread pool: every service call (SQLite,
+        notebook discovery and inspection, logs, path resolution), so a slow disk cannot stall JupyterLab."""
         return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
 
     @staticmethod
@@ -229,12 +237,11 @@ class JobsHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        app = self.app
         found = await self.blocking(
-            self.service.jobs_document,
-            self.app.search_roots(),
-            self.root,
-            max_depth=self.app.job_search_depth,
-            exclude=(self.app.home,),
+            lambda: self.service.jobs_document(
+                app.search_roots(), app.root, max_depth=app.job_search_depth, exclude=(app.home,)
+            )
         )
         self.send(found)
 
@@ -251,7 +258,7 @@ class JobHandler(OrchestrateHandler):
     @authorized
     async def get(self, path: str) -> None:
         """The job: tasks, DAG edges, parameters, environment; validation problems if invalid."""
-        job_path = self.resolve_job(path)
+        job_path = await self.job_folder(path)
         self.send(await self.blocking(self.service.job_document, job_path, self.root))
 
     @web.authenticated
@@ -265,7 +272,7 @@ class JobHandler(OrchestrateHandler):
         match = re.fullmatch(r"(?P<job>.+)/runs", path)
         if match is None:
             raise NotFoundError(f"no such route: POST jobs/{path} (start a run with POST jobs/<job>/runs)")
-        job_path = self.resolve_job(match["job"])
+        job_path = await self.job_folder(match["job"])
         body = self.json_body(StartRunRequest)
         runner = await self.blocking(
             self.service.new_run,
@@ -280,7 +287,7 @@ class JobHandler(OrchestrateHandler):
         """``jobs/{job}/schedules/{name}/pause|resume`` (200, the schedules) or ``.../trigger`` (201, the run)."""
         from jupyter_orchestrate.discovery import load_job
 
-        job = await self.blocking(load_job, self.resolve_job(job_id))
+        job = await self.blocking(load_job, await self.job_folder(job_id))
         if action == "trigger":
             runner = await self.blocking(self.service.trigger_schedule, job, name)
             self.service.start(runner)
@@ -298,7 +305,7 @@ class JobHandler(OrchestrateHandler):
         match = re.fullmatch(r"(?P<job>.+)/tasks/(?P<task_key>[^/]+)", path)
         if match is None:
             raise NotFoundError(f"no such route: PUT jobs/{path} (use PUT jobs/<job>/tasks/<task_key>)")
-        job_path = self.resolve_job(match["job"])
+        job_path = await self.job_folder(match["job"])
         changes = self.json_object()  # validated field by field by update_task_settings
         found, problems = await self.blocking(update_task_settings, job_path, match["task_key"], changes)
         self.send(await self.blocking(self.service.job_document, job_path, self.root, found, problems))
@@ -323,7 +330,7 @@ class RunsHandler(OrchestrateHandler):
             raise ValidationError(Problem("query", "limit", "must be between 1 and 500"))
         if before_id is not None and not 1 <= before_id <= MAX_ID:
             raise ValidationError(Problem("query", "before", f"must be a run id between 1 and {MAX_ID}"))
-        job_path = str(self.resolve_job(job)) if job else None
+        job_path = str(await self.job_folder(job)) if job else None
         found = await self.blocking(
             self.service.runs_document,
             job_path=job_path,
