@@ -483,20 +483,11 @@ class OrchestrateService:
         return RunDocument.build(self.get_run(run_id), root)
 
     def runs_document(
-        self,
-        *,
-        job_name: str | None = None,
-        job_path: str | None = None,
-        status: RunStatus | None = None,
-        limit: int = 20,
-        before: int | None = None,
-        root: str | Path | None = None,
+        self, *, limit: int = 20, root: str | Path | None = None, **query: Any
     ) -> RunListDocument:
-        """A page of runs newest first (:meth:`list_runs`) and the ``before`` of the next page."""
-        found = self.list_runs(
-            job_name=job_name, job_path=job_path, status=status, limit=limit, before=before
-        )
-        return RunListDocument.build(found, limit, root)
+        """A page of runs newest first and the ``before`` of the next page; ``query``: the filters of
+        :meth:`list_runs` (``job_name``, ``job_path``, ``status``, ``before``)."""
+        return RunListDocument.build(self.list_runs(limit=limit, **query), limit, root)
 
     def job_document(
         self, path: Path, root: Path, job: Job | None = None, problems: list[Problem] | None = None
@@ -511,8 +502,7 @@ class OrchestrateService:
             job, problems = validate_job(path)
         runs = self.list_runs(job_path=str(path), limit=10)
         schedules = self.schedules(job) if job is not None else []
-        masked = public_job(job) if job is not None else None
-        return JobDocument.build(masked, path, root, problems or [], runs, schedules)
+        return JobDocument.build(job, path, root, problems or [], runs, schedules)
 
     def jobs_document(
         self, search_roots: list[Path], root: Path, *, max_depth: int, exclude: tuple[Path, ...] = ()
@@ -875,17 +865,3 @@ class OrchestrateService:
 def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
     """The JSON data of :class:`~.schemas.documents.RunDocument` for ``run`` (``--json``, the API)."""
     return RunDocument.build(run, root).json_data()
-
-
-def job_document(
-    job: Job | None,
-    path: Path,
-    root: Path,
-    problems: list[Problem],
-    runs: list[Run],
-    schedules: list[ScheduleDocument] | None = None,
-) -> dict[str, Any]:
-    """The JSON data of :class:`~.schemas.documents.JobDocument`; literal secret values of ``job`` are masked
-    (:func:`~.environments.public_job`) and never served."""
-    masked = public_job(job) if job is not None else None
-    return JobDocument.build(masked, path, root, problems, runs, schedules).json_data()

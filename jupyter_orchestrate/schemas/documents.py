@@ -502,8 +502,12 @@ class JobDocument(Document):
         runs: list[Run],
         schedules: list[ScheduleDocument] | None = None,
     ) -> JobDocument:
-        """The document of the job in folder ``path`` (``job`` None when it is invalid; pass it with its
-        secrets already masked), its validation ``problems``, recent ``runs`` and ``schedules``."""
+        """The document of the job in folder ``path`` (``job`` None when it is invalid), its validation
+        ``problems``, recent ``runs`` and ``schedules``. Literal secret values of ``job`` are masked
+        (:func:`~jupyter_orchestrate.environments.public_job`): they are never served."""
+        from jupyter_orchestrate.environments import public_job
+
+        job = public_job(job) if job is not None else None
         doc = cls(
             job_id=relative_to(str(path), root) or path.name,
             name=job.name if job else path.name,
