@@ -490,8 +490,8 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
         found = service.list_runs(
             job_name=job_name, status=RunStatus(status) if status else None, limit=limit
         )
-    if as_json:  # the REST API's run listing (job_id null: the CLI has no server root)
-        _document(ctx, RunListDocument.build(found, limit))
+    if as_json:  # the REST API's run listing (job_id null: no server root); no next_before: no paging here
+        _document(ctx, RunListDocument.build(found, limit).model_dump(mode="json", exclude={"next_before"}))
         return
     if not found:
         out.print(
