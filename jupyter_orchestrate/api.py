@@ -16,6 +16,7 @@ monitor (:mod:`.widgets`).
 
 from __future__ import annotations
 
+import builtins
 import html
 import os
 import threading
@@ -72,7 +73,7 @@ class Job:
         Raises:
             ValidationError: the job is invalid (every problem, ``path: field: problem``).
         """
-        job, problems = validate_job(path)
+        job, problems = validate_job(Path(path))
         if job is None:
             raise ValidationError([p for p in problems if not p.is_warning])
         return cls(job, home)
@@ -197,7 +198,7 @@ class Run:
         return self.model.status.value
 
     @property
-    def task_runs(self) -> list[TaskRun]:
+    def task_runs(self) -> builtins.list[TaskRun]:
         """The task runs now, in DAG order, each with its attempts, errors and task values."""
         return self.model.task_runs
 
@@ -218,7 +219,7 @@ class Run:
 
     def repair(
         self,
-        tasks: list[str] | None = None,
+        tasks: builtins.list[str] | None = None,
         parameters: dict[str, Any] | None = None,
         *,
         rerun_dependents: bool = False,
@@ -275,9 +276,9 @@ class Run:
         from IPython.display import display
 
         try:
-            display(self.monitor())
+            display(self.monitor())  # type: ignore[no-untyped-call]
         except ImportError:  # no ipywidgets: a static table
-            display(self.to_dataframe() if _has_pandas() else repr(self))
+            display(self.to_dataframe() if _has_pandas() else repr(self))  # type: ignore[no-untyped-call]
 
     def __repr__(self) -> str:
         model = self.model

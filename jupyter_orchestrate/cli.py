@@ -39,21 +39,9 @@ from jupyter_orchestrate.models import (
     cell_label,
     code_cell_progress,
 )
+from jupyter_orchestrate.schemas.documents import AttemptEnvironment, Document, RunDocument, RunListDocument
 from jupyter_orchestrate.schemas.events import ProgressEvent, RunStatusEvent, parse_event
-
-STATUS_STYLE = {
-    "pending": "dim",
-    "queued": "cyan",
-    "running": "bold blue",
-    "up_for_retry": "yellow",
-    "succeeded": "green",
-    "failed": "bold red",
-    "upstream_failed": "red",
-    "skipped": "dim",
-    "canceled": "magenta",
-    "canceling": "magenta",
-    "timed_out": "bold red",
-}
+from jupyter_orchestrate.status_colors import look
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -63,7 +51,7 @@ for _console in (out, err):
 
 
 def _status(text: str) -> Text:
-    return Text(text, style=STATUS_STYLE.get(text, ""))
+    return Text(text, style=look(text).rich)
 
 
 def _state_home(ctx: click.Context, start: str | None = None, *, start_name: str = "the job folder") -> Any:
@@ -121,9 +109,11 @@ def _fail(exc: OrchestrateError) -> None:
     sys.exit(2 if isinstance(exc, (ValidationError, NotFoundError, ConflictError)) else 1)
 
 
-def _document(ctx: click.Context, doc: dict[str, Any]) -> None:
-    """Print a ``--json`` document with the ``state_home`` it was read from or recorded in."""
-    out.print_json(json.dumps({**doc, "state_home": str(ctx.obj["state_home"].path)}, default=str))
+def _document(ctx: click.Context, doc: Document | dict[str, Any]) -> None:
+    """Print a ``--json`` document (one of :mod:`~.schemas.documents`, as the REST API serves it) with the
+    ``state_home`` it was read from or recorded in."""
+    data = doc.json_data() if isinstance(doc, Document) else doc
+    out.print_json(json.dumps({**data, "state_home": str(ctx.obj["state_home"].path)}, default=str))
 
 
 def _parameters(items: tuple[str, ...]) -> dict[str, str]:
@@ -325,9 +315,7 @@ def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notif
             signal.signal(s, handler)
     run = service.get_run(runner.run_id)
     if as_json:
-        from jupyter_orchestrate.service import run_document
-
-        _document(ctx, run_document(run))
+        _document(ctx, RunDocument.build(run))
     else:
         _print_run(run, console=err if interactive else out, header=not interactive)
     sys.exit(0 if status == RunStatus.succeeded else 1)
@@ -465,15 +453,7 @@ def repair(
                 parameters=_parameters(parameters),
             )
             if as_json:
-                _document(
-                    ctx,
-                    {
-                        "run_id": run_id,
-                        "task_keys": plan.task_keys,
-                        "reused_task_keys": plan.reused_task_keys,
-                        "parameters": plan.parameters,
-                    },
-                )
+                _document(ctx, plan)
             else:
                 out.print(_home_line(ctx))
                 out.print(f"repair of run {run_id} would re-execute: {', '.join(plan.task_keys)}")
@@ -512,25 +492,8 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
         found = service.list_runs(
             job_name=job_name, status=RunStatus(status) if status else None, limit=limit
         )
-    if as_json:
-        _document(
-            ctx,
-            {
-                "runs": [
-                    {
-                        "run_id": r.run_id,
-                        "job": r.job_name,
-                        "status": r.status.value,
-                        "trigger": r.trigger.value,
-                        "start_time": r.start_time,
-                        "duration_seconds": r.duration_seconds,
-                        "repair_count": r.repair_count,
-                        "task_statuses": {t.task_key: t.status.value for t in r.task_runs},
-                    }
-                    for r in found
-                ]
-            },
-        )
+    if as_json:  # the REST API's run listing (job_id null: no server root); no next_before: no paging here
+        _document(ctx, RunListDocument.build(found, limit).model_dump(mode="json", exclude={"next_before"}))
         return
     if not found:
         out.print(
@@ -545,7 +508,7 @@ def runs(ctx: click.Context, job_name: str | None, status: str | None, limit: in
     for r in found:
         tasks = Text()
         for t in r.task_runs:
-            tasks.append("■", style=STATUS_STYLE.get(t.status.value, ""))
+            tasks.append("■", style=look(t.status).rich)
         table.add_row(
             str(r.run_id),
             r.job_name,
@@ -571,9 +534,7 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     except NotFoundError as exc:
         _fail(NotFoundError(f"run {run_id} not found: {exc}") if "no runs yet" in str(exc) else exc)
     if as_json:
-        from jupyter_orchestrate.service import run_document
-
-        _document(ctx, run_document(found))
+        _document(ctx, RunDocument.build(found))
         return
     out.print(_home_line(ctx))
     _print_run(found)
@@ -583,14 +544,10 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
     for t in found.task_runs:
         last = t.last_attempt
         if last and last.environment:
-            e = last.environment
-            where = f"python {e['python']}" if e.get("python") else f"kernel {e.get('kernel_name')}"
-            extra = (
-                f", packages {e['package_hash']} ({len(e.get('freeze', []))} pinned)"
-                if e.get("package_hash")
-                else ""
-            )
-            names = f", env: {', '.join(e['env_names'])}" if e.get("env_names") else ""
+            e = AttemptEnvironment.model_validate(last.environment)
+            where = f"python {e.python}" if e.python else f"kernel {e.kernel_name}"
+            extra = f", packages {e.package_hash} ({len(e.freeze)} pinned)" if e.package_hash else ""
+            names = f", env: {', '.join(e.env_names)}" if e.env_names else ""
             out.print(f"[dim]{t.task_key}: {where}{extra}{names}[/dim]")
     for t in found.task_runs:
         last = t.last_attempt
@@ -835,8 +792,9 @@ def backfill(
     notifier = _notifier(service)
     service.start_monitor()
     err.print(_home_line(ctx))
-    pending, statuses = list(times), {}
-    threads: list[tuple[threading.Thread, int]] = []  # (thread, run id) of each run started
+    pending = list(times)
+    threads: list[tuple[threading.Thread, int]] = []
+    statuses: dict[int, RunStatus] = {}
 
     def on_signal(signum: int, frame: Any) -> None:
         pending.clear()

@@ -238,6 +238,19 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
     return result
 
 
+#: The parameter types :func:`coerce` checks values against (others are parsed, not checked).
+CHECKED_TYPES = ("int", "float", "bool", "str", "list", "dict")
+
+
+def parameter_type(default: Any, inferred: Iterable[str | None] = ()) -> str | None:
+    """The type of a parameter, the one rule for ``-p``, the API and the sidebar's form: the Python type name
+    of its job default when that is not None, else the first known ``inferred_type`` of the notebooks'
+    parameters cells that have it; None when unknown."""
+    if default is not None:
+        return type(default).__name__
+    return next((name for name in inferred if name is not None), None)
+
+
 def coerce(raw: str, type_name: str | None, name: str) -> Any:
     """Turn a command-line string into a value of the parameter's type.
 

@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +39,17 @@ from jupyter_orchestrate.models import (
     seconds_between,
     utc_now,
 )
-from jupyter_orchestrate.parameters import check_parameters, coerce, render
+from jupyter_orchestrate.parameters import CHECKED_TYPES, check_parameters, coerce, parameter_type, render
 from jupyter_orchestrate.scheduling.policy import effective_paused, named_schedules, schedule_name
+from jupyter_orchestrate.schemas.documents import (
+    FireDocument,
+    JobDocument,
+    JobListDocument,
+    RepairPlanDocument,
+    RunDocument,
+    RunListDocument,
+    ScheduleDocument,
+)
 from jupyter_orchestrate.schemas.events import RunStatusEvent
 from jupyter_orchestrate.store import RunOwner, ScheduleState, Store
 from jupyter_orchestrate.workspace import DB_NAME, confine
@@ -53,14 +61,7 @@ SHUTDOWN_SECONDS = 15.0  # a clean shutdown waits this long for its runs to reco
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RepairPlan:
-    """What a repair would do: ``task_keys`` re-execute, ``reused_task_keys`` keep their results."""
-
-    run_id: int
-    task_keys: list[str]
-    reused_task_keys: list[str]
-    parameters: dict[str, Any] = field(default_factory=dict)
+RepairPlan = RepairPlanDocument  # what a repair would do; the dry run's document
 
 
 def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
@@ -73,12 +74,12 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
             task parameter has; or a value that is not of the parameter's type.
     """
     check_parameters(raw, "", "parameters")
-    notebook_types: dict[str, str | None] = {}
+    notebook_types: dict[str, list[str | None]] = {}
     task_params: set[str] = set()
     for task in job.tasks:
         task_params |= set(task.parameters)
         for p in task.notebook_parameters:
-            notebook_types.setdefault(p.name, p.inferred_type)
+            notebook_types.setdefault(p.name, []).append(p.inferred_type)
     problems, result = [], {}
     for name, value in raw.items():
         if name not in job.parameters and name not in notebook_types and name not in task_params:
@@ -94,16 +95,9 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(value, str):
             result[name] = value
             continue
-        if name in job.parameters and job.parameters[name] is not None:
-            type_name = type(job.parameters[name]).__name__
-        else:
-            type_name = notebook_types.get(name)
+        type_name = parameter_type(job.parameters.get(name), notebook_types.get(name, []))
         try:
-            result[name] = coerce(
-                value,
-                type_name if type_name in ("int", "float", "bool", "str", "list", "dict") else None,
-                name,
-            )
+            result[name] = coerce(value, type_name if type_name in CHECKED_TYPES else None, name)
         except ValidationError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -421,7 +415,9 @@ class OrchestrateService:
                     ename="RunNotStarted",
                 )
             except Exception:  # the store itself failed: the monitor ends the run once its owner is gone
-                log.warning("run %s could not start and could not be ended: %s", run_id, reason)
+                log.warning(
+                    "run %s could not start and could not be ended: %s", run_id, reason, exc_info=True
+                )
             raise
 
     def _build_runner(
@@ -498,6 +494,72 @@ class OrchestrateService:
             runner.cancel("cancel requested")
         return requested
 
+    # -- documents (what the REST API and --json serve; blocking: call them off an event loop) ------------------
+    def run_document(self, run_id: int, root: str | Path | None = None) -> RunDocument:
+        """The document of run ``run_id`` (paths relative to ``root`` where given). Raises NotFoundError."""
+        return RunDocument.build(self.get_run(run_id), root)
+
+    def runs_document(
+        self, *, limit: int = 20, root: str | Path | None = None, **query: Any
+    ) -> RunListDocument:
+        """A page of runs newest first and the ``before`` of the next page; ``query``: the filters of
+        :meth:`list_runs` (``job_name``, ``job_path``, ``status``, ``before``)."""
+        return RunListDocument.build(self.list_runs(limit=limit, **query), limit, root)
+
+    def job_document(
+        self, path: Path, root: Path, job: Job | None = None, problems: list[Problem] | None = None
+    ) -> JobDocument:
+        """The document of the job folder ``path``: validated here unless ``job`` or ``problems`` are given
+        (``job`` None with problems: invalid), with its last 10 runs and its schedules' state; literal
+        secret values are masked (:func:`~.environments.public_job`).
+
+        Raises: PathOutsideRootError when the job's files lead outside its folder (validation reads nothing).
+        """
+        if job is None and problems is None:
+            job, problems = validate_job(path)
+        runs = self.list_runs(job_path=str(path), limit=10)
+        schedules = self.schedules(job) if job is not None else []
+        return JobDocument.build(job, path, root, problems or [], runs, schedules)
+
+    def jobs_document(
+        self, search_roots: list[Path], root: Path, *, max_depth: int, exclude: tuple[Path, ...] = ()
+    ) -> JobListDocument:
+        """Every job under ``search_roots`` (each found once, ``exclude``'d folders skipped), validated."""
+        from jupyter_orchestrate.discovery import find_jobs
+        from jupyter_orchestrate.errors import PathOutsideRootError
+
+        seen: set[Path] = set()
+        jobs = []
+        for search_root in search_roots:
+            for path in find_jobs(search_root, max_depth=max_depth, exclude=exclude):
+                if path in seen:
+                    continue
+                seen.add(path)
+                try:
+                    jobs.append(self.job_document(path, root))
+                except PathOutsideRootError as exc:  # listed, so the user learns why it cannot be opened
+                    jobs.append(self.job_document(path, root, None, exc.problems))
+        return JobListDocument(jobs=jobs)
+
+    def attempt_log(self, run_id: int, task_key: str, attempt_number: str | int) -> bytes:
+        """The log file of attempt ``attempt_number`` of ``task_key`` in run ``run_id`` (read from the state
+        home only). Raises NotFoundError for an unknown run, task or attempt, or when no log was captured."""
+        run = self.get_run(run_id)
+        try:
+            found = next(
+                a for a in run.task_run(task_key).attempts if str(a.attempt_number) == str(attempt_number)
+            )
+        except (KeyError, StopIteration):
+            raise NotFoundError(
+                f"run {run_id} has no attempt {attempt_number} of task {task_key!r}"
+            ) from None
+        log_path = found.log_path and confine(
+            found.log_path, self.store.home, what="log", within="the state home"
+        )
+        if not log_path or not log_path.is_file():
+            raise NotFoundError(f"no log was captured for attempt {attempt_number} of task {task_key!r}")
+        return log_path.read_bytes()
+
     # -- repair ----------------------------------------------------------------------------------------------
     def plan_repair(
         self,
@@ -565,7 +627,11 @@ class OrchestrateService:
                 f"run {run_id} has nothing to repair: no task run is unsuccessful (name tasks with --task to re-execute them)"
             )
         new_overrides = coerce_overrides(job, parameters or {})
-        return RepairPlan(run_id, to_run, reused, new_overrides), job, {**run.overrides, **new_overrides}
+        return (
+            RepairPlan(run_id=run_id, task_keys=to_run, reused_task_keys=reused, parameters=new_overrides),
+            job,
+            {**run.overrides, **new_overrides},
+        )
 
     def new_repair(
         self,
@@ -631,7 +697,7 @@ class OrchestrateService:
         )
 
     # -- schedules -------------------------------------------------------------------------------------------
-    def schedules(self, job: Job) -> list[dict[str, Any]]:
+    def schedules(self, job: Job) -> list[ScheduleDocument]:
         """The job's schedules with their state: effective ``paused``, ``next_fire_time``, ``last_fire_time``
         and the 5 latest fires (scheduled time, status, run id, reason)."""
         fires = self.store.fires(job.path, limit=200)
@@ -640,24 +706,22 @@ class OrchestrateService:
             state = self.store.schedule_state(job.path, name) or ScheduleState(job.path, name)
             paused = effective_paused(schedule, state)
             result.append(
-                {
-                    **schedule.model_dump(mode="json"),
-                    "name": name,
-                    "paused": paused,
-                    "next_fire_time": None if paused else state.next_fire_time,
-                    "last_fire_time": state.last_fire_time,
-                    "recent_fires": [
-                        {
-                            "scheduled_time": f.scheduled_time,
-                            "fire_time": f.fire_time,
-                            "status": f.status,
-                            "run_id": f.run_id,
-                            "reason": f.reason,
-                        }
+                ScheduleDocument(
+                    **{**dict(schedule), "name": name, "paused": paused},
+                    next_fire_time=None if paused else state.next_fire_time,
+                    last_fire_time=state.last_fire_time,
+                    recent_fires=[
+                        FireDocument(
+                            scheduled_time=f.scheduled_time,
+                            fire_time=f.fire_time,
+                            status=f.status,
+                            run_id=f.run_id,
+                            reason=f.reason,
+                        )
                         for f in fires
                         if f.schedule_name == name
                     ][:5],
-                }
+                )
             )
         return result
 
@@ -811,130 +875,6 @@ class OrchestrateService:
         return True
 
 
-def relative_to(path: str | None, root: str | Path | None) -> str | None:
-    """``path`` relative to ``root`` with forward slashes, or None if it is not inside ``root``."""
-    if not path or root is None:
-        return None
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return None
-
-
 def run_document(run: Run, root: str | Path | None = None) -> dict[str, Any]:
-    """The stable JSON document of a run printed by ``--json`` (schema in README "JSON output").
-
-    Per task run: status, attempt count, the last attempt's error fields, executed notebook and log paths,
-    task values, and every attempt. With ``root`` (the Jupyter server's root), ``job`` paths and each
-    attempt's ``executed_notebook_path`` are also given relative to it (None when outside it).
-    """
-
-    def attempt_doc(a: Any) -> dict[str, Any]:
-        return {
-            "executed_notebook_path": relative_to(a.notebook_path, root),
-            "attempt_number": a.attempt_number,
-            "repair_number": a.repair_number,
-            "status": a.status.value,
-            "start_time": a.start_time,
-            "end_time": a.end_time,
-            "duration_seconds": a.duration_seconds,
-            "executed_notebook": a.notebook_path,
-            "log": a.log_path,
-            "parameters": a.parameters,
-            "cells_completed": a.cells_completed,
-            "cells_total": a.cells_total,
-            "environment": a.environment,
-            "error": a.error.model_dump() if a.error else None,
-        }
-
-    return {
-        "run_id": run.run_id,
-        "job": run.job_name,
-        "job_path": run.job_path,
-        "job_id": relative_to(run.job_path, root),
-        "status": run.status.value,
-        "status_reason": run.status_reason,
-        "trigger": run.trigger.value,
-        "trigger_time": run.trigger_time,
-        "trigger_reason": run.trigger_reason,
-        "start_time": run.start_time,
-        "end_time": run.end_time,
-        "duration_seconds": run.duration_seconds,
-        "parameters": run.parameters,
-        "repair_count": run.repair_count,
-        "task_runs": [
-            {
-                "task_key": t.task_key,
-                "notebook": t.notebook,
-                "depends_on": t.depends_on,
-                "status": t.status.value,
-                "status_reason": t.status_reason,
-                "attempt_count": len(t.attempts),
-                "duration_seconds": t.duration_seconds,
-                "executed_notebook": t.last_attempt.notebook_path if t.last_attempt else None,
-                "log": t.last_attempt.log_path if t.last_attempt else None,
-                "error": t.last_attempt.error.model_dump()
-                if t.last_attempt and t.last_attempt.error
-                else None,
-                "task_values": t.task_values,
-                "warnings": t.warnings,
-                "attempts": [attempt_doc(a) for a in t.attempts],
-            }
-            for t in run.task_runs
-        ],
-        "repairs": [r.model_dump() for r in run.repairs],
-    }
-
-
-def job_document(
-    job: Job | None,
-    path: Path,
-    root: Path,
-    problems: list[Problem],
-    runs: list[Run],
-    schedules: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """A job as the REST API returns it: tasks with settings and notebook parameters, DAG edges, job
-    parameters, schedules with their next fire times, recent runs, and ``problems`` with their ``severity`` and
-    ``task_key`` (``valid`` is False when one refuses the job; a task's own problems and warnings are also on
-    the task as ``problem`` and ``warnings``)."""
-    job = public_job(job) if job is not None else None  # literal secret values are never served
-    doc: dict[str, Any] = {
-        "job_id": relative_to(str(path), root) or path.name,
-        "name": job.name if job else path.name,
-        "path": str(path),
-        "valid": job is not None,
-        "problems": [
-            {
-                "path": p.path,
-                "field": p.field,
-                "message": p.message,
-                "text": str(p),
-                "task_key": p.task_key,
-                "severity": p.severity,
-            }
-            for p in problems
-        ],
-        "schedules": schedules or [],
-        "recent_runs": [
-            {"run_id": r.run_id, "status": r.status.value, "start_time": r.start_time} for r in runs
-        ],
-    }
-    if job is not None:
-        doc.update(
-            description=job.description,
-            parameters=job.parameters,
-            max_parallel_tasks=job.max_parallel_tasks,
-            max_concurrent_runs=job.max_concurrent_runs,
-            queue=job.queue,
-            edges=[{"upstream": a, "downstream": b} for a, b in job.edges],
-            tasks=[
-                {
-                    **t.model_dump(mode="json", exclude={"notebook_parameters"}),
-                    "notebook_path": relative_to(str(path / t.notebook), root),
-                    "notebook_parameters": [p.model_dump() for p in t.notebook_parameters],
-                }
-                for t in job.tasks
-            ],
-        )
-    return doc
+    """The JSON data of :class:`~.schemas.documents.RunDocument` for ``run`` (``--json``, the API)."""
+    return RunDocument.build(run, root).json_data()

@@ -9,40 +9,25 @@ seconds while the run is active, so the notebook's kernel is never blocked.
 from __future__ import annotations
 
 import html
+import logging
 import re
 import threading
 from typing import Any
 
 import ipywidgets as W
 
+from jupyter_orchestrate.errors import OrchestrateError
 from jupyter_orchestrate.models import TaskRun, cell_label
+from jupyter_orchestrate.status_colors import look
 
-STATUS_COLORS = {
-    "pending": "#9e9e9e",
-    "queued": "#64b5f6",
-    "running": "#1976d2",
-    "up_for_retry": "#ffb300",
-    "succeeded": "#2e7d32",
-    "failed": "#c62828",
-    "upstream_failed": "#ef6c00",
-    "skipped": "#9e9e9e",
-    "canceled": "#6d4c41",
-    "timed_out": "#c62828",
-    "canceling": "#6d4c41",
-}
-BAR_STYLE = {
-    "succeeded": "success",
-    "failed": "danger",
-    "timed_out": "danger",
-    "running": "info",
-    "upstream_failed": "warning",
-}
+log = logging.getLogger(__name__)
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def badge(status: str) -> str:
     """HTML for a coloured status label."""
-    color = STATUS_COLORS.get(status, "#9e9e9e")
+    color = look(status).color
     return f"<span style='background:{color};color:white;border-radius:8px;padding:0 6px'>{html.escape(status)}</span>"
 
 
@@ -92,7 +77,7 @@ class TaskRow:
             done = total
         self.progress.max = max(total, 1)
         self.progress.value = min(done, self.progress.max)
-        self.progress.bar_style = BAR_STYLE.get(status, "")
+        self.progress.bar_style = look(status).bar
         self.duration.value = (
             f"{task_run.duration_seconds:.1f} s" if task_run.duration_seconds is not None else ""
         )
@@ -117,7 +102,7 @@ class TaskRow:
             self.traceback.layout.display = "none"
 
 
-class RunMonitor(W.VBox):
+class RunMonitor(W.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
     """The live monitor of ``run`` (a :class:`~.api.Run`); ``interval`` is the refresh period in seconds."""
 
     def __init__(self, run: Any, interval: float = 0.5, live: bool = True):
@@ -162,6 +147,7 @@ class RunMonitor(W.VBox):
             try:
                 self.refresh()
             except Exception as exc:  # a store hiccup must not kill the monitor
+                log.warning("run %s: cannot refresh the monitor", self.run.run_id, exc_info=True)
                 self.message.value = html.escape(f"cannot refresh: {exc}")
             idle = idle + 1 if self.run.model.status.is_terminal else 0
             if idle > 4:  # finished: a few more refreshes, then stop polling
@@ -173,7 +159,7 @@ class RunMonitor(W.VBox):
             self.run.repair()
             self.message.value = "repair started"
             threading.Thread(target=self._poll, name=f"monitor-run-{self.run.run_id}", daemon=True).start()
-        except Exception as exc:  # shown to the user, e.g. "nothing to repair"
+        except OrchestrateError as exc:  # shown to the user, e.g. "nothing to repair"
             self.message.value = f"<span style='color:#c62828'>{html.escape(str(exc))}</span>"
         self.refresh()
 

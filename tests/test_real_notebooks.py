@@ -22,7 +22,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from jupyter_orchestrate.discovery import find_jobs, validate_job
 from jupyter_orchestrate.models import Run
-from jupyter_orchestrate.service import OrchestrateService, job_document, run_document
+from jupyter_orchestrate.schemas.documents import JobDocument
+from jupyter_orchestrate.service import OrchestrateService, run_document
 from tests.conftest import EXAMPLES, REPO, write_notebook
 
 pytestmark = pytest.mark.kernel
@@ -248,7 +249,7 @@ def test_no_parameters_cell_is_a_warning_on_the_task_everywhere(tmp_path: Path, 
     assert f"warning: job/a.ipynb: {expected}" in checked.stderr
 
     found, problems = validate_job(job)
-    doc = job_document(found, job, tmp_path, problems, [])
+    doc = JobDocument.build(found, job, tmp_path, problems, []).json_data()
     assert doc["valid"] is True
     assert doc["tasks"][0]["warnings"] == [expected]
     assert [(p["severity"], p["task_key"]) for p in doc["problems"]] == [("warning", "a")]

@@ -179,7 +179,7 @@ def test_literal_secret_values_in_job_files_are_not_stored_or_served(
     """A secret written literally in metadata (not as ``${NAME}``) is the user's mistake, but it must still not
     reach the database or the job document; references stay as they are (they hold no value)."""
     from jupyter_orchestrate.executors.memory import MemoryExecutor, succeed
-    from jupyter_orchestrate.service import job_document
+    from jupyter_orchestrate.schemas.documents import JobDocument
 
     literal = "hunter2-literal-value"
     monkeypatch.setenv("SOME_TOKEN", "x")
@@ -193,7 +193,7 @@ def test_literal_secret_values_in_job_files_are_not_stored_or_served(
     service = OrchestrateService(home)
     job, problems = service.validate(tmp_path / "lit")
     assert job is not None, problems
-    doc = json.dumps(job_document(job, tmp_path / "lit", tmp_path, [], []))
+    doc = json.dumps(JobDocument.build(job, tmp_path / "lit", tmp_path, [], []).json_data())
     assert literal not in doc and "${SOME_TOKEN}" in doc and "visible" in doc
     executor = MemoryExecutor({"a": [succeed()]})
     runner = service.new_run(tmp_path / "lit", executor=executor, clock=executor.clock)

@@ -339,7 +339,12 @@ class Scheduler:
     ) -> Fire | None:
         """Record an event fire once (unique key) and start its run, like a schedule's fire."""
         fire_id = self.store.record_fire(
-            str(job.path), trigger_state_name(name), key, status=FireStatus.firing, holder=self.holder, reason=reason
+            str(job.path),
+            trigger_state_name(name),
+            key,
+            status=FireStatus.firing,
+            holder=self.holder,
+            reason=reason,
         )
         if fire_id is None:
             return None

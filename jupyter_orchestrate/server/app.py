@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.serverapp import ServerApp
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from jupyter_orchestrate.server.events import EventBus, StoreWatcher
@@ -123,7 +124,7 @@ class OrchestrateApp(ExtensionApp):
         except ValueError as exc:
             self.log.error("jupyter-orchestrate: email notifications are off: %s", exc)
             smtp = SmtpConfig()
-        self.notifier = Notifier(self.service, base_url=self.serverapp.connection_url, smtp=smtp)
+        self.notifier = Notifier(self.service, base_url=self._server.connection_url, smtp=smtp)
         self.service.listeners.append(self.notifier)
         self.scheduler = None
         if self.scheduler_enabled:
@@ -141,9 +142,16 @@ class OrchestrateApp(ExtensionApp):
         self.handlers.extend(handlers())
 
     @property
+    def _server(self) -> ServerApp:
+        """The Jupyter server this extension is loaded in (set before the extension initializes)."""
+        if self.serverapp is None:
+            raise RuntimeError("the jupyter-orchestrate extension is not loaded in a server")
+        return self.serverapp
+
+    @property
     def root(self) -> Path:
         """The server's root directory (resolved)."""
-        return Path(self.serverapp.root_dir).expanduser().resolve()
+        return Path(self._server.root_dir).expanduser().resolve()
 
     @property
     def home(self) -> Path:

@@ -1,4 +1,6 @@
-"""REST handlers under ``/jupyter-orchestrate/api/``: parse -> service call -> JSON. No logic lives here.
+"""REST handlers under ``/jupyter-orchestrate/api/``: parse -> service call -> JSON. No logic lives here: the
+service does the work and builds the documents (:mod:`~jupyter_orchestrate.schemas.documents`), always off
+the event loop (:meth:`OrchestrateHandler.blocking`), so a slow disk or a busy database cannot stall the server.
 
 Every handler method is ``@tornado.web.authenticated`` and ``@authorized`` (resource ``orchestrate``).
 Errors become ``{"message": ...}`` JSON once, in :class:`OrchestrateHandler`: validation 400, a path outside
@@ -15,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -23,6 +25,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from tornado import web
+from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
 from jupyter_orchestrate.errors import (
@@ -36,7 +39,12 @@ from jupyter_orchestrate.errors import (
     ValidationError,
 )
 from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, RunStatus
+from jupyter_orchestrate.schemas.documents import Document, ErrorDocument, ErrorProblem, SchedulesDocument
 from jupyter_orchestrate.workspace import confine
+
+if TYPE_CHECKING:
+    from jupyter_orchestrate.server.app import OrchestrateApp
+    from jupyter_orchestrate.service import OrchestrateService
 
 API = "/jupyter-orchestrate/api"
 AUTH_RESOURCE = "orchestrate"
@@ -62,6 +70,9 @@ class RepairRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     dry_run: bool = False
 
+
+#: The request bodies, exported with the documents (``jupyter_orchestrate.schemas.export``) for the sidebar.
+REQUESTS: tuple[type[BaseModel], ...] = (StartRunRequest, RepairRequest)
 
 # first match wins: PathOutsideRootError is a ValidationError
 # StoreBusyError: the database lock was held past the busy timeout; retrying later can succeed (503). Other
@@ -99,7 +110,7 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
     _body: bytearray
     _body_too_large = False
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]  # as APIHandler.prepare (no arguments)
         await super().prepare()
         self._body = bytearray()
         length = self.request.headers.get("Content-Length", "0")
@@ -114,11 +125,13 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
             self._body += chunk
 
     @property
-    def app(self) -> Any:
-        return self.extensionapp
+    def app(self) -> OrchestrateApp:
+        """The server extension (its traits, search roots and event bus)."""
+        return self.extensionapp  # type: ignore[return-value]  # jupyter_server types it as ExtensionApp
 
     @property
-    def service(self) -> Any:
+    def service(self) -> OrchestrateService:
+        """The extension's service: every handler's work happens there, off the event loop."""
         return self.app.service
 
     @property
@@ -130,13 +143,12 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
         if isinstance(exc, OrchestrateError):
             status_code = next((code for cls, code in STATUS_OF if isinstance(exc, cls)), 500)
             self.set_status(status_code)
-            body: dict[str, Any] = {"message": str(exc)}
-            if isinstance(exc, ValidationError):
-                body["problems"] = [
-                    {"path": p.path, "field": p.field, "message": p.message} for p in exc.problems
-                ]
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(body))
+            problems = exc.problems if isinstance(exc, ValidationError) else None
+            body = ErrorDocument(
+                message=str(exc),
+                problems=None if problems is None else [ErrorProblem.build(p) for p in problems],
+            )
+            self.finish(json.dumps(body.model_dump(mode="json")))
             return
         super().write_error(status_code, **kwargs)
 
@@ -192,8 +204,14 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
             raise NotFoundError(f"no job folder {job_id!r} under the server root")
         return path
 
+    async def job_folder(self, job_id: str) -> Path:
+        """:meth:`resolve_job` off the event loop (it resolves symlinks and reads the disk)."""
+        path: Path = await self.blocking(self.resolve_job, job_id)
+        return path
+
     async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run blocking work (notebook discovery, papermill inspection) off the event loop."""
+        """Run blocking work off the event loop, in the default thread pool: every service call (SQLite,
+        notebook discovery and inspection, logs, path resolution), so a slow disk cannot stall JupyterLab."""
         return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
 
     @staticmethod
@@ -203,17 +221,14 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
             raise NotFoundError(f"run {text} not found")
         return int(text)
 
-    def job_json(self, job: Any, path: Path, problems: list[Problem]) -> dict[str, Any]:
-        from jupyter_orchestrate.service import job_document
+    def send(self, document: Document, status: int = 200) -> None:
+        """Answer ``document`` (one of :mod:`~jupyter_orchestrate.schemas.documents`) as JSON."""
+        self.set_status(status)
+        self.finish(json.dumps(document.model_dump(mode="json")))
 
-        runs = self.service.list_runs(job_path=str(path), limit=10)
-        schedules = self.service.schedules(job) if job is not None else []
-        return job_document(job, path, self.root, problems, runs, schedules)
-
-    def run_json(self, run: Any) -> dict[str, Any]:
-        from jupyter_orchestrate.service import run_document
-
-        return run_document(run, self.root)
+    async def send_run(self, run_id: int, status: int = 200) -> None:
+        """Answer the run document of ``run_id`` (read off the event loop)."""
+        self.send(await self.blocking(self.service.run_document, run_id, self.root), status)
 
 
 class JobsHandler(OrchestrateHandler):
@@ -222,24 +237,13 @@ class JobsHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(json.dumps({"jobs": await self.blocking(self._jobs)}))
-
-    def _jobs(self) -> list[dict[str, Any]]:
-        from jupyter_orchestrate.discovery import find_jobs, validate_job
-
-        jobs = []
-        seen: set[Path] = set()
-        for search_root in self.app.search_roots():
-            for path in find_jobs(search_root, max_depth=self.app.job_search_depth, exclude=(self.app.home,)):
-                if path in seen:
-                    continue
-                seen.add(path)
-                try:
-                    job, problems = validate_job(path)
-                except PathOutsideRootError as exc:  # listed, so the user learns why it cannot be opened
-                    job, problems = None, exc.problems
-                jobs.append(self.job_json(job, path, problems))
-        return jobs
+        app = self.app
+        found = await self.blocking(
+            lambda: self.service.jobs_document(
+                app.search_roots(), app.root, max_depth=app.job_search_depth, exclude=(app.home,)
+            )
+        )
+        self.send(found)
 
 
 class JobHandler(OrchestrateHandler):
@@ -254,11 +258,8 @@ class JobHandler(OrchestrateHandler):
     @authorized
     async def get(self, path: str) -> None:
         """The job: tasks, DAG edges, parameters, environment; validation problems if invalid."""
-        from jupyter_orchestrate.discovery import validate_job
-
-        job_path = self.resolve_job(path)
-        found, problems = await self.blocking(validate_job, job_path)
-        self.finish(json.dumps(self.job_json(found, job_path, problems)))
+        job_path = await self.job_folder(path)
+        self.send(await self.blocking(self.service.job_document, job_path, self.root))
 
     @web.authenticated
     @authorized
@@ -271,7 +272,7 @@ class JobHandler(OrchestrateHandler):
         match = re.fullmatch(r"(?P<job>.+)/runs", path)
         if match is None:
             raise NotFoundError(f"no such route: POST jobs/{path} (start a run with POST jobs/<job>/runs)")
-        job_path = self.resolve_job(match["job"])
+        job_path = await self.job_folder(match["job"])
         body = self.json_body(StartRunRequest)
         runner = await self.blocking(
             self.service.new_run,
@@ -280,22 +281,20 @@ class JobHandler(OrchestrateHandler):
             max_parallel=body.max_parallel,  # None: the job's, else the server default (service.effective_parallelism)
         )
         self.service.start(runner)
-        self.set_status(201)
-        self.finish(json.dumps(self.run_json(self.service.get_run(runner.run_id))))
+        await self.send_run(runner.run_id, 201)
 
     async def _schedule_action(self, job_id: str, name: str, action: str) -> None:
         """``jobs/{job}/schedules/{name}/pause|resume`` (200, the schedules) or ``.../trigger`` (201, the run)."""
         from jupyter_orchestrate.discovery import load_job
 
-        job = await self.blocking(load_job, self.resolve_job(job_id))
+        job = await self.blocking(load_job, await self.job_folder(job_id))
         if action == "trigger":
             runner = await self.blocking(self.service.trigger_schedule, job, name)
             self.service.start(runner)
-            self.set_status(201)
-            self.finish(json.dumps(self.run_json(self.service.get_run(runner.run_id))))
+            await self.send_run(runner.run_id, 201)
             return
-        self.service.set_schedule_paused(job, name, action == "pause")
-        self.finish(json.dumps({"schedules": self.service.schedules(job)}))
+        await self.blocking(self.service.set_schedule_paused, job, name, action == "pause")
+        self.send(SchedulesDocument(schedules=await self.blocking(self.service.schedules, job)))
 
     @web.authenticated
     @authorized
@@ -306,10 +305,10 @@ class JobHandler(OrchestrateHandler):
         match = re.fullmatch(r"(?P<job>.+)/tasks/(?P<task_key>[^/]+)", path)
         if match is None:
             raise NotFoundError(f"no such route: PUT jobs/{path} (use PUT jobs/<job>/tasks/<task_key>)")
-        job_path = self.resolve_job(match["job"])
+        job_path = await self.job_folder(match["job"])
         changes = self.json_object()  # validated field by field by update_task_settings
         found, problems = await self.blocking(update_task_settings, job_path, match["task_key"], changes)
-        self.finish(json.dumps(self.job_json(found, job_path, problems)))
+        self.send(await self.blocking(self.service.job_document, job_path, self.root, found, problems))
 
 
 class RunsHandler(OrchestrateHandler):
@@ -331,16 +330,16 @@ class RunsHandler(OrchestrateHandler):
             raise ValidationError(Problem("query", "limit", "must be between 1 and 500"))
         if before_id is not None and not 1 <= before_id <= MAX_ID:
             raise ValidationError(Problem("query", "before", f"must be a run id between 1 and {MAX_ID}"))
-        job_path = str(self.resolve_job(job)) if job else None
-        runs = self.service.list_runs(job_path=job_path, status=run_status, limit=limit, before=before_id)
-        docs = []
-        for run in runs:
-            doc = self.run_json(run)
-            doc.pop("task_runs")
-            doc["task_statuses"] = {t.task_key: t.status.value for t in run.task_runs}
-            docs.append(doc)
-        next_before = runs[-1].run_id if len(runs) == limit else None
-        self.finish(json.dumps({"runs": docs, "next_before": next_before}))
+        job_path = str(await self.job_folder(job)) if job else None
+        found = await self.blocking(
+            self.service.runs_document,
+            job_path=job_path,
+            status=run_status,
+            limit=limit,
+            before=before_id,
+            root=self.root,
+        )
+        self.send(found)
 
 
 class RunHandler(OrchestrateHandler):
@@ -349,7 +348,7 @@ class RunHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
-        self.finish(json.dumps(self.run_json(self.service.get_run(self.run_id(run_id)))))
+        await self.send_run(self.run_id(run_id))
 
 
 class RepairHandler(OrchestrateHandler):
@@ -367,21 +366,11 @@ class RepairHandler(OrchestrateHandler):
         }
         if body.dry_run:
             plan, _, _ = await self.blocking(self.service.plan_repair, self.run_id(run_id), **kwargs)
-            self.finish(
-                json.dumps(
-                    {
-                        "run_id": plan.run_id,
-                        "task_keys": plan.task_keys,
-                        "reused_task_keys": plan.reused_task_keys,
-                        "parameters": plan.parameters,
-                    }
-                )
-            )
+            self.send(plan)
             return
         runner = await self.blocking(self.service.new_repair, self.run_id(run_id), **kwargs)
         self.service.start(runner)
-        self.set_status(202)
-        self.finish(json.dumps(self.run_json(self.service.get_run(self.run_id(run_id)))))
+        await self.send_run(self.run_id(run_id), 202)
 
 
 class CancelHandler(OrchestrateHandler):
@@ -390,10 +379,9 @@ class CancelHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def post(self, run_id: str) -> None:
-        if not self.service.cancel(self.run_id(run_id)):
+        if not await self.blocking(self.service.cancel, self.run_id(run_id)):
             raise ConflictError(f"run {run_id} has already finished")
-        self.set_status(202)
-        self.finish(json.dumps(self.run_json(self.service.get_run(self.run_id(run_id)))))
+        await self.send_run(self.run_id(run_id), 202)
 
 
 class LogHandler(OrchestrateHandler):
@@ -402,17 +390,8 @@ class LogHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def get(self, run_id: str, task_key: str, attempt: str) -> None:
-        run = self.service.get_run(self.run_id(run_id))
-        try:
-            found = next(a for a in run.task_run(task_key).attempts if str(a.attempt_number) == attempt)
-        except (KeyError, StopIteration):
-            raise NotFoundError(f"run {run_id} has no attempt {attempt} of task {task_key!r}") from None
-        log_path = found.log_path and confine(
-            found.log_path, self.service.store.home, what="log", within="the state home"
-        )
-        if not log_path or not log_path.is_file():
-            raise NotFoundError(f"no log was captured for attempt {attempt} of task {task_key!r}")
-        self.finish(log_path.read_bytes(), set_content_type="text/plain; charset=utf-8")
+        text = await self.blocking(self.service.attempt_log, self.run_id(run_id), task_key, attempt)
+        self.finish(text, set_content_type="text/plain; charset=utf-8")
 
 
 class EventsHandler(OrchestrateHandler):
@@ -429,7 +408,7 @@ class EventsHandler(OrchestrateHandler):
         try:
             self.write(": connected\n\n")
             await self.flush()
-            while not self.request.connection.stream.closed():
+            while not self._closed():
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except asyncio.TimeoutError:
@@ -444,6 +423,11 @@ class EventsHandler(OrchestrateHandler):
             pass
         finally:
             self.app.bus.unsubscribe(queue)
+
+    def _closed(self) -> bool:
+        """True once the client has gone (tornado's HTTP/1 connection closed its stream)."""
+        connection = self.request.connection
+        return isinstance(connection, HTTP1Connection) and connection.stream.closed()
 
 
 class NoRouteHandler(OrchestrateHandler):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_orchestrate.models import RunStatus, TaskRunStatus
+from jupyter_orchestrate.models import FireStatus, RunStatus, TaskRunStatus
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ class Fire:
     schedule_name: str
     scheduled_time: str
     fire_time: str
-    status: str
+    status: FireStatus
     run_id: int | None
     reason: str | None
     holder: str
@@ -206,7 +206,7 @@ class Fire:
             schedule_name=row["schedule_name"],
             scheduled_time=row["scheduled_time"],
             fire_time=row["fire_time"],
-            status=row["status"],
+            status=FireStatus(row["status"]),
             run_id=row["run_id"],
             reason=row["reason"],
             holder=row["holder"],

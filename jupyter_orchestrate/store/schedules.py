@@ -8,14 +8,14 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from jupyter_orchestrate.models import RunStatus, utc_now
+from jupyter_orchestrate.models import FireStatus, RunStatus, utc_now
 from jupyter_orchestrate.store.connection import StoreConnection, last_pk, reads, writes
 from jupyter_orchestrate.store.records import Fire, Lease, ScheduleState
 
 
 def mark_fire_started(db: Database, fire_id: int, run_id: int) -> None:
     """Mark a fire ``started`` by ``run_id`` (inside the transaction that created the run)."""
-    db.table("fires").update(fire_id, {"status": "started", "run_id": run_id})
+    db.table("fires").update(fire_id, {"status": FireStatus.started.value, "run_id": run_id})
 
 
 class ScheduleRecords(StoreConnection):
@@ -90,7 +90,7 @@ class ScheduleRecords(StoreConnection):
         schedule_name: str,
         scheduled_time: str,
         *,
-        status: str,
+        status: FireStatus,
         holder: str,
         reason: str | None = None,
     ) -> int | None:
@@ -103,7 +103,7 @@ class ScheduleRecords(StoreConnection):
                         "schedule_name": schedule_name,
                         "scheduled_time": scheduled_time,
                         "fire_time": utc_now(),
-                        "status": status,
+                        "status": FireStatus(status).value,
                         "reason": reason,
                         "holder": holder,
                     }
@@ -114,10 +114,10 @@ class ScheduleRecords(StoreConnection):
 
     @writes
     def update_fire(
-        self, fire_id: int, *, status: str, reason: str | None = None, run_id: int | None = None
+        self, fire_id: int, *, status: FireStatus, reason: str | None = None, run_id: int | None = None
     ) -> None:
         """Set a fire's outcome: status (started, queued, skipped, failed), why, and (started) its run."""
-        update: dict[str, Any] = {"status": status, "reason": reason}
+        update: dict[str, Any] = {"status": FireStatus(status).value, "reason": reason}
         if run_id is not None:
             update["run_id"] = run_id
         self.db.table("fires").update(fire_id, update)

@@ -1,11 +1,11 @@
 /** What views can ask the application to do (implemented in index.ts with JupyterLab services). */
-import { IJob, IRun } from './api';
+import { JobDocument, RunDocument } from './api';
 
 export interface IActions {
   /** Open the "Run with parameters" dialog for a job, then start the run and show it. */
-  runJob(job: IJob): Promise<void>;
+  runJob(job: JobDocument): Promise<void>;
   /** Open the dry-run plan dialog for a run, then repair it. */
-  repairRun(run: IRun, taskKeys?: string[]): Promise<void>;
+  repairRun(run: RunDocument, taskKeys?: string[]): Promise<void>;
   /** Cancel a running run. */
   cancelRun(runId: number): Promise<void>;
   /** Open an executed notebook (path relative to the server root) scrolled to a cell index. */

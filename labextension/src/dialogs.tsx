@@ -6,44 +6,21 @@
 import React, { useState } from 'react';
 import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
 
-import { IJob, IRepairPlan, IRepairRequest, IRun, ITask } from './api';
+import {
+  JobDocument,
+  ParameterFieldDocument,
+  RepairPlanDocument,
+  RepairRequest,
+  RunDocument,
+  TaskDocument
+} from './api';
 
-export interface IParameterField {
-  name: string;
-  type: string | null;
-  default: string;
-  tasks: string[];
-}
+/** A field of the run form: the server types each job and notebook parameter (`JobDocument.parameter_fields`). */
+export type IParameterField = ParameterFieldDocument;
 
-/** The job's parameters and every notebook parameter, merged by name (job parameter defaults win). */
-export function parameterFields(job: IJob): IParameterField[] {
-  const fields = new Map<string, IParameterField>();
-  for (const [name, value] of Object.entries(job.parameters ?? {})) {
-    fields.set(name, {
-      name,
-      type: value === null ? null : Array.isArray(value) ? 'list' : typeof value === 'number' ? (Number.isInteger(value) ? 'int' : 'float') : typeof value === 'boolean' ? 'bool' : 'str',
-      default: typeof value === 'string' ? value : JSON.stringify(value),
-      tasks: ['job']
-    });
-  }
-  for (const task of job.tasks ?? []) {
-    for (const p of task.notebook_parameters) {
-      const existing = fields.get(p.name);
-      if (existing) {
-        existing.tasks.push(task.task_key);
-        existing.type = existing.type ?? p.inferred_type;
-      } else {
-        const literal = p.default ?? '';
-        fields.set(p.name, {
-          name: p.name,
-          type: p.inferred_type,
-          default: p.inferred_type === 'str' ? literal.replace(/^(['"])(.*)\1$/, '$2') : literal,
-          tasks: [task.task_key]
-        });
-      }
-    }
-  }
-  return [...fields.values()];
+/** The run form's fields, as the server gives them (an invalid job has none). */
+export function parameterFields(job: JobDocument): IParameterField[] {
+  return job.parameter_fields ?? [];
 }
 
 /** Parse a form value like the CLI's `-p`: strings stay strings for str parameters, else JSON if it parses. */
@@ -63,7 +40,10 @@ export function parseValue(raw: string, type: string | null): unknown {
 }
 
 class FormBody<T> extends ReactWidget {
-  constructor(private renderBody: (set: (value: T) => void) => JSX.Element, private value: T) {
+  constructor(
+    private renderBody: (set: (value: T) => void) => JSX.Element,
+    private value: T
+  ) {
     super();
   }
   render(): JSX.Element {
@@ -74,7 +54,10 @@ class FormBody<T> extends ReactWidget {
   }
 }
 
-function ParametersForm(props: { fields: IParameterField[]; onChange: (values: Record<string, string>) => void }): JSX.Element {
+function ParametersForm(props: {
+  fields: IParameterField[];
+  onChange: (values: Record<string, string>) => void;
+}): JSX.Element {
   const [values, setValues] = useState<Record<string, string>>({});
   if (props.fields.length === 0) {
     return <div className="jo-muted">This job has no parameters.</div>;
@@ -84,7 +67,10 @@ function ParametersForm(props: { fields: IParameterField[]; onChange: (values: R
       {props.fields.map(field => (
         <label key={field.name}>
           <span>
-            {field.name} <span className="jo-muted">({field.type ?? 'any'}; {field.tasks.join(', ')})</span>
+            {field.name}{' '}
+            <span className="jo-muted">
+              ({field.type ?? 'any'}; {field.tasks.join(', ')})
+            </span>
           </span>
           <input
             name={field.name}
@@ -115,7 +101,7 @@ function overrides(fields: IParameterField[], values: Record<string, string>): R
 }
 
 /** Ask for parameter overrides. Resolves to null when cancelled. */
-export async function runDialog(job: IJob): Promise<Record<string, unknown> | null> {
+export async function runDialog(job: JobDocument): Promise<Record<string, unknown> | null> {
   const fields = parameterFields(job);
   const body = new FormBody<Record<string, string>>(set => <ParametersForm fields={fields} onChange={set} />, {});
   const result = await showDialog({
@@ -127,7 +113,11 @@ export async function runDialog(job: IJob): Promise<Record<string, unknown> | nu
 }
 
 /** Show the repair plan (dry run) and ask for parameter overrides. Resolves to null when cancelled. */
-export async function repairDialog(run: IRun, plan: IRepairPlan, job: IJob | undefined): Promise<IRepairRequest | null> {
+export async function repairDialog(
+  run: RunDocument,
+  plan: RepairPlanDocument,
+  job: JobDocument | undefined
+): Promise<RepairRequest | null> {
   const fields = job ? parameterFields(job) : [];
   const body = new FormBody<Record<string, string>>(
     set => (
@@ -165,7 +155,7 @@ export interface ITaskSettings {
 const RUN_IF = ['all_success', 'at_least_one_success', 'none_failed', 'all_done', 'at_least_one_failed', 'all_failed'];
 
 function TaskSettingsForm(props: {
-  task: ITask;
+  task: TaskDocument;
   others: string[];
   kernels: string[];
   errors: Record<string, string>;
@@ -221,12 +211,23 @@ function TaskSettingsForm(props: {
       </label>
       <label>
         max_retries
-        <input type="number" min={0} value={value.max_retries} onChange={event => update({ max_retries: event.target.value })} />
+        <input
+          type="number"
+          min={0}
+          value={value.max_retries}
+          onChange={event => update({ max_retries: event.target.value })}
+        />
         {props.errors.max_retries && <span className="jo-field-error">{props.errors.max_retries}</span>}
       </label>
       <label>
         timeout_seconds
-        <input type="number" min={1} value={value.timeout_seconds} placeholder="none" onChange={event => update({ timeout_seconds: event.target.value })} />
+        <input
+          type="number"
+          min={1}
+          value={value.timeout_seconds}
+          placeholder="none"
+          onChange={event => update({ timeout_seconds: event.target.value })}
+        />
         {props.errors.timeout_seconds && <span className="jo-field-error">{props.errors.timeout_seconds}</span>}
       </label>
     </div>
@@ -234,11 +235,13 @@ function TaskSettingsForm(props: {
 }
 
 /** The changes a task settings form asks for, as the PUT body. */
-export function settingsChanges(task: ITask, value: ITaskSettings): Record<string, unknown> {
+export function settingsChanges(task: TaskDocument, value: ITaskSettings): Record<string, unknown> {
   return {
     depends_on: value.depends_on,
     run_if: value.run_if,
-    environment: value.kernel_name ? { ...task.environment, kernel_name: value.kernel_name } : { ...task.environment, kernel_name: null },
+    environment: value.kernel_name
+      ? { ...task.environment, kernel_name: value.kernel_name }
+      : { ...task.environment, kernel_name: null },
     max_retries: value.max_retries === '' ? null : Number(value.max_retries),
     timeout_seconds: value.timeout_seconds === '' ? null : Number(value.timeout_seconds)
   };
@@ -249,7 +252,7 @@ export function settingsChanges(task: ITask, value: ITaskSettings): Record<strin
  * which are shown inline and the dialog stays open.
  */
 export async function taskSettingsDialog(
-  task: ITask,
+  task: TaskDocument,
   others: string[],
   kernels: string[],
   save: (changes: Record<string, unknown>) => Promise<Record<string, string> | null>

@@ -2,18 +2,20 @@
  * jupyter-orchestrate JupyterLab extension: the "Orchestrate" sidebar, commands, notifications and the
  * notebook toolbar's task settings. Talks to the server only through ./api.
  */
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-import { CommandToolbarButton, ICommandPalette, InputDialog, Notification, showErrorMessage } from '@jupyterlab/apputils';
+  CommandToolbarButton,
+  ICommandPalette,
+  InputDialog,
+  Notification,
+  showErrorMessage
+} from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from './actions';
-import { api, IJob, IRun, OrchestrateApiError } from './api';
+import { api, JobDocument, RunDocument, OrchestrateApiError } from './api';
 import { OrchestrateSidebar } from './components/Sidebar';
 import { repairDialog, runDialog, taskSettingsDialog } from './dialogs';
 import { OrchestrateModel } from './model';
@@ -28,17 +30,22 @@ export const orchestrateIcon = new LabIcon({
     '<rect x="8.5" y="16" width="7" height="5" rx="1"/><path d="M5.5 8v3h13V8h-1.5v1.5H7V8zM11.25 11h1.5v5h-1.5z"/></g></svg>'
 });
 
-export namespace CommandIDs {
-  export const open = 'jupyter-orchestrate:open';
-  export const runJob = 'jupyter-orchestrate:run-job';
-  export const repairLastFailed = 'jupyter-orchestrate:repair-last-failed';
-  export const openRun = 'jupyter-orchestrate:open-run';
-  export const tagParameters = 'jupyter-orchestrate:tag-parameters';
-  export const taskSettings = 'jupyter-orchestrate:task-settings';
-}
+export const CommandIDs = {
+  open: 'jupyter-orchestrate:open',
+  runJob: 'jupyter-orchestrate:run-job',
+  repairLastFailed: 'jupyter-orchestrate:repair-last-failed',
+  openRun: 'jupyter-orchestrate:open-run',
+  tagParameters: 'jupyter-orchestrate:tag-parameters',
+  taskSettings: 'jupyter-orchestrate:task-settings'
+} as const;
 
 /** Open a notebook and scroll it to a cell once it is ready. */
-async function openAt(app: JupyterFrontEnd, docManager: IDocumentManager, path: string, cellIndex?: number | null): Promise<void> {
+async function openAt(
+  app: JupyterFrontEnd,
+  docManager: IDocumentManager,
+  path: string,
+  cellIndex?: number | null
+): Promise<void> {
   const widget = docManager.openOrReveal(path);
   if (!widget) {
     throw new Error(`cannot open ${path}`);
@@ -59,7 +66,7 @@ function message(error: unknown): string {
 }
 
 /** The job a notebook belongs to (its folder) and its task, if it is a task of a valid job. */
-async function taskOfNotebook(path: string): Promise<{ job: IJob; taskKey: string } | null> {
+async function taskOfNotebook(path: string): Promise<{ job: JobDocument; taskKey: string } | null> {
   const folder = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
   if (!folder) {
     return null;
@@ -85,7 +92,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const model = new OrchestrateModel();
 
     const actions: IActions = {
-      runJob: async (job: IJob) => {
+      runJob: async (job: JobDocument) => {
         try {
           const full = job.tasks ? job : await api.getJob(job.job_id);
           const parameters = await runDialog(full);
@@ -98,7 +105,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           await showErrorMessage('Cannot start the run', message(error));
         }
       },
-      repairRun: async (run: IRun, taskKeys?: string[]) => {
+      repairRun: async (run: RunDocument, taskKeys?: string[]) => {
         try {
           const plan = await api.planRepair(run.run_id, { task_keys: taskKeys ?? null });
           const job = run.job_id ? await api.getJob(run.job_id) : undefined;
@@ -142,13 +149,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
       const text = `Run ${run.run_id} of ${run.job} ${run.status}`;
       const options = {
         autoClose: run.status === 'succeeded' ? 5000 : (false as const),
-        actions: [{ label: 'Open run', callback: () => { app.shell.activateById(sidebar.id); model.show({ kind: 'run', runId: run.run_id }); } }]
+        actions: [
+          {
+            label: 'Open run',
+            callback: () => {
+              app.shell.activateById(sidebar.id);
+              model.show({ kind: 'run', runId: run.run_id });
+            }
+          }
+        ]
       };
       if (run.status === 'succeeded') {
         Notification.success(text, options);
       } else {
         const failed = run.task_runs.find(t => t.error);
-        Notification.error(failed?.error ? `${text}: ${failed.task_key}: ${failed.error.ename}: ${failed.error.evalue}` : text, options);
+        Notification.error(
+          failed?.error ? `${text}: ${failed.task_key}: ${failed.error.ename}: ${failed.error.evalue}` : text,
+          options
+        );
       }
     });
 
@@ -213,7 +231,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.taskSettings, {
       label: 'Task Settings…',
-      caption: 'Edit this notebook\'s task settings (depends_on, kernel, retries, timeout, run_if)',
+      caption: "Edit this notebook's task settings (depends_on, kernel, retries, timeout, run_if)",
       icon: orchestrateIcon,
       isEnabled: () => !!notebooks?.currentWidget,
       execute: async () => {
@@ -235,7 +253,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
           const again = found?.taskKey ? found : await taskOfNotebook(path);
           const task = again?.job.tasks?.find(t => t.task_key === again.taskKey);
           if (!again || !task) {
-            await showErrorMessage('Task settings', `The job of ${path} has problems: ${again?.job.problems.map(p => p.text).join('\n')}`);
+            await showErrorMessage(
+              'Task settings',
+              `The job of ${path} has problems: ${again?.job.problems.map(p => p.text).join('\n')}`
+            );
             return;
           }
           const others = (again.job.tasks ?? []).map(t => t.task_key).filter(k => k !== task.task_key);
@@ -270,17 +291,27 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     if (palette) {
       const category = 'Orchestrate';
-      for (const command of [CommandIDs.open, CommandIDs.runJob, CommandIDs.repairLastFailed, CommandIDs.tagParameters, CommandIDs.taskSettings]) {
+      for (const command of [
+        CommandIDs.open,
+        CommandIDs.runJob,
+        CommandIDs.repairLastFailed,
+        CommandIDs.tagParameters,
+        CommandIDs.taskSettings
+      ]) {
         palette.addItem({ command, category });
       }
     }
     if (notebooks) {
       notebooks.widgetAdded.connect((_, panel) => {
-        panel.toolbar.insertAfter('cellType', 'orchestrate-task-settings', new CommandToolbarButton({
-          commands: app.commands,
-          id: CommandIDs.taskSettings,
-          label: 'Task settings'
-        }));
+        panel.toolbar.insertAfter(
+          'cellType',
+          'orchestrate-task-settings',
+          new CommandToolbarButton({
+            commands: app.commands,
+            id: CommandIDs.taskSettings,
+            label: 'Task settings'
+          })
+        );
       });
     }
   }

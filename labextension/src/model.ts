@@ -5,7 +5,8 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { api, IJob, IOrchestrateEvent, IRun, isTerminal, subscribeEvents } from './api';
+import { api, IOrchestrateEvent, JobDocument, RunDocument, RunStatus, subscribeEvents, TaskRunStatus } from './api';
+import { isTerminal } from './status';
 
 export type View = { kind: 'jobs' } | { kind: 'job'; jobId: string } | { kind: 'run'; runId: number };
 
@@ -15,11 +16,11 @@ export interface IProgress {
 }
 
 export class OrchestrateModel {
-  jobs: IJob[] | null = null;
+  jobs: JobDocument[] | null = null;
   jobsError: string | null = null;
   view: View = { kind: 'jobs' };
   /** Runs by id, as last fetched (full documents). */
-  runs = new Map<number, IRun>();
+  runs = new Map<number, RunDocument>();
   /** Live cell progress by `${runId}/${taskKey}`. */
   progress = new Map<string, IProgress>();
   /** Runs started or repaired from this browser: notify when they finish. */
@@ -37,7 +38,7 @@ export class OrchestrateModel {
   }
 
   /** Emitted when a watched run reaches a terminal status. */
-  get runFinished(): ISignal<this, IRun> {
+  get runFinished(): ISignal<this, RunDocument> {
     return this._runFinished;
   }
 
@@ -54,7 +55,7 @@ export class OrchestrateModel {
     void this.refresh();
   }
 
-  job(jobId: string): IJob | undefined {
+  job(jobId: string): JobDocument | undefined {
     return this.jobs?.find(j => j.job_id === jobId);
   }
 
@@ -71,7 +72,7 @@ export class OrchestrateModel {
     this._changed.emit();
   }
 
-  async loadRun(runId: number): Promise<IRun | undefined> {
+  async loadRun(runId: number): Promise<RunDocument | undefined> {
     try {
       const run = await api.getRun(runId);
       this.runs.set(runId, run);
@@ -82,7 +83,7 @@ export class OrchestrateModel {
     }
   }
 
-  async startRun(jobId: string, parameters: Record<string, unknown> = {}): Promise<IRun> {
+  async startRun(jobId: string, parameters: Record<string, unknown> = {}): Promise<RunDocument> {
     const run = await api.startRun(jobId, parameters);
     this.watched.add(run.run_id);
     this.runs.set(run.run_id, run);
@@ -90,7 +91,7 @@ export class OrchestrateModel {
     return run;
   }
 
-  async repair(runId: number, request: Parameters<typeof api.repair>[1]): Promise<IRun> {
+  async repair(runId: number, request: Parameters<typeof api.repair>[1]): Promise<RunDocument> {
     const run = await api.repair(runId, request);
     this.watched.add(runId);
     this.runs.set(runId, run);
@@ -116,7 +117,13 @@ export class OrchestrateModel {
       return;
     }
     const run = this.runs.get(event.run_id);
-    if (event.type === 'run_status' && event.status && !isTerminal(event.status as any) && !run && !this._listed(event.run_id)) {
+    if (
+      event.type === 'run_status' &&
+      event.status &&
+      !isTerminal(event.status) &&
+      !run &&
+      !this._listed(event.run_id)
+    ) {
       // a run this sidebar has not seen: started by the CLI, a notebook or a scheduler on the same state home
       void this.refresh();
       return;
@@ -124,14 +131,14 @@ export class OrchestrateModel {
     if (event.type === 'task_status' && run && event.task_key) {
       const taskRun = run.task_runs.find(t => t.task_key === event.task_key);
       if (taskRun && event.status) {
-        taskRun.status = event.status as any;
+        taskRun.status = event.status as TaskRunStatus;
       }
     }
     if (event.type === 'run_status' && event.status) {
       if (run) {
-        run.status = event.status as any;
+        run.status = event.status as RunStatus;
       }
-      if (isTerminal(event.status as any)) {
+      if (isTerminal(event.status)) {
         void this.loadRun(event.run_id).then(full => {
           if (full && this.watched.delete(event.run_id)) {
             this._runFinished.emit(full);
@@ -160,7 +167,7 @@ export class OrchestrateModel {
   }
 
   private _changed = new Signal<this, void>(this);
-  private _runFinished = new Signal<this, IRun>(this);
+  private _runFinished = new Signal<this, RunDocument>(this);
   private _unsubscribe: (() => void) | null = null;
   private _timer = 0;
   private _pending = 0;

@@ -30,7 +30,11 @@ describe('ansiToHtml', () => {
 
 describe('tracebackToHtml', () => {
   it('joins the frames with newlines', () => {
-    const html = tracebackToHtml([`${RED}-----${RESET}`, `Cell ${GREEN}In[3]${RESET}, line 2`, `${RED}ValueError${RESET}: boom`]);
+    const html = tracebackToHtml([
+      `${RED}-----${RESET}`,
+      `Cell ${GREEN}In[3]${RESET}, line 2`,
+      `${RED}ValueError${RESET}: boom`
+    ]);
     expect(html.split('\n')).toHaveLength(3);
     expect(html).toContain('ansi-green-fg');
     expect(html).not.toContain('\u001b');

@@ -24,7 +24,12 @@ function fakeServer(status = 200, body: unknown = {}, contentType = 'application
   const seen: ISeen[] = [];
   const fetch = vi.fn(async (input: RequestInfo) => {
     const request = input as Request; // ServerConnection always passes a Request
-    seen.push({ url: withoutCacheBuster(request.url), method: request.method, body: await request.text(), headers: request.headers });
+    seen.push({
+      url: withoutCacheBuster(request.url),
+      method: request.method,
+      body: await request.text(),
+      headers: request.headers
+    });
     const text = typeof body === 'string' ? body : JSON.stringify(body);
     return new Response(status === 204 ? null : text, {
       status,
@@ -158,7 +163,11 @@ describe('api', () => {
   });
 
   it('planRepair asks for a dry run and repair for a real one', async () => {
-    const server = stubDefaultSettings(200, { run_id: 2, task_keys: ['validate', 'publish'], reused_task_keys: ['extract'] });
+    const server = stubDefaultSettings(200, {
+      run_id: 2,
+      task_keys: ['validate', 'publish'],
+      reused_task_keys: ['extract']
+    });
     await api.planRepair(2, { parameters: { threshold: 0.5 } });
     await api.repair(2, { task_keys: ['validate'], dry_run: true });
     expect(server.seen.map(s => s.url)).toEqual([
@@ -190,9 +199,12 @@ describe('api', () => {
 });
 
 describe('isTerminal', () => {
-  it.each(['succeeded', 'failed', 'canceled', 'upstream_failed', 'skipped', 'timed_out'] as const)('%s is terminal', s => {
-    expect(isTerminal(s)).toBe(true);
-  });
+  it.each(['succeeded', 'failed', 'canceled', 'upstream_failed', 'skipped', 'timed_out'] as const)(
+    '%s is terminal',
+    s => {
+      expect(isTerminal(s)).toBe(true);
+    }
+  );
   it.each(['queued', 'running', 'canceling', 'pending', 'up_for_retry'] as const)('%s is not terminal', s => {
     expect(isTerminal(s)).toBe(false);
   });

@@ -2,7 +2,16 @@
 import React from 'react';
 import { describe, expect, it, vi } from 'vitest';
 
-import { Dag, DAG_DEFAULTS, edgePath, IDagLayout, jobEdges, layoutDag, nodeBox, truncateLabel } from '../components/Dag';
+import {
+  Dag,
+  DAG_DEFAULTS,
+  edgePath,
+  IDagLayout,
+  jobEdges,
+  layoutDag,
+  nodeBox,
+  truncateLabel
+} from '../components/Dag';
 import { interact, render } from './render';
 
 const GREEN_ENERGY = [
@@ -116,11 +125,14 @@ describe('layoutDag', () => {
   });
 
   it('ignores self-loops and edges to unknown nodes, and handles an empty job', () => {
-    const layout = layoutDag(['a', 'b'], [
-      { upstream: 'a', downstream: 'a' },
-      { upstream: 'a', downstream: 'zzz' },
-      { upstream: 'a', downstream: 'b' }
-    ]);
+    const layout = layoutDag(
+      ['a', 'b'],
+      [
+        { upstream: 'a', downstream: 'a' },
+        { upstream: 'a', downstream: 'zzz' },
+        { upstream: 'a', downstream: 'b' }
+      ]
+    );
     expect(layout.edges.map(e => `${e.upstream}->${e.downstream}`)).toEqual(['a->b']);
     expect(layoutDag([], [])).toEqual({ width: 0, height: 0, nodes: [], edges: [] });
   });
@@ -130,9 +142,25 @@ describe('edgePath', () => {
   it('starts at the first point, ends at the last, curving through the middle ones', () => {
     expect(edgePath([])).toBe('');
     expect(edgePath([{ x: 1, y: 2 }])).toBe('M1,2');
-    expect(edgePath([{ x: 0, y: 0 }, { x: 10, y: 20 }])).toBe('M0,0 L10,20');
-    expect(edgePath([{ x: 0, y: 0 }, { x: 10, y: 10 }, { x: 20, y: 0 }])).toBe('M0,0 Q10,10 15,5 L20,0');
-    expect(edgePath([{ x: 0.123, y: 1.06 }, { x: 2, y: 3 }])).toBe('M0.1,1.1 L2,3');
+    expect(
+      edgePath([
+        { x: 0, y: 0 },
+        { x: 10, y: 20 }
+      ])
+    ).toBe('M0,0 L10,20');
+    expect(
+      edgePath([
+        { x: 0, y: 0 },
+        { x: 10, y: 10 },
+        { x: 20, y: 0 }
+      ])
+    ).toBe('M0,0 Q10,10 15,5 L20,0');
+    expect(
+      edgePath([
+        { x: 0.123, y: 1.06 },
+        { x: 2, y: 3 }
+      ])
+    ).toBe('M0.1,1.1 L2,3');
   });
 });
 
@@ -140,7 +168,9 @@ describe('<Dag>', () => {
   it('renders one node per task with its status in the selected run, and selects on click', () => {
     const onSelect = vi.fn();
     const statuses = { bronze: 'succeeded', silver: 'failed', gold_country_totals: 'upstream_failed' };
-    const { container, unmount } = render(<Dag tasks={GREEN_ENERGY} statuses={statuses} selected="silver" onSelect={onSelect} />);
+    const { container, unmount } = render(
+      <Dag tasks={GREEN_ENERGY} statuses={statuses} selected="silver" onSelect={onSelect} />
+    );
     const nodes = [...container.querySelectorAll('[data-testid=jo-dag] .jo-node')];
     expect(nodes.map(n => [n.getAttribute('data-task-key'), n.getAttribute('data-status')])).toEqual([
       ['bronze', 'succeeded'],
@@ -157,7 +187,9 @@ describe('<Dag>', () => {
   });
 
   it('shows every node without a status when there is no run', () => {
-    const { container, unmount } = render(<Dag tasks={GREEN_ENERGY} statuses={null} selected={null} onSelect={() => undefined} />);
+    const { container, unmount } = render(
+      <Dag tasks={GREEN_ENERGY} statuses={null} selected={null} onSelect={() => undefined} />
+    );
     const statuses = [...container.querySelectorAll('.jo-node')].map(n => n.getAttribute('data-status'));
     expect(statuses).toEqual(['none', 'none', 'none', 'none', 'none']);
     unmount();

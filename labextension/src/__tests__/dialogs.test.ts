@@ -1,10 +1,14 @@
 /** The pure parts of the dialogs (src/dialogs.tsx): the parameter form's fields, value parsing, task settings. */
 import { describe, expect, it } from 'vitest';
 
-import { IJob, ITask } from '../api';
+import { JobDocument, TaskDocument } from '../api';
 import { parameterFields, parseValue, settingsChanges } from '../dialogs';
 
-function task(task_key: string, notebook_parameters: ITask['notebook_parameters'], extra: Partial<ITask> = {}): ITask {
+function task(
+  task_key: string,
+  notebook_parameters: TaskDocument['notebook_parameters'],
+  extra: Partial<TaskDocument> = {}
+): TaskDocument {
   return {
     task_key,
     notebook: `${task_key}.ipynb`,
@@ -23,59 +27,33 @@ function task(task_key: string, notebook_parameters: ITask['notebook_parameters'
   };
 }
 
-function job(parameters: Record<string, unknown>, tasks: ITask[]): IJob {
-  return { job_id: 'job', name: 'job', path: '/srv/job', valid: true, problems: [], schedules: [], recent_runs: [], parameters, tasks };
+function job(parameters: Record<string, unknown>, tasks: TaskDocument[]): JobDocument {
+  return {
+    job_id: 'job',
+    name: 'job',
+    path: '/srv/job',
+    valid: true,
+    problems: [],
+    schedules: [],
+    recent_runs: [],
+    parameters,
+    tasks
+  };
 }
 
-const param = (name: string, def: string | null, type: string | null) => ({ name, default: def, inferred_type: type, help: '' });
-
+// The fields' typing and merging (job defaults win, notebook types fill in, string literals unquoted) is the
+// server's: tests/test_documents.py::test_parameter_fields_* (JobDocument.parameter_fields).
 describe('parameterFields', () => {
-  it('types the job parameters from their defaults', () => {
-    const fields = parameterFields(
-      job({ start: '2024-01-01', n: 3, ratio: 0.5, flag: false, items: [1, 2], threshold: null }, [])
-    );
-    expect(fields).toEqual([
+  it("are the job document's, as the server typed them", () => {
+    const fields = [
       { name: 'start', type: 'str', default: '2024-01-01', tasks: ['job'] },
-      { name: 'n', type: 'int', default: '3', tasks: ['job'] },
-      { name: 'ratio', type: 'float', default: '0.5', tasks: ['job'] },
-      { name: 'flag', type: 'bool', default: 'false', tasks: ['job'] },
-      { name: 'items', type: 'list', default: '[1,2]', tasks: ['job'] },
-      { name: 'threshold', type: null, default: 'null', tasks: ['job'] }
-    ]);
-  });
-
-  it('merges notebook parameters by name; the job default wins, the notebook gives a missing type', () => {
-    const fields = parameterFields(
-      job({ output_dir: 'output/run-{{job.run_id}}', threshold: null }, [
-        task('extract', [param('output_dir', '"output"', 'str'), param('seed', '42', 'int')]),
-        task('validate', [param('output_dir', '"output"', 'str'), param('threshold', 'None', 'float')])
-      ])
-    );
-    const byName = Object.fromEntries(fields.map(f => [f.name, f]));
-    expect(Object.keys(byName)).toEqual(['output_dir', 'threshold', 'seed']);
-    expect(byName.output_dir).toEqual({ name: 'output_dir', type: 'str', default: 'output/run-{{job.run_id}}', tasks: ['job', 'extract', 'validate'] });
-    expect(byName.threshold).toEqual({ name: 'threshold', type: 'float', default: 'null', tasks: ['job', 'validate'] });
-    expect(byName.seed).toEqual({ name: 'seed', type: 'int', default: '42', tasks: ['extract'] });
-  });
-
-  it('strips the quotes of string literals only', () => {
-    const fields = parameterFields(
-      job({}, [
-        task('a', [param('path', '"data/readings.csv"', 'str'), param('single', "'x'", 'str'), param('mixed', '"x\'', 'str')]),
-        task('b', [param('items', '["a", "b"]', 'list'), param('nothing', null, null)])
-      ])
-    );
-    expect(fields.map(f => [f.name, f.default, f.type])).toEqual([
-      ['path', 'data/readings.csv', 'str'],
-      ['single', 'x', 'str'],
-      ['mixed', '"x\'', 'str'],
-      ['items', '["a", "b"]', 'list'],
-      ['nothing', '', null]
-    ]);
+      { name: 'seed', type: 'int', default: '42', tasks: ['extract'] }
+    ];
+    expect(parameterFields({ ...job({ start: '2024-01-01' }, []), parameter_fields: fields })).toEqual(fields);
   });
 
   it('has no fields for a job without parameters (or an invalid job without tasks)', () => {
-    expect(parameterFields(job({}, []))).toEqual([]);
+    expect(parameterFields({ ...job({}, []), parameter_fields: [] })).toEqual([]);
     expect(parameterFields({ ...job({}, []), parameters: undefined, tasks: undefined })).toEqual([]);
   });
 });
@@ -134,7 +112,13 @@ describe('settingsChanges', () => {
   });
 
   it('clears empty fields with null and keeps the rest of the environment', () => {
-    const changes = settingsChanges(base, { depends_on: [], run_if: 'all_success', kernel_name: '', max_retries: '', timeout_seconds: '' });
+    const changes = settingsChanges(base, {
+      depends_on: [],
+      run_if: 'all_success',
+      kernel_name: '',
+      max_retries: '',
+      timeout_seconds: ''
+    });
     expect(changes).toEqual({
       depends_on: [],
       run_if: 'all_success',

@@ -2,14 +2,29 @@
 import React from 'react';
 import { describe, expect, it } from 'vitest';
 
-import type { IAttempt, ITaskRun } from '../api';
-import { formatTick, Gantt, ganttData, ganttLayout, ganttScale, ganttTicks, niceStep, parseTime } from '../components/Gantt';
+import type { AttemptDocument, TaskRunDocument } from '../api';
+import {
+  formatTick,
+  Gantt,
+  ganttData,
+  ganttLayout,
+  ganttScale,
+  ganttTicks,
+  niceStep,
+  parseTime
+} from '../components/Gantt';
 import { render } from './render';
 
 const T0 = '2026-11-22T00:00:00.000000+00:00';
 const at = (seconds: number) => new Date(Date.parse('2026-11-22T00:00:00Z') + seconds * 1000).toISOString();
 
-function attempt(attempt_number: number, start: number | null, end: number | null, status: IAttempt['status'], repair_number = 0): IAttempt {
+function attempt(
+  attempt_number: number,
+  start: number | null,
+  end: number | null,
+  status: AttemptDocument['status'],
+  repair_number = 0
+): AttemptDocument {
   return {
     attempt_number,
     repair_number,
@@ -27,7 +42,7 @@ function attempt(attempt_number: number, start: number | null, end: number | nul
   };
 }
 
-function taskRun(task_key: string, attempts: IAttempt[]): ITaskRun {
+function taskRun(task_key: string, attempts: AttemptDocument[]): TaskRunDocument {
   return {
     task_key,
     notebook: `${task_key}.ipynb`,
@@ -70,7 +85,9 @@ describe('ganttData', () => {
     const data = ganttData(run, Date.parse(at(100)));
     expect(data.rows).toEqual(['extract', 'validate', 'publish']);
     expect(data.total).toBeCloseTo(10);
-    expect(data.bars.map(b => [b.taskKey, b.row, b.attemptNumber, b.repairNumber, b.status, b.start, b.end, b.running])).toEqual([
+    expect(
+      data.bars.map(b => [b.taskKey, b.row, b.attemptNumber, b.repairNumber, b.status, b.start, b.end, b.running])
+    ).toEqual([
       ['extract', 0, 1, 0, 'succeeded', 0.5, 2, false],
       ['validate', 1, 1, 0, 'failed', 2, 3, false],
       ['validate', 1, 2, 1, 'succeeded', 6, 8, false]
@@ -78,7 +95,11 @@ describe('ganttData', () => {
   });
 
   it('ends running attempts now and stretches the axis to now', () => {
-    const run = { start_time: T0, end_time: null, task_runs: [taskRun('a', [attempt(1, 1, null, 'running')]), taskRun('b', [attempt(1, null, null, 'pending')])] };
+    const run = {
+      start_time: T0,
+      end_time: null,
+      task_runs: [taskRun('a', [attempt(1, 1, null, 'running')]), taskRun('b', [attempt(1, null, null, 'pending')])]
+    };
     const data = ganttData(run, Date.parse(at(7)));
     expect(data.bars).toHaveLength(1); // an attempt that has not started has no bar
     expect(data.bars[0]).toMatchObject({ taskKey: 'a', start: 1, end: 7, running: true });
@@ -131,7 +152,10 @@ describe('scale and ticks', () => {
     const run = {
       start_time: T0,
       end_time: at(60),
-      task_runs: [taskRun('a_very_long_task_key_for_the_label', [attempt(1, 0, 0, 'succeeded')]), taskRun('b', [attempt(1, 30, 60, 'failed')])]
+      task_runs: [
+        taskRun('a_very_long_task_key_for_the_label', [attempt(1, 0, 0, 'succeeded')]),
+        taskRun('b', [attempt(1, 30, 60, 'failed')])
+      ]
     };
     const layout = ganttLayout(ganttData(run), 400);
     expect(layout.width).toBe(400);
@@ -158,11 +182,18 @@ describe('<Gantt>', () => {
     const run = {
       start_time: T0,
       end_time: at(8),
-      task_runs: [taskRun('extract', [attempt(1, 0, 2, 'succeeded')]), taskRun('validate', [attempt(1, 2, 3, 'failed'), attempt(2, 5, 8, 'succeeded', 1)])]
+      task_runs: [
+        taskRun('extract', [attempt(1, 0, 2, 'succeeded')]),
+        taskRun('validate', [attempt(1, 2, 3, 'failed'), attempt(2, 5, 8, 'succeeded', 1)])
+      ]
     };
     const { container, unmount } = render(<Gantt run={run} />);
     expect(container.querySelector('[data-testid=jo-gantt]')).not.toBeNull();
-    const bars = [...container.querySelectorAll('rect.jo-bar')].map(b => [b.getAttribute('data-task-key'), b.getAttribute('data-attempt'), b.getAttribute('data-status')]);
+    const bars = [...container.querySelectorAll('rect.jo-bar')].map(b => [
+      b.getAttribute('data-task-key'),
+      b.getAttribute('data-attempt'),
+      b.getAttribute('data-status')
+    ]);
     expect(bars).toEqual([
       ['extract', '1', 'succeeded'],
       ['validate', '1', 'failed'],

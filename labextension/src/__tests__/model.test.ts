@@ -1,10 +1,10 @@
 /** OrchestrateModel (src/model.ts): applying the server's events, and notifying about watched runs. */
 import { afterEach, beforeEach, describe, expect, it, MockInstance, vi } from 'vitest';
 
-import { api, IOrchestrateEvent, IRun, ITaskRun, RunStatus } from '../api';
+import { api, IOrchestrateEvent, JobDocument, RunDocument, RunStatus, TaskRunDocument } from '../api';
 import { OrchestrateModel } from '../model';
 
-function taskRun(task_key: string, status: ITaskRun['status'] = 'pending'): ITaskRun {
+function taskRun(task_key: string, status: TaskRunDocument['status'] = 'pending'): TaskRunDocument {
   return {
     task_key,
     notebook: `${task_key}.ipynb`,
@@ -20,7 +20,7 @@ function taskRun(task_key: string, status: ITaskRun['status'] = 'pending'): ITas
   };
 }
 
-function run(run_id: number, status: RunStatus = 'running', tasks = ['extract', 'validate']): IRun {
+function run(run_id: number, status: RunStatus = 'running', tasks = ['extract', 'validate']): RunDocument {
   return {
     run_id,
     job: 'repair_demo',
@@ -50,7 +50,9 @@ let getRun: MockInstance<typeof api.getRun>;
 let listJobs: MockInstance<typeof api.listJobs>;
 
 beforeEach(() => {
-  getRun = vi.spyOn(api, 'getRun').mockImplementation(async (id: number) => ({ ...run(id, 'failed'), status_reason: 'from server' }));
+  getRun = vi
+    .spyOn(api, 'getRun')
+    .mockImplementation(async (id: number) => ({ ...run(id, 'failed'), status_reason: 'from server' }));
   listJobs = vi.spyOn(api, 'listJobs').mockResolvedValue([]);
 });
 
@@ -77,7 +79,9 @@ describe('OrchestrateModel.onEvent', () => {
   it('updates the status of a known task run', () => {
     const model = new OrchestrateModel({ subscribe: false });
     model.runs.set(2, run(2));
-    model.onEvent(event({ type: 'task_status', run_id: 2, task_key: 'validate', status: 'running', attempt_number: 1 }));
+    model.onEvent(
+      event({ type: 'task_status', run_id: 2, task_key: 'validate', status: 'running', attempt_number: 1 })
+    );
     expect(model.runs.get(2)!.task_runs.map(t => [t.task_key, t.status])).toEqual([
       ['extract', 'pending'],
       ['validate', 'running']
@@ -130,7 +134,9 @@ describe('OrchestrateModel.onEvent', () => {
 
   it('refreshes the jobs list when a run it does not list starts elsewhere (CLI, notebook), once', async () => {
     const model = new OrchestrateModel({ subscribe: false });
-    listJobs.mockResolvedValue([{ job_id: 'jobs/daily', recent_runs: [{ run_id: 4, status: 'running' }] } as any]);
+    listJobs.mockResolvedValue([
+      { job_id: 'jobs/daily', recent_runs: [{ run_id: 4, status: 'running' }] } as unknown as JobDocument
+    ]);
     model.onEvent(event({ type: 'run_status', run_id: 4, status: 'running' }));
     await flush();
     expect(listJobs).toHaveBeenCalledTimes(1);

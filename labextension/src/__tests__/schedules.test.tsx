@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, MockInstance, vi } from 'vitest';
 import { ServerConnection } from '@jupyterlab/services';
 
 import type { IActions } from '../actions';
-import { api, IFire, IJob, IRun, ISchedule, OrchestrateApiError } from '../api';
+import { api, FireDocument, JobDocument, RunDocument, ScheduleDocument, OrchestrateApiError } from '../api';
 import { JobView } from '../components/JobView';
 import { OrchestrateModel } from '../model';
 import {
@@ -24,7 +24,7 @@ import { interact, render } from './render';
 
 const NOW = Date.parse('2026-11-22T06:00:00Z');
 
-function schedule(extra: Partial<ISchedule> = {}): ISchedule {
+function schedule(extra: Partial<ScheduleDocument> = {}): ScheduleDocument {
   return {
     name: 'nightly',
     cron: '30 6 * * *',
@@ -41,7 +41,7 @@ function schedule(extra: Partial<ISchedule> = {}): ISchedule {
   };
 }
 
-function fire(extra: Partial<IFire> = {}): IFire {
+function fire(extra: Partial<FireDocument> = {}): FireDocument {
   return {
     scheduled_time: '2026-11-21T05:30:00+00:00',
     fire_time: '2026-11-21T05:30:01+00:00',
@@ -52,7 +52,7 @@ function fire(extra: Partial<IFire> = {}): IFire {
   };
 }
 
-function run(run_id: number): IRun {
+function run(run_id: number): RunDocument {
   return {
     run_id,
     job: 'repair_demo',
@@ -85,7 +85,8 @@ async function flush(): Promise<void> {
 }
 
 const q = (root: ParentNode, testId: string) => root.querySelector(`[data-testid="${testId}"]`) as HTMLElement | null;
-const qa = (root: ParentNode, testId: string) => Array.from(root.querySelectorAll(`[data-testid="${testId}"]`)) as HTMLElement[];
+const qa = (root: ParentNode, testId: string) =>
+  Array.from(root.querySelectorAll(`[data-testid="${testId}"]`)) as HTMLElement[];
 
 let mounted: { unmount: () => void }[] = [];
 function mount(element: React.ReactElement) {
@@ -167,12 +168,29 @@ describe('<Schedules>', () => {
     const schedules = [
       schedule({
         parameters: { threshold: 0.5 },
-        recent_fires: [fire({ run_id: 8, status: 'queued', reason: 'max_concurrent_runs=1 reached' }), fire({ run_id: null, status: 'skipped', reason: 'missed' })]
+        recent_fires: [
+          fire({ run_id: 8, status: 'queued', reason: 'max_concurrent_runs=1 reached' }),
+          fire({ run_id: null, status: 'skipped', reason: 'missed' })
+        ]
       }),
-      schedule({ name: 'quarterly', cron: null, every: '15 minutes', timezone: 'UTC', paused: true, next_fire_time: null })
+      schedule({
+        name: 'quarterly',
+        cron: null,
+        every: '15 minutes',
+        timezone: 'UTC',
+        paused: true,
+        next_fire_time: null
+      })
     ];
     const { container } = mount(
-      <Schedules model={model()} jobId="demo/repair_demo" schedules={schedules} maxConcurrentRuns={1} queue={true} now={NOW} />
+      <Schedules
+        model={model()}
+        jobId="demo/repair_demo"
+        schedules={schedules}
+        maxConcurrentRuns={1}
+        queue={true}
+        now={NOW}
+      />
     );
     const section = q(container, 'jo-schedules')!;
     expect(section.textContent).toContain('Schedules');
@@ -206,7 +224,11 @@ describe('<Schedules>', () => {
 
   it('clicking a fire with a run opens that run; a fire without a run does nothing', () => {
     const m = model();
-    const schedules = [schedule({ recent_fires: [fire({ run_id: 12 }), fire({ run_id: null, status: 'failed', reason: 'job invalid' })] })];
+    const schedules = [
+      schedule({
+        recent_fires: [fire({ run_id: 12 }), fire({ run_id: null, status: 'failed', reason: 'job invalid' })]
+      })
+    ];
     const { container } = mount(<Schedules model={m} jobId="demo/repair_demo" schedules={schedules} now={NOW} />);
     const [failed, started] = qa(container, 'jo-fire');
     interact(() => failed.click());
@@ -225,7 +247,13 @@ describe('<Schedules>', () => {
     const resume = vi.spyOn(api, 'resumeSchedule');
     const onChanged = vi.fn();
     const { container } = mount(
-      <Schedules model={model()} jobId="demo/repair_demo" schedules={[schedule()]} onSchedulesChanged={onChanged} now={NOW} />
+      <Schedules
+        model={model()}
+        jobId="demo/repair_demo"
+        schedules={[schedule()]}
+        onSchedulesChanged={onChanged}
+        now={NOW}
+      />
     );
     interact(() => q(container, 'jo-schedule-toggle')!.click());
     expect((q(container, 'jo-schedule-toggle') as HTMLButtonElement).disabled).toBe(true);
@@ -251,7 +279,14 @@ describe('<Schedules>', () => {
     expect(resume).toHaveBeenCalledWith('demo/repair_demo', 'nightly');
     expect(q(view.container, 'jo-schedule')!.dataset.paused).toBe('false');
     // the next job document wins (it was paused again elsewhere)
-    view.rerender(<Schedules model={m} jobId="demo/repair_demo" schedules={[schedule({ paused: true, next_fire_time: null })]} now={NOW} />);
+    view.rerender(
+      <Schedules
+        model={m}
+        jobId="demo/repair_demo"
+        schedules={[schedule({ paused: true, next_fire_time: null })]}
+        now={NOW}
+      />
+    );
     expect(q(view.container, 'jo-schedule')!.dataset.paused).toBe('true');
   });
 
@@ -268,8 +303,12 @@ describe('<Schedules>', () => {
   });
 
   it('shows errors inline, per schedule', async () => {
-    vi.spyOn(api, 'triggerSchedule').mockRejectedValue(new OrchestrateApiError(422, 'parameter threshold: not a number'));
-    vi.spyOn(api, 'pauseSchedule').mockRejectedValue(new OrchestrateApiError(404, "job repair_demo has no schedule 'other'"));
+    vi.spyOn(api, 'triggerSchedule').mockRejectedValue(
+      new OrchestrateApiError(422, 'parameter threshold: not a number')
+    );
+    vi.spyOn(api, 'pauseSchedule').mockRejectedValue(
+      new OrchestrateApiError(404, "job repair_demo has no schedule 'other'")
+    );
     const m = model();
     const schedules = [schedule(), schedule({ name: 'other' })];
     const { container } = mount(<Schedules model={m} jobId="demo/repair_demo" schedules={schedules} now={NOW} />);
@@ -277,8 +316,12 @@ describe('<Schedules>', () => {
     interact(() => q(nightly, 'jo-schedule-trigger')!.click());
     interact(() => q(other, 'jo-schedule-toggle')!.click());
     await flush();
-    expect(nightly.querySelector('.jo-error-text')!.textContent).toBe('Cannot run nightly now: parameter threshold: not a number');
-    expect(other.querySelector('.jo-error-text')!.textContent).toBe("Cannot pause other: job repair_demo has no schedule 'other'");
+    expect(nightly.querySelector('.jo-error-text')!.textContent).toBe(
+      'Cannot run nightly now: parameter threshold: not a number'
+    );
+    expect(other.querySelector('.jo-error-text')!.textContent).toBe(
+      "Cannot pause other: job repair_demo has no schedule 'other'"
+    );
     expect(m.watched.size).toBe(0);
     expect(m.show).not.toHaveBeenCalled();
     expect(other.dataset.paused).toBe('false');
@@ -287,7 +330,7 @@ describe('<Schedules>', () => {
 });
 
 describe('<JobView> with schedules', () => {
-  function job(schedules: ISchedule[]): IJob {
+  function job(schedules: ScheduleDocument[]): JobDocument {
     return {
       job_id: 'demo/repair_demo',
       name: 'repair_demo',
@@ -385,7 +428,9 @@ describe('schedule routes (api.ts)', () => {
   it('trigger returns the new run; errors carry the server message', async () => {
     const seen = stubServer(201, run(5));
     expect((await api.triggerSchedule('demo/repair_demo', 'a/b')).run_id).toBe(5);
-    expect(seen[0].url).toBe('http://jupyter.test/base/jupyter-orchestrate/api/jobs/demo/repair_demo/schedules/a%2Fb/trigger');
+    expect(seen[0].url).toBe(
+      'http://jupyter.test/base/jupyter-orchestrate/api/jobs/demo/repair_demo/schedules/a%2Fb/trigger'
+    );
     vi.restoreAllMocks();
     stubServer(404, { message: "job repair_demo has no schedule 'x'" });
     await expect(api.triggerSchedule('demo/repair_demo', 'x')).rejects.toMatchObject({

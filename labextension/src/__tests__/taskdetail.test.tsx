@@ -3,23 +3,23 @@ import React from 'react';
 import { describe, expect, it, vi } from 'vitest';
 
 import type { IActions } from '../actions';
-import type { IAttempt, IAttemptError, ITaskRun } from '../api';
+import type { AttemptDocument, AttemptError, TaskRunDocument } from '../api';
 import { formatNotebookParameter, problemText, runTaskStatuses, selectRunId } from '../components/JobView';
 import { canCancel, canRepair, runDuration } from '../components/RunView';
 import {
   errorKindLabel,
   Failure,
   formatValue,
-  isUnsuccessful,
   lastAttempt,
   progressText,
   TaskDetail,
   taskProgress
 } from '../components/TaskDetail';
 import { cellLabel } from '../components/common';
+import { isUnsuccessful } from '../status';
 import { interact, render } from './render';
 
-const ERROR: IAttemptError = {
+const ERROR: AttemptError = {
   kind: 'cell_error',
   ename: 'ValueError',
   evalue: 'threshold is not set: repair this run',
@@ -35,7 +35,7 @@ const ERROR: IAttemptError = {
   execution_count: 3
 };
 
-function attempt(n: number, repair: number, extra: Partial<IAttempt> = {}): IAttempt {
+function attempt(n: number, repair: number, extra: Partial<AttemptDocument> = {}): AttemptDocument {
   return {
     attempt_number: n,
     repair_number: repair,
@@ -54,7 +54,7 @@ function attempt(n: number, repair: number, extra: Partial<IAttempt> = {}): IAtt
   };
 }
 
-function taskRun(extra: Partial<ITaskRun> = {}): ITaskRun {
+function taskRun(extra: Partial<TaskRunDocument> = {}): TaskRunDocument {
   return {
     task_key: 'validate',
     notebook: 'validate.ipynb',
@@ -119,11 +119,17 @@ describe('task run helpers', () => {
 
 describe('<Failure>', () => {
   it('shows the failing cell and the error, and the traceback (colours rendered, HTML escaped) on demand', () => {
-    const { container, unmount } = render(<Failure error={ERROR} attempt={attempt(1, 0, { error: ERROR })} actions={actions()} />);
+    const { container, unmount } = render(
+      <Failure error={ERROR} attempt={attempt(1, 0, { error: ERROR })} actions={actions()} />
+    );
     const failure = container.querySelector('[data-testid=jo-failure]')!;
-    expect(failure.querySelector('[data-testid=jo-failure-cell]')?.textContent).toContain('raise ValueError("threshold is not set")');
+    expect(failure.querySelector('[data-testid=jo-failure-cell]')?.textContent).toContain(
+      'raise ValueError("threshold is not set")'
+    );
     expect(failure.querySelector('[data-testid=jo-failure-cell]')?.textContent).toContain('cell 4 · In [3]');
-    expect(failure.querySelector('[data-testid=jo-failure-error]')?.textContent).toBe('ValueError: threshold is not set: repair this run');
+    expect(failure.querySelector('[data-testid=jo-failure-error]')?.textContent).toBe(
+      'ValueError: threshold is not set: repair this run'
+    );
     expect(failure.querySelector('[data-testid=jo-traceback]')).toBeNull();
     interact(() => (failure.querySelector('[data-testid=jo-traceback-toggle]') as HTMLElement).click());
     const traceback = failure.querySelector('[data-testid=jo-traceback]')!;
@@ -139,7 +145,9 @@ describe('<Failure>', () => {
 
   it('opens the executed notebook at the failing cell of the executed notebook', () => {
     const a = actions();
-    const { container, unmount } = render(<Failure error={ERROR} attempt={attempt(1, 0, { error: ERROR })} actions={a} />);
+    const { container, unmount } = render(
+      <Failure error={ERROR} attempt={attempt(1, 0, { error: ERROR })} actions={a} />
+    );
     interact(() => (container.querySelector('[data-testid=jo-open-notebook]') as HTMLElement).click());
     expect(a.openNotebook).toHaveBeenCalledWith('orchestrate_runs/runs/2/validate/attempt-1.ipynb', 5);
     unmount();
@@ -148,7 +156,11 @@ describe('<Failure>', () => {
   it('cannot open a notebook outside the server root', () => {
     const a = actions();
     const { container, unmount } = render(
-      <Failure error={{ ...ERROR, cell_index: null, cell_source: null }} attempt={attempt(1, 0, { executed_notebook_path: null })} actions={a} />
+      <Failure
+        error={{ ...ERROR, cell_index: null, cell_source: null }}
+        attempt={attempt(1, 0, { executed_notebook_path: null })}
+        actions={a}
+      />
     );
     expect(container.querySelector('[data-testid=jo-failure-cell]')).toBeNull();
     const button = container.querySelector('[data-testid=jo-open-notebook]') as HTMLButtonElement;
@@ -162,7 +174,9 @@ describe('<Failure>', () => {
 describe('<TaskDetail>', () => {
   it('shows live progress only while running', () => {
     const running = taskRun({ status: 'running', error: null, attempts: [attempt(1, 0, { status: 'running' })] });
-    const { container, rerender, unmount } = render(<TaskDetail taskRun={running} progress={{ cell: 3, total: 4 }} actions={actions()} />);
+    const { container, rerender, unmount } = render(
+      <TaskDetail taskRun={running} progress={{ cell: 3, total: 4 }} actions={actions()} />
+    );
     const task = container.querySelector('[data-testid=jo-task]')!;
     expect(task.getAttribute('data-task-key')).toBe('validate');
     expect(task.getAttribute('data-status')).toBe('running');
@@ -186,11 +200,15 @@ describe('<TaskDetail>', () => {
       status: 'succeeded',
       error: null,
       attempts: [attempt(1, 0, { status: 'succeeded' })],
-      warnings: ["parameters cell: the notebook has no cell tagged 'parameters': papermill injects msg in a new first cell"]
+      warnings: [
+        "parameters cell: the notebook has no cell tagged 'parameters': papermill injects msg in a new first cell"
+      ]
     });
     const { container, unmount } = render(<TaskDetail taskRun={warned} actions={actions()} />);
     const lines = Array.from(container.querySelectorAll('[data-testid=jo-task-warning]')).map(e => e.textContent);
-    expect(lines).toEqual(["warning: parameters cell: the notebook has no cell tagged 'parameters': papermill injects msg in a new first cell"]);
+    expect(lines).toEqual([
+      "warning: parameters cell: the notebook has no cell tagged 'parameters': papermill injects msg in a new first cell"
+    ]);
     unmount();
     const plain = render(<TaskDetail taskRun={taskRun()} actions={actions()} />);
     expect(plain.container.querySelector('[data-testid=jo-task-warning]')).toBeNull();
@@ -201,19 +219,29 @@ describe('<TaskDetail>', () => {
     const broken = taskRun({
       task_key: 'broken',
       status: 'failed',
-      status_reason: 'reading the notebook: not valid JSON (a truncated or unsaved file?): line 40 column 1: Expecting value',
+      status_reason:
+        'reading the notebook: not valid JSON (a truncated or unsaved file?): line 40 column 1: Expecting value',
       error: null,
       attempts: [],
       attempt_count: 0
     });
     const { container, unmount } = render(<TaskDetail taskRun={broken} actions={actions()} />);
-    expect(container.querySelector('[data-testid=jo-status-reason]')?.textContent).toContain('reading the notebook: not valid JSON');
+    expect(container.querySelector('[data-testid=jo-status-reason]')?.textContent).toContain(
+      'reading the notebook: not valid JSON'
+    );
     expect(container.querySelector('[data-testid=jo-failure]')).toBeNull();
     unmount();
   });
 
-  it("shows why an upstream-failed task did not run, and no failure block", () => {
-    const skipped = taskRun({ task_key: 'publish', status: 'upstream_failed', status_reason: 'run_if all_success not met (validate=failed)', error: null, attempts: [], attempt_count: 0 });
+  it('shows why an upstream-failed task did not run, and no failure block', () => {
+    const skipped = taskRun({
+      task_key: 'publish',
+      status: 'upstream_failed',
+      status_reason: 'run_if all_success not met (validate=failed)',
+      error: null,
+      attempts: [],
+      attempt_count: 0
+    });
     const { container, unmount } = render(<TaskDetail taskRun={skipped} actions={actions()} />);
     expect(container.querySelector('[data-testid=jo-status-reason]')?.textContent).toContain('validate=failed');
     expect(container.querySelector('[data-testid=jo-failure]')).toBeNull();
@@ -253,18 +281,26 @@ describe('job helpers', () => {
 
   it('runTaskStatuses reads full documents and list results', () => {
     expect(runTaskStatuses(null)).toBeNull();
-    expect(runTaskStatuses({ run_id: 1, status: 'failed', task_runs: [{ task_key: 'a', status: 'failed' }] })).toEqual({ a: 'failed' });
-    expect(runTaskStatuses({ run_id: 1, status: 'failed', task_statuses: { a: 'succeeded' } })).toEqual({ a: 'succeeded' });
+    expect(runTaskStatuses({ run_id: 1, status: 'failed', task_runs: [{ task_key: 'a', status: 'failed' }] })).toEqual({
+      a: 'failed'
+    });
+    expect(runTaskStatuses({ run_id: 1, status: 'failed', task_statuses: { a: 'succeeded' } })).toEqual({
+      a: 'succeeded'
+    });
     expect(runTaskStatuses({ run_id: 1, status: 'queued' })).toEqual({});
   });
 
   it('formatNotebookParameter and problemText', () => {
-    expect(formatNotebookParameter({ name: 'threshold', default: 'None', inferred_type: null, help: '' })).toBe('threshold = None: any');
-    expect(formatNotebookParameter({ name: 'n', default: null, inferred_type: 'int', help: '' })).toBe('n: int');
-    expect(problemText({ path: 'job/job.yaml', field: 'tasks.x', message: 'unknown task' })).toBe('job/job.yaml: tasks.x: unknown task');
-    expect(problemText({ path: '', field: 'depends_on', message: 'cycle', text: 'job: depends_on: cycle a -> b -> a' })).toBe(
-      'job: depends_on: cycle a -> b -> a'
+    expect(formatNotebookParameter({ name: 'threshold', default: 'None', inferred_type: null, help: '' })).toBe(
+      'threshold = None: any'
     );
+    expect(formatNotebookParameter({ name: 'n', default: null, inferred_type: 'int', help: '' })).toBe('n: int');
+    expect(problemText({ path: 'job/job.yaml', field: 'tasks.x', message: 'unknown task' })).toBe(
+      'job/job.yaml: tasks.x: unknown task'
+    );
+    expect(
+      problemText({ path: '', field: 'depends_on', message: 'cycle', text: 'job: depends_on: cycle a -> b -> a' })
+    ).toBe('job: depends_on: cycle a -> b -> a');
   });
 });
 
@@ -272,7 +308,13 @@ describe('environmentLines', () => {
   it('describes an interpreter, packages and variable names, never values', async () => {
     const { environmentLines } = await import('../components/TaskDetail');
     expect(
-      environmentLines({ python: '/envs/ab/bin/python', package_hash: 'ab12', requirements: ['six==1.15.0'], freeze: ['six==1.15.0'], env_names: ['API_TOKEN'] })
+      environmentLines({
+        python: '/envs/ab/bin/python',
+        package_hash: 'ab12',
+        requirements: ['six==1.15.0'],
+        freeze: ['six==1.15.0'],
+        env_names: ['API_TOKEN']
+      })
     ).toEqual(['python /envs/ab/bin/python', 'packages ab12: six==1.15.0 (1 installed)', 'variables: API_TOKEN']);
     expect(environmentLines({ kernel_name: 'python3' })).toEqual(['kernel python3']);
   });

@@ -4,6 +4,7 @@
  */
 import React, { useId, useMemo } from 'react';
 import * as dagre from '@dagrejs/dagre';
+import { statusClass } from '../status';
 
 export interface IDagEdge {
   upstream: string;
@@ -122,9 +123,19 @@ export function layoutDag(keys: string[], edges: IDagEdge[], options: Partial<ID
   dagre.layout(graph);
   const nodes = keys.map(key => {
     const n = graph.node(key);
-    return { key, label: labels.get(key) ?? key, x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width, height: n.height };
+    return {
+      key,
+      label: labels.get(key) ?? key,
+      x: n.x - n.width / 2,
+      y: n.y - n.height / 2,
+      width: n.width,
+      height: n.height
+    };
   });
-  const paths = kept.map(e => ({ ...e, points: (graph.edge(e.upstream, e.downstream)?.points ?? []).map(p => ({ x: p.x, y: p.y })) }));
+  const paths = kept.map(e => ({
+    ...e,
+    points: (graph.edge(e.upstream, e.downstream)?.points ?? []).map(p => ({ x: p.x, y: p.y }))
+  }));
   const size = graph.graph();
   return { width: Math.ceil(size.width ?? 0), height: Math.ceil(size.height ?? 0), nodes, edges: paths };
 }
@@ -159,7 +170,12 @@ export function Dag(props: {
   // re-layout only when the graph's structure changes, not on every refetch of the same job
   const structure = JSON.stringify([tasks.map(t => [t.task_key, t.depends_on]), edges ?? null, rankdir ?? 'TB']);
   const layout = useMemo(
-    () => layoutDag(tasks.map(t => t.task_key), jobEdges(tasks, edges), { rankdir: rankdir ?? 'TB' }),
+    () =>
+      layoutDag(
+        tasks.map(t => t.task_key),
+        jobEdges(tasks, edges),
+        { rankdir: rankdir ?? 'TB' }
+      ),
     [structure] // eslint-disable-line react-hooks/exhaustive-deps
   );
   if (layout.nodes.length === 0) {
@@ -214,7 +230,7 @@ export function Dag(props: {
               }}
             >
               <title>{status === 'none' ? n.key : `${n.key}: ${status.replace(/_/g, ' ')}`}</title>
-              <rect className={`jo-node-box jo-status-${status}`} width={n.width} height={n.height} rx={4} ry={4} />
+              <rect className={`jo-node-box ${statusClass(status)}`} width={n.width} height={n.height} rx={4} ry={4} />
               <text x={n.width / 2} y={n.height / 2} textAnchor="middle" dominantBaseline="central">
                 {n.label}
               </text>

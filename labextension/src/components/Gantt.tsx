@@ -4,8 +4,9 @@
  */
 import React, { useEffect, useRef, useState } from 'react';
 
-import type { IAttempt, ITaskRun } from '../api';
+import type { AttemptDocument, TaskRunDocument } from '../api';
 import { formatSeconds } from './common';
+import { statusClass } from '../status';
 
 /** One attempt's bar; `start` and `end` are seconds since the run's start. */
 export interface IGanttBar {
@@ -46,7 +47,14 @@ export interface IGanttLayout {
 }
 
 /** Sizes of the timeline, in pixels. */
-export const GANTT_SIZES = { rowHeight: 18, barHeight: 12, axisHeight: 16, minBarWidth: 2, charWidth: 6, minWidth: 160 };
+export const GANTT_SIZES = {
+  rowHeight: 18,
+  barHeight: 12,
+  axisHeight: 16,
+  minBarWidth: 2,
+  charWidth: 6,
+  minWidth: 160
+};
 
 /** Milliseconds since the epoch of a server ISO time (microseconds are cut to milliseconds); null if missing/invalid. */
 export function parseTime(iso: string | null | undefined): number | null {
@@ -59,7 +67,7 @@ export function parseTime(iso: string | null | undefined): number | null {
 
 /** The bars of a run's attempts, relative to the run's start; attempts without an end time end at `now` (ms). */
 export function ganttData(
-  run: { start_time: string; end_time?: string | null; task_runs?: Pick<ITaskRun, 'task_key' | 'attempts'>[] },
+  run: { start_time: string; end_time?: string | null; task_runs?: Pick<TaskRunDocument, 'task_key' | 'attempts'>[] },
   now: number = Date.now()
 ): IGanttData {
   const origin = parseTime(run.start_time) ?? now;
@@ -80,7 +88,13 @@ export function ganttData(
   return { rows, bars, total: Math.max(total, 1) };
 }
 
-function attemptBar(attempt: IAttempt, taskKey: string, row: number, origin: number, now: number): IGanttBar | null {
+function attemptBar(
+  attempt: AttemptDocument,
+  taskKey: string,
+  row: number,
+  origin: number,
+  now: number
+): IGanttBar | null {
   const startMs = parseTime(attempt.start_time);
   if (startMs === null) {
     return null;
@@ -101,7 +115,9 @@ function attemptBar(attempt: IAttempt, taskKey: string, row: number, origin: num
   };
 }
 
-const STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+const STEPS = [
+  0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400
+];
 
 /** A round tick interval (seconds) giving at most about `maxTicks` intervals over `total` seconds. */
 export function niceStep(total: number, maxTicks = 5): number {
@@ -153,7 +169,11 @@ export function ganttLayout(data: IGanttData, width: number): IGanttLayout {
   const x1 = w - 10;
   const scale = ganttScale(data.total, x0, x1);
   const maxTicks = Math.max(2, Math.floor((x1 - x0) / 50));
-  const ticks = ganttTicks(data.total, maxTicks).map(seconds => ({ seconds, x: scale(seconds), label: formatTick(seconds) }));
+  const ticks = ganttTicks(data.total, maxTicks).map(seconds => ({
+    seconds,
+    x: scale(seconds),
+    label: formatTick(seconds)
+  }));
   const maxChars = Math.max(3, Math.floor((labelWidth - 4) / s.charWidth));
   const rowY = (row: number) => s.axisHeight + row * s.rowHeight;
   const rows = data.rows.map((key, row) => ({
@@ -215,7 +235,7 @@ function useWidth(ref: React.RefObject<HTMLElement>, fallback: number): number {
 
 /** The run's timeline (Gantt chart) of attempts. Clicking a row calls `onSelect` with its task key. */
 export function Gantt(props: {
-  run: { start_time: string; end_time?: string | null; task_runs?: ITaskRun[] };
+  run: { start_time: string; end_time?: string | null; task_runs?: TaskRunDocument[] };
   now?: number;
   selected?: string | null;
   onSelect?: (taskKey: string) => void;
@@ -232,7 +252,13 @@ export function Gantt(props: {
       {data.rows.length === 0 ? (
         <div className="jo-muted">No tasks.</div>
       ) : (
-        <svg width={layout.width} height={layout.height} viewBox={`0 0 ${layout.width} ${layout.height}`} role="img" aria-label="Run timeline">
+        <svg
+          width={layout.width}
+          height={layout.height}
+          viewBox={`0 0 ${layout.width} ${layout.height}`}
+          role="img"
+          aria-label="Run timeline"
+        >
           {layout.ticks.map(tick => (
             <g key={tick.seconds} className="jo-gantt-tick">
               <line className="jo-gantt-grid" x1={tick.x} x2={tick.x} y1={s.axisHeight - 3} y2={plotBottom} />
@@ -270,7 +296,7 @@ export function Gantt(props: {
           {layout.bars.map(bar => (
             <rect
               key={`${bar.taskKey}/${bar.attemptNumber}`}
-              className={`jo-bar jo-status-${bar.status}${bar.running ? ' jo-bar-running' : ''}`}
+              className={`jo-bar ${statusClass(bar.status)}${bar.running ? ' jo-bar-running' : ''}`}
               data-task-key={bar.taskKey}
               data-attempt={bar.attemptNumber}
               data-status={bar.status}

@@ -7,7 +7,16 @@ import React, { useEffect, useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
-import { api, IJob, INotebookParameter, IProblem, IRun, isTerminal, ITask } from '../api';
+import {
+  api,
+  JobDocument,
+  NotebookParameterDocument,
+  ProblemDocument,
+  RunDocument,
+  RunSummaryDocument,
+  TaskDocument
+} from '../api';
+import { isTerminal } from '../status';
 import { OrchestrateModel } from '../model';
 import { ErrorText, formatSeconds, RunCell, StatusBadge } from './common';
 import { Dag } from './Dag';
@@ -20,13 +29,13 @@ import { formatValue, TaskDetail } from './TaskDetail';
 export const RECENT_RUNS = 10;
 
 /** `name = default: type` for a notebook parameter (`name: type` without a default). */
-export function formatNotebookParameter(p: INotebookParameter): string {
+export function formatNotebookParameter(p: NotebookParameterDocument): string {
   const type = p.inferred_type ?? 'any';
   return p.default === null ? `${p.name}: ${type}` : `${p.name} = ${p.default}: ${type}`;
 }
 
 /** A validation problem as one line (the server's `text`, else path, field and message). */
-export function problemText(problem: IProblem): string {
+export function problemText(problem: ProblemDocument): string {
   return problem.text ?? [problem.path, problem.field, problem.message].filter(Boolean).join(': ');
 }
 
@@ -75,7 +84,7 @@ function useModelTick(model: OrchestrateModel, delayMs = 500): number {
   return tick;
 }
 
-function retriesText(task: ITask): string {
+function retriesText(task: TaskDocument): string {
   if (!task.max_retries) {
     return 'none';
   }
@@ -84,11 +93,15 @@ function retriesText(task: ITask): string {
 }
 
 /** A task's settings: notebook, dependencies, run_if, kernel, retries, timeout and notebook parameters. */
-function TaskSpec(props: { task: ITask; selected: boolean; onSelect: (taskKey: string) => void }): JSX.Element {
+function TaskSpec(props: { task: TaskDocument; selected: boolean; onSelect: (taskKey: string) => void }): JSX.Element {
   const { task } = props;
   const overrides = Object.entries(task.parameters ?? {});
   return (
-    <div className={`jo-task-spec${props.selected ? ' jo-selected' : ''}`} data-testid="jo-task-spec" data-task-key={task.task_key}>
+    <div
+      className={`jo-task-spec${props.selected ? ' jo-selected' : ''}`}
+      data-testid="jo-task-spec"
+      data-task-key={task.task_key}
+    >
       <div className="jo-row jo-wrap">
         <button className="jo-link jo-task-key" onClick={() => props.onSelect(task.task_key)}>
           {task.task_key}
@@ -139,7 +152,7 @@ function RunSelector(props: {
   if (runs.length === 0) {
     return <div className="jo-muted">No runs yet.</div>;
   }
-  const duration = (selected as Partial<IRun> | undefined)?.duration_seconds;
+  const duration = (selected as Partial<RunDocument> | undefined)?.duration_seconds;
   return (
     <div className="jo-run-selector" data-testid="jo-run-selector">
       <div className="jo-cells">
@@ -166,7 +179,11 @@ function RunSelector(props: {
             {formatTime(selected.start_time)}
             {duration !== null && duration !== undefined ? ` · ${formatSeconds(duration)}` : ''}
           </span>
-          <button className="jo-link" data-testid="jo-open-run" onClick={() => model.show({ kind: 'run', runId: selected.run_id })}>
+          <button
+            className="jo-link"
+            data-testid="jo-open-run"
+            onClick={() => model.show({ kind: 'run', runId: selected.run_id })}
+          >
             Open run {selected.run_id}
           </button>
         </div>
@@ -183,11 +200,11 @@ export function JobView(props: { model: OrchestrateModel; jobId: string; actions
 function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: IActions }): JSX.Element {
   const { model, jobId, actions } = props;
   const tick = useModelTick(model);
-  const [job, setJob] = useState<IJob | null>(null);
+  const [job, setJob] = useState<JobDocument | null>(null);
   const [jobError, setJobError] = useState<string | null>(null);
-  const [runs, setRuns] = useState<IRun[] | null>(null);
+  const [runs, setRuns] = useState<RunSummaryDocument[] | null>(null);
   const [chosenRunId, setChosenRunId] = useState<number | null>(null);
-  const [fullRun, setFullRun] = useState<IRun | null>(null);
+  const [fullRun, setFullRun] = useState<RunDocument | null>(null);
   const [selectedTask, setSelectedTask] = useState<string | null>(null);
 
   useEffect(() => {
@@ -220,11 +237,16 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
 
   const shownJob = job ?? model.job(jobId) ?? null;
   const runList: IMatrixRun[] = runs ?? shownJob?.recent_runs ?? [];
-  const selectedRunId = selectRunId(chosenRunId, runList.map(r => r.run_id));
+  const selectedRunId = selectRunId(
+    chosenRunId,
+    runList.map(r => r.run_id)
+  );
   const summary = runList.find(r => r.run_id === selectedRunId);
   // refetch the full run when its listed state changes, and on every model change while it is active
-  const version = summary ? JSON.stringify([summary.status, (summary as Partial<IRun>).repair_count, summary.task_statuses]) : '';
-  const activeTick = summary && !isTerminal(summary.status as IRun['status']) ? tick : 0;
+  const version = summary
+    ? JSON.stringify([summary.status, (summary as Partial<RunSummaryDocument>).repair_count, summary.task_statuses])
+    : '';
+  const activeTick = summary && !isTerminal(summary.status) ? tick : 0;
   useEffect(() => {
     if (selectedRunId === null) {
       return;
@@ -246,7 +268,11 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
   if (!shownJob) {
     return (
       <div className="jo-body" data-testid="jo-job-view" data-job-id={jobId}>
-        {jobError ? <ErrorText error={`Cannot load job ${jobId}: ${jobError}`} /> : <div className="jo-muted">Loading…</div>}
+        {jobError ? (
+          <ErrorText error={`Cannot load job ${jobId}: ${jobError}`} />
+        ) : (
+          <div className="jo-muted">Loading…</div>
+        )}
       </div>
     );
   }
@@ -291,7 +317,11 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
           </div>
           <ul>
             {shownJob.problems.map((problem, i) => (
-              <li key={i} className={problem.severity === 'warning' ? 'jo-warning' : 'jo-error-text'} data-severity={problem.severity ?? 'error'}>
+              <li
+                key={i}
+                className={problem.severity === 'warning' ? 'jo-warning' : 'jo-error-text'}
+                data-severity={problem.severity ?? 'error'}
+              >
                 {problem.severity === 'warning' ? 'warning: ' : ''}
                 {problemText(problem)}
               </li>

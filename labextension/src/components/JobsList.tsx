@@ -2,7 +2,7 @@
 import React from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
-import { IJob } from '../api';
+import { JobDocument } from '../api';
 import { OrchestrateModel } from '../model';
 import { ErrorText, RunCell } from './common';
 
@@ -25,10 +25,14 @@ export function EmptyJobs(): JSX.Element {
   );
 }
 
-export function JobsList(props: { model: OrchestrateModel; onRun: (job: IJob) => void }): JSX.Element {
+export function JobsList(props: { model: OrchestrateModel; onRun: (job: JobDocument) => void }): JSX.Element {
   const { model } = props;
   if (model.jobs === null) {
-    return model.jobsError ? <ErrorText error={`Cannot load jobs: ${model.jobsError}`} /> : <div className="jo-muted">Loading jobs…</div>;
+    return model.jobsError ? (
+      <ErrorText error={`Cannot load jobs: ${model.jobsError}`} />
+    ) : (
+      <div className="jo-muted">Loading jobs…</div>
+    );
   }
   if (model.jobs.length === 0) {
     return <EmptyJobs />;

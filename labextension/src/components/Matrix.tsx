@@ -4,7 +4,7 @@
  */
 import React from 'react';
 
-import type { ITaskRun, RunStatus } from '../api';
+import type { TaskRunDocument, RunStatus } from '../api';
 import { RunCell } from './common';
 
 /** What the matrix needs of a run: a full run document (task_runs) or a list result (task_statuses). */
@@ -12,7 +12,7 @@ export interface IMatrixRun {
   run_id: number;
   status: RunStatus | string;
   start_time?: string;
-  task_runs?: Pick<ITaskRun, 'task_key' | 'status'>[];
+  task_runs?: Pick<TaskRunDocument, 'task_key' | 'status'>[];
   task_statuses?: Record<string, string>;
 }
 
@@ -101,7 +101,11 @@ export function Matrix(props: {
                 return (
                   <td key={run.run_id} className={selectedClass(run)}>
                     {status === null ? (
-                      <span className="jo-cell jo-cell-empty" data-run-id={run.run_id} title={`${key}: not in run ${run.run_id}`} />
+                      <span
+                        className="jo-cell jo-cell-empty"
+                        data-run-id={run.run_id}
+                        title={`${key}: not in run ${run.run_id}`}
+                      />
                     ) : (
                       <RunCell
                         runId={run.run_id}

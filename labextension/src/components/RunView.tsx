@@ -6,19 +6,20 @@ import React, { useEffect, useRef, useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
-import { IRepair, IRun, isTerminal, RunStatus } from '../api';
+import { RepairDocument, RunDocument, RunStatus } from '../api';
+import { isActive, isTerminal, isUnsuccessful } from '../status';
 import { OrchestrateModel } from '../model';
 import { ErrorText, formatSeconds, StatusBadge } from './common';
 import { Gantt, parseTime, useNow } from './Gantt';
-import { formatValue, isUnsuccessful, TaskDetail } from './TaskDetail';
+import { formatValue, TaskDetail } from './TaskDetail';
 
 /** True while a run can be canceled (queued, running or already canceling). */
 export function canCancel(status: RunStatus | string): boolean {
-  return status === 'queued' || status === 'running' || status === 'canceling';
+  return isActive(status);
 }
 
 /** True when a run is finished and some task run is unsuccessful (failed, timed_out, upstream_failed, canceled). */
-export function canRepair(run: Pick<IRun, 'status' | 'task_runs'>): boolean {
+export function canRepair(run: Pick<RunDocument, 'status' | 'task_runs'>): boolean {
   return isTerminal(run.status) && (run.task_runs ?? []).some(t => isUnsuccessful(t.status));
 }
 
@@ -29,7 +30,10 @@ export function formatTime(iso: string | null | undefined): string {
 }
 
 /** The run's duration in seconds: its recorded duration, else (still running) the time since its start. */
-export function runDuration(run: Pick<IRun, 'start_time' | 'duration_seconds' | 'status'>, now: number = Date.now()): number | null {
+export function runDuration(
+  run: Pick<RunDocument, 'start_time' | 'duration_seconds' | 'status'>,
+  now: number = Date.now()
+): number | null {
   if (run.duration_seconds !== null && run.duration_seconds !== undefined) {
     return run.duration_seconds;
   }
@@ -37,7 +41,7 @@ export function runDuration(run: Pick<IRun, 'start_time' | 'duration_seconds' | 
   return start === null || isTerminal(run.status) ? null : Math.max(0, (now - start) / 1000);
 }
 
-function Repairs(props: { repairs: IRepair[] }): JSX.Element | null {
+function Repairs(props: { repairs: RepairDocument[] }): JSX.Element | null {
   if (props.repairs.length === 0) {
     return null;
   }
@@ -60,7 +64,9 @@ function Repairs(props: { repairs: IRepair[] }): JSX.Element | null {
               <td>{formatTime(r.repair_time)}</td>
               <td>
                 {r.task_keys.join(', ')}
-                {r.reused_task_keys.length > 0 && <div className="jo-muted">reused: {r.reused_task_keys.join(', ')}</div>}
+                {r.reused_task_keys.length > 0 && (
+                  <div className="jo-muted">reused: {r.reused_task_keys.join(', ')}</div>
+                )}
               </td>
               <td>
                 {Object.entries(r.parameters ?? {}).map(([name, value]) => (
@@ -77,7 +83,7 @@ function Repairs(props: { repairs: IRepair[] }): JSX.Element | null {
   );
 }
 
-function RunHeader(props: { model: OrchestrateModel; run: IRun; now: number; actions: IActions }): JSX.Element {
+function RunHeader(props: { model: OrchestrateModel; run: RunDocument; now: number; actions: IActions }): JSX.Element {
   const { model, run, actions } = props;
   const jobId = run.job_id;
   const parameters = Object.entries(run.parameters ?? {});
@@ -89,12 +95,22 @@ function RunHeader(props: { model: OrchestrateModel; run: IRun; now: number; act
           <StatusBadge status={run.status} />
         </span>
         {canCancel(run.status) && (
-          <Button small className="jp-mod-styled jp-mod-warn" data-testid="jo-cancel" onClick={() => void actions.cancelRun(run.run_id)}>
+          <Button
+            small
+            className="jp-mod-styled jp-mod-warn"
+            data-testid="jo-cancel"
+            onClick={() => void actions.cancelRun(run.run_id)}
+          >
             Cancel
           </Button>
         )}
         {canRepair(run) && (
-          <Button small className="jp-mod-styled jp-mod-accept" data-testid="jo-repair" onClick={() => void actions.repairRun(run)}>
+          <Button
+            small
+            className="jp-mod-styled jp-mod-accept"
+            data-testid="jo-repair"
+            onClick={() => void actions.repairRun(run)}
+          >
             Repair run
           </Button>
         )}
@@ -178,7 +194,12 @@ export function RunView(props: { model: OrchestrateModel; runId: number; actions
   };
   const taskRuns = run.task_runs ?? [];
   return (
-    <div className="jo-body jo-run-view" data-testid="jo-run-view" data-run-status={run.status} data-run-id={run.run_id}>
+    <div
+      className="jo-body jo-run-view"
+      data-testid="jo-run-view"
+      data-run-status={run.status}
+      data-run-id={run.run_id}
+    >
       <RunHeader model={model} run={run} now={now} actions={actions} />
       <div>
         <div className="jo-section-title">Timeline</div>

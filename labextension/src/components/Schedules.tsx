@@ -6,7 +6,7 @@
 import React, { useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
-import { api, IFire, ISchedule } from '../api';
+import { api, FireDocument, ScheduleDocument } from '../api';
 import { OrchestrateModel } from '../model';
 import { ErrorText } from './common';
 import { parseTime, useNow } from './Gantt';
@@ -17,7 +17,7 @@ import { formatValue } from './TaskDetail';
 const NOW_INTERVAL_MS = 15000;
 
 /** A schedule's rule: `cron 30 6 * * *` or `every 15 minutes` (what job.yaml says, `every` prefixed once). */
-export function describeRule(schedule: Pick<ISchedule, 'cron' | 'every'>): string {
+export function describeRule(schedule: Pick<ScheduleDocument, 'cron' | 'every'>): string {
   if (schedule.cron) {
     return `cron ${schedule.cron.trim()}`;
   }
@@ -73,7 +73,7 @@ export function formatWhen(iso: string | null | undefined, now: number = Date.no
 }
 
 /** What a fire's status means, for its tooltip. */
-const FIRE_STATUS_TEXT: Record<IFire['status'], string> = {
+const FIRE_STATUS_TEXT: Record<FireDocument['status'], string> = {
   started: 'started',
   queued: 'queued (max_concurrent_runs reached)',
   skipped: 'skipped',
@@ -82,8 +82,10 @@ const FIRE_STATUS_TEXT: Record<IFire['status'], string> = {
 };
 
 /** A fire's tooltip: scheduled time, status, run and reason (one line each). */
-export function fireTitle(fire: IFire): string {
-  const lines = [`${formatTime(fire.scheduled_time) || fire.scheduled_time}: ${FIRE_STATUS_TEXT[fire.status] ?? fire.status}`];
+export function fireTitle(fire: FireDocument): string {
+  const lines = [
+    `${formatTime(fire.scheduled_time) || fire.scheduled_time}: ${FIRE_STATUS_TEXT[fire.status] ?? fire.status}`
+  ];
   if (fire.run_id !== null && fire.run_id !== undefined) {
     lines.push(`run ${fire.run_id} (click to open)`);
   }
@@ -94,12 +96,15 @@ export function fireTitle(fire: IFire): string {
 }
 
 /** The fires to show as cells, oldest left (the server sends them newest first). */
-export function fireCells(fires: IFire[] | null | undefined): IFire[] {
+export function fireCells(fires: FireDocument[] | null | undefined): FireDocument[] {
   return [...(fires ?? [])].reverse();
 }
 
 /** `max_concurrent_runs` and `queue` of the job in words; '' when the job document lacks them. */
-export function concurrencyText(maxConcurrentRuns: number | null | undefined, queue: boolean | null | undefined): string {
+export function concurrencyText(
+  maxConcurrentRuns: number | null | undefined,
+  queue: boolean | null | undefined
+): string {
   if (!maxConcurrentRuns) {
     return '';
   }
@@ -114,7 +119,7 @@ function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function FireCell(props: { fire: IFire; onOpenRun: (runId: number) => void }): JSX.Element {
+function FireCell(props: { fire: FireDocument; onOpenRun: (runId: number) => void }): JSX.Element {
   const { fire } = props;
   const runId = fire.run_id;
   const open = runId !== null && runId !== undefined ? () => props.onOpenRun(runId) : undefined;
@@ -145,9 +150,9 @@ function FireCell(props: { fire: IFire; onOpenRun: (runId: number) => void }): J
 interface IScheduleRowProps {
   model: OrchestrateModel;
   jobId: string;
-  schedule: ISchedule;
+  schedule: ScheduleDocument;
   now: number;
-  onSchedules: (schedules: ISchedule[]) => void;
+  onSchedules: (schedules: ScheduleDocument[]) => void;
 }
 
 /** One schedule: name, rule, timezone, next fire, paused badge, latest fires and its buttons. */
@@ -218,7 +223,11 @@ function ScheduleRow(props: IScheduleRowProps): JSX.Element {
             minimal
             data-testid="jo-schedule-toggle"
             disabled={busy !== null}
-            title={schedule.paused ? `Resume ${schedule.name}: fire on its rule again` : `Pause ${schedule.name}: no fires until resumed`}
+            title={
+              schedule.paused
+                ? `Resume ${schedule.name}: fire on its rule again`
+                : `Pause ${schedule.name}: no fires until resumed`
+            }
             onClick={() => void toggle()}
           >
             {schedule.paused ? 'Resume' : 'Pause'}
@@ -236,7 +245,8 @@ function ScheduleRow(props: IScheduleRowProps): JSX.Element {
         </span>
       </div>
       <div className="jo-muted">
-        <code data-testid="jo-schedule-rule">{describeRule(schedule)}</code> · <span data-testid="jo-schedule-timezone">{schedule.timezone}</span>
+        <code data-testid="jo-schedule-rule">{describeRule(schedule)}</code> ·{' '}
+        <span data-testid="jo-schedule-timezone">{schedule.timezone}</span>
         {schedule.catchup ? ` · catch-up ${schedule.catchup}` : ''}
       </div>
       <div className="jo-schedule-next">{next}</div>
@@ -246,11 +256,18 @@ function ScheduleRow(props: IScheduleRowProps): JSX.Element {
         </div>
       )}
       {fires.length > 0 && (
-        <div className="jo-row" title={schedule.last_fire_time ? `last fire ${formatWhen(schedule.last_fire_time, now)}` : undefined}>
+        <div
+          className="jo-row"
+          title={schedule.last_fire_time ? `last fire ${formatWhen(schedule.last_fire_time, now)}` : undefined}
+        >
           <span className="jo-muted">last fires</span>
           <span className="jo-cells" data-testid="jo-schedule-fires">
             {fires.map((fire, i) => (
-              <FireCell key={`${fire.scheduled_time}-${i}`} fire={fire} onOpenRun={runId => model.show({ kind: 'run', runId })} />
+              <FireCell
+                key={`${fire.scheduled_time}-${i}`}
+                fire={fire}
+                onOpenRun={runId => model.show({ kind: 'run', runId })}
+              />
             ))}
           </span>
         </div>
@@ -263,11 +280,11 @@ function ScheduleRow(props: IScheduleRowProps): JSX.Element {
 export interface ISchedulesProps {
   model: OrchestrateModel;
   jobId: string;
-  schedules: ISchedule[] | null | undefined;
+  schedules: ScheduleDocument[] | null | undefined;
   maxConcurrentRuns?: number | null;
   queue?: boolean | null;
   /** Called with the schedules a pause/resume answered (the Job view keeps its job document current). */
-  onSchedulesChanged?: (schedules: ISchedule[]) => void;
+  onSchedulesChanged?: (schedules: ScheduleDocument[]) => void;
   /** The current time (ms) for relative times; default: the clock, updated every 15 s. */
   now?: number;
 }
@@ -277,12 +294,15 @@ export function Schedules(props: ISchedulesProps): JSX.Element | null {
   const clock = useNow(props.now === undefined, NOW_INTERVAL_MS);
   const now = props.now ?? clock;
   // the schedules a pause/resume answered, until the next job document arrives (new `schedules` array)
-  const [updated, setUpdated] = useState<{ from: ISchedule[] | null | undefined; schedules: ISchedule[] } | null>(null);
-  const schedules = updated && updated.from === props.schedules ? updated.schedules : props.schedules ?? [];
+  const [updated, setUpdated] = useState<{
+    from: ScheduleDocument[] | null | undefined;
+    schedules: ScheduleDocument[];
+  } | null>(null);
+  const schedules = updated && updated.from === props.schedules ? updated.schedules : (props.schedules ?? []);
   if (schedules.length === 0) {
     return null;
   }
-  const onSchedules = (next: ISchedule[]) => {
+  const onSchedules = (next: ScheduleDocument[]) => {
     setUpdated({ from: props.schedules, schedules: next });
     props.onSchedulesChanged?.(next);
   };

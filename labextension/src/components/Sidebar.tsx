@@ -57,9 +57,7 @@ export class OrchestrateSidebar extends ReactWidget {
 
   render(): JSX.Element {
     return (
-      <UseSignal signal={this.model.changed}>
-        {() => <Panel model={this.model} actions={this.actions} />}
-      </UseSignal>
+      <UseSignal signal={this.model.changed}>{() => <Panel model={this.model} actions={this.actions} />}</UseSignal>
     );
   }
 }

@@ -6,27 +6,21 @@ import React, { useState } from 'react';
 import { Button } from '@jupyterlab/ui-components';
 
 import type { IActions } from '../actions';
-import type { IAttempt, IAttemptEnvironment, IAttemptError, ITaskRun } from '../api';
+import type { AttemptDocument, AttemptEnvironment, AttemptError, TaskRunDocument } from '../api';
 import type { IProgress } from '../model';
+import { isErrored, isUnsuccessful } from '../status';
 import { stripAnsi, tracebackToHtml } from './ansi';
 import { cellLabel, formatSeconds, StatusBadge } from './common';
 
-/** Task run statuses that a repair re-executes. */
-export const UNSUCCESSFUL_STATUSES = ['failed', 'timed_out', 'upstream_failed', 'canceled'];
-
-/** True for a task run status that is not a success and can be repaired. */
-export function isUnsuccessful(status: string): boolean {
-  return UNSUCCESSFUL_STATUSES.includes(status);
-}
-
 /** The task run's latest attempt (highest repair, then attempt number), or null before the first. */
-export function lastAttempt(taskRun: Pick<ITaskRun, 'attempts'>): IAttempt | null {
+export function lastAttempt(taskRun: Pick<TaskRunDocument, 'attempts'>): AttemptDocument | null {
   const attempts = taskRun.attempts ?? [];
   if (attempts.length === 0) {
     return null;
   }
   return attempts.reduce((latest, a) =>
-    a.repair_number > latest.repair_number || (a.repair_number === latest.repair_number && a.attempt_number >= latest.attempt_number)
+    a.repair_number > latest.repair_number ||
+    (a.repair_number === latest.repair_number && a.attempt_number >= latest.attempt_number)
       ? a
       : latest
   );
@@ -36,7 +30,7 @@ export function lastAttempt(taskRun: Pick<ITaskRun, 'attempts'>): IAttempt | nul
  * The live progress of a running task: the model's progress event if any, else the last attempt's
  * cells_completed / cells_total; null when unknown.
  */
-export function taskProgress(live: IProgress | undefined | null, attempt: IAttempt | null): IProgress | null {
+export function taskProgress(live: IProgress | undefined | null, attempt: AttemptDocument | null): IProgress | null {
   if (live) {
     return live;
   }
@@ -91,7 +85,11 @@ function Parameters(props: { values: Record<string, unknown>; testid: string }):
 }
 
 /** The failure of a task run: failing cell, error, traceback, and "Open executed notebook". */
-export function Failure(props: { error: IAttemptError; attempt: IAttempt | null; actions: IActions }): JSX.Element {
+export function Failure(props: {
+  error: AttemptError;
+  attempt: AttemptDocument | null;
+  actions: IActions;
+}): JSX.Element {
   const { error, attempt } = props;
   const [showTraceback, setShowTraceback] = useState(false);
   const path = attempt?.executed_notebook_path ?? null;
@@ -146,7 +144,7 @@ export function Failure(props: { error: IAttemptError; attempt: IAttempt | null;
 }
 
 /** Every attempt of a task run: number, status, duration, repair, and a link to its executed notebook. */
-export function Attempts(props: { attempts: IAttempt[]; actions: IActions }): JSX.Element | null {
+export function Attempts(props: { attempts: AttemptDocument[]; actions: IActions }): JSX.Element | null {
   if (props.attempts.length === 0) {
     return null;
   }
@@ -184,7 +182,7 @@ export function Attempts(props: { attempts: IAttempt[]; actions: IActions }): JS
 
 /** One task run of a run, with its live progress (`progress`: the model's progress entry for it). */
 export function TaskDetail(props: {
-  taskRun: ITaskRun;
+  taskRun: TaskRunDocument;
   progress?: IProgress;
   actions: IActions;
   selected?: boolean;
@@ -192,11 +190,16 @@ export function TaskDetail(props: {
   const { taskRun, actions } = props;
   const attempt = lastAttempt(taskRun);
   const error = taskRun.error ?? attempt?.error ?? null;
-  const failed = taskRun.status === 'failed' || taskRun.status === 'timed_out';
+  const failed = isErrored(taskRun.status);
   const progress = taskRun.status === 'running' ? taskProgress(props.progress, attempt) : null;
   const showReason =
-    taskRun.status_reason && (taskRun.status === 'upstream_failed' || taskRun.status === 'skipped' || (isUnsuccessful(taskRun.status) && !error));
-  const classes = ['jo-task', failed ? 'jo-task-failed' : '', props.selected ? 'jo-selected' : ''].filter(Boolean).join(' ');
+    taskRun.status_reason &&
+    (taskRun.status === 'upstream_failed' ||
+      taskRun.status === 'skipped' ||
+      (isUnsuccessful(taskRun.status) && !error));
+  const classes = ['jo-task', failed ? 'jo-task-failed' : '', props.selected ? 'jo-selected' : '']
+    .filter(Boolean)
+    .join(' ');
   return (
     <div className={classes} data-testid="jo-task" data-task-key={taskRun.task_key} data-status={taskRun.status}>
       <div className="jo-row jo-wrap">
@@ -257,11 +260,13 @@ export function TaskDetail(props: {
 }
 
 /** One line per fact of an attempt's environment: kernel or interpreter, packages, variable names. */
-export function environmentLines(environment: IAttemptEnvironment): string[] {
+export function environmentLines(environment: AttemptEnvironment): string[] {
   const lines: string[] = [];
   lines.push(environment.python ? `python ${environment.python}` : `kernel ${environment.kernel_name ?? 'default'}`);
   if (environment.package_hash) {
-    lines.push(`packages ${environment.package_hash}: ${(environment.requirements ?? []).join(', ')} (${(environment.freeze ?? []).length} installed)`);
+    lines.push(
+      `packages ${environment.package_hash}: ${(environment.requirements ?? []).join(', ')} (${(environment.freeze ?? []).length} installed)`
+    );
   }
   if (environment.env_names && environment.env_names.length > 0) {
     lines.push(`variables: ${environment.env_names.join(', ')}`);
@@ -269,7 +274,7 @@ export function environmentLines(environment: IAttemptEnvironment): string[] {
   return lines;
 }
 
-function EnvironmentSummary(props: { environment: IAttemptEnvironment }): JSX.Element {
+function EnvironmentSummary(props: { environment: AttemptEnvironment }): JSX.Element {
   const freeze = props.environment.freeze ?? [];
   return (
     <div className="jo-muted">

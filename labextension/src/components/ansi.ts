@@ -18,6 +18,7 @@ export function tracebackToHtml(traceback: string[]): string {
 }
 
 // CSI sequences (colours, cursor moves) and OSC sequences (e.g. hyperlinks) terminated by BEL or ESC \.
+// eslint-disable-next-line no-control-regex -- ESC and BEL are what the pattern matches
 const ANSI_PATTERN = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)/g;
 
 /** Remove ANSI escape sequences, for plain text (titles, one-line messages). */

@@ -1,14 +1,20 @@
 /** Small shared pieces: status badges, run cells, durations. */
 import React from 'react';
+import { statusClass } from '../status';
 
 export function StatusBadge(props: { status: string }): JSX.Element {
-  return <span className={`jo-badge jo-status-${props.status}`}>{props.status.replace('_', ' ')}</span>;
+  return <span className={`jo-badge ${statusClass(props.status)}`}>{props.status.replace('_', ' ')}</span>;
 }
 
-export function RunCell(props: { runId: number; status: string; onClick?: (event?: React.MouseEvent) => void; title?: string }): JSX.Element {
+export function RunCell(props: {
+  runId: number;
+  status: string;
+  onClick?: (event?: React.MouseEvent) => void;
+  title?: string;
+}): JSX.Element {
   return (
     <span
-      className={`jo-cell jo-status-${props.status}`}
+      className={`jo-cell ${statusClass(props.status)}`}
       title={props.title ?? `run ${props.runId}: ${props.status}`}
       data-run-id={props.runId}
       data-status={props.status}

@@ -1,0 +1,627 @@
+/* eslint-disable */
+/**
+ * GENERATED FILE, DO NOT EDIT: the response documents of the jupyter-orchestrate REST API, from
+ * schema/documents.json (`python -m jupyter_orchestrate.schemas.export`, then `npm run build:types`).
+ * The models are jupyter_orchestrate/schemas/documents.py.
+ */
+
+/**
+ * Status of a task run (Airflow's task instance states, Databricks' names where they differ).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TaskRunStatus".
+ */
+export type TaskRunStatus =
+  | 'pending'
+  | 'queued'
+  | 'running'
+  | 'up_for_retry'
+  | 'succeeded'
+  | 'failed'
+  | 'upstream_failed'
+  | 'skipped'
+  | 'canceled'
+  | 'timed_out';
+/**
+ * Why an attempt failed (:attr:`AttemptError.kind`).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "AttemptErrorKind".
+ */
+export type AttemptErrorKind =
+  | 'cell_error'
+  | 'kernel_died'
+  | 'timeout'
+  | 'canceled'
+  | 'early_exit'
+  | 'launch_error'
+  | 'parameter_error'
+  | 'orchestrator_died'
+  | 'internal';
+/**
+ * What a schedule does about fires missed while no scheduler ran.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "CatchupPolicy".
+ */
+export type CatchupPolicy = 'none' | 'latest' | 'all';
+/**
+ * Status of a schedule or trigger fire recorded by the scheduler.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "FireStatus".
+ */
+export type FireStatus = 'firing' | 'queued' | 'started' | 'skipped' | 'failed';
+/**
+ * Status of a run.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RunStatus".
+ */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceling' | 'canceled';
+/**
+ * When a task runs, given the outcomes of its dependencies (semantics of Databricks ``run_if``).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RunIf".
+ */
+export type RunIf =
+  'all_success' | 'at_least_one_success' | 'none_failed' | 'all_done' | 'at_least_one_failed' | 'all_failed';
+/**
+ * What started a run.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "Trigger".
+ */
+export type Trigger = 'manual' | 'schedule' | 'file_arrival' | 'job_completion' | 'api';
+
+/**
+ * Generated from jupyter_orchestrate.schemas.documents; do not edit.
+ */
+export interface JupyterOrchestrateDocuments {
+  [k: string]: unknown;
+}
+/**
+ * One attempt of a task run. ``executed_notebook_path`` is relative to the server root (null without a
+ * root or when the state home is outside it); ``executed_notebook`` and ``log`` are absolute paths.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "AttemptDocument".
+ */
+export interface AttemptDocument {
+  executed_notebook_path: string | null;
+  attempt_number: number;
+  repair_number: number;
+  status: TaskRunStatus;
+  start_time: string | null;
+  end_time: string | null;
+  duration_seconds: number | null;
+  executed_notebook: string | null;
+  log: string | null;
+  parameters: {
+    [k: string]: unknown;
+  };
+  cells_completed: number | null;
+  cells_total: number | null;
+  environment: AttemptEnvironment;
+  error: AttemptError | null;
+}
+/**
+ * What an attempt ran in, as the worker recorded it (variable names only, never values): the kernel
+ * (``kernel_name``) or interpreter (``python``), ``env_names``, ``requirements``, and for a built
+ * environment its ``package_hash``, ``freeze`` (installed packages) and ``built_now``. Only the recorded
+ * fields are present (an attempt that never started has none).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "AttemptEnvironment".
+ */
+export interface AttemptEnvironment {
+  kernel_name?: string | null;
+  python?: string | null;
+  env_names?: string[];
+  requirements?: string[];
+  package_hash?: string | null;
+  freeze?: string[];
+  built_now?: boolean;
+  [k: string]: unknown;
+}
+/**
+ * Why an attempt failed, as separate fields (never one flattened string).
+ *
+ * ``kind``: ``cell_error`` (an exception in a cell), ``kernel_died``, ``timeout``, ``canceled``,
+ * ``early_exit`` (``sys.exit`` left cells unexecuted), ``launch_error`` (the kernel could not start),
+ * ``orchestrator_died`` or ``internal``. ``cell_index`` is the 0-based index of the failing cell in the
+ * *input* notebook (None for the injected-parameters cell; shown as :func:`cell_label`);
+ * ``executed_cell_index`` its index in the executed notebook as saved.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "AttemptError".
+ */
+export interface AttemptError {
+  kind: AttemptErrorKind;
+  ename: string;
+  evalue: string;
+  traceback: string[];
+  cell_index: number | null;
+  executed_cell_index: number | null;
+  cell_source: string | null;
+  execution_count: number | null;
+}
+/**
+ * Where a notification goes: a webhook (JSON POST with a Slack-compatible ``text``) or email addresses.
+ *
+ * SMTP host, port and credentials come from configuration or the environment, never from job files.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "Destination".
+ */
+export interface Destination {
+  webhook: string | null;
+  email: string[] | null;
+  timeout_seconds: number;
+  retries: number;
+}
+/**
+ * A DAG edge: ``downstream`` depends on ``upstream``.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "EdgeDocument".
+ */
+export interface EdgeDocument {
+  upstream: string;
+  downstream: string;
+}
+/**
+ * What a task runs in.
+ *
+ * Fields:
+ *     kernel_name: an installed kernelspec; None means the notebook's own ``metadata.kernelspec.name``.
+ *     python: an interpreter (a venv's or conda env's ``bin/python``, absolute or relative to the job folder)
+ *         that has ipykernel: the kernel runs on it, no kernelspec needed.
+ *     requirements / requirements_file: pip requirements; the orchestrator builds (once) and caches a
+ *         virtual environment for exactly that set under the state home and runs the kernel in it.
+ *     env: environment variables added to the kernel's environment; ``${NAME}`` takes NAME from the
+ *         orchestrator's environment (so secrets stay out of job files).
+ *     secret_env: names of variables whose values are redacted in logs, executed notebooks and the UI (names
+ *         containing TOKEN, SECRET, PASSWORD or KEY are secret anyway).
+ *     cwd: working directory, relative to the job folder (default: the notebook's own folder).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "Environment".
+ */
+export interface Environment {
+  kernel_name: string | null;
+  python: string | null;
+  requirements: string[] | null;
+  requirements_file: string | null;
+  env: {
+    [k: string]: string;
+  };
+  secret_env: string[];
+  cwd: string | null;
+}
+/**
+ * Every error answer of the REST API: the message and, for validation errors, the problems.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ErrorDocument".
+ */
+export interface ErrorDocument {
+  message: string;
+  /**
+   * Only for validation errors.
+   */
+  problems?: ErrorProblem[] | null;
+}
+/**
+ * A validation problem of an error answer: ``path: field: message``.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ErrorProblem".
+ */
+export interface ErrorProblem {
+  path: string;
+  field: string;
+  message: string;
+}
+/**
+ * One fire of a schedule.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "FireDocument".
+ */
+export interface FireDocument {
+  /**
+   * The fire time the rule gave (ISO, UTC).
+   */
+  scheduled_time: string;
+  /**
+   * When the scheduler handled it (ISO, UTC).
+   */
+  fire_time: string | null;
+  status: FireStatus;
+  run_id: number | null;
+  reason: string | null;
+}
+/**
+ * A job (``GET jobs``, ``GET jobs/{job}``): tasks with settings and notebook parameters, DAG edges, job
+ * parameters, schedules with their state, the last 10 runs, and ``problems`` (``valid`` is False when one
+ * refuses the job; an invalid job's document has none of the fields from ``description`` on).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "JobDocument".
+ */
+export interface JobDocument {
+  /**
+   * The job folder relative to the server root.
+   */
+  job_id: string;
+  name: string;
+  /**
+   * The job folder (absolute).
+   */
+  path: string;
+  valid: boolean;
+  problems: ProblemDocument[];
+  schedules: ScheduleDocument[];
+  /**
+   * The last 10 runs, newest first.
+   */
+  recent_runs: RecentRunDocument[];
+  description?: string | null;
+  parameters?: {
+    [k: string]: unknown;
+  };
+  /**
+   * The run form's fields: every job and notebook parameter, typed.
+   */
+  parameter_fields?: ParameterFieldDocument[];
+  max_parallel_tasks?: number | null;
+  max_concurrent_runs?: number;
+  queue?: boolean;
+  edges?: EdgeDocument[];
+  tasks?: TaskDocument[];
+}
+/**
+ * A validation problem: ``path: field: message`` (``text``), the task it belongs to, its severity.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ProblemDocument".
+ */
+export interface ProblemDocument {
+  path: string;
+  field: string;
+  message: string;
+  text: string;
+  /**
+   * Set when the problem is one task's: the job still runs, that task fails at once.
+   */
+  task_key: string | null;
+  /**
+   * `error` or `warning` (a warning never stops anything).
+   */
+  severity: string;
+}
+/**
+ * A schedule of a job (job.yaml ``schedules:``) with its state: the effective ``paused``,
+ * ``next_fire_time`` (null while paused), ``last_fire_time`` and the 5 latest fires, newest first.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ScheduleDocument".
+ */
+export interface ScheduleDocument {
+  name: string;
+  cron: string | null;
+  every: string | null;
+  timezone: string;
+  paused: boolean;
+  parameters: {
+    [k: string]: unknown;
+  };
+  catchup: CatchupPolicy;
+  max_catchup_runs: number;
+  next_fire_time: string | null;
+  last_fire_time: string | null;
+  recent_fires: FireDocument[];
+}
+/**
+ * One of a job's recent runs.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RecentRunDocument".
+ */
+export interface RecentRunDocument {
+  run_id: number;
+  status: RunStatus;
+  start_time: string;
+}
+/**
+ * A field of the sidebar's "Run with parameters" form: a job parameter or notebook parameter (merged by
+ * name, the job's first), its type (:func:`~jupyter_orchestrate.parameters.parameter_type`, the rule ``-p``
+ * values are typed by; null when unknown), its default as text, and who has it (``job`` and task keys).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ParameterFieldDocument".
+ */
+export interface ParameterFieldDocument {
+  name: string;
+  type: string | null;
+  /**
+   * A job default as given (strings) or JSON; a notebook's as its source.
+   */
+  default: string;
+  tasks: string[];
+}
+/**
+ * A task of a job document: its settings as :class:`~jupyter_orchestrate.models.Task`, the notebook
+ * relative to the server root and the notebook's parameters.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TaskDocument".
+ */
+export interface TaskDocument {
+  task_key: string;
+  notebook: string;
+  depends_on: string[];
+  run_if: RunIf;
+  parameters: {
+    [k: string]: unknown;
+  };
+  environment: Environment;
+  kernel_name: string;
+  max_retries: number;
+  min_retry_interval_seconds: number;
+  max_retry_interval_seconds: number;
+  retry_on_timeout: boolean;
+  timeout_seconds: number | null;
+  description: string | null;
+  notifications: Notifications | null;
+  notebook_parameters: NotebookParameterDocument[];
+  problem: TaskProblem | null;
+  warnings: string[];
+  /**
+   * The notebook relative to the server root.
+   */
+  notebook_path: string | null;
+}
+/**
+ * Notifications of a job or a task (semantics of Databricks job notifications).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "Notifications".
+ */
+export interface Notifications {
+  on_start: Destination[];
+  on_success: Destination[];
+  on_failure: Destination[];
+  on_duration_warning: Destination[];
+  duration_warning_seconds: number | null;
+}
+/**
+ * A parameter of a task's notebook (its parameters cell): the default as source text and its type.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "NotebookParameterDocument".
+ */
+export interface NotebookParameterDocument {
+  name: string;
+  default: string | null;
+  inferred_type: string | null;
+  help: string;
+}
+/**
+ * Why one task cannot execute although its job can: ``stage`` is what failed (``reading the notebook``,
+ * ``resolving the kernel``), ``message`` the problem. Such a task run ends ``failed`` without an attempt (no
+ * papermill execution happened) and its dependents follow their ``run_if``.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TaskProblem".
+ */
+export interface TaskProblem {
+  stage: string;
+  message: string;
+}
+/**
+ * ``GET jobs``: every job under the job roots.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "JobListDocument".
+ */
+export interface JobListDocument {
+  jobs: JobDocument[];
+}
+/**
+ * A repair of a run: what it selected (``task_keys``), reused, and its parameter overrides.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RepairDocument".
+ */
+export interface RepairDocument {
+  run_id: number;
+  repair_number: number;
+  repair_time: string;
+  requested_task_keys: string[] | null;
+  rerun_dependents: boolean;
+  task_keys: string[];
+  reused_task_keys: string[];
+  parameters: {
+    [k: string]: unknown;
+  };
+}
+/**
+ * What a repair would do (``dry_run``): ``task_keys`` re-execute, ``reused_task_keys`` keep their
+ * results, with the repair's parameter overrides.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RepairPlanDocument".
+ */
+export interface RepairPlanDocument {
+  run_id: number;
+  task_keys: string[];
+  reused_task_keys: string[];
+  parameters: {
+    [k: string]: unknown;
+  };
+}
+/**
+ * Body of ``POST runs/{run_id}/repair``.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RepairRequest".
+ */
+export interface RepairRequest {
+  task_keys?: string[] | null;
+  rerun_dependents?: boolean;
+  parameters?: {
+    [k: string]: unknown;
+  };
+  dry_run?: boolean;
+}
+/**
+ * A run with its task runs, attempts, errors, task values and repairs (``GET runs/{run_id}``, ``run``,
+ * ``repair`` and ``show --json``).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RunDocument".
+ */
+export interface RunDocument {
+  run_id: number;
+  /**
+   * The job's name.
+   */
+  job: string;
+  /**
+   * The job folder (absolute).
+   */
+  job_path: string;
+  /**
+   * The job folder relative to the server root (null from the CLI or when outside it).
+   */
+  job_id: string | null;
+  status: RunStatus;
+  status_reason: string | null;
+  trigger: Trigger;
+  trigger_time: string | null;
+  trigger_reason: string | null;
+  start_time: string;
+  end_time: string | null;
+  duration_seconds: number | null;
+  /**
+   * The job parameter values in effect.
+   */
+  parameters: {
+    [k: string]: unknown;
+  };
+  repair_count: number;
+  repairs: RepairDocument[];
+  task_runs: TaskRunDocument[];
+}
+/**
+ * One task run: its status, the last attempt's error, paths and task values, and every attempt.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TaskRunDocument".
+ */
+export interface TaskRunDocument {
+  task_key: string;
+  notebook: string;
+  depends_on: string[];
+  status: TaskRunStatus;
+  status_reason: string | null;
+  attempt_count: number;
+  duration_seconds: number | null;
+  /**
+   * The last attempt's executed notebook (absolute).
+   */
+  executed_notebook: string | null;
+  /**
+   * The last attempt's log (absolute).
+   */
+  log: string | null;
+  /**
+   * The last attempt's error.
+   */
+  error: AttemptError | null;
+  task_values: {
+    [k: string]: unknown;
+  };
+  /**
+   * What validation warned about for this task when the run started (no parameters cell, no kernelspec ...).
+   */
+  warnings: string[];
+  attempts: AttemptDocument[];
+}
+/**
+ * ``GET runs`` and ``runs --json``: runs newest first.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RunListDocument".
+ */
+export interface RunListDocument {
+  runs: RunSummaryDocument[];
+  /**
+   * The `before` value of the next page; null on the last page.
+   */
+  next_before: number | null;
+}
+/**
+ * A run in a listing: the run document without ``task_runs``, plus ``task_statuses``.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RunSummaryDocument".
+ */
+export interface RunSummaryDocument {
+  run_id: number;
+  /**
+   * The job's name.
+   */
+  job: string;
+  /**
+   * The job folder (absolute).
+   */
+  job_path: string;
+  /**
+   * The job folder relative to the server root (null from the CLI or when outside it).
+   */
+  job_id: string | null;
+  status: RunStatus;
+  status_reason: string | null;
+  trigger: Trigger;
+  trigger_time: string | null;
+  trigger_reason: string | null;
+  start_time: string;
+  end_time: string | null;
+  duration_seconds: number | null;
+  /**
+   * The job parameter values in effect.
+   */
+  parameters: {
+    [k: string]: unknown;
+  };
+  repair_count: number;
+  repairs: RepairDocument[];
+  task_statuses: {
+    [k: string]: TaskRunStatus;
+  };
+}
+/**
+ * ``POST jobs/{job}/schedules/{name}/pause|resume``: the job's schedules after the change.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "SchedulesDocument".
+ */
+export interface SchedulesDocument {
+  schedules: ScheduleDocument[];
+}
+/**
+ * Body of ``POST jobs/{job}/runs``.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "StartRunRequest".
+ */
+export interface StartRunRequest {
+  parameters?: {
+    [k: string]: unknown;
+  };
+  max_parallel?: number | null;
+}

@@ -1,0 +1,47 @@
+/**
+ * The one owner of the sidebar's status rules: which run and task run statuses are terminal, unsuccessful
+ * (repairable), active, and the CSS class that colours each (the colours themselves are style/base.css's
+ * `.jo-status-<status>`). They follow the server's enums (jupyter_orchestrate/models.py: `is_terminal`,
+ * `is_failure`).
+ */
+import type { RunStatus, TaskRunStatus } from './documents';
+
+export type Status = RunStatus | TaskRunStatus;
+
+/** Statuses a run or task run does not leave by itself (only a repair re-opens them). */
+export const TERMINAL_STATUSES: readonly Status[] = [
+  'succeeded',
+  'failed',
+  'canceled',
+  'upstream_failed',
+  'skipped',
+  'timed_out'
+];
+
+/** Task run statuses that a repair re-executes (the server's `TaskRunStatus.is_failure`). */
+export const UNSUCCESSFUL_STATUSES: readonly TaskRunStatus[] = ['failed', 'timed_out', 'upstream_failed', 'canceled'];
+
+/** True once a run (or task run) can no longer change by itself. */
+export function isTerminal(status: Status | string): boolean {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+/** True for a task run status that is not a success and can be repaired. */
+export function isUnsuccessful(status: Status | string): boolean {
+  return (UNSUCCESSFUL_STATUSES as readonly string[]).includes(status);
+}
+
+/** True while a run can be canceled (queued, running or already canceling). */
+export function isActive(status: Status | string): boolean {
+  return status === 'queued' || status === 'running' || status === 'canceling';
+}
+
+/** True when the task's own attempt failed (an error or a timeout), not its upstream or a cancel. */
+export function isErrored(status: Status | string): boolean {
+  return status === 'failed' || status === 'timed_out';
+}
+
+/** The CSS class that colours `status` (badges, DAG nodes, Gantt bars, matrix cells). */
+export function statusClass(status: Status | string): string {
+  return `jo-status-${status}`;
+}

@@ -1,0 +1,174 @@
+"""The response documents are defined once (jupyter_orchestrate/schemas/documents.py): the checked-in JSON
+Schema (the source of the sidebar's generated TypeScript types) and docs/api.md's reference must be what the
+models give, and the documents keep the shapes the sidebar and the CLI's --json readers rely on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jupyter_orchestrate.errors import Problem
+from jupyter_orchestrate.models import (
+    Attempt,
+    Job,
+    NotebookParameter,
+    Run,
+    RunStatus,
+    Task,
+    TaskRun,
+    TaskRunStatus,
+)
+from jupyter_orchestrate.schemas import export
+from jupyter_orchestrate.schemas.documents import (
+    DOCUMENTS,
+    JOB_ONLY_FIELDS,
+    ErrorDocument,
+    ErrorProblem,
+    JobDocument,
+    ParameterFieldDocument,
+    RunDocument,
+    RunListDocument,
+)
+
+FIX = "run `python -m jupyter_orchestrate.schemas.export` and `npm run build:types` in labextension/"
+
+
+def test_checked_in_schema_is_the_models() -> None:
+    checked_in = json.loads(export.SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert checked_in == export.json_schema(), f"labextension/schema/documents.json is stale: {FIX}"
+
+
+def test_api_md_lists_every_document_and_field() -> None:
+    text = export.DOCS_PATH.read_text(encoding="utf-8")
+    assert export.docs_text(text) == text, f"docs/api.md's document reference is stale: {FIX}"
+    for model in DOCUMENTS:
+        assert f"### {model.__name__}" in text
+        for field in model.model_fields:
+            assert f"| `{field}` |" in text, f"{model.__name__}.{field} is not in docs/api.md"
+
+
+def _run() -> Run:
+    attempt = Attempt(
+        run_id=3, task_key="a", attempt_number=1, status=TaskRunStatus.failed, log_path="/h/a.log"
+    )
+    return Run(
+        run_id=3,
+        job_name="job",
+        job_path="/srv/job",
+        status=RunStatus.failed,
+        start_time="2026-01-01T00:00:00+00:00",
+        max_parallel_tasks=1,
+        task_runs=[
+            TaskRun(
+                run_id=3, task_key="a", notebook="a.ipynb", status=TaskRunStatus.failed, attempts=[attempt]
+            )
+        ],
+    )
+
+
+def test_run_documents_keep_their_shapes() -> None:
+    doc = RunDocument.build(_run(), root=Path("/srv")).json_data()
+    assert doc["job_id"] == "job" and doc["status"] == "failed" and doc["trigger"] == "manual"
+    task_run = doc["task_runs"][0]
+    assert task_run["attempt_count"] == 1 and task_run["log"] == "/h/a.log" and task_run["error"] is None
+    assert task_run["attempts"][0]["environment"] == {}, "an attempt without an environment has none"
+    listed = RunListDocument.build([_run()], limit=1).json_data()
+    assert listed["next_before"] == 3 and "task_runs" not in listed["runs"][0]
+    assert listed["runs"][0]["task_statuses"] == {"a": "failed"} and listed["runs"][0]["job_id"] is None
+
+
+def test_invalid_job_and_error_documents_leave_fields_out() -> None:
+    problem = Problem("job/job.yaml", "tasks", "bad", severity="error")
+    doc = JobDocument.build(None, Path("/srv/job"), Path("/srv"), [problem], []).json_data()
+    assert doc["valid"] is False and not set(JOB_ONLY_FIELDS) & set(doc)
+    assert doc["problems"][0]["text"] == str(problem)
+    assert ErrorDocument(message="gone").json_data() == {"message": "gone"}
+    with_problems = ErrorDocument(message="bad", problems=[ErrorProblem.build(problem)]).json_data()
+    assert with_problems["problems"] == [{"path": "job/job.yaml", "field": "tasks", "message": "bad"}]
+
+
+def _job(
+    parameters: dict[str, Any], tasks: list[tuple[str, list[tuple[str, str | None, str | None]]]]
+) -> Job:
+    return Job(
+        name="job",
+        path="/srv/job",
+        parameters=parameters,
+        tasks=[
+            Task(
+                task_key=key,
+                notebook=f"{key}.ipynb",
+                notebook_parameters=[
+                    NotebookParameter(name=n, default=d, inferred_type=t) for n, d, t in params
+                ],
+            )
+            for key, params in tasks
+        ],
+    )
+
+
+def _fields(job: Job) -> list[dict[str, Any]]:
+    return [f.json_data() for f in ParameterFieldDocument.build_all(job)]
+
+
+# The sidebar's run form shows these fields (JobDocument.parameter_fields); formerly typed in dialogs.tsx.
+def test_parameter_fields_type_the_job_parameters_from_their_defaults() -> None:
+    job = _job(
+        {"start": "2024-01-01", "n": 3, "ratio": 0.5, "flag": False, "items": [1, 2], "threshold": None}, []
+    )
+    assert _fields(job) == [
+        {"name": "start", "type": "str", "default": "2024-01-01", "tasks": ["job"]},
+        {"name": "n", "type": "int", "default": "3", "tasks": ["job"]},
+        {"name": "ratio", "type": "float", "default": "0.5", "tasks": ["job"]},
+        {"name": "flag", "type": "bool", "default": "false", "tasks": ["job"]},
+        {"name": "items", "type": "list", "default": "[1,2]", "tasks": ["job"]},
+        {"name": "threshold", "type": None, "default": "null", "tasks": ["job"]},
+    ]
+
+
+def test_parameter_fields_merge_notebook_parameters_by_name() -> None:
+    """The job default wins, the notebook gives a missing type."""
+    job = _job(
+        {"output_dir": "output/run-{{job.run_id}}", "threshold": None},
+        [
+            ("extract", [("output_dir", '"output"', "str"), ("seed", "42", "int")]),
+            ("validate", [("output_dir", '"output"', "str"), ("threshold", "None", "float")]),
+        ],
+    )
+    by_name = {f["name"]: f for f in _fields(job)}
+    assert list(by_name) == ["output_dir", "threshold", "seed"]
+    assert by_name["output_dir"] == {
+        "name": "output_dir",
+        "type": "str",
+        "default": "output/run-{{job.run_id}}",
+        "tasks": ["job", "extract", "validate"],
+    }
+    assert by_name["threshold"] == {
+        "name": "threshold",
+        "type": "float",
+        "default": "null",
+        "tasks": ["job", "validate"],
+    }
+    assert by_name["seed"] == {"name": "seed", "type": "int", "default": "42", "tasks": ["extract"]}
+
+
+def test_parameter_fields_strip_the_quotes_of_string_literals_only() -> None:
+    job = _job(
+        {},
+        [
+            (
+                "a",
+                [("path", '"data/readings.csv"', "str"), ("single", "'x'", "str"), ("mixed", "\"x'", "str")],
+            ),
+            ("b", [("items", '["a", "b"]', "list"), ("nothing", None, None)]),
+        ],
+    )
+    assert [(f["name"], f["default"], f["type"]) for f in _fields(job)] == [
+        ("path", "data/readings.csv", "str"),
+        ("single", "x", "str"),
+        ("mixed", "\"x'", "str"),
+        ("items", '["a", "b"]', "list"),
+        ("nothing", "", None),
+    ]
+    assert _fields(_job({}, [])) == []
