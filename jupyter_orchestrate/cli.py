@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -209,25 +210,34 @@ def validate(ctx: click.Context, path: str) -> None:
         )
 
 
+@dataclass
+class _TaskLine:
+    """One task's row of the live view: its status, attempts so far, cell i of n, start/end (monotonic s)."""
+
+    status: TaskRunStatus
+    attempt: int
+    reason: str | None = None
+    cell: int | None = None
+    total: int | None = None
+    started: float | None = None
+    ended: float | None = None
+
+
 class _Progress:
     """Live terminal view of a run: one row per task (status, attempt, cell i of n, duration)."""
 
     def __init__(self, run: Run, live: bool):
-        self.rows: dict[str, dict[str, Any]] = {
-            t.task_key: {
-                "status": t.status.value,
-                "attempt": len(t.attempts),
-                "cell": None,
-                "total": None,
-                "started": None,
-                "ended": None,
-                "reason": t.status_reason if t.status.is_failure else None,
-            }
+        self.rows: dict[str, _TaskLine] = {
+            t.task_key: _TaskLine(
+                status=t.status,
+                attempt=len(t.attempts),
+                reason=t.status_reason if t.status.is_failure else None,
+            )
             for t in run.task_runs
         }
         self.run_id = run.run_id
         self.job_name = run.job_name
-        self.run_status = "running"
+        self.run_status = RunStatus.running
         self.live = live
         self.lock = threading.Lock()
 
@@ -235,7 +245,7 @@ class _Progress:
         event = parse_event(kind, payload)
         with self.lock:
             if isinstance(event, RunStatusEvent):
-                self.run_status = event.status.value
+                self.run_status = event.status
                 if not self.live:
                     err.print(
                         f"run {self.run_id}: {event.status.value}"
@@ -244,16 +254,16 @@ class _Progress:
                 return
             row = self.rows[event.task_key]
             if isinstance(event, ProgressEvent):
-                row["cell"], row["total"] = event.cell, event.total
+                row.cell, row.total = event.cell, event.total
                 return
             status = event.status
-            row["status"] = status.value
-            row["attempt"] = event.attempt_number or row["attempt"]
+            row.status = status
+            row.attempt = event.attempt_number or row.attempt
             if status == TaskRunStatus.running:
-                row["started"], row["ended"], row["cell"], row["reason"] = time.monotonic(), None, None, None
+                row.started, row.ended, row.cell, row.reason = time.monotonic(), None, None, None
             elif status.is_terminal or status == TaskRunStatus.up_for_retry:
-                row["ended"] = time.monotonic()
-                row["reason"] = event.reason
+                row.ended = time.monotonic()
+                row.reason = event.reason
             if not self.live:
                 reason = f": {event.reason}" if event.reason else ""
                 err.print(f"  {event.task_key}: {status.value}{reason}")
@@ -261,25 +271,25 @@ class _Progress:
     def __rich__(self) -> Table:
         with self.lock:
             table = Table(
-                title=f"run {self.run_id} of {self.job_name}: {self.run_status}", title_justify="left"
+                title=f"run {self.run_id} of {self.job_name}: {self.run_status.value}", title_justify="left"
             )
             for col in ("task", "status", "attempt", "progress", "duration", "detail"):
                 table.add_column(col, overflow="fold" if col == "detail" else "ellipsis")
             now = time.monotonic()
             for key, row in self.rows.items():
                 progress = ""
-                if row["status"] == "running" and row["total"]:
-                    progress = code_cell_progress(row["cell"], row["total"])
+                if row.status == TaskRunStatus.running and row.total:
+                    progress = code_cell_progress(row.cell or 0, row.total)
                 duration = ""
-                if row["started"] is not None:
-                    duration = _seconds((row["ended"] or now) - row["started"])
+                if row.started is not None:
+                    duration = _seconds((row.ended or now) - row.started)
                 table.add_row(
                     key,
-                    _status(row["status"]),
-                    str(row["attempt"] or ""),
+                    _status(row.status.value),
+                    str(row.attempt or ""),
                     progress,
                     duration,
-                    (row["reason"] or "")[:120],
+                    (row.reason or "")[:120],
                 )
             return table
 

@@ -419,7 +419,7 @@ class Notifier:
 
     def __init__(
         self,
-        service_like: Any,
+        service_like: NotifierService,
         *,
         base_url: str | None = None,
         smtp: SmtpConfig | None = None,

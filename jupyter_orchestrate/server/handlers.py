@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
@@ -51,6 +51,8 @@ AUTH_RESOURCE = "orchestrate"
 KEEPALIVE_SECONDS = 15.0
 MAX_BODY_BYTES = 1024 * 1024
 T = TypeVar("T", bound=BaseModel)
+R = TypeVar("R")
+P = ParamSpec("P")
 
 
 class StartRunRequest(BaseModel):
@@ -206,12 +208,12 @@ class OrchestrateHandler(ExtensionHandlerMixin, APIHandler):
 
     async def job_folder(self, job_id: str) -> Path:
         """:meth:`resolve_job` off the event loop (it resolves symlinks and reads the disk)."""
-        path: Path = await self.blocking(self.resolve_job, job_id)
-        return path
+        return await self.blocking(self.resolve_job, job_id)
 
-    async def blocking(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run blocking work off the event loop, in the default thread pool: every service call (SQLite,
-        notebook discovery and inspection, logs, path resolution), so a slow disk cannot stall JupyterLab."""
+    async def blocking(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """``fn(*args, **kwargs)`` off the event loop, in the default thread pool: every service call (SQLite,
+        notebook discovery and inspection, logs, path resolution), so a slow disk cannot stall JupyterLab.
+        Returns what ``fn`` returns and raises what it raises."""
         return await asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args, **kwargs))
 
     @staticmethod
@@ -358,17 +360,31 @@ class RepairHandler(OrchestrateHandler):
     @authorized
     async def post(self, run_id: str) -> None:
         body = self.json_body(RepairRequest)
-        kwargs = {
-            "task_keys": body.task_keys,
-            "rerun_dependents": body.rerun_dependents,
-            "parameters": body.parameters,
-            "root": self.root,
-        }
+        run, keys, dependents, parameters = (
+            self.run_id(run_id),
+            body.task_keys,
+            body.rerun_dependents,
+            body.parameters,
+        )
         if body.dry_run:
-            plan, _, _ = await self.blocking(self.service.plan_repair, self.run_id(run_id), **kwargs)
+            plan, _, _ = await self.blocking(
+                self.service.plan_repair,
+                run,
+                task_keys=keys,
+                rerun_dependents=dependents,
+                parameters=parameters,
+                root=self.root,
+            )
             self.send(plan)
             return
-        runner = await self.blocking(self.service.new_repair, self.run_id(run_id), **kwargs)
+        runner = await self.blocking(
+            self.service.new_repair,
+            run,
+            task_keys=keys,
+            rerun_dependents=dependents,
+            parameters=parameters,
+            root=self.root,
+        )
         self.service.start(runner)
         await self.send_run(self.run_id(run_id), 202)
 
