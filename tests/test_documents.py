@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from jupyter_orchestrate.errors import Problem
 from jupyter_orchestrate.models import (
     Attempt,
@@ -30,6 +33,15 @@ from jupyter_orchestrate.schemas.documents import (
     RunDocument,
     RunListDocument,
 )
+from jupyter_orchestrate.schemas.events import (
+    STREAM_EVENTS,
+    ProgressEvent,
+    ProgressStreamEvent,
+    RunStatusEvent,
+    StreamEvent,
+    TaskStatusEvent,
+    stream_message,
+)
 
 FIX = "run `python -m jupyter_orchestrate.schemas.export` and `npm run build:types` in labextension/"
 
@@ -46,6 +58,46 @@ def test_api_md_lists_every_document_and_field() -> None:
         assert f"### {model.__name__}" in text
         for field in model.model_fields:
             assert f"| `{field}` |" in text, f"{model.__name__}.{field} is not in docs/api.md"
+    for model in STREAM_EVENTS:
+        assert f"### {model.__name__}" in text
+
+
+def test_stream_messages_are_the_events_wire_shape_with_id_and_type() -> None:
+    """What the server's event stream sends (``EventBus.publish``): ``{"id", "type": kind, **payload}``,
+    unset fields still absent, validated as a StreamEvent (the sidebar's generated type)."""
+    events = [
+        RunStatusEvent(run_id=2, status=RunStatus.running),
+        RunStatusEvent(run_id=2, status=RunStatus.failed, reason=None, job_name="job"),  # the watcher's
+        TaskStatusEvent(run_id=2, task_key="a", status=TaskRunStatus.queued, reason=None, attempt_number=0),
+        TaskStatusEvent(run_id=2, task_key="a", status=TaskRunStatus.running, reason=None),
+        ProgressEvent(run_id=2, task_key="a", attempt_number=1, cell=0, total=4),
+    ]
+    for number, event in enumerate(events, 1):
+        kind, payload = event.wire()
+        message = stream_message(number, kind, payload)
+        assert message == {"id": number, "type": kind, **payload}
+        typed = StreamEvent.model_validate(message).root
+        assert (
+            typed.kind == kind and typed.model_dump(mode="json", by_alias=True, exclude_unset=True) == message
+        )
+    assert "reason" not in stream_message(1, *events[0].wire())
+    assert isinstance(
+        StreamEvent.model_validate(stream_message(5, *events[-1].wire())).root, ProgressStreamEvent
+    )
+    with pytest.raises(ValidationError, match="run_status"):
+        stream_message(6, "run_stat", {"run_id": 2})
+    with pytest.raises(ValidationError):
+        stream_message(6, "progress", {"run_id": 2, "task_key": "a", "cell": 1})  # no attempt_number
+
+
+def test_stream_schema_marks_the_fields_an_event_may_leave_out() -> None:
+    definitions = export.json_schema()["$defs"]
+    assert definitions["StreamEvent"]["discriminator"]["propertyName"] == "type"
+    required = {
+        name: set(definitions[name]["required"]) for name in ("RunStatusStreamEvent", "ProgressStreamEvent")
+    }
+    assert required["RunStatusStreamEvent"] == {"id", "run_id", "type", "status"}
+    assert required["ProgressStreamEvent"] == {"id", "run_id", "type", "task_key", "attempt_number", "cell"}
 
 
 def _run() -> Run:

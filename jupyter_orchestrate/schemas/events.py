@@ -14,13 +14,17 @@ Kinds:
   attempts so far (from the runner; the watcher does not know it).
 - ``progress`` (:class:`ProgressEvent`): an attempt began executing code cell ``cell`` of ``total`` (0 before
   the first).
+
+The event stream's messages are typed by :class:`StreamEvent` (one model per kind: the event's fields, ``id``
+and ``kind`` as ``type``; the fields :meth:`_Event.wire` may leave out are not required in its JSON Schema), the
+source of the sidebar's generated ``StreamEvent`` type; :func:`stream_message` builds each message through it.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter
 
 from jupyter_orchestrate.models import RunStatus, TaskRunStatus
 
@@ -90,3 +94,77 @@ def parse_event(kind: str, payload: dict[str, Any]) -> RunStatusEvent | TaskStat
     fields = model.model_fields if model is not None else {}
     # an unknown kind raises, naming the allowed kinds
     return _ADAPTER.validate_python({**{k: v for k, v in payload.items() if k in fields}, "kind": kind})
+
+
+# -- the event stream's messages (GET events) ------------------------------------------------------------------
+def _absent_unless_set(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """``json_schema_extra`` of the stream messages: a field with a default may be absent (``wire`` leaves out
+    the fields that were not set), ``type`` and ``id`` are always there."""
+    optional = {
+        field.alias or name
+        for name, field in model.model_fields.items()
+        if not field.is_required() and name != "kind"
+    }
+    schema["required"] = [name for name in schema.get("required", []) if name not in optional]
+
+
+class _Streamed(BaseModel):
+    """What the stream adds to an event: ``id``, the sequence number (the SSE ``id``; increases in publication
+    order). Listed first among the bases' fields."""
+
+    model_config = ConfigDict(json_schema_extra=_absent_unless_set)
+
+    id: int = Field(
+        description="Sequence number of the event (the SSE `id`): increases in publication order."
+    )
+
+
+class RunStatusStreamEvent(RunStatusEvent, _Streamed):
+    """A ``run_status`` message of the event stream (:class:`RunStatusEvent` with ``id``)."""
+
+    kind: Literal["run_status"] = Field("run_status", alias="type")
+
+
+class TaskStatusStreamEvent(TaskStatusEvent, _Streamed):
+    """A ``task_status`` message of the event stream (:class:`TaskStatusEvent` with ``id``)."""
+
+    kind: Literal["task_status"] = Field("task_status", alias="type")
+
+
+class ProgressStreamEvent(ProgressEvent, _Streamed):
+    """A ``progress`` message of the event stream (:class:`ProgressEvent` with ``id``)."""
+
+    kind: Literal["progress"] = Field("progress", alias="type")
+
+
+class StreamEvent(
+    RootModel[
+        Annotated[
+            RunStatusStreamEvent | TaskStatusStreamEvent | ProgressStreamEvent, Field(discriminator="kind")
+        ]
+    ]
+):
+    """A message of the server's event stream (``GET events``): one of the run events, told apart by
+    ``type``."""
+
+
+STREAM_EVENTS: tuple[type[BaseModel], ...] = (
+    StreamEvent,
+    RunStatusStreamEvent,
+    TaskStatusStreamEvent,
+    ProgressStreamEvent,
+)
+"""The stream's message models, for the JSON Schema export (``schemas.export.EXPORTED``)."""
+
+
+def stream_message(event_id: int, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The event stream's message of event number ``event_id``: ``{"id", "type": kind, **payload}`` (the
+    payload as :meth:`_Event.wire` gives it) validated as a :class:`StreamEvent`; the same keys, unset fields
+    still left out.
+
+    Raises:
+        pydantic.ValidationError: ``kind`` is not an event kind, or ``payload`` does not fit it (also for an
+            extra key).
+    """
+    message = StreamEvent.model_validate({"id": event_id, "type": kind, **payload}).root
+    return message.model_dump(mode="json", by_alias=True, exclude_unset=True)

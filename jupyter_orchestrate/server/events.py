@@ -3,7 +3,8 @@
 Runners execute in background threads; each client of ``GET /jupyter-orchestrate/api/events`` owns an
 asyncio queue on the server's event loop. :meth:`EventBus.publish` is thread-safe: it hands each event to the
 loops with ``call_soon_threadsafe``. Events carry a sequence number (the SSE ``id``) so a client can tell
-their order. :class:`StoreWatcher` adds the events of runs that other processes record in the same state home.
+their order; each message is built through :class:`~.schemas.events.StreamEvent`, the sidebar's type of it.
+:class:`StoreWatcher` adds the events of runs that other processes record in the same state home.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from jupyter_orchestrate.store import Store, WatchedTaskRun
 
-from jupyter_orchestrate.schemas.events import EVENT_KINDS, RunStatusEvent, TaskStatusEvent, parse_event
+from jupyter_orchestrate.schemas.events import (
+    EVENT_KINDS,
+    RunStatusEvent,
+    TaskStatusEvent,
+    parse_event,
+    stream_message,
+)
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 10_000
@@ -48,9 +55,14 @@ class EventBus:
             self._subscribers = [(loop, q) for loop, q in self._subscribers if q is not queue]
 
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
-        """Deliver an event to every subscriber (from any thread). A full queue drops the event for that client."""
+        """Deliver an event to every subscriber (from any thread). A full queue drops the event for that client.
+
+        Raises:
+            pydantic.ValidationError: ``(kind, payload)`` is not a run event's wire shape (the stream's messages
+                are :class:`~.schemas.events.StreamEvent`).
+        """
         with self._lock:
-            event = {"id": next(self._sequence), "type": kind, **payload}
+            event = stream_message(next(self._sequence), kind, payload)
             subscribers = list(self._subscribers)
         for loop, queue in subscribers:
             try:

@@ -12,7 +12,7 @@ const banner = `/* eslint-disable */
 /**
  * GENERATED FILE, DO NOT EDIT: the response documents of the jupyter-orchestrate REST API, from
  * schema/documents.json (\`python -m jupyter_orchestrate.schemas.export\`, then \`npm run build:types\`).
- * The models are jupyter_orchestrate/schemas/documents.py.
+ * The models are jupyter_orchestrate/schemas/documents.py (the event stream's: schemas/events.py).
  */`;
 
 const schema = JSON.parse(readFileSync(schemaPath, 'utf8'));

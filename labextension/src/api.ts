@@ -19,26 +19,13 @@ import type {
   RunStatus,
   SchedulesDocument,
   StartRunRequest,
-  TaskRunStatus
+  StreamEvent
 } from './documents';
 import { isTerminal } from './status';
 
 // The documents' types are generated from the server's models (src/documents.ts); re-exported for the views.
 export type * from './documents';
 export { isTerminal };
-
-/** An event of the server's event stream (GET events). */
-export interface IOrchestrateEvent {
-  id: number;
-  type: 'run_status' | 'task_status' | 'progress';
-  run_id: number;
-  task_key?: string;
-  status?: RunStatus | TaskRunStatus;
-  reason?: string | null;
-  attempt_number?: number;
-  cell?: number;
-  total?: number;
-}
 
 /** An error answer of the API, with the server's message and validation problems. */
 export class OrchestrateApiError extends Error {
@@ -140,12 +127,13 @@ export const api = {
 };
 
 /**
- * Subscribe to the server's event stream (Server-Sent Events); reconnects on its own (EventSource).
+ * Subscribe to the server's event stream (Server-Sent Events); reconnects on its own (EventSource). Each
+ * message is a `StreamEvent` (generated from the server's models); its `type` tells which event it is.
  *
  * @returns a function that closes the stream
  */
 export function subscribeEvents(
-  onEvent: (event: IOrchestrateEvent) => void,
+  onEvent: (event: StreamEvent) => void,
   settings: ServerConnection.ISettings = ServerConnection.makeSettings()
 ): () => void {
   const url = new URL(URLExt.join(settings.baseUrl, API_PATH, 'events'), window.location.href);
@@ -156,12 +144,13 @@ export function subscribeEvents(
   const source = new EventSource(url.toString(), { withCredentials: true });
   const handler = (message: MessageEvent) => {
     try {
-      onEvent(JSON.parse(message.data) as IOrchestrateEvent);
+      onEvent(JSON.parse(message.data) as StreamEvent);
     } catch {
       // a malformed event is skipped; the next refresh reconciles
     }
   };
-  for (const type of ['run_status', 'task_status', 'progress']) {
+  const types: StreamEvent['type'][] = ['run_status', 'task_status', 'progress'];
+  for (const type of types) {
     source.addEventListener(type, handler as EventListener);
   }
   return () => source.close();

@@ -2,7 +2,7 @@
 /**
  * GENERATED FILE, DO NOT EDIT: the response documents of the jupyter-orchestrate REST API, from
  * schema/documents.json (`python -m jupyter_orchestrate.schemas.export`, then `npm run build:types`).
- * The models are jupyter_orchestrate/schemas/documents.py.
+ * The models are jupyter_orchestrate/schemas/documents.py (the event stream's: schemas/events.py).
  */
 
 /**
@@ -74,9 +74,17 @@ export type RunIf =
  * via the `definition` "Trigger".
  */
 export type Trigger = 'manual' | 'schedule' | 'file_arrival' | 'job_completion' | 'api';
+/**
+ * A message of the server's event stream (``GET events``): one of the run events, told apart by
+ * ``type``.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "StreamEvent".
+ */
+export type StreamEvent = RunStatusStreamEvent | TaskStatusStreamEvent | ProgressStreamEvent;
 
 /**
- * Generated from jupyter_orchestrate.schemas.documents; do not edit.
+ * Generated from jupyter_orchestrate.schemas.documents and .events; do not edit.
  */
 export interface JupyterOrchestrateDocuments {
   [k: string]: unknown;
@@ -431,6 +439,24 @@ export interface JobListDocument {
   jobs: JobDocument[];
 }
 /**
+ * A ``progress`` message of the event stream (:class:`ProgressEvent` with ``id``).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ProgressStreamEvent".
+ */
+export interface ProgressStreamEvent {
+  /**
+   * Sequence number of the event (the SSE `id`): increases in publication order.
+   */
+  id: number;
+  run_id: number;
+  type: 'progress';
+  task_key: string;
+  attempt_number: number;
+  cell: number;
+  total?: number | null;
+}
+/**
  * A repair of a run: what it selected (``task_keys``), reused, and its parameter overrides.
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
@@ -605,6 +631,23 @@ export interface RunSummaryDocument {
   };
 }
 /**
+ * A ``run_status`` message of the event stream (:class:`RunStatusEvent` with ``id``).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RunStatusStreamEvent".
+ */
+export interface RunStatusStreamEvent {
+  /**
+   * Sequence number of the event (the SSE `id`): increases in publication order.
+   */
+  id: number;
+  run_id: number;
+  type: 'run_status';
+  status: RunStatus;
+  reason?: string | null;
+  job_name?: string | null;
+}
+/**
  * ``POST jobs/{job}/schedules/{name}/pause|resume``: the job's schedules after the change.
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
@@ -624,4 +667,22 @@ export interface StartRunRequest {
     [k: string]: unknown;
   };
   max_parallel?: number | null;
+}
+/**
+ * A ``task_status`` message of the event stream (:class:`TaskStatusEvent` with ``id``).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TaskStatusStreamEvent".
+ */
+export interface TaskStatusStreamEvent {
+  /**
+   * Sequence number of the event (the SSE `id`): increases in publication order.
+   */
+  id: number;
+  run_id: number;
+  type: 'task_status';
+  task_key: string;
+  status: TaskRunStatus;
+  reason?: string | null;
+  attempt_number?: number | null;
 }

@@ -5,7 +5,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { api, IOrchestrateEvent, JobDocument, RunDocument, RunStatus, subscribeEvents, TaskRunStatus } from './api';
+import { api, JobDocument, RunDocument, StreamEvent, subscribeEvents } from './api';
 import { isTerminal } from './status';
 
 export type View = { kind: 'jobs' } | { kind: 'job'; jobId: string } | { kind: 'run'; runId: number };
@@ -110,33 +110,27 @@ export class OrchestrateModel {
   }
 
   /** Apply one event of the server's stream. */
-  onEvent(event: IOrchestrateEvent): void {
-    if (event.type === 'progress' && event.task_key) {
-      this.progress.set(`${event.run_id}/${event.task_key}`, { cell: event.cell ?? 0, total: event.total ?? 0 });
+  onEvent(event: StreamEvent): void {
+    if (event.type === 'progress') {
+      this.progress.set(`${event.run_id}/${event.task_key}`, { cell: event.cell, total: event.total ?? 0 });
       this._changed.emit();
       return;
     }
     const run = this.runs.get(event.run_id);
-    if (
-      event.type === 'run_status' &&
-      event.status &&
-      !isTerminal(event.status) &&
-      !run &&
-      !this._listed(event.run_id)
-    ) {
+    if (event.type === 'run_status' && !isTerminal(event.status) && !run && !this._listed(event.run_id)) {
       // a run this sidebar has not seen: started by the CLI, a notebook or a scheduler on the same state home
       void this.refresh();
       return;
     }
-    if (event.type === 'task_status' && run && event.task_key) {
+    if (event.type === 'task_status' && run) {
       const taskRun = run.task_runs.find(t => t.task_key === event.task_key);
-      if (taskRun && event.status) {
-        taskRun.status = event.status as TaskRunStatus;
+      if (taskRun) {
+        taskRun.status = event.status;
       }
     }
-    if (event.type === 'run_status' && event.status) {
+    if (event.type === 'run_status') {
       if (run) {
-        run.status = event.status as RunStatus;
+        run.status = event.status;
       }
       if (isTerminal(event.status)) {
         void this.loadRun(event.run_id).then(full => {

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from jupyter_orchestrate.schemas.events import StreamEvent
 from tests.conftest import write_notebook
 from tests.server.conftest import TERMINAL, Api
 
@@ -130,6 +131,9 @@ async def test_event_stream_of_a_run(
 
     assert events and all(e["run_id"] == 2 for e in events), "run_id= filters the stream"
     assert {e["run_id"] for e in all_events} == {1, 2}, "without a filter every run's events arrive"
+    for e in all_events:  # the sidebar's type of the messages
+        typed = StreamEvent.model_validate(e).root
+        assert typed.model_dump(mode="json", by_alias=True, exclude_unset=True) == e
     assert [e for e in all_events if e["run_id"] == 2] == events, (
         "the filtered stream is the run's events, in order, none lost"
     )

@@ -1,7 +1,7 @@
 /** OrchestrateModel (src/model.ts): applying the server's events, and notifying about watched runs. */
 import { afterEach, beforeEach, describe, expect, it, MockInstance, vi } from 'vitest';
 
-import { api, IOrchestrateEvent, JobDocument, RunDocument, RunStatus, TaskRunDocument } from '../api';
+import { api, JobDocument, RunDocument, RunStatus, StreamEvent, TaskRunDocument } from '../api';
 import { OrchestrateModel } from '../model';
 
 function taskRun(task_key: string, status: TaskRunDocument['status'] = 'pending'): TaskRunDocument {
@@ -38,8 +38,11 @@ function run(run_id: number, status: RunStatus = 'running', tasks = ['extract', 
   };
 }
 
+/** A message of the event stream without its `id` (Omit of each member of the union). */
+type Unnumbered<E> = E extends StreamEvent ? Omit<E, 'id'> : never;
+
 let seq = 0;
-function event(e: Omit<IOrchestrateEvent, 'id'>): IOrchestrateEvent {
+function event(e: Unnumbered<StreamEvent>): StreamEvent {
   return { id: ++seq, ...e };
 }
 
