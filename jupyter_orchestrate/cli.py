@@ -32,6 +32,7 @@ from jupyter_orchestrate.errors import (
     ValidationError,
 )
 from jupyter_orchestrate.models import (
+    HEARTBEAT_TIMEOUT_SECONDS,
     MAX_ID,
     MAX_PARALLEL_TASKS,
     Run,
@@ -671,7 +672,7 @@ def cancel(ctx: click.Context, run_id: int) -> None:
 @click.option(
     "--heartbeat-timeout",
     type=click.FloatRange(min=1.0),
-    default=30.0,
+    default=HEARTBEAT_TIMEOUT_SECONDS,
     show_default=True,
     help="Seconds without a heartbeat after which a run's orchestrator is taken for dead (its run fails, "
     "its slot frees).",

@@ -20,6 +20,10 @@ from pydantic_core import PydanticCustomError
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: no run id (or paging cursor) can be larger
 MAX_PARALLEL_TASKS = 1024  # the most attempts one run may keep in flight (job.yaml, API, CLI)
+# A run's owner is taken for dead when its heartbeat is older (the server trait, `scheduler
+# --heartbeat-timeout` and the service default). It must exceed the store's busy timeout plus the beat
+# interval: a live runner whose heartbeat waits for a lock held by other processes is not dead.
+HEARTBEAT_TIMEOUT_SECONDS = 90.0
 
 
 def utc_now() -> str:

@@ -28,6 +28,7 @@ from jupyter_orchestrate.environments import public_job
 from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, StoreError, ValidationError
 from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
 from jupyter_orchestrate.models import (
+    HEARTBEAT_TIMEOUT_SECONDS,
     MAX_PARALLEL_TASKS,
     AttemptErrorKind,
     Job,
@@ -54,7 +55,6 @@ from jupyter_orchestrate.schemas.events import RunStatusEvent
 from jupyter_orchestrate.store import RunOwner, ScheduleState, Store
 from jupyter_orchestrate.workspace import DB_NAME, confine
 
-HEARTBEAT_TIMEOUT_SECONDS = 30.0  # a run's owner is dead when its heartbeat is older (runners beat every 2 s)
 CANCEL_TIMEOUT_SECONDS = 30.0  # a live owner that has not ended a cancel by then: the run is force-ended
 MONITOR_SECONDS = 5.0  # time between two checks of the run monitor
 SHUTDOWN_SECONDS = 15.0  # a clean shutdown waits this long for its runs to record their cancel

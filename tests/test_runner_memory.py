@@ -20,9 +20,9 @@ import pytest
 from jupyter_orchestrate.engine import runner as runner_module
 from jupyter_orchestrate.engine.active_run import ActiveRun, IncompleteStateError, TaskState
 from jupyter_orchestrate.executors.memory import MemoryExecutor, crash, fail, hang, succeed
-from jupyter_orchestrate.models import RunStatus, Task, TaskRunStatus, utc_now
+from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS, RunStatus, Task, TaskRunStatus, utc_now
 from jupyter_orchestrate.service import OrchestrateService, owner_death
-from jupyter_orchestrate.store import RunOwner, this_process
+from jupyter_orchestrate.store import BUSY_TIMEOUT_SECONDS, RunOwner, this_process
 from tests.conftest import write_notebook
 
 S = TaskRunStatus
@@ -337,6 +337,18 @@ def test_owner_death_is_decided_by_pid_on_this_host_and_by_the_heartbeat(
     assert (found is None) == (dead is None), found
     if dead:
         assert dead in found and "the orchestrator (pid" in found
+
+
+def test_a_heartbeat_that_waits_out_a_busy_database_is_not_taken_for_death() -> None:
+    """A heartbeat write may wait the store's whole busy timeout behind other processes' writes (20 CLI runs
+    on one home did that on a busy machine), and the next beat comes HEARTBEAT_SECONDS later: the default
+    death threshold must be longer, or a monitor ends a live run."""
+    late = BUSY_TIMEOUT_SECONDS + runner_module.HEARTBEAT_SECONDS + 1
+    assert late < HEARTBEAT_TIMEOUT_SECONDS
+    found = owner_death(
+        row(heartbeat_age=late), now=utc_now(), host=HOST, heartbeat_timeout=HEARTBEAT_TIMEOUT_SECONDS
+    )
+    assert found is None, found
 
 
 def test_the_monitor_ends_runs_of_dead_owners_and_canceling_runs_past_the_bound(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from traitlets import Bool, Float, Integer, List, Unicode
 
+from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS
 from jupyter_orchestrate.server.events import EventBus, StoreWatcher
 from jupyter_orchestrate.server.handlers import handlers
 from jupyter_orchestrate.workspace import HOME_ENV, StateHome, find_state_home
@@ -54,7 +55,7 @@ class OrchestrateApp(ExtensionApp):
         4, config=True, help="How many folder levels below each job root are searched."
     )
     heartbeat_timeout_seconds = Float(
-        30.0,
+        HEARTBEAT_TIMEOUT_SECONDS,
         config=True,
         help="A run whose orchestrator (this server, a CLI run, a scheduler) has not heartbeat for this long is "
         "ended as failed, its kernels killed and its max_concurrent_runs slot freed (a dead orchestrator on this "
