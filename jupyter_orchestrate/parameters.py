@@ -125,6 +125,27 @@ def references(value: Any) -> list[str]:
     return found
 
 
+def task_value_source(value: Any) -> str | None:
+    """The upstream task whose task value feeds ``value`` (the first ``{{tasks.<task_key>.values.<name>}}``
+    reference in it), or None when no task value does. The one rule for "this parameter comes from task X"
+    (the run form shows such a parameter read-only)."""
+    for ref in references(value):
+        parts = ref.split(".")
+        if len(parts) == 4 and parts[0] == "tasks" and parts[2] == "values":
+            return parts[1]
+    return None
+
+
+def job_parameters_referenced(value: Any) -> list[str]:
+    """The job parameters ``value`` references (``{{job.parameters.<name>}}``), in order."""
+    names = []
+    for ref in references(value):
+        parts = ref.split(".")
+        if len(parts) == 3 and parts[:2] == ["job", "parameters"] and parts[2] not in names:
+            names.append(parts[2])
+    return names
+
+
 def check_reference(
     ref: str,
     *,
@@ -265,7 +286,8 @@ def coerce(raw: str, type_name: str | None, name: str) -> Any:
         ``None``) reading of ``raw`` checked against the type, falling back to the string for unknown types.
 
     Raises:
-        ValidationError: ``raw`` is not a valid value of the parameter's type.
+        ValidationError: ``raw`` is not a valid value of the parameter's type; its one problem's field is
+            ``parameters.<name>``.
     """
     if type_name == "str":
         return raw
@@ -278,8 +300,13 @@ def coerce(raw: str, type_name: str | None, name: str) -> Any:
     if type_name in expected:
         ok = isinstance(value, expected[type_name]) and not (type_name != "bool" and isinstance(value, bool))
         if not ok:
+            # the field names the parameter (``parameters.<name>``), so a form can show it at its input
             raise ValidationError(
-                f"-p {name}={raw}: parameter {name!r} is {type_name}; {raw!r} is not a valid {type_name}"
+                Problem(
+                    "",
+                    f"parameters.{name}",
+                    f"parameter {name!r} is {type_name}; {raw!r} is not a valid {type_name}",
+                )
             )
         if type_name == "float":
             value = float(value)

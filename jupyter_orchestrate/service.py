@@ -71,7 +71,8 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ValidationError: a name that is not a Python identifier (or is a keyword), a value that is not JSON or
             too large (:func:`~.parameters.parameter_problems`), a name no job parameter, notebook parameter or
-            task parameter has; or a value that is not of the parameter's type.
+            task parameter has; or a value that is not of the parameter's type. A problem of one parameter
+            names it in its field, ``parameters.<name>`` (the run form shows it at that parameter's input).
     """
     check_parameters(raw, "", "parameters")
     notebook_types: dict[str, list[str | None]] = {}
@@ -87,7 +88,7 @@ def coerce_overrides(job: Job, raw: dict[str, Any]) -> dict[str, Any]:
             problems.append(
                 Problem(
                     "",
-                    f"-p {name}",
+                    f"parameters.{name}",
                     f"no job parameter or notebook parameter is named {name!r} (known: {', '.join(known) or 'none'})",
                 )
             )

@@ -170,12 +170,12 @@ def test_parameter_fields_type_the_job_parameters_from_their_defaults() -> None:
         {"start": "2024-01-01", "n": 3, "ratio": 0.5, "flag": False, "items": [1, 2], "threshold": None}, []
     )
     assert _fields(job) == [
-        {"name": "start", "type": "str", "default": "2024-01-01", "tasks": ["job"]},
-        {"name": "n", "type": "int", "default": "3", "tasks": ["job"]},
-        {"name": "ratio", "type": "float", "default": "0.5", "tasks": ["job"]},
-        {"name": "flag", "type": "bool", "default": "false", "tasks": ["job"]},
-        {"name": "items", "type": "list", "default": "[1,2]", "tasks": ["job"]},
-        {"name": "threshold", "type": None, "default": "null", "tasks": ["job"]},
+        {"name": "start", "type": "str", "default": "2024-01-01", "tasks": ["job"], "source_task": None},
+        {"name": "n", "type": "int", "default": "3", "tasks": ["job"], "source_task": None},
+        {"name": "ratio", "type": "float", "default": "0.5", "tasks": ["job"], "source_task": None},
+        {"name": "flag", "type": "bool", "default": "false", "tasks": ["job"], "source_task": None},
+        {"name": "items", "type": "list", "default": "[1,2]", "tasks": ["job"], "source_task": None},
+        {"name": "threshold", "type": None, "default": "null", "tasks": ["job"], "source_task": None},
     ]
 
 
@@ -195,14 +195,22 @@ def test_parameter_fields_merge_notebook_parameters_by_name() -> None:
         "type": "str",
         "default": "output/run-{{job.run_id}}",
         "tasks": ["job", "extract", "validate"],
+        "source_task": None,
     }
     assert by_name["threshold"] == {
         "name": "threshold",
         "type": "float",
         "default": "null",
         "tasks": ["job", "validate"],
+        "source_task": None,
     }
-    assert by_name["seed"] == {"name": "seed", "type": "int", "default": "42", "tasks": ["extract"]}
+    assert by_name["seed"] == {
+        "name": "seed",
+        "type": "int",
+        "default": "42",
+        "tasks": ["extract"],
+        "source_task": None,
+    }
 
 
 def test_parameter_fields_strip_the_quotes_of_string_literals_only() -> None:
@@ -224,3 +232,60 @@ def test_parameter_fields_strip_the_quotes_of_string_literals_only() -> None:
         ("nothing", "", None),
     ]
     assert _fields(_job({}, [])) == []
+
+
+def _fed_job(job_parameters: dict[str, Any], task_parameters: dict[str, dict[str, Any]]) -> Job:
+    """Tasks a -> b -> c; b and c declare ``rows`` (int) and ``label``; ``task_parameters`` per task key."""
+    declared = [NotebookParameter(name="rows", default="0", inferred_type="int")]
+    return Job(
+        name="job",
+        path="/srv/job",
+        parameters=job_parameters,
+        tasks=[
+            Task(task_key="a", notebook="a.ipynb", parameters=task_parameters.get("a", {})),
+            Task(
+                task_key="b",
+                notebook="b.ipynb",
+                depends_on=["a"],
+                parameters=task_parameters.get("b", {}),
+                notebook_parameters=declared,
+            ),
+            Task(
+                task_key="c",
+                notebook="c.ipynb",
+                depends_on=["b"],
+                parameters=task_parameters.get("c", {}),
+                notebook_parameters=declared,
+            ),
+        ],
+    )
+
+
+def test_parameter_field_fed_by_an_upstream_task_value_names_that_task() -> None:
+    fed = {"b": {"rows": "{{tasks.a.values.rows}}"}, "c": {"rows": "{{ tasks.a.values.n }}"}}
+    (rows,) = _fields(_fed_job({}, fed))
+    assert rows == {"name": "rows", "type": "int", "default": "0", "tasks": ["b", "c"], "source_task": "a"}
+
+
+@pytest.mark.parametrize(
+    ("job_parameters", "task_parameters"),
+    [
+        ({}, {}),  # nobody feeds it
+        ({}, {"b": {"rows": "{{tasks.a.values.rows}}"}}),  # c declares it too and takes the user's value
+        ({}, {"b": {"rows": 5}, "c": {"rows": "{{tasks.a.values.rows}}"}}),  # b's is a literal
+        ({}, {"b": {"rows": "{{job.parameters.x}}"}, "c": {"rows": "{{job.run_id}}"}}),  # not task values
+        ({"rows": 1}, {"b": {"rows": "{{tasks.a.values.rows}}"}, "c": {"rows": "{{tasks.a.values.rows}}"}}),
+    ],
+)
+def test_parameter_field_the_user_sets_has_no_source_task(
+    job_parameters: dict[str, Any], task_parameters: dict[str, dict[str, Any]]
+) -> None:
+    rows = next(f for f in _fields(_fed_job(job_parameters, task_parameters)) if f["name"] == "rows")
+    assert rows["source_task"] is None
+
+
+def test_parameter_field_of_a_job_parameter_lists_the_tasks_that_reference_it() -> None:
+    """A task passing a job parameter on (``{{job.parameters.day}}``) uses it: a repair of it offers it."""
+    job = _fed_job({"day": "2024-01-01"}, {"a": {"when": "day {{job.parameters.day}}"}})
+    day = next(f for f in _fields(job) if f["name"] == "day")
+    assert day["tasks"] == ["job", "a"]

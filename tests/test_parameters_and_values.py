@@ -226,7 +226,10 @@ def test_coerce(raw: str, type_name: str | None, expected: Any) -> None:
 def test_coerce_rejects_values_of_the_wrong_type(raw: str, type_name: str) -> None:
     with pytest.raises(ValidationError) as info:
         coerce(raw, type_name, "p")
-    assert str(info.value) == f"-p p={raw}: parameter 'p' is {type_name}; {raw!r} is not a valid {type_name}"
+    # the problem names the parameter's field (a form shows it there), not the CLI's -p syntax
+    (problem,) = info.value.problems
+    assert problem.field == "parameters.p"
+    assert str(info.value) == f"parameters.p: parameter 'p' is {type_name}; {raw!r} is not a valid {type_name}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -307,7 +310,7 @@ def test_coerce_overrides_unknown_parameter_is_named() -> None:
     with pytest.raises(ValidationError) as info:
         coerce_overrides(_job(), {"yaer": "2025"})
     (problem,) = info.value.problems
-    assert problem.field == "-p yaer"
+    assert problem.field == "parameters.yaer"
     assert "no job parameter or notebook parameter is named 'yaer'" in problem.message
     assert (
         "(known: debug, dry_run, flags, free, label, limit, nothing, rate, ratio, region, tags, task_only, year)"
@@ -320,10 +323,10 @@ def test_coerce_overrides_bad_int_and_every_problem_reported() -> None:
         coerce_overrides(_job(), {"year": "twenty", "limit": "1.5", "zzz": "1", "label": "fine"})
     messages = [str(p) for p in info.value.problems]
     assert len(messages) == 3
-    assert "-p year=twenty: parameter 'year' is int; 'twenty' is not a valid int" in messages
-    assert "-p limit=1.5: parameter 'limit' is int; '1.5' is not a valid int" in messages
+    assert "parameters.year: parameter 'year' is int; 'twenty' is not a valid int" in messages
+    assert "parameters.limit: parameter 'limit' is int; '1.5' is not a valid int" in messages
     assert any(
-        m.startswith("-p zzz: no job parameter or notebook parameter is named 'zzz'") for m in messages
+        m.startswith("parameters.zzz: no job parameter or notebook parameter is named 'zzz'") for m in messages
     )
 
 

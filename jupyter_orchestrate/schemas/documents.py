@@ -33,7 +33,7 @@ from jupyter_orchestrate.models import (
     TaskRunStatus,
     Trigger,
 )
-from jupyter_orchestrate.parameters import parameter_type
+from jupyter_orchestrate.parameters import job_parameters_referenced, parameter_type, task_value_source
 
 
 def relative_to(path: str | None, root: str | Path | None) -> str | None:
@@ -408,18 +408,29 @@ class TaskDocument(Task, Document):
 class ParameterFieldDocument(Document):
     """A field of the sidebar's "Run with parameters" form: a job parameter or notebook parameter (merged by
     name, the job's first), its type (:func:`~jupyter_orchestrate.parameters.parameter_type`, the rule ``-p``
-    values are typed by; null when unknown), its default as text, and who has it (``job`` and task keys)."""
+    values are typed by; null when unknown), its default as text, who uses it (``job`` and task keys) and,
+    when an upstream task value feeds it, that task (``source_task``; the form shows it read-only)."""
 
     name: str
     type: str | None
     default: str = Field(description="A job default as given (strings) or JSON; a notebook's as its source.")
-    tasks: list[str]
+    tasks: list[str] = Field(
+        description="Who uses it: `job` for a job parameter, then the tasks whose notebook declares it or "
+        "whose task parameters reference it (`{{job.parameters.<name>}}`); a repair offers it when one of "
+        "these tasks re-executes."
+    )
+    source_task: str | None = Field(
+        default=None,
+        description="The upstream task whose task value (`{{tasks.<task_key>.values.<name>}}`) feeds this "
+        "notebook parameter in every task that declares it; null for job parameters and fields the user sets.",
+    )
 
     @classmethod
     def build_all(cls, job: Job) -> list[ParameterFieldDocument]:
         """The form fields of ``job``: job parameters in job.yaml order, then notebook parameters by task."""
         fields: dict[str, ParameterFieldDocument] = {}
         inferred: dict[str, list[str | None]] = {}
+        sources: dict[str, list[str | None]] = {}  # per notebook parameter: the feeding task of each declarer
         for name, value in job.parameters.items():
             text = (
                 value
@@ -430,8 +441,12 @@ class ParameterFieldDocument(Document):
         for task in job.tasks:
             for p in task.notebook_parameters:
                 inferred.setdefault(p.name, []).append(p.inferred_type)
+                sources.setdefault(p.name, []).append(
+                    task_value_source(task.parameters[p.name]) if p.name in task.parameters else None
+                )
                 if p.name in fields:
-                    fields[p.name].tasks.append(task.task_key)
+                    if task.task_key not in fields[p.name].tasks:
+                        fields[p.name].tasks.append(task.task_key)
                     continue
                 literal = p.default or ""
                 quoted = re.fullmatch(r"(['\"])(.*)\1", literal) if p.inferred_type == "str" else None
@@ -441,8 +456,17 @@ class ParameterFieldDocument(Document):
                     default=quoted.group(2) if quoted else literal,
                     tasks=[task.task_key],
                 )
+            # a task that passes a job parameter on by reference uses it too (a repair of it must offer it)
+            for name in job_parameters_referenced(task.parameters):
+                if name in fields and task.task_key not in fields[name].tasks:
+                    fields[name].tasks.append(task.task_key)
         for name, field in fields.items():
             field.type = parameter_type(job.parameters.get(name), inferred.get(name, []))
+            fed = sources.get(name, [])
+            # read-only only when no value of the user's would be used: not a job parameter, and fed wherever
+            # it is declared (an override would replace the task value, so the form does not offer it)
+            if name not in job.parameters and fed and all(fed):
+                field.source_task = fed[0]
         return list(fields.values())
 
 

@@ -346,7 +346,8 @@ export interface RecentRunDocument {
 /**
  * A field of the sidebar's "Run with parameters" form: a job parameter or notebook parameter (merged by
  * name, the job's first), its type (:func:`~jupyter_orchestrate.parameters.parameter_type`, the rule ``-p``
- * values are typed by; null when unknown), its default as text, and who has it (``job`` and task keys).
+ * values are typed by; null when unknown), its default as text, who uses it (``job`` and task keys) and,
+ * when an upstream task value feeds it, that task (``source_task``; the form shows it read-only).
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
  * via the `definition` "ParameterFieldDocument".
@@ -358,7 +359,14 @@ export interface ParameterFieldDocument {
    * A job default as given (strings) or JSON; a notebook's as its source.
    */
   default: string;
+  /**
+   * Who uses it: `job` for a job parameter, then the tasks whose notebook declares it or whose task parameters reference it (`{{job.parameters.<name>}}`); a repair offers it when one of these tasks re-executes.
+   */
   tasks: string[];
+  /**
+   * The upstream task whose task value (`{{tasks.<task_key>.values.<name>}}`) feeds this notebook parameter in every task that declares it; null for job parameters and fields the user sets.
+   */
+  source_task: string | null;
 }
 /**
  * A task of a job document: its settings as :class:`~jupyter_orchestrate.models.Task`, the notebook
