@@ -95,12 +95,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       runJob: async (job: JobDocument) => {
         try {
           const full = job.tasks ? job : await api.getJob(job.job_id);
-          const parameters = await runDialog(full);
-          if (parameters === null) {
-            return;
-          }
-          const run = await model.startRun(job.job_id, parameters);
-          model.show({ kind: 'run', runId: run.run_id });
+          // the dialog stays open on a refused value; it closes once the run started
+          await runDialog(full, async parameters => {
+            const run = await model.startRun(job.job_id, parameters);
+            model.show({ kind: 'run', runId: run.run_id });
+          });
         } catch (error) {
           await showErrorMessage('Cannot start the run', message(error));
         }
@@ -109,12 +108,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
         try {
           const plan = await api.planRepair(run.run_id, { task_keys: taskKeys ?? null });
           const job = run.job_id ? await api.getJob(run.job_id) : undefined;
-          const request = await repairDialog(run, plan, job);
-          if (request === null) {
-            return;
-          }
-          await model.repair(run.run_id, { ...request, task_keys: taskKeys ?? null });
-          model.show({ kind: 'run', runId: run.run_id });
+          await repairDialog(
+            run,
+            plan,
+            job,
+            keys => api.planRepair(run.run_id, { task_keys: keys }),
+            async request => {
+              await model.repair(run.run_id, request);
+              model.show({ kind: 'run', runId: run.run_id });
+            }
+          );
         } catch (error) {
           await showErrorMessage('Cannot repair the run', message(error));
         }
