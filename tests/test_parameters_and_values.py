@@ -229,7 +229,9 @@ def test_coerce_rejects_values_of_the_wrong_type(raw: str, type_name: str) -> No
     # the problem names the parameter's field (a form shows it there), not the CLI's -p syntax
     (problem,) = info.value.problems
     assert problem.field == "parameters.p"
-    assert str(info.value) == f"parameters.p: parameter 'p' is {type_name}; {raw!r} is not a valid {type_name}"
+    assert (
+        str(info.value) == f"parameters.p: parameter 'p' is {type_name}; {raw!r} is not a valid {type_name}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -326,7 +328,8 @@ def test_coerce_overrides_bad_int_and_every_problem_reported() -> None:
     assert "parameters.year: parameter 'year' is int; 'twenty' is not a valid int" in messages
     assert "parameters.limit: parameter 'limit' is int; '1.5' is not a valid int" in messages
     assert any(
-        m.startswith("parameters.zzz: no job parameter or notebook parameter is named 'zzz'") for m in messages
+        m.startswith("parameters.zzz: no job parameter or notebook parameter is named 'zzz'")
+        for m in messages
     )
 
 

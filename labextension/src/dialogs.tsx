@@ -61,6 +61,10 @@ export function checkValue(raw: string, type: string | null): string | null {
     list: v => Array.isArray(v),
     dict: v => typeof v === 'object' && v !== null && !Array.isArray(v)
   };
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    // JSON has no infinity (1e999): it would be sent as null
+    return `${JSON.stringify(raw)} is not a finite number`;
+  }
   const check = type === null ? undefined : ok[type];
   if (check === undefined || check(value)) {
     return null;

@@ -210,6 +210,9 @@ describe('checkValue', () => {
     expect(checkValue('1', 'bool')).toBe('"1" is not a valid bool');
     expect(checkValue('[1]', 'dict')).toBe('"[1]" is not a valid dict');
     expect(checkValue('1', 'list')).toBe('"1" is not a valid list');
+    expect(checkValue('1e999', 'float')).toBe('"1e999" is not a finite number');
+    expect(checkValue('-1e999', null)).toBe('"-1e999" is not a finite number');
+    expect(checkValue('1e999', 'str')).toBeNull();
   });
 });
 

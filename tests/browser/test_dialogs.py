@@ -1,0 +1,131 @@
+"""The run dialog in a real JupyterLab and a real browser (Chromium through Playwright): defaults are shown as
+values, a parameter fed by an upstream task value is read-only, and a bad value keeps the dialog open with the
+input and an error at its field, starting nothing, until it is fixed."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHROMIUM, LabServer
+
+try:
+    from playwright.sync_api import Locator, Page, expect
+except ImportError:  # pragma: no cover - depends on the machine
+    if os.environ.get("CI"):
+        pytest.fail("playwright is not installed; `pip install -e .[test]` installs it", pytrace=False)
+    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
+
+if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package", pytrace=False)
+    pytest.skip(
+        f"{CHROMIUM} is missing (apt-get install -y chromium); `playwright install` cannot fetch browsers here",
+        allow_module_level=True,
+    )
+
+pytestmark = pytest.mark.kernel
+expect.set_options(timeout=15_000)
+
+SIDEBAR = "#jupyter-orchestrate-sidebar"
+GREEN_ENERGY = "example_notebooks/green_energy"
+REPAIR_DEMO = "example_notebooks/repair_demo"
+RUN_TIMEOUT = 120.0  # s
+
+
+# -- helpers (small copies of test_sidebar.py's, so the files do not depend on each other) ----------------------
+def open_sidebar(page: Page) -> Locator:
+    tab = page.locator('li[data-id="jupyter-orchestrate-sidebar"]')
+    expect(tab, "the Orchestrate tab is missing: is the labextension installed?").to_be_visible()
+    sidebar = page.locator(SIDEBAR)
+    if not sidebar.is_visible():
+        tab.click()
+    expect(sidebar).to_be_visible()
+    return sidebar
+
+
+def open_run_dialog(page: Page, sidebar: Locator, job_id: str) -> Locator:
+    """Click the job's Run button in the jobs list; returns the dialog."""
+    jobs = sidebar.locator("[data-testid=jo-jobs]")
+    for _ in range(3):
+        if jobs.is_visible():
+            break
+        sidebar.locator(".jo-header").get_by_title("Back").first.click()
+    job = jobs.locator(f'.jo-job[data-job-id="{job_id}"]')
+    expect(job).to_be_visible()
+    job.locator(".jo-run-button").click()
+    dialog = page.locator(".jp-Dialog")
+    # jo-run-form is new in this branch's build: its presence shows the page loaded this build
+    expect(dialog.locator("[data-testid=jo-run-form] [data-testid=jo-parameters-form]")).to_be_visible()
+    return dialog
+
+
+def run_count(server: LabServer) -> int:
+    return len(server.api("jupyter-orchestrate/api/runs?limit=500")["runs"])  # type: ignore[index]
+
+
+def wait_run(server: LabServer, run_id: int) -> dict:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        run = server.api(f"jupyter-orchestrate/api/runs/{run_id}")
+        assert isinstance(run, dict)
+        if run["status"] in ("succeeded", "failed", "canceled"):
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run['status']}"
+        time.sleep(0.5)
+
+
+# -- test -------------------------------------------------------------------------------------------------------
+@pytest.mark.timeout(600)
+def test_run_dialog_keeps_a_bad_value_and_starts_nothing_until_fixed(
+    lab_page: Page, lab_server: LabServer
+) -> None:
+    page = lab_page
+    sidebar = open_sidebar(page)
+
+    # green_energy: silver's bronze_rows comes from {{tasks.bronze.values.rows}}: shown, not editable
+    dialog = open_run_dialog(page, sidebar, GREEN_ENERGY)
+    fed = dialog.locator('input[name="bronze_rows"]')
+    expect(fed).to_be_disabled()
+    expect(fed).to_have_value("from task bronze")
+    expect(dialog.locator('input[name="start_date"]')).to_have_value("2024-01-01")
+    expect(dialog.locator('input[name="start_date"]')).to_be_editable()
+    dialog.locator(".jp-mod-reject").click()
+    expect(dialog).to_have_count(0)
+
+    # repair_demo: a bad int keeps the dialog open with the input and an error at its field
+    before = run_count(lab_server)
+    dialog = open_run_dialog(page, sidebar, REPAIR_DEMO)
+    n_readings = dialog.locator('input[name="n_readings"]')
+    expect(n_readings).to_have_value("20")  # the default, as a value
+    expect(dialog.locator('input[name="seed"]')).to_have_value("42")
+    n_readings.fill("abc")
+    dialog.locator(".jp-mod-accept").click()
+    dialog = page.locator(".jp-Dialog")
+    field = dialog.locator('[data-field="n_readings"]')
+    expect(field.locator(".jo-field-error")).to_have_text('"abc" is not a valid int')
+    expect(dialog.locator('input[name="n_readings"]')).to_have_value("abc")
+    expect(dialog.locator('input[name="seed"]')).to_have_value("42")
+    expect(dialog.locator(".jo-field-error")).to_have_count(1)
+    page.wait_for_timeout(1000)  # a run started behind the dialog's back would be listed by now
+    assert run_count(lab_server) == before, "a run was started with a bad value"
+
+    # fixed: Run starts the run, with only the changed value as an override, typed
+    dialog.locator('input[name="n_readings"]').fill("25")
+    dialog.locator(".jp-mod-accept").click()
+    expect(page.locator(".jp-Dialog")).to_have_count(0)
+    run_view = sidebar.locator("[data-testid=jo-run-view]")
+    expect(run_view).to_be_visible()
+    assert run_count(lab_server) == before + 1
+    run_id = int(run_view.get_attribute("data-run-id") or 0)
+    newest = lab_server.api(f"jupyter-orchestrate/api/runs?job={REPAIR_DEMO}&limit=1")["runs"][0]  # type: ignore[index]
+    assert newest["run_id"] == run_id
+    run = wait_run(lab_server, run_id)
+    extract = next(t for t in run["task_runs"] if t["task_key"] == "extract")
+    parameters = extract["attempts"][0]["parameters"]
+    # papermill gets the typed override; seed, left at its default, was not sent (the notebook keeps its own)
+    assert parameters["n_readings"] == 25 and "seed" not in parameters, parameters
+    assert run["parameters"]["threshold"] is None
