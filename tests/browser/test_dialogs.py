@@ -1,6 +1,7 @@
-"""The run dialog in a real JupyterLab and a real browser (Chromium through Playwright): defaults are shown as
-values, a parameter fed by an upstream task value is read-only, and a bad value keeps the dialog open with the
-input and an error at its field, starting nothing, until it is fixed."""
+"""The run and repair dialogs in a real JupyterLab and a real browser (Chromium through Playwright): defaults
+are shown as values, a parameter fed by an upstream task value is read-only, a bad value keeps the dialog open
+with the input and an error at its field, starting nothing, until it is fixed; the repair dialog chooses its
+tasks, re-plans, and offers only the parameters of the tasks that re-execute."""
 
 from __future__ import annotations
 
@@ -80,9 +81,7 @@ def wait_run(server: LabServer, run_id: int) -> dict:
 
 # -- test -------------------------------------------------------------------------------------------------------
 @pytest.mark.timeout(600)
-def test_run_dialog_keeps_a_bad_value_and_starts_nothing_until_fixed(
-    lab_page: Page, lab_server: LabServer
-) -> None:
+def test_run_and_repair_dialogs(lab_page: Page, lab_server: LabServer) -> None:
     page = lab_page
     sidebar = open_sidebar(page)
 
@@ -129,3 +128,26 @@ def test_run_dialog_keeps_a_bad_value_and_starts_nothing_until_fixed(
     # papermill gets the typed override; seed, left at its default, was not sent (the notebook keeps its own)
     assert parameters["n_readings"] == 25 and "seed" not in parameters, parameters
     assert run["parameters"]["threshold"] is None
+
+    # the run failed in validate: the repair dialog chooses its tasks and offers only their parameters
+    expect(sidebar.locator("[data-testid=jo-run-view][data-run-status=failed]")).to_be_visible()
+    sidebar.locator("[data-testid=jo-repair]").click()
+    dialog = page.locator(".jp-Dialog")
+    plan = dialog.locator("[data-testid=jo-repair-plan]")
+    tasks = plan.locator("[data-testid=jo-repair-tasks]")
+    expect(tasks.locator('input[name="validate"]')).to_be_checked()
+    expect(tasks.locator('input[name="publish"]')).to_be_checked()
+    expect(tasks.locator('input[name="extract"]')).not_to_be_checked()
+    expect(plan.locator("[data-testid=jo-repair-rerun]")).to_have_text("validate, publish")
+    expect(plan.locator("[data-testid=jo-repair-reused]")).to_have_text("extract")
+    shown = plan.locator("[data-field]")
+    expect(shown).to_have_count(2)  # threshold and output_dir; extract's n_readings and seed are not rerun
+    expect(plan.locator('[data-field="n_readings"]')).to_have_count(0)
+    tasks.locator('input[name="extract"]').check()
+    expect(plan.locator("[data-testid=jo-repair-rerun]")).to_have_text("extract, validate, publish")
+    expect(plan.locator("[data-testid=jo-repair-reused]")).to_have_text("nothing")
+    expect(plan.locator('input[name="n_readings"]')).to_be_visible()
+    dialog.locator(".jp-mod-reject").click()
+    expect(dialog).to_have_count(0)
+    after = lab_server.api(f"jupyter-orchestrate/api/runs/{run_id}")
+    assert isinstance(after, dict) and after["repair_count"] == 0, "Cancel repaired nothing"
