@@ -445,7 +445,8 @@ export async function repairDialog(
       if (!(error instanceof OrchestrateApiError) || error.status !== 400) {
         throw error;
       }
-      errors = problemErrors(error.problems, error.message, fields);
+      // a problem of a field the form does not show goes to the form's own error line
+      errors = problemErrors(error.problems, error.message, offered);
     }
   }
 }
