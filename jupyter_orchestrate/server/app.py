@@ -7,7 +7,9 @@ opens in milliseconds, and runs execute in background threads so the server stay
 The state home is chosen by :func:`~jupyter_orchestrate.workspace.find_state_home` (the rule of every entry
 point) and exported as ``$JUPYTER_ORCHESTRATE_HOME`` to the kernels and terminals the server starts, so the
 Python API and the CLI used inside JupyterLab record into the history the sidebar shows. A
-:class:`~.events.StoreWatcher` publishes the runs other processes record there.
+:class:`~.events.StoreWatcher` publishes the runs other processes record there. Run events go out on
+jupyter_server's event bus (:class:`~.events.EventLoggerSink`), which JupyterLab reads over its own authenticated
+websocket, and on ``GET events`` for scripts.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from jupyter_server.serverapp import ServerApp
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS
-from jupyter_orchestrate.server.events import EventBus, StoreWatcher
+from jupyter_orchestrate.server.events import EventBus, EventLoggerSink, StoreWatcher
 from jupyter_orchestrate.server.handlers import handlers
 from jupyter_orchestrate.workspace import HOME_ENV, StateHome, find_state_home
 
@@ -108,6 +110,8 @@ class OrchestrateApp(ExtensionApp):
         self._previous_home_env = os.environ.get(HOME_ENV)
         os.environ[HOME_ENV] = str(self.home)
         self.bus = EventBus()
+        # the sidebar's channel: jupyter_server's own event bus (authenticated websocket /api/events/subscribe)
+        self.bus.add_sink(self._server.io_loop.asyncio_loop, EventLoggerSink(self._server.event_logger))
         self.service = OrchestrateService(
             self.home,
             heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
