@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from .conftest import CHROMIUM, LabServer
 
 try:
     from playwright.sync_api import Browser, Locator, Page, expect
+    from playwright.sync_api import Error as PlaywrightError
 except ImportError:  # pragma: no cover - depends on the machine
     if os.environ.get("CI"):
         pytest.fail("playwright is not installed; `pip install -e .[test]` installs it", pytrace=False)
@@ -45,11 +47,20 @@ STATE_KEY = "jupyter-orchestrate:view"
 
 # -- helpers (small copies of test_sidebar.py's, so the two files merge without conflicts) ----------------------
 def wait_for_lab(page: Page) -> None:
-    page.wait_for_function(
-        "() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=60_000
-    )
-    page.evaluate("() => window.jupyterapp.restored")
-    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
+    """Wait until JupyterLab has restored its layout. A second window of a workspace is redirected to a new
+    workspace (JupyterLab's window resolver), which reloads the page once: then wait again."""
+    for attempt in range(3):
+        try:
+            page.wait_for_function(
+                "() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=60_000
+            )
+            page.evaluate("() => window.jupyterapp.restored")
+            page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=60_000)
+            return
+        except PlaywrightError as error:
+            if "context was destroyed" not in str(error) or attempt == 2:
+                raise
+            page.wait_for_load_state()
 
 
 def open_sidebar(page: Page) -> Locator:
@@ -85,17 +96,27 @@ def wait_run(server: LabServer, run_id: int, timeout: float = 120.0) -> dict[str
         time.sleep(0.3)
 
 
-def saved_view(server: LabServer) -> Any:
-    """The sidebar's view as the default workspace on the server holds it (None before it was saved)."""
-    workspace = server.api("lab/api/workspaces/default")
-    assert isinstance(workspace, dict)
-    return workspace.get("data", {}).get(STATE_KEY)
+def workspace_of(page: Page) -> str:
+    """The JupyterLab workspace a page shows (``/lab/workspaces/<name>``, else ``default``)."""
+    path = urllib.parse.urlparse(page.url).path
+    return path.split("/workspaces/", 1)[1].split("/")[0] if "/workspaces/" in path else "default"
 
 
-def wait_saved(server: LabServer, view: dict[str, Any], timeout: float = 15.0) -> None:
+def saved_view(server: LabServer, workspace: str = "default") -> Any:
+    """The sidebar's view as the workspace on the server holds it (None before it was saved)."""
+    document = server.api(f"lab/api/workspaces/{workspace}")
+    assert isinstance(document, dict)
+    return document.get("data", {}).get(STATE_KEY)
+
+
+def wait_saved(
+    server: LabServer, view: dict[str, Any], workspace: str = "default", timeout: float = 15.0
+) -> None:
     deadline = time.monotonic() + timeout
-    while saved_view(server) != view:
-        assert time.monotonic() < deadline, f"the workspace holds {saved_view(server)!r}, not {view!r}"
+    while saved_view(server, workspace) != view:
+        assert time.monotonic() < deadline, (
+            f"the workspace {workspace} holds {saved_view(server, workspace)!r}, not {view!r}"
+        )
         time.sleep(0.25)
 
 
@@ -209,8 +230,10 @@ def test_reload_restores_the_run_and_a_run_link_opens_its_run(context, lab_serve
     expect(linked, "the run link opens the sidebar on its run").to_have_attribute(
         "data-run-id", str(second_run)
     )
-    expect(other).to_have_url(f"{lab_server.url}/lab")  # the link's parameter is taken off the address bar
-    wait_saved(lab_server, {"kind": "run", "runId": second_run})
+    assert "orchestrate-run" not in other.url, f"the link's parameter stays in the address bar: {other.url}"
+    print(f"the run link's page is {other.url}")
+    # a second window of the "default" workspace gets a workspace of its own (JupyterLab's window resolver)
+    wait_saved(lab_server, {"kind": "run", "runId": second_run}, workspace_of(other))
     other.reload()
     wait_for_lab(other)
     expect(other.locator(f"{SIDEBAR} [data-testid=jo-run-view]")).to_have_attribute(
