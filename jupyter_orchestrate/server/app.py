@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
+from tornado.platform.asyncio import BaseAsyncIOLoop
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS
@@ -111,7 +112,13 @@ class OrchestrateApp(ExtensionApp):
         os.environ[HOME_ENV] = str(self.home)
         self.bus = EventBus()
         # the sidebar's channel: jupyter_server's own event bus (authenticated websocket /api/events/subscribe)
-        self.bus.add_sink(self._server.io_loop.asyncio_loop, EventLoggerSink(self._server.event_logger))
+        io_loop = self._server.io_loop
+        if self._server.event_logger is not None and isinstance(io_loop, BaseAsyncIOLoop):
+            self.bus.add_sink(io_loop.asyncio_loop, EventLoggerSink(self._server.event_logger))
+        else:  # pragma: no cover - jupyter_server >= 2 always has both
+            self.log.error(
+                "jupyter-orchestrate: the server has no event bus: the sidebar gets no live events"
+            )
         self.service = OrchestrateService(
             self.home,
             heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
