@@ -168,3 +168,36 @@ def stream_message(event_id: int, kind: str, payload: dict[str, Any]) -> dict[st
     """
     message = StreamEvent.model_validate({"id": event_id, "type": kind, **payload}).root
     return message.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+# -- jupyter_server's event bus (the sidebar's channel) --------------------------------------------------------
+EVENT_SCHEMA_ID = "https://events.jupyter-orchestrate.org/run_event/v1"
+"""The ``schema_id`` of the run events on jupyter_server's event bus (``serverapp.event_logger``); JupyterLab's
+``serviceManager.events.stream`` emissions with this ``schema_id`` are :class:`StreamEvent` messages. The
+sidebar's copy is ``EVENT_SCHEMA_ID`` in ``labextension/src/channel.ts`` (a test keeps them equal)."""
+EVENT_SCHEMA_VERSION = "1"
+
+
+def event_schema() -> dict[str, Any]:
+    """The jupyter_events schema of :data:`EVENT_SCHEMA_ID`: :class:`StreamEvent`'s JSON Schema (one of the three
+    messages, each closed: ``additionalProperties: false``, so nothing but the event's own fields can be emitted)
+    with the ``$id``, ``version`` and top-level ``properties`` (``id``, ``type``, ``run_id``) that jupyter_events'
+    metaschema asks for. Built from the models, never written by hand.
+    """
+    body = StreamEvent.model_json_schema(mode="serialization", by_alias=True)
+    return {
+        "$id": EVENT_SCHEMA_ID,
+        "version": EVENT_SCHEMA_VERSION,
+        "title": "jupyter-orchestrate run event",
+        "description": "A run, task run or cell progress event of jupyter-orchestrate (a StreamEvent, "
+        "jupyter_orchestrate/schemas/events.py; docs/api.md).",
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer", "description": "Sequence number (publication order)."},
+            "type": {"enum": sorted(EVENT_KINDS), "description": "Which event it is."},
+            "run_id": {"type": "integer", "description": "The run."},
+        },
+        "required": ["id", "type", "run_id"],
+        "oneOf": body["oneOf"],
+        "$defs": body["$defs"],
+    }

@@ -7,7 +7,9 @@ opens in milliseconds, and runs execute in background threads so the server stay
 The state home is chosen by :func:`~jupyter_orchestrate.workspace.find_state_home` (the rule of every entry
 point) and exported as ``$JUPYTER_ORCHESTRATE_HOME`` to the kernels and terminals the server starts, so the
 Python API and the CLI used inside JupyterLab record into the history the sidebar shows. A
-:class:`~.events.StoreWatcher` publishes the runs other processes record there.
+:class:`~.events.StoreWatcher` publishes the runs other processes record there. Run events go out on
+jupyter_server's event bus (:class:`~.events.EventLoggerSink`), which JupyterLab reads over its own authenticated
+websocket, and on ``GET events`` for scripts.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
+from tornado.platform.asyncio import BaseAsyncIOLoop
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS
-from jupyter_orchestrate.server.events import EventBus, StoreWatcher
+from jupyter_orchestrate.server.events import EventBus, EventLoggerSink, StoreWatcher
 from jupyter_orchestrate.server.handlers import handlers
 from jupyter_orchestrate.workspace import HOME_ENV, StateHome, find_state_home
 
@@ -108,6 +111,14 @@ class OrchestrateApp(ExtensionApp):
         self._previous_home_env = os.environ.get(HOME_ENV)
         os.environ[HOME_ENV] = str(self.home)
         self.bus = EventBus()
+        # the sidebar's channel: jupyter_server's own event bus (authenticated websocket /api/events/subscribe)
+        io_loop = self._server.io_loop
+        if self._server.event_logger is not None and isinstance(io_loop, BaseAsyncIOLoop):
+            self.bus.add_sink(io_loop.asyncio_loop, EventLoggerSink(self._server.event_logger))
+        else:  # pragma: no cover - jupyter_server >= 2 always has both
+            self.log.error(
+                "jupyter-orchestrate: the server has no event bus: the sidebar gets no live events"
+            )
         self.service = OrchestrateService(
             self.home,
             heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,

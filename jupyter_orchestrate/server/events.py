@@ -1,9 +1,13 @@
-"""EventBus: fans run events out from runner threads to the server's event-stream clients (Server-Sent Events).
+"""EventBus: fans run events out from runner threads to jupyter_server's event bus and to the scripts' stream.
 
-Runners execute in background threads; each client of ``GET /jupyter-orchestrate/api/events`` owns an
-asyncio queue on the server's event loop. :meth:`EventBus.publish` is thread-safe: it hands each event to the
-loops with ``call_soon_threadsafe``. Events carry a sequence number (the SSE ``id``) so a client can tell
-their order; each message is built through :class:`~.schemas.events.StreamEvent`, the sidebar's type of it.
+Runners execute in background threads; every consumer lives on the server's event loop: jupyter_server's
+``event_logger`` (:class:`EventLoggerSink`: each message is emitted there under
+:data:`~.schemas.events.EVENT_SCHEMA_ID`, and JupyterLab's ``serviceManager.events`` receives it over
+``/api/events/subscribe``, the server's own authenticated websocket: this is the sidebar's channel), and each
+client of ``GET /jupyter-orchestrate/api/events`` (Server-Sent Events for scripts, token in the header only),
+which owns an asyncio queue. :meth:`EventBus.publish` is thread-safe: it hands each event to the loops with
+``call_soon_threadsafe``. Events carry a sequence number (``id``) so a client can tell their order; each
+message is built through :class:`~.schemas.events.StreamEvent`, the sidebar's type of it.
 :class:`StoreWatcher` adds the events of runs that other processes record in the same state home.
 """
 
@@ -20,12 +24,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from jupyter_events import EventLogger
+
     from jupyter_orchestrate.store import Store, WatchedTaskRun
 
 from jupyter_orchestrate.schemas.events import (
     EVENT_KINDS,
+    EVENT_SCHEMA_ID,
     RunStatusEvent,
     TaskStatusEvent,
+    event_schema,
     parse_event,
     stream_message,
 )
@@ -39,8 +47,15 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = []
+        self._sinks: list[tuple[asyncio.AbstractEventLoop, Callable[[dict[str, Any]], None]]] = []
         self._lock = threading.Lock()
         self._sequence = itertools.count(1)
+
+    def add_sink(self, loop: asyncio.AbstractEventLoop, sink: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``sink(message)`` on ``loop`` for every later event, in publication order (``message``: a
+        :class:`~.schemas.events.StreamEvent` as JSON). A sink that raises is logged, not removed."""
+        with self._lock:
+            self._sinks.append((loop, sink))
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         """A new queue on the running loop that receives every later event. Call from the loop."""
@@ -64,6 +79,12 @@ class EventBus:
         with self._lock:
             event = stream_message(next(self._sequence), kind, payload)
             subscribers = list(self._subscribers)
+            sinks = list(self._sinks)
+        for loop, sink in sinks:
+            try:
+                loop.call_soon_threadsafe(self._call, sink, event)
+            except RuntimeError:  # the server's loop is closed: it is shutting down
+                pass
         for loop, queue in subscribers:
             try:
                 loop.call_soon_threadsafe(self._put, queue, event)
@@ -71,11 +92,39 @@ class EventBus:
                 self.unsubscribe(queue)
 
     @staticmethod
+    def _call(sink: Callable[[dict[str, Any]], None], event: dict[str, Any]) -> None:
+        try:
+            sink(event)
+        except Exception:  # one consumer's bug must not stop the others
+            log.exception("event sink %r failed on event %s", sink, event.get("id"))
+
+    @staticmethod
     def _put(queue: asyncio.Queue[dict[str, Any]], event: dict[str, Any]) -> None:
         try:
             queue.put_nowait(event)
         except asyncio.QueueFull:
             log.warning("event stream client is %d events behind; dropping event %s", QUEUE_SIZE, event["id"])
+
+
+class EventLoggerSink:
+    """Emits each message of the :class:`EventBus` on jupyter_server's event bus (``serverapp.event_logger``,
+    a ``jupyter_events.EventLogger``) under :data:`~.schemas.events.EVENT_SCHEMA_ID`: the data is the
+    :class:`~.schemas.events.StreamEvent` itself, validated by jupyter_events against
+    :func:`~.schemas.events.event_schema` (registered here). Subscribers of ``/api/events/subscribe`` (JupyterLab's
+    ``serviceManager.events.stream``) receive ``{"schema_id": ..., **message}``. Call only on the server's loop
+    (the logger schedules its listeners as asyncio tasks).
+    """
+
+    def __init__(self, event_logger: EventLogger):
+        self.event_logger = event_logger
+        if EVENT_SCHEMA_ID not in event_logger.schemas:
+            event_logger.register_event_schema(event_schema())
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        self.event_logger.emit(schema_id=EVENT_SCHEMA_ID, data=message)
+
+    def __repr__(self) -> str:
+        return f"EventLoggerSink({EVENT_SCHEMA_ID})"
 
 
 class StoreWatcher:

@@ -411,11 +411,29 @@ class LogHandler(OrchestrateHandler):
 
 
 class EventsHandler(OrchestrateHandler):
-    """``GET events[?run_id=N]``: Server-Sent Events of run status, task run status and cell progress."""
+    """``GET events[?run_id=N]``: Server-Sent Events of run status, task run status and cell progress, for
+    scripts (the sidebar reads the same messages from jupyter_server's event bus).
+
+    Authenticated by the ``Authorization: token ...`` header only: a ``token`` in the query string (it would
+    be written to access logs and proxies' logs) is refused with 400, and so is a request that a cookie alone
+    authenticated (403), while the server has authentication enabled.
+    """
+
+    def _header_authenticated(self) -> None:
+        if "token" in self.request.query_arguments:
+            raise ValidationError(
+                "the event stream takes the token in the Authorization header (Authorization: token <token>), "
+                "never in the URL"
+            )
+        if self.identity_provider.auth_enabled and not self.token_authenticated:
+            raise web.HTTPError(
+                403, "the event stream is authenticated by the Authorization header only (token <token>)"
+            )
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        self._header_authenticated()
         run_filter = self.get_argument("run_id", None)
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")

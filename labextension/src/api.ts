@@ -18,8 +18,7 @@ import type {
   RunListDocument,
   RunStatus,
   SchedulesDocument,
-  StartRunRequest,
-  StreamEvent
+  StartRunRequest
 } from './documents';
 import { isTerminal } from './status';
 
@@ -125,33 +124,3 @@ export const api = {
   triggerSchedule: (jobId: string, name: string) =>
     requestAPI<RunDocument>(scheduleEndpoint(jobId, name, 'trigger'), post({}))
 };
-
-/**
- * Subscribe to the server's event stream (Server-Sent Events); reconnects on its own (EventSource). Each
- * message is a `StreamEvent` (generated from the server's models); its `type` tells which event it is.
- *
- * @returns a function that closes the stream
- */
-export function subscribeEvents(
-  onEvent: (event: StreamEvent) => void,
-  settings: ServerConnection.ISettings = ServerConnection.makeSettings()
-): () => void {
-  const url = new URL(URLExt.join(settings.baseUrl, API_PATH, 'events'), window.location.href);
-  const token = settings.token;
-  if (token) {
-    url.searchParams.set('token', token);
-  }
-  const source = new EventSource(url.toString(), { withCredentials: true });
-  const handler = (message: MessageEvent) => {
-    try {
-      onEvent(JSON.parse(message.data) as StreamEvent);
-    } catch {
-      // a malformed event is skipped; the next refresh reconciles
-    }
-  };
-  const types: StreamEvent['type'][] = ['run_status', 'task_status', 'progress'];
-  for (const type of types) {
-    source.addEventListener(type, handler as EventListener);
-  }
-  return () => source.close();
-}

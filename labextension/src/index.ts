@@ -2,7 +2,7 @@
  * jupyter-orchestrate JupyterLab extension: the "Orchestrate" sidebar, commands, notifications and the
  * notebook toolbar's task settings. Talks to the server only through ./api.
  */
-import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, IRouter, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import {
   CommandToolbarButton,
   ICommandPalette,
@@ -12,6 +12,7 @@ import {
 } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { IStateDB } from '@jupyterlab/statedb';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from './actions';
@@ -19,6 +20,7 @@ import { api, JobDocument, RunDocument, OrchestrateApiError } from './api';
 import { OrchestrateSidebar } from './components/Sidebar';
 import { repairDialog, runDialog, taskSettingsDialog } from './dialogs';
 import { OrchestrateModel } from './model';
+import { setupRestore } from './restore';
 
 const PLUGIN_ID = 'jupyter-orchestrate:plugin';
 
@@ -81,15 +83,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Run, watch and repair notebook jobs (DAGs of papermill tasks) from a JupyterLab sidebar.',
   autoStart: true,
   requires: [IDocumentManager],
-  optional: [ILayoutRestorer, ICommandPalette, INotebookTracker],
+  optional: [ILayoutRestorer, ICommandPalette, INotebookTracker, IStateDB, IRouter],
   activate: (
     app: JupyterFrontEnd,
     docManager: IDocumentManager,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    notebooks: INotebookTracker | null
+    notebooks: INotebookTracker | null,
+    state: IStateDB | null,
+    router: IRouter | null
   ) => {
-    const model = new OrchestrateModel();
+    const model = new OrchestrateModel({ events: app.serviceManager.events });
 
     const actions: IActions = {
       runJob: async (job: JobDocument) => {
@@ -146,6 +150,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (restorer) {
       restorer.add(sidebar, 'jupyter-orchestrate-sidebar');
     }
+    setupRestore({ app, model, sidebarId: sidebar.id, state, router });
     void model.refresh();
 
     model.runFinished.connect((_, run) => {

@@ -1,11 +1,13 @@
 /**
  * OrchestrateModel: the sidebar's state (jobs, the open job or run, live progress) fed by the REST API and
- * the server's event stream. Views subscribe to `changed`; nothing polls in a tight loop (a slow 30 s
+ * the server's run events on jupyter_server's event bus (./channel). Views subscribe to `changed`; nothing polls in a tight loop (a slow 30 s
  * refresh reconciles anything an event stream reconnect missed).
  */
+import type { Event } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { api, JobDocument, RunDocument, StreamEvent, subscribeEvents } from './api';
+import { api, JobDocument, RunDocument, StreamEvent } from './api';
+import { subscribeRunEvents } from './channel';
 import { isTerminal } from './status';
 
 export type View = { kind: 'jobs' } | { kind: 'job'; jobId: string } | { kind: 'run'; runId: number };
@@ -26,9 +28,15 @@ export class OrchestrateModel {
   /** Runs started or repaired from this browser: notify when they finish. */
   watched = new Set<number>();
 
-  constructor(options: { subscribe?: boolean } = {}) {
+  /**
+   * @param options.events JupyterLab's event manager (`app.serviceManager.events`): live run events
+   * @param options.subscribe false: neither events nor the slow refresh (tests)
+   */
+  constructor(options: { subscribe?: boolean; events?: Event.IManager } = {}) {
     if (options.subscribe !== false) {
-      this._unsubscribe = subscribeEvents(event => this.onEvent(event));
+      if (options.events) {
+        this._unsubscribe = subscribeRunEvents(options.events, event => this.onEvent(event));
+      }
       this._timer = window.setInterval(() => void this.refresh(), 30000);
     }
   }

@@ -1,4 +1,6 @@
-"""The Server-Sent Events stream of run, task run and cell progress events, with real kernels."""
+"""Run, task run and cell progress events with real kernels: on jupyter_server's event bus (the sidebar's
+channel: ``serverapp.event_logger`` and its ``/api/events/subscribe`` websocket) and on the Server-Sent Events
+stream for scripts (token in the Authorization header only)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,16 @@ from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
 
-from jupyter_orchestrate.schemas.events import StreamEvent
-from tests.conftest import write_notebook
+from jupyter_orchestrate.schemas.events import (
+    EVENT_SCHEMA_ID,
+    ProgressStreamEvent,
+    RunStatusStreamEvent,
+    StreamEvent,
+    TaskStatusStreamEvent,
+)
+from tests.conftest import REPO, write_notebook
 from tests.server.conftest import TERMINAL, Api
 
 pytestmark = pytest.mark.kernel
@@ -176,3 +185,155 @@ async def test_event_stream_of_a_run(
         attempt = next(t for t in final["task_runs"] if t["task_key"] == key)["attempts"][0]
         assert cells[-1][1] == attempt["cells_total"], (key, cells, attempt)
         assert all(e["attempt_number"] == 1 for e in progress if e["task_key"] == key)
+
+
+# -- jupyter_server's event bus: the sidebar's channel ----------------------------------------------------------
+class BusListener:
+    """Every emission of jupyter_server's event bus (``serverapp.event_logger``) with the run events' schema id,
+    as a listener receives it; done once runs ``stop_runs`` have ended."""
+
+    def __init__(self, event_logger: Any, stop_runs: set[int]):
+        self.event_logger = event_logger
+        self.stop_runs = stop_runs
+        self.ended: set[int] = set()
+        self.events: list[dict[str, Any]] = []
+        self.done = asyncio.Event()
+
+    async def __call__(self, logger: Any, schema_id: str, data: dict[str, Any]) -> None:
+        assert schema_id == EVENT_SCHEMA_ID
+        self.events.append(dict(data))
+        if data["type"] == "run_status" and data["status"] in TERMINAL and data["run_id"] in self.stop_runs:
+            self.ended.add(data["run_id"])
+            if self.ended == self.stop_runs:
+                self.done.set()
+
+    def __enter__(self) -> BusListener:
+        self.event_logger.add_listener(schema_id=EVENT_SCHEMA_ID, listener=self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.event_logger.remove_listener(schema_id=EVENT_SCHEMA_ID, listener=self)
+
+    async def wait(self, timeout: float = 120.0) -> list[dict[str, Any]]:
+        await asyncio.wait_for(self.done.wait(), timeout)
+        return self.events
+
+
+def test_the_sidebar_uses_the_servers_schema_id() -> None:
+    channel = (REPO / "labextension" / "src" / "channel.ts").read_text(encoding="utf-8")
+    assert f"export const EVENT_SCHEMA_ID = '{EVENT_SCHEMA_ID}';" in channel
+
+
+async def test_run_events_reach_jupyter_servers_event_bus_and_its_websocket(
+    api: Api,
+    examples: Path,
+    jp_serverapp: Any,
+    jp_http_port: int,
+    jp_base_url: str,
+    jp_auth_header: dict[str, str],
+) -> None:
+    """The sidebar's path: JupyterLab's serviceManager.events reads /api/events/subscribe (here with the token
+    in a header, as a script would; the browser test checks the cookie path); every message is a StreamEvent
+    under our schema id, the same sequence as a listener of the event logger sees."""
+    url = f"ws://localhost:{jp_http_port}{jp_base_url}api/events/subscribe"
+    socket = await websocket_connect(HTTPRequest(url, headers=jp_auth_header))
+    try:
+        with BusListener(jp_serverapp.event_logger, {1}) as bus:
+            run = await api.start_run("green_energy")
+            assert run["run_id"] == 1
+            events = await bus.wait()
+            received: list[dict[str, Any]] = []
+            while not (
+                received
+                and received[-1].get("type") == "run_status"
+                and received[-1].get("status") in TERMINAL
+            ):
+                text = await asyncio.wait_for(socket.read_message(), 30)
+                assert text is not None, "the event bus websocket closed"
+                message = json.loads(text)
+                if message["schema_id"] == EVENT_SCHEMA_ID:  # the server's own events (kernels...) pass too
+                    received.append(message)
+    finally:
+        socket.close()
+    assert [{k: v for k, v in m.items() if k != "schema_id"} for m in received] == events
+    for event in events:
+        typed = StreamEvent.model_validate(event).root
+        assert typed.model_dump(mode="json", by_alias=True, exclude_unset=True) == event
+    kinds = {e["type"] for e in events}
+    assert kinds == {"run_status", "task_status", "progress"}, kinds
+    assert [e["status"] for e in events if e["type"] == "run_status"] == ["running", "succeeded"]
+    tasks = {"bronze", "silver", "gold_country_totals", "gold_source_shares", "report"}
+    finals = {e["task_key"]: e["status"] for e in events if e["type"] == "task_status"}
+    assert finals == dict.fromkeys(tasks, "succeeded")
+    assert {e["task_key"] for e in events if e["type"] == "progress"} == tasks
+    ids = [e["id"] for e in events]
+    assert all(a < b for a, b in itertools.pairwise(ids)), ids
+
+
+SECRET = "bus-s3cret-value-4711"
+PARAMETER = "param-value-0815-unique"
+
+
+async def test_bus_events_carry_no_secret_and_no_parameter(
+    api: Api, jp_root_dir: Path, jp_serverapp: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task that gets a secret through its environment and a parameter, prints both and fails with the
+    secret in its exception: its events hold only the StreamEvent fields (no parameters, no output), the
+    reason is the run document's (redacted), and neither value is anywhere in them."""
+    monkeypatch.setenv("JO_BUS_TEST_SECRET", SECRET)
+    settings = {"environment": {"env": {"API_TOKEN": "${JO_BUS_TEST_SECRET}"}}}
+    write_notebook(
+        jp_root_dir / "leaky" / "leak.ipynb",
+        "import os\ntok = os.environ['API_TOKEN']\nprint('token', tok, 'value', value)",
+        "raise ValueError(f'failed with {tok}')",
+        parameters="value = 'default'",
+        orchestrate=settings,
+    )
+    (jp_root_dir / "leaky" / "job.yaml").write_text("parameters:\n  value: default\n", encoding="utf-8")
+    with BusListener(jp_serverapp.event_logger, {1}) as bus:
+        run = await api.start_run("leaky", {"parameters": {"value": PARAMETER}})
+        events = await bus.wait()
+    doc = await api.ok("GET", f"runs/{run['run_id']}")
+    assert doc["status"] == "failed" and doc["parameters"] == {"value": PARAMETER}, doc
+    text = json.dumps(events, ensure_ascii=False)
+    assert SECRET not in text and json.dumps(SECRET)[1:-1] not in text
+    assert PARAMETER not in text, "parameters are not on the event bus"
+    allowed = {
+        "run_status": set(RunStatusStreamEvent.model_fields) - {"kind"} | {"type"},
+        "task_status": set(TaskStatusStreamEvent.model_fields) - {"kind"} | {"type"},
+        "progress": set(ProgressStreamEvent.model_fields) - {"kind"} | {"type"},
+    }
+    for event in events:
+        assert set(event) <= allowed[event["type"]], event
+    reasons = [e.get("reason") for e in events if e["type"] == "task_status" and e["status"] == "failed"]
+    assert reasons == ["ValueError: failed with ***"], reasons
+    assert reasons[0] == doc["task_runs"][0]["status_reason"], "the reason the run document shows, no more"
+
+
+# -- GET events: for scripts, token in the header only ----------------------------------------------------------
+async def test_the_event_stream_refuses_a_token_in_the_url(
+    api: Api, jp_serverapp: Any, jp_auth_header: dict[str, str]
+) -> None:
+    token = jp_auth_header["Authorization"].split(" ", 1)[1]
+    response = await api.get("events", params=f"token={token}", auth=False)
+    assert response.code == 400 and "Authorization header" in response.message
+    response = await api.get("events", params=f"run_id=1&token={token}", auth=True)
+    assert response.code == 400, "also next to a header"
+    assert (await api.get("events", auth=False)).code == 403
+
+
+async def test_the_event_stream_refuses_a_cookie_alone(api: Api, jp_serverapp: Any) -> None:
+    """A browser session (cookie, no Authorization header) is not let in: the sidebar uses the event bus."""
+    cookie_response = await api.client.fetch(
+        f"{api.base_url}api/status",
+        headers=api.auth_header,
+        raise_error=False,
+    )
+    cookies = [v.split(";", 1)[0] for v in cookie_response.headers.get_list("Set-Cookie")]
+    login_cookies = [c for c in cookies if c.startswith("username-")]
+    assert login_cookies, f"token login set no cookie: {cookies}"
+    assert (await api.get("jobs", auth=False, headers={"Cookie": "; ".join(login_cookies)})).code == 200, (
+        "the cookie authenticates the REST routes"
+    )
+    refused = await api.get("events", auth=False, headers={"Cookie": "; ".join(login_cookies)})
+    assert refused.code == 403, refused.body

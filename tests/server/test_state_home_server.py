@@ -18,7 +18,7 @@ from traitlets.config import Config
 from jupyter_orchestrate.workspace import HOME_ENV
 from tests.conftest import REPO, write_notebook
 from tests.server.conftest import Api
-from tests.server.test_events import EventStream, events_url
+from tests.server.test_events import BusListener, EventStream, events_url
 
 pytestmark = pytest.mark.kernel
 
@@ -43,11 +43,14 @@ async def test_a_run_recorded_by_a_cli_process_reaches_the_event_stream(
     jp_base_url: str,
     jp_auth_header: dict[str, str],
     orchestrate_app: Any,
+    jp_serverapp: Any,
 ) -> None:
+    """Also on jupyter_server's event bus, the sidebar's channel."""
     write_notebook(jp_root_dir / "outside" / "first.ipynb", "print('from the CLI')", orchestrate={})
     write_notebook(jp_root_dir / "outside" / "second.ipynb", "pass", orchestrate={"depends_on": ["first"]})
     stream = EventStream(events_url(jp_http_port, jp_base_url), jp_auth_header, stop_run=1)
     await stream.open()
+    bus = BusListener(jp_serverapp.event_logger, {1}).__enter__()
     env = {k: v for k, v in os.environ.items() if k != HOME_ENV}  # the CLI finds the server's home walking up
     env["PYTHONPATH"] = str(REPO)
     cli = await asyncio.create_subprocess_exec(
@@ -70,6 +73,11 @@ async def test_a_run_recorded_by_a_cli_process_reaches_the_event_stream(
     finals = {e["task_key"]: e["status"] for e in mine if e["type"] == "task_status"}
     assert finals == {"first": "succeeded", "second": "succeeded"}, mine
     assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    try:
+        on_bus = await bus.wait(timeout=10)
+    finally:
+        bus.__exit__()
+    assert [e for e in on_bus if e["run_id"] == 1] == mine, "the event bus carries the same messages"
     assert (await api.ok("GET", "runs/1"))["status"] == "succeeded", "and the REST API lists it"
 
 

@@ -3,12 +3,14 @@
  * failure details, and the repairs history. Reads the run from the model, which the event stream keeps fresh.
  */
 import React, { useEffect, useRef, useState } from 'react';
-import { Button } from '@jupyterlab/ui-components';
+import { Clipboard, Notification } from '@jupyterlab/apputils';
+import { Button, linkIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
 import { RepairDocument, RunDocument, RunStatus } from '../api';
 import { isActive, isTerminal, isUnsuccessful } from '../status';
 import { OrchestrateModel } from '../model';
+import { runLink } from '../restore';
 import { ErrorText, formatSeconds, StatusBadge } from './common';
 import { Gantt, parseTime, useNow } from './Gantt';
 import { formatValue, TaskDetail } from './TaskDetail';
@@ -104,6 +106,21 @@ function RunHeader(props: { model: OrchestrateModel; run: RunDocument; now: numb
             Cancel
           </Button>
         )}
+        <Button
+          small
+          minimal
+          className="jo-copy-link"
+          data-testid="jo-copy-link"
+          data-link={runLink(run.run_id)}
+          title="Copy a link that opens JupyterLab on this run"
+          onClick={() => {
+            Clipboard.copyToSystem(runLink(run.run_id));
+            Notification.info(`Link to run ${run.run_id} copied`, { autoClose: 3000 });
+          }}
+        >
+          <linkIcon.react tag="span" className="jo-inline-icon" />
+          Copy link
+        </Button>
         {canRepair(run) && (
           <Button
             small
