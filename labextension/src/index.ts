@@ -12,13 +12,14 @@ import {
 } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { LabIcon } from '@jupyterlab/ui-components';
+import { buildIcon, LabIcon, launchIcon, runIcon, tagIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from './actions';
 import { api, JobDocument, RunDocument, OrchestrateApiError } from './api';
 import { OrchestrateSidebar } from './components/Sidebar';
 import { repairDialog, runDialog, taskSettingsDialog } from './dialogs';
 import { OrchestrateModel } from './model';
+import { confirmCancelRun, RunNotifications } from './notifications';
 
 const PLUGIN_ID = 'jupyter-orchestrate:plugin';
 
@@ -90,6 +91,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     notebooks: INotebookTracker | null
   ) => {
     const model = new OrchestrateModel();
+    const notifications = new RunNotifications();
 
     const actions: IActions = {
       runJob: async (job: JobDocument) => {
@@ -114,6 +116,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
             return;
           }
           await model.repair(run.run_id, { ...request, task_keys: taskKeys ?? null });
+          notifications.dismiss(run.run_id); // the earlier "failed" no longer holds
           model.show({ kind: 'run', runId: run.run_id });
         } catch (error) {
           await showErrorMessage('Cannot repair the run', message(error));
@@ -121,6 +124,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       },
       cancelRun: async (runId: number) => {
         try {
+          if (!(await confirmCancelRun(runId, model.runs.get(runId)?.job))) {
+            return;
+          }
           await model.cancel(runId);
         } catch (error) {
           await showErrorMessage('Cannot cancel the run', message(error));
@@ -145,30 +151,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
     void model.refresh();
 
-    model.runFinished.connect((_, run) => {
-      const text = `Run ${run.run_id} of ${run.job} ${run.status}`;
-      const options = {
-        autoClose: run.status === 'succeeded' ? 5000 : (false as const),
-        actions: [
-          {
-            label: 'Open run',
-            callback: () => {
-              app.shell.activateById(sidebar.id);
-              model.show({ kind: 'run', runId: run.run_id });
-            }
-          }
-        ]
-      };
-      if (run.status === 'succeeded') {
-        Notification.success(text, options);
-      } else {
-        const failed = run.task_runs.find(t => t.error);
-        Notification.error(
-          failed?.error ? `${text}: ${failed.task_key}: ${failed.error.ename}: ${failed.error.evalue}` : text,
-          options
-        );
-      }
-    });
+    model.runFinished.connect((_, run) =>
+      notifications.finished(run, () => {
+        app.shell.activateById(sidebar.id);
+        model.show({ kind: 'run', runId: run.run_id });
+      })
+    );
 
     app.commands.addCommand(CommandIDs.open, {
       label: 'Open Orchestrate Panel',
@@ -177,6 +165,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.openRun, {
       label: args => `Open Run ${args.runId ?? ''}`,
+      icon: launchIcon,
       execute: args => {
         app.shell.activateById(sidebar.id);
         model.show({ kind: 'run', runId: Number(args.runId) });
@@ -184,6 +173,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.runJob, {
       label: 'Run Notebook Job…',
+      icon: runIcon,
       execute: async args => {
         const jobs = (await api.listJobs()).filter(j => j.valid);
         let jobId = args.jobId as string | undefined;
@@ -205,6 +195,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.repairLastFailed, {
       label: 'Repair Last Failed Run',
+      icon: buildIcon,
       execute: async () => {
         const { runs } = await api.listRuns({ status: 'failed', limit: 1 });
         if (runs.length === 0) {
@@ -217,6 +208,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.tagParameters, {
       label: 'Tag Cell as Parameters',
+      icon: tagIcon,
       isEnabled: () => !!notebooks?.activeCell,
       execute: () => {
         const cell = notebooks?.activeCell;
