@@ -69,7 +69,7 @@ export function JobsList(props: { model: OrchestrateModel; onRun: (job: JobDocum
                 tooltip={`Run ${job.name}`}
                 disabledTooltip="Fix the problems first"
                 enabled={job.valid}
-                onClick={() => props.onRun(job)}
+                onClick={() => job.valid && props.onRun(job)}
               />
             </span>
           </div>

@@ -1,4 +1,4 @@
-/** The "Orchestrate" left sidebar: routes between the Jobs, Job and Run views. */
+/** The "Orchestrate" left sidebar: routes between the Jobs, Job and Run views (`Panel`), under a stale banner. */
 import React from 'react';
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
 import { Button, caretLeftIcon, refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
@@ -29,7 +29,7 @@ export function StaleBanner(props: { error: string | null; onRetry: () => void }
   );
 }
 
-function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Element {
+export function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Element {
   const { model, actions } = props;
   const view = model.view;
   let title = 'Orchestrate: jobs';

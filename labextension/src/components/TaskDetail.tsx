@@ -219,6 +219,9 @@ export function TaskDetail(props: {
     .filter(Boolean)
     .join(' ');
   const toggle = () => setUserCollapsed(!collapsed);
+  const facts =
+    countOf(taskRun.attempt_count, 'attempt') +
+    (taskRun.duration_seconds !== null ? ` · ${formatSeconds(taskRun.duration_seconds)}` : '');
   const caret = collapsed ? caretRightIcon : caretDownIcon;
   const summary = (
     <div
@@ -241,9 +244,8 @@ export function TaskDetail(props: {
         {taskRun.task_key}
       </b>
       <StatusBadge status={taskRun.status} />
-      <span className="jo-muted jo-nowrap">
-        {countOf(taskRun.attempt_count, 'attempt')}
-        {taskRun.duration_seconds !== null ? ` · ${formatSeconds(taskRun.duration_seconds)}` : ''}
+      <span className="jo-muted jo-ellipsis jo-task-facts" title={facts}>
+        {facts}
       </span>
     </div>
   );
