@@ -57,6 +57,8 @@ def test_long_messages_are_cut_and_without_an_errored_task_the_leaves_are_named(
     long_error = AttemptError(kind=AttemptErrorKind.cell_error, ename="E", evalue="x" * 500, cell_index=0)
     statuses = {"extract": S.succeeded, "validate": S.succeeded, "publish": S.failed}
     reason = failed_run_reason(REPAIR_DEMO, statuses, {"publish": long_error})
-    assert reason.startswith("publish failed in cell 1: E: xxx") and reason.endswith("…") and len(reason) < 260
+    assert (
+        reason.startswith("publish failed in cell 1: E: xxx") and reason.endswith("…") and len(reason) < 260
+    )
     canceled = {"extract": S.succeeded, "validate": S.canceled, "publish": S.upstream_failed}
     assert failed_run_reason(REPAIR_DEMO, canceled, {}) == "leaf task(s) not successful: publish"

@@ -164,7 +164,10 @@ def assert_no_horizontal_scroll(page: Page, what: str) -> None:
 def card_order(run_view: Locator) -> list[tuple[str, str]]:
     cards = run_view.locator("[data-testid=jo-task]")
     return [
-        (cards.nth(i).get_attribute("data-task-key") or "", cards.nth(i).get_attribute("data-collapsed") or "")
+        (
+            cards.nth(i).get_attribute("data-task-key") or "",
+            cards.nth(i).get_attribute("data-collapsed") or "",
+        )
         for i in range(cards.count())
     ]
 
@@ -258,9 +261,9 @@ def test_narrow_sidebar_has_no_horizontal_scroll_and_shows_failures_first(
     gantt_top = run_view.locator("[data-testid=jo-gantt]").bounding_box()
     failed_box = failed.bounding_box()
     assert gantt_top and failed_box and failed_box["y"] < gantt_top["y"]
-    expect(run_view.locator('[data-testid=jo-task][data-task-key="extract"] [data-testid=jo-attempts]')).to_have_count(
-        0
-    )
+    expect(
+        run_view.locator('[data-testid=jo-task][data-task-key="extract"] [data-testid=jo-attempts]')
+    ).to_have_count(0)
     assert_no_horizontal_scroll(page, "the failed run view")
     failed.locator("[data-testid=jo-traceback-toggle]").click()
     expect(failed.locator("[data-testid=jo-traceback]")).to_be_visible()
@@ -316,7 +319,9 @@ def test_unreachable_server_shows_a_stale_banner_with_retry(
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("Cannot reach the server")
     expect(sidebar.locator(".jo-panel")).to_have_attribute("data-stale", "true")
-    expect(sidebar.locator("[data-testid=jo-jobs] .jo-job").first).to_be_visible()  # last content kept, greyed
+    expect(
+        sidebar.locator("[data-testid=jo-jobs] .jo-job").first
+    ).to_be_visible()  # last content kept, greyed
     page.unroute("**/jupyter-orchestrate/api/**")
     banner.locator("[data-testid=jo-retry]").click()
     expect(banner).to_have_count(0)

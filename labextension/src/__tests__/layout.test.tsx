@@ -262,7 +262,10 @@ describe('counts and long names', () => {
     const tasks = new Map<string, { depends_on?: string[] }>();
     for (const item of items) {
       const [path, metadata] = [...item.querySelectorAll('code')].map(c => c.textContent ?? '');
-      const key = path.split('/').pop()!.replace(/\.ipynb$/, '');
+      const key = path
+        .split('/')
+        .pop()!
+        .replace(/\.ipynb$/, '');
       tasks.set(key, (JSON.parse(`{${metadata}}`) as { orchestrate: { depends_on?: string[] } }).orchestrate);
       expect(path.split('/')[0]).toBe('sales'); // one folder: one job
     }
@@ -339,7 +342,9 @@ describe('notifications', () => {
   });
 
   it('runFinishedText names the failing task and error', () => {
-    expect(runFinishedText(failedRun())).toBe('Run 2 of repair_demo failed: validate: ValueError: threshold is not set');
+    expect(runFinishedText(failedRun())).toBe(
+      'Run 2 of repair_demo failed: validate: ValueError: threshold is not set'
+    );
     expect(runFinishedText({ ...failedRun(), status: 'succeeded' })).toBe('Run 2 of repair_demo succeeded');
   });
 });
