@@ -228,6 +228,12 @@ def test_narrow_sidebar_has_no_horizontal_scroll_and_shows_failures_first(
     assert node_labels[0] != node_labels[1], node_labels
     for twin in TWINS:
         expect(dag.locator(f'.jo-node[data-task-key="{twin}"] title')).to_contain_text(twin)
+    matrix_labels = [
+        job_view.locator(f'[data-testid=jo-matrix] tr[data-task-key="{t}"] td.jo-matrix-task') for t in TWINS
+    ]
+    for twin, label in zip(TWINS, matrix_labels, strict=True):
+        expect(label).to_have_attribute("title", twin)
+    assert matrix_labels[0].text_content() != matrix_labels[1].text_content()
     assert_no_horizontal_scroll(page, "the job view")
     dag.locator(f'.jo-node[data-task-key="{TWINS[1]}"]').click()
     detail = job_view.locator("[data-testid=jo-selected-task]")

@@ -10,6 +10,7 @@ import type { IActions } from '../actions';
 import type { AttemptError, JobDocument, RunDocument, TaskRunDocument } from '../api';
 import { countOf, middleEllipsis } from '../components/common';
 import { EmptyJobs, JobsList } from '../components/JobsList';
+import { Matrix } from '../components/Matrix';
 import { orderTaskRuns, RunView } from '../components/RunView';
 import { Panel, StaleBanner } from '../components/Sidebar';
 import { TaskDetail } from '../components/TaskDetail';
@@ -218,6 +219,22 @@ describe('counts and long names', () => {
     const cut = middleEllipsis('reconcile_intercompany_balances_eu', 16);
     expect(cut).toHaveLength(16);
     expect(cut).toMatch(/^reconcile.*….*_eu$/);
+  });
+
+  it('the matrix tells twins apart: labels cut in the middle, full keys in titles', () => {
+    const twins = ['reconcile_intercompany_balances_eu', 'reconcile_intercompany_balances_us'];
+    const { container, unmount } = render(
+      <Matrix
+        taskKeys={twins}
+        runs={[{ run_id: 1, status: 'succeeded', task_statuses: { [twins[0]]: 'succeeded', [twins[1]]: 'failed' } }]}
+        onOpenRun={() => undefined}
+      />
+    );
+    const labels = [...container.querySelectorAll<HTMLElement>('tbody td.jo-matrix-task')];
+    expect(labels.map(l => l.title)).toEqual(twins);
+    expect(labels[0].textContent).not.toBe(labels[1].textContent);
+    expect(labels[0].textContent).toMatch(/^reconcile.*….*_eu$/);
+    unmount();
   });
 
   it('the jobs list says "1 task", ellipsizes names with their full text in a title, and disables Run', () => {

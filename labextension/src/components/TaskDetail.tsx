@@ -296,6 +296,8 @@ export function TaskDetail(props: {
           {taskRun.status_reason}
         </div>
       )}
+      {/* the failure (cell, error) before the details of what ran: failures first */}
+      {error && <Failure error={error} attempt={attempt} actions={actions} />}
       {attempt && Object.keys(attempt.parameters ?? {}).length > 0 && (
         <div>
           <div className="jo-section-title">Parameters</div>
@@ -316,7 +318,6 @@ export function TaskDetail(props: {
           </pre>
         </div>
       )}
-      {error && <Failure error={error} attempt={attempt} actions={actions} />}
       <Attempts attempts={taskRun.attempts ?? []} actions={actions} />
     </div>
   );
