@@ -22,11 +22,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
 from jupyter_orchestrate.environments import redact_value, secret_names
 from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
@@ -104,6 +105,56 @@ def task_parameters(
     params.update(render(task.parameters, context))
     params.update({k: v for k, v in overrides.items() if k in declared or k in task.parameters})
     return params
+
+
+REASON_EVALUE_CHARS = 200  # an error's message in a run's headline: its first line, at most this long
+
+
+def _headline(text: str) -> str:
+    line = next((x.strip() for x in text.splitlines() if x.strip()), "")
+    return line if len(line) <= REASON_EVALUE_CHARS else line[: REASON_EVALUE_CHARS - 1] + "…"
+
+
+def root_causes(dag: Dag, statuses: Mapping[str, TaskRunStatus]) -> list[str]:
+    """The task runs that made a run fail: those that failed or timed out themselves (not ``upstream_failed``
+    or canceled) among the unsuccessful leaves and everything upstream of them, in topological order."""
+    suspects: set[str] = set()
+    for leaf in dag.leaves():
+        if statuses[leaf].is_failure:
+            suspects |= {leaf} | dag.upstream_of(leaf)
+    return [k for k in dag.order if k in suspects and statuses[k] in (S.failed, S.timed_out)]
+
+
+def failed_run_reason(
+    dag: Dag, statuses: Mapping[str, TaskRunStatus], errors: Mapping[str, AttemptError | None]
+) -> str:
+    """A failed run's ``status_reason``, failures first: the root-cause task runs (:func:`root_causes`) with
+    their cell and error, then the leaf tasks that did not succeed because of them, e.g.
+    ``validate failed in cell 4: ValueError: threshold is not set; not run: publish``.
+
+    Args:
+        dag: the run's task graph. statuses: every task run's final status by task key.
+        errors: the latest attempt's error by task key (missing or None: the task has none recorded).
+
+    Returns: one line. Without an errored task (e.g. a leaf was canceled) it names the unsuccessful leaves.
+    """
+    leaves = [k for k in dag.leaves() if statuses[k].is_failure]
+    causes = root_causes(dag, statuses)
+    if not causes:
+        return f"leaf task(s) not successful: {', '.join(leaves)}"
+    parts = []
+    for key in causes:
+        text = f"{key} {'timed out' if statuses[key] == S.timed_out else 'failed'}"
+        error = errors.get(key)
+        if error is not None:
+            located = error.cell_index is not None or error.kind == AttemptErrorKind.cell_error
+            where = f" in {cell_label(error.cell_index)}" if located else ""
+            evalue = _headline(error.evalue)
+            text += f"{where}: {error.ename}: {evalue}" if evalue else f"{where}: {error.ename}"
+        parts.append(text)
+    reason = "; ".join(parts)
+    others = [k for k in leaves if k not in causes]
+    return f"{reason}; not run: {', '.join(others)}" if others else reason
 
 
 class Runner:
@@ -498,11 +549,22 @@ class Runner:
         status = self.active.final_status()
         reason = self.cancel_reason if status == RunStatus.canceled else None
         if status == RunStatus.failed:
-            failed = [k for k in self.active.dag.leaves() if self.active.states[k].status.is_failure]
-            reason = f"leaf task(s) not successful: {', '.join(failed)}"
+            reason = self._clean(self._failed_reason())
         self.store.finish_run(self.run_id, status, reason)
         self._emit(RunStatusEvent(run_id=self.run_id, status=status, reason=reason))
         return status
+
+    def _failed_reason(self) -> str:
+        """The failed run's headline (:func:`failed_run_reason`), with the errors as the store recorded them."""
+        errors: dict[str, AttemptError | None] = {}
+        try:
+            for task_run in self.store.get_run(self.run_id).task_runs:
+                last = task_run.last_attempt
+                errors[task_run.task_key] = last.error if last else None
+        except StoreError:  # the headline still names the tasks
+            log.warning("cannot read the errors of run %s for its status reason", self.run_id, exc_info=True)
+        statuses = {k: s.status for k, s in self.active.states.items()}
+        return failed_run_reason(self.active.dag, statuses, errors)
 
     def _heartbeat(self, stop: threading.Event) -> None:
         """Renew the run's heartbeat until ``stop`` is set, on a connection of its own (never waits for the loop).

@@ -13,7 +13,7 @@ import {
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 import { IStateDB } from '@jupyterlab/statedb';
-import { LabIcon } from '@jupyterlab/ui-components';
+import { buildIcon, LabIcon, launchIcon, runIcon, tagIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from './actions';
 import { api, JobDocument, RunDocument, OrchestrateApiError } from './api';
@@ -21,6 +21,7 @@ import { OrchestrateSidebar } from './components/Sidebar';
 import { repairDialog, runDialog, taskSettingsDialog } from './dialogs';
 import { OrchestrateModel } from './model';
 import { setupRestore } from './restore';
+import { confirmCancelRun, RunNotifications } from './notifications';
 
 const PLUGIN_ID = 'jupyter-orchestrate:plugin';
 
@@ -94,6 +95,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     router: IRouter | null
   ) => {
     const model = new OrchestrateModel({ events: app.serviceManager.events });
+    const notifications = new RunNotifications();
 
     const actions: IActions = {
       runJob: async (job: JobDocument) => {
@@ -119,6 +121,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
             keys => api.planRepair(run.run_id, { task_keys: keys }),
             async request => {
               await model.repair(run.run_id, request);
+              notifications.dismiss(run.run_id); // the earlier "failed" no longer holds
               model.show({ kind: 'run', runId: run.run_id });
             }
           );
@@ -128,6 +131,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       },
       cancelRun: async (runId: number) => {
         try {
+          if (!(await confirmCancelRun(runId, model.runs.get(runId)?.job))) {
+            return;
+          }
           await model.cancel(runId);
         } catch (error) {
           await showErrorMessage('Cannot cancel the run', message(error));
@@ -153,30 +159,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     setupRestore({ app, model, sidebarId: sidebar.id, state, router });
     void model.refresh();
 
-    model.runFinished.connect((_, run) => {
-      const text = `Run ${run.run_id} of ${run.job} ${run.status}`;
-      const options = {
-        autoClose: run.status === 'succeeded' ? 5000 : (false as const),
-        actions: [
-          {
-            label: 'Open run',
-            callback: () => {
-              app.shell.activateById(sidebar.id);
-              model.show({ kind: 'run', runId: run.run_id });
-            }
-          }
-        ]
-      };
-      if (run.status === 'succeeded') {
-        Notification.success(text, options);
-      } else {
-        const failed = run.task_runs.find(t => t.error);
-        Notification.error(
-          failed?.error ? `${text}: ${failed.task_key}: ${failed.error.ename}: ${failed.error.evalue}` : text,
-          options
-        );
-      }
-    });
+    model.runFinished.connect((_, run) =>
+      notifications.finished(run, () => {
+        app.shell.activateById(sidebar.id);
+        model.show({ kind: 'run', runId: run.run_id });
+      })
+    );
 
     app.commands.addCommand(CommandIDs.open, {
       label: 'Open Orchestrate Panel',
@@ -185,6 +173,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.openRun, {
       label: args => `Open Run ${args.runId ?? ''}`,
+      icon: launchIcon,
       execute: args => {
         app.shell.activateById(sidebar.id);
         model.show({ kind: 'run', runId: Number(args.runId) });
@@ -192,6 +181,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.runJob, {
       label: 'Run Notebook Job…',
+      icon: runIcon,
       execute: async args => {
         const jobs = (await api.listJobs()).filter(j => j.valid);
         let jobId = args.jobId as string | undefined;
@@ -213,6 +203,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.repairLastFailed, {
       label: 'Repair Last Failed Run',
+      icon: buildIcon,
       execute: async () => {
         const { runs } = await api.listRuns({ status: 'failed', limit: 1 });
         if (runs.length === 0) {
@@ -225,6 +216,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.tagParameters, {
       label: 'Tag Cell as Parameters',
+      icon: tagIcon,
       isEnabled: () => !!notebooks?.activeCell,
       execute: () => {
         const cell = notebooks?.activeCell;

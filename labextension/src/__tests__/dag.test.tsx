@@ -36,9 +36,18 @@ const overlap = (a: { x: number; y: number; width: number; height: number }, b: 
 describe('labels', () => {
   it('truncateLabel cuts long labels with an ellipsis, within maxChars', () => {
     expect(truncateLabel('silver', 10)).toBe('silver');
-    expect(truncateLabel('gold_country_totals', 8)).toBe('gold_co…');
+    expect(truncateLabel('gold_country_totals', 8)).toBe('gold_…ls');
     expect(truncateLabel('gold_country_totals', 8)).toHaveLength(8);
     expect(truncateLabel('abc', 1)).toBe('a');
+  });
+
+  it('truncateLabel keeps the end, so keys that differ only at the end stay apart', () => {
+    const eu = truncateLabel('reconcile_intercompany_balances_eu', 20);
+    const us = truncateLabel('reconcile_intercompany_balances_us', 20);
+    expect(eu).toHaveLength(20);
+    expect(eu).not.toBe(us);
+    expect(eu.startsWith('reconcile_')).toBe(true);
+    expect(eu.endsWith('_eu')).toBe(true);
   });
 
   it('nodeBox sizes nodes by their label, between the minimum and maximum width', () => {
@@ -49,7 +58,7 @@ describe('labels', () => {
     expect(medium.width).toBeGreaterThan(short.width);
     expect(long.width).toBeLessThanOrEqual(DAG_DEFAULTS.maxNodeWidth);
     expect(long.width).toBeGreaterThan(medium.width);
-    expect(long.label.endsWith('…')).toBe(true);
+    expect(long.label).toContain('…');
     expect(long.label.length * DAG_DEFAULTS.charWidth).toBeLessThanOrEqual(DAG_DEFAULTS.maxNodeWidth);
   });
 });

@@ -5,6 +5,7 @@
 import React, { useId, useMemo } from 'react';
 import * as dagre from '@dagrejs/dagre';
 import { statusClass } from '../status';
+import { middleEllipsis } from './common';
 
 export interface IDagEdge {
   upstream: string;
@@ -63,12 +64,9 @@ export const DAG_DEFAULTS: IDagOptions = {
   maxNodeWidth: 150
 };
 
-/** Shorten a label to at most `maxChars` characters, ending with an ellipsis when cut. */
+/** Shorten a label to at most `maxChars` characters, cut in the middle (`middleEllipsis`) so twins stay apart. */
 export function truncateLabel(label: string, maxChars: number): string {
-  if (label.length <= maxChars) {
-    return label;
-  }
-  return maxChars <= 1 ? label.slice(0, Math.max(0, maxChars)) : `${label.slice(0, maxChars - 1)}…`;
+  return middleEllipsis(label, maxChars);
 }
 
 /** The label shown in a node and the node's width, from the task key. */

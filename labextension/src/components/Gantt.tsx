@@ -5,7 +5,7 @@
 import React, { useEffect, useRef, useState } from 'react';
 
 import type { AttemptDocument, TaskRunDocument } from '../api';
-import { formatSeconds } from './common';
+import { formatSeconds, middleEllipsis } from './common';
 import { statusClass } from '../status';
 
 /** One attempt's bar; `start` and `end` are seconds since the run's start. */
@@ -178,7 +178,7 @@ export function ganttLayout(data: IGanttData, width: number): IGanttLayout {
   const rowY = (row: number) => s.axisHeight + row * s.rowHeight;
   const rows = data.rows.map((key, row) => ({
     key,
-    label: key.length > maxChars ? `${key.slice(0, maxChars - 1)}…` : key,
+    label: middleEllipsis(key, maxChars),
     y: rowY(row),
     hasBars: data.bars.some(b => b.row === row)
   }));

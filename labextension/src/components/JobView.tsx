@@ -4,7 +4,7 @@
  * is refetched (debounced) whenever the model changes, so live events update the view.
  */
 import React, { useEffect, useState } from 'react';
-import { Button } from '@jupyterlab/ui-components';
+import { Button, runIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
 import {
@@ -18,7 +18,7 @@ import {
 } from '../api';
 import { isTerminal } from '../status';
 import { OrchestrateModel } from '../model';
-import { ErrorText, formatSeconds, RunCell, StatusBadge } from './common';
+import { countOf, ErrorText, formatSeconds, RunCell, StatusBadge } from './common';
 import { Dag } from './Dag';
 import { IMatrixRun, Matrix, matrixColumns, matrixTaskKeys } from './Matrix';
 import { formatTime } from './RunView';
@@ -103,10 +103,14 @@ function TaskSpec(props: { task: TaskDocument; selected: boolean; onSelect: (tas
       data-task-key={task.task_key}
     >
       <div className="jo-row jo-wrap">
-        <button className="jo-link jo-task-key" onClick={() => props.onSelect(task.task_key)}>
+        <button
+          className="jo-link jo-task-key jo-ellipsis"
+          title={task.task_key}
+          onClick={() => props.onSelect(task.task_key)}
+        >
           {task.task_key}
         </button>
-        <span className="jo-muted" title={task.notebook_path ?? task.notebook}>
+        <span className="jo-muted jo-ellipsis" title={task.notebook_path ?? task.notebook}>
           {task.notebook}
         </span>
       </div>
@@ -287,7 +291,7 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
   return (
     <div className="jo-body jo-job-view" data-testid="jo-job-view" data-job-id={jobId}>
       <div className="jo-row">
-        <span className="jo-job-name" title={shownJob.job_id}>
+        <span className="jo-job-name jo-ellipsis" title={shownJob.name}>
           {shownJob.name}
         </span>
         <Button
@@ -298,6 +302,7 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
           title={shownJob.valid ? `Run ${shownJob.name} with parameters` : 'Fix the problems first'}
           onClick={() => void actions.runJob(shownJob)}
         >
+          <runIcon.react tag="span" className="jo-button-icon" />
           Run
         </Button>
       </div>
@@ -306,8 +311,8 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
           {shownJob.description}
         </div>
       )}
-      <div className="jo-muted">
-        {shownJob.job_id} · {tasks.length} task{tasks.length === 1 ? '' : 's'}
+      <div className="jo-muted jo-path" title={shownJob.job_id}>
+        {shownJob.job_id} · {countOf(tasks.length, 'task')}
         {shownJob.max_parallel_tasks ? ` · up to ${shownJob.max_parallel_tasks} in parallel` : ''}
       </div>
       {shownJob.problems.length > 0 && (

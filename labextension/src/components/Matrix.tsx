@@ -5,7 +5,10 @@
 import React from 'react';
 
 import type { TaskRunDocument, RunStatus } from '../api';
-import { RunCell } from './common';
+import { middleEllipsis, RunCell } from './common';
+
+/** Characters of a task key the matrix's narrow first column shows (cut in the middle; the title has it all). */
+export const MATRIX_LABEL_CHARS = 16;
 
 /** What the matrix needs of a run: a full run document (task_runs) or a list result (task_statuses). */
 export interface IMatrixRun {
@@ -94,7 +97,7 @@ export function Matrix(props: {
           {props.taskKeys.map(key => (
             <tr key={key} data-task-key={key}>
               <td className="jo-matrix-task" title={key}>
-                {key}
+                {middleEllipsis(key, MATRIX_LABEL_CHARS)}
               </td>
               {columns.map(run => {
                 const status = taskStatusInRun(run, key);

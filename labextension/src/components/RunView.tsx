@@ -7,8 +7,8 @@ import { Clipboard, Notification } from '@jupyterlab/apputils';
 import { Button, linkIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
-import { RepairDocument, RunDocument, RunStatus } from '../api';
-import { isActive, isTerminal, isUnsuccessful } from '../status';
+import { RepairDocument, RunDocument, RunStatus, TaskRunDocument } from '../api';
+import { isActive, isErrored, isTerminal, isUnsuccessful } from '../status';
 import { OrchestrateModel } from '../model';
 import { runLink } from '../restore';
 import { ErrorText, formatSeconds, StatusBadge } from './common';
@@ -23,6 +23,35 @@ export function canCancel(status: RunStatus | string): boolean {
 /** True when a run is finished and some task run is unsuccessful (failed, timed_out, upstream_failed, canceled). */
 export function canRepair(run: Pick<RunDocument, 'status' | 'task_runs'>): boolean {
   return isTerminal(run.status) && (run.task_runs ?? []).some(t => isUnsuccessful(t.status));
+}
+
+/** How early a task run's card comes in the run view: its own failure first, then other unsuccessful ones, then
+ * what is in progress, then what waits, then what is done. */
+function taskRank(status: string): number {
+  if (isErrored(status)) {
+    return 0;
+  }
+  if (isUnsuccessful(status)) {
+    return 1;
+  }
+  if (isActive(status) || status === 'up_for_retry') {
+    return 2;
+  }
+  return status === 'pending' ? 3 : 4;
+}
+
+/**
+ * The run view's task runs, failures first: `failed` are the task runs whose own attempt failed or timed out
+ * (shown at the top with their cell and error), `others` the rest ordered by `taskRank`; the run's order is kept
+ * within a rank.
+ */
+export function orderTaskRuns<T extends Pick<TaskRunDocument, 'status'>>(taskRuns: T[]): { failed: T[]; others: T[] } {
+  const ranked = taskRuns.map((t, i) => ({ t, i, rank: taskRank(t.status) }));
+  ranked.sort((a, b) => a.rank - b.rank || a.i - b.i);
+  return {
+    failed: ranked.filter(r => r.rank === 0).map(r => r.t),
+    others: ranked.filter(r => r.rank !== 0).map(r => r.t)
+  };
 }
 
 /** A server time in the browser's locale, or '' when missing. */
@@ -92,7 +121,7 @@ function RunHeader(props: { model: OrchestrateModel; run: RunDocument; now: numb
   return (
     <div className="jo-run-header">
       <div className="jo-row jo-wrap">
-        <span className="jo-job-name">Run {run.run_id}</span>
+        <span className="jo-job-name jo-ellipsis">Run {run.run_id}</span>
         <span data-testid="jo-run-status">
           <StatusBadge status={run.status} />
         </span>
@@ -135,11 +164,18 @@ function RunHeader(props: { model: OrchestrateModel; run: RunDocument; now: numb
       <div>
         Job{' '}
         {jobId ? (
-          <button className="jo-link" data-testid="jo-job-link" onClick={() => model.show({ kind: 'job', jobId })}>
+          <button
+            className="jo-link jo-path"
+            data-testid="jo-job-link"
+            title={jobId}
+            onClick={() => model.show({ kind: 'job', jobId })}
+          >
             {run.job}
           </button>
         ) : (
-          <span title={run.job_path}>{run.job}</span>
+          <span className="jo-path" title={run.job_path}>
+            {run.job}
+          </span>
         )}
       </div>
       {run.status_reason && (
@@ -177,7 +213,7 @@ export function RunView(props: { model: OrchestrateModel; runId: number; actions
   const run = model.runs.get(runId);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [selected, setSelected] = useState<string | null>(null);
-  const tasksRef = useRef<HTMLDivElement>(null);
+  const viewRef = useRef<HTMLDivElement>(null);
   const loaded = run !== undefined;
   useEffect(() => {
     if (loaded) {
@@ -205,35 +241,46 @@ export function RunView(props: { model: OrchestrateModel; runId: number; actions
   }
   const select = (taskKey: string) => {
     setSelected(taskKey);
-    const items = tasksRef.current?.querySelectorAll<HTMLElement>('[data-testid="jo-task"]') ?? [];
+    const items = viewRef.current?.querySelectorAll<HTMLElement>('[data-testid="jo-task"]') ?? [];
     const item = Array.from(items).find(el => el.dataset.taskKey === taskKey);
     item?.scrollIntoView?.({ block: 'nearest', behavior: 'smooth' });
   };
-  const taskRuns = run.task_runs ?? [];
+  const { failed, others } = orderTaskRuns(run.task_runs ?? []);
+  const card = (taskRun: TaskRunDocument) => (
+    <TaskDetail
+      key={taskRun.task_key}
+      taskRun={taskRun}
+      progress={model.progress.get(`${run.run_id}/${taskRun.task_key}`)}
+      actions={actions}
+      selected={selected === taskRun.task_key}
+      defaultCollapsed={taskRun.status === 'succeeded'}
+    />
+  );
   return (
     <div
       className="jo-body jo-run-view"
       data-testid="jo-run-view"
       data-run-status={run.status}
       data-run-id={run.run_id}
+      ref={viewRef}
     >
       <RunHeader model={model} run={run} now={now} actions={actions} />
+      {failed.length > 0 && (
+        <div className="jo-tasks jo-failed-tasks" data-testid="jo-failed-tasks">
+          <div className="jo-section-title jo-error-text">Failed</div>
+          {failed.map(card)}
+        </div>
+      )}
       <div>
         <div className="jo-section-title">Timeline</div>
         <Gantt run={run} now={now} selected={selected} onSelect={select} />
       </div>
-      <div className="jo-tasks" ref={tasksRef}>
-        <div className="jo-section-title">Tasks</div>
-        {taskRuns.map(taskRun => (
-          <TaskDetail
-            key={taskRun.task_key}
-            taskRun={taskRun}
-            progress={model.progress.get(`${run.run_id}/${taskRun.task_key}`)}
-            actions={actions}
-            selected={selected === taskRun.task_key}
-          />
-        ))}
-      </div>
+      {others.length > 0 && (
+        <div className="jo-tasks" data-testid="jo-other-tasks">
+          <div className="jo-section-title">{failed.length > 0 ? 'Other tasks' : 'Tasks'}</div>
+          {others.map(card)}
+        </div>
+      )}
       <Repairs repairs={run.repairs ?? []} />
     </div>
   );

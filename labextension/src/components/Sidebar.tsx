@@ -1,7 +1,7 @@
-/** The "Orchestrate" left sidebar: routes between the Jobs, Job and Run views. */
+/** The "Orchestrate" left sidebar: routes between the Jobs, Job and Run views (`Panel`), under a stale banner. */
 import React from 'react';
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
-import { refreshIcon, ToolbarButtonComponent, caretLeftIcon } from '@jupyterlab/ui-components';
+import { Button, caretLeftIcon, refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
 import { OrchestrateModel } from '../model';
@@ -9,7 +9,27 @@ import { JobsList } from './JobsList';
 import { JobView } from './JobView';
 import { RunView } from './RunView';
 
-function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Element {
+/**
+ * The banner shown while the server cannot be reached (`error`: the model's `jobsError`): what the panel shows is
+ * what was last loaded and may be out of date; Retry refreshes.
+ */
+export function StaleBanner(props: { error: string | null; onRetry: () => void }): JSX.Element | null {
+  if (!props.error) {
+    return null;
+  }
+  return (
+    <div className="jo-banner jo-banner-error" role="alert" data-testid="jo-stale-banner">
+      <div className="jo-banner-text">
+        <b>Cannot reach the server</b>: {props.error}. What is shown may be out of date.
+      </div>
+      <Button small className="jp-mod-styled jp-mod-reject" data-testid="jo-retry" onClick={props.onRetry}>
+        Retry
+      </Button>
+    </div>
+  );
+}
+
+export function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Element {
   const { model, actions } = props;
   const view = model.view;
   let title = 'Orchestrate: jobs';
@@ -33,7 +53,7 @@ function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Eleme
     }
   };
   return (
-    <div className="jo-panel" data-view={view.kind}>
+    <div className="jo-panel" data-view={view.kind} data-stale={model.jobsError ? 'true' : 'false'}>
       <div className="jo-header">
         {view.kind !== 'jobs' && <ToolbarButtonComponent icon={caretLeftIcon} tooltip="Back" onClick={back} />}
         <span className="jo-title" title={title}>
@@ -41,6 +61,7 @@ function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Eleme
         </span>
         <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
       </div>
+      <StaleBanner error={model.jobsError} onRetry={() => void model.refresh()} />
       {body}
     </div>
   );

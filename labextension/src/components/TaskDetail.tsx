@@ -2,15 +2,15 @@
  * One task run of a run: status, attempts, live progress, parameters, task values, and for a failure the failing
  * cell, the error, the traceback (ANSI colours rendered) and a button to open the executed notebook at that cell.
  */
-import React, { useState } from 'react';
-import { Button } from '@jupyterlab/ui-components';
+import React, { useEffect, useState } from 'react';
+import { Button, caretDownIcon, caretRightIcon } from '@jupyterlab/ui-components';
 
 import type { IActions } from '../actions';
 import type { AttemptDocument, AttemptEnvironment, AttemptError, TaskRunDocument } from '../api';
 import type { IProgress } from '../model';
 import { isErrored, isUnsuccessful } from '../status';
 import { stripAnsi, tracebackToHtml } from './ansi';
-import { cellLabel, formatSeconds, StatusBadge } from './common';
+import { cellLabel, countOf, formatSeconds, StatusBadge } from './common';
 
 /** The task run's latest attempt (highest repair, then attempt number), or null before the first. */
 export function lastAttempt(taskRun: Pick<TaskRunDocument, 'attempts'>): AttemptDocument | null {
@@ -180,14 +180,27 @@ export function Attempts(props: { attempts: AttemptDocument[]; actions: IActions
   );
 }
 
-/** One task run of a run, with its live progress (`progress`: the model's progress entry for it). */
+/**
+ * One task run of a run, with its live progress (`progress`: the model's progress entry for it).
+ * `defaultCollapsed`: show only the header line (key, status, attempts, duration) until the user expands it
+ * (a click on the header) or selects it; the run view collapses succeeded task runs this way.
+ */
 export function TaskDetail(props: {
   taskRun: TaskRunDocument;
   progress?: IProgress;
   actions: IActions;
   selected?: boolean;
+  defaultCollapsed?: boolean;
 }): JSX.Element {
   const { taskRun, actions } = props;
+  // null: follow `defaultCollapsed` (a running card collapses when it succeeds); else the user's choice
+  const [userCollapsed, setUserCollapsed] = useState<boolean | null>(null);
+  useEffect(() => {
+    if (props.selected) {
+      setUserCollapsed(false); // selecting a task (timeline, DAG) shows it in full
+    }
+  }, [props.selected]);
+  const collapsed = userCollapsed ?? props.defaultCollapsed ?? false;
   const attempt = lastAttempt(taskRun);
   const error = taskRun.error ?? attempt?.error ?? null;
   const failed = isErrored(taskRun.status);
@@ -197,20 +210,70 @@ export function TaskDetail(props: {
     (taskRun.status === 'upstream_failed' ||
       taskRun.status === 'skipped' ||
       (isUnsuccessful(taskRun.status) && !error));
-  const classes = ['jo-task', failed ? 'jo-task-failed' : '', props.selected ? 'jo-selected' : '']
+  const classes = [
+    'jo-task',
+    failed ? 'jo-task-failed' : '',
+    props.selected ? 'jo-selected' : '',
+    collapsed ? 'jo-collapsed' : ''
+  ]
     .filter(Boolean)
     .join(' ');
-  return (
-    <div className={classes} data-testid="jo-task" data-task-key={taskRun.task_key} data-status={taskRun.status}>
-      <div className="jo-row jo-wrap">
-        <b className="jo-task-key">{taskRun.task_key}</b>
-        <StatusBadge status={taskRun.status} />
-        <span className="jo-muted">
-          {taskRun.attempt_count} attempt{taskRun.attempt_count === 1 ? '' : 's'}
-          {taskRun.duration_seconds !== null ? ` · ${formatSeconds(taskRun.duration_seconds)}` : ''}
-        </span>
+  const toggle = () => setUserCollapsed(!collapsed);
+  const facts =
+    countOf(taskRun.attempt_count, 'attempt') +
+    (taskRun.duration_seconds !== null ? ` · ${formatSeconds(taskRun.duration_seconds)}` : '');
+  const caret = collapsed ? caretRightIcon : caretDownIcon;
+  const summary = (
+    <div
+      className="jo-row jo-task-header"
+      data-testid="jo-task-header"
+      role="button"
+      tabIndex={0}
+      aria-expanded={!collapsed}
+      title={collapsed ? `Show ${taskRun.task_key}` : `Hide the details of ${taskRun.task_key}`}
+      onClick={toggle}
+      onKeyDown={event => {
+        if (event.key === 'Enter' || event.key === ' ') {
+          event.preventDefault();
+          toggle();
+        }
+      }}
+    >
+      <caret.react tag="span" className="jo-caret" />
+      <b className="jo-task-key jo-ellipsis" title={taskRun.task_key}>
+        {taskRun.task_key}
+      </b>
+      <StatusBadge status={taskRun.status} />
+      <span className="jo-muted jo-ellipsis jo-task-facts" title={facts}>
+        {facts}
+      </span>
+    </div>
+  );
+  if (collapsed) {
+    return (
+      <div
+        className={classes}
+        data-testid="jo-task"
+        data-task-key={taskRun.task_key}
+        data-status={taskRun.status}
+        data-collapsed="true"
+      >
+        {summary}
       </div>
-      <div className="jo-muted">{taskRun.notebook}</div>
+    );
+  }
+  return (
+    <div
+      className={classes}
+      data-testid="jo-task"
+      data-task-key={taskRun.task_key}
+      data-status={taskRun.status}
+      data-collapsed="false"
+    >
+      {summary}
+      <div className="jo-muted jo-path" title={taskRun.notebook}>
+        {taskRun.notebook}
+      </div>
       {(taskRun.warnings ?? []).map(warning => (
         <div key={warning} className="jo-warning" data-testid="jo-task-warning">
           warning: {warning}
@@ -233,6 +296,8 @@ export function TaskDetail(props: {
           {taskRun.status_reason}
         </div>
       )}
+      {/* the failure (cell, error) before the details of what ran: failures first */}
+      {error && <Failure error={error} attempt={attempt} actions={actions} />}
       {attempt && Object.keys(attempt.parameters ?? {}).length > 0 && (
         <div>
           <div className="jo-section-title">Parameters</div>
@@ -253,7 +318,6 @@ export function TaskDetail(props: {
           </pre>
         </div>
       )}
-      {error && <Failure error={error} attempt={attempt} actions={actions} />}
       <Attempts attempts={taskRun.attempts ?? []} actions={actions} />
     </div>
   );

@@ -32,6 +32,28 @@ export function cellLabel(cellIndex: number | null): string {
   return cellIndex === null ? 'the injected-parameters cell' : `cell ${cellIndex + 1}`;
 }
 
+/** `1 task`, `2 tasks`, `0 attempts`: a count with its noun, plural unless the count is 1 (`plural` for irregulars). */
+export function countOf(count: number, noun: string, plural = `${noun}s`): string {
+  return `${count} ${count === 1 ? noun : plural}`;
+}
+
+/**
+ * Shorten `text` to at most `maxChars` characters with an ellipsis in the middle, keeping its end: the end is
+ * what tells `reconcile_intercompany_eu` from `reconcile_intercompany_us` (a tail cut would show both as
+ * `reconcile_interco…`). The full text belongs in a title (hover) next to it.
+ */
+export function middleEllipsis(text: string, maxChars: number): string {
+  if (text.length <= maxChars) {
+    return text;
+  }
+  if (maxChars <= 1) {
+    return text.slice(0, Math.max(0, maxChars));
+  }
+  const tail = Math.floor((maxChars - 1) * 0.4);
+  const head = maxChars - 1 - tail;
+  return `${text.slice(0, head)}…${tail > 0 ? text.slice(text.length - tail) : ''}`;
+}
+
 /** `12.3 s`, `4.1 min`; empty for null. */
 export function formatSeconds(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined) {
