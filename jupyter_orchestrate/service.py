@@ -45,12 +45,12 @@ from jupyter_orchestrate.scheduling.policy import effective_paused, named_schedu
 from jupyter_orchestrate.schemas.documents import (
     FireDocument,
     JobDocument,
-    TaskSettingsDocument,
     JobListDocument,
     RepairPlanDocument,
     RunDocument,
     RunListDocument,
     ScheduleDocument,
+    TaskSettingsDocument,
 )
 from jupyter_orchestrate.schemas.events import RunStatusEvent
 from jupyter_orchestrate.store import RunOwner, ScheduleState, Store
