@@ -19,7 +19,9 @@ import type {
   RunStatus,
   SchedulesDocument,
   StartRunRequest,
-  StreamEvent
+  StreamEvent,
+  TaskSettingsCheckRequest,
+  TaskSettingsDocument
 } from './documents';
 import { isTerminal } from './status';
 
@@ -117,6 +119,12 @@ export const api = {
       body: JSON.stringify(changes),
       headers: { 'Content-Type': 'application/json' }
     }),
+  /** Check a task settings change without writing it: the notebook's resulting `metadata.orchestrate`. */
+  checkTaskSettings: (jobId: string, taskKey: string, request: TaskSettingsCheckRequest) =>
+    requestAPI<TaskSettingsDocument>(
+      `jobs/${encodeJobId(jobId)}/tasks/${encodeURIComponent(taskKey)}/validate`,
+      post(request)
+    ),
   pauseSchedule: (jobId: string, name: string) =>
     requestAPI<SchedulesDocument>(scheduleEndpoint(jobId, name, 'pause'), post({})).then(r => r.schedules),
   resumeSchedule: (jobId: string, name: string) =>

@@ -214,6 +214,7 @@ export function RunView(props: { model: OrchestrateModel; runId: number; actions
             progress={model.progress.get(`${run.run_id}/${taskRun.task_key}`)}
             actions={actions}
             selected={selected === taskRun.task_key}
+            run={run}
           />
         ))}
       </div>
