@@ -107,7 +107,9 @@ def panel_state(page: Page) -> dict[str, Any]:
 
 def open_document(page: Page, path: str) -> None:
     """Open ``path`` as a user would (the file browser's open command) and wait for its kernel to be idle."""
-    page.evaluate("path => window.jupyterapp.commands.execute('docmanager:open', { path }).then(() => null)", path)
+    page.evaluate(
+        "path => window.jupyterapp.commands.execute('docmanager:open', { path }).then(() => null)", path
+    )
     page.wait_for_function(
         """path => { const w = window.jupyterapp.shell.currentWidget;
           return !!w && !!w.context && w.context.path === path && w.context.isReady
@@ -274,7 +276,9 @@ def test_executed_notebook_opens_read_only_without_a_kernel(lab_page: Page, lab_
     # the failing cell's error output is in view (not only the cell's top)
     active_cell = page.locator(f"{CURRENT_PANEL} .jp-Notebook .jp-Cell.jp-mod-active")
     expect(active_cell).to_contain_text("raise ValueError")
-    error_output = active_cell.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    error_output = active_cell.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+    )
     expect(error_output.first).to_contain_text("threshold is not set")
     deadline = time.monotonic() + 10
     while True:
@@ -300,8 +304,12 @@ def test_executed_notebook_opens_read_only_without_a_kernel(lab_page: Page, lab_
     assert panel_state(page)["dirty"] is False
 
     time.sleep(1)
-    assert api_ids(lab_server, "api/kernels") == kernels_before, "opening the executed notebook started a kernel"
-    assert api_ids(lab_server, "api/sessions") == sessions_before, "opening the executed notebook made a session"
+    assert api_ids(lab_server, "api/kernels") == kernels_before, (
+        "opening the executed notebook started a kernel"
+    )
+    assert api_ids(lab_server, "api/sessions") == sessions_before, (
+        "opening the executed notebook made a session"
+    )
     # the tab's title is a label only: the file was neither renamed nor rewritten
     assert executed_file.read_bytes() == executed_bytes
     assert panel_state(page)["path"] == executed_path
