@@ -84,8 +84,15 @@ export async function openExecuted(
   model.readOnly = true; // "Save" is disabled: the record of the run stays as it ran
   model.dirty = false; // loading may normalise the file (cell ids); nothing was edited
   readOnlyCells(widget);
-  // cells added later (the windowed notebook renders lazily, an undo) are read-only too
+  // cells added later (the windowed notebook renders lazily, a revert) are read-only too
   model.cells.changed.connect(() => readOnlyCells(widget));
+  // A read-only model still takes structural edits (command mode's insert, cut, paste) and `context.save()`
+  // would write them: any change is undone at once by reloading the record from disk.
+  model.stateChanged.connect((_, change) => {
+    if (change.name === 'dirty' && change.newValue === true && !widget.isDisposed) {
+      void widget.context.revert();
+    }
+  });
   app.shell.activateById(widget.id);
   await widget.revealed;
   readOnlyCells(widget);

@@ -302,6 +302,14 @@ def test_executed_notebook_opens_read_only_without_a_kernel(lab_page: Page, lab_
     page.wait_for_timeout(300)
     assert panel_state(page)["sources"] == sources, "a cell of the executed notebook could be edited"
     assert panel_state(page)["dirty"] is False
+    # and so are structural edits (command mode: insert above/below, cut): they are undone at once
+    page.keyboard.press("Escape")
+    for key in ("a", "b", "x"):
+        page.keyboard.press(key)
+    page.wait_for_timeout(1000)
+    assert panel_state(page)["sources"] == sources, "cells of the executed notebook could be added or cut"
+    assert panel_state(page)["dirty"] is False
+    assert all(panel_state(page)["cellsReadOnly"])
 
     time.sleep(1)
     assert api_ids(lab_server, "api/kernels") == kernels_before, (
