@@ -142,6 +142,13 @@ export async function editTaskSettings(
   saved: () => void | Promise<void>
 ): Promise<void> {
   const path = panel.context.path;
+  if (panel.context.model.readOnly) {
+    await showErrorMessage(
+      'Task settings',
+      `${path} is read-only (an executed notebook is the record of a run): open the task's notebook to change its settings.`
+    );
+    return;
+  }
   const location = taskLocation(path, await api.listJobs(), currentMetadata(panel));
   if (location === null) {
     await showErrorMessage(

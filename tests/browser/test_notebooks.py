@@ -233,7 +233,9 @@ def test_task_settings_write_nothing_behind_the_users_back(lab_page: Page, lab_s
 
 
 @pytest.mark.timeout(400)
-def test_executed_notebook_opens_read_only_without_a_kernel(lab_page: Page, lab_server: LabServer) -> None:
+def test_executed_notebook_opens_read_only_without_a_kernel(
+    lab_page: Page, lab_server: LabServer, screenshots
+) -> None:
     page = lab_page
     sidebar = open_sidebar(page)
     show_jobs_list(sidebar)
@@ -288,6 +290,7 @@ def test_executed_notebook_opens_read_only_without_a_kernel(lab_page: Page, lab_
         assert time.monotonic() < deadline, f"the error output is outside the viewport: {box}"
         page.wait_for_timeout(200)
 
+    screenshots(page, "executed-notebook.png")
     state = panel_state(page)
     assert state["readOnly"] is True, state
     assert state["dirty"] is False, state
