@@ -487,7 +487,9 @@ def _merge(*layers: TaskSettings | None) -> dict[str, Any]:
     return merged
 
 
-def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job | None, list[Problem]]:
+def validate_job(
+    path: str | Path, *, check_kernels: bool = True, overrides: dict[Path, dict[str, Any]] | None = None
+) -> tuple[Job | None, list[Problem]]:
     """Discover and validate the job in folder ``path`` (or the folder of a ``job.yaml`` given as ``path``).
 
     Checks, before any kernel starts: ``job.yaml`` schema, notebooks (found by :func:`job_notebooks`) are
@@ -506,6 +508,9 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
       cell while the task has parameters, parameters that cannot be inspected (a non-Python notebook, a cell
       that is not Python; passed on unchecked), no kernelspec (python3). Also on :attr:`Task.warnings`.
 
+    ``overrides`` (resolved notebook path -> notebook dict) validates notebooks as if they held those dicts,
+    without writing them (the dry run of a task settings change, :func:`check_task_settings`).
+
     Returns: ``(job, problems)`` when no problem refuses the job (``problems`` may hold task errors and
     warnings), else ``(None, problems)``; problem paths are relative to the job folder's parent so that
     messages read like ``green_energy/job.yaml: tasks.x: ...``.
@@ -515,6 +520,8 @@ def validate_job(path: str | Path, *, check_kernels: bool = True) -> tuple[Job |
             lies outside, so the job is refused as a whole and the file is never read.
     """
     scan = _Scan.of(path, check_kernels)
+    if scan is not None and overrides:
+        scan.overrides = overrides
     if scan is None:
         return None, [
             Problem(str(path), "", "not a folder (a job is a folder of notebooks, with an optional job.yaml)")
@@ -550,6 +557,17 @@ class _Scan:
     job_file: JobFile = dataclasses.field(default_factory=JobFile)
     problems: list[Problem] = dataclasses.field(default_factory=list)
     kernels: dict[str, str] | None = None  # installed kernels, looked up once when a task needs them
+    overrides: dict[Path, dict[str, Any]] = dataclasses.field(
+        default_factory=dict
+    )  # resolved path -> notebook
+
+    def read(self, path: Path) -> tuple[dict[str, Any] | None, str | None]:
+        """:func:`read_notebook`, or the notebook dict that overrides the file (a dry run reads, never writes)."""
+        if self.overrides:
+            override = self.overrides.get(path.resolve())
+            if override is not None:
+                return override, None
+        return read_notebook(path)
 
     @classmethod
     def of(cls, path: str | Path, check_kernels: bool) -> _Scan | None:
@@ -638,7 +656,7 @@ def _task_entries(scan: _Scan, candidates: dict[Path, str]) -> _Entries:
     """Read the candidate notebooks and keep those that are tasks, with their ``metadata.orchestrate``
     settings validated (unreadable notebooks that look like tasks become tasks that fail)."""
     problems, show = scan.problems, scan.show
-    read = {nb_path: read_notebook(nb_path) for nb_path in candidates}
+    read = {nb_path: scan.read(nb_path) for nb_path in candidates}
     referenced = _referenced_keys(scan.job_file, read)
     entries = _Entries()
     for nb_path, origin in candidates.items():
@@ -1300,29 +1318,28 @@ def find_jobs(
 EDITABLE_FIELDS = frozenset(TaskSettings.model_fields) - {"task_key", "notebook"}
 
 
-def update_task_settings(
-    job_path: str | Path, task_key: str, changes: dict[str, Any]
-) -> tuple[Job | None, list[Problem]]:
-    """Change a task's settings in its notebook's ``metadata.orchestrate``; a ``None`` value removes a field.
+#: ``metadata`` of :func:`check_task_settings` not given: the notebook file's ``metadata.orchestrate`` is used.
+FROM_FILE: Any = object()
 
-    The notebook is rewritten atomically and only if the job has no new validation problem afterwards (so a
-    change that creates a dependency cycle, names an unknown task or an uninstalled kernel is refused and the
-    notebook is left as it was).
 
-    Returns: ``(job, problems)`` after the change, as :func:`validate_job` (problems that were there before
-    the change may remain).
+@dataclasses.dataclass
+class TaskSettingsChange:
+    """A task settings change validated in memory (:func:`check_task_settings`): nothing written yet.
 
-    Raises:
-        ValidationError: unknown or invalid fields, or problems the change would create.
-        NotFoundError: no task ``task_key`` in the job.
-        ConflictError: ``job.yaml`` sets one of these fields for the task, so the notebook's value would not
-            take effect.
-        PathOutsideRootError: the task's notebook (or ``job.yaml``) leads outside the job folder; nothing is
-            read from or written to it.
+    ``notebook``: the task's notebook (resolved, inside the job folder); ``task_key``: its key after the
+    change; ``settings``: its ``metadata.orchestrate`` after the change; ``data``: the whole notebook as
+    the file holds it, with those settings; ``job``/``problems``: :func:`validate_job` with the change.
     """
-    from jupyter_orchestrate.errors import ConflictError, NotFoundError
 
-    root = Path(job_path).resolve()
+    notebook: Path
+    task_key: str
+    settings: dict[str, Any]
+    data: dict[str, Any]
+    job: Job | None
+    problems: list[Problem]
+
+
+def _check_changes(changes: dict[str, Any]) -> None:
     unknown = sorted(set(changes) - EDITABLE_FIELDS)
     if unknown:
         raise ValidationError(
@@ -1343,22 +1360,16 @@ def update_task_settings(
         bad = parameter_problems(changes["parameters"], "", "parameters")
         if bad:
             raise ValidationError(bad)
-    try:
-        job_file = read_job_file(root, JOB_FILE) or JobFile()
-    except PathOutsideRootError:
-        raise
-    except ValidationError:
-        job_file = JobFile()  # reported by validation below
-    entry = job_file.tasks.get(task_key)
-    if entry is not None:
-        fixed = sorted(set(changes) & set(entry.model_dump(exclude_unset=True)))
-        if fixed:
-            raise ConflictError(f"{JOB_FILE} sets {', '.join(fixed)} for task {task_key!r}; change it there")
+
+
+def _notebook_of_task(root: Path, task_key: str, entry: TaskSettings | None) -> Path:
+    from jupyter_orchestrate.errors import NotFoundError
+
     what = f"notebook of task {task_key!r}"
+    notebook: Path | None = None
     if entry is not None and entry.notebook:
-        notebook: Path | None = confine(entry.notebook, root, what=what, within=WITHIN_JOB)
+        notebook = confine(entry.notebook, root, what=what, within=WITHIN_JOB)
     else:
-        notebook = None
         for path in job_notebooks(root):
             try:
                 resolved = confine(path.relative_to(root).as_posix(), root, what=what, within=WITHIN_JOB)
@@ -1371,25 +1382,117 @@ def update_task_settings(
                 break
     if notebook is None or not notebook.is_file():
         raise NotFoundError(f"job {root.name} has no task {task_key!r}")
-    original = notebook.read_bytes()
-    data = json.loads(original)
-    settings = dict(data.setdefault("metadata", {}).get(METADATA_KEY) or {})
+    return notebook
+
+
+def _named_notebook(root: Path, notebook: str) -> Path:
+    """The notebook ``notebook`` (relative to the job folder) that discovery would consider for the job."""
+    from jupyter_orchestrate.errors import NotFoundError
+
+    path = confine(notebook, root, what="notebook", within=WITHIN_JOB)
+    if path.suffix != ".ipynb" or not path.is_file():
+        raise NotFoundError(f"no notebook {notebook!r} in job {root.name}")
+    if path not in {p.resolve() for p in job_notebooks(root)}:
+        raise ValidationError(
+            Problem("", "notebook", f"{notebook!r} is not a notebook discovery finds in job {root.name}")
+        )
+    return path
+
+
+def check_task_settings(
+    job_path: str | Path,
+    task_key: str,
+    changes: dict[str, Any],
+    *,
+    notebook: str | None = None,
+    metadata: dict[str, Any] | None = FROM_FILE,
+) -> TaskSettingsChange:
+    """Validate a change of a task's ``metadata.orchestrate`` without writing anything (a dry run).
+
+    Args:
+        job_path: the job folder.
+        task_key: the task; with ``notebook`` given, the key the notebook has after the change (its
+            ``task_key`` setting, else its file name's stem) must be this one.
+        changes: setting -> new value (:data:`EDITABLE_FIELDS`); ``None`` removes the setting.
+        notebook: the notebook, relative to the job folder, when it is not (yet) a task: it is validated
+            as if it were tagged. Default: the task's notebook, found by ``task_key``.
+        metadata: the notebook's current ``metadata.orchestrate`` as open in an editor (may differ from the
+            file while unsaved); ``None``: the notebook is not yet a task. Default: the file's.
+
+    Returns: the :class:`TaskSettingsChange`, with the job as it would be validated after the change.
+
+    Raises:
+        ValidationError: unknown or invalid fields, a ``notebook`` whose key is not ``task_key``, or
+            problems the change would create (problems that were there before may remain in ``problems``).
+        NotFoundError: no task ``task_key`` (no notebook ``notebook``) in the job.
+        ConflictError: ``job.yaml`` sets one of these fields for the task, so the notebook's value would not
+            take effect.
+        PathOutsideRootError: the notebook (or ``job.yaml``) leads outside the job folder; nothing is read.
+    """
+    from jupyter_orchestrate.errors import ConflictError
+
+    root = Path(job_path).resolve()
+    _check_changes(changes)
+    if metadata is not FROM_FILE and metadata is not None and not isinstance(metadata, dict):
+        raise ValidationError(Problem("", "metadata", "must be a mapping of task settings or null"))
+    try:
+        job_file = read_job_file(root, JOB_FILE) or JobFile()
+    except PathOutsideRootError:
+        raise
+    except ValidationError:
+        job_file = JobFile()  # reported by validation below
+    entry = job_file.tasks.get(task_key)
+    if entry is not None:
+        fixed = sorted(set(changes) & set(entry.model_dump(exclude_unset=True)))
+        if fixed:
+            raise ConflictError(f"{JOB_FILE} sets {', '.join(fixed)} for task {task_key!r}; change it there")
+    path = _notebook_of_task(root, task_key, entry) if notebook is None else _named_notebook(root, notebook)
+    data, unreadable = read_notebook(path)
+    if data is None:
+        raise ValidationError(Problem(_rel(path, root.parent), "", unreadable or "cannot be read"))
+    data.setdefault("metadata", {})
+    current = data["metadata"].get(METADATA_KEY) if metadata is FROM_FILE else metadata
+    settings = dict(current) if isinstance(current, dict) else {}
     for key, value in changes.items():
         if value is None:
             settings.pop(key, None)
         else:
             settings[key] = value
     data["metadata"][METADATA_KEY] = settings
+    claimed = settings.get("task_key")
+    key = claimed if isinstance(claimed, str) else path.stem
+    if notebook is not None and entry is None and key != task_key:
+        raise ValidationError(
+            Problem("", "notebook", f"{notebook!r} is task {key!r}, not {task_key!r}", task_key=key)
+        )
     before = {str(p) for p in validate_job(root)[1]}
-    _atomic_write(
-        notebook, (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-    )
-    job, after = validate_job(root)
+    job, after = validate_job(root, overrides={path: data})
     new = [p for p in after if str(p) not in before and not p.is_warning]
     if new:
-        _atomic_write(notebook, original)
         raise ValidationError(new)
-    return job, after
+    return TaskSettingsChange(path, key, settings, data, job, after)
+
+
+def update_task_settings(
+    job_path: str | Path, task_key: str, changes: dict[str, Any]
+) -> tuple[Job | None, list[Problem]]:
+    """Change a task's settings in its notebook's ``metadata.orchestrate``; a ``None`` value removes a field.
+
+    The change is validated first (:func:`check_task_settings`), and the notebook is rewritten atomically
+    only if the job has no new validation problem afterwards (so a change that creates a dependency cycle,
+    names an unknown task or an uninstalled kernel is refused and the notebook is left as it was).
+
+    Returns: ``(job, problems)`` after the change, as :func:`validate_job` (problems that were there before
+    the change may remain).
+
+    Raises: as :func:`check_task_settings`.
+    """
+    change = check_task_settings(job_path, task_key, changes)
+    _atomic_write(
+        change.notebook,
+        (json.dumps(change.data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"),
+    )
+    return change.job, change.problems
 
 
 def _task_key_of(path: Path) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 
 from jupyter_orchestrate.dag import Dag
-from jupyter_orchestrate.discovery import load_job, validate_job
+from jupyter_orchestrate.discovery import FROM_FILE, check_task_settings, load_job, validate_job
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.environments import public_job
@@ -50,6 +50,7 @@ from jupyter_orchestrate.schemas.documents import (
     RunDocument,
     RunListDocument,
     ScheduleDocument,
+    TaskSettingsDocument,
 )
 from jupyter_orchestrate.schemas.events import RunStatusEvent
 from jupyter_orchestrate.store import RunOwner, ScheduleState, Store
@@ -521,6 +522,29 @@ class OrchestrateService:
         runs = self.list_runs(job_path=str(path), limit=10)
         schedules = self.schedules(job) if job is not None else []
         return JobDocument.build(job, path, root, problems or [], runs, schedules)
+
+    def task_settings_document(
+        self,
+        path: Path,
+        root: Path,
+        task_key: str,
+        changes: dict[str, Any],
+        *,
+        notebook: str | None = None,
+        metadata: dict[str, Any] | None = FROM_FILE,
+    ) -> TaskSettingsDocument:
+        """A dry run of a task settings change (:func:`~.discovery.check_task_settings`): nothing is written.
+
+        Returns: the notebook's ``metadata.orchestrate`` after the change and the job document as validated
+        with it. Raises: as :func:`~.discovery.check_task_settings` (ValidationError names the fields).
+        """
+        change = check_task_settings(path, task_key, changes, notebook=notebook, metadata=metadata)
+        return TaskSettingsDocument(
+            task_key=change.task_key,
+            notebook=change.notebook.relative_to(path.resolve()).as_posix(),
+            metadata=change.settings,
+            job=self.job_document(path, root, change.job, change.problems),
+        )
 
     def jobs_document(
         self, search_roots: list[Path], root: Path, *, max_depth: int, exclude: tuple[Path, ...] = ()

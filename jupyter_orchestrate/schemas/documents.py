@@ -556,6 +556,17 @@ class JobDocument(Document):
         return doc
 
 
+class TaskSettingsDocument(Document):
+    """``POST jobs/{job}/tasks/{task_key}/validate``: a task settings change checked without writing it: the
+    notebook's ``metadata.orchestrate`` after the change (for an editor to set), and the job as validated
+    with it."""
+
+    task_key: str
+    notebook: str = Field(description="The task's notebook, relative to the job folder.")
+    metadata: dict[str, Any] = Field(description="The notebook's metadata.orchestrate after the change.")
+    job: JobDocument
+
+
 class JobListDocument(Document):
     """``GET jobs``: every job under the job roots."""
 
@@ -567,6 +578,7 @@ class JobListDocument(Document):
 DOCUMENTS: tuple[type[BaseModel], ...] = (
     JobListDocument,
     JobDocument,
+    TaskSettingsDocument,
     TaskDocument,
     NotebookParameterDocument,
     ParameterFieldDocument,

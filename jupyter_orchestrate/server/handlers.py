@@ -73,8 +73,22 @@ class RepairRequest(BaseModel):
     dry_run: bool = False
 
 
+class TaskSettingsCheckRequest(BaseModel):
+    """Body of ``POST jobs/{job}/tasks/{task_key}/validate``: a task settings change to check, not to write.
+
+    ``changes``: setting -> value as ``PUT jobs/{job}/tasks/{task_key}`` takes them (``null`` removes one);
+    ``notebook``: the notebook (relative to the job folder) when it is not yet a task; ``metadata``: its
+    ``metadata.orchestrate`` as open in the editor (``null``: not yet a task; left out: the file's).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    changes: dict[str, Any] = Field(default_factory=dict)
+    notebook: str | None = Field(default=None, max_length=4096)
+    metadata: dict[str, Any] | None = None
+
+
 #: The request bodies, exported with the documents (``jupyter_orchestrate.schemas.export``) for the sidebar.
-REQUESTS: tuple[type[BaseModel], ...] = (StartRunRequest, RepairRequest)
+REQUESTS: tuple[type[BaseModel], ...] = (StartRunRequest, RepairRequest, TaskSettingsCheckRequest)
 
 # first match wins: PathOutsideRootError is a ValidationError
 # StoreBusyError: the database lock was held past the busy timeout; retrying later can succeed (503). Other
@@ -249,8 +263,8 @@ class JobsHandler(OrchestrateHandler):
 
 
 class JobHandler(OrchestrateHandler):
-    """One route for ``jobs/{job}`` (GET), ``jobs/{job}/runs`` and ``jobs/{job}/schedules/{name}/pause|resume|trigger``
-    (POST), and ``jobs/{job}/tasks/{task_key}`` (PUT).
+    """One route for ``jobs/{job}`` (GET), ``jobs/{job}/runs``, ``jobs/{job}/schedules/{name}/pause|resume|trigger``
+    and ``jobs/{job}/tasks/{task_key}/validate`` (POST), and ``jobs/{job}/tasks/{task_key}`` (PUT).
 
     Job ids may contain slashes (and so ``runs`` or ``tasks`` segments), so the method decides how the path
     is split: GET takes all of it as the job id.
@@ -270,6 +284,10 @@ class JobHandler(OrchestrateHandler):
         action = re.fullmatch(r"(?P<job>.+)/schedules/(?P<name>[^/]+)/(?P<action>pause|resume|trigger)", path)
         if action is not None:
             await self._schedule_action(action["job"], action["name"], action["action"])
+            return
+        check = re.fullmatch(r"(?P<job>.+)/tasks/(?P<task_key>[^/]+)/validate", path)
+        if check is not None:
+            await self._check_task_settings(check["job"], check["task_key"])
             return
         match = re.fullmatch(r"(?P<job>.+)/runs", path)
         if match is None:
@@ -297,6 +315,26 @@ class JobHandler(OrchestrateHandler):
             return
         await self.blocking(self.service.set_schedule_paused, job, name, action == "pause")
         self.send(SchedulesDocument(schedules=await self.blocking(self.service.schedules, job)))
+
+    async def _check_task_settings(self, job_id: str, task_key: str) -> None:
+        """``jobs/{job}/tasks/{task_key}/validate``: the task settings change checked, nothing written (200,
+        :class:`~.documents.TaskSettingsDocument`); the change's problems are a 400 naming the fields."""
+        from jupyter_orchestrate.discovery import FROM_FILE
+
+        job_path = await self.job_folder(job_id)
+        body = self.json_body(TaskSettingsCheckRequest)
+        metadata = body.metadata if "metadata" in body.model_fields_set else FROM_FILE
+        self.send(
+            await self.blocking(
+                self.service.task_settings_document,
+                job_path,
+                self.root,
+                task_key,
+                body.changes,
+                notebook=body.notebook,
+                metadata=metadata,
+            )
+        )
 
     @web.authenticated
     @authorized

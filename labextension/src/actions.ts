@@ -1,5 +1,6 @@
 /** What views can ask the application to do (implemented in index.ts with JupyterLab services). */
 import { JobDocument, RunDocument } from './api';
+import type { IExecutedNotebook } from './executed';
 
 export interface IActions {
   /** Open the "Run with parameters" dialog for a job, then start the run and show it. */
@@ -8,6 +9,8 @@ export interface IActions {
   repairRun(run: RunDocument, taskKeys?: string[]): Promise<void>;
   /** Cancel a running run. */
   cancelRun(runId: number): Promise<void>;
-  /** Open an executed notebook (path relative to the server root) scrolled to a cell index. */
+  /** Open a notebook (path relative to the server root), e.g. a task's source, scrolled to a cell index. */
   openNotebook(path: string, cellIndex?: number | null): Promise<void>;
+  /** Open an attempt's executed notebook read-only with no kernel, titled by its run, at its failing cell. */
+  openExecuted(executed: IExecutedNotebook): Promise<void>;
 }

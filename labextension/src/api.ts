@@ -18,7 +18,9 @@ import type {
   RunListDocument,
   RunStatus,
   SchedulesDocument,
-  StartRunRequest
+  StartRunRequest,
+  TaskSettingsCheckRequest,
+  TaskSettingsDocument
 } from './documents';
 import { isTerminal } from './status';
 
@@ -116,6 +118,12 @@ export const api = {
       body: JSON.stringify(changes),
       headers: { 'Content-Type': 'application/json' }
     }),
+  /** Check a task settings change without writing it: the notebook's resulting `metadata.orchestrate`. */
+  checkTaskSettings: (jobId: string, taskKey: string, request: TaskSettingsCheckRequest) =>
+    requestAPI<TaskSettingsDocument>(
+      `jobs/${encodeJobId(jobId)}/tasks/${encodeURIComponent(taskKey)}/validate`,
+      post(request)
+    ),
   pauseSchedule: (jobId: string, name: string) =>
     requestAPI<SchedulesDocument>(scheduleEndpoint(jobId, name, 'pause'), post({})).then(r => r.schedules),
   resumeSchedule: (jobId: string, name: string) =>

@@ -461,21 +461,28 @@ export interface ITaskSettings {
 
 const RUN_IF = ['all_success', 'at_least_one_success', 'none_failed', 'all_done', 'at_least_one_failed', 'all_failed'];
 
+/** The form's values for a task's current settings. */
+export function initialSettings(task: TaskDocument): ITaskSettings {
+  return {
+    depends_on: task.depends_on,
+    run_if: task.run_if,
+    kernel_name: task.environment.kernel_name ?? '',
+    max_retries: String(task.max_retries),
+    timeout_seconds: task.timeout_seconds === null ? '' : String(task.timeout_seconds)
+  };
+}
+
 function TaskSettingsForm(props: {
   task: TaskDocument;
+  initial: ITaskSettings | null;
   others: string[];
   kernels: string[];
   errors: Record<string, string>;
   onChange: (value: ITaskSettings) => void;
 }): JSX.Element {
   const { task } = props;
-  const [value, setValue] = useState<ITaskSettings>({
-    depends_on: task.depends_on,
-    run_if: task.run_if,
-    kernel_name: task.environment.kernel_name ?? '',
-    max_retries: String(task.max_retries),
-    timeout_seconds: task.timeout_seconds === null ? '' : String(task.timeout_seconds)
-  });
+  // shown again after a refused Save: keep what the user entered
+  const [value, setValue] = useState<ITaskSettings>(props.initial ?? initialSettings(task));
   const update = (patch: Partial<ITaskSettings>) => {
     const next = { ...value, ...patch };
     setValue(next);
@@ -569,7 +576,16 @@ export async function taskSettingsDialog(
   for (;;) {
     const current = errors;
     const body: FormBody<ITaskSettings | null> = new FormBody<ITaskSettings | null>(
-      set => <TaskSettingsForm task={task} others={others} kernels={kernels} errors={current} onChange={set} />,
+      set => (
+        <TaskSettingsForm
+          task={task}
+          initial={value}
+          others={others}
+          kernels={kernels}
+          errors={current}
+          onChange={set}
+        />
+      ),
       value
     );
     const result: Dialog.IResult<ITaskSettings | null> = await showDialog({
@@ -580,10 +596,7 @@ export async function taskSettingsDialog(
     if (!result.button.accept) {
       return false;
     }
-    value = result.value ?? value;
-    if (value === null) {
-      return true; // nothing changed
-    }
+    value = result.value ?? value ?? initialSettings(task); // untouched: `save` decides what is a change
     const problems = await save(settingsChanges(task, value));
     if (problems === null) {
       return true;

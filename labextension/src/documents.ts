@@ -694,3 +694,44 @@ export interface TaskStatusStreamEvent {
   reason?: string | null;
   attempt_number?: number | null;
 }
+/**
+ * Body of ``POST jobs/{job}/tasks/{task_key}/validate``: a task settings change to check, not to write.
+ *
+ * ``changes``: setting -> value as ``PUT jobs/{job}/tasks/{task_key}`` takes them (``null`` removes one);
+ * ``notebook``: the notebook (relative to the job folder) when it is not yet a task; ``metadata``: its
+ * ``metadata.orchestrate`` as open in the editor (``null``: not yet a task; left out: the file's).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TaskSettingsCheckRequest".
+ */
+export interface TaskSettingsCheckRequest {
+  changes?: {
+    [k: string]: unknown;
+  };
+  notebook?: string | null;
+  metadata?: {
+    [k: string]: unknown;
+  } | null;
+}
+/**
+ * ``POST jobs/{job}/tasks/{task_key}/validate``: a task settings change checked without writing it: the
+ * notebook's ``metadata.orchestrate`` after the change (for an editor to set), and the job as validated
+ * with it.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TaskSettingsDocument".
+ */
+export interface TaskSettingsDocument {
+  task_key: string;
+  /**
+   * The task's notebook, relative to the job folder.
+   */
+  notebook: string;
+  /**
+   * The notebook's metadata.orchestrate after the change.
+   */
+  metadata: {
+    [k: string]: unknown;
+  };
+  job: JobDocument;
+}

@@ -16,12 +16,15 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { buildIcon, LabIcon, launchIcon, runIcon, tagIcon } from '@jupyterlab/ui-components';
 
 import { IActions } from './actions';
-import { api, JobDocument, RunDocument, OrchestrateApiError } from './api';
+import { api, JobDocument, RunDocument } from './api';
 import { OrchestrateSidebar } from './components/Sidebar';
-import { repairDialog, runDialog, taskSettingsDialog } from './dialogs';
+import { repairDialog, runDialog } from './dialogs';
+import type { IExecutedNotebook } from './executed';
+import { openExecuted } from './openExecuted';
 import { OrchestrateModel } from './model';
 import { setupRestore } from './restore';
 import { confirmCancelRun, RunNotifications } from './notifications';
+import { editTaskSettings } from './taskSettings';
 
 const PLUGIN_ID = 'jupyter-orchestrate:plugin';
 
@@ -66,17 +69,6 @@ async function openAt(
 
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** The job a notebook belongs to (its folder) and its task, if it is a task of a valid job. */
-async function taskOfNotebook(path: string): Promise<{ job: JobDocument; taskKey: string } | null> {
-  const folder = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '';
-  if (!folder) {
-    return null;
-  }
-  const job = await api.getJob(folder);
-  const task = job.tasks?.find(t => t.notebook_path === path);
-  return task ? { job, taskKey: task.task_key } : { job, taskKey: '' };
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -144,6 +136,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
           await openAt(app, docManager, path, cellIndex);
         } catch (error) {
           await showErrorMessage('Cannot open the notebook', message(error));
+        }
+      },
+      openExecuted: async (executed: IExecutedNotebook) => {
+        try {
+          await openExecuted(app, docManager, executed);
+        } catch (error) {
+          await showErrorMessage('Cannot open the executed notebook', message(error));
         }
       }
     };
@@ -239,50 +238,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         if (!panel) {
           return;
         }
-        const path = panel.context.path;
         try {
-          if (panel.context.model.dirty) {
-            await panel.context.save();
-          }
-          const found = await taskOfNotebook(path);
-          if (!found || !found.taskKey) {
-            // not yet a task: tag it, then edit
-            panel.context.model.setMetadata('orchestrate', {});
-            await panel.context.save();
-          }
-          const again = found?.taskKey ? found : await taskOfNotebook(path);
-          const task = again?.job.tasks?.find(t => t.task_key === again.taskKey);
-          if (!again || !task) {
-            await showErrorMessage(
-              'Task settings',
-              `The job of ${path} has problems: ${again?.job.problems.map(p => p.text).join('\n')}`
-            );
-            return;
-          }
-          const others = (again.job.tasks ?? []).map(t => t.task_key).filter(k => k !== task.task_key);
-          const specs = await app.serviceManager.kernelspecs.ready.then(() => app.serviceManager.kernelspecs.specs);
-          const kernels = Object.keys(specs?.kernelspecs ?? {});
-          await taskSettingsDialog(task, others, kernels, async changes => {
-            try {
-              await api.updateTask(again.job.job_id, task.task_key, changes);
-              await panel.context.revert();
-              await model.refresh();
-              return null;
-            } catch (error) {
-              if (error instanceof OrchestrateApiError) {
-                const errors: Record<string, string> = {};
-                for (const p of error.problems) {
-                  const field = p.field.split('.').find(f => f in changes) ?? 'depends_on';
-                  errors[field] = p.message;
-                }
-                if (Object.keys(errors).length === 0) {
-                  errors.depends_on = error.message;
-                }
-                return errors;
-              }
-              throw error;
-            }
-          });
+          await app.serviceManager.kernelspecs.ready;
+          const kernels = Object.keys(app.serviceManager.kernelspecs.specs?.kernelspecs ?? {});
+          await editTaskSettings(panel, kernels, () => model.refresh());
         } catch (error) {
           await showErrorMessage('Task settings', message(error));
         }

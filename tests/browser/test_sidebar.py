@@ -260,7 +260,7 @@ def test_failure_open_notebook_and_repair(lab_page: Page, lab_server: LabServer,
         arg=expected_path,
     )
     tab = page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")
-    expect(tab).to_contain_text("attempt-1.ipynb")
+    expect(tab).to_contain_text("validate attempt 1")  # executed notebooks are titled by their run
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     active_cell = notebook.locator(".jp-Notebook .jp-Cell.jp-mod-active")
     expect(active_cell).to_have_count(1)

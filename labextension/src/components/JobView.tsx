@@ -365,6 +365,7 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
               taskRun={selectedTaskRun}
               progress={model.progress.get(`${run.run_id}/${selectedTaskRun.task_key}`)}
               actions={actions}
+              run={run}
             />
           ) : selectedSpec ? (
             <TaskSpec task={selectedSpec} selected={false} onSelect={selectTask} />

@@ -254,6 +254,7 @@ export function RunView(props: { model: OrchestrateModel; runId: number; actions
       actions={actions}
       selected={selected === taskRun.task_key}
       defaultCollapsed={taskRun.status === 'succeeded'}
+      run={run}
     />
   );
   return (

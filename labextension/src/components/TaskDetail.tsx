@@ -6,7 +6,7 @@ import React, { useEffect, useState } from 'react';
 import { Button, caretDownIcon, caretRightIcon } from '@jupyterlab/ui-components';
 
 import type { IActions } from '../actions';
-import type { AttemptDocument, AttemptEnvironment, AttemptError, TaskRunDocument } from '../api';
+import type { AttemptDocument, AttemptEnvironment, AttemptError, RunDocument, TaskRunDocument } from '../api';
 import type { IProgress } from '../model';
 import { isErrored, isUnsuccessful } from '../status';
 import { stripAnsi, tracebackToHtml } from './ansi';
@@ -84,11 +84,42 @@ function Parameters(props: { values: Record<string, unknown>; testid: string }):
   );
 }
 
+/** The run a task run belongs to, for the executed notebooks' titles. */
+export type RunContext = Pick<RunDocument, 'run_id' | 'job'>;
+
+/**
+ * Open an attempt's executed notebook: read-only, titled by its run, when the run is known; else as a
+ * notebook at that cell.
+ */
+export function openAttempt(
+  actions: IActions,
+  path: string,
+  cellIndex: number | null,
+  run: RunContext | undefined,
+  taskKey: string,
+  attempt: AttemptDocument | null
+): Promise<void> {
+  if (run && attempt) {
+    return actions.openExecuted({
+      path,
+      cellIndex,
+      job: run.job,
+      runId: run.run_id,
+      taskKey,
+      attemptNumber: attempt.attempt_number,
+      repairNumber: attempt.repair_number
+    });
+  }
+  return actions.openNotebook(path, cellIndex);
+}
+
 /** The failure of a task run: failing cell, error, traceback, and "Open executed notebook". */
 export function Failure(props: {
   error: AttemptError;
   attempt: AttemptDocument | null;
   actions: IActions;
+  run?: RunContext;
+  taskKey?: string;
 }): JSX.Element {
   const { error, attempt } = props;
   const [showTraceback, setShowTraceback] = useState(false);
@@ -127,7 +158,10 @@ export function Failure(props: {
           data-testid="jo-open-notebook"
           disabled={path === null}
           title={path === null ? 'The executed notebook is outside the server root' : `Open ${path}`}
-          onClick={() => path !== null && void props.actions.openNotebook(path, error.executed_cell_index)}
+          onClick={() =>
+            path !== null &&
+            void openAttempt(props.actions, path, error.executed_cell_index, props.run, props.taskKey ?? '', attempt)
+          }
         >
           Open executed notebook
         </Button>
@@ -144,7 +178,12 @@ export function Failure(props: {
 }
 
 /** Every attempt of a task run: number, status, duration, repair, and a link to its executed notebook. */
-export function Attempts(props: { attempts: AttemptDocument[]; actions: IActions }): JSX.Element | null {
+export function Attempts(props: {
+  attempts: AttemptDocument[];
+  actions: IActions;
+  run?: RunContext;
+  taskKey?: string;
+}): JSX.Element | null {
   if (props.attempts.length === 0) {
     return null;
   }
@@ -168,7 +207,16 @@ export function Attempts(props: { attempts: AttemptDocument[]; actions: IActions
                 className="jo-link"
                 data-testid="jo-open-attempt"
                 title={`Open ${path}`}
-                onClick={() => void props.actions.openNotebook(path, a.error?.executed_cell_index ?? null)}
+                onClick={() =>
+                  void openAttempt(
+                    props.actions,
+                    path,
+                    a.error?.executed_cell_index ?? null,
+                    props.run,
+                    props.taskKey ?? '',
+                    a
+                  )
+                }
               >
                 open
               </button>
@@ -184,6 +232,7 @@ export function Attempts(props: { attempts: AttemptDocument[]; actions: IActions
  * One task run of a run, with its live progress (`progress`: the model's progress entry for it).
  * `defaultCollapsed`: show only the header line (key, status, attempts, duration) until the user expands it
  * (a click on the header) or selects it; the run view collapses succeeded task runs this way.
+ * `run` names the executed notebooks it opens.
  */
 export function TaskDetail(props: {
   taskRun: TaskRunDocument;
@@ -191,6 +240,7 @@ export function TaskDetail(props: {
   actions: IActions;
   selected?: boolean;
   defaultCollapsed?: boolean;
+  run?: RunContext;
 }): JSX.Element {
   const { taskRun, actions } = props;
   // null: follow `defaultCollapsed` (a running card collapses when it succeeds); else the user's choice
@@ -297,7 +347,9 @@ export function TaskDetail(props: {
         </div>
       )}
       {/* the failure (cell, error) before the details of what ran: failures first */}
-      {error && <Failure error={error} attempt={attempt} actions={actions} />}
+      {error && (
+        <Failure error={error} attempt={attempt} actions={actions} run={props.run} taskKey={taskRun.task_key} />
+      )}
       {attempt && Object.keys(attempt.parameters ?? {}).length > 0 && (
         <div>
           <div className="jo-section-title">Parameters</div>
@@ -318,7 +370,7 @@ export function TaskDetail(props: {
           </pre>
         </div>
       )}
-      <Attempts attempts={taskRun.attempts ?? []} actions={actions} />
+      <Attempts attempts={taskRun.attempts ?? []} actions={actions} run={props.run} taskKey={taskRun.task_key} />
     </div>
   );
 }
