@@ -21,15 +21,17 @@ Layout of the state home (which folder: :func:`~.workspace.find_state_home`)::
 
 Modules, one concern each, behind the :class:`Store` facade: :mod:`.connection` (opening, the lock,
 transactions, busy retries, SQLite faults), :mod:`.migrations` (the schema), :mod:`.runs` (jobs, runs,
-repairs, recovery), :mod:`.attempts` (task runs, attempts, task values), :mod:`.schedules` (leases, schedule
+repairs, recovery), :mod:`.attempts` (task runs, attempts, task values), :mod:`.history` (cell timings, trends), :mod:`.schedules` (leases, schedule
 state, fires) and :mod:`.records` (the typed records returned).
 """
 
 from __future__ import annotations
 
 from jupyter_orchestrate.store.connection import BUSY_TIMEOUT_SECONDS
+from jupyter_orchestrate.store.history import HistoryRecords
 from jupyter_orchestrate.store.migrations import migrations
 from jupyter_orchestrate.store.records import (
+    CellStats,
     Fire,
     Lease,
     Orchestrator,
@@ -45,6 +47,7 @@ from jupyter_orchestrate.workspace import DB_NAME
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
+    "CellStats",
     "DB_NAME",
     "Fire",
     "Lease",
@@ -60,7 +63,7 @@ __all__ = [
 ]
 
 
-class Store(RunRecords, ScheduleRecords):
+class Store(RunRecords, ScheduleRecords, HistoryRecords):
     """Access to the state database of one state home. Thread-safe (one connection, serialised by a lock);
     any number of processes may open the same state home.
 
