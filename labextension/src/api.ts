@@ -19,7 +19,8 @@ import type {
   RunStatus,
   SchedulesDocument,
   StartRunRequest,
-  StreamEvent
+  StreamEvent,
+  TrendsDocument
 } from './documents';
 import { isTerminal } from './status';
 
@@ -95,6 +96,9 @@ function scheduleEndpoint(jobId: string, name: string, action: 'pause' | 'resume
 export const api = {
   listJobs: () => requestAPI<JobListDocument>('jobs').then(r => r.jobs),
   getJob: (jobId: string) => requestAPI<JobDocument>(`jobs/${encodeJobId(jobId)}`),
+  /** The job's trends over its last `limit` runs (1..500). */
+  jobTrends: (jobId: string, limit = 50) =>
+    requestAPI<TrendsDocument>(`jobs/${encodeJobId(jobId)}/trends?limit=${encodeURIComponent(String(limit))}`),
   startRun: (jobId: string, parameters: Record<string, unknown> = {}) =>
     requestAPI<RunDocument>(`jobs/${encodeJobId(jobId)}/runs`, post({ parameters } satisfies StartRunRequest)),
   listRuns: (query: { job?: string; status?: RunStatus; limit?: number; before?: number } = {}) => {

@@ -8,7 +8,11 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { api, JobDocument, RunDocument, StreamEvent, subscribeEvents } from './api';
 import { isTerminal } from './status';
 
-export type View = { kind: 'jobs' } | { kind: 'job'; jobId: string } | { kind: 'run'; runId: number };
+export type View =
+  | { kind: 'jobs' }
+  | { kind: 'job'; jobId: string }
+  | { kind: 'trends'; jobId: string }
+  | { kind: 'run'; runId: number };
 
 export interface IProgress {
   cell: number;
