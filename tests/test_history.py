@@ -3,6 +3,7 @@ SQLite). One module-scoped state home holds four runs of a small job; the tests 
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import statistics
@@ -79,7 +80,12 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[
     job = make_job(root / "trendy")
     service = OrchestrateService(root / "state")
     runs = [execute(service, job, parameters={"fail": fail}) for fail in FAIL]
-    assert [r.status for r in runs] == [RunStatus.failed, RunStatus.succeeded, RunStatus.succeeded, RunStatus.failed]
+    assert [r.status for r in runs] == [
+        RunStatus.failed,
+        RunStatus.succeeded,
+        RunStatus.succeeded,
+        RunStatus.failed,
+    ]
     return root / "state", job, runs
 
 
@@ -119,7 +125,9 @@ def test_every_executed_code_cell_is_recorded_with_its_duration(history: Any) ->
     assert 0.3 <= sleep.duration_seconds < 30, sleep
     assert sleep.start_time < sleep.end_time
     assert all(c.duration_seconds < sleep.duration_seconds for c in slow if c is not sleep), slow
-    assert all(a.end_time <= b.start_time for a, b in zip(slow, slow[1:])), "cells execute one after another"
+    assert all(a.end_time <= b.start_time for a, b in itertools.pairwise(slow)), (
+        "cells execute one after another"
+    )
 
     flaky = store.cell_timings(runs[0].run_id, "flaky", 1)
     assert [(c.cell_index, c.status) for c in flaky] == [
@@ -196,7 +204,11 @@ def test_cell_timings_keep_the_slowest_and_failed_cells() -> None:
     running.add(timing(1, 0.1))
     running.begin(2, 5, "2026-01-01T00:00:00+00:00")
     closed = running.close("2026-01-01T00:00:04.5+00:00")
-    assert (closed[-1].cell_index, closed[-1].status, closed[-1].duration_seconds) == (5, CellStatus.error, 4.5)
+    assert (closed[-1].cell_index, closed[-1].status, closed[-1].duration_seconds) == (
+        5,
+        CellStatus.error,
+        4.5,
+    )
     assert CellTimings(limit=0).close("2026-01-01T00:00:00+00:00") == []
 
 
@@ -212,7 +224,7 @@ def test_the_cell_timings_limit_comes_from_the_environment() -> None:
 # -- history views --------------------------------------------------------------------------------------------
 @pytest.mark.kernel
 def test_the_views_are_queryable_read_only_and_match_their_documentation(history: Any) -> None:
-    home, job, runs = history
+    home, _job, runs = history
     documented = documented_columns()
     assert set(documented) == set(VIEWS), "every view is documented, and only the views"
     db = sqlite3.connect(f"file:{home / 'orchestrate.db'}?mode=ro", uri=True)
@@ -232,7 +244,8 @@ def test_the_views_are_queryable_read_only_and_match_their_documentation(history
         "select status, attempt_count from v_task_runs where run_id = ? order by task_key", [runs[0].run_id]
     ).fetchall() == [("upstream_failed", 0), ("failed", 1), ("succeeded", 1)]
     assert db.execute(
-        "select ename, error_cell_index from v_attempts where run_id = ? and task_key = 'flaky'", [runs[0].run_id]
+        "select ename, error_cell_index from v_attempts where run_id = ? and task_key = 'flaky'",
+        [runs[0].run_id],
     ).fetchone() == ("ValueError", 2)
     sleep = db.execute(
         "select min(duration_seconds), count(*) from v_cells where task_key = 'slow' and cell_index = 2 "
@@ -242,7 +255,11 @@ def test_the_views_are_queryable_read_only_and_match_their_documentation(history
     db.close()
 
     writable = sqlite3.connect(home / "orchestrate.db")
-    for statement in ("insert into v_runs (run_id) values (99)", "delete from v_cells", "update v_runs set status = 'x'"):
+    for statement in (
+        "insert into v_runs (run_id) values (99)",
+        "delete from v_cells",
+        "update v_runs set status = 'x'",
+    ):
         with pytest.raises(sqlite3.OperationalError, match="cannot modify"):
             writable.execute(statement)
     writable.close()
@@ -340,7 +357,7 @@ def test_trends_of_known_runs(history: Any) -> None:
 @pytest.mark.kernel
 @pytest.mark.timeout(300)
 def test_the_example_notebook_charts_trends_under_papermill(history: Any, tmp_path: Path) -> None:
-    home, _, runs = history
+    home, _, _runs = history
     output, chart = tmp_path / "out.ipynb", tmp_path / "trends.png"
     result = subprocess.run(
         [

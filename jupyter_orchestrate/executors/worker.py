@@ -71,7 +71,14 @@ from jupyter_orchestrate.models import (
     cell_label,
     utc_now,
 )
-from jupyter_orchestrate.schemas.messages import CellTimed, Finished, Go, KernelStarted, ParentMessage, Progress
+from jupyter_orchestrate.schemas.messages import (
+    CellTimed,
+    Finished,
+    Go,
+    KernelStarted,
+    ParentMessage,
+    Progress,
+)
 from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
 log = logging.getLogger(__name__)  # in a worker process it writes to the attempt log (attempt_main)
@@ -254,7 +261,8 @@ class _Worker:
         self.environment: dict[str, Any] = {}
         self.cell_numbers: dict[int, int] = {}
         self.input_index: dict[int, int | None] = {}
-        self.cell_began: tuple[str, float] | None = None  # (UTC time, monotonic) of the current execute request
+        # (UTC time, monotonic time) of the current cell's execute request
+        self.cell_began: tuple[str, float] | None = None
         self.log = _RedactingLog(spec.log_path, spec.secrets)
         self.pump: threading.Thread | None = None
 

@@ -126,7 +126,9 @@ def test_trends_view_after_two_runs(lab_page: Page, lab_server: LabServer, scree
         expect(shown).to_have_text(f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min")
     rate = view.locator('tr[data-task-key="validate"] [data-testid=jo-trends-failure-rate]')
     expect(rate).to_have_text("50 %")
-    expect(view.locator('tr[data-task-key="extract"] [data-testid=jo-trends-failure-rate]')).to_have_text("0 %")
+    expect(view.locator('tr[data-task-key="extract"] [data-testid=jo-trends-failure-rate]')).to_have_text(
+        "0 %"
+    )
     expect(view.locator('.jo-trends-cells[data-task-key="validate"] li').first).to_be_visible()
 
     # the 300 px sidebar does not scroll sideways because of the view
@@ -137,7 +139,9 @@ def test_trends_view_after_two_runs(lab_page: Page, lab_server: LabServer, scree
 
     # a bar opens its run; Back returns to the job view
     bars.nth(0).click()
-    expect(sidebar.locator("[data-testid=jo-run-view]")).to_have_attribute("data-run-id", str(failed["run_id"]))
+    expect(sidebar.locator("[data-testid=jo-run-view]")).to_have_attribute(
+        "data-run-id", str(failed["run_id"])
+    )
     sidebar.locator(".jo-header").get_by_title("Back").first.click()
     expect(job_view).to_be_visible()
     job_view.locator("[data-testid=jo-open-trends]").click()

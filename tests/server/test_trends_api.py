@@ -31,7 +31,9 @@ async def test_trends_of_real_runs(api: Api, jp_root_dir: Path) -> None:
 
     ids = []
     for fail in (False, True, False):
-        run = await api.wait_run((await api.start_run("nested/trendy", {"parameters": {"fail": fail}}))["run_id"])
+        run = await api.wait_run(
+            (await api.start_run("nested/trendy", {"parameters": {"fail": fail}}))["run_id"]
+        )
         ids.append(run["run_id"])
     doc = await api.ok("GET", "jobs/nested/trendy/trends", params="limit=10")
     assert doc["limit"] == 10
@@ -47,7 +49,11 @@ async def test_trends_of_real_runs(api: Api, jp_root_dir: Path) -> None:
     assert tasks["work"]["failure_rate"] == 0 and tasks["work"]["p50_duration_seconds"] > 0.3
     assert tasks["work"]["p90_duration_seconds"] >= tasks["work"]["p50_duration_seconds"]
     slowest = tasks["work"]["slowest_cells"][0]
-    assert (slowest["cell_index"], slowest["executions"], slowest["source_first_line"]) == (1, 3, "time.sleep(0.3)")
+    assert (slowest["cell_index"], slowest["executions"], slowest["source_first_line"]) == (
+        1,
+        3,
+        "time.sleep(0.3)",
+    )
     assert slowest["median_duration_seconds"] >= 0.3
 
     last = await api.ok("GET", "jobs/nested/trendy/trends", params="limit=1")
