@@ -39,12 +39,7 @@ from jupyter_orchestrate.errors import (
     ValidationError,
 )
 from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, RunStatus
-from jupyter_orchestrate.schemas.documents import (
-    Document,
-    ErrorDocument,
-    ErrorProblem,
-    SchedulesDocument,
-)
+from jupyter_orchestrate.schemas.documents import Document, ErrorDocument, ErrorProblem, SchedulesDocument
 from jupyter_orchestrate.workspace import confine
 
 if TYPE_CHECKING:
