@@ -446,6 +446,33 @@ class AttemptError(BaseModel):
     execution_count: int | None = None
 
 
+class CellStatus(str, Enum):
+    """How one execution of a code cell ended: ``ok``, or ``error`` (an exception, a dead kernel, or the attempt
+    was stopped while the cell ran: timeout or cancel)."""
+
+    ok = "ok"
+    error = "error"
+
+
+class CellTiming(BaseModel):
+    """One execution of one code cell in one attempt (what the history's ``v_cells`` view shows).
+
+    ``cell_number``: 1-based among the attempt's executed code cells (the injected-parameters cell included);
+    ``cell_index``: the cell's 0-based index in the *input* notebook (None for the injected-parameters cell,
+    shown as :func:`cell_label`); ``start_time``/``end_time``: UTC ISO-8601; ``duration_seconds``: wall-clock
+    seconds from the execute request to the kernel's reply; ``source_first_line``: the first non-blank line
+    of the cell's source (at most 200 characters, secrets redacted), None when unknown.
+    """
+
+    cell_number: int
+    cell_index: int | None = None
+    start_time: str
+    end_time: str
+    duration_seconds: float
+    status: CellStatus
+    source_first_line: str | None = None
+
+
 class Attempt(BaseModel):
     """One papermill execution of a task run. ``attempt_number`` counts from 1 across retries and repairs."""
 

@@ -43,6 +43,8 @@ from jupyter_orchestrate.models import (
 from jupyter_orchestrate.parameters import CHECKED_TYPES, check_parameters, coerce, parameter_type, render
 from jupyter_orchestrate.scheduling.policy import effective_paused, named_schedules, schedule_name
 from jupyter_orchestrate.schemas.documents import (
+    MAX_TRENDS_RUNS,
+    SLOWEST_CELLS_PER_TASK,
     FireDocument,
     JobDocument,
     JobListDocument,
@@ -51,6 +53,8 @@ from jupyter_orchestrate.schemas.documents import (
     RunListDocument,
     ScheduleDocument,
     TaskSettingsDocument,
+    TrendsDocument,
+    relative_to,
 )
 from jupyter_orchestrate.schemas.events import RunStatusEvent
 from jupyter_orchestrate.store import RunOwner, ScheduleState, Store
@@ -545,6 +549,20 @@ class OrchestrateService:
             metadata=change.settings,
             job=self.job_document(path, root, change.job, change.problems),
         )
+
+    def trends_document(self, path: Path, root: Path, limit: int = 50) -> TrendsDocument:
+        """The trends of the job folder ``path`` (``job_id`` relative to ``root``): its last ``limit`` runs'
+        durations and statuses, and per task the p50/p90 duration, failure rate and slowest cells over them
+        (:class:`~.schemas.documents.TrendsDocument`). A job without runs has empty trends.
+
+        Raises: ValidationError when ``limit`` is not 1..:data:`~.schemas.documents.MAX_TRENDS_RUNS`.
+        """
+        if not 1 <= limit <= MAX_TRENDS_RUNS:
+            raise ValidationError(Problem("query", "limit", f"must be between 1 and {MAX_TRENDS_RUNS}"))
+        runs = self.list_runs(job_path=str(path), limit=limit)
+        cells = self.store.slowest_cells([r.run_id for r in runs], per_task=SLOWEST_CELLS_PER_TASK)
+        job_id = relative_to(str(path), root) or path.name
+        return TrendsDocument.build(job_id, limit, runs, cells)
 
     def jobs_document(
         self, search_roots: list[Path], root: Path, *, max_depth: int, exclude: tuple[Path, ...] = ()

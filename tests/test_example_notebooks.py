@@ -34,6 +34,8 @@ NOTEBOOKS = [
     # repaired with -p threshold=0.5), and publish.ipynb reads the valid.json that validate writes, so only
     # extract runs standalone. The Python API notebook above runs and repairs the whole job.
     "repair_demo/extract.ipynb",
+    # charts the history of the state home the API notebook's runs made (found walking up from its folder)
+    "history/duration_trends.ipynb",
 ]
 
 

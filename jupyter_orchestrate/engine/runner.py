@@ -29,6 +29,7 @@ from typing import Any
 
 from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
+from jupyter_orchestrate.engine.cell_timings import CellTimings, max_cell_timings
 from jupyter_orchestrate.environments import redact_value, secret_names
 from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
 from jupyter_orchestrate.executors.base import (
@@ -53,7 +54,7 @@ from jupyter_orchestrate.models import (
 )
 from jupyter_orchestrate.parameters import render
 from jupyter_orchestrate.schemas.events import ProgressEvent, RunEvent, RunStatusEvent, TaskStatusEvent
-from jupyter_orchestrate.schemas.messages import Finished, KernelStarted, Progress
+from jupyter_orchestrate.schemas.messages import CellTimed, Finished, KernelStarted, Progress
 from jupyter_orchestrate.store import Store, this_process
 from jupyter_orchestrate.task_values import read_values_file
 
@@ -78,6 +79,7 @@ class _InFlight:
     cell: int = 0
     cells_total: int | None = None
     cell_index: int | None = None
+    cells: CellTimings | None = None  # per-cell execution times as they arrive (recorded when it ends)
 
 
 def _position(flight: _InFlight) -> str:
@@ -215,6 +217,7 @@ class Runner:
         self._crashed = False
         self._store_fault: StoreError | None = None  # the heartbeat found the database unwritable
         self.secrets: set[str] = {os.environ[name] for name in secret_names({})}
+        self.max_cell_timings = max_cell_timings()
 
     # -- control ---------------------------------------------------------------------------------------------
     def cancel(self, reason: str = "run canceled") -> None:
@@ -409,8 +412,26 @@ class Runner:
         reason = f"{error.ename}: {error.evalue}" if error else None
         self._record([self.active.finish(key, outcome, now, reason)])
 
+    def _record_cells(self, flight: _InFlight) -> None:
+        """Record the kept cell timings of an attempt that ended (the cell still executing ends now, as error)."""
+        if flight.cells is None:
+            return
+        kept = flight.cells.close(utc_now())
+        if kept:
+            self.store.record_cells(self.run_id, flight.task_key, flight.attempt_number, self._clean(kept))
+        if flight.cells.dropped:
+            log.info(
+                "run %s task %s attempt %s: kept %s cell timings, dropped the %s fastest",
+                self.run_id,
+                flight.task_key,
+                flight.attempt_number,
+                len(kept),
+                flight.cells.dropped,
+            )
+
     def _on_result(self, flight: _InFlight, result: AttemptResult, now: float) -> None:
         self.in_flight.pop(flight.task_key, None)
+        self._record_cells(flight)
         if result.cells_total is not None:
             self.store.update_attempt_progress(
                 self.run_id,
@@ -441,6 +462,7 @@ class Runner:
             except (OSError, ValueError, KeyError, IndexError):
                 pass
         values = read_values_file(spec.values_path)
+        self._record_cells(flight)
         if flight.cells_total is not None:
             self.store.update_attempt_progress(
                 self.run_id,
@@ -666,6 +688,10 @@ class Runner:
                 flight.cell = message.cell
                 flight.cells_total = message.total
                 flight.cell_index = message.cell_index
+                if message.cell > 0:
+                    if flight.cells is None:
+                        flight.cells = CellTimings(self.max_cell_timings)
+                    flight.cells.begin(message.cell, message.cell_index, utc_now())
                 self._emit(
                     ProgressEvent(
                         run_id=self.run_id,
@@ -675,6 +701,10 @@ class Runner:
                         total=flight.cells_total,
                     )
                 )
+            elif isinstance(message, CellTimed):
+                if flight.cells is None:
+                    flight.cells = CellTimings(self.max_cell_timings)
+                flight.cells.add(message.timing)
             elif isinstance(message, Finished):
                 if flight.started is None:
                     # a prepared kernel that failed: prepare again later

@@ -3,7 +3,8 @@ attempt with papermill in a kernel of its own.
 
 Protocol over the duplex pipe ``conn`` (the parent is :class:`~.local.LocalExecutor`):
 
-- worker -> parent: ``KernelStarted``, ``Progress`` (before each code cell), ``Finished`` (the result)
+- worker -> parent: ``KernelStarted``, ``Progress`` (before each code cell), ``CellTimed`` (after each code
+  cell: its start, end, duration and ok/error), ``Finished`` (the result)
 - parent -> worker: ``Go`` (parameters, context) to execute, ``Stop`` to shut down at once
 
 (the messages of :mod:`~..schemas.messages`).
@@ -32,6 +33,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 import traceback
 from collections.abc import Iterable
 from typing import Any
@@ -60,8 +62,23 @@ from jupyter_orchestrate.executors.base import (
     AttemptResult,
     AttemptSpec,
 )
-from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultStatus, cell_label
-from jupyter_orchestrate.schemas.messages import Finished, Go, KernelStarted, ParentMessage, Progress
+from jupyter_orchestrate.models import (
+    AttemptError,
+    AttemptErrorKind,
+    CellStatus,
+    CellTiming,
+    ResultStatus,
+    cell_label,
+    utc_now,
+)
+from jupyter_orchestrate.schemas.messages import (
+    CellTimed,
+    Finished,
+    Go,
+    KernelStarted,
+    ParentMessage,
+    Progress,
+)
 from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
 log = logging.getLogger(__name__)  # in a worker process it writes to the attempt log (attempt_main)
@@ -72,6 +89,8 @@ ENGINE_NAME = "jupyter-orchestrate"
 OUTPUT_MESSAGES = frozenset(
     {"stream", "display_data", "update_display_data", "execute_result", "error", "comm_open", "comm_msg"}
 )
+#: A cell's first source line is kept in its timing record up to this many characters.
+SOURCE_LINE_CHARS = 200
 #: Over the cap, an error is still recorded (it says why the task failed), each of its strings cut to this.
 ERROR_TEXT_OVER_CAP = 10_000
 
@@ -242,6 +261,8 @@ class _Worker:
         self.environment: dict[str, Any] = {}
         self.cell_numbers: dict[int, int] = {}
         self.input_index: dict[int, int | None] = {}
+        # (UTC time, monotonic time) of the current cell's execute request
+        self.cell_began: tuple[str, float] | None = None
         self.log = _RedactingLog(spec.log_path, spec.secrets)
         self.pump: threading.Thread | None = None
 
@@ -395,6 +416,33 @@ class _Worker:
             Progress(cell=number, total=len(self.cell_numbers), cell_index=self.input_index.get(cell_index))
         )
 
+    def on_cell_execute(self, cell: Any, cell_index: int, **_: Any) -> None:
+        """Just before nbclient sends the cell's execute request: its timing starts here."""
+        self.cell_began = (utc_now(), time.monotonic())
+
+    def on_cell_executed(self, cell: Any, cell_index: int, execute_reply: dict[str, Any], **_: Any) -> None:
+        """The kernel replied to the cell (ok or error, before papermill raises): send its timing."""
+        number = self.cell_numbers.get(cell_index)
+        if number is None or self.cell_began is None:
+            return
+        start_time, began = self.cell_began
+        self.cell_began = None
+        ok = (execute_reply or {}).get("content", {}).get("status") == "ok"
+        line = next((text.strip() for text in cell.source.splitlines() if text.strip()), None)
+        self.conn.send(
+            CellTimed(
+                CellTiming(
+                    cell_number=number,
+                    cell_index=self.input_index.get(cell_index),
+                    start_time=start_time,
+                    end_time=utc_now(),
+                    duration_seconds=round(time.monotonic() - began, 6),
+                    status=CellStatus.ok if ok else CellStatus.error,
+                    source_first_line=redact(line, self.spec.secrets)[:SOURCE_LINE_CHARS] if line else None,
+                )
+            )
+        )
+
     # -- execution -------------------------------------------------------------------------------------------
     def execute(self) -> AttemptResult:
         spec = self.spec
@@ -417,6 +465,8 @@ class _Worker:
                 km=self.km,
                 on_notebook_start=self.on_notebook_start,
                 on_cell_start=self.on_cell_start,
+                on_cell_execute=self.on_cell_execute,
+                on_cell_executed=self.on_cell_executed,
                 secrets=spec.secrets,
                 max_output_bytes=spec.max_output_bytes,
             )

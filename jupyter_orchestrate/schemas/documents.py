@@ -573,6 +573,132 @@ class JobListDocument(Document):
     jobs: list[JobDocument]
 
 
+# -- trends --------------------------------------------------------------------------------------------------
+#: Task-run statuses that mean the task's own notebook ran to an end (what a failure rate counts).
+_RAN_STATUSES = (TaskRunStatus.succeeded, TaskRunStatus.failed, TaskRunStatus.timed_out)
+#: The most runs a trends document reads (``GET jobs/{job}/trends?limit=``).
+MAX_TRENDS_RUNS = 500
+#: Slowest cells listed per task in a trends document.
+SLOWEST_CELLS_PER_TASK = 5
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The ``fraction`` (0..1) percentile of ``values`` by linear interpolation between closest ranks (numpy's
+    and pandas' default, ``statistics.quantiles(method="inclusive")``); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 6)
+
+
+class TrendRunDocument(Document):
+    """One run of a job's trends: when it started, how it ended and how long it took (None while unfinished)."""
+
+    run_id: int
+    start_time: str
+    status: RunStatus
+    trigger: Trigger
+    duration_seconds: float | None
+
+
+class CellTrendDocument(Document):
+    """One of a task's slowest code cells over the trends' runs (every attempt counts)."""
+
+    cell_index: int | None = Field(
+        description="0-based index in the input notebook; None for the injected-parameters cell."
+    )
+    executions: int = Field(description="How many times the cell executed (attempts of those runs).")
+    median_duration_seconds: float
+    max_duration_seconds: float
+    source_first_line: str | None = Field(
+        description="The first non-blank line of the cell's source as last recorded (secrets redacted)."
+    )
+
+
+class TaskTrendDocument(Document):
+    """One task over the trends' runs. ``ran``: task runs whose notebook ran to an end (succeeded, failed or
+    timed out; upstream failures, skips and cancels are not the task's); ``failure_rate`` = (failed + timed
+    out) / ran, 0..1, None when none ran; ``p50``/``p90`` are of succeeded task runs' durations (all attempts
+    of the task run, retries included), None without one."""
+
+    task_key: str
+    task_runs: int = Field(description="Task runs of this task in the trends' runs.")
+    ran: int
+    succeeded: int
+    failed: int = Field(description="Failed or timed out.")
+    failure_rate: float | None
+    p50_duration_seconds: float | None
+    p90_duration_seconds: float | None
+    slowest_cells: list[CellTrendDocument] = Field(description="At most 5, slowest (mean duration) first.")
+
+
+class TrendsDocument(Document):
+    """``GET jobs/{job}/trends?limit=N``: the job's last ``limit`` runs (1..500, default 50) oldest first, with
+    each task's duration percentiles, failure rate and slowest cells over them."""
+
+    job_id: str = Field(description="The job folder relative to the server root.")
+    limit: int
+    runs: list[TrendRunDocument] = Field(description="Oldest first (chart order).")
+    tasks: list[TaskTrendDocument] = Field(description="In the order of the newest run's tasks.")
+
+    @classmethod
+    def build(cls, job_id: str, limit: int, runs: list[Run], cells: list[Any]) -> TrendsDocument:
+        """The trends of ``runs`` (newest first, as :meth:`~..store.Store.list_runs` returns them, with task
+        runs) and the slowest ``cells`` of their tasks (:class:`~..store.CellStats`, slowest first per task)."""
+        import statistics
+
+        keys: list[str] = []
+        for run in runs:
+            keys.extend(t.task_key for t in run.task_runs if t.task_key not in keys)
+        tasks = []
+        for key in keys:
+            task_runs = [t for run in runs for t in run.task_runs if t.task_key == key]
+            ran = [t for t in task_runs if t.status in _RAN_STATUSES]
+            succeeded = [t for t in ran if t.status == TaskRunStatus.succeeded]
+            durations = [t.duration_seconds for t in succeeded if t.duration_seconds is not None]
+            tasks.append(
+                TaskTrendDocument(
+                    task_key=key,
+                    task_runs=len(task_runs),
+                    ran=len(ran),
+                    succeeded=len(succeeded),
+                    failed=len(ran) - len(succeeded),
+                    failure_rate=round((len(ran) - len(succeeded)) / len(ran), 6) if ran else None,
+                    p50_duration_seconds=percentile(durations, 0.5),
+                    p90_duration_seconds=percentile(durations, 0.9),
+                    slowest_cells=[
+                        CellTrendDocument(
+                            cell_index=c.cell_index,
+                            executions=c.executions,
+                            median_duration_seconds=round(statistics.median(c.durations), 6),
+                            max_duration_seconds=c.max_duration_seconds,
+                            source_first_line=c.source_first_line,
+                        )
+                        for c in cells
+                        if c.task_key == key and c.durations
+                    ][:SLOWEST_CELLS_PER_TASK],
+                )
+            )
+        return cls(
+            job_id=job_id,
+            limit=limit,
+            runs=[
+                TrendRunDocument(
+                    run_id=r.run_id,
+                    start_time=r.start_time,
+                    status=r.status,
+                    trigger=r.trigger,
+                    duration_seconds=r.duration_seconds,
+                )
+                for r in reversed(runs)
+            ],
+            tasks=tasks,
+        )
+
+
 #: Every document, in the order docs/api.md and the generated TypeScript list them. The events of the event
 #: stream (``jupyter_orchestrate.schemas.events``) are to be added to the export beside these.
 DOCUMENTS: tuple[type[BaseModel], ...] = (
@@ -594,6 +720,10 @@ DOCUMENTS: tuple[type[BaseModel], ...] = (
     TaskRunDocument,
     AttemptDocument,
     AttemptEnvironment,
+    TrendsDocument,
+    TrendRunDocument,
+    TaskTrendDocument,
+    CellTrendDocument,
     RepairDocument,
     RepairPlanDocument,
     ErrorDocument,

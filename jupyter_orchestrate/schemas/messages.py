@@ -6,7 +6,7 @@ dataclasses (pickled by ``multiprocessing``); executors hand the worker's messag
 free of heavy imports.
 
 - worker -> parent (:data:`WorkerMessage`): :class:`KernelStarted` once the kernel is ready, :class:`Progress`
-  before each code cell, :class:`Finished` with the :class:`~..executors.base.AttemptResult` (last message).
+  before each code cell, :class:`CellTimed` after each code cell, :class:`Finished` with the :class:`~..executors.base.AttemptResult` (last message).
 - parent -> worker (:data:`ParentMessage`): :class:`Go` to execute, :class:`Stop` to shut down at once.
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_orchestrate.executors.base import AttemptResult
+from jupyter_orchestrate.models import CellTiming
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class CellTimed:
+    """The attempt finished executing a code cell (the kernel replied, ok or error): when and how long."""
+
+    timing: CellTiming
+
+
+@dataclass(frozen=True)
 class Finished:
     """The attempt ran to its end (or could not run): how it finished."""
 
@@ -57,7 +65,7 @@ class Stop:
     """Kill the kernel and exit now."""
 
 
-WorkerMessage = KernelStarted | Progress | Finished
+WorkerMessage = KernelStarted | Progress | CellTimed | Finished
 """What a worker sends its parent."""
 ParentMessage = Go | Stop
 """What the parent sends a worker."""

@@ -273,9 +273,27 @@ class JobHandler(OrchestrateHandler):
     @web.authenticated
     @authorized
     async def get(self, path: str) -> None:
-        """The job: tasks, DAG edges, parameters, environment; validation problems if invalid."""
+        """``jobs/{job}``: the job (tasks, DAG edges, parameters, environment; validation problems if invalid).
+        ``jobs/{job}/trends?limit=N``: its trends over the last N runs (1..500, default 50) -- unless
+        ``{job}/trends`` is itself a folder, which is then the job asked for."""
+        match = re.fullmatch(r"(?P<job>.+)/trends", path)
+        if match is not None and not await self.blocking(self._is_folder, path):
+            try:
+                limit = int(self.get_argument("limit", "50"))
+            except ValueError as exc:
+                raise ValidationError(Problem("query", "limit", str(exc))) from None
+            job_path = await self.job_folder(match["job"])
+            self.send(await self.blocking(self.service.trends_document, job_path, self.root, limit))
+            return
         job_path = await self.job_folder(path)
         self.send(await self.blocking(self.service.job_document, job_path, self.root))
+
+    def _is_folder(self, job_id: str) -> bool:
+        """``job_id`` names a folder under the root (no error for one that does not, or leads outside)."""
+        try:
+            return self.resolve_job(job_id).is_dir()
+        except (OrchestrateError, web.HTTPError):
+            return False
 
     @web.authenticated
     @authorized

@@ -15,21 +15,25 @@ locked) become a :class:`~.errors.StoreError` naming the file and what to do. A 
 
 Layout of the state home (which folder: :func:`~.workspace.find_state_home`)::
 
-    <home>/orchestrate.db
+    <home>/orchestrate.db                               the tables, and the history views (v_runs, ...)
     <home>/runs/<run_id>/<task_key>/attempt-<n>.ipynb   executed notebook (saved after every cell)
     <home>/runs/<run_id>/<task_key>/attempt-<n>.log     captured stdout/stderr
 
 Modules, one concern each, behind the :class:`Store` facade: :mod:`.connection` (opening, the lock,
 transactions, busy retries, SQLite faults), :mod:`.migrations` (the schema), :mod:`.runs` (jobs, runs,
-repairs, recovery), :mod:`.attempts` (task runs, attempts, task values), :mod:`.schedules` (leases, schedule
-state, fires) and :mod:`.records` (the typed records returned).
+repairs, recovery), :mod:`.attempts` (task runs, attempts, task values), :mod:`.history` (per-cell execution
+times, the slowest cells of a job's tasks), :mod:`.schedules` (leases, schedule state, fires) and :mod:`.records`
+(the typed records returned). The read-only views ``v_*`` over these tables are the documented history
+(docs/history-tables.md).
 """
 
 from __future__ import annotations
 
 from jupyter_orchestrate.store.connection import BUSY_TIMEOUT_SECONDS
+from jupyter_orchestrate.store.history import HistoryRecords
 from jupyter_orchestrate.store.migrations import migrations
 from jupyter_orchestrate.store.records import (
+    CellStats,
     Fire,
     Lease,
     Orchestrator,
@@ -46,6 +50,7 @@ from jupyter_orchestrate.workspace import DB_NAME
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
     "DB_NAME",
+    "CellStats",
     "Fire",
     "Lease",
     "Orchestrator",
@@ -60,7 +65,7 @@ __all__ = [
 ]
 
 
-class Store(RunRecords, ScheduleRecords):
+class Store(RunRecords, ScheduleRecords, HistoryRecords):
     """Access to the state database of one state home. Thread-safe (one connection, serialised by a lock);
     any number of processes may open the same state home.
 

@@ -170,3 +170,80 @@ def m004_attempt_environment(db: Database) -> None:
 def m005_schedule_rule(db: Database) -> None:
     """Schema version 5: the rule a schedule's next fire was computed from (recomputed when it changes)."""
     db.table("schedule_state").add_column("rule", str)
+
+
+@migrations()
+def m006_cell_timings(db: Database) -> None:
+    """Schema version 6: every executed code cell of every attempt (start, end, duration, ok/error), at most
+    :data:`~..engine.runner.DEFAULT_MAX_CELL_TIMINGS` per attempt by default."""
+    db.table("cells").create(
+        {
+            "run_id": int,
+            "task_key": str,
+            "attempt_number": int,
+            "cell_number": int,
+            "cell_index": int,
+            "start_time": str,
+            "end_time": str,
+            "duration_seconds": float,
+            "status": str,
+            "source_first_line": str,
+        },
+        pk=("run_id", "task_key", "attempt_number", "cell_number"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+
+
+#: The version of the history views (docs/history-tables.md, view ``v_history_version``). Within a version
+#: columns are only added, never renamed, retyped or removed; anything else is a new version, said in the doc.
+HISTORY_VIEWS_VERSION = 1
+
+#: Version 1 of the history views (``v_*``): the stable, documented, read-only face of the tables
+#: (docs/history-tables.md). Frozen like an applied migration: a later change adds a new dict and a migration
+#: that recreates the views from it (and points :data:`HISTORY_VIEWS` at it).
+HISTORY_VIEWS_V1 = {
+    "v_history_version": "select 1 as version",
+    "v_runs": """
+        select run_id, job_name, job_path, status, status_reason, "trigger", trigger_time, trigger_reason,
+               start_time, end_time, duration_seconds, repair_count, parameters
+        from runs""",
+    "v_task_runs": """
+        select t.run_id, r.job_name, r.job_path, t.task_key, t.notebook, t.status, t.status_reason,
+               t.start_time, t.end_time, t.duration_seconds,
+               (select count(*) from attempts a where a.run_id = t.run_id and a.task_key = t.task_key)
+                   as attempt_count
+        from task_runs t join runs r on r.run_id = t.run_id""",
+    "v_attempts": """
+        select a.run_id, r.job_name, r.job_path, a.task_key, a.attempt_number, a.repair_number, a.status,
+               a.start_time, a.end_time, a.duration_seconds, a.cells_total, a.cells_completed, a.kernel_name,
+               a.notebook_path, a.error_kind, a.ename, a.evalue, a.cell_index as error_cell_index
+        from attempts a join runs r on r.run_id = a.run_id""",
+    "v_cells": """
+        select c.run_id, r.job_name, r.job_path, c.task_key, c.attempt_number, c.cell_number, c.cell_index,
+               c.start_time, c.end_time, c.duration_seconds, c.status, c.source_first_line
+        from cells c join runs r on r.run_id = c.run_id""",
+}
+#: The views as the newest migration leaves them.
+HISTORY_VIEWS = HISTORY_VIEWS_V1
+
+
+def create_history_views(db: Database, views: dict[str, str]) -> None:
+    """(Re)create the history views. A later migration that rebuilds a table they read (sqlite-utils
+    ``transform``) drops them first (:func:`drop_history_views`) and calls this after: SQLite refuses to rename
+    a table while a view names a missing one."""
+    for name, select in views.items():
+        db.execute(f"drop view if exists {name}")
+        db.execute(f"create view {name} as {select}")
+
+
+def drop_history_views(db: Database) -> None:
+    """Drop the history views (see :func:`create_history_views`)."""
+    for name in HISTORY_VIEWS:
+        db.execute(f"drop view if exists {name}")
+
+
+@migrations()
+def m007_history_views(db: Database) -> None:
+    """Schema version 7: the read-only history views ``v_runs``, ``v_task_runs``, ``v_attempts``, ``v_cells``
+    and ``v_history_version`` (version 1)."""
+    create_history_views(db, HISTORY_VIEWS_V1)

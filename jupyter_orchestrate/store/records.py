@@ -211,3 +211,17 @@ class Fire:
             reason=row["reason"],
             holder=row["holder"],
         )
+
+
+@dataclass(frozen=True)
+class CellStats:
+    """One code cell of a task over a set of runs (a job's trends): its ``cell_index`` in the input notebook
+    (None for the injected-parameters cell), how many times it executed, the ``durations`` of those executions
+    in seconds (oldest first) and the most recent first line of its source (None when unknown)."""
+
+    task_key: str
+    cell_index: int | None
+    executions: int
+    max_duration_seconds: float
+    durations: tuple[float, ...]
+    source_first_line: str | None

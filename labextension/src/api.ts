@@ -20,7 +20,8 @@ import type {
   SchedulesDocument,
   StartRunRequest,
   TaskSettingsCheckRequest,
-  TaskSettingsDocument
+  TaskSettingsDocument,
+  TrendsDocument
 } from './documents';
 import { isTerminal } from './status';
 
@@ -96,6 +97,9 @@ function scheduleEndpoint(jobId: string, name: string, action: 'pause' | 'resume
 export const api = {
   listJobs: () => requestAPI<JobListDocument>('jobs').then(r => r.jobs),
   getJob: (jobId: string) => requestAPI<JobDocument>(`jobs/${encodeJobId(jobId)}`),
+  /** The job's trends over its last `limit` runs (1..500). */
+  jobTrends: (jobId: string, limit = 50) =>
+    requestAPI<TrendsDocument>(`jobs/${encodeJobId(jobId)}/trends?limit=${encodeURIComponent(String(limit))}`),
   startRun: (jobId: string, parameters: Record<string, unknown> = {}) =>
     requestAPI<RunDocument>(`jobs/${encodeJobId(jobId)}/runs`, post({ parameters } satisfies StartRunRequest)),
   listRuns: (query: { job?: string; status?: RunStatus; limit?: number; before?: number } = {}) => {

@@ -156,6 +156,28 @@ export interface AttemptError {
   execution_count: number | null;
 }
 /**
+ * One of a task's slowest code cells over the trends' runs (every attempt counts).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "CellTrendDocument".
+ */
+export interface CellTrendDocument {
+  /**
+   * 0-based index in the input notebook; None for the injected-parameters cell.
+   */
+  cell_index: number | null;
+  /**
+   * How many times the cell executed (attempts of those runs).
+   */
+  executions: number;
+  median_duration_seconds: number;
+  max_duration_seconds: number;
+  /**
+   * The first non-blank line of the cell's source as last recorded (secrets redacted).
+   */
+  source_first_line: string | null;
+}
+/**
  * Where a notification goes: a webhook (JSON POST with a Slack-compatible ``text``) or email addresses.
  *
  * SMTP host, port and credentials come from configuration or the environment, never from job files.
@@ -734,4 +756,68 @@ export interface TaskSettingsDocument {
     [k: string]: unknown;
   };
   job: JobDocument;
+}
+/**
+ * One task over the trends' runs. ``ran``: task runs whose notebook ran to an end (succeeded, failed or
+ * timed out; upstream failures, skips and cancels are not the task's); ``failure_rate`` = (failed + timed
+ * out) / ran, 0..1, None when none ran; ``p50``/``p90`` are of succeeded task runs' durations (all attempts
+ * of the task run, retries included), None without one.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TaskTrendDocument".
+ */
+export interface TaskTrendDocument {
+  task_key: string;
+  /**
+   * Task runs of this task in the trends' runs.
+   */
+  task_runs: number;
+  ran: number;
+  succeeded: number;
+  /**
+   * Failed or timed out.
+   */
+  failed: number;
+  failure_rate: number | null;
+  p50_duration_seconds: number | null;
+  p90_duration_seconds: number | null;
+  /**
+   * At most 5, slowest (mean duration) first.
+   */
+  slowest_cells: CellTrendDocument[];
+}
+/**
+ * One run of a job's trends: when it started, how it ended and how long it took (None while unfinished).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TrendRunDocument".
+ */
+export interface TrendRunDocument {
+  run_id: number;
+  start_time: string;
+  status: RunStatus;
+  trigger: Trigger;
+  duration_seconds: number | null;
+}
+/**
+ * ``GET jobs/{job}/trends?limit=N``: the job's last ``limit`` runs (1..500, default 50) oldest first, with
+ * each task's duration percentiles, failure rate and slowest cells over them.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "TrendsDocument".
+ */
+export interface TrendsDocument {
+  /**
+   * The job folder relative to the server root.
+   */
+  job_id: string;
+  limit: number;
+  /**
+   * Oldest first (chart order).
+   */
+  runs: TrendRunDocument[];
+  /**
+   * In the order of the newest run's tasks.
+   */
+  tasks: TaskTrendDocument[];
 }

@@ -10,7 +10,11 @@ import { api, JobDocument, RunDocument, StreamEvent } from './api';
 import { subscribeRunEvents } from './channel';
 import { isTerminal } from './status';
 
-export type View = { kind: 'jobs' } | { kind: 'job'; jobId: string } | { kind: 'run'; runId: number };
+export type View =
+  | { kind: 'jobs' }
+  | { kind: 'job'; jobId: string }
+  | { kind: 'trends'; jobId: string }
+  | { kind: 'run'; runId: number };
 
 export interface IProgress {
   cell: number;

@@ -305,6 +305,15 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
           <runIcon.react tag="span" className="jo-button-icon" />
           Run
         </Button>
+        <Button
+          small
+          minimal
+          data-testid="jo-open-trends"
+          title={`Trends of ${shownJob.name}: run durations, task p50/p90 and failure rate, slowest cells`}
+          onClick={() => model.show({ kind: 'trends', jobId })}
+        >
+          Trends
+        </Button>
       </div>
       {shownJob.description && (
         <div className="jo-description" data-testid="jo-job-description">

@@ -8,6 +8,7 @@ import { OrchestrateModel } from '../model';
 import { JobsList } from './JobsList';
 import { JobView } from './JobView';
 import { RunView } from './RunView';
+import { Trends } from './Trends';
 
 /**
  * The banner shown while the server cannot be reached (`error`: the model's `jobsError`): what the panel shows is
@@ -37,6 +38,9 @@ export function Panel(props: { model: OrchestrateModel; actions: IActions }): JS
   if (view.kind === 'job') {
     title = model.job(view.jobId)?.name ?? view.jobId;
     body = <JobView model={model} jobId={view.jobId} actions={actions} />;
+  } else if (view.kind === 'trends') {
+    title = `${model.job(view.jobId)?.name ?? view.jobId}: trends`;
+    body = <Trends model={model} jobId={view.jobId} onOpenRun={runId => model.show({ kind: 'run', runId })} />;
   } else if (view.kind === 'run') {
     const run = model.runs.get(view.runId);
     title = run ? `Run ${run.run_id} of ${run.job}` : `Run ${view.runId}`;
@@ -48,6 +52,8 @@ export function Panel(props: { model: OrchestrateModel; actions: IActions }): JS
     if (view.kind === 'run') {
       const run = model.runs.get(view.runId);
       model.show(run?.job_id ? { kind: 'job', jobId: run.job_id } : { kind: 'jobs' });
+    } else if (view.kind === 'trends') {
+      model.show({ kind: 'job', jobId: view.jobId });
     } else {
       model.show({ kind: 'jobs' });
     }
