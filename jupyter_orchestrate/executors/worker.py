@@ -60,7 +60,7 @@ from jupyter_orchestrate.executors.base import (
     AttemptResult,
     AttemptSpec,
 )
-from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultStatus, cell_label
+from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultStatus, cell_label, utc_now
 from jupyter_orchestrate.schemas.messages import Finished, Go, KernelStarted, ParentMessage, Progress
 from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
@@ -697,7 +697,7 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
                 create_time = psutil.Process(pid).create_time() if pid else None
             except psutil.Error:
                 create_time = None
-            conn.send(KernelStarted(pid=pid, create_time=create_time))
+            conn.send(KernelStarted(pid=pid, create_time=create_time, ready_time=utc_now()))
             worker.go.wait()
             result = worker.execute()
         conn.send(Finished(worker.redacted(result)))

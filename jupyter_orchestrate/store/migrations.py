@@ -170,3 +170,21 @@ def m004_attempt_environment(db: Database) -> None:
 def m005_schedule_rule(db: Database) -> None:
     """Schema version 5: the rule a schedule's next fire was computed from (recomputed when it changes)."""
     db.table("schedule_state").add_column("rule", str)
+
+
+@migrations()
+def m006_attempt_phases(db: Database) -> None:
+    """Schema version 6: the phases of an attempt before it executes: when its task run was queued and when its
+    kernel was ready (the Gantt shows queued, kernel start and execution apart)."""
+    db.table("attempts").add_column("queued_time", str)
+    db.table("attempts").add_column("kernel_ready_time", str)
+
+
+@migrations()
+def m007_run_listing_indexes(db: Database) -> None:
+    """Schema version 7: indexes for the runs listings (newest first by run id): a job's recent runs (the jobs
+    list reads them for every job), and the all-runs view's filters by status, trigger and start time."""
+    db.table("runs").create_index(["job_path", "run_id"], if_not_exists=True)
+    db.table("runs").create_index(["status", "run_id"], if_not_exists=True)
+    db.table("runs").create_index(["trigger", "run_id"], if_not_exists=True)
+    db.table("runs").create_index(["start_time"], if_not_exists=True)
