@@ -331,8 +331,8 @@ class RunsHandler(OrchestrateHandler):
         trigger = _query_enum("trigger", self.get_argument("trigger", None), Trigger)
         since = _query_time("since", self.get_argument("since", None))
         until = _query_time("until", self.get_argument("until", None))
-        limit = _query_int("limit", self.get_argument("limit", None), 20, 1, MAX_RUNS_PAGE)
-        before_id = _query_int("before", self.get_argument("before", None), None, 1, MAX_ID)
+        limit = _query_int("limit", self.get_argument("limit", None), 20, MAX_RUNS_PAGE, "")
+        before_id = _query_int("before", self.get_argument("before", None), None, MAX_ID, "a run id ")
         if since is not None and until is not None and since >= until:
             raise ValidationError(Problem("query", "until", "must be later than since"))
         job_path = str(await self.job_folder(job)) if job else None
@@ -366,14 +366,15 @@ def _query_enum(name: str, text: str | None, enum: type[E]) -> E | None:
         raise ValidationError(Problem("query", name, f"{text[:40]!r} is not one of {allowed}")) from None
 
 
-def _query_int(name: str, text: str | None, default: int | None, low: int, high: int) -> int | None:
-    """The query parameter ``name`` as an integer in ``low..high`` (``default`` when absent).
+def _query_int(name: str, text: str | None, default: int | None, high: int, what: str) -> int | None:
+    """The query parameter ``name`` as an integer in ``1..high`` (``default`` when absent); ``what`` names
+    what it is in the message (``"a run id "``).
 
     Raises: ValidationError (400) naming ``name``."""
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-        raise ValidationError(Problem("query", name, f"must be an integer between {low} and {high}"))
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= high:
+        raise ValidationError(Problem("query", name, f"must be {what}between 1 and {high}"))
     return int(text)
 
 
