@@ -1,10 +1,11 @@
 /** The "Orchestrate" left sidebar: routes between the Jobs, Job and Run views. */
 import React from 'react';
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
-import { refreshIcon, ToolbarButtonComponent, caretLeftIcon } from '@jupyterlab/ui-components';
+import { caretLeftIcon, listIcon, refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
 import { OrchestrateModel } from '../model';
+import { AllRuns } from './AllRuns';
 import { JobsList } from './JobsList';
 import { JobView } from './JobView';
 import { RunView } from './RunView';
@@ -17,6 +18,9 @@ function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Eleme
   if (view.kind === 'job') {
     title = model.job(view.jobId)?.name ?? view.jobId;
     body = <JobView model={model} jobId={view.jobId} actions={actions} />;
+  } else if (view.kind === 'runs') {
+    title = 'Orchestrate: all runs';
+    body = <AllRuns model={model} />;
   } else if (view.kind === 'run') {
     const run = model.runs.get(view.runId);
     title = run ? `Run ${run.run_id} of ${run.job}` : `Run ${view.runId}`;
@@ -25,7 +29,9 @@ function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Eleme
     body = <JobsList model={model} onRun={job => void actions.runJob(job)} />;
   }
   const back = () => {
-    if (view.kind === 'run') {
+    if (view.kind === 'run' && model.previous?.kind === 'runs') {
+      model.show({ kind: 'runs' });
+    } else if (view.kind === 'run') {
       const run = model.runs.get(view.runId);
       model.show(run?.job_id ? { kind: 'job', jobId: run.job_id } : { kind: 'jobs' });
     } else {
@@ -39,6 +45,15 @@ function Panel(props: { model: OrchestrateModel; actions: IActions }): JSX.Eleme
         <span className="jo-title" title={title}>
           {title}
         </span>
+        {view.kind === 'jobs' && (
+          <ToolbarButtonComponent
+            icon={listIcon}
+            label="All runs"
+            tooltip="All runs of every job, with filters"
+            dataset={{ testid: 'jo-all-runs-button' }}
+            onClick={() => model.show({ kind: 'runs' })}
+          />
+        )}
         <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
       </div>
       {body}
