@@ -464,6 +464,8 @@ def test_reopening_the_home_keeps_data_and_applies_no_migration(home: Path, job:
             "m003_trigger_details",
             "m004_attempt_environment",
             "m005_schedule_rule",
+            "m006_attempt_phases",
+            "m007_run_listing_indexes",
         ]
     )
     first.close()

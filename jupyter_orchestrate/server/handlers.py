@@ -331,7 +331,7 @@ class RunsHandler(OrchestrateHandler):
         trigger = _query_enum("trigger", self.get_argument("trigger", None), Trigger)
         since = _query_time("since", self.get_argument("since", None))
         until = _query_time("until", self.get_argument("until", None))
-        limit = _query_int("limit", self.get_argument("limit", None), 20, MAX_RUNS_PAGE, "")
+        limit = _query_int("limit", self.get_argument("limit", None), 20, MAX_RUNS_PAGE, "") or 20
         before_id = _query_int("before", self.get_argument("before", None), None, MAX_ID, "a run id ")
         if since is not None and until is not None and since >= until:
             raise ValidationError(Problem("query", "until", "must be later than since"))
