@@ -481,7 +481,13 @@ class Attempt(BaseModel):
     attempt_number: int
     repair_number: int = 0
     status: TaskRunStatus
+    #: when the task run became ready to execute (queued) before this attempt; None in records from before
+    #: schema version 7
+    queued_time: str | None = None
     start_time: str | None = None
+    #: when the attempt's kernel was ready (reported by the executor); before ``start_time`` for a kernel started
+    #: ahead of need, None until it is ready (and in records from before schema version 7)
+    kernel_ready_time: str | None = None
     end_time: str | None = None
     duration_seconds: float | None = None
     notebook_path: str | None = None

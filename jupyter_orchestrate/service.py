@@ -22,6 +22,7 @@ import psutil
 
 from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.discovery import FROM_FILE, check_task_settings, load_job, validate_job
+from jupyter_orchestrate.discovery_cache import DiscoveryCache, Signature, kernels_signature
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.environments import public_job
@@ -60,6 +61,7 @@ from jupyter_orchestrate.schemas.events import RunStatusEvent
 from jupyter_orchestrate.store import RunOwner, ScheduleState, Store
 from jupyter_orchestrate.workspace import DB_NAME, confine
 
+RECENT_RUNS = 10  # runs per job in the job documents (the jobs list's cells)
 CANCEL_TIMEOUT_SECONDS = 30.0  # a live owner that has not ended a cancel by then: the run is force-ended
 MONITOR_SECONDS = 5.0  # time between two checks of the run monitor
 SHUTDOWN_SECONDS = 15.0  # a clean shutdown waits this long for its runs to record their cancel
@@ -195,6 +197,7 @@ class OrchestrateService:
         if existing and not (Path(home) / DB_NAME).is_file():
             raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
         self.store = Store(home)
+        self.discovery = DiscoveryCache()
         self.default_max_parallel = default_max_parallel
         self.listeners: list[EventCallback] = []
         self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
@@ -480,12 +483,22 @@ class OrchestrateService:
         job_name: str | None = None,
         job_path: str | None = None,
         status: RunStatus | None = None,
+        trigger: Trigger | None = None,
+        since: str | None = None,
+        until: str | None = None,
         limit: int = 20,
         before: int | None = None,
     ) -> list[Run]:
-        """Runs newest first; see :meth:`~.store.Store.list_runs`."""
+        """Runs newest first, filtered; see :meth:`~.store.Store.list_runs`."""
         return self.store.list_runs(
-            job_name=job_name, job_path=job_path, status=status, limit=limit, before=before
+            job_name=job_name,
+            job_path=job_path,
+            status=status,
+            trigger=trigger,
+            since=since,
+            until=until,
+            limit=limit,
+            before=before,
         )
 
     def cancel(self, run_id: int) -> bool:
@@ -509,21 +522,33 @@ class OrchestrateService:
         self, *, limit: int = 20, root: str | Path | None = None, **query: Any
     ) -> RunListDocument:
         """A page of runs newest first and the ``before`` of the next page; ``query``: the filters of
-        :meth:`list_runs` (``job_name``, ``job_path``, ``status``, ``before``)."""
+        :meth:`list_runs` (``job_name``, ``job_path``, ``status``, ``trigger``, ``since``, ``until``, ``before``)."""
         return RunListDocument.build(self.list_runs(limit=limit, **query), limit, root)
 
     def job_document(
-        self, path: Path, root: Path, job: Job | None = None, problems: list[Problem] | None = None
+        self,
+        path: Path,
+        root: Path,
+        job: Job | None = None,
+        problems: list[Problem] | None = None,
+        *,
+        runs: list[Run] | None = None,
+        kernels: Signature | None = None,
     ) -> JobDocument:
         """The document of the job folder ``path``: validated here unless ``job`` or ``problems`` are given
         (``job`` None with problems: invalid), with its last 10 runs and its schedules' state; literal
         secret values are masked (:func:`~.environments.public_job`).
 
+        Validation results are reused while the folder's files are unchanged (:class:`~.discovery_cache.
+        DiscoveryCache`); ``runs``: its recent runs when the caller read them already (``jobs_document``);
+        ``kernels``: the kernels' signature read once for many jobs.
+
         Raises: PathOutsideRootError when the job's files lead outside its folder (validation reads nothing).
         """
         if job is None and problems is None:
-            job, problems = validate_job(path)
-        runs = self.list_runs(job_path=str(path), limit=10)
+            job, problems = self.discovery.validate(path, kernels)
+        if runs is None:
+            runs = self.store.recent_runs([str(path)], RECENT_RUNS)[str(path)]
         schedules = self.schedules(job) if job is not None else []
         return JobDocument.build(job, path, root, problems or [], runs, schedules)
 
@@ -571,17 +596,21 @@ class OrchestrateService:
         from jupyter_orchestrate.discovery import find_jobs
         from jupyter_orchestrate.errors import PathOutsideRootError
 
-        seen: set[Path] = set()
-        jobs = []
+        paths: list[Path] = []
         for search_root in search_roots:
             for path in find_jobs(search_root, max_depth=max_depth, exclude=exclude):
-                if path in seen:
-                    continue
-                seen.add(path)
-                try:
-                    jobs.append(self.job_document(path, root))
-                except PathOutsideRootError as exc:  # listed, so the user learns why it cannot be opened
-                    jobs.append(self.job_document(path, root, None, exc.problems))
+                if path not in paths:
+                    paths.append(path)
+        # every job's recent runs in one read transaction, the kernels looked up once (not once per job)
+        recent = self.store.recent_runs([str(p) for p in paths], RECENT_RUNS)
+        kernels = kernels_signature()
+        jobs = []
+        for path in paths:
+            runs = recent[str(path)]
+            try:
+                jobs.append(self.job_document(path, root, runs=runs, kernels=kernels))
+            except PathOutsideRootError as exc:  # listed, so the user learns why it cannot be opened
+                jobs.append(self.job_document(path, root, None, exc.problems, runs=runs))
         return JobListDocument(jobs=jobs)
 
     def attempt_log(self, run_id: int, task_key: str, attempt_number: str | int) -> bytes:

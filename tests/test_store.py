@@ -465,7 +465,9 @@ def test_reopening_the_home_keeps_data_and_applies_no_migration(home: Path, job:
             "m004_attempt_environment",
             "m005_schedule_rule",
             "m006_cell_timings",
-            "m007_history_views",
+            "m007_attempt_phases",
+            "m008_run_listing_indexes",
+            "m009_history_views",
         ]
     )
     first.close()

@@ -80,6 +80,7 @@ class _InFlight:
     cells_total: int | None = None
     cell_index: int | None = None
     cells: CellTimings | None = None  # per-cell execution times as they arrive (recorded when it ends)
+    kernel_ready_time: str | None = None  # the executor's KernelStarted, also when it came before "go"
 
 
 def _position(flight: _InFlight) -> str:
@@ -212,6 +213,7 @@ class Runner:
         self.repair_number = repair_number
         self.listeners: list[EventCallback] = [on_event] if on_event else []
         self.in_flight: dict[str, _InFlight] = {}
+        self._queued_time: dict[str, str] = {}  # task key -> when its task run was last queued (UTC ISO)
         self.cancel_reason: str | None = None
         self.clock = clock
         self._crashed = False
@@ -242,6 +244,8 @@ class Runner:
     def _record(self, changes: list[Transition]) -> None:
         for change in changes:
             self.store.set_task_status(self.run_id, change.task_key, change.new, self._clean(change.reason))
+            if change.new == S.queued:  # the attempt's queued phase starts here (the Gantt shows it)
+                self._queued_time[change.task_key] = utc_now()
             flight = self.in_flight.get(change.task_key)
             if change.new.is_terminal and flight is not None and flight.started is None:
                 self._discard(flight)  # prepared ahead for a task that will not run
@@ -367,7 +371,9 @@ class Runner:
             attempt_number=attempt_number,
             repair_number=self.repair_number,
             status=S.running,
+            queued_time=self._queued_time.pop(key, None),
             start_time=utc_now(),
+            kernel_ready_time=flight.kernel_ready_time,
             notebook_path=spec.output_path,
             log_path=spec.log_path,
             parameters=self._clean(parameters),
@@ -680,10 +686,17 @@ class Runner:
             if flight is None:
                 continue
             message = event.message
-            if isinstance(message, KernelStarted) and flight.started is not None:
-                self.store.set_attempt_kernel(
-                    self.run_id, flight.task_key, flight.attempt_number, message.pid, message.create_time
-                )
+            if isinstance(message, KernelStarted):
+                flight.kernel_ready_time = message.ready_time
+                if flight.started is not None:
+                    self.store.set_attempt_kernel(
+                        self.run_id,
+                        flight.task_key,
+                        flight.attempt_number,
+                        message.pid,
+                        message.create_time,
+                        message.ready_time,
+                    )
             elif isinstance(message, Progress):
                 flight.cell = message.cell
                 flight.cells_total = message.total

@@ -747,7 +747,7 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
                 create_time = psutil.Process(pid).create_time() if pid else None
             except psutil.Error:
                 create_time = None
-            conn.send(KernelStarted(pid=pid, create_time=create_time))
+            conn.send(KernelStarted(pid=pid, create_time=create_time, ready_time=utc_now()))
             worker.go.wait()
             result = worker.execute()
         conn.send(Finished(worker.redacted(result)))

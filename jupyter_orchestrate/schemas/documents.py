@@ -105,7 +105,15 @@ class AttemptDocument(Document):
     attempt_number: int
     repair_number: int
     status: TaskRunStatus
+    queued_time: str | None = Field(
+        default=None, description="When the task run was queued for this attempt (null in older records)."
+    )
     start_time: str | None
+    kernel_ready_time: str | None = Field(
+        default=None,
+        description="When the attempt's kernel was ready: before `start_time` for a kernel started ahead of "
+        "need; null until ready and in older records.",
+    )
     end_time: str | None
     duration_seconds: float | None
     executed_notebook: str | None
@@ -124,7 +132,9 @@ class AttemptDocument(Document):
             attempt_number=attempt.attempt_number,
             repair_number=attempt.repair_number,
             status=attempt.status,
+            queued_time=attempt.queued_time,
             start_time=attempt.start_time,
+            kernel_ready_time=attempt.kernel_ready_time,
             end_time=attempt.end_time,
             duration_seconds=attempt.duration_seconds,
             executed_notebook=attempt.notebook_path,
@@ -254,21 +264,33 @@ class RunDocument(_RunFields):
 
 
 class RunSummaryDocument(_RunFields):
-    """A run in a listing: the run document without ``task_runs``, plus ``task_statuses``."""
+    """A run in a listing: the run document without ``task_runs``, plus ``task_statuses`` and
+    ``task_duration_seconds`` (the matrix's cells)."""
 
     task_statuses: dict[str, TaskRunStatus]
+    task_duration_seconds: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Each task run's duration in seconds (null while it has not finished or never started).",
+    )
 
     @classmethod
     def build(cls, run: Run, root: str | Path | None = None) -> RunSummaryDocument:
         """The listing entry of ``run``; ``root`` as in :meth:`RunDocument.build`."""
-        return cls(**cls._fields(run, root), task_statuses={t.task_key: t.status for t in run.task_runs})
+        return cls(
+            **cls._fields(run, root),
+            task_statuses={t.task_key: t.status for t in run.task_runs},
+            task_duration_seconds={t.task_key: t.duration_seconds for t in run.task_runs},
+        )
 
 
 class RunListDocument(Document):
-    """``GET runs`` and ``runs --json``: runs newest first."""
+    """``GET runs`` and ``runs --json``: a page of runs newest first (highest run id first). Paging is by
+    keyset: pass ``next_before`` as ``before`` for the next page; pages never repeat or skip a run."""
 
     runs: list[RunSummaryDocument]
-    next_before: int | None = Field(description="The `before` value of the next page; null on the last page.")
+    next_before: int | None = Field(
+        description="The `before` value of the next page (the last run id of this page); null on the last page."
+    )
 
     @classmethod
     def build(cls, runs: list[Run], limit: int, root: str | Path | None = None) -> RunListDocument:

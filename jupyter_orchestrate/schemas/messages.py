@@ -22,10 +22,12 @@ from jupyter_orchestrate.models import CellTiming
 @dataclass(frozen=True)
 class KernelStarted:
     """The attempt's kernel is ready: its process id and start time (``psutil`` ``create_time``, seconds since
-    the epoch; None when it could not be read), so recovery can tell the process from a reused pid."""
+    the epoch; None when it could not be read), so recovery can tell the process from a reused pid, and when it
+    became ready (``ready_time``, UTC ISO, the worker's clock; the Gantt's kernel-start phase ends there)."""
 
     pid: int | None
     create_time: float | None
+    ready_time: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
@@ -149,6 +150,18 @@ class OrchestrateApp(ExtensionApp):
                 "jupyter-orchestrate: ended runs %s: their orchestrator had died", self.service.recovered
             )
         self.service.start_monitor(self.monitor_seconds)
+        threading.Thread(target=self._warm_jobs, name="orchestrate-warm-jobs", daemon=True).start()
+
+    def _warm_jobs(self) -> None:
+        """Validate every job once in the background while JupyterLab's page loads, so that the sidebar's
+        first ``GET jobs`` finds the discovery cache filled (a cold validation of 50 jobs took over a second,
+        most of the cold page load's wait for the jobs list). Never blocks start-up; a failure is only logged."""
+        try:
+            self.service.jobs_document(
+                self.search_roots(), self.root, max_depth=self.job_search_depth, exclude=(self.home,)
+            )
+        except Exception:  # the request will report it
+            self.log.debug("jupyter-orchestrate: warming the jobs list failed", exc_info=True)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())

@@ -16,6 +16,8 @@ import asyncio
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime, timezone
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -38,7 +40,7 @@ from jupyter_orchestrate.errors import (
     StoreError,
     ValidationError,
 )
-from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, RunStatus
+from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, RunStatus, Trigger
 from jupyter_orchestrate.schemas.documents import Document, ErrorDocument, ErrorProblem, SchedulesDocument
 from jupyter_orchestrate.workspace import confine
 
@@ -50,6 +52,7 @@ API = "/jupyter-orchestrate/api"
 AUTH_RESOURCE = "orchestrate"
 KEEPALIVE_SECONDS = 15.0
 MAX_BODY_BYTES = 1024 * 1024
+MAX_RUNS_PAGE = 500  # runs per page of GET runs at most
 T = TypeVar("T", bound=BaseModel)
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -370,34 +373,83 @@ class JobHandler(OrchestrateHandler):
 
 
 class RunsHandler(OrchestrateHandler):
-    """``GET runs?job=&status=&limit=&before=``: runs newest first; ``before`` is a run id (paging)."""
+    """``GET runs?job=&status=&trigger=&since=&until=&limit=&before=``: a page of runs newest first (see
+    :meth:`~.service.OrchestrateService.runs_document`). ``job``: a job folder relative to the root; ``status``
+    and ``trigger``: their enum values; ``since``/``until``: ISO-8601 times (with an offset or ``Z``; a time
+    without one is UTC) the runs' start is at or after / before; ``limit`` 1..500 (default 20); ``before``: the
+    ``next_before`` of the previous page. A bad value is a 400 naming its field."""
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         job = self.get_argument("job", None)
-        status = self.get_argument("status", None)
-        try:
-            limit = int(self.get_argument("limit", "20"))
-            before = self.get_argument("before", None)
-            before_id = int(before) if before is not None else None
-            run_status = RunStatus(status) if status else None
-        except ValueError as exc:
-            raise ValidationError(Problem("query", "", str(exc))) from None
-        if not 1 <= limit <= 500:
-            raise ValidationError(Problem("query", "limit", "must be between 1 and 500"))
-        if before_id is not None and not 1 <= before_id <= MAX_ID:
-            raise ValidationError(Problem("query", "before", f"must be a run id between 1 and {MAX_ID}"))
+        run_status = _query_enum("status", self.get_argument("status", None), RunStatus)
+        trigger = _query_enum("trigger", self.get_argument("trigger", None), Trigger)
+        since = _query_time("since", self.get_argument("since", None))
+        until = _query_time("until", self.get_argument("until", None))
+        limit = _query_int("limit", self.get_argument("limit", None), 20, MAX_RUNS_PAGE, "") or 20
+        before_id = _query_int("before", self.get_argument("before", None), None, MAX_ID, "a run id ")
+        if since is not None and until is not None and since >= until:
+            raise ValidationError(Problem("query", "until", "must be later than since"))
         job_path = str(await self.job_folder(job)) if job else None
         found = await self.blocking(
             self.service.runs_document,
             job_path=job_path,
             status=run_status,
+            trigger=trigger,
+            since=since,
+            until=until,
             limit=limit,
             before=before_id,
             root=self.root,
         )
         self.send(found)
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def _query_enum(name: str, text: str | None, enum: type[E]) -> E | None:
+    """The query parameter ``name`` as a member of ``enum`` (None when absent or empty).
+
+    Raises: ValidationError (400) naming ``name`` and the allowed values."""
+    if not text:
+        return None
+    try:
+        return enum(text)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise ValidationError(Problem("query", name, f"{text[:40]!r} is not one of {allowed}")) from None
+
+
+def _query_int(name: str, text: str | None, default: int | None, high: int, what: str) -> int | None:
+    """The query parameter ``name`` as an integer in ``1..high`` (``default`` when absent); ``what`` names
+    what it is in the message (``"a run id "``).
+
+    Raises: ValidationError (400) naming ``name``."""
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= high:
+        raise ValidationError(Problem("query", name, f"must be {what}between 1 and {high}"))
+    return int(text)
+
+
+def _query_time(name: str, text: str | None) -> str | None:
+    """The query parameter ``name``, an ISO-8601 time, as the store writes times (UTC, ``+00:00``); a time
+    without an offset is UTC.
+
+    Raises: ValidationError (400) naming ``name``."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise ValidationError(
+            Problem("query", name, f"{text[:40]!r} is not an ISO-8601 time (e.g. 2026-12-01T00:00:00Z)")
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat()
 
 
 class RunHandler(OrchestrateHandler):

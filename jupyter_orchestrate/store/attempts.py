@@ -34,7 +34,9 @@ def attempt_of(row: dict[str, Any]) -> Attempt:
         attempt_number=row["attempt_number"],
         repair_number=row["repair_number"] or 0,
         status=TaskRunStatus(row["status"]),
+        queued_time=row.get("queued_time"),
         start_time=row["start_time"],
+        kernel_ready_time=row.get("kernel_ready_time"),
         end_time=row["end_time"],
         duration_seconds=row["duration_seconds"],
         notebook_path=row["notebook_path"],
@@ -87,7 +89,9 @@ class AttemptRecords(StoreConnection):
                 "attempt_number": attempt.attempt_number,
                 "repair_number": attempt.repair_number,
                 "status": attempt.status.value,
+                "queued_time": attempt.queued_time,
                 "start_time": attempt.start_time,
+                "kernel_ready_time": attempt.kernel_ready_time,
                 "notebook_path": attempt.notebook_path,
                 "log_path": attempt.log_path,
                 "parameters": dumps(attempt.parameters),
@@ -104,12 +108,20 @@ class AttemptRecords(StoreConnection):
 
     @writes
     def set_attempt_kernel(
-        self, run_id: int, task_key: str, attempt_number: int, pid: int | None, create_time: float | None
+        self,
+        run_id: int,
+        task_key: str,
+        attempt_number: int,
+        pid: int | None,
+        create_time: float | None,
+        ready_time: str | None = None,
     ) -> None:
-        """Record the kernel process of a running attempt (reaped if the orchestrator dies)."""
-        self.db.table("attempts").update(
-            (run_id, task_key, attempt_number), {"kernel_pid": pid, "kernel_create_time": create_time}
-        )
+        """Record the kernel process of a running attempt (reaped if the orchestrator dies) and, when given,
+        when it was ready (UTC ISO)."""
+        update: dict[str, Any] = {"kernel_pid": pid, "kernel_create_time": create_time}
+        if ready_time is not None:
+            update["kernel_ready_time"] = ready_time
+        self.db.table("attempts").update((run_id, task_key, attempt_number), update)
 
     @writes
     def set_attempt_environment(

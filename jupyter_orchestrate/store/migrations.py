@@ -194,6 +194,24 @@ def m006_cell_timings(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_attempt_phases(db: Database) -> None:
+    """Schema version 7: the phases of an attempt before it executes: when its task run was queued and when its
+    kernel was ready (the Gantt shows queued, kernel start and execution apart)."""
+    db.table("attempts").add_column("queued_time", str)
+    db.table("attempts").add_column("kernel_ready_time", str)
+
+
+@migrations()
+def m008_run_listing_indexes(db: Database) -> None:
+    """Schema version 8: indexes for the runs listings (newest first by run id): a job's recent runs (the jobs
+    list reads them for every job), and the all-runs view's filters by status, trigger and start time."""
+    db.table("runs").create_index(["job_path", "run_id"], if_not_exists=True)
+    db.table("runs").create_index(["status", "run_id"], if_not_exists=True)
+    db.table("runs").create_index(["trigger", "run_id"], if_not_exists=True)
+    db.table("runs").create_index(["start_time"], if_not_exists=True)
+
+
 #: The version of the history views (docs/history-tables.md, view ``v_history_version``). Within a version
 #: columns are only added, never renamed, retyped or removed; anything else is a new version, said in the doc.
 HISTORY_VIEWS_VERSION = 1
@@ -215,6 +233,7 @@ HISTORY_VIEWS_V1 = {
         from task_runs t join runs r on r.run_id = t.run_id""",
     "v_attempts": """
         select a.run_id, r.job_name, r.job_path, a.task_key, a.attempt_number, a.repair_number, a.status,
+               a.queued_time, a.kernel_ready_time,
                a.start_time, a.end_time, a.duration_seconds, a.cells_total, a.cells_completed, a.kernel_name,
                a.notebook_path, a.error_kind, a.ename, a.evalue, a.cell_index as error_cell_index
         from attempts a join runs r on r.run_id = a.run_id""",
@@ -243,7 +262,7 @@ def drop_history_views(db: Database) -> None:
 
 
 @migrations()
-def m007_history_views(db: Database) -> None:
-    """Schema version 7: the read-only history views ``v_runs``, ``v_task_runs``, ``v_attempts``, ``v_cells``
+def m009_history_views(db: Database) -> None:
+    """Schema version 9: the read-only history views ``v_runs``, ``v_task_runs``, ``v_attempts``, ``v_cells``
     and ``v_history_version`` (version 1)."""
     create_history_views(db, HISTORY_VIEWS_V1)

@@ -27,6 +27,24 @@ from jupyter_orchestrate.store.records import Orchestrator, RunOwner, WatchedRun
 from jupyter_orchestrate.store.schedules import mark_fire_started
 
 _UNFINISHED = (RunStatus.queued.value, RunStatus.running.value, RunStatus.canceling.value)
+# the runs columns a listing reads (not the snapshot: parsing every run's job definition made listings slow)
+_SUMMARY_COLUMNS = (
+    "run_id",
+    "job_name",
+    "job_path",
+    "status",
+    "status_reason",
+    "trigger",
+    "trigger_time",
+    "trigger_reason",
+    "start_time",
+    "end_time",
+    "duration_seconds",
+    "parameters",
+    "overrides",
+    "max_parallel_tasks",
+    "repair_count",
+)
 
 
 def this_process() -> Orchestrator:
@@ -267,8 +285,10 @@ class RunRecords(AttemptRecords):
             raise self._not_found(run_id)
         return rows[0]
 
-    def _run(self, row: dict[str, Any], details: bool) -> Run:
-        run = Run(
+    @staticmethod
+    def _run_fields(row: dict[str, Any]) -> Run:
+        """The run of a ``runs`` row (``_SUMMARY_COLUMNS`` at least), without task runs and repairs."""
+        return Run(
             run_id=row["run_id"],
             job_name=row["job_name"],
             job_path=row["job_path"],
@@ -285,6 +305,9 @@ class RunRecords(AttemptRecords):
             max_parallel_tasks=row["max_parallel_tasks"],
             repair_count=row["repair_count"] or 0,
         )
+
+    def _run(self, row: dict[str, Any], details: bool) -> Run:
+        run = self._run_fields(row)
         run_id = row["run_id"]
         attempts: dict[str, list[Attempt]] = {}
         values: dict[str, dict[str, Any]] = {}
@@ -349,31 +372,97 @@ class RunRecords(AttemptRecords):
         job_name: str | None = None,
         job_path: str | None = None,
         status: RunStatus | None = None,
+        trigger: Trigger | None = None,
+        since: str | None = None,
+        until: str | None = None,
         limit: int = 20,
         before: int | None = None,
     ) -> list[Run]:
-        """Runs, newest first, with their task runs' statuses (no attempts); ``before`` is a run id for paging;
-        ``job_path`` is the job folder's absolute path."""
+        """Runs, newest (highest run id) first, with their task runs' statuses and durations (no attempts).
+
+        Filters (all optional, combined with *and*): ``job_name``; ``job_path`` (the job folder's absolute path);
+        ``status``; ``trigger``; ``since``/``until``: UTC ISO times (as :func:`~..models.utc_now` writes them)
+        the run's start time is at or after / before. ``before``: a run id, the keyset cursor of paging (the
+        last run id of the previous page): pages never repeat or skip a run, also while new runs are added.
+        ``limit``: at most this many runs.
+        """
         where: list[str] = []
         args: list[Any] = []
-        if job_name:
-            where.append("job_name = ?")
-            args.append(job_name)
-        if job_path:
-            where.append("job_path = ?")
-            args.append(job_path)
-        if status:
-            where.append("status = ?")
-            args.append(status.value)
+        for column, value in (
+            ("job_name", job_name),
+            ("job_path", job_path),
+            ("status", status.value if status else None),
+            ("trigger", trigger.value if trigger else None),
+        ):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            where.append("start_time >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("start_time < ?")
+            args.append(until)
         if before is not None:
             where.append("run_id < ?")
             args.append(before)
         rows = list(
             self.db.table("runs").rows_where(
-                " and ".join(where) or None, args, order_by="run_id desc", limit=limit
+                " and ".join(where) or None,
+                args,
+                select=", ".join(_SUMMARY_COLUMNS),
+                order_by="run_id desc",
+                limit=limit,
             )
         )
-        return [self._run(r, details=False) for r in rows]
+        return self._summaries(rows)
+
+    def _summaries(self, rows: list[dict[str, Any]]) -> list[Run]:
+        """Runs of ``runs`` rows with their task runs (one query for all; in the job's task order, as
+        ``create_run`` inserted them), without attempts, task values or the snapshot's warnings."""
+        tasks: dict[int, list[TaskRun]] = {}
+        ids = [r["run_id"] for r in rows]
+        if ids:
+            for t in self.db.execute(
+                "select run_id, task_key, notebook, depends_on, status, status_reason, start_time, end_time, "
+                f"duration_seconds from task_runs where run_id in ({', '.join('?' * len(ids))}) "
+                "order by run_id, rowid",
+                ids,
+            ).fetchall():
+                tasks.setdefault(t[0], []).append(
+                    TaskRun(
+                        run_id=t[0],
+                        task_key=t[1],
+                        notebook=t[2],
+                        depends_on=loads(t[3], []),
+                        status=TaskRunStatus(t[4]),
+                        status_reason=t[5],
+                        start_time=t[6],
+                        end_time=t[7],
+                        duration_seconds=t[8],
+                    )
+                )
+        runs = []
+        for row in rows:
+            run = self._run_fields(row)
+            run.task_runs = tasks.get(row["run_id"], [])
+            runs.append(run)
+        return runs
+
+    @reads
+    def recent_runs(self, job_paths: list[str], limit: int = 10) -> dict[str, list[Run]]:
+        """The last ``limit`` runs of each job folder in ``job_paths`` (absolute paths), newest first, in one
+        read transaction: one indexed query per job (index ``runs(job_path, run_id)``), run fields only (no
+        task runs). The jobs list shows them for every job; loading each run whole made ``GET jobs`` slow."""
+        columns = ", ".join(_SUMMARY_COLUMNS)
+        result: dict[str, list[Run]] = {}
+        for path in job_paths:
+            cursor = self.db.execute(
+                f"select {columns} from runs where job_path = ? order by run_id desc limit ?", [path, limit]
+            )
+            names = [d[0] for d in cursor.description]
+            result[path] = [self._run_fields(dict(zip(names, r, strict=True))) for r in cursor.fetchall()]
+        return result
 
     @reads
     def unfinished_runs(self) -> list[RunOwner]:

@@ -21,7 +21,8 @@ import type {
   StartRunRequest,
   TaskSettingsCheckRequest,
   TaskSettingsDocument,
-  TrendsDocument
+  TrendsDocument,
+  Trigger
 } from './documents';
 import { isTerminal } from './status';
 
@@ -93,6 +94,17 @@ function scheduleEndpoint(jobId: string, name: string, action: 'pause' | 'resume
   return `jobs/${encodeJobId(jobId)}/schedules/${encodeURIComponent(name)}/${action}`;
 }
 
+/** The filters and paging of `GET runs` (every field optional; absent or empty: not filtered). */
+export interface IRunQuery {
+  job?: string;
+  status?: RunStatus;
+  trigger?: Trigger;
+  since?: string;
+  until?: string;
+  limit?: number;
+  before?: number;
+}
+
 /** Typed calls of every route of docs/api.md. */
 export const api = {
   listJobs: () => requestAPI<JobListDocument>('jobs').then(r => r.jobs),
@@ -102,9 +114,10 @@ export const api = {
     requestAPI<TrendsDocument>(`jobs/${encodeJobId(jobId)}/trends?limit=${encodeURIComponent(String(limit))}`),
   startRun: (jobId: string, parameters: Record<string, unknown> = {}) =>
     requestAPI<RunDocument>(`jobs/${encodeJobId(jobId)}/runs`, post({ parameters } satisfies StartRunRequest)),
-  listRuns: (query: { job?: string; status?: RunStatus; limit?: number; before?: number } = {}) => {
+  /** A page of runs newest first (`next_before` is the next page's `before`); `since`/`until` are ISO times. */
+  listRuns: (query: IRunQuery = {}) => {
     const params = new URLSearchParams();
-    Object.entries(query).forEach(([k, v]) => v !== undefined && params.set(k, String(v)));
+    Object.entries(query).forEach(([k, v]) => v !== undefined && v !== '' && params.set(k, String(v)));
     const qs = params.toString();
     return requestAPI<RunListDocument>(`runs${qs ? `?${qs}` : ''}`);
   },

@@ -101,7 +101,15 @@ export interface AttemptDocument {
   attempt_number: number;
   repair_number: number;
   status: TaskRunStatus;
+  /**
+   * When the task run was queued for this attempt (null in older records).
+   */
+  queued_time: string | null;
   start_time: string | null;
+  /**
+   * When the attempt's kernel was ready: before `start_time` for a kernel started ahead of need; null until ready and in older records.
+   */
+  kernel_ready_time: string | null;
   end_time: string | null;
   duration_seconds: number | null;
   executed_notebook: string | null;
@@ -608,7 +616,8 @@ export interface TaskRunDocument {
   attempts: AttemptDocument[];
 }
 /**
- * ``GET runs`` and ``runs --json``: runs newest first.
+ * ``GET runs`` and ``runs --json``: a page of runs newest first (highest run id first). Paging is by
+ * keyset: pass ``next_before`` as ``before`` for the next page; pages never repeat or skip a run.
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
  * via the `definition` "RunListDocument".
@@ -616,12 +625,13 @@ export interface TaskRunDocument {
 export interface RunListDocument {
   runs: RunSummaryDocument[];
   /**
-   * The `before` value of the next page; null on the last page.
+   * The `before` value of the next page (the last run id of this page); null on the last page.
    */
   next_before: number | null;
 }
 /**
- * A run in a listing: the run document without ``task_runs``, plus ``task_statuses``.
+ * A run in a listing: the run document without ``task_runs``, plus ``task_statuses`` and
+ * ``task_duration_seconds`` (the matrix's cells).
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
  * via the `definition` "RunSummaryDocument".
@@ -658,6 +668,12 @@ export interface RunSummaryDocument {
   repairs: RepairDocument[];
   task_statuses: {
     [k: string]: TaskRunStatus;
+  };
+  /**
+   * Each task run's duration in seconds (null while it has not finished or never started).
+   */
+  task_duration_seconds: {
+    [k: string]: number | null;
   };
 }
 /**

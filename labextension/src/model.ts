@@ -12,6 +12,7 @@ import { isTerminal } from './status';
 
 export type View =
   | { kind: 'jobs' }
+  | { kind: 'runs' }
   | { kind: 'job'; jobId: string }
   | { kind: 'trends'; jobId: string }
   | { kind: 'run'; runId: number };
@@ -25,6 +26,8 @@ export class OrchestrateModel {
   jobs: JobDocument[] | null = null;
   jobsError: string | null = null;
   view: View = { kind: 'jobs' };
+  /** The view shown before the current one (a run opened from All runs goes back there). */
+  previous: View | null = null;
   /** Runs by id, as last fetched (full documents). */
   runs = new Map<number, RunDocument>();
   /** Live cell progress by `${runId}/${taskKey}`. */
@@ -62,6 +65,7 @@ export class OrchestrateModel {
   }
 
   show(view: View): void {
+    this.previous = this.view;
     this.view = view;
     this._changed.emit();
     void this.refresh();

@@ -4,9 +4,15 @@
  * `.jo-status-<status>`). They follow the server's enums (jupyter_orchestrate/models.py: `is_terminal`,
  * `is_failure`).
  */
-import type { RunStatus, TaskRunStatus } from './documents';
+import type { RunStatus, TaskRunStatus, Trigger } from './documents';
 
 export type Status = RunStatus | TaskRunStatus;
+
+/** Every run status, in the order filters list them (the server's `RunStatus`). */
+export const RUN_STATUSES: readonly RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'canceling', 'canceled'];
+
+/** Every trigger of a run (the server's `Trigger`). */
+export const TRIGGERS: readonly Trigger[] = ['manual', 'schedule', 'file_arrival', 'job_completion', 'api'];
 
 /** Statuses a run or task run does not leave by itself (only a repair re-opens them). */
 export const TERMINAL_STATUSES: readonly Status[] = [

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import type { AttemptDocument, TaskRunDocument } from '../api';
 import {
+  barPhases,
   formatTick,
   Gantt,
   ganttData,
@@ -200,6 +201,64 @@ describe('<Gantt>', () => {
       ['validate', '1', 'failed'],
       ['validate', '2', 'succeeded']
     ]);
+    unmount();
+  });
+});
+
+describe('attempt phases', () => {
+  const phased = (
+    queued: number | null,
+    start: number,
+    ready: number | null,
+    end: number | null,
+    status = 'succeeded'
+  ) => ({
+    ...attempt(1, start, end, status as AttemptDocument['status']),
+    queued_time: queued === null ? null : at(queued),
+    kernel_ready_time: ready === null ? null : at(ready)
+  });
+
+  it('splits each bar into queued, kernel start and execution', () => {
+    const run = {
+      start_time: T0,
+      end_time: at(10),
+      task_runs: [
+        taskRun('cold', [phased(0, 1, 3, 6)]),
+        taskRun('warm', [phased(2, 2.5, 1, 9)]), // kernel started ahead of need: no kernel phase
+        taskRun('old', [phased(null, 1, null, 2)]) // a record from before the phases were recorded
+      ]
+    };
+    const [cold, warm, old] = ganttData(run).bars;
+    expect(cold).toMatchObject({ queued: 0, start: 1, executing: 3, end: 6 });
+    expect(barPhases(cold)).toEqual({ queued: 1, kernel: 2, execution: 3 });
+    expect(barPhases(warm)).toEqual({ queued: 0.5, kernel: 0, execution: 6.5 });
+    expect(barPhases(old)).toEqual({ queued: 0, kernel: 0, execution: 1 });
+    // a running attempt whose kernel is not ready yet is still starting its kernel, until now
+    const starting = ganttData(
+      { start_time: T0, task_runs: [taskRun('a', [phased(0, 1, null, null, 'running')])] },
+      Date.parse(at(4))
+    );
+    expect(barPhases(starting.bars[0])).toEqual({ queued: 1, kernel: 3, execution: 0 });
+  });
+
+  it('draws the queued line before the bar and the kernel start over its beginning, with the phases in the tooltip', () => {
+    const run = {
+      start_time: T0,
+      end_time: at(10),
+      task_runs: [taskRun('cold', [phased(0, 2, 4, 10)]), taskRun('warm', [phased(null, 0, null, 10)])]
+    };
+    const { container, unmount } = render(<Gantt run={run} />);
+    const group = (key: string) => container.querySelector(`g.jo-gantt-attempt[data-task-key="${key}"]`)!;
+    const cold = group('cold');
+    const queued = cold.querySelector('[data-phase=queued]')!;
+    const kernel = cold.querySelector('[data-phase=kernel]')!;
+    const bar = cold.querySelector('rect.jo-bar')!;
+    const x = (e: Element, a = 'x') => Number(e.getAttribute(a));
+    expect(x(queued) + x(queued, 'width')).toBeCloseTo(x(bar));
+    expect(x(kernel)).toBeCloseTo(x(bar));
+    expect(x(kernel, 'width')).toBeCloseTo(x(bar, 'width') / 4); // 2 s of the bar's 8 s
+    expect(bar.querySelector('title')?.textContent).toContain('queued 2.0 s, kernel start 2.0 s, execution 6.0 s');
+    expect(group('warm').querySelector('[data-phase]')).toBeNull();
     unmount();
   });
 });

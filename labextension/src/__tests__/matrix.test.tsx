@@ -3,7 +3,17 @@ import React from 'react';
 import { describe, expect, it, vi } from 'vitest';
 
 import type { TaskRunStatus } from '../documents';
-import { IMatrixRun, Matrix, matrixColumns, matrixTaskKeys, taskStatusInRun } from '../components/Matrix';
+import {
+  barPercent,
+  formatStart,
+  IMatrixRun,
+  Matrix,
+  matrixColumns,
+  matrixTaskKeys,
+  maxTaskDurations,
+  taskDurationInRun,
+  taskStatusInRun
+} from '../components/Matrix';
 import { interact, render } from './render';
 
 const listed = (run_id: number, status: string, task_statuses: Record<string, string>): IMatrixRun => ({
@@ -84,6 +94,72 @@ describe('<Matrix>', () => {
   it('says so when there are no runs', () => {
     const { container, unmount } = render(<Matrix taskKeys={['a']} runs={[]} onOpenRun={() => undefined} />);
     expect(container.querySelector('[data-testid=jo-matrix]')?.textContent).toBe('No runs yet.');
+    unmount();
+  });
+});
+
+describe('durations as bars', () => {
+  const timed = (
+    run_id: number,
+    statuses: Record<string, string>,
+    durations: Record<string, number | null>,
+    start_time?: string
+  ): IMatrixRun => ({
+    run_id,
+    status: 'succeeded',
+    task_statuses: statuses,
+    task_duration_seconds: durations,
+    start_time
+  });
+
+  it('reads durations from both forms of run and takes each task’s longest', () => {
+    const runs = [
+      timed(1, { a: 'succeeded', b: 'failed' }, { a: 10, b: 2 }),
+      timed(2, { a: 'succeeded', b: 'running' }, { a: 40, b: null }),
+      {
+        run_id: 3,
+        status: 'failed',
+        task_runs: [{ task_key: 'a', status: 'failed' as TaskRunStatus, duration_seconds: 20 }]
+      }
+    ];
+    expect(taskDurationInRun(runs[2], 'a')).toBe(20);
+    expect(taskDurationInRun(runs[1], 'b')).toBeNull();
+    expect(taskDurationInRun(listed(4, 'queued', { a: 'queued' }), 'a')).toBeNull();
+    expect([...maxTaskDurations(['a', 'b', 'c'], runs)]).toEqual([
+      ['a', 40],
+      ['b', 2]
+    ]);
+    expect(barPercent(40, 40)).toBe(100);
+    expect(barPercent(10, 40)).toBe(25);
+    expect(barPercent(0.1, 40)).toBe(8); // a short task stays visible
+    expect(barPercent(null, 40)).toBe(0);
+    expect(barPercent(5, undefined)).toBe(0);
+  });
+
+  it('draws each cell as a bar proportional to the task’s longest, with status colour, tooltip and start time', () => {
+    const now = new Date();
+    const today = new Date(now.getFullYear(), now.getMonth(), now.getDate(), 9, 5).toISOString();
+    const runs = [
+      timed(1, { extract: 'succeeded', load: 'failed' }, { extract: 30, load: 4 }, today),
+      timed(2, { extract: 'succeeded', load: 'succeeded' }, { extract: 15, load: 8 }, '2025-03-04T10:20:00Z')
+    ];
+    const { container, unmount } = render(
+      <Matrix taskKeys={['extract', 'load']} runs={runs} onOpenRun={() => undefined} />
+    );
+    const bar = (key: string, runId: number) =>
+      container.querySelector(
+        `tbody tr[data-task-key="${key}"] .jo-matrix-cell[data-run-id="${runId}"]`
+      ) as HTMLElement;
+    expect((bar('extract', 1).firstElementChild as HTMLElement).style.width).toBe('100%');
+    expect((bar('extract', 2).firstElementChild as HTMLElement).style.width).toBe('50%');
+    expect((bar('load', 2).firstElementChild as HTMLElement).style.width).toBe('100%');
+    expect(bar('load', 1).firstElementChild?.className).toBe('jo-matrix-bar jo-status-failed');
+    expect(bar('load', 1).getAttribute('title')).toBe('load in run 1: failed, 4.0 s');
+    expect(bar('extract', 1).getAttribute('data-seconds')).toBe('30');
+    const starts = [...container.querySelectorAll('thead [data-start]')].map(s => s.textContent);
+    expect(starts[0]).toBe('09:05');
+    expect(starts[1]).toBe(formatStart('2025-03-04T10:20:00Z'));
+    expect(starts[1]).toMatch(/^03-0[45] \d\d:\d\d$/);
     unmount();
   });
 });

@@ -1,6 +1,9 @@
 /**
  * The run's timeline: one row per task run, one bar per attempt from its start to its end (running attempts end
- * now), coloured by the attempt's status, on an axis of seconds since the run started.
+ * now), coloured by the attempt's status, on an axis of seconds since the run started. Each bar shows its
+ * phases apart (as the attempt records them): queued (the task run waited for a slot, from `queued_time`),
+ * kernel start (from the attempt's start until `kernel_ready_time`; none when the kernel was started ahead of
+ * need) and execution.
  */
 import React, { useEffect, useRef, useState } from 'react';
 
@@ -15,9 +18,23 @@ export interface IGanttBar {
   attemptNumber: number;
   repairNumber: number;
   status: string;
+  /** When the attempt started (the kernel-start phase begins). */
   start: number;
   end: number;
   running: boolean;
+  /** When its task run was queued for it (the queued phase runs from here to `start`); null if not recorded. */
+  queued: number | null;
+  /** When execution began: the kernel was ready (`start` when it was ready before, or not recorded). */
+  executing: number;
+}
+
+/** The phases of a bar in seconds: queued, kernel start and execution (0 when a phase did not happen). */
+export function barPhases(bar: IGanttBar): { queued: number; kernel: number; execution: number } {
+  return {
+    queued: bar.queued === null ? 0 : Math.max(0, bar.start - bar.queued),
+    kernel: Math.max(0, bar.executing - bar.start),
+    execution: Math.max(0, bar.end - bar.executing)
+  };
 }
 
 export interface IGanttData {
@@ -43,7 +60,15 @@ export interface IGanttLayout {
   x1: number;
   ticks: IGanttTick[];
   rows: { key: string; label: string; y: number; hasBars: boolean }[];
-  bars: (IGanttBar & { x: number; y: number; width: number; height: number })[];
+  bars: (IGanttBar & {
+    x: number;
+    y: number;
+    width: number;
+    height: number;
+    /** The queued phase's x (from here to `x`) and the execution phase's x (the kernel start is `x` to it). */
+    queuedX: number;
+    executingX: number;
+  })[];
 }
 
 /** Sizes of the timeline, in pixels. */
@@ -103,6 +128,15 @@ function attemptBar(
   const running = endMs === null && (attempt.status === 'running' || attempt.status === 'queued');
   const end = endMs ?? (running ? now : startMs + (attempt.duration_seconds ?? 0) * 1000);
   const start = Math.max(0, (startMs - origin) / 1000);
+  const endSeconds = Math.max(start, (end - origin) / 1000);
+  const queuedMs = parseTime(attempt.queued_time);
+  const readyMs = parseTime(attempt.kernel_ready_time);
+  const queued = queuedMs === null ? null : Math.min(start, Math.max(0, (queuedMs - origin) / 1000));
+  // no ready time: a running attempt's kernel is still starting (until it runs a cell); a finished one's record
+  // predates the field (no kernel phase shown)
+  const readySeconds =
+    readyMs !== null ? (readyMs - origin) / 1000 : running && !attempt.cells_completed ? endSeconds : start;
+  const executing = Math.min(endSeconds, Math.max(start, readySeconds));
   return {
     taskKey,
     row,
@@ -110,8 +144,10 @@ function attemptBar(
     repairNumber: attempt.repair_number,
     status: attempt.status,
     start,
-    end: Math.max(start, (end - origin) / 1000),
-    running
+    end: endSeconds,
+    running,
+    queued,
+    executing
   };
 }
 
@@ -186,6 +222,8 @@ export function ganttLayout(data: IGanttData, width: number): IGanttLayout {
     const x = scale(bar.start);
     return {
       ...bar,
+      queuedX: bar.queued === null ? x : scale(bar.queued),
+      executingX: scale(bar.executing),
       x,
       y: rowY(bar.row) + (s.rowHeight - s.barHeight) / 2,
       width: Math.max(s.minBarWidth, scale(bar.end) - x),
@@ -293,26 +331,59 @@ export function Gantt(props: {
               </text>
             </g>
           ))}
-          {layout.bars.map(bar => (
-            <rect
-              key={`${bar.taskKey}/${bar.attemptNumber}`}
-              className={`jo-bar ${statusClass(bar.status)}${bar.running ? ' jo-bar-running' : ''}`}
-              data-task-key={bar.taskKey}
-              data-attempt={bar.attemptNumber}
-              data-status={bar.status}
-              x={bar.x}
-              y={bar.y}
-              width={bar.width}
-              height={bar.height}
-              rx={2}
-              onClick={props.onSelect ? () => props.onSelect?.(bar.taskKey) : undefined}
-            >
-              <title>
-                {`${bar.taskKey} attempt ${bar.attemptNumber}${bar.repairNumber ? ` (repair ${bar.repairNumber})` : ''}: ` +
-                  `${bar.status.replace(/_/g, ' ')}, ${formatSeconds(bar.end - bar.start)} from ${formatTick(bar.start) || '0'}`}
-              </title>
-            </rect>
-          ))}
+          {layout.bars.map(bar => {
+            const phases = barPhases(bar);
+            const key = `${bar.taskKey}/${bar.attemptNumber}`;
+            const title =
+              `${bar.taskKey} attempt ${bar.attemptNumber}${bar.repairNumber ? ` (repair ${bar.repairNumber})` : ''}: ` +
+              `${bar.status.replace(/_/g, ' ')}, ${formatSeconds(bar.end - bar.start)} from ${formatTick(bar.start) || '0'}` +
+              ` (queued ${formatSeconds(phases.queued)}, kernel start ${formatSeconds(phases.kernel)}, ` +
+              `execution ${formatSeconds(phases.execution)})`;
+            return (
+              <g key={key} className="jo-gantt-attempt" data-task-key={bar.taskKey} data-attempt={bar.attemptNumber}>
+                {bar.x - bar.queuedX >= 1 && (
+                  <rect
+                    className="jo-phase jo-phase-queued"
+                    data-phase="queued"
+                    x={bar.queuedX}
+                    y={bar.y + bar.height / 2 - 1}
+                    width={bar.x - bar.queuedX}
+                    height={2}
+                  >
+                    <title>{title}</title>
+                  </rect>
+                )}
+                <rect
+                  className={`jo-bar ${statusClass(bar.status)}${bar.running ? ' jo-bar-running' : ''}`}
+                  data-task-key={bar.taskKey}
+                  data-attempt={bar.attemptNumber}
+                  data-status={bar.status}
+                  x={bar.x}
+                  y={bar.y}
+                  width={bar.width}
+                  height={bar.height}
+                  rx={2}
+                  onClick={props.onSelect ? () => props.onSelect?.(bar.taskKey) : undefined}
+                >
+                  <title>{title}</title>
+                </rect>
+                {bar.executingX - bar.x >= 1 && (
+                  <rect
+                    className="jo-phase jo-phase-kernel"
+                    data-phase="kernel"
+                    x={bar.x}
+                    y={bar.y}
+                    width={Math.min(bar.executingX - bar.x, bar.width)}
+                    height={bar.height}
+                    rx={2}
+                    onClick={props.onSelect ? () => props.onSelect?.(bar.taskKey) : undefined}
+                  >
+                    <title>{title}</title>
+                  </rect>
+                )}
+              </g>
+            );
+          })}
         </svg>
       )}
     </div>

@@ -1,10 +1,11 @@
 /** The "Orchestrate" left sidebar: routes between the Jobs, Job and Run views (`Panel`), under a stale banner. */
 import React from 'react';
 import { ReactWidget, UseSignal } from '@jupyterlab/apputils';
-import { Button, caretLeftIcon, refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
+import { Button, caretLeftIcon, listIcon, refreshIcon, ToolbarButtonComponent } from '@jupyterlab/ui-components';
 
 import { IActions } from '../actions';
 import { OrchestrateModel } from '../model';
+import { AllRuns } from './AllRuns';
 import { JobsList } from './JobsList';
 import { JobView } from './JobView';
 import { RunView } from './RunView';
@@ -41,6 +42,9 @@ export function Panel(props: { model: OrchestrateModel; actions: IActions }): JS
   } else if (view.kind === 'trends') {
     title = `${model.job(view.jobId)?.name ?? view.jobId}: trends`;
     body = <Trends model={model} jobId={view.jobId} onOpenRun={runId => model.show({ kind: 'run', runId })} />;
+  } else if (view.kind === 'runs') {
+    title = 'Orchestrate: all runs';
+    body = <AllRuns model={model} />;
   } else if (view.kind === 'run') {
     const run = model.runs.get(view.runId);
     title = run ? `Run ${run.run_id} of ${run.job}` : `Run ${view.runId}`;
@@ -49,7 +53,9 @@ export function Panel(props: { model: OrchestrateModel; actions: IActions }): JS
     body = <JobsList model={model} onRun={job => void actions.runJob(job)} />;
   }
   const back = () => {
-    if (view.kind === 'run') {
+    if (view.kind === 'run' && model.previous?.kind === 'runs') {
+      model.show({ kind: 'runs' });
+    } else if (view.kind === 'run') {
       const run = model.runs.get(view.runId);
       model.show(run?.job_id ? { kind: 'job', jobId: run.job_id } : { kind: 'jobs' });
     } else if (view.kind === 'trends') {
@@ -65,6 +71,15 @@ export function Panel(props: { model: OrchestrateModel; actions: IActions }): JS
         <span className="jo-title" title={title}>
           {title}
         </span>
+        {view.kind === 'jobs' && (
+          <ToolbarButtonComponent
+            icon={listIcon}
+            label="All runs"
+            tooltip="All runs of every job, with filters"
+            dataset={{ testid: 'jo-all-runs-button' }}
+            onClick={() => model.show({ kind: 'runs' })}
+          />
+        )}
         <ToolbarButtonComponent icon={refreshIcon} tooltip="Refresh" onClick={() => void model.refresh()} />
       </div>
       <StaleBanner error={model.jobsError} onRetry={() => void model.refresh()} />
