@@ -7,37 +7,18 @@ JupyterLab on a run.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import CHROMIUM, LabServer
-
-try:
-    from playwright.sync_api import Browser, Locator, Page, expect
-    from playwright.sync_api import Error as PlaywrightError
-except ImportError:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail("playwright is not installed; `pip install -e .[test]` installs it", pytrace=False)
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package", pytrace=False)
-    pytest.skip(
-        f"{CHROMIUM} is missing (apt-get install -y chromium); `playwright install` cannot fetch browsers here",
-        allow_module_level=True,
-    )
+from .browser import SIDEBAR, Browser, Locator, Page, PlaywrightError, expect, open_sidebar
+from .conftest import LabServer
 
 pytestmark = pytest.mark.kernel
-expect.set_options(timeout=15_000)
 
-SIDEBAR = "#jupyter-orchestrate-sidebar"
 RUN_TIMEOUT = 120_000  # ms
 GREEN_ENERGY = "example_notebooks/green_energy"
 REPAIR_DEMO = "example_notebooks/repair_demo"
@@ -61,16 +42,6 @@ def wait_for_lab(page: Page) -> None:
             if "context was destroyed" not in str(error) or attempt == 2:
                 raise
             page.wait_for_load_state()
-
-
-def open_sidebar(page: Page) -> Locator:
-    tab = page.locator('li[data-id="jupyter-orchestrate-sidebar"]')
-    expect(tab, "the Orchestrate tab is missing: is the labextension installed?").to_be_visible()
-    sidebar = page.locator(SIDEBAR)
-    if not sidebar.is_visible():
-        tab.click()
-    expect(sidebar).to_be_visible()
-    return sidebar
 
 
 def start_run(server: LabServer, job_id: str) -> int:

@@ -5,47 +5,21 @@ tasks, re-plans, and offers only the parameters of the tasks that re-execute."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
-from .conftest import CHROMIUM, LabServer
-
-try:
-    from playwright.sync_api import Locator, Page, expect
-except ImportError:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail("playwright is not installed; `pip install -e .[test]` installs it", pytrace=False)
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package", pytrace=False)
-    pytest.skip(
-        f"{CHROMIUM} is missing (apt-get install -y chromium); `playwright install` cannot fetch browsers here",
-        allow_module_level=True,
-    )
+from .browser import Locator, Page, expect, open_sidebar
+from .conftest import LabServer
 
 pytestmark = pytest.mark.kernel
-expect.set_options(timeout=15_000)
 
-SIDEBAR = "#jupyter-orchestrate-sidebar"
 GREEN_ENERGY = "example_notebooks/green_energy"
 REPAIR_DEMO = "example_notebooks/repair_demo"
 RUN_TIMEOUT = 120.0  # s
 
 
 # -- helpers (small copies of test_sidebar.py's, so the files do not depend on each other) ----------------------
-def open_sidebar(page: Page) -> Locator:
-    tab = page.locator('li[data-id="jupyter-orchestrate-sidebar"]')
-    expect(tab, "the Orchestrate tab is missing: is the labextension installed?").to_be_visible()
-    sidebar = page.locator(SIDEBAR)
-    if not sidebar.is_visible():
-        tab.click()
-    expect(sidebar).to_be_visible()
-    return sidebar
 
 
 def open_run_dialog(page: Page, sidebar: Locator, job_id: str) -> Locator:

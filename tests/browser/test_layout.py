@@ -10,34 +10,16 @@ right edge.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from ..conftest import write_notebook
-from .conftest import CHROMIUM, LabServer
-
-try:
-    from playwright.sync_api import Locator, Page, expect
-except ImportError:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail("playwright is not installed; `pip install -e .[test]` installs it", pytrace=False)
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package", pytrace=False)
-    pytest.skip(
-        f"{CHROMIUM} is missing (apt-get install -y chromium); `playwright install` cannot fetch browsers here",
-        allow_module_level=True,
-    )
+from .browser import SIDEBAR, Locator, Page, expect, open_sidebar
+from .conftest import LabServer
 
 pytestmark = pytest.mark.kernel
-expect.set_options(timeout=15_000)
 
-SIDEBAR = "#jupyter-orchestrate-sidebar"
 RUN_TIMEOUT = 120_000  # ms
 WIDTH = 300
 REPAIR_DEMO = "example_notebooks/repair_demo"
@@ -99,14 +81,6 @@ def extra_jobs(lab_server: LabServer) -> None:
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
-def open_sidebar(page: Page) -> Locator:
-    tab = page.locator('li[data-id="jupyter-orchestrate-sidebar"]')
-    expect(tab, "the Orchestrate tab is missing: is the labextension installed?").to_be_visible()
-    sidebar = page.locator(SIDEBAR)
-    if not sidebar.is_visible():
-        tab.click()
-    expect(sidebar).to_be_visible()
-    return sidebar
 
 
 def set_sidebar_width(page: Page, width: int = WIDTH) -> None:

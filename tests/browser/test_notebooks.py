@@ -7,34 +7,17 @@ attempt notebook opens read-only with no kernel, titled by its run, at its faili
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import CHROMIUM, LabServer
-
-try:
-    from playwright.sync_api import Locator, Page, expect
-except ImportError:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail("playwright is not installed; `pip install -e .[test]` installs it", pytrace=False)
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package", pytrace=False)
-    pytest.skip(
-        f"{CHROMIUM} is missing (apt-get install -y chromium); `playwright install` cannot fetch browsers here",
-        allow_module_level=True,
-    )
+from .browser import Locator, Page, expect, open_sidebar
+from .conftest import LabServer
 
 pytestmark = pytest.mark.kernel
-expect.set_options(timeout=15_000)
 
-SIDEBAR = "#jupyter-orchestrate-sidebar"
 RUN_TIMEOUT = 120_000  # ms
 REPAIR_DEMO = "example_notebooks/repair_demo"
 PLAIN = "scratch/plain.ipynb"
@@ -64,14 +47,6 @@ PANEL_STATE = """() => {
 
 
 # -- helpers (small copies of test_sidebar's, so the files merge independently) -----------------------------
-def open_sidebar(page: Page) -> Locator:
-    tab = page.locator('li[data-id="jupyter-orchestrate-sidebar"]')
-    expect(tab, "the Orchestrate tab is missing: is the labextension installed?").to_be_visible()
-    sidebar = page.locator(SIDEBAR)
-    if not sidebar.is_visible():
-        tab.click()
-    expect(sidebar).to_be_visible()
-    return sidebar
 
 
 def show_jobs_list(sidebar: Locator) -> Locator:

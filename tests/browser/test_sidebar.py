@@ -11,35 +11,16 @@ Screenshots go to each test's ``tmp_path``; with ``UPDATE_SCREENSHOTS=1`` they a
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
-from .conftest import CHROMIUM, LabServer
-
-try:
-    from playwright.sync_api import Locator, Page, expect
-except ImportError:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail("playwright is not installed; `pip install -e .[test]` installs it", pytrace=False)
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package", pytrace=False)
-    pytest.skip(
-        f"{CHROMIUM} is missing (apt-get install -y chromium); `playwright install` cannot fetch browsers here",
-        allow_module_level=True,
-    )
+from .browser import SIDEBAR, Locator, Page, expect, open_sidebar, settle
+from .conftest import LabServer
 
 pytestmark = pytest.mark.kernel
-expect.set_options(
-    timeout=15_000
-)  # assertions retry up to 15 s (Playwright's default is 5 s), for slow CI machines
 
-SIDEBAR = "#jupyter-orchestrate-sidebar"
 RUN_TIMEOUT = 120_000  # ms
 GREEN_ENERGY = "example_notebooks/green_energy"
 REPAIR_DEMO = "example_notebooks/repair_demo"
@@ -47,15 +28,6 @@ GREEN_ENERGY_TASKS = {"bronze", "silver", "gold_country_totals", "gold_source_sh
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
-def open_sidebar(page: Page) -> Locator:
-    """Open the Orchestrate panel by clicking its tab in the left sidebar."""
-    tab = page.locator('li[data-id="jupyter-orchestrate-sidebar"]')
-    expect(tab, "the Orchestrate tab is missing: is the labextension installed?").to_be_visible()
-    sidebar = page.locator(SIDEBAR)
-    if not sidebar.is_visible():
-        tab.click()
-    expect(sidebar).to_be_visible()
-    return sidebar
 
 
 def widen_sidebar(page: Page, width: int = 620) -> None:
@@ -125,12 +97,6 @@ def task_statuses(sidebar: Locator) -> dict[str, str]:
         tasks.nth(i).get_attribute("data-task-key"): tasks.nth(i).get_attribute("data-status")
         for i in range(tasks.count())
     }
-
-
-def settle(page: Page) -> None:
-    """Let React commit and the browser paint (layouts, fonts) before a screenshot."""
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-    page.wait_for_timeout(300)
 
 
 def fix_validate_notebook(root: Path) -> None:

@@ -10,32 +10,17 @@ and checks the duration bars (one per run, coloured by status, with tooltips), e
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import CHROMIUM, LabServer
-
-try:
-    from playwright.sync_api import Locator, Page, expect
-except ImportError:  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail("playwright is not installed; `pip install -e .[test]` installs it", pytrace=False)
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium package", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium)", allow_module_level=True)
+from .browser import Page, expect, open_sidebar, settle
+from .conftest import LabServer
 
 pytestmark = pytest.mark.kernel
-expect.set_options(timeout=15_000)
 
-SIDEBAR = "#jupyter-orchestrate-sidebar"
 REPAIR_DEMO = "example_notebooks/repair_demo"
 TASKS = ["extract", "validate", "publish"]
 RUN_TIMEOUT = 180.0  # s
@@ -61,21 +46,6 @@ def run_to_end(server: LabServer, parameters: dict[str, Any]) -> dict[str, Any]:
         time.sleep(0.5)
         run = server.api(f"jupyter-orchestrate/api/runs/{run['run_id']}")
     return run
-
-
-def open_sidebar(page: Page) -> Locator:
-    tab = page.locator('li[data-id="jupyter-orchestrate-sidebar"]')
-    expect(tab, "the Orchestrate tab is missing: is the labextension installed?").to_be_visible()
-    sidebar = page.locator(SIDEBAR)
-    if not sidebar.is_visible():
-        tab.click()
-    expect(sidebar).to_be_visible()
-    return sidebar
-
-
-def settle(page: Page) -> None:
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-    page.wait_for_timeout(300)
 
 
 # -- the test ---------------------------------------------------------------------------------------------------------
@@ -148,3 +118,58 @@ def test_trends_view_after_two_runs(lab_page: Page, lab_server: LabServer, scree
     expect(view).to_be_visible()
     sidebar.locator(".jo-header").get_by_title("Back").first.click()
     expect(sidebar.locator("[data-testid=jo-job-view]")).to_be_visible()
+
+
+def luminance(css_colour: str) -> float:
+    """Relative luminance (0 black .. 1 white) of a computed ``rgb(...)``/``rgba(...)`` colour."""
+    parts = [float(p) for p in css_colour[css_colour.index("(") + 1 : css_colour.index(")")].split(",")[:3]]
+    return (0.2126 * parts[0] + 0.7152 * parts[1] + 0.0722 * parts[2]) / 255
+
+
+@pytest.mark.timeout(600)
+def test_dark_theme_job_and_failed_run(lab_page: Page, lab_server: LabServer, screenshots) -> None:
+    """In JupyterLab Dark the sidebar follows the theme (dark panel, light text, the matrix's bars in status
+    colours): nothing of ours is drawn in fixed light colours. Saves the dark screenshots of the README."""
+    runs = lab_server.api(f"jupyter-orchestrate/api/runs?job={REPAIR_DEMO}&status=failed&limit=1")["runs"]
+    failed = runs[0] if runs else run_to_end(lab_server, {})
+    page = lab_page
+    page.evaluate(
+        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+    )
+    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+    try:
+        sidebar = open_sidebar(page)
+        job = sidebar.locator(f'[data-testid=jo-jobs] .jo-job[data-job-id="{REPAIR_DEMO}"]')
+        expect(job).to_be_visible()
+        job.locator(".jo-job-name").click()
+        job_view = sidebar.locator("[data-testid=jo-job-view]")
+        expect(job_view).to_be_visible()
+        matrix = job_view.locator("[data-testid=jo-matrix] .jo-matrix-bar")
+        expect(matrix.first).to_be_visible()
+        panel = sidebar.locator(".jo-panel")
+        background = panel.evaluate(
+            "e => { let n = e; while (n) { const c = getComputedStyle(n).backgroundColor;"
+            " if (c && !c.endsWith(', 0)') && c !== 'transparent') return c; n = n.parentElement; } return '' }"
+        )
+        text = sidebar.locator(".jo-title").evaluate("e => getComputedStyle(e).color")
+        assert luminance(background) < 0.3 < luminance(text), (background, text)
+        bar_fills = {matrix.nth(i).evaluate("e => getComputedStyle(e).backgroundColor") for i in range(2)}
+        assert all(luminance(c) < 0.95 for c in bar_fills), bar_fills
+        settle(page)
+        screenshots(sidebar, "dark-job-view.png")
+
+        sidebar.locator(".jo-header").get_by_title("Back").first.click()
+        page.evaluate(
+            f"() => window.jupyterapp.commands.execute('jupyter-orchestrate:open-run', {{runId: {failed['run_id']}}})"
+        )
+        run_view = sidebar.locator("[data-testid=jo-run-view]")
+        expect(run_view).to_have_attribute("data-run-id", str(failed["run_id"]))
+        expect(
+            run_view.locator("[data-testid=jo-failed-tasks] [data-testid=jo-failure]").first
+        ).to_be_visible()
+        settle(page)
+        screenshots(sidebar, "dark-failed-run.png")
+    finally:
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+        )
