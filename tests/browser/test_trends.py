@@ -139,6 +139,12 @@ def test_dark_theme_job_and_failed_run(lab_page: Page, lab_server: LabServer, sc
     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
     try:
         sidebar = open_sidebar(page)
+        # the sidebar reopens where the last test left it (restored with the workspace): back to the jobs list
+        for _ in range(4):
+            if sidebar.locator("[data-testid=jo-jobs]").is_visible():
+                break
+            sidebar.locator(".jo-header").get_by_title("Back").first.click()
+            page.wait_for_timeout(300)
         job = sidebar.locator(f'[data-testid=jo-jobs] .jo-job[data-job-id="{REPAIR_DEMO}"]')
         expect(job).to_be_visible()
         job.locator(".jo-job-name").click()

@@ -121,7 +121,7 @@ function RunHeader(props: { model: OrchestrateModel; run: RunDocument; now: numb
   return (
     <div className="jo-run-header">
       <div className="jo-row jo-wrap">
-        <span className="jo-job-name jo-ellipsis">Run {run.run_id}</span>
+        <span className="jo-job-name jo-nowrap">Run {run.run_id}</span>
         <span data-testid="jo-run-status">
           <StatusBadge status={run.status} />
         </span>
