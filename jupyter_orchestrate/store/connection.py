@@ -188,6 +188,7 @@ class StoreConnection:
 
     def _damaged_error(self, detail: str) -> StoreError:
         path = str(self.path)
+        detail = " ".join(detail.split())  # SQLite's reports span lines; the CLI's error is one line
         return StoreError(
             f"the state database {path} is damaged ({detail}); it was left unchanged: move it (with its "
             "-wal and -shm files) aside to start a new history, or salvage it with "
