@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -137,23 +138,14 @@ def _stop(server: LabServer) -> list[str]:
     return killed
 
 
-@pytest.fixture(scope="module")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """``jupyter lab`` (with ``--expose-app-in-browser``) over a fresh copy of ``example_notebooks/``.
+@contextmanager
+def launch_lab(base: Path, root: Path) -> Iterator[LabServer]:
+    """``jupyter lab`` (with ``--expose-app-in-browser``) over ``root``, until the block ends; then stopped, and
+    any process it left is killed and fails the test.
 
-    Settings, workspaces and runtime files live in the temporary folder too, so neither the user's JupyterLab
-    state nor an earlier run leaks in, and JupyterLab's news/update notifications are turned off.
+    Settings, workspaces and runtime files live in ``base`` too, so neither the user's JupyterLab state nor an
+    earlier run leaks in, and JupyterLab's news/update notifications are turned off.
     """
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "root"
-    root.mkdir()
-    shutil.copytree(
-        EXAMPLES,
-        root / "example_notebooks",
-        ignore=shutil.ignore_patterns(
-            "output", ".ipynb_checkpoints", "__pycache__", ".orchestrate", "orchestrate_runs"
-        ),
-    )
     settings = base / "lab-settings"
     _write_json(
         settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
@@ -222,6 +214,23 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
                 "processes survived the jupyter lab shutdown (killed now):\n" + "\n".join(killed),
                 pytrace=False,
             )
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """``jupyter lab`` (:func:`launch_lab`) over a fresh copy of ``example_notebooks/``."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    root.mkdir()
+    shutil.copytree(
+        EXAMPLES,
+        root / "example_notebooks",
+        ignore=shutil.ignore_patterns(
+            "output", ".ipynb_checkpoints", "__pycache__", ".orchestrate", "orchestrate_runs"
+        ),
+    )
+    with launch_lab(base, root) as server:
+        yield server
 
 
 # pytest-jupyter (enabled in the top-level conftest for tests/server) adds autouse fixtures that take the

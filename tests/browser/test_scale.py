@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import secrets
-import subprocess
-import sys
 import time
-import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .browser import SIDEBAR, Page, expect
-from .conftest import CHROMIUM, CHROMIUM_ARGS, LabServer, _free_port, _stop, _write_json
+from .conftest import LabServer, launch_lab
 
 expect.set_options(timeout=20_000)
 
@@ -70,85 +66,8 @@ def scale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer
     started = time.perf_counter()
     _sidebar_load().build_fixture(root, jobs=JOBS, runs=RUNS)
     print(f"fixture: {JOBS} jobs, {RUNS} runs written in {time.perf_counter() - started:.1f} s")
-    settings = base / "lab-settings"
-    _write_json(
-        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
-        {"fetchNews": "false", "checkForUpdates": False},
-    )
-    runtime_dir = base / "runtime"
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(base / "config"),
-        "JUPYTER_RUNTIME_DIR": str(runtime_dir),
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("JUPYTER_ORCHESTRATE_HOME", None)
-    port, token = _free_port(), secrets.token_hex(16)
-    log_path = base / "jupyter-lab.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--no-browser",
-                f"--port={port}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={root}",
-                "--allow-root",
-                "--expose-app-in-browser",
-                "--ServerApp.port_retries=0",
-                "--LabApp.news_url=None",
-            ],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = LabServer(
-        root=root, port=port, token=token, process=process, log_path=log_path, runtime_dir=runtime_dir
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"jupyter lab exited:\n{server.log_tail()}", pytrace=False)
-            try:
-                server.api("api/status")
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"jupyter lab did not start:\n{server.log_tail()}", pytrace=False)
-                time.sleep(0.25)
+    with launch_lab(base, root) as server:
         yield server
-    finally:
-        _stop(server)
-
-
-@pytest.fixture(scope="module")
-def scale_browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-# pytest-jupyter's autouse loop fixtures would take Playwright's loop (see conftest.py)
-@pytest.fixture
-def jp_asyncio_loop():
-    yield None
-
-
-@pytest.fixture
-def jp_server_cleanup():
-    yield
 
 
 def _load_lab(page: Page, server: LabServer) -> None:
@@ -176,8 +95,8 @@ def _open_panel_ms(page: Page) -> float:
     return page.evaluate("() => window.__jo.firstJob - window.__jo.clicked")
 
 
-def test_scale_first_paint_all_runs_filter_and_matrix(scale_browser, scale_server: LabServer) -> None:
-    context = scale_browser.new_context(viewport={"width": 1440, "height": 900})
+def test_scale_first_paint_all_runs_filter_and_matrix(browser, scale_server: LabServer) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.add_init_script(TIMING_SCRIPT)

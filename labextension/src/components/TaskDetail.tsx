@@ -299,27 +299,18 @@ export function TaskDetail(props: {
       </span>
     </div>
   );
+  const card = {
+    className: classes,
+    'data-testid': 'jo-task',
+    'data-task-key': taskRun.task_key,
+    'data-status': taskRun.status,
+    'data-collapsed': String(collapsed)
+  };
   if (collapsed) {
-    return (
-      <div
-        className={classes}
-        data-testid="jo-task"
-        data-task-key={taskRun.task_key}
-        data-status={taskRun.status}
-        data-collapsed="true"
-      >
-        {summary}
-      </div>
-    );
+    return <div {...card}>{summary}</div>;
   }
   return (
-    <div
-      className={classes}
-      data-testid="jo-task"
-      data-task-key={taskRun.task_key}
-      data-status={taskRun.status}
-      data-collapsed="false"
-    >
+    <div {...card}>
       {summary}
       <div className="jo-muted jo-path" title={taskRun.notebook}>
         {taskRun.notebook}
