@@ -366,7 +366,19 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
             os.path.relpath(last.notebook_path) if last and last.notebook_path else "",
         )
     console.print(table)
+    kept = [t.kept_kernel for t in run.task_runs if t.kept_kernel is not None]
+    for k in kept:
+        console.print(
+            f"kept kernel of [bold]{escape(k.task_key)}[/bold] (failed in {cell_label(k.cell_index)}, pid "
+            f"{k.kernel_pid}) until {k.expires_time[:19].replace('T', ' ')} UTC; debug it with:"
+        )
+        console.print(Text(f"  {k.console_command}"), soft_wrap=True)
     if run.status == RunStatus.failed:
+        if kept:
+            console.print(
+                f"resume from the failed cell with: jupyter orchestrate repair {run.run_id} --resume "
+                "(after fixing the cell; the kernel keeps the earlier cells' state)"
+            )
         console.print(
             f"repair with: jupyter orchestrate repair {run.run_id}"
             + (" (add -p name=value to change parameters)")
@@ -389,10 +401,24 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
     type=MAX_PARALLEL,
     help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).",
 )
+@click.option(
+    "--keep-failed-kernels",
+    "keep_failed_kernels",
+    type=click.FloatRange(0, 7 * 24 * 3600),
+    metavar="SECONDS",
+    help="Keep the kernel of a task that fails in a cell alive this long, to debug it "
+    "(jupyter console --existing) and resume from the failed cell (repair --resume); default 0: off, "
+    "unless the task sets keep_failed_kernels_seconds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as one JSON document.")
 @click.pass_context
 def run(
-    ctx: click.Context, path: str, parameters: tuple[str, ...], max_parallel: int | None, as_json: bool
+    ctx: click.Context,
+    path: str,
+    parameters: tuple[str, ...],
+    max_parallel: int | None,
+    keep_failed_kernels: float | None,
+    as_json: bool,
 ) -> None:
     """Run the job at PATH (a folder of tagged notebooks) and wait for it to finish."""
     from jupyter_orchestrate.discovery import load_job
@@ -407,7 +433,12 @@ def run(
         service = _service(ctx)
         notifier = _notifier(service)
         runner = service.new_run(
-            path, parameters=_parameters(parameters), max_parallel=max_parallel, executor=executor, job=job
+            path,
+            parameters=_parameters(parameters),
+            max_parallel=max_parallel,
+            executor=executor,
+            job=job,
+            keep_failed_kernels_seconds=keep_failed_kernels,
         )
     except OrchestrateError as exc:
         executor.close()
@@ -439,6 +470,26 @@ def run(
     type=MAX_PARALLEL,
     help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Re-execute each failed task from its failed cell in its kept kernel (the notebook as it is now on "
+    "disk; the earlier cells' state stays), instead of from the top.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --resume: resume although cells before the failed one changed since the failed attempt.",
+)
+@click.option(
+    "--keep-failed-kernels",
+    "keep_failed_kernels",
+    type=click.FloatRange(0, 7 * 24 * 3600),
+    metavar="SECONDS",
+    help="Keep the kernel of a task that fails in a cell alive this long, to debug it "
+    "(jupyter console --existing) and resume from the failed cell (repair --resume); default 0: off, "
+    "unless the task sets keep_failed_kernels_seconds.",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
 @click.pass_context
@@ -449,10 +500,17 @@ def repair(
     rerun_dependents: bool,
     parameters: tuple[str, ...],
     max_parallel: int | None,
+    resume: bool,
+    force: bool,
+    keep_failed_kernels: float | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
-    """Re-execute the failed tasks of RUN_ID and what depends on them, reusing what succeeded."""
+    """Re-execute the failed tasks of RUN_ID and what depends on them, reusing what succeeded.
+
+    With --resume, a failed task whose kernel was kept (run --keep-failed-kernels) re-executes from its failed
+    cell in that kernel; exit code 2 when a kernel is gone (then repair without --resume).
+    """
     try:
         _state_home(ctx)
         service = _service(ctx)
@@ -462,6 +520,8 @@ def repair(
                 task_keys=list(task_keys) or None,
                 rerun_dependents=rerun_dependents,
                 parameters=_parameters(parameters),
+                resume=resume,
+                force=force,
             )
             if as_json:
                 _document(ctx, plan)
@@ -479,6 +539,9 @@ def repair(
             rerun_dependents=rerun_dependents,
             parameters=_parameters(parameters),
             max_parallel=max_parallel,
+            resume=resume,
+            force=force,
+            keep_failed_kernels_seconds=keep_failed_kernels,
         )
     except OrchestrateError as exc:
         _fail(exc)

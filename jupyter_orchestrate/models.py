@@ -24,11 +24,24 @@ MAX_PARALLEL_TASKS = 1024  # the most attempts one run may keep in flight (job.y
 # --heartbeat-timeout` and the service default). It must exceed the store's busy timeout plus the beat
 # interval: a live runner whose heartbeat waits for a lock held by other processes is not dead.
 HEARTBEAT_TIMEOUT_SECONDS = 90.0
+#: How long the kernel of an attempt that failed in a cell is kept alive for debugging and resume, by default
+#: in the Jupyter server (``OrchestrateApp.keep_failed_kernels_seconds``); the CLI's default is 0 (off).
+SERVER_KEEP_FAILED_KERNELS_SECONDS = 900.0
 
 
 def utc_now() -> str:
     """The current UTC time as ISO-8601 with microseconds and ``+00:00``."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+def utc_iso(epoch_seconds: float) -> str:
+    """A time in seconds since the epoch as :func:`utc_now` writes times."""
+    return _dt.datetime.fromtimestamp(epoch_seconds, _dt.timezone.utc).isoformat()
+
+
+def epoch_of(time: str) -> float:
+    """Seconds since the epoch of a time :func:`utc_now` or :func:`utc_iso` wrote."""
+    return _dt.datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp()
 
 
 def cell_label(cell_index: int | None) -> str:
@@ -322,6 +335,7 @@ class TaskSettings(_Strict):
     max_retry_interval_seconds: float | None = Field(default=None, ge=0)
     retry_on_timeout: bool | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)
+    keep_failed_kernels_seconds: float | None = Field(default=None, ge=0, le=7 * 24 * 3600)
     description: str | None = None
     notifications: Notifications | None = None
 
@@ -375,6 +389,9 @@ class Task(BaseModel):
     max_retry_interval_seconds: float = 300.0
     retry_on_timeout: bool = False
     timeout_seconds: float | None = None
+    #: seconds the kernel of an attempt that fails in a cell stays alive (0: shut down at once; None: the
+    #: orchestrator's default, ``run --keep-failed-kernels`` or the server's trait)
+    keep_failed_kernels_seconds: float | None = None
     description: str | None = None
     notifications: Notifications | None = None
     notebook_parameters: list[NotebookParameter] = Field(default_factory=list)
@@ -500,6 +517,49 @@ class Attempt(BaseModel):
     cells_completed: int | None = None
     environment: dict[str, Any] = Field(default_factory=dict)
     error: AttemptError | None = None
+    #: a resumed attempt: the input notebook's index of the cell it resumed from (the failed cell of the attempt
+    #: before), None for an attempt that executed the notebook from the top
+    resumed_from_cell: int | None = None
+    #: code cells a resumed attempt copied, with their outputs, from the failed attempt instead of executing
+    reused_cells: int | None = None
+
+
+class KeptKernelStatus(str, Enum):
+    """Life of a kept kernel: ``kept`` (alive, waiting for debugging or a resume), ``in_use`` (a resume is
+    executing in it), ``ended`` (shut down or reaped; ``end_reason`` says why)."""
+
+    kept = "kept"
+    in_use = "in_use"
+    ended = "ended"
+
+
+class KeptKernel(BaseModel):
+    """The live kernel of an attempt that failed in a cell, kept for post-mortem debugging and resume: the one
+    exception to "no kernel outlives its orchestrator". A detached keeper process (``keeper_pid``) kills it at
+    ``expires_time`` whether or not an orchestrator runs then.
+
+    ``connection_file`` (absolute, under the state home, mode 0600) is what ``jupyter console --existing``
+    and the Jupyter server connect with; ``cell_index`` is the input notebook's index of the failed cell.
+    """
+
+    run_id: int
+    task_key: str
+    attempt_number: int
+    cell_index: int | None = None
+    kernel_pid: int
+    kernel_create_time: float | None = None
+    keeper_pid: int | None = None
+    connection_file: str
+    kept_time: str
+    expires_time: str
+    status: KeptKernelStatus = KeptKernelStatus.kept
+    end_time: str | None = None
+    end_reason: str | None = None
+
+    @property
+    def console_command(self) -> str:
+        """The terminal command that attaches a console to the kernel."""
+        return f"jupyter console --existing {self.connection_file}"
 
 
 class TaskRun(BaseModel):
@@ -518,6 +578,8 @@ class TaskRun(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     task_values: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+    #: the kernel of the last attempt, while it is kept alive after failing in a cell
+    kept_kernel: KeptKernel | None = None
 
     @property
     def last_attempt(self) -> Attempt | None:
@@ -536,6 +598,9 @@ class Repair(BaseModel):
     task_keys: list[str] = Field(default_factory=list)
     reused_task_keys: list[str] = Field(default_factory=list)
     parameters: dict[str, Any] = Field(default_factory=dict)
+    #: a resume: the failed tasks re-executed from their failed cell in their kept kernels, task key -> the
+    #: input notebook's cell index it resumed from (empty for a repair that re-executes from the top)
+    resumed_from: dict[str, int] = Field(default_factory=dict)
 
 
 class Run(BaseModel):

@@ -23,21 +23,27 @@ import psutil
 from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.discovery import FROM_FILE, check_task_settings, load_job, validate_job
 from jupyter_orchestrate.discovery_cache import DiscoveryCache, Signature, kernels_signature
+from jupyter_orchestrate.engine import kept_kernels
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, repair_selection
 from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.environments import public_job
 from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, StoreError, ValidationError
-from jupyter_orchestrate.executors.base import TaskExecutor, max_output_bytes
+from jupyter_orchestrate.executors.base import ResumeSpec, TaskExecutor, max_output_bytes
+from jupyter_orchestrate.executors.resume import changed_before
 from jupyter_orchestrate.models import (
     HEARTBEAT_TIMEOUT_SECONDS,
     MAX_PARALLEL_TASKS,
     AttemptErrorKind,
     Job,
+    KeptKernel,
     Run,
     RunStatus,
     Schedule,
+    TaskRun,
     TaskRunStatus,
     Trigger,
+    cell_label,
+    epoch_of,
     seconds_between,
     utc_now,
 )
@@ -182,6 +188,8 @@ class OrchestrateService:
         default_max_parallel: parallelism of runs whose request and job set none (see :func:`effective_parallelism`).
         heartbeat_timeout_seconds: a run's owner is dead when its heartbeat is older (see :func:`owner_death`).
         cancel_timeout_seconds: a run ``canceling`` this long (seen by this process's monitor) is force-ended.
+        keep_failed_kernels_seconds: how long the kernel of an attempt that fails in a cell stays alive for
+            debugging and resume when neither the task nor the request says (CLI: 0, off; server: 900).
     """
 
     def __init__(
@@ -193,6 +201,7 @@ class OrchestrateService:
         default_max_parallel: int | None = None,
         heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS,
         cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
+        keep_failed_kernels_seconds: float = 0.0,
     ):
         if existing and not (Path(home) / DB_NAME).is_file():
             raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
@@ -202,6 +211,7 @@ class OrchestrateService:
         self.listeners: list[EventCallback] = []
         self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
         self.cancel_timeout_seconds = cancel_timeout_seconds
+        self.keep_failed_kernels_seconds = keep_failed_kernels_seconds
         self._active: dict[int, tuple[Runner, threading.Thread]] = {}
         self._active_lock = threading.Lock()
         self._closing: str | None = None
@@ -336,6 +346,7 @@ class OrchestrateService:
         on_event: EventCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
         job: Job | None = None,
+        keep_failed_kernels_seconds: float | None = None,
     ) -> Runner:
         """Validate the job at ``path``, record a new run, and return its runner (call ``execute()``).
 
@@ -349,6 +360,8 @@ class OrchestrateService:
             trigger, trigger_time, trigger_reason: what started the run; ``trigger_time`` (ISO UTC, default the
                 start time) is the run's logical time, ``{{job.trigger.time}}`` in parameters.
             fire_id: the scheduler's fire record that starts this run (linked in the run's own transaction).
+            keep_failed_kernels_seconds: keep the kernel of an attempt that fails in a cell alive this long
+                (seconds) where the task does not say; default the service's.
 
         Tasks that cannot execute (a notebook that cannot be read, a kernel that is not installed) end
         ``failed`` at once, without an attempt, with the reason; the other tasks run.
@@ -375,7 +388,16 @@ class OrchestrateService:
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
         self._fail_broken_tasks(run_id, job, states)
         return self._runner(
-            run_id, job, states, parallel, overrides, executor, on_event, repair_number=0, clock=clock
+            run_id,
+            job,
+            states,
+            parallel,
+            overrides,
+            executor,
+            on_event,
+            repair_number=0,
+            clock=clock,
+            keep_failed_kernels_seconds=keep_failed_kernels_seconds,
         )
 
     def _fail_broken_tasks(self, run_id: int, job: Job, states: dict[str, TaskState]) -> None:
@@ -401,12 +423,26 @@ class OrchestrateService:
         on_event: EventCallback | None,
         repair_number: int,
         clock: Callable[[], float],
+        keep_failed_kernels_seconds: float | None = None,
+        resume: dict[str, ResumeSpec] | None = None,
     ) -> Runner:
         """The runner of a run just recorded (or a repair just claimed). Anything that fails before the runner
         exists ends the run ``failed`` with the reason, so no run is left ``queued`` holding a concurrency slot."""
         try:
             return self._build_runner(
-                run_id, job, states, parallel, overrides, executor, on_event, repair_number, clock
+                run_id,
+                job,
+                states,
+                parallel,
+                overrides,
+                executor,
+                on_event,
+                repair_number,
+                clock,
+                self.keep_failed_kernels_seconds
+                if keep_failed_kernels_seconds is None
+                else keep_failed_kernels_seconds,
+                resume or {},
             )
         except BaseException as exc:
             from jupyter_orchestrate.environments import redact_value, secret_names
@@ -440,6 +476,8 @@ class OrchestrateService:
         on_event: EventCallback | None,
         repair_number: int,
         clock: Callable[[], float],
+        keep_failed_kernels_seconds: float,
+        resume: dict[str, ResumeSpec],
     ) -> Runner:
         from jupyter_orchestrate.executors.local import LocalExecutor
 
@@ -469,13 +507,77 @@ class OrchestrateService:
             repair_number=repair_number,
             on_event=on_event,
             clock=clock,
+            keep_failed_kernels_seconds=keep_failed_kernels_seconds,
+            resume=resume,
         )
         runner.listeners.append(self._fan_out)
         return runner
 
     def get_run(self, run_id: int) -> Run:
-        """The run with task runs, attempts, errors, task values and repairs. Raises NotFoundError."""
+        """The run with task runs, attempts, errors, task values, repairs and live kept kernels (their records
+        reconciled with their processes first, :func:`~.engine.kept_kernels.reconcile`). Raises NotFoundError."""
+        kept_kernels.reconcile(self.store, run_id)
         return self.store.get_run(run_id)
+
+    def kept_kernel(self, run_id: int, task_key: str, root: str | Path | None = None) -> KeptKernel:
+        """The live kept kernel of a task run (the kernel of its last attempt, kept after it failed in a cell).
+
+        Args:
+            root: when given (the Jupyter server's root), the run's job folder must lie inside it.
+
+        Returns: the kept kernel, its connection file confined to the state home.
+
+        Raises:
+            NotFoundError: no such run or task. ConflictError: no kernel is kept for it (the message says why).
+            PathOutsideRootError: the job folder is outside ``root``, or the stored connection file is outside
+                the state home.
+        """
+        run = self.get_run(run_id)
+        if root is not None:
+            confine(run.job_path, root, what=f"the job folder of run {run_id}", within="the server root")
+        try:
+            task_run = run.task_run(task_key)
+        except KeyError:
+            raise NotFoundError(f"run {run_id} has no task {task_key!r}") from None
+        if task_run.kept_kernel is None:
+            raise ConflictError(f"run {run_id} task {task_key}: {self._not_kept(run_id, task_run)}")
+        kept = task_run.kept_kernel
+        confine(
+            kept.connection_file,
+            self.store.home,
+            what="a kept kernel's connection file",
+            within="the state home",
+        )
+        return kept
+
+    def _not_kept(self, run_id: int, task_run: TaskRun) -> str:
+        """Why a task run has no live kept kernel, in words a user can act on."""
+        last = task_run.last_attempt
+        if task_run.status == TaskRunStatus.timed_out:
+            return "it failed by timeout, and a timed-out attempt's kernel is killed"
+        if task_run.status != TaskRunStatus.failed or last is None or last.error is None:
+            return f"it is {task_run.status.value.replace('_', ' ')}, not failed in a cell"
+        kind = last.error.kind
+        if kind != AttemptErrorKind.cell_error:
+            return f"it failed with {kind.value.replace('_', ' ')}, not in a cell; its kernel was not kept"
+        ended = [
+            k
+            for k in self.store.kept_kernels(run_id, live=False)
+            if k.task_key == task_run.task_key and k.attempt_number == last.attempt_number
+        ]
+        if ended:
+            return f"its kernel is gone ({ended[-1].end_reason or 'ended'})"
+        return (
+            "no kernel was kept for it (keep_failed_kernels_seconds was 0: run with --keep-failed-kernels "
+            "SECONDS, or set keep_failed_kernels_seconds in job.yaml)"
+        )
+
+    def discard_kept_kernels(self, run_id: int, reason: str = "reaped on request") -> list[KeptKernel]:
+        """Shut down every kept kernel of ``run_id`` now. Returns: the ones reaped."""
+        alive = kept_kernels.reconcile(self.store, run_id)
+        for kept in alive:
+            kept_kernels.reap(self.store, kept, reason)
+        return alive
 
     def list_runs(
         self,
@@ -511,6 +613,8 @@ class OrchestrateService:
             runner, _ = self._active.get(run_id, (None, None))
         if requested and runner is not None:
             runner.cancel("cancel requested")
+        if not requested:  # a finished run: canceling it discards the kernels it keeps
+            self.discard_kept_kernels(run_id, "reaped: cancel of the finished run")
         return requested
 
     # -- documents (what the REST API and --json serve; blocking: call them off an event loop) ------------------
@@ -641,6 +745,8 @@ class OrchestrateService:
         rerun_dependents: bool = False,
         parameters: dict[str, Any] | None = None,
         root: str | Path | None = None,
+        resume: bool = False,
+        force: bool = False,
     ) -> tuple[RepairPlan, Job, dict[str, Any]]:
         """Work out a repair without doing it (``--dry-run``).
 
@@ -651,6 +757,8 @@ class OrchestrateService:
             root: when given (the Jupyter server's root), the run's job folder must lie inside it: a server
                 repairs only jobs it could have started, not runs of outside jobs recorded by the CLI on the
                 same state home.
+            resume, force: a resume (see :meth:`resume_specs`): checked here too, so a dry run refuses what the
+                resume would.
 
         Returns: ``(plan, job, overrides)`` where overrides are the run's ``-p`` values merged with these.
 
@@ -659,7 +767,7 @@ class OrchestrateService:
             PathOutsideRootError: the run's job folder is outside ``root`` (checked first; nothing is read).
             ValidationError: the job is now invalid, its tasks changed, a named task is unknown, bad parameters.
         """
-        run = self.store.get_run(run_id)
+        run = self.get_run(run_id)
         if root is not None:
             confine(run.job_path, root, what=f"the job folder of run {run_id}", within="the server root")
         if not run.status.is_terminal:
@@ -693,6 +801,8 @@ class OrchestrateService:
                         f"unknown task(s) {', '.join(unknown)} (tasks: {', '.join(sorted(new))})",
                     )
                 )
+        if resume:
+            task_keys = sorted(self.resume_specs(run, job, task_keys or None, force=force))
         to_run, reused = repair_selection(dag, statuses, task_keys or None, rerun_dependents)
         if not to_run:
             raise ConflictError(
@@ -717,6 +827,9 @@ class OrchestrateService:
         executor: TaskExecutor | None = None,
         on_event: EventCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resume: bool = False,
+        force: bool = False,
+        keep_failed_kernels_seconds: float | None = None,
     ) -> Runner:
         """Record a repair of ``run_id`` and return the runner that executes it (call ``execute()``).
 
@@ -725,13 +838,35 @@ class OrchestrateService:
         same run, as new attempts; succeeded task runs and their task values are reused. Parallelism: see
         :func:`effective_parallelism` (the job's current ``max_parallel_tasks``). ``root`` and errors: see
         :meth:`plan_repair`.
+
+        With ``resume`` the selected failed tasks (default: every failed one) re-execute from their failed cell
+        in their kept kernels instead of from the top (:meth:`resume_specs`; ``force`` resumes although cells
+        before the failed one changed); what is downstream re-executes as in any repair. A resumed attempt that
+        fails in a cell again keeps its kernel for ``keep_failed_kernels_seconds`` (default: the service's, else
+        as long as the kernel was kept before).
         """
         max_output_bytes()
         plan, job, overrides = self.plan_repair(
-            run_id, task_keys=task_keys, rerun_dependents=rerun_dependents, parameters=parameters, root=root
+            run_id,
+            task_keys=task_keys,
+            rerun_dependents=rerun_dependents,
+            parameters=parameters,
+            root=root,
+            resume=resume,
+            force=force,
         )
         _check_parallel(max_parallel)
         run = self.store.get_run(run_id)
+        specs = self.resume_specs(run, job, task_keys or None, force=force) if resume else {}
+        if resume and keep_failed_kernels_seconds is None:
+            keep_failed_kernels_seconds = self.keep_failed_kernels_seconds or max(
+                (
+                    epoch_of(k.expires_time) - epoch_of(k.kept_time)
+                    for t in run.task_runs
+                    if (k := t.kept_kernel)
+                ),
+                default=0.0,
+            )
         if any(not t.status.is_terminal for t in run.task_runs):
             # end them first (compare-and-set: not if another repair claimed the run since the plan), so the
             # repair's runner finds no task run waiting for an attempt that is not there
@@ -758,6 +893,7 @@ class OrchestrateService:
             parameters=plan.parameters,
             run_parameters=run_parameters,
             overrides=overrides,
+            resumed_from={k: spec.from_cell_index for k, spec in specs.items()},
         )
         statuses = self.store.statuses(run_id)
         counts = self.store.attempt_counts(run_id)
@@ -765,8 +901,92 @@ class OrchestrateService:
         self._fail_broken_tasks(run_id, job, states)
         parallel = effective_parallelism(max_parallel, job, self.default_max_parallel)
         return self._runner(
-            run_id, job, states, parallel, overrides, executor, on_event, repair_number=number, clock=clock
+            run_id,
+            job,
+            states,
+            parallel,
+            overrides,
+            executor,
+            on_event,
+            repair_number=number,
+            clock=clock,
+            keep_failed_kernels_seconds=keep_failed_kernels_seconds,
+            resume=specs,
         )
+
+    def resume_specs(
+        self, run: Run, job: Job, task_keys: list[str] | None, *, force: bool = False
+    ) -> dict[str, ResumeSpec]:
+        """Where each task of a resume resumes: its failed cell, in its kept kernel.
+
+        Args:
+            run: the finished run (with its kept kernels, :meth:`get_run`). job: its current definition.
+            task_keys: the tasks to resume; default every ``failed`` task run.
+            force: resume although code cells before the failed one changed on disk since the failed attempt
+                (the kernel's state then came from the old code).
+
+        Returns: task key -> :class:`~.executors.base.ResumeSpec`.
+
+        Raises:
+            ConflictError: a task cannot be resumed: it did not fail in a cell, its kernel is gone (reaped,
+                expired, timed out), it failed in the injected-parameters cell, or (without ``force``) cells
+                before its failed cell changed. The message names each task and why, and offers the normal
+                repair. PathOutsideRootError: a stored path is outside the state home.
+        """
+        selected = task_keys or [t.task_key for t in run.task_runs if t.status == TaskRunStatus.failed]
+        if not selected:
+            raise ConflictError(f"run {run.run_id} has no failed task to resume")
+        problems: list[str] = []
+        specs: dict[str, ResumeSpec] = {}
+        for key in selected:
+            task_run = run.task_run(key)
+            kept = task_run.kept_kernel
+            last = task_run.last_attempt
+            if kept is None or last is None or last.notebook_path is None:
+                problems.append(f"task {key}: {self._not_kept(run.run_id, task_run)}")
+                continue
+            if kept.cell_index is None:
+                problems.append(
+                    f"task {key}: it failed in the injected-parameters cell; there is no cell to resume from"
+                )
+                continue
+            home = self.store.home
+            connection_file = confine(
+                kept.connection_file, home, what="a kept kernel's connection file", within="the state home"
+            )
+            failed_notebook = confine(
+                last.notebook_path, home, what="a failed attempt's notebook", within="the state home"
+            )
+            notebook = str(Path(job.path) / job.task(key).notebook)
+            if not force:
+                try:
+                    changed = changed_before(notebook, str(failed_notebook), kept.cell_index)
+                except ValueError as exc:
+                    problems.append(f"task {key}: {exc}")
+                    continue
+                if changed:
+                    cells = ", ".join(cell_label(i) for i in changed)
+                    problems.append(
+                        f"task {key}: {cells} before the failed {cell_label(kept.cell_index)} changed since attempt "
+                        f"{kept.attempt_number} (the kernel's state comes from the old code); resume with --force "
+                        "to use the kernel anyway"
+                    )
+                    continue
+            specs[key] = ResumeSpec(
+                connection_file=str(connection_file),
+                control_file=kept_kernels.control_file(kept),
+                kernel_pid=kept.kernel_pid,
+                kernel_create_time=kept.kernel_create_time,
+                from_cell_index=kept.cell_index,
+                failed_notebook_path=str(failed_notebook),
+                failed_attempt_number=kept.attempt_number,
+            )
+        if problems:
+            raise ConflictError(
+                f"cannot resume run {run.run_id}: {'; '.join(problems)}. A repair re-executes from the top: "
+                f"jupyter orchestrate repair {run.run_id}"
+            )
+        return specs
 
     # -- schedules -------------------------------------------------------------------------------------------
     def schedules(self, job: Job) -> list[ScheduleDocument]:
@@ -870,7 +1090,14 @@ class OrchestrateService:
 
         Returns: the run ids ended by this pass.
         """
-        return self._check_runs(self.store)
+        ended = self._check_runs(self.store)
+        try:
+            kept_kernels.reconcile(self.store)
+        except StoreError:
+            raise
+        except Exception:  # a process table that cannot be read must not stop recovery
+            log.warning("cannot check the kept kernels", exc_info=True)
+        return ended
 
     def _check_runs(self, store: Store) -> list[int]:
         host, now, clock = socket.gethostname(), utc_now(), time.monotonic()
@@ -932,6 +1159,8 @@ class OrchestrateService:
             expected=expected,
         ):
             return False
+        for kept in store.kept_kernels(run_id) if reap else []:
+            kept_kernels.reap(store, kept, f"reaped: {reason}")
         for attempt in attempts if reap else []:
             # a kernel is killed only when its start time proves the pid was not reused by another process
             if (

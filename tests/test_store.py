@@ -468,6 +468,7 @@ def test_reopening_the_home_keeps_data_and_applies_no_migration(home: Path, job:
             "m007_attempt_phases",
             "m008_run_listing_indexes",
             "m009_history_views",
+            "m010_kept_kernels",
         ]
     )
     first.close()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_orchestrate.dag import Dag
+from jupyter_orchestrate.engine import kept_kernels
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
 from jupyter_orchestrate.engine.cell_timings import CellTimings, max_cell_timings
 from jupyter_orchestrate.environments import redact_value, secret_names
@@ -36,6 +37,7 @@ from jupyter_orchestrate.executors.base import (
     AttemptResult,
     AttemptSpec,
     ExecutorEvent,
+    ResumeSpec,
     TaskExecutor,
     max_output_bytes,
 )
@@ -44,12 +46,15 @@ from jupyter_orchestrate.models import (
     AttemptError,
     AttemptErrorKind,
     Job,
+    KeptKernel,
+    KeptKernelStatus,
     ResultStatus,
     RunStatus,
     Task,
     TaskRunStatus,
     cell_label,
     code_cell_progress,
+    utc_iso,
     utc_now,
 )
 from jupyter_orchestrate.parameters import render
@@ -177,6 +182,14 @@ class Runner:
             raises is logged and skipped; the run and the other listeners go on.
         clock: monotonic seconds; timeouts, retry backoff and cancel polling use it (tests pass a fake clock
             that the in-memory executor advances).
+        keep_failed_kernels_seconds: how long the kernel of an attempt that fails in a cell is kept alive
+            when its task does not say (``Task.keep_failed_kernels_seconds``); 0: not kept.
+        resume: task key -> where its next attempt resumes (a resume repair): that attempt executes from the
+            failed cell in the kept kernel; later attempts (retries) execute from the top.
+
+    Kept kernels: the runner records each kernel an executor kept, reaps a task's kept kernel when the task
+    executes again from the top or the run is canceled, and keeps at most
+    :func:`~.kept_kernels.max_kept_kernels` in the state home (oldest reaped first).
 
     Secrets: everything the runner records (reasons, error fields, task values, parameters, environments) or
     emits (event payloads, which feed the event stream and notifications) passes :meth:`_clean` first, which
@@ -199,6 +212,8 @@ class Runner:
         repair_number: int = 0,
         on_event: EventCallback | None = None,
         clock: Callable[[], float] = time.monotonic,
+        keep_failed_kernels_seconds: float = 0.0,
+        resume: Mapping[str, ResumeSpec] | None = None,
     ):
         self.store = store
         self.executor = executor
@@ -220,6 +235,12 @@ class Runner:
         self._store_fault: StoreError | None = None  # the heartbeat found the database unwritable
         self.secrets: set[str] = {os.environ[name] for name in secret_names({})}
         self.max_cell_timings = max_cell_timings()
+        self.keep_failed_kernels_seconds = keep_failed_kernels_seconds
+        self.resume = dict(resume or {})
+        # the live kept kernel of each task of this run (a repair finds those of earlier attempts)
+        self.kept: dict[str, KeptKernel] = (
+            {k.task_key: k for k in store.kept_kernels(run_id)} if repair_number else {}
+        )
 
     # -- control ---------------------------------------------------------------------------------------------
     def cancel(self, reason: str = "run canceled") -> None:
@@ -296,6 +317,7 @@ class Runner:
         python = environment.python
         if python and not Path(python).is_absolute():
             python = str(job_root / python)
+        keep = task.keep_failed_kernels_seconds
         return AttemptSpec(
             run_id=self.run_id,
             task_key=task.task_key,
@@ -315,6 +337,8 @@ class Runner:
             secret_names=names,
             base_env=dict(os.environ),
             max_output_bytes=max_output_bytes(),
+            keep_failed_kernel_seconds=self.keep_failed_kernels_seconds if keep is None else keep,
+            resume=self.resume.get(task.task_key),
         )
 
     def _prepare(self, key: str) -> _InFlight:
@@ -346,6 +370,8 @@ class Runner:
             now = max(now, self.clock())
         attempt_number, change = self.active.start(key)
         spec: AttemptSpec = flight.handle.spec
+        self.resume.pop(key, None)  # a retry of a resumed attempt executes from the top
+        self._release_kept(key, spec, attempt_number)
         context = self.context()
         error: AttemptError | None = None
         try:
@@ -380,6 +406,7 @@ class Runner:
             kernel_name=spec.kernel_name,
             cwd=spec.cwd,
             env_names=sorted(spec.env),
+            resumed_from_cell=spec.resume.from_cell_index if spec.resume else None,
         )
         self.store.create_attempt(
             attempt,
@@ -396,6 +423,59 @@ class Runner:
         timeout = task.timeout_seconds
         flight.deadline = now + timeout if timeout else None
         self.executor.start(flight.handle, parameters, run_context)
+
+    def _release_kept(self, key: str, spec: AttemptSpec, attempt_number: int) -> None:
+        """Before attempt ``attempt_number`` of ``key`` starts: a resume takes the task's kept kernel over
+        (``in_use``); an attempt from the top reaps it (its state would be stale)."""
+        kept = self.kept.get(key)
+        if kept is None:
+            return
+        if spec.resume is not None:
+            self.store.set_kept_kernel_status(
+                kept.run_id, key, kept.attempt_number, KeptKernelStatus.in_use, None
+            )
+            return
+        self.kept.pop(key)
+        kept_kernels.reap(
+            self.store, kept, f"reaped: task {key} executes again from the top in attempt {attempt_number}"
+        )
+
+    def _kept_result(self, flight: _InFlight, result: AttemptResult) -> None:
+        """Record what became of kept kernels when an attempt ended: a resumed kernel's old record ends, and a
+        kernel the executor kept (again) gets a record; then the bound on kept kernels is applied."""
+        key = flight.task_key
+        old = self.kept.pop(key, None)
+        spec: AttemptSpec = flight.handle.spec
+        if old is not None and spec.resume is not None:
+            how = "kept again" if result.kept_kernel else "shut down"
+            self.store.set_kept_kernel_status(
+                old.run_id,
+                key,
+                old.attempt_number,
+                KeptKernelStatus.ended,
+                f"resumed by attempt {flight.attempt_number} ({result.status.value}); {how}",
+            )
+        info = result.kept_kernel
+        if info is None:
+            return
+        kept = KeptKernel(
+            run_id=self.run_id,
+            task_key=key,
+            attempt_number=flight.attempt_number,
+            cell_index=info.cell_index,
+            kernel_pid=info.kernel_pid,
+            kernel_create_time=info.kernel_create_time,
+            keeper_pid=info.keeper_pid if info.keeper_pid is not None else (old.keeper_pid if old else None),
+            connection_file=info.connection_file,
+            kept_time=utc_now(),
+            expires_time=utc_iso(info.expires_epoch),
+        )
+        self.store.record_kept_kernel(kept)
+        self.kept[key] = kept
+        try:
+            kept_kernels.enforce_bound(self.store)
+        except OrchestrateError:
+            log.warning("cannot apply the bound on kept kernels", exc_info=True)
 
     def _discard_started(self, flight: _InFlight) -> None:
         self.executor.kill(flight.handle)
@@ -438,6 +518,16 @@ class Runner:
     def _on_result(self, flight: _InFlight, result: AttemptResult, now: float) -> None:
         self.in_flight.pop(flight.task_key, None)
         self._record_cells(flight)
+        self._kept_result(flight, result)
+        spec: AttemptSpec = flight.handle.spec
+        if spec.resume is not None:
+            self.store.set_attempt_resume(
+                self.run_id,
+                flight.task_key,
+                flight.attempt_number,
+                spec.resume.from_cell_index,
+                result.reused_cells,
+            )
         if result.cells_total is not None:
             self.store.update_attempt_progress(
                 self.run_id,
@@ -458,6 +548,13 @@ class Runner:
         self.executor.kill(flight.handle)
         self.in_flight.pop(flight.task_key, None)
         spec: AttemptSpec = flight.handle.spec
+        old = self.kept.pop(flight.task_key, None)
+        if old is not None:  # a resume's kept kernel: the kill took it too
+            kept_kernels.reap(
+                self.store,
+                old,
+                f"attempt {flight.attempt_number} resumed in it ended {outcome.value}; killed",
+            )
         if flight.cell_index is not None:
             error.cell_index = flight.cell_index
             try:
@@ -483,6 +580,10 @@ class Runner:
         self.store.request_cancel(self.run_id)
         self._emit(RunStatusEvent(run_id=self.run_id, status=RunStatus.canceling, reason=reason))
         self._record(self.active.cancel(reason))
+        for key, kept in list(self.kept.items()):
+            if key not in self.in_flight:
+                self.kept.pop(key)
+                kept_kernels.reap(self.store, kept, f"reaped: the run was canceled ({reason})")
         for flight in list(self.in_flight.values()):
             if flight.started is None:
                 self._discard(flight)

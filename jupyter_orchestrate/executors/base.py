@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jupyter_orchestrate.errors import Problem, ValidationError
+from jupyter_orchestrate.executors.keeper import KeptKernelInfo
 from jupyter_orchestrate.models import AttemptError, ResultStatus
 
 if TYPE_CHECKING:
@@ -56,6 +57,25 @@ def max_output_bytes(environ: Mapping[str, str] | None = None) -> int:
 
 
 @dataclass(frozen=True)
+class ResumeSpec:
+    """A resumed attempt: execute from the failed cell of an earlier attempt, in that attempt's kept kernel.
+
+    Fields: ``connection_file``/``control_file`` of the kept kernel (:mod:`.keeper`), ``kernel_pid`` and
+    ``kernel_create_time``; ``from_cell_index``: the input notebook's index of the failed cell;
+    ``failed_notebook_path``: the failed attempt's executed notebook (its cells before the failed one are
+    reused); ``failed_attempt_number``.
+    """
+
+    connection_file: str
+    control_file: str
+    kernel_pid: int
+    kernel_create_time: float | None
+    from_cell_index: int
+    failed_notebook_path: str
+    failed_attempt_number: int
+
+
+@dataclass(frozen=True)
 class AttemptSpec:
     """Everything needed to execute one attempt; paths are absolute.
 
@@ -77,6 +97,10 @@ class AttemptSpec:
         kernel to redact the task values it writes (names only reach the context file, never values).
         max_output_bytes: output the attempt may add to its executed notebook (stream text, rich data, error
         text; UTF-8 bytes); beyond it outputs are dropped and a note says so.
+        keep_failed_kernel_seconds: when the attempt fails in a cell (not timeout, kernel death or cancel), its
+        kernel is kept alive this long for debugging and resume (:mod:`.keeper`); 0: shut down as usual.
+        resume: execute from a failed cell in a kept kernel instead of starting a kernel (:class:`ResumeSpec`);
+        the ``Go`` message's parameters are then the resume's overrides, applied in an injected cell.
     """
 
     run_id: int
@@ -98,6 +122,8 @@ class AttemptSpec:
     secret_names: list[str] = field(default_factory=list)
     base_env: dict[str, str] | None = None
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+    keep_failed_kernel_seconds: float = 0.0
+    resume: ResumeSpec | None = None
 
 
 @dataclass
@@ -106,7 +132,9 @@ class AttemptResult:
 
     ``status``: succeeded or failed; ``error``: why it failed (None when it succeeded); ``task_values``: what
     the notebook published; cells are code cells of the executed notebook; ``environment``: what the kernel
-    ran in (kernel name or interpreter, requirements, freeze).
+    ran in (kernel name or interpreter, requirements, freeze); ``kept_kernel``: the kernel kept alive after a
+    failure in a cell (:attr:`AttemptSpec.keep_failed_kernel_seconds`); ``reused_cells``: code cells a resumed
+    attempt copied from the failed attempt instead of executing.
     """
 
     status: ResultStatus
@@ -115,6 +143,8 @@ class AttemptResult:
     cells_total: int | None = None
     cells_completed: int | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    kept_kernel: KeptKernelInfo | None = None
+    reused_cells: int | None = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ kernel process's own output, environment builds, papermill's warnings, worker er
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ import subprocess
 import threading
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 # Imported at module level on purpose: the forkserver preloads this module so that every attempt
@@ -43,6 +44,7 @@ from typing import Any
 import nbformat
 import papermill
 import psutil
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
@@ -53,15 +55,22 @@ from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 from papermill.execute import ERROR_MARKER_TAG
 from papermill.log import logger as papermill_logger
-from traitlets import Integer, List, Unicode
+from papermill.translators import translate_parameters
+from traitlets import Any as AnyTrait
+from traitlets import Dict, Integer, List, Unicode
 
 from jupyter_orchestrate.environments import redact, redact_value
+from jupyter_orchestrate.executors import keeper
 from jupyter_orchestrate.executors.base import (
     DEFAULT_MAX_OUTPUT_BYTES,
     MAX_OUTPUT_BYTES_ENV,
     AttemptResult,
     AttemptSpec,
 )
+from jupyter_orchestrate.executors.resume import input_index as _input_index
+from jupyter_orchestrate.executors.resume import is_reused, resume_notebook
+from jupyter_orchestrate.executors.resume import read_cells as _read_input_cells
+from jupyter_orchestrate.executors.resume import tagged as _tagged
 from jupyter_orchestrate.models import (
     AttemptError,
     AttemptErrorKind,
@@ -83,8 +92,8 @@ from jupyter_orchestrate.task_values import CONTEXT_ENV, read_values_file
 
 log = logging.getLogger(__name__)  # in a worker process it writes to the attempt log (attempt_main)
 KERNEL_START_TRIES = 4
-INJECTED_TAG = "injected-parameters"
 ENGINE_NAME = "jupyter-orchestrate"
+RESUME_ENGINE_NAME = "jupyter-orchestrate-resume"
 #: Kernel messages that add output to a cell or state to the notebook (widget comms), and so count against the cap.
 OUTPUT_MESSAGES = frozenset(
     {"stream", "display_data", "update_display_data", "execute_result", "error", "comm_open", "comm_msg"}
@@ -221,6 +230,55 @@ class _Engine(NBClientEngine):  # type: ignore[misc]  # papermill is untyped
         ).execute()
 
 
+class _ResumeClient(_Client):
+    """:class:`_Client` executing in a kept kernel (``kept_kc``, connected already) instead of starting one:
+    cells copied from the failed attempt (:func:`~.resume.is_reused`) get back the outputs papermill cleared
+    when the notebook started and are not executed again; the kernel is left running (the worker decides)."""
+
+    kept_kc = AnyTrait(allow_none=True)
+    reused_outputs = Dict()
+
+    @contextlib.contextmanager
+    def setup_kernel(self, **kwargs: Any) -> Iterator[None]:
+        self.kc = self.kept_kc
+        self.kc.allow_stdin = False
+        self.on_notebook_start(notebook=self.nb)
+        yield
+
+    def papermill_execute_cells(self) -> None:
+        from nbclient.exceptions import CellExecutionError
+
+        for index, cell in enumerate(self.nb.cells):
+            if is_reused(cell):
+                kept = self.reused_outputs.get(cell.get("id"))
+                if kept is not None:
+                    cell.outputs = nbformat.from_dict(kept["outputs"])  # type: ignore[no-untyped-call]
+                    cell.execution_count = kept["execution_count"]
+                cell.metadata.papermill["status"] = "completed"
+                continue
+            try:
+                self.nb_man.cell_start(cell, index)
+                self.execute_cell(cell, index)
+            except CellExecutionError as ex:
+                self.nb_man.cell_exception(self.nb.cells[index], cell_index=index, exception=ex)
+                break
+            finally:
+                self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
+
+
+class _ResumeEngine(NBClientEngine):  # type: ignore[misc]  # papermill is untyped
+    """papermill's nbclient engine executing with :class:`_ResumeClient` (``jupyter-orchestrate-resume``)."""
+
+    @classmethod
+    def execute_managed_notebook(
+        cls, nb_man: Any, kernel_name: str, log_output: bool = False, start_timeout: float = 60, **kwargs: Any
+    ) -> Any:
+        kwargs.pop("input_path", None)
+        return _ResumeClient(
+            nb_man, kernel_name=kernel_name, log=papermill_logger, log_output=log_output, **kwargs
+        ).execute()
+
+
 class _InterpreterSpecs(KernelSpecManager):
     """Kernel specs for a given interpreter: ``python -m ipykernel_launcher``, whatever name is asked for."""
 
@@ -265,6 +323,10 @@ class _Worker:
         self.cell_began: tuple[str, float] | None = None
         self.log = _RedactingLog(spec.log_path, spec.secrets)
         self.pump: threading.Thread | None = None
+        self.kernel_output_fd: int | None = None  # read end of the kernel process's stdout/stderr pipe
+        self.kernel_create_time: float | None = None
+        self.kc: AsyncKernelClient | None = None  # a resume's client of the kept kernel
+        self.detached = False  # the kernel was kept (or handed back): it is the keeper's now, not ours
 
     # -- process control -----------------------------------------------------------------------------------
     def watch(self) -> None:
@@ -283,10 +345,14 @@ class _Worker:
                 return
 
     def kernel_pid(self) -> int | None:
+        if self.spec.resume is not None:
+            return self.spec.resume.kernel_pid
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
         return getattr(process, "pid", None)
 
     def kill_kernel(self) -> None:
+        if self.detached:
+            return  # kept: its keeper ends it
         pid = self.kernel_pid()
         if pid:
             try:
@@ -334,6 +400,9 @@ class _Worker:
 
     def start_kernel(self) -> None:
         spec = self.spec
+        if spec.resume is not None:
+            self.connect_kept_kernel()
+            return
         env = {
             **(spec.base_env if spec.base_env is not None else os.environ),
             **spec.env,
@@ -347,6 +416,7 @@ class _Worker:
             )  # the orchestrator's PYTHONPATH would shadow the environment's packages
         # The kernel process's own stdout/stderr (not cell output) go to the attempt log, redacted on the way.
         read_end, kernel_log = os.pipe()
+        self.kernel_output_fd = read_end
         self.pump = threading.Thread(
             target=self.pump_kernel_output, args=(read_end,), name="orchestrate-kernel-log", daemon=True
         )
@@ -380,7 +450,14 @@ class _Worker:
                     )
                 else:
                     self.km = AsyncKernelManager(kernel_name=spec.kernel_name)
-                run_sync(self.km.start_kernel)(cwd=spec.cwd, env=env, stdout=kernel_log, stderr=kernel_log)
+                # a kernel that may be kept must not exit with this worker (ipykernel's parent poller)
+                run_sync(self.km.start_kernel)(
+                    cwd=spec.cwd,
+                    env=env,
+                    stdout=kernel_log,
+                    stderr=kernel_log,
+                    independent=spec.keep_failed_kernel_seconds > 0,
+                )
             probe = self.km.client()
             try:
                 probe.start_channels()
@@ -398,6 +475,96 @@ class _Worker:
         raise RuntimeError(
             f"kernel {spec.kernel_name!r} failed to start {KERNEL_START_TRIES} times: {last_error}"
         )
+
+    def connect_kept_kernel(self) -> None:
+        """A resume: take the kept kernel over from its keeper and connect a client to it.
+
+        Raises: LookupError when the kernel is no longer kept; RuntimeError when it does not answer within
+        ``start_timeout_seconds``.
+        """
+        spec = self.spec
+        resume = spec.resume
+        assert resume is not None
+        me = psutil.Process()
+        keeper.take_over(resume.control_file, me.pid, me.create_time())
+        self.kernel_create_time = resume.kernel_create_time
+        self.environment = {
+            "kernel_name": spec.kernel_name if not spec.python else None,
+            "python": spec.python,
+            "env_names": sorted(spec.env),
+            "requirements": list(spec.requirements),
+            "kept_kernel_pid": resume.kernel_pid,
+        }
+        kc = AsyncKernelClient(connection_file=resume.connection_file)
+        kc.load_connection_file()
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=spec.start_timeout_seconds)
+        except Exception as exc:
+            kc.stop_channels()
+            raise RuntimeError(f"the kept kernel (pid {resume.kernel_pid}) did not answer: {exc}") from exc
+        self.kc = kc
+
+    def settle_kernel(self, result: AttemptResult) -> AttemptResult:
+        """After the attempt: keep the kernel of an attempt that failed in a cell (:mod:`.keeper`), else leave
+        it to :meth:`shutdown` (a resume's kernel is reaped here: it is not this worker's child).
+
+        Returns: ``result`` with ``kept_kernel`` set when the kernel was kept.
+        """
+        spec = self.spec
+        error = result.error
+        in_cell = (
+            result.status == ResultStatus.failed
+            and error is not None
+            and error.kind == AttemptErrorKind.cell_error
+        )
+        seconds = spec.keep_failed_kernel_seconds
+        pid = self.kernel_pid()
+        if spec.resume is not None:
+            resume = spec.resume
+            if self.kc is not None:
+                self.kc.stop_channels()
+            expires = keeper.hand_back(resume.control_file, seconds) if in_cell and seconds > 0 else None
+            if expires is not None and keeper.process_alive(pid, resume.kernel_create_time):
+                self.detached = True
+                result.kept_kernel = keeper.KeptKernelInfo(
+                    connection_file=resume.connection_file,
+                    control_file=resume.control_file,
+                    kernel_pid=resume.kernel_pid,
+                    kernel_create_time=resume.kernel_create_time,
+                    keeper_pid=None,
+                    expires_epoch=expires,
+                    cell_index=error.cell_index if error else None,
+                )
+            else:
+                keeper.reap(resume.control_file, resume.kernel_pid, resume.kernel_create_time)
+                self.detached = True  # reaped: nothing left for shutdown to do
+            return result
+        if not in_cell or seconds <= 0 or self.km is None or not pid:
+            return result
+        try:
+            connection_file = self.km.connection_file
+            with open(connection_file, encoding="utf-8") as f:
+                info = json.load(f)
+            result.kept_kernel = keeper.keep(
+                state_home=spec.state_home or os.path.dirname(spec.output_path),
+                name=f"run-{spec.run_id}-{spec.task_key}-attempt-{spec.attempt_number}",
+                connection_info=info,
+                kernel_pid=pid,
+                kernel_create_time=self.kernel_create_time,
+                seconds=seconds,
+                cell_index=error.cell_index if error else None,
+                kernel_output_fd=self.kernel_output_fd,
+            )
+        except OSError:
+            log.warning("the failed attempt's kernel could not be kept; shutting it down", exc_info=True)
+            return result
+        self.detached = True
+        with contextlib.suppress(OSError):
+            os.unlink(
+                connection_file
+            )  # jupyter_client's copy in the runtime dir; ours is under the state home
+        return result
 
     # -- progress hooks (called by nbclient inside papermill) -----------------------------------------------
     def on_notebook_start(self, notebook: Any, **_: Any) -> None:
@@ -451,25 +618,47 @@ class _Worker:
         with open(spec.context_path, "w", encoding="utf-8") as f:
             json.dump({**context, "secret_names": spec.secret_names}, f)
         papermill_engines.register(ENGINE_NAME, _Engine)
+        papermill_engines.register(RESUME_ENGINE_NAME, _ResumeEngine)
         messages = logging.StreamHandler(self.log)  # papermill's and nbclient's warnings
         papermill_logger.addHandler(messages)
+        hooks: dict[str, Any] = {
+            "on_notebook_start": self.on_notebook_start,
+            "on_cell_start": self.on_cell_start,
+            "on_cell_execute": self.on_cell_execute,
+            "on_cell_executed": self.on_cell_executed,
+            "secrets": spec.secrets,
+            "max_output_bytes": spec.max_output_bytes,
+        }
+        reused = 0
+        resume_input: str | None = None
         try:
-            nb = papermill.execute_notebook(
-                spec.input_path,
-                spec.output_path,
-                parameters=parameters,
-                engine_name=ENGINE_NAME,
-                kernel_name=spec.kernel_name,
-                progress_bar=False,
-                autosave_cell_every=10,
-                km=self.km,
-                on_notebook_start=self.on_notebook_start,
-                on_cell_start=self.on_cell_start,
-                on_cell_execute=self.on_cell_execute,
-                on_cell_executed=self.on_cell_executed,
-                secrets=spec.secrets,
-                max_output_bytes=spec.max_output_bytes,
-            )
+            if spec.resume is None:
+                nb = papermill.execute_notebook(
+                    spec.input_path,
+                    spec.output_path,
+                    parameters=parameters,
+                    engine_name=ENGINE_NAME,
+                    kernel_name=spec.kernel_name,
+                    progress_bar=False,
+                    autosave_cell_every=10,
+                    km=self.km,
+                    **hooks,
+                )
+            else:
+                resume_input, outputs, reused = self.resume_input(parameters)
+                self.point_kernel_at_context()
+                nb = papermill.execute_notebook(
+                    resume_input,
+                    spec.output_path,
+                    parameters=None,
+                    engine_name=RESUME_ENGINE_NAME,
+                    kernel_name=spec.kernel_name,
+                    progress_bar=False,
+                    autosave_cell_every=10,
+                    kept_kc=self.kc,
+                    reused_outputs=outputs,
+                    **hooks,
+                )
         except PapermillExecutionError as exc:
             return self.failed(cell_error(exc, spec.output_path, spec.input_path))
         except DeadKernelError as exc:
@@ -479,6 +668,9 @@ class _Worker:
             return self.failed(_exception_error(AttemptErrorKind.internal, exc))
         finally:
             papermill_logger.removeHandler(messages)
+            if resume_input is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(resume_input)
         early = early_exit(nb, spec.output_path, spec.input_path)
         if early:
             return self.failed(early)
@@ -486,8 +678,69 @@ class _Worker:
             status=ResultStatus.succeeded,
             task_values=self.task_values(),
             environment=self.environment,
+            reused_cells=reused if spec.resume is not None else None,
             **self.cell_counts(nb),  # type: ignore[arg-type]  # cells_total, cells_completed
         )
+
+    def language(self) -> str:
+        """The input notebook's language (kernelspec, else language_info; default ``python``)."""
+        try:
+            with open(self.spec.input_path, encoding="utf-8") as f:
+                meta = json.load(f).get("metadata", {})
+        except (OSError, ValueError, AttributeError):
+            return "python"
+        name = (meta.get("kernelspec") or {}).get("language") or (meta.get("language_info") or {}).get("name")
+        return str(name or "python").lower()
+
+    def point_kernel_at_context(self) -> None:
+        """Make the kept kernel's ``task_values`` read this attempt's context file (it was started with the
+        failed attempt's): set ``$JUPYTER_ORCHESTRATE_CONTEXT`` in it, silently (no output, no history).
+
+        Raises: RuntimeError when the kernel does not reply within ``start_timeout_seconds``.
+        """
+        assert self.kc is not None
+        if self.language() != "python":
+            return  # task values are published from Python kernels only
+        code = (
+            f"import os as _jo_os; _jo_os.environ[{CONTEXT_ENV!r}] = {self.spec.context_path!r}; del _jo_os"
+        )
+        reply = run_sync(self.kc.execute_interactive)(
+            code, silent=True, store_history=False, timeout=self.spec.start_timeout_seconds
+        )
+        if reply.get("content", {}).get("status") != "ok":
+            raise RuntimeError(
+                f"the kept kernel could not be pointed at this attempt's context: {reply.get('content')}"
+            )
+
+    def resume_input(self, parameters: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
+        """Write the notebook a resume executes (:func:`~.resume.resume_notebook`) beside the output.
+
+        Returns: ``(path, reused cell id -> {outputs, execution_count}, reused code cells)``.
+        Raises: ValueError when a notebook cannot be read.
+        """
+        spec, resume = self.spec, self.spec.resume
+        assert resume is not None
+        source = None
+        if parameters:
+            source = translate_parameters(
+                spec.kernel_name, self.language(), parameters, "Parameters of the resume"
+            )
+        notebook, reused = resume_notebook(
+            spec.input_path,
+            resume.failed_notebook_path,
+            resume.from_cell_index,
+            failed_attempt_number=resume.failed_attempt_number,
+            parameters_source=source,
+        )
+        outputs = {
+            c.get("id"): {"outputs": c.get("outputs", []), "execution_count": c.get("execution_count")}
+            for c in notebook["cells"]
+            if is_reused(c)
+        }
+        path = f"{os.path.splitext(spec.output_path)[0]}.resume-input.ipynb"
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(notebook, f)
+        return path, outputs, reused
 
     def failed(self, error: AttemptError) -> AttemptResult:
         try:
@@ -500,7 +753,10 @@ class _Worker:
             error=error,
             task_values=self.task_values(),
             environment=self.environment,
-            **counts,
+            reused_cells=sum(is_reused(c) and c.cell_type == "code" for c in nb.cells)
+            if counts and self.spec.resume
+            else None,
+            **counts,  # type: ignore[arg-type]  # cells_total, cells_completed
         )
 
     @staticmethod
@@ -539,6 +795,9 @@ class _Worker:
         )
 
     def shutdown(self) -> None:
+        if self.detached:  # kept (its keeper drains its output and ends it) or reaped already
+            self.log.close()
+            return
         with self.kernel_lock:
             if self.km is not None and self.km.has_kernel:
                 try:
@@ -560,50 +819,6 @@ class _Worker:
 
 
 _ERROR_LINE = re.compile(r"^(?P<ename>[A-Za-z_][\w.]*): (?P<evalue>.*)$")
-
-
-def _tagged(cell: Any, tag: str) -> bool:
-    return tag in (cell.get("metadata", {}).get("tags") or [])
-
-
-def _read_input_cells(input_path: str) -> list[dict[str, Any]]:
-    """The cells of the input notebook as the user saved it ([] if it cannot be read)."""
-    try:
-        with open(input_path, encoding="utf-8") as f:
-            cells = json.load(f).get("cells", [])
-    except (OSError, ValueError, AttributeError):
-        return []
-    return cells if isinstance(cells, list) else []
-
-
-def _input_index(executing_cells: list[Any], input_cells: list[dict[str, Any]]) -> list[int | None]:
-    """For each cell of the notebook papermill executes, its index in the input notebook (None for the
-    injected-parameters cell).
-
-    papermill executes the input without the error-marker cells of an earlier papermill run and with a fresh
-    injected-parameters cell (replacing an old one in place), so counting cells or error outputs goes wrong
-    for an input that is itself an executed notebook. Cells are matched by cell id; by position among the
-    input's own cells (neither markers nor an old injected cell) only where an id is missing or new (a 4.4
-    notebook, or one papermill upgraded to give ids while saving an error).
-    """
-    by_id = {c.get("id"): i for i, c in enumerate(input_cells) if isinstance(c, dict) and c.get("id")}
-    own = [
-        i
-        for i, c in enumerate(input_cells)
-        if isinstance(c, dict) and not _tagged(c, ERROR_MARKER_TAG) and not _tagged(c, INJECTED_TAG)
-    ]
-    mapped: list[int | None] = []
-    position = 0
-    for cell in executing_cells:
-        if _tagged(cell, INJECTED_TAG):
-            mapped.append(None)
-            continue
-        index = by_id.get(cell.get("id"))
-        if index is None and position < len(own):
-            index = own[position]
-        mapped.append(index)
-        position += 1
-    return mapped
 
 
 def _without_markers(nb: Any) -> Any:
@@ -747,9 +962,10 @@ def attempt_main(conn: Any, spec: AttemptSpec) -> None:
                 create_time = psutil.Process(pid).create_time() if pid else None
             except psutil.Error:
                 create_time = None
+            worker.kernel_create_time = create_time
             conn.send(KernelStarted(pid=pid, create_time=create_time, ready_time=utc_now()))
             worker.go.wait()
-            result = worker.execute()
+            result = worker.settle_kernel(worker.execute())
         conn.send(Finished(worker.redacted(result)))
     except Exception as exc:  # e.g. the disk filled while saving the notebook or writing the log
         log.exception("the attempt failed")

@@ -23,6 +23,8 @@ from jupyter_orchestrate.models import (
     AttemptError,
     FireStatus,
     Job,
+    KeptKernel,
+    KeptKernelStatus,
     NotebookParameter,
     Repair,
     Run,
@@ -123,6 +125,15 @@ class AttemptDocument(Document):
     cells_total: int | None
     environment: AttemptEnvironment
     error: AttemptError | None
+    resumed_from_cell: int | None = Field(
+        default=None,
+        description="A resumed attempt: the input notebook's index of the cell it resumed from (it executed "
+        "from there in the failed attempt's kept kernel); null for an attempt from the top.",
+    )
+    reused_cells: int | None = Field(
+        default=None,
+        description="A resumed attempt: code cells copied with their outputs from the failed attempt.",
+    )
 
     @classmethod
     def build(cls, attempt: Attempt, root: str | Path | None = None) -> AttemptDocument:
@@ -144,6 +155,42 @@ class AttemptDocument(Document):
             cells_total=attempt.cells_total,
             environment=AttemptEnvironment.model_validate(attempt.environment),
             error=attempt.error,
+            resumed_from_cell=attempt.resumed_from_cell,
+            reused_cells=attempt.reused_cells,
+        )
+
+
+class KeptKernelDocument(Document):
+    """The live kernel of a task run's last attempt, kept after it failed in a cell: debug it (a console on
+    ``connection_file``, or ``POST runs/{run_id}/tasks/{task_key}/kernel`` in JupyterLab) and resume from
+    ``cell_index`` (``POST runs/{run_id}/repair`` with ``resume``). The connection file holds the kernel's key;
+    this document never does."""
+
+    attempt_number: int
+    cell_index: int | None = Field(description="The input notebook's index (0-based) of the failed cell.")
+    kernel_pid: int
+    kernel_create_time: float | None = Field(
+        description="The kernel process's start (seconds since the epoch)."
+    )
+    kept_time: str
+    expires_time: str = Field(description="When the kernel is shut down unless resumed (UTC).")
+    status: KeptKernelStatus
+    connection_file: str = Field(description="The kernel's connection file (absolute, under the state home).")
+    console_command: str = Field(description="The terminal command that attaches a console to the kernel.")
+
+    @classmethod
+    def build(cls, kept: KeptKernel) -> KeptKernelDocument:
+        """The document of ``kept``."""
+        return cls(
+            attempt_number=kept.attempt_number,
+            cell_index=kept.cell_index,
+            kernel_pid=kept.kernel_pid,
+            kernel_create_time=kept.kernel_create_time,
+            kept_time=kept.kept_time,
+            expires_time=kept.expires_time,
+            status=kept.status,
+            connection_file=kept.connection_file,
+            console_command=kept.console_command,
         )
 
 
@@ -166,6 +213,9 @@ class TaskRunDocument(Document):
         "no kernelspec ...)."
     )
     attempts: list[AttemptDocument]
+    kept_kernel: KeptKernelDocument | None = Field(
+        default=None, description="The last attempt's kernel while it is kept alive after failing in a cell."
+    )
 
     @classmethod
     def build(cls, task_run: TaskRun, root: str | Path | None = None) -> TaskRunDocument:
@@ -185,6 +235,7 @@ class TaskRunDocument(Document):
             task_values=task_run.task_values,
             warnings=task_run.warnings,
             attempts=[AttemptDocument.build(a, root) for a in task_run.attempts],
+            kept_kernel=KeptKernelDocument.build(task_run.kept_kernel) if task_run.kept_kernel else None,
         )
 
 
@@ -199,6 +250,11 @@ class RepairDocument(Document):
     task_keys: list[str]
     reused_task_keys: list[str]
     parameters: dict[str, Any]
+    resumed_from: dict[str, int] = Field(
+        default_factory=dict,
+        description="A resume: task key -> the input cell index it resumed from in its kept kernel (empty for "
+        "a repair from the top).",
+    )
 
     @classmethod
     def build(cls, repair: Repair) -> RepairDocument:
@@ -742,6 +798,7 @@ DOCUMENTS: tuple[type[BaseModel], ...] = (
     TaskRunDocument,
     AttemptDocument,
     AttemptEnvironment,
+    KeptKernelDocument,
     TrendsDocument,
     TrendRunDocument,
     TaskTrendDocument,

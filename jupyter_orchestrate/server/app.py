@@ -24,7 +24,7 @@ from jupyter_server.serverapp import ServerApp
 from tornado.platform.asyncio import BaseAsyncIOLoop
 from traitlets import Bool, Float, Integer, List, Unicode
 
-from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS
+from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS, SERVER_KEEP_FAILED_KERNELS_SECONDS
 from jupyter_orchestrate.server.events import EventBus, EventLoggerSink, StoreWatcher
 from jupyter_orchestrate.server.handlers import handlers
 from jupyter_orchestrate.workspace import HOME_ENV, StateHome, find_state_home
@@ -48,6 +48,12 @@ class OrchestrateApp(ExtensionApp):
         config=True,
         help="Tasks executing at once per run (manual, scheduled, triggered or repair) when neither the request nor "
         "the job's max_parallel_tasks says (0: CPU cores). A default, never an override of the job.",
+    )
+    keep_failed_kernels_seconds = Float(
+        SERVER_KEEP_FAILED_KERNELS_SECONDS,
+        config=True,
+        help="Keep the kernel of a task attempt that fails in a cell alive this long (seconds) for 'Debug in live "
+        "kernel' and 'Resume from cell' (0: shut it down at once). A task's keep_failed_kernels_seconds overrides it.",
     )
     job_roots = List(
         Unicode(),
@@ -125,6 +131,7 @@ class OrchestrateApp(ExtensionApp):
             heartbeat_timeout_seconds=self.heartbeat_timeout_seconds,
             cancel_timeout_seconds=self.cancel_timeout_seconds,
             default_max_parallel=self.max_parallel_tasks or None,
+            keep_failed_kernels_seconds=self.keep_failed_kernels_seconds,
         )
         self.service.listeners.append(self.bus.publish)
         self.watcher = StoreWatcher(self.home, self.bus.publish, poll_seconds=self.watch_seconds)

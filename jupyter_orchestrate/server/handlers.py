@@ -74,6 +74,12 @@ class RepairRequest(BaseModel):
     rerun_dependents: bool = False
     parameters: dict[str, Any] = Field(default_factory=dict)
     dry_run: bool = False
+    resume: bool = Field(
+        default=False, description="Resume each failed task from its failed cell in its kept kernel."
+    )
+    force: bool = Field(
+        default=False, description="With resume: resume although cells before the failed one changed."
+    )
 
 
 class TaskSettingsCheckRequest(BaseModel):
@@ -482,6 +488,8 @@ class RepairHandler(OrchestrateHandler):
                 rerun_dependents=dependents,
                 parameters=parameters,
                 root=self.root,
+                resume=body.resume,
+                force=body.force,
             )
             self.send(plan)
             return
@@ -492,6 +500,8 @@ class RepairHandler(OrchestrateHandler):
             rerun_dependents=dependents,
             parameters=parameters,
             root=self.root,
+            resume=body.resume,
+            force=body.force,
         )
         self.service.start(runner)
         await self.send_run(self.run_id(run_id), 202)

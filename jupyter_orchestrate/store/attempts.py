@@ -49,6 +49,8 @@ def attempt_of(row: dict[str, Any]) -> Attempt:
         cells_completed=row["cells_completed"],
         environment=loads(row.get("environment"), {}),
         error=error,
+        resumed_from_cell=row.get("resumed_from_cell"),
+        reused_cells=row.get("reused_cells"),
     )
 
 
@@ -100,10 +102,27 @@ class AttemptRecords(StoreConnection):
                 "env_names": dumps(attempt.env_names),
                 "cells_total": attempt.cells_total,
                 "cells_completed": attempt.cells_completed,
+                "resumed_from_cell": attempt.resumed_from_cell,
                 "worker_pid": worker_pid,
                 "kernel_pid": kernel_pid,
                 "kernel_create_time": kernel_create_time,
             }
+        )
+
+    @writes
+    def set_attempt_resume(
+        self,
+        run_id: int,
+        task_key: str,
+        attempt_number: int,
+        resumed_from_cell: int,
+        reused_cells: int | None,
+    ) -> None:
+        """Record that an attempt resumed from the input cell ``resumed_from_cell`` and how many code cells it
+        reused from the failed attempt."""
+        self.db.table("attempts").update(
+            (run_id, task_key, attempt_number),
+            {"resumed_from_cell": resumed_from_cell, "reused_cells": reused_cells},
         )
 
     @writes

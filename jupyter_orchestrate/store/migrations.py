@@ -266,3 +266,32 @@ def m009_history_views(db: Database) -> None:
     """Schema version 9: the read-only history views ``v_runs``, ``v_task_runs``, ``v_attempts``, ``v_cells``
     and ``v_history_version`` (version 1)."""
     create_history_views(db, HISTORY_VIEWS_V1)
+
+
+@migrations()
+def m010_kept_kernels(db: Database) -> None:
+    """Schema version 10: kernels kept alive after an attempt failed in a cell (for debugging and resume), and
+    what a resumed attempt and a resume repair were resumed from."""
+    db.table("kept_kernels").create(
+        {
+            "run_id": int,
+            "task_key": str,
+            "attempt_number": int,
+            "cell_index": int,
+            "kernel_pid": int,
+            "kernel_create_time": float,
+            "keeper_pid": int,
+            "connection_file": str,
+            "kept_time": str,
+            "expires_time": str,
+            "status": str,
+            "end_time": str,
+            "end_reason": str,
+        },
+        pk=("run_id", "task_key", "attempt_number"),
+        foreign_keys=[("run_id", "runs", "run_id")],
+    )
+    db.table("kept_kernels").create_index(["status", "kept_time"])
+    db.table("attempts").add_column("resumed_from_cell", int)
+    db.table("attempts").add_column("reused_cells", int)
+    db.table("repairs").add_column("resumed_from", str)

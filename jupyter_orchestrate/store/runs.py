@@ -12,6 +12,7 @@ from jupyter_orchestrate.errors import ConflictError
 from jupyter_orchestrate.models import (
     Attempt,
     Job,
+    KeptKernel,
     Repair,
     Run,
     RunStatus,
@@ -23,6 +24,7 @@ from jupyter_orchestrate.models import (
 )
 from jupyter_orchestrate.store.attempts import AttemptRecords, attempt_of
 from jupyter_orchestrate.store.connection import dumps, last_pk, loads, reads, writes
+from jupyter_orchestrate.store.kept_kernels import KeptKernelRecords
 from jupyter_orchestrate.store.records import Orchestrator, RunOwner, WatchedRun, WatchedTaskRun
 from jupyter_orchestrate.store.schedules import mark_fire_started
 
@@ -53,7 +55,7 @@ def this_process() -> Orchestrator:
     return Orchestrator(pid=me.pid, create_time=me.create_time(), host=socket.gethostname())
 
 
-class RunRecords(AttemptRecords):
+class RunRecords(AttemptRecords, KeptKernelRecords):
     """Runs of jobs, with their task runs, attempts (:class:`~.attempts.AttemptRecords`) and repairs."""
 
     # -- jobs and runs -------------------------------------------------------------------------------------
@@ -209,8 +211,10 @@ class RunRecords(AttemptRecords):
         parameters: dict[str, Any],
         run_parameters: dict[str, Any],
         overrides: dict[str, Any],
+        resumed_from: dict[str, int] | None = None,
     ) -> int:
-        """Record a repair and reset its task runs to ``pending``, in one transaction.
+        """Record a repair and reset its task runs to ``pending``, in one transaction. ``resumed_from``: a
+        resume's task keys and the input cell index each resumes from.
 
         Returns the repair number (1 for the first repair of the run).
 
@@ -246,6 +250,7 @@ class RunRecords(AttemptRecords):
                 "task_keys": dumps(task_keys),
                 "reused_task_keys": dumps(reused_task_keys),
                 "parameters": dumps(parameters),
+                "resumed_from": dumps(resumed_from or {}),
             }
         )
         self.db.table("runs").update(
@@ -311,12 +316,15 @@ class RunRecords(AttemptRecords):
         run_id = row["run_id"]
         attempts: dict[str, list[Attempt]] = {}
         values: dict[str, dict[str, Any]] = {}
+        live: dict[str, KeptKernel] = {}
         if details:
             for arow in self.db.table("attempts").rows_where(
                 "run_id = ?", [run_id], order_by="task_key, attempt_number"
             ):
                 attempts.setdefault(arow["task_key"], []).append(attempt_of(arow))
             values = self.task_values(run_id)
+            for kept in self.kept_kernels(run_id):
+                live[kept.task_key] = kept
             run.repairs = [
                 Repair(
                     run_id=r["run_id"],
@@ -327,6 +335,7 @@ class RunRecords(AttemptRecords):
                     task_keys=loads(r["task_keys"], []),
                     reused_task_keys=loads(r["reused_task_keys"], []),
                     parameters=loads(r["parameters"], {}),
+                    resumed_from=loads(r.get("resumed_from"), {}),
                 )
                 for r in self.db.table("repairs").rows_where("run_id = ?", [run_id], order_by="repair_number")
             ]
@@ -351,6 +360,7 @@ class RunRecords(AttemptRecords):
                 attempts=attempts.get(t["task_key"], []),
                 task_values=values.get(t["task_key"], {}),
                 warnings=warnings.get(t["task_key"], []),
+                kept_kernel=live.get(t["task_key"]),
             )
             for t in task_rows
         ]

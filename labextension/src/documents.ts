@@ -68,6 +68,14 @@ export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceli
 export type RunIf =
   'all_success' | 'at_least_one_success' | 'none_failed' | 'all_done' | 'at_least_one_failed' | 'all_failed';
 /**
+ * Life of a kept kernel: ``kept`` (alive, waiting for debugging or a resume), ``in_use`` (a resume is
+ * executing in it), ``ended`` (shut down or reaped; ``end_reason`` says why).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "KeptKernelStatus".
+ */
+export type KeptKernelStatus = 'kept' | 'in_use' | 'ended';
+/**
  * What started a run.
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
@@ -121,6 +129,14 @@ export interface AttemptDocument {
   cells_total: number | null;
   environment: AttemptEnvironment;
   error: AttemptError | null;
+  /**
+   * A resumed attempt: the input notebook's index of the cell it resumed from (it executed from there in the failed attempt's kept kernel); null for an attempt from the top.
+   */
+  resumed_from_cell: number | null;
+  /**
+   * A resumed attempt: code cells copied with their outputs from the failed attempt.
+   */
+  reused_cells: number | null;
 }
 /**
  * What an attempt ran in, as the worker recorded it (variable names only, never values): the kernel
@@ -420,6 +436,7 @@ export interface TaskDocument {
   max_retry_interval_seconds: number;
   retry_on_timeout: boolean;
   timeout_seconds: number | null;
+  keep_failed_kernels_seconds: number | null;
   description: string | null;
   notifications: Notifications | null;
   notebook_parameters: NotebookParameterDocument[];
@@ -477,6 +494,41 @@ export interface JobListDocument {
   jobs: JobDocument[];
 }
 /**
+ * The live kernel of a task run's last attempt, kept after it failed in a cell: debug it (a console on
+ * ``connection_file``, or ``POST runs/{run_id}/tasks/{task_key}/kernel`` in JupyterLab) and resume from
+ * ``cell_index`` (``POST runs/{run_id}/repair`` with ``resume``). The connection file holds the kernel's key;
+ * this document never does.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "KeptKernelDocument".
+ */
+export interface KeptKernelDocument {
+  attempt_number: number;
+  /**
+   * The input notebook's index (0-based) of the failed cell.
+   */
+  cell_index: number | null;
+  kernel_pid: number;
+  /**
+   * The kernel process's start (seconds since the epoch).
+   */
+  kernel_create_time: number | null;
+  kept_time: string;
+  /**
+   * When the kernel is shut down unless resumed (UTC).
+   */
+  expires_time: string;
+  status: KeptKernelStatus;
+  /**
+   * The kernel's connection file (absolute, under the state home).
+   */
+  connection_file: string;
+  /**
+   * The terminal command that attaches a console to the kernel.
+   */
+  console_command: string;
+}
+/**
  * A ``progress`` message of the event stream (:class:`ProgressEvent` with ``id``).
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
@@ -511,6 +563,12 @@ export interface RepairDocument {
   parameters: {
     [k: string]: unknown;
   };
+  /**
+   * A resume: task key -> the input cell index it resumed from in its kept kernel (empty for a repair from the top).
+   */
+  resumed_from: {
+    [k: string]: number;
+  };
 }
 /**
  * What a repair would do (``dry_run``): ``task_keys`` re-execute, ``reused_task_keys`` keep their
@@ -540,6 +598,14 @@ export interface RepairRequest {
     [k: string]: unknown;
   };
   dry_run?: boolean;
+  /**
+   * Resume each failed task from its failed cell in its kept kernel.
+   */
+  resume?: boolean;
+  /**
+   * With resume: resume although cells before the failed one changed.
+   */
+  force?: boolean;
 }
 /**
  * A run with its task runs, attempts, errors, task values and repairs (``GET runs/{run_id}``, ``run``,
@@ -614,6 +680,10 @@ export interface TaskRunDocument {
    */
   warnings: string[];
   attempts: AttemptDocument[];
+  /**
+   * The last attempt's kernel while it is kept alive after failing in a cell.
+   */
+  kept_kernel: KeptKernelDocument | null;
 }
 /**
  * ``GET runs`` and ``runs --json``: a page of runs newest first (highest run id first). Paging is by
