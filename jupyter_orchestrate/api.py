@@ -97,18 +97,30 @@ class Job:
         return problems
 
     def run(
-        self, parameters: dict[str, Any] | None = None, *, wait: bool = True, max_parallel: int | None = None
+        self,
+        parameters: dict[str, Any] | None = None,
+        *,
+        wait: bool = True,
+        max_parallel: int | None = None,
+        keep_failed_kernels_seconds: float | None = None,
     ) -> Run:
         """Start a run. ``parameters`` override job and notebook parameters (like ``-p``).
 
         Args:
             wait: block until the run ends (True) or return at once while it executes in the background.
+            keep_failed_kernels_seconds: keep the kernel of a task that fails in a cell alive this long (seconds)
+                to debug it and :meth:`Run.resume` (like ``run --keep-failed-kernels``; default 0, off).
 
         Raises:
             ValidationError: the job or the parameters are invalid (nothing is recorded).
         """
         service = service_for(self.home)
-        runner = service.new_run(self.path, parameters=parameters or {}, max_parallel=max_parallel)
+        runner = service.new_run(
+            self.path,
+            parameters=parameters or {},
+            max_parallel=max_parallel,
+            keep_failed_kernels_seconds=keep_failed_kernels_seconds,
+        )
         thread = service.start(runner)
         run = Run(runner.run_id, home=self.home, thread=thread)
         if wait:
@@ -223,18 +235,38 @@ class Run:
         parameters: dict[str, Any] | None = None,
         *,
         rerun_dependents: bool = False,
+        resume: bool = False,
+        force: bool = False,
         wait: bool = False,
     ) -> Run:
         """Repair the run (Databricks "repair run"): re-execute unsuccessful (or the named) tasks and their
-        downstream in this run, in the background. Errors as :meth:`~.service.OrchestrateService.new_repair`."""
+        downstream in this run, in the background. With ``resume``, failed tasks whose kernels were kept
+        re-execute from their failed cell in those kernels (``force``: although earlier cells changed). Errors
+        as :meth:`~.service.OrchestrateService.new_repair` (ConflictError when a kernel is gone)."""
         service = service_for(self.home)
         runner = service.new_repair(
-            self.run_id, task_keys=tasks, rerun_dependents=rerun_dependents, parameters=parameters or {}
+            self.run_id,
+            task_keys=tasks,
+            rerun_dependents=rerun_dependents,
+            parameters=parameters or {},
+            resume=resume,
+            force=force,
         )
         self._thread = service.start(runner)
         if wait:
             self.wait()
         return self
+
+    def resume(
+        self,
+        tasks: builtins.list[str] | None = None,
+        parameters: dict[str, Any] | None = None,
+        *,
+        wait: bool = False,
+    ) -> Run:
+        """Resume the failed tasks (or ``tasks``) from their failed cells in their kept kernels, then the run's
+        downstream tasks: :meth:`repair` with ``resume=True``."""
+        return self.repair(tasks, parameters, resume=True, wait=wait)
 
     def cancel(self) -> bool:
         """Cancel the run. Returns False if it had already finished."""

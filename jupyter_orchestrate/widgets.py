@@ -112,12 +112,20 @@ class RunMonitor(W.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
         self.message = W.HTML()
         self.repair_button = W.Button(description="Repair", icon="wrench", button_style="warning")
         self.cancel_button = W.Button(description="Cancel", icon="stop", button_style="danger")
+        # "Resume from cell N": shown while a failed task's kernel is kept (run --keep-failed-kernels)
+        self.resume_button = W.Button(description="Resume", icon="play", button_style="success")
+        self.resume_button.layout.display = "none"
+        self.resume_button.on_click(self.on_resume)
         self.repair_button.on_click(self.on_repair)
         self.cancel_button.on_click(self.on_cancel)
         self.rows: dict[str, TaskRow] = {}
         self.rows_box = W.VBox()
         super().__init__(
-            [W.HBox([self.header, self.repair_button, self.cancel_button]), self.rows_box, self.message]
+            [
+                W.HBox([self.header, self.resume_button, self.repair_button, self.cancel_button]),
+                self.rows_box,
+                self.message,
+            ]
         )
         self._stop = threading.Event()
         self.refresh()
@@ -140,6 +148,18 @@ class RunMonitor(W.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
         active = not model.status.is_terminal
         self.cancel_button.disabled = not active
         self.repair_button.disabled = active or not any(t.status.is_failure for t in model.task_runs)
+        kept = [t.kept_kernel for t in model.task_runs if t.kept_kernel is not None and t.status.is_failure]
+        self.resume_button.layout.display = "" if kept and not active else "none"
+        if kept:
+            first = kept[0]
+            cell = cell_label(first.cell_index)
+            self.resume_button.description = (
+                f"Resume from {cell}" if len(kept) == 1 else f"Resume {len(kept)} tasks"
+            )
+            self.resume_button.tooltip = "; ".join(
+                f"{k.task_key}: from {cell_label(k.cell_index)} in its kept kernel (until {k.expires_time[11:19]} UTC)"
+                for k in kept
+            )
 
     def _poll(self) -> None:
         idle = 0
@@ -155,11 +175,18 @@ class RunMonitor(W.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
 
     def on_repair(self, _: Any = None) -> None:
         """Repair the run (unsuccessful tasks and their downstream) and keep watching it."""
+        self._start(self.run.repair, "repair started")
+
+    def on_resume(self, _: Any = None) -> None:
+        """Resume the failed tasks from their failed cells in their kept kernels and keep watching the run."""
+        self._start(self.run.resume, "resume started")
+
+    def _start(self, action: Any, started: str) -> None:
         try:
-            self.run.repair()
-            self.message.value = "repair started"
+            action()
+            self.message.value = started
             threading.Thread(target=self._poll, name=f"monitor-run-{self.run.run_id}", daemon=True).start()
-        except OrchestrateError as exc:  # shown to the user, e.g. "nothing to repair"
+        except OrchestrateError as exc:  # shown to the user, e.g. "nothing to repair", "the kernel is gone"
             self.message.value = f"<span style='color:#c62828'>{html.escape(str(exc))}</span>"
         self.refresh()
 

@@ -407,3 +407,47 @@ def test_keeper_ends_a_kernel_whose_resume_owner_died(job: Path, home: Path) -> 
         wait_for(lambda: not kernels_of(home) and not keepers_of(home), 15, "the keeper to end the kernel")
     finally:
         owner.kill()
+
+
+def test_the_widget_resumes_from_the_failed_cell_and_a_console_sees_the_kernel_state(
+    job: Path, home: Path
+) -> None:
+    """The Python API and its monitor: "Resume from cell 3" appears while the kernel is kept; a client on the
+    connection file (what ``jupyter console --existing`` does) sees the variables and the stored exception
+    that ``%debug`` inspects."""
+    from jupyter_client import BlockingKernelClient
+
+    from jupyter_orchestrate.api import Job
+    from jupyter_orchestrate.widgets import RunMonitor
+
+    run = Job.load(job, home=home).run(keep_failed_kernels_seconds=300)
+    assert run.status == "failed"
+    kept = run.model.task_run("compute").kept_kernel
+    assert kept is not None
+    client = BlockingKernelClient(connection_file=kept.connection_file)
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=30)
+        seen: list[str] = []
+        client.execute_interactive(
+            "import sys; print(x, repr(sys.last_value))",
+            output_hook=lambda m: seen.append(m["content"].get("text", "")),
+            timeout=30,
+        )
+    finally:
+        client.stop_channels()
+    assert "".join(seen).strip() == "41 AssertionError('fixed.flag is missing')"
+
+    monitor = RunMonitor(run, live=False)
+    assert (
+        monitor.resume_button.layout.display == ""
+        and monitor.resume_button.description == "Resume from cell 3"
+    )
+    (job / "fixed.flag").touch()
+    monitor.resume_button.click()
+    assert run.wait(timeout=120) == "succeeded"
+    monitor.refresh()
+    assert monitor.resume_button.layout.display == "none"
+    assert run.model.task_run("compute").task_values == {"x": 42} and lines(job / "counter.txt") == ["ran"]
+    monitor.close()
