@@ -27,6 +27,7 @@ from traitlets import Bool, Float, Integer, List, Unicode
 from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS, SERVER_KEEP_FAILED_KERNELS_SECONDS
 from jupyter_orchestrate.server.events import EventBus, EventLoggerSink, StoreWatcher
 from jupyter_orchestrate.server.handlers import handlers
+from jupyter_orchestrate.server.kept_kernels import release_kept_kernels
 from jupyter_orchestrate.workspace import HOME_ENV, StateHome, find_state_home
 
 
@@ -208,7 +209,14 @@ class OrchestrateApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """Stop the scheduler, cancel the runs this server executes and wait (``shutdown_timeout_seconds``) for
-        them to record ``canceled`` (SIGTERM and SIGINT of the server come here), then deliver notifications."""
+        them to record ``canceled`` (SIGTERM and SIGINT of the server come here), then deliver notifications.
+        Kept kernels registered for "Debug in live kernel" are taken out of the server's kernel manager, not
+        stopped: they belong to the orchestrator's keeper (the server's ``shutdown_all`` runs after this)."""
+        released = release_kept_kernels(self._server.kernel_manager)
+        if released:
+            self.log.info(
+                "jupyter-orchestrate: left %d kept kernel(s) running for their keeper", len(released)
+            )
         if self.scheduler is not None:
             self.scheduler.stop()
         self.watcher.stop()
