@@ -194,6 +194,13 @@ class KeptKernelDocument(Document):
         )
 
 
+class LiveKernelDocument(Document):
+    """Answer of ``POST runs/{run_id}/tasks/{task_key}/kernel``: the task's kept kernel, registered with the
+    Jupyter server, so a JupyterLab console or notebook attaches to it by ``kernel_id`` (``/api/kernels``)."""
+
+    kernel_id: str = Field(description="The kernel's id in the Jupyter server's kernel API.")
+
+
 class TaskRunDocument(Document):
     """One task run: its status, the last attempt's error, paths and task values, and every attempt."""
 
@@ -799,6 +806,7 @@ DOCUMENTS: tuple[type[BaseModel], ...] = (
     AttemptDocument,
     AttemptEnvironment,
     KeptKernelDocument,
+    LiveKernelDocument,
     TrendsDocument,
     TrendRunDocument,
     TaskTrendDocument,

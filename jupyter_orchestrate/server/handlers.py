@@ -41,7 +41,14 @@ from jupyter_orchestrate.errors import (
     ValidationError,
 )
 from jupyter_orchestrate.models import MAX_ID, MAX_PARALLEL_TASKS, RunStatus, Trigger
-from jupyter_orchestrate.schemas.documents import Document, ErrorDocument, ErrorProblem, SchedulesDocument
+from jupyter_orchestrate.schemas.documents import (
+    Document,
+    ErrorDocument,
+    ErrorProblem,
+    LiveKernelDocument,
+    SchedulesDocument,
+)
+from jupyter_orchestrate.server.kept_kernels import register_kept_kernel
 from jupyter_orchestrate.workspace import confine
 
 if TYPE_CHECKING:
@@ -507,6 +514,21 @@ class RepairHandler(OrchestrateHandler):
         await self.send_run(self.run_id(run_id), 202)
 
 
+class LiveKernelHandler(OrchestrateHandler):
+    """``POST runs/{run_id}/tasks/{task_key}/kernel``: register the task's kept kernel with this Jupyter server
+    (``GET /api/kernels`` lists it; JupyterLab attaches a console to it) and answer its ``kernel_id``; 409 when
+    no live kernel is kept for the task. The same kernel gives the same id; the key is never answered."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, run_id: str, task_key: str) -> None:
+        kept = await self.blocking(self.service.kept_kernel, self.run_id(run_id), task_key, self.root)
+        kernel_id = await register_kept_kernel(
+            self.serverapp.kernel_manager, kept.connection_file, kept.kernel_pid, kept.kernel_create_time, ""
+        )
+        self.send(LiveKernelDocument(kernel_id=kernel_id))
+
+
 class CancelHandler(OrchestrateHandler):
     """``POST runs/{run_id}/cancel``: 202 when requested, 409 when the run has already finished."""
 
@@ -626,6 +648,7 @@ def handlers() -> list[tuple[str, type[OrchestrateHandler]]]:
         (rf"{API}/runs/(?P<run_id>[^/]+)", RunHandler),
         (rf"{API}/runs/(?P<run_id>[^/]+)/repair", RepairHandler),
         (rf"{API}/runs/(?P<run_id>[^/]+)/cancel", CancelHandler),
+        (rf"{API}/runs/(?P<run_id>[^/]+)/tasks/(?P<task_key>[^/]+)/kernel", LiveKernelHandler),
         (
             rf"{API}/runs/(?P<run_id>[^/]+)/tasks/(?P<task_key>[^/]+)/attempts/(?P<attempt>[^/]+)/log",
             LogHandler,

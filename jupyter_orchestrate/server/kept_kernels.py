@@ -176,7 +176,8 @@ async def register_kept_kernel(
         kernel_pid, kernel_create_time: the kernel process and its psutil start time (seconds since the epoch;
             None skips the pid-reuse check).
         name: the kernel's name as listed (a kernelspec name such as ``python3``, so JupyterLab shows its
-            language); "" uses the connection file's ``kernel_name``, else ``python3``.
+            language); "" uses the connection file's ``kernel_name`` when the server knows that kernelspec,
+            else the server's default kernel name.
 
     Returns: the kernel id. Idempotent: the same connection file and process give the same id.
 
@@ -213,7 +214,7 @@ async def register_kept_kernel(
             else f"the kept kernel (pid {kernel_pid}) is not running"
         )
     info = _read_connection_file(path)
-    kernel_name = name or str(info.get("kernel_name") or "") or "python3"
+    kernel_name = name or _listed_name(kernel_manager, str(info.get("kernel_name") or ""))
 
     km = kernel_manager.kernel_manager_factory(
         parent=kernel_manager, log=kernel_manager.log, kernel_name=kernel_name, owns_kernel=True
@@ -246,6 +247,20 @@ async def register_kept_kernel(
         "jupyter-orchestrate: registered kept kernel %s (pid %s, %s)", kernel_id, kernel_pid, path
     )
     return kernel_id
+
+
+def _listed_name(kernel_manager: MappingKernelManager, kernel_name: str) -> str:
+    """The name to list a kept kernel under: its own when it is a kernelspec this server knows, else the
+    server's default kernel name (a task's interpreter environment is named ``orchestrate-python``, which
+    JupyterLab could not show a language or icon for)."""
+    specs = kernel_manager.kernel_spec_manager
+    try:
+        known = set(specs.find_kernel_specs()) if specs is not None else set()
+    except (OSError, ValueError):  # a broken kernelspec folder must not block debugging
+        known = set()
+    if kernel_name and kernel_name in known:
+        return kernel_name
+    return str(kernel_manager.default_kernel_name or "python3")
 
 
 def _forget(kernel_manager: MappingKernelManager, kernel_id: str) -> None:

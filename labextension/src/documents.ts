@@ -529,6 +529,19 @@ export interface KeptKernelDocument {
   console_command: string;
 }
 /**
+ * Answer of ``POST runs/{run_id}/tasks/{task_key}/kernel``: the task's kept kernel, registered with the
+ * Jupyter server, so a JupyterLab console or notebook attaches to it by ``kernel_id`` (``/api/kernels``).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "LiveKernelDocument".
+ */
+export interface LiveKernelDocument {
+  /**
+   * The kernel's id in the Jupyter server's kernel API.
+   */
+  kernel_id: string;
+}
+/**
  * A ``progress`` message of the event stream (:class:`ProgressEvent` with ``id``).
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema

@@ -243,3 +243,61 @@ async def test_a_registered_kernel_that_dies_is_removed(
     assert kernel_id not in await kernels_listed(jp_fetch)
     with pytest.raises(KeptKernelGoneError):
         await register_kept_kernel(km, kernel.connection_file, kernel.pid, kernel.create_time, "")
+
+
+FLAG = "import os\nassert os.path.exists('fixed.flag'), 'fixed.flag is missing'"
+
+
+async def test_debug_route_registers_the_task_kept_kernel_and_resume_finishes_the_run(
+    api: Any, orchestrate_app: Any, jp_serverapp: Any, jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Path
+) -> None:
+    from tests.conftest import write_notebook
+
+    job = jp_root_dir / "live"
+    write_notebook(job / "compute.ipynb", "x = 41", FLAG, orchestrate={"keep_failed_kernels_seconds": 300})
+    write_notebook(job / "report.ipynb", "print('report')", orchestrate={"depends_on": ["compute"]})
+    run_id = (await api.start_run("live"))["run_id"]
+    kept: dict[str, Any] | None = None
+    try:
+        doc = await api.wait_run(run_id)
+        assert doc["status"] == "failed"
+        compute = next(t for t in doc["task_runs"] if t["task_key"] == "compute")
+        kept = compute["kept_kernel"]
+        assert kept is not None and kept["cell_index"] == 1, compute
+
+        answer = await api.ok("POST", f"runs/{run_id}/tasks/compute/kernel")
+        assert set(answer) == {"kernel_id"}
+        kernel_id = answer["kernel_id"]
+        key = json.loads(Path(kept["connection_file"]).read_text())["key"]
+        assert key not in json.dumps(answer) and key not in json.dumps(await api.ok("GET", f"runs/{run_id}"))
+        again = await api.ok("POST", f"runs/{run_id}/tasks/compute/kernel")
+        assert again["kernel_id"] == kernel_id
+        assert kernel_id in await kernels_listed(jp_fetch)
+
+        ws = await jp_ws_fetch("api", "kernels", kernel_id, "channels")
+        try:
+            assert result_of(await execute(ws, "x")) == "41"  # the failed attempt's state
+        finally:
+            ws.close()
+
+        refused = await api.post(f"runs/{run_id}/tasks/report/kernel")
+        assert refused.code == 409, refused.body
+        assert "upstream failed" in refused.message
+        assert (await api.post(f"runs/{run_id}/tasks/nope/kernel")).code == 404
+        assert (await api.post("runs/999/tasks/compute/kernel")).code == 404
+
+        (job / "fixed.flag").touch()
+        await api.ok("POST", f"runs/{run_id}/repair", {"resume": True, "task_keys": ["compute"]}, code=202)
+        doc = await api.wait_run(run_id)
+        assert doc["status"] == "succeeded", doc
+        resumed = next(t for t in doc["task_runs"] if t["task_key"] == "compute")
+        assert resumed["attempts"][-1]["resumed_from_cell"] == 1 and resumed["kept_kernel"] is None
+        # the resumed kernel ended with its attempt: the server notices and drops it from its list
+        await until(lambda: kernel_id not in jp_serverapp.kernel_manager, timeout=30, what="the kernel to go")
+        gone = await api.post(f"runs/{run_id}/tasks/compute/kernel")
+        assert gone.code == 409, gone.body
+    finally:
+        orchestrate_app.service.discard_kept_kernels(run_id, "test cleanup")
+        if kept is not None:
+            pid = kept["kernel_pid"]
+            await until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 15)

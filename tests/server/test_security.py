@@ -124,7 +124,7 @@ async def test_requests_without_a_valid_token_are_refused(api: Api, examples: Pa
     before = bronze.read_bytes()
     # The store is empty: run-scoped routes must answer 403, not 404, so anonymous callers learn nothing.
     requests = route_requests()
-    assert {m for m, _ in requests} == {"GET", "POST", "PUT", "DELETE", "PATCH"} and len(requests) == 15
+    assert {m for m, _ in requests} == {"GET", "POST", "PUT", "DELETE", "PATCH"} and len(requests) == 16
     for headers in ({}, {"Authorization": "token not-the-token"}):
         for method, path in requests:
             response = await api.request(method, path, BODIES.get(method), auth=False, headers=headers)
