@@ -13,4 +13,8 @@ export interface IActions {
   openNotebook(path: string, cellIndex?: number | null): Promise<void>;
   /** Open an attempt's executed notebook read-only with no kernel, titled by its run, at its failing cell. */
   openExecuted(executed: IExecutedNotebook): Promise<void>;
+  /** "Debug in live kernel": register the task's kept kernel with the server and open a console on it. */
+  debugKernel(runId: number, taskKey: string): Promise<void>;
+  /** "Resume from cell N": repair the task from its failed cell in its kept kernel, then show the run. */
+  resumeTask(runId: number, taskKey: string): Promise<void>;
 }

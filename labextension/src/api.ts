@@ -12,6 +12,7 @@ import type {
   ErrorProblem,
   JobDocument,
   JobListDocument,
+  LiveKernelDocument,
   RepairPlanDocument,
   RepairRequest,
   RunDocument,
@@ -127,6 +128,9 @@ export const api = {
   repair: (runId: number, request: RepairRequest = {}) =>
     requestAPI<RunDocument>(`runs/${runId}/repair`, post({ ...request, dry_run: false })),
   cancel: (runId: number) => requestAPI<RunDocument>(`runs/${runId}/cancel`, post({})),
+  /** Register the task's kept kernel with the Jupyter server: its id in `/api/kernels` (409 when none is kept). */
+  liveKernel: (runId: number, taskKey: string) =>
+    requestAPI<LiveKernelDocument>(`runs/${runId}/tasks/${encodeURIComponent(taskKey)}/kernel`, post({})),
   attemptLog: (runId: number, taskKey: string, attempt: number) =>
     requestAPI<string>(`runs/${runId}/tasks/${encodeURIComponent(taskKey)}/attempts/${attempt}/log`),
   updateTask: (jobId: string, taskKey: string, changes: Record<string, unknown>) =>

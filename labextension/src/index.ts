@@ -144,6 +144,27 @@ const plugin: JupyterFrontEndPlugin<void> = {
         } catch (error) {
           await showErrorMessage('Cannot open the executed notebook', message(error));
         }
+      },
+      debugKernel: async (runId: number, taskKey: string) => {
+        try {
+          const { kernel_id } = await api.liveKernel(runId, taskKey);
+          await app.commands.execute('console:create', {
+            kernelPreference: { id: kernel_id },
+            name: `${taskKey} (run ${runId})`,
+            activate: true
+          });
+        } catch (error) {
+          await showErrorMessage('Cannot open the live kernel', message(error));
+        }
+      },
+      resumeTask: async (runId: number, taskKey: string) => {
+        try {
+          await model.repair(runId, { task_keys: [taskKey], resume: true });
+          notifications.dismiss(runId); // the earlier "failed" no longer holds
+          model.show({ kind: 'run', runId });
+        } catch (error) {
+          await showErrorMessage('Cannot resume the task', message(error));
+        }
       }
     };
 

@@ -11,6 +11,7 @@ import type { IProgress } from '../model';
 import { isErrored, isUnsuccessful } from '../status';
 import { stripAnsi, tracebackToHtml } from './ansi';
 import { cellLabel, countOf, formatSeconds, StatusBadge } from './common';
+import { LiveKernel } from './LiveKernel';
 
 /** The task run's latest attempt (highest repair, then attempt number), or null before the first. */
 export function lastAttempt(taskRun: Pick<TaskRunDocument, 'attempts'>): AttemptDocument | null {
@@ -340,6 +341,9 @@ export function TaskDetail(props: {
       {/* the failure (cell, error) before the details of what ran: failures first */}
       {error && (
         <Failure error={error} attempt={attempt} actions={actions} run={props.run} taskKey={taskRun.task_key} />
+      )}
+      {taskRun.kept_kernel && taskRun.kept_kernel.status !== 'ended' && props.run && (
+        <LiveKernel kept={taskRun.kept_kernel} runId={props.run.run_id} taskKey={taskRun.task_key} actions={actions} />
       )}
       {attempt && Object.keys(attempt.parameters ?? {}).length > 0 && (
         <div>
