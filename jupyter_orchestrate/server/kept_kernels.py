@@ -23,7 +23,9 @@ How it fits jupyter_server 2.x / jupyter_client 8.x (no monkey-patching of their
   fields touched: ``_kernels``, ``_kernel_connections``, ``_kernel_ports`` (MappingKernelManager),
   ``km._kernel_spec`` (a kernelspec for ``interrupt_mode``, since the kernel's name need not be installed
   here), ``km._attempted_start`` (True, as after a start: jupyter_client's ``in_pending_state`` then gives
-  ``shutdown_kernel`` a fresh ``ready`` future instead of resolving the done one again) and
+  ``shutdown_kernel`` a fresh ``ready`` future instead of resolving the done one again), ``km._launch_args``
+  (None, as before a start: ``restart_kernel`` then raises "Cannot restart the kernel" *before* shutting it
+  down, so JupyterLab's "Restart Kernel" answers an error instead of killing the state being debugged) and
   ``km._restarter.restart_limit`` (0: a kept kernel that dies is never restarted, it is reported
   dead and removed).
 - A kept kernel belongs to the orchestrator's keeper, not to the server: :func:`release_kept_kernels` takes
@@ -231,6 +233,7 @@ async def register_kept_kernel(
     km.provisioner.connection_info = km.get_connection_info()
     km.ready.set_result(None)
     km._attempted_start = True  # so that shutdown_kernel's in_pending_state makes a new ready future
+    km._launch_args = None  # never started here: restart_kernel refuses before it shuts the kernel down
     km.execution_state = "idle"
     km.reason = ""
     km.last_activity = utcnow()

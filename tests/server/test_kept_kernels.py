@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 import pytest
+import tornado.httpclient
 from jupyter_client.connect import write_connection_file
 
 from jupyter_orchestrate.errors import ConflictError
@@ -171,6 +172,12 @@ async def test_registered_kernel_is_listed_and_executes_over_the_server_websocke
         ws.close()
     assert kernel.alive()
     assert Path(kernel.connection_file).exists()
+
+    # a restart would lose the state being debugged, and the server cannot start this kernel: refused, kept
+    with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+        await jp_fetch("api", "kernels", kernel_id, "restart", method="POST", body="")
+    assert refused.value.code == 500
+    assert kernel.alive() and kernel_id in await kernels_listed(jp_fetch)
 
 
 async def test_user_shutdown_through_the_rest_api_stops_the_kernel(
