@@ -213,6 +213,7 @@ class OrchestrateService:
         self.cancel_timeout_seconds = cancel_timeout_seconds
         self.keep_failed_kernels_seconds = keep_failed_kernels_seconds
         self._active: dict[int, tuple[Runner, threading.Thread]] = {}
+        self._executed: set[int] = set()  # runs executed by start(): shutdown reaps the kernels they keep
         self._active_lock = threading.Lock()
         self._closing: str | None = None
         self._canceling_since: dict[int, float] = {}
@@ -255,6 +256,7 @@ class OrchestrateService:
         thread = threading.Thread(target=target, name=f"orchestrate-run-{runner.run_id}", daemon=True)
         with self._active_lock:
             self._active[runner.run_id] = (runner, thread)
+            self._executed.add(runner.run_id)
             if self._closing:
                 runner.cancel(self._closing)
         thread.start()
@@ -264,6 +266,9 @@ class OrchestrateService:
         """Cancel the runs this process executes in the background and wait (up to ``timeout`` seconds) for
         them to record ``canceled``; stops the run monitor. Runs that have not ended by then are ended
         ``canceled`` here, their kernels killed.
+
+        The kernels kept by runs this process executed are reaped too (a Jupyter server that stops ends its
+        debugging sessions, as it ends its own kernels); kernels kept by CLI runs are not this process's.
 
         Returns: the ids of the runs that had to be force-ended.
         """
@@ -288,6 +293,13 @@ class OrchestrateService:
                     reap=True,
                 )
                 forced.append(runner.run_id)
+        with self._active_lock:
+            executed = sorted(self._executed)
+        for run_id in executed:
+            try:
+                self.discard_kept_kernels(run_id, f"reaped: {reason}")
+            except StoreError:
+                log.warning("cannot reap the kernels kept by run %s", run_id, exc_info=True)
         return forced
 
     # -- run monitor -----------------------------------------------------------------------------------------
