@@ -174,6 +174,18 @@ def main(ctx: click.Context, home: str | None) -> None:
     ctx.obj.setdefault("home", home)
 
 
+keep_failed_kernels_option = click.option(
+    "--keep-failed-kernels",
+    "keep_failed_kernels",
+    type=click.FloatRange(0, 7 * 24 * 3600),
+    metavar="SECONDS",
+    help="Keep the kernel of a task that fails in a cell alive this long, to debug it "
+    "(jupyter console --existing) and resume from the failed cell (repair --resume). Default: the task's "
+    "keep_failed_kernels_seconds, else 0 (off); a resume that fails again keeps it as long as before.",
+)
+"""``--keep-failed-kernels SECONDS`` of ``run`` and ``repair``."""
+
+
 @main.command()
 @home_option
 @click.argument("path", type=click.Path())
@@ -401,15 +413,7 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
     type=MAX_PARALLEL,
     help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).",
 )
-@click.option(
-    "--keep-failed-kernels",
-    "keep_failed_kernels",
-    type=click.FloatRange(0, 7 * 24 * 3600),
-    metavar="SECONDS",
-    help="Keep the kernel of a task that fails in a cell alive this long, to debug it "
-    "(jupyter console --existing) and resume from the failed cell (repair --resume); default 0: off, "
-    "unless the task sets keep_failed_kernels_seconds.",
-)
+@keep_failed_kernels_option
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as one JSON document.")
 @click.pass_context
 def run(
@@ -481,15 +485,7 @@ def run(
     is_flag=True,
     help="With --resume: resume although cells before the failed one changed since the failed attempt.",
 )
-@click.option(
-    "--keep-failed-kernels",
-    "keep_failed_kernels",
-    type=click.FloatRange(0, 7 * 24 * 3600),
-    metavar="SECONDS",
-    help="Keep the kernel of a task that fails in a cell alive this long, to debug it "
-    "(jupyter console --existing) and resume from the failed cell (repair --resume); default 0: off, "
-    "unless the task sets keep_failed_kernels_seconds.",
-)
+@keep_failed_kernels_option
 @click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
 @click.pass_context
