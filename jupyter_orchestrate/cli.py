@@ -322,6 +322,11 @@ def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notif
         f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
         f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel); {_home_line(ctx)}"
     )
+    for key, resume in runner.resume.items():
+        err.print(
+            f"resuming [bold]{escape(key)}[/bold] from {cell_label(resume.from_cell_index)} in the kept kernel "
+            f"of attempt {resume.failed_attempt_number} (pid {resume.kernel_pid})"
+        )
     for task in runner.job.tasks:
         for warning in task.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(task.task_key)}: {escape(warning)}")
@@ -507,6 +512,11 @@ def repair(
     With --resume, a failed task whose kernel was kept (run --keep-failed-kernels) re-executes from its failed
     cell in that kernel; exit code 2 when a kernel is gone (then repair without --resume).
     """
+    executor = None
+    if not dry_run:
+        from jupyter_orchestrate.executors.local import LocalExecutor
+
+        executor = LocalExecutor()  # its forkserver's imports overlap the repair's planning (PERFORMANCE.md)
     try:
         _state_home(ctx)
         service = _service(ctx)
@@ -538,8 +548,11 @@ def repair(
             resume=resume,
             force=force,
             keep_failed_kernels_seconds=keep_failed_kernels,
+            executor=executor,
         )
     except OrchestrateError as exc:
+        if executor is not None:
+            executor.close()
         _fail(exc)
     _execute(ctx, runner, service, as_json, notifier)
 
@@ -619,6 +632,13 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
             extra = f", packages {e.package_hash} ({len(e.freeze)} pinned)" if e.package_hash else ""
             names = f", env: {', '.join(e.env_names)}" if e.env_names else ""
             out.print(f"[dim]{t.task_key}: {where}{extra}{names}[/dim]")
+    for t in found.task_runs:
+        for a in t.attempts:
+            if a.resumed_from_cell is not None:
+                out.print(
+                    f"{escape(t.task_key)}: attempt {a.attempt_number} resumed from {cell_label(a.resumed_from_cell)} "
+                    f"in the kept kernel ({a.reused_cells or 0} earlier code cell(s) reused, not re-executed)"
+                )
     for t in found.task_runs:
         last = t.last_attempt
         if t.status.is_failure and last and last.error and last.error.cell_source:

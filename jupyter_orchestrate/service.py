@@ -933,7 +933,8 @@ class OrchestrateService:
 
         Args:
             run: the finished run (with its kept kernels, :meth:`get_run`). job: its current definition.
-            task_keys: the tasks to resume; default every ``failed`` task run.
+            task_keys: the tasks to resume; default every ``failed`` or ``timed_out`` task run (a timed-out one
+                is refused, saying why).
             force: resume although code cells before the failed one changed on disk since the failed attempt
                 (the kernel's state then came from the old code).
 
@@ -945,7 +946,8 @@ class OrchestrateService:
                 before its failed cell changed. The message names each task and why, and offers the normal
                 repair. PathOutsideRootError: a stored path is outside the state home.
         """
-        selected = task_keys or [t.task_key for t in run.task_runs if t.status == TaskRunStatus.failed]
+        unsuccessful = (TaskRunStatus.failed, TaskRunStatus.timed_out)
+        selected = task_keys or [t.task_key for t in run.task_runs if t.status in unsuccessful]
         if not selected:
             raise ConflictError(f"run {run.run_id} has no failed task to resume")
         problems: list[str] = []
