@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -256,6 +257,15 @@ def test_kept_kernels_are_reaped_at_expiry_without_any_orchestrator(job: Path, h
     assert ended.end_reason is not None and ended.end_reason.startswith("expired at ")
 
 
+def _kept_records(home: Path) -> int:
+    """Kept kernels recorded in the state home's database so far (0 before it exists)."""
+    try:
+        with sqlite3.connect(home / "orchestrate.db") as conn:
+            return int(conn.execute("select count(*) from kept_kernels where status = 'kept'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
 def start_failing_and_slow(tmp_path: Path, home: Path) -> subprocess.Popen[str]:
     """``run --keep-failed-kernels 300`` of a job whose task ``fails`` fails in a cell while ``slow`` sleeps,
     in a process of its own; returns once the failed task's kernel is kept and ``slow`` executes."""
@@ -271,7 +281,7 @@ def start_failing_and_slow(tmp_path: Path, home: Path) -> subprocess.Popen[str]:
     )
     try:
         wait_for(
-            lambda: len(keepers_of(home)) == 1 and _running_attempts(home, "slow") == 1, 90, "a kept kernel"
+            lambda: _kept_records(home) == 1 and _running_attempts(home, "slow") == 1, 90, "a kept kernel"
         )
     except BaseException:
         proc.kill()
