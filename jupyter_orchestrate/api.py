@@ -262,11 +262,13 @@ class Run:
         tasks: builtins.list[str] | None = None,
         parameters: dict[str, Any] | None = None,
         *,
+        force: bool = False,
         wait: bool = False,
     ) -> Run:
         """Resume the failed tasks (or ``tasks``) from their failed cells in their kept kernels, then the run's
-        downstream tasks: :meth:`repair` with ``resume=True``."""
-        return self.repair(tasks, parameters, resume=True, wait=wait)
+        downstream tasks, in the background like :meth:`repair` (``wait``: block until the run ends; ``force``:
+        although cells before a failed one changed). :meth:`repair` with ``resume=True``."""
+        return self.repair(tasks, parameters, resume=True, force=force, wait=wait)
 
     def cancel(self) -> bool:
         """Cancel the run. Returns False if it had already finished."""

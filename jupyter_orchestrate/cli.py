@@ -174,6 +174,18 @@ def main(ctx: click.Context, home: str | None) -> None:
     ctx.obj.setdefault("home", home)
 
 
+keep_failed_kernels_option = click.option(
+    "--keep-failed-kernels",
+    "keep_failed_kernels",
+    type=click.FloatRange(0, 7 * 24 * 3600),
+    metavar="SECONDS",
+    help="Keep the kernel of a task that fails in a cell alive this long, to debug it "
+    "(jupyter console --existing) and resume from the failed cell (repair --resume). Default: the task's "
+    "keep_failed_kernels_seconds, else 0 (off); a resume that fails again keeps it as long as before.",
+)
+"""``--keep-failed-kernels SECONDS`` of ``run`` and ``repair``."""
+
+
 @main.command()
 @home_option
 @click.argument("path", type=click.Path())
@@ -310,6 +322,11 @@ def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notif
         f"run [bold]{runner.run_id}[/bold] of job [bold]{runner.job.name}[/bold] started "
         f"({len(runner.job.tasks)} tasks, up to {runner.active.max_parallel} in parallel); {_home_line(ctx)}"
     )
+    for key, resume in runner.resume.items():
+        err.print(
+            f"resuming [bold]{escape(key)}[/bold] from {cell_label(resume.from_cell_index)} in the kept kernel "
+            f"of attempt {resume.failed_attempt_number} (pid {resume.kernel_pid})"
+        )
     for task in runner.job.tasks:
         for warning in task.warnings:
             err.print(f"[yellow]warning:[/yellow] {escape(task.task_key)}: {escape(warning)}")
@@ -401,15 +418,7 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
     type=MAX_PARALLEL,
     help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).",
 )
-@click.option(
-    "--keep-failed-kernels",
-    "keep_failed_kernels",
-    type=click.FloatRange(0, 7 * 24 * 3600),
-    metavar="SECONDS",
-    help="Keep the kernel of a task that fails in a cell alive this long, to debug it "
-    "(jupyter console --existing) and resume from the failed cell (repair --resume); default 0: off, "
-    "unless the task sets keep_failed_kernels_seconds.",
-)
+@keep_failed_kernels_option
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as one JSON document.")
 @click.pass_context
 def run(
@@ -481,15 +490,7 @@ def run(
     is_flag=True,
     help="With --resume: resume although cells before the failed one changed since the failed attempt.",
 )
-@click.option(
-    "--keep-failed-kernels",
-    "keep_failed_kernels",
-    type=click.FloatRange(0, 7 * 24 * 3600),
-    metavar="SECONDS",
-    help="Keep the kernel of a task that fails in a cell alive this long, to debug it "
-    "(jupyter console --existing) and resume from the failed cell (repair --resume); default 0: off, "
-    "unless the task sets keep_failed_kernels_seconds.",
-)
+@keep_failed_kernels_option
 @click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
 @click.pass_context
@@ -511,6 +512,11 @@ def repair(
     With --resume, a failed task whose kernel was kept (run --keep-failed-kernels) re-executes from its failed
     cell in that kernel; exit code 2 when a kernel is gone (then repair without --resume).
     """
+    executor = None
+    if not dry_run:
+        from jupyter_orchestrate.executors.local import LocalExecutor
+
+        executor = LocalExecutor()  # its forkserver's imports overlap the repair's planning (PERFORMANCE.md)
     try:
         _state_home(ctx)
         service = _service(ctx)
@@ -542,8 +548,11 @@ def repair(
             resume=resume,
             force=force,
             keep_failed_kernels_seconds=keep_failed_kernels,
+            executor=executor,
         )
     except OrchestrateError as exc:
+        if executor is not None:
+            executor.close()
         _fail(exc)
     _execute(ctx, runner, service, as_json, notifier)
 
@@ -623,6 +632,13 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
             extra = f", packages {e.package_hash} ({len(e.freeze)} pinned)" if e.package_hash else ""
             names = f", env: {', '.join(e.env_names)}" if e.env_names else ""
             out.print(f"[dim]{t.task_key}: {where}{extra}{names}[/dim]")
+    for t in found.task_runs:
+        for a in t.attempts:
+            if a.resumed_from_cell is not None:
+                out.print(
+                    f"{escape(t.task_key)}: attempt {a.attempt_number} resumed from {cell_label(a.resumed_from_cell)} "
+                    f"in the kept kernel ({a.reused_cells or 0} earlier code cell(s) reused, not re-executed)"
+                )
     for t in found.task_runs:
         last = t.last_attempt
         if t.status.is_failure and last and last.error and last.error.cell_source:

@@ -213,6 +213,7 @@ class OrchestrateService:
         self.cancel_timeout_seconds = cancel_timeout_seconds
         self.keep_failed_kernels_seconds = keep_failed_kernels_seconds
         self._active: dict[int, tuple[Runner, threading.Thread]] = {}
+        self._executed: set[int] = set()  # runs executed by start(): shutdown reaps the kernels they keep
         self._active_lock = threading.Lock()
         self._closing: str | None = None
         self._canceling_since: dict[int, float] = {}
@@ -255,6 +256,7 @@ class OrchestrateService:
         thread = threading.Thread(target=target, name=f"orchestrate-run-{runner.run_id}", daemon=True)
         with self._active_lock:
             self._active[runner.run_id] = (runner, thread)
+            self._executed.add(runner.run_id)
             if self._closing:
                 runner.cancel(self._closing)
         thread.start()
@@ -264,6 +266,9 @@ class OrchestrateService:
         """Cancel the runs this process executes in the background and wait (up to ``timeout`` seconds) for
         them to record ``canceled``; stops the run monitor. Runs that have not ended by then are ended
         ``canceled`` here, their kernels killed.
+
+        The kernels kept by runs this process executed are reaped too (a Jupyter server that stops ends its
+        debugging sessions, as it ends its own kernels); kernels kept by CLI runs are not this process's.
 
         Returns: the ids of the runs that had to be force-ended.
         """
@@ -288,6 +293,13 @@ class OrchestrateService:
                     reap=True,
                 )
                 forced.append(runner.run_id)
+        with self._active_lock:
+            executed = sorted(self._executed)
+        for run_id in executed:
+            try:
+                self.discard_kept_kernels(run_id, f"reaped: {reason}")
+            except StoreError:
+                log.warning("cannot reap the kernels kept by run %s", run_id, exc_info=True)
         return forced
 
     # -- run monitor -----------------------------------------------------------------------------------------
@@ -921,7 +933,8 @@ class OrchestrateService:
 
         Args:
             run: the finished run (with its kept kernels, :meth:`get_run`). job: its current definition.
-            task_keys: the tasks to resume; default every ``failed`` task run.
+            task_keys: the tasks to resume; default every ``failed`` or ``timed_out`` task run (a timed-out one
+                is refused, saying why).
             force: resume although code cells before the failed one changed on disk since the failed attempt
                 (the kernel's state then came from the old code).
 
@@ -933,7 +946,8 @@ class OrchestrateService:
                 before its failed cell changed. The message names each task and why, and offers the normal
                 repair. PathOutsideRootError: a stored path is outside the state home.
         """
-        selected = task_keys or [t.task_key for t in run.task_runs if t.status == TaskRunStatus.failed]
+        unsuccessful = (TaskRunStatus.failed, TaskRunStatus.timed_out)
+        selected = task_keys or [t.task_key for t in run.task_runs if t.status in unsuccessful]
         if not selected:
             raise ConflictError(f"run {run.run_id} has no failed task to resume")
         problems: list[str] = []

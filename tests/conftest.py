@@ -59,9 +59,36 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No kept kernel outlives the suite: every keeper process of a test's state home (under pytest's base
+    temporary folder) must be gone by now; any left is killed with its kernel and fails the session."""
+    import psutil
+
+    try:
+        base = str(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return
+    left = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "jupyter_orchestrate.executors.keeper" in cmdline and any(base in part for part in cmdline):
+            from jupyter_orchestrate.executors import keeper
+
+            keeper.reap(cmdline[-1])
+            process.kill()
+            left.append(cmdline[-1])
+    if left:
+        session.config._orchestrate_kept_left = left  # type: ignore[attr-defined]
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say loudly when the browser tests did not run (a skip's reason is otherwise shown only with ``-rs``);
-    in CI they fail instead of skipping (tests/browser/test_sidebar.py)."""
+    in CI they fail instead of skipping (tests/browser/test_sidebar.py). Also name kept kernels the suite left."""
+    for control in getattr(terminalreporter.config, "_orchestrate_kept_left", []):
+        terminalreporter.write_line(
+            f"KEPT KERNEL LEFT ALIVE BY THE SUITE (killed): {control}", red=True, bold=True
+        )
     skipped = [
         r
         for r in terminalreporter.stats.get("skipped", [])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -256,30 +257,41 @@ def test_kept_kernels_are_reaped_at_expiry_without_any_orchestrator(job: Path, h
     assert ended.end_reason is not None and ended.end_reason.startswith("expired at ")
 
 
-def test_kept_kernels_are_reaped_on_cancel_of_a_running_run(tmp_path: Path, home: Path) -> None:
-    job = tmp_path / "cancel"
+def _kept_records(home: Path) -> int:
+    """Kept kernels recorded in the state home's database so far (0 before it exists)."""
+    try:
+        with sqlite3.connect(home / "orchestrate.db") as conn:
+            return int(conn.execute("select count(*) from kept_kernels where status = 'kept'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def start_failing_and_slow(tmp_path: Path, home: Path) -> subprocess.Popen[str]:
+    """``run --keep-failed-kernels 300`` of a job whose task ``fails`` fails in a cell while ``slow`` sleeps,
+    in a process of its own; returns once the failed task's kernel is kept and ``slow`` executes."""
+    job = tmp_path / "failing_and_slow"
     write_notebook(job / "fails.ipynb", "x = 41", FLAG, orchestrate={})
     write_notebook(job / "slow.ipynb", "import time\ntime.sleep(120)", orchestrate={})
+    command = [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "run", str(job)]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_orchestrate",
-            "--home",
-            str(home),
-            "run",
-            str(job),
-            "--keep-failed-kernels",
-            "300",
-        ],
+        [*command, "--keep-failed-kernels", "300"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         wait_for(
-            lambda: len(keepers_of(home)) == 1 and _running_attempts(home, "slow") == 1, 90, "a kept kernel"
+            lambda: _kept_records(home) == 1 and _running_attempts(home, "slow") == 1, 90, "a kept kernel"
         )
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def test_kept_kernels_are_reaped_on_cancel_of_a_running_run(tmp_path: Path, home: Path) -> None:
+    proc = start_failing_and_slow(tmp_path, home)
+    try:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -291,28 +303,8 @@ def test_kept_kernels_are_reaped_on_cancel_of_a_running_run(tmp_path: Path, home
 
 
 def test_kept_kernels_are_reaped_by_crash_recovery_after_sigkill(tmp_path: Path, home: Path) -> None:
-    job = tmp_path / "crash"
-    write_notebook(job / "fails.ipynb", "x = 41", FLAG, orchestrate={})
-    write_notebook(job / "slow.ipynb", "import time\ntime.sleep(120)", orchestrate={})
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_orchestrate",
-            "--home",
-            str(home),
-            "run",
-            str(job),
-            "--keep-failed-kernels",
-            "300",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_failing_and_slow(tmp_path, home)
     try:
-        wait_for(
-            lambda: len(keepers_of(home)) == 1 and _running_attempts(home, "slow") == 1, 90, "a kept kernel"
-        )
         proc.kill()
         proc.wait(10)
     finally:

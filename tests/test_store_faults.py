@@ -175,7 +175,8 @@ def test_disk_full_mid_run_is_one_clear_error_and_the_database_survives(job: Pat
     try:
         attempt = _wait(lambda: _running_attempt(db), 300, "the attempt's kernel to run")
         # fill the disk while the task executes: the run's next write fails
-        with open(filler, "wb") as f, pytest.raises(OSError, match="No space left"):
+        # unbuffered: a buffered file would fail again on close, flushing what the full disk refused
+        with open(filler, "wb", buffering=0) as f, pytest.raises(OSError, match="No space left"):
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()

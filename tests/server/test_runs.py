@@ -257,7 +257,10 @@ async def test_concurrent_repairs_of_one_run_are_serialised(api: Api, jp_root_di
     assert sorted(r.code for r in responses) == [202, 409, 409, 409], [
         (r.code, r.body[:120]) for r in responses
     ]
-    assert run["status"] == "succeeded" and run["repair_count"] == 1 and len(run["repairs"]) == 1
+    assert run["status"] == "succeeded" and run["repair_count"] == 1 and len(run["repairs"]) == 1, (
+        run["status_reason"],
+        task_of(run, "a")["attempts"][-1]["error"],
+    )
     assert task_of(run, "a")["attempt_count"] == 2
 
 
