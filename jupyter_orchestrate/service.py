@@ -440,22 +440,40 @@ class OrchestrateService:
     ) -> Runner:
         """The runner of a run just recorded (or a repair just claimed). Anything that fails before the runner
         exists ends the run ``failed`` with the reason, so no run is left ``queued`` holding a concurrency slot."""
+        from jupyter_orchestrate.executors.local import LocalExecutor
+
         try:
-            return self._build_runner(
+            run = self.store.get_run(run_id)
+            trigger = {"time": run.trigger_time or run.start_time, "type": run.trigger.value}
+            context = {
+                "job": {
+                    "run_id": run_id,
+                    "name": job.name,
+                    "start_time": run.start_time,
+                    "repair_number": repair_number,
+                    "trigger": trigger,
+                }
+            }
+            runner = Runner(
+                self.store,
+                executor or LocalExecutor(),
                 run_id,
                 job,
-                states,
-                parallel,
-                overrides,
-                executor,
-                on_event,
-                repair_number,
-                clock,
-                self.keep_failed_kernels_seconds
+                ActiveRun({t.task_key: t for t in job.tasks}, states, parallel),
+                run_parameters=render(run.parameters, context),
+                overrides=overrides,
+                start_time=run.start_time,
+                trigger=trigger,
+                repair_number=repair_number,
+                on_event=on_event,
+                clock=clock,
+                keep_failed_kernels_seconds=self.keep_failed_kernels_seconds
                 if keep_failed_kernels_seconds is None
                 else keep_failed_kernels_seconds,
-                resume or {},
+                resume=resume or {},
             )
+            runner.listeners.append(self._fan_out)
+            return runner
         except BaseException as exc:
             from jupyter_orchestrate.environments import redact_value, secret_names
 
@@ -476,54 +494,6 @@ class OrchestrateService:
                     "run %s could not start and could not be ended: %s", run_id, reason, exc_info=True
                 )
             raise
-
-    def _build_runner(
-        self,
-        run_id: int,
-        job: Job,
-        states: dict[str, TaskState],
-        parallel: int,
-        overrides: dict[str, Any],
-        executor: TaskExecutor | None,
-        on_event: EventCallback | None,
-        repair_number: int,
-        clock: Callable[[], float],
-        keep_failed_kernels_seconds: float,
-        resume: dict[str, ResumeSpec],
-    ) -> Runner:
-        from jupyter_orchestrate.executors.local import LocalExecutor
-
-        run = self.store.get_run(run_id)
-        run_parameters = run.parameters
-        context = {
-            "job": {
-                "run_id": run_id,
-                "name": job.name,
-                "start_time": run.start_time,
-                "repair_number": repair_number,
-                "trigger": {"time": run.trigger_time or run.start_time, "type": run.trigger.value},
-            }
-        }
-        rendered = render(run_parameters, context)
-        active = ActiveRun({t.task_key: t for t in job.tasks}, states, parallel)
-        runner = Runner(
-            self.store,
-            executor or LocalExecutor(),
-            run_id,
-            job,
-            active,
-            run_parameters=rendered,
-            overrides=overrides,
-            start_time=run.start_time,
-            trigger={"time": run.trigger_time or run.start_time, "type": run.trigger.value},
-            repair_number=repair_number,
-            on_event=on_event,
-            clock=clock,
-            keep_failed_kernels_seconds=keep_failed_kernels_seconds,
-            resume=resume,
-        )
-        runner.listeners.append(self._fan_out)
-        return runner
 
     def get_run(self, run_id: int) -> Run:
         """The run with task runs, attempts, errors, task values, repairs and live kept kernels (their records
