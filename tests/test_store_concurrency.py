@@ -47,7 +47,7 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("count", [12, 24])
+@pytest.mark.parametrize("count", [24])  # 12 proved nothing 24 does not, at a minute of CI
 def test_processes_racing_on_a_fresh_home_each_record_a_run(tmp_path: Path, home: Path, count: int) -> None:
     procs = []
     for i in range(count):
@@ -187,7 +187,7 @@ def test_a_thread_with_patience_outlasts_a_lock_held_past_the_busy_timeout(
 
 
 @pytest.mark.timeout(1500)
-@pytest.mark.parametrize("count", [10, 20])
+@pytest.mark.parametrize("count", [20])  # 10 proved nothing 20 does not, at minutes of CI
 def test_concurrent_cli_runs_on_a_fresh_home_all_succeed(
     make_notebook: Any, tmp_path: Path, home: Path, count: int
 ) -> None:
