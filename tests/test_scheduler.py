@@ -357,7 +357,7 @@ def test_file_arrival_fires_once_for_a_burst_after_files_settle(tmp_path: Path) 
     (job / "incoming").mkdir()
     scheduler = Scheduler(service, [root], holder="a", rescan_seconds=3600)
     scheduler.tick()  # starts watching
-    time.sleep(0.5)
+    assert scheduler.watching.wait(30), "the file-arrival watcher did not start"
     for i in range(5):
         (job / "incoming" / f"part-{i}.csv").write_text("x\n")
         (job / "incoming" / f"ignored-{i}.txt").write_text("x\n")
@@ -387,7 +387,7 @@ def test_file_arrival_respects_min_time_between_triggers(tmp_path: Path) -> None
     )
     scheduler = Scheduler(service, [root], holder="a", rescan_seconds=3600)
     scheduler.tick()
-    time.sleep(0.5)
+    assert scheduler.watching.wait(30), "the file-arrival watcher did not start"
     (job / "a.csv").write_text("1")
     assert len(_tick_until(scheduler, lambda f: len(f) >= 1)) == 1
     (job / "b.csv").write_text("2")

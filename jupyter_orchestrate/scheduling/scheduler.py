@@ -191,6 +191,8 @@ class Scheduler:
         self._arrivals_lock = threading.Lock()
         self._watched: tuple[str, ...] = ()
         self._watch_stop: threading.Event | None = None
+        #: set once the file-arrival watcher observes its folders (files changed before then are not seen)
+        self.watching = threading.Event()
 
     # -- lease -----------------------------------------------------------------------------------------------
     def _renew(self, now: dt.datetime, store: Store | None = None) -> bool:
@@ -256,6 +258,7 @@ class Scheduler:
         for changes in watchfiles.watch(
             *folders, stop_event=stop, yield_on_timeout=True, rust_timeout=500, debounce=100
         ):
+            self.watching.set()  # the first yield (a change or a timeout) comes from a running watcher
             if stop.is_set():
                 return
             for change, path in changes:
