@@ -749,6 +749,29 @@ class OrchestrateService:
             PathOutsideRootError: the run's job folder is outside ``root`` (checked first; nothing is read).
             ValidationError: the job is now invalid, its tasks changed, a named task is unknown, bad parameters.
         """
+        plan, job, overrides, _ = self._plan_repair(
+            run_id,
+            task_keys=task_keys,
+            rerun_dependents=rerun_dependents,
+            parameters=parameters,
+            root=root,
+            resume=resume,
+            force=force,
+        )
+        return plan, job, overrides
+
+    def _plan_repair(
+        self,
+        run_id: int,
+        *,
+        task_keys: list[str] | None,
+        rerun_dependents: bool,
+        parameters: dict[str, Any] | None,
+        root: str | Path | None,
+        resume: bool,
+        force: bool,
+    ) -> tuple[RepairPlan, Job, dict[str, Any], dict[str, ResumeSpec]]:
+        """:meth:`plan_repair`, and a resume's :meth:`resume_specs` ({} without ``resume``)."""
         run = self.get_run(run_id)
         if root is not None:
             confine(run.job_path, root, what=f"the job folder of run {run_id}", within="the server root")
@@ -783,8 +806,9 @@ class OrchestrateService:
                         f"unknown task(s) {', '.join(unknown)} (tasks: {', '.join(sorted(new))})",
                     )
                 )
+        specs = self.resume_specs(run, job, task_keys or None, force=force) if resume else {}
         if resume:
-            task_keys = sorted(self.resume_specs(run, job, task_keys or None, force=force))
+            task_keys = sorted(specs)
         to_run, reused = repair_selection(dag, statuses, task_keys or None, rerun_dependents)
         if not to_run:
             raise ConflictError(
@@ -795,6 +819,7 @@ class OrchestrateService:
             RepairPlan(run_id=run_id, task_keys=to_run, reused_task_keys=reused, parameters=new_overrides),
             job,
             {**run.overrides, **new_overrides},
+            specs,
         )
 
     def new_repair(
@@ -828,7 +853,7 @@ class OrchestrateService:
         as long as the kernel was kept before).
         """
         max_output_bytes()
-        plan, job, overrides = self.plan_repair(
+        plan, job, overrides, specs = self._plan_repair(
             run_id,
             task_keys=task_keys,
             rerun_dependents=rerun_dependents,
@@ -839,7 +864,6 @@ class OrchestrateService:
         )
         _check_parallel(max_parallel)
         run = self.store.get_run(run_id)
-        specs = self.resume_specs(run, job, task_keys or None, force=force) if resume else {}
         if resume and keep_failed_kernels_seconds is None:
             keep_failed_kernels_seconds = self.keep_failed_kernels_seconds or max(
                 (
