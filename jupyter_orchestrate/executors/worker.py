@@ -213,14 +213,16 @@ def _shorten(value: Any, limit: int) -> Any:
 
 
 class _Engine(NBClientEngine):  # type: ignore[misc]  # papermill is untyped
-    """papermill's nbclient engine executing with :class:`_Client` (registered as ``jupyter-orchestrate``)."""
+    """papermill's nbclient engine executing with :attr:`client_class` (registered as ``jupyter-orchestrate``)."""
+
+    client_class: type[_Client] = _Client
 
     @classmethod
     def execute_managed_notebook(
         cls, nb_man: Any, kernel_name: str, log_output: bool = False, start_timeout: float = 60, **kwargs: Any
     ) -> Any:
         kwargs.pop("input_path", None)
-        return _Client(
+        return cls.client_class(
             nb_man,
             kernel_name=kernel_name,
             log=papermill_logger,
@@ -266,17 +268,10 @@ class _ResumeClient(_Client):
                 self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
 
 
-class _ResumeEngine(NBClientEngine):  # type: ignore[misc]  # papermill is untyped
+class _ResumeEngine(_Engine):
     """papermill's nbclient engine executing with :class:`_ResumeClient` (``jupyter-orchestrate-resume``)."""
 
-    @classmethod
-    def execute_managed_notebook(
-        cls, nb_man: Any, kernel_name: str, log_output: bool = False, start_timeout: float = 60, **kwargs: Any
-    ) -> Any:
-        kwargs.pop("input_path", None)
-        return _ResumeClient(
-            nb_man, kernel_name=kernel_name, log=papermill_logger, log_output=log_output, **kwargs
-        ).execute()
+    client_class = _ResumeClient
 
 
 class _InterpreterSpecs(KernelSpecManager):
