@@ -470,6 +470,18 @@ def test_soon_launchable_lists_pending_tasks_whose_dependencies_succeeded_or_run
     assert run.soon_launchable() == []  # a failed: c and d will not launch
 
 
+def test_soon_launchable_looks_further_down_a_chain_level_by_level() -> None:
+    run = active(task("a"), task("b", "a"), task("c", "b"), task("d", "c"), task("x"), task("y", "x"))
+    run.advance()
+    run.start("a")
+    # x is queued (not running): y stays out at every level; the chain comes nearest first
+    assert run.soon_launchable(levels=1) == ["b"]
+    assert run.soon_launchable(levels=2) == ["b", "c"]
+    assert run.soon_launchable(levels=9) == ["b", "c", "d"]
+    run.finish("a", S.failed, 0.0)
+    assert run.soon_launchable(levels=9) == []  # below a failure nothing will launch
+
+
 # ---------------------------------------------------------------------------------------------------------
 # repair_selection
 # ---------------------------------------------------------------------------------------------------------

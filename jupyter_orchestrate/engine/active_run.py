@@ -152,16 +152,31 @@ class ActiveRun:
         ]
         return ready[: max(free, 0)]
 
-    def soon_launchable(self) -> list[str]:
-        """Pending tasks likely to launch next: all dependencies succeeded or running (for kernel pre-start)."""
+    def soon_launchable(self, levels: int = 1) -> list[str]:
+        """Pending tasks likely to launch next, nearest first (for kernel pre-start).
+
+        Level 1: every dependency succeeded or is running. Level n: every dependency succeeded, is running or
+        is on a level before n (a chain's next ``levels`` tasks). Tasks below a failed or queued dependency are
+        not listed. Args: ``levels``: how many levels to look ahead (at least 1). Returns task keys, level 1
+        first, each level in topological order.
+        """
         if self.canceling:
             return []
-        return [
-            k
-            for k in self.dag.order
-            if self.states[k].status == S.pending
-            and all(self.states[d].status in (S.succeeded, S.running) for d in self.tasks[k].depends_on)
-        ]
+        likely = {k for k, s in self.states.items() if s.status in (S.succeeded, S.running)}
+        soon: list[str] = []
+        for _ in range(max(levels, 1)):
+            level = [
+                k
+                for k in self.dag.order
+                if self.states[k].status == S.pending
+                and k not in likely
+                and all(d in likely for d in self.tasks[k].depends_on)
+            ]
+            if not level:
+                break
+            soon += level
+            likely.update(level)
+        return soon
 
     def next_retry_time(self) -> float | None:
         """The earliest clock time an ``up_for_retry`` task may start, or None."""

@@ -11,7 +11,7 @@ this runner executes it), the runner stops its attempts and leaves that record a
 crashes, it ends what it leaves the way recovery does (:meth:`Runner.mark_crashed`).
 
 Kernels are started ahead of need: while upstream tasks run, the runner prepares attempts of the tasks that
-will be ready next (at most ``max_parallel`` prepared at once), so a task starts executing as soon as its
+will be ready next, up to :data:`PREPARE_LEVELS` hops ahead (at most ``max_parallel`` prepared at once), so a task starts executing as soon as its
 dependencies succeed instead of paying kernel start-up (~0.6 s, PERFORMANCE.md) on the critical path.
 """
 
@@ -66,6 +66,9 @@ from jupyter_orchestrate.task_values import read_values_file
 S = TaskRunStatus
 HEARTBEAT_SECONDS = 2.0
 CANCEL_POLL_SECONDS = 0.5
+#: How far ahead kernels are prepared: the next tasks of a chain up to this many hops (capped at max_parallel
+#: prepared). One hop leaves a chain's next kernel starting while the current task (shorter) already ran.
+PREPARE_LEVELS = 3
 STORE_PATIENCE_SECONDS = 300.0  # how long the run loop's store writes retry a busy database in total
 log = logging.getLogger(__name__)
 
@@ -770,7 +773,7 @@ class Runner:
     def _prepare_ahead(self) -> None:
         launchable_soon = [
             k for k in self.active.dag.order if self.active.states[k].status == S.queued
-        ] + self.active.soon_launchable()
+        ] + self.active.soon_launchable(levels=PREPARE_LEVELS)
         prepared = sum(1 for f in self.in_flight.values() if f.started is None)
         for key in launchable_soon:
             if prepared >= self.active.max_parallel:

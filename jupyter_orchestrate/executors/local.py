@@ -26,6 +26,9 @@ from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultSta
 from jupyter_orchestrate.schemas.messages import Finished, Go, KernelStarted, Stop, WorkerMessage
 
 WORKER_MODULE = "jupyter_orchestrate.executors.worker"
+PRELOAD_MODULE = (
+    "jupyter_orchestrate.executors.preload"  # imported first: keeps the forkserver's imports lean
+)
 STOP_GRACE_SECONDS = 1.0
 _MAIN_LOCK = threading.Lock()
 
@@ -65,9 +68,17 @@ def _bare_main() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+def _attempt_entry(conn: Any, spec: AttemptSpec) -> None:
+    """The worker process's target: :func:`~.worker.attempt_main`, imported in the child (the forkserver has
+    it loaded), so that the orchestrator never imports papermill (~2 s in a Jupyter environment)."""
+    from jupyter_orchestrate.executors.worker import attempt_main
+
+    attempt_main(conn, spec)
+
+
 def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([WORKER_MODULE])
+    ctx.set_forkserver_preload([PRELOAD_MODULE, WORKER_MODULE])
     return ctx
 
 
@@ -95,13 +106,11 @@ class LocalExecutor(TaskExecutor):
             forkserver.ensure_running()
 
     def prepare(self, spec: AttemptSpec) -> LocalHandle:
-        from jupyter_orchestrate.executors.worker import attempt_main
-
         self._warm.join()
         os.makedirs(os.path.dirname(spec.output_path), exist_ok=True)
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(
-            target=attempt_main, args=(child_conn, spec), name=f"attempt-{spec.task_key}", daemon=False
+            target=_attempt_entry, args=(child_conn, spec), name=f"attempt-{spec.task_key}", daemon=False
         )
         with _bare_main():
             process.start()
