@@ -1,3 +1,3 @@
-from jupyter_orchestrate.cli import main
+from jupyter_orchestrate.cli import entry
 
-main()
+entry()

@@ -29,6 +29,7 @@ from jupyter_orchestrate.engine.runner import EventCallback, Runner
 from jupyter_orchestrate.environments import public_job
 from jupyter_orchestrate.errors import ConflictError, NotFoundError, Problem, StoreError, ValidationError
 from jupyter_orchestrate.executors.base import ResumeSpec, TaskExecutor, max_output_bytes
+from jupyter_orchestrate.executors.kernel_pool import KernelPool
 from jupyter_orchestrate.executors.resume import changed_before
 from jupyter_orchestrate.models import (
     HEARTBEAT_TIMEOUT_SECONDS,
@@ -190,6 +191,8 @@ class OrchestrateService:
         cancel_timeout_seconds: a run ``canceling`` this long (seen by this process's monitor) is force-ended.
         keep_failed_kernels_seconds: how long the kernel of an attempt that fails in a cell stays alive for
             debugging and resume when neither the task nor the request says (CLI: 0, off; server: 900).
+        kernel_pool: warm kernels shared by the runs this service executes (a server's, see
+            :mod:`~.executors.kernel_pool`); closed by :meth:`shutdown`. None: each run launches its own.
     """
 
     def __init__(
@@ -202,6 +205,7 @@ class OrchestrateService:
         heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS,
         cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
         keep_failed_kernels_seconds: float = 0.0,
+        kernel_pool: KernelPool | None = None,
     ):
         if existing and not (Path(home) / DB_NAME).is_file():
             raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
@@ -212,6 +216,7 @@ class OrchestrateService:
         self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
         self.cancel_timeout_seconds = cancel_timeout_seconds
         self.keep_failed_kernels_seconds = keep_failed_kernels_seconds
+        self.kernel_pool = kernel_pool
         self._active: dict[int, tuple[Runner, threading.Thread]] = {}
         self._executed: set[int] = set()  # runs executed by start(): shutdown reaps the kernels they keep
         self._active_lock = threading.Lock()
@@ -300,6 +305,8 @@ class OrchestrateService:
                 self.discard_kept_kernels(run_id, f"reaped: {reason}")
             except StoreError:
                 log.warning("cannot reap the kernels kept by run %s", run_id, exc_info=True)
+        if self.kernel_pool is not None:
+            self.kernel_pool.close()
         return forced
 
     # -- run monitor -----------------------------------------------------------------------------------------
@@ -424,6 +431,15 @@ class OrchestrateService:
                 )
                 self.store.set_task_status(run_id, task.task_key, TaskRunStatus.failed, reason)
 
+    def _local_executor(self) -> TaskExecutor:
+        """A run's default executor: a LocalExecutor, on this service's warm kernel pool if it has one (a
+        server's: kept kernels end with it anyway, so its pooled kernels may be kept)."""
+        from jupyter_orchestrate.executors.local import LocalExecutor
+
+        if self.kernel_pool is None:
+            return LocalExecutor()
+        return LocalExecutor(self.kernel_pool, pooled_kernels_may_be_kept=True)
+
     def _runner(
         self,
         run_id: int,
@@ -440,7 +456,6 @@ class OrchestrateService:
     ) -> Runner:
         """The runner of a run just recorded (or a repair just claimed). Anything that fails before the runner
         exists ends the run ``failed`` with the reason, so no run is left ``queued`` holding a concurrency slot."""
-        from jupyter_orchestrate.executors.local import LocalExecutor
 
         try:
             run = self.store.get_run(run_id)
@@ -456,7 +471,7 @@ class OrchestrateService:
             }
             runner = Runner(
                 self.store,
-                executor or LocalExecutor(),
+                executor or self._local_executor(),
                 run_id,
                 job,
                 ActiveRun({t.task_key: t for t in job.tasks}, states, parallel),

@@ -54,13 +54,18 @@ def attempts(run: Run) -> dict[str, int]:
 
 
 def kernels_of(home: Path) -> list[psutil.Process]:
-    """Live kernel processes started by runs of this state home."""
+    """Live kernel processes started by runs of this state home (or kept warm by a server on it)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         try:
             if "ipykernel_launcher" not in " ".join(process.info["cmdline"] or []):
                 continue
-            if process.environ().get("JUPYTER_ORCHESTRATE_CONTEXT", "").startswith(str(home)):
+            environ = process.environ()
+            # a server's warm kernels start before their attempt is known: the context variable is set inside
+            # them after attaching, but they inherit the server's JUPYTER_ORCHESTRATE_HOME
+            if environ.get("JUPYTER_ORCHESTRATE_CONTEXT", "").startswith(str(home)) or environ.get(
+                "JUPYTER_ORCHESTRATE_HOME"
+            ) == str(home):
                 found.append(process)
         except psutil.Error:
             continue

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import abc
 import os
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jupyter_orchestrate.errors import Problem, ValidationError
 from jupyter_orchestrate.executors.keeper import KeptKernelInfo
+from jupyter_orchestrate.executors.kernel_pool import AttachSpec
 from jupyter_orchestrate.models import AttemptError, ResultStatus
 
 if TYPE_CHECKING:
@@ -101,6 +103,8 @@ class AttemptSpec:
         kernel is kept alive this long for debugging and resume (:mod:`.keeper`); 0: shut down as usual.
         resume: execute from a failed cell in a kept kernel instead of starting a kernel (:class:`ResumeSpec`);
         the ``Go`` message's parameters are then the resume's overrides, applied in an injected cell.
+        attach: a kernel the executor launched for this attempt (:mod:`.kernel_pool`); the worker attaches to it
+        instead of launching one (and launches one if it does not become ready).
     """
 
     run_id: int
@@ -124,6 +128,39 @@ class AttemptSpec:
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     keep_failed_kernel_seconds: float = 0.0
     resume: ResumeSpec | None = None
+    attach: AttachSpec | None = None
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return ""
+    return f" (killed by {signal.Signals(-code).name})" if code < 0 else f" (exit code {code})"
+
+
+def kernel_death_evalue(where: str, exit_code: int | None, detail: str) -> str:
+    """The message of a ``kernel_died`` error: ``the kernel died WHERE (killed by SIGKILL): DETAIL``.
+
+    ``where``: e.g. ``while executing cell 2``; ``exit_code``: the kernel process's (negative: the signal), None
+    when the worker could not see it (a kernel the executor launched: see :func:`with_kernel_exit`)."""
+    return f"the kernel died {where}{_exit_text(exit_code)}: {detail}".rstrip(": ")
+
+
+def with_kernel_exit(evalue: str, exit_code: int | None) -> str:
+    """A :func:`kernel_death_evalue` made without the exit code, with it: the executor that launched the
+    kernel (its parent) knows how it ended, the worker that attached to it does not."""
+    if exit_code is None or " (killed by " in evalue or " (exit code " in evalue:
+        return evalue
+    head, sep, tail = evalue.partition(": ")
+    return f"{head}{_exit_text(exit_code)}{sep}{tail}"
+
+
+def kernel_environment(spec: AttemptSpec) -> dict[str, str]:
+    """The environment an attempt's kernel starts with, without the attempt's context variable: the
+    orchestrator's environment when the attempt was prepared, then the task's variables. Without
+    ``JPY_PARENT_PID``: jupyter_client sets it to the kernel's launcher (whose death ends the kernel)."""
+    env = {**(spec.base_env if spec.base_env is not None else os.environ), **spec.env}
+    env.pop("JPY_PARENT_PID", None)
+    return env
 
 
 @dataclass

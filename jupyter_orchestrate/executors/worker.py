@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -66,6 +67,8 @@ from jupyter_orchestrate.executors.base import (
     MAX_OUTPUT_BYTES_ENV,
     AttemptResult,
     AttemptSpec,
+    kernel_death_evalue,
+    kernel_environment,
 )
 from jupyter_orchestrate.executors.resume import input_index as _input_index
 from jupyter_orchestrate.executors.resume import is_reused, resume_notebook
@@ -167,11 +170,26 @@ class _Client(PapermillNotebookClient):  # type: ignore[misc]  # papermill is un
 
     secrets = List(Unicode())
     max_output_bytes = Integer(DEFAULT_MAX_OUTPUT_BYTES)
+    #: a client of the attempt's kernel, connected and ready: nbclient's own new client would wait for
+    #: readiness again, and its IOPub flush idles 0.2 s on every attempt's critical path
+    ready_kc = AnyTrait(allow_none=True)
 
     def __init__(self, nb_man: Any, **kw: Any):
         super().__init__(nb_man, **kw)
         self.output_bytes = 0
         self.truncated = False
+
+    @contextlib.contextmanager
+    def setup_kernel(self, **kwargs: Any) -> Iterator[None]:
+        if self.ready_kc is None:
+            with super().setup_kernel(**kwargs):
+                yield
+            return
+        self.kc = self.ready_kc
+        self.kc.allow_stdin = False
+        if self.on_notebook_start is not None:
+            self.on_notebook_start(notebook=self.nb)  # nbclient calls it only for a client it starts
+        yield
 
     def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
         content = msg["content"] = redact_value(msg["content"], self.secrets)
@@ -233,19 +251,11 @@ class _Engine(NBClientEngine):  # type: ignore[misc]  # papermill is untyped
 
 
 class _ResumeClient(_Client):
-    """:class:`_Client` executing in a kept kernel (``kept_kc``, connected already) instead of starting one:
+    """:class:`_Client` executing in a kept kernel (``ready_kc``) instead of starting one:
     cells copied from the failed attempt (:func:`~.resume.is_reused`) get back the outputs papermill cleared
     when the notebook started and are not executed again; the kernel is left running (the worker decides)."""
 
-    kept_kc = AnyTrait(allow_none=True)
     reused_outputs = Dict()
-
-    @contextlib.contextmanager
-    def setup_kernel(self, **kwargs: Any) -> Iterator[None]:
-        self.kc = self.kept_kc
-        self.kc.allow_stdin = False
-        self.on_notebook_start(notebook=self.nb)
-        yield
 
     def papermill_execute_cells(self) -> None:
         from nbclient.exceptions import CellExecutionError
@@ -320,7 +330,9 @@ class _Worker:
         self.pump: threading.Thread | None = None
         self.kernel_output_fd: int | None = None  # read end of the kernel process's stdout/stderr pipe
         self.kernel_create_time: float | None = None
-        self.kc: AsyncKernelClient | None = None  # a resume's client of the kept kernel
+        self.kc: AsyncKernelClient | None = (
+            None  # the client that saw the kernel ready (a resume's: kept kernel)
+        )
         self.detached = False  # the kernel was kept (or handed back): it is the keeper's now, not ours
 
     # -- process control -----------------------------------------------------------------------------------
@@ -342,6 +354,8 @@ class _Worker:
     def kernel_pid(self) -> int | None:
         if self.spec.resume is not None:
             return self.spec.resume.kernel_pid
+        if self.spec.attach is not None:
+            return self.spec.attach.kernel_pid
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
         return getattr(process, "pid", None)
 
@@ -398,13 +412,10 @@ class _Worker:
         if spec.resume is not None:
             self.connect_kept_kernel()
             return
-        env = {
-            **(spec.base_env if spec.base_env is not None else os.environ),
-            **spec.env,
-            CONTEXT_ENV: spec.context_path,
-        }
-        env.pop("JPY_PARENT_PID", None)
         python = self.prepare_environment(self.log)
+        if spec.attach is not None and self.attach_kernel():
+            return
+        env = {**kernel_environment(spec), CONTEXT_ENV: spec.context_path}
         if python and "PYTHONPATH" not in spec.env:
             env.pop(
                 "PYTHONPATH", None
@@ -420,6 +431,39 @@ class _Worker:
             self.launch_kernel(python, env, kernel_log)
         finally:
             os.close(kernel_log)  # the kernel holds its own copy; the pump ends when the kernel does
+
+    def attach_kernel(self) -> bool:
+        """Attach to the kernel the orchestrator launched for this attempt (:mod:`.kernel_pool`): pump its
+        output into the attempt log, connect, wait until it is ready, point it at this attempt's context.
+
+        Returns: False when it did not become ready (it is killed; the caller launches a kernel of its own).
+        """
+        spec, attach = self.spec, self.spec.attach
+        assert attach is not None
+        read_end: int = attach.output_fd
+        self.kernel_output_fd = read_end
+        self.pump = threading.Thread(
+            target=self.pump_kernel_output, args=(read_end,), name="orchestrate-kernel-log", daemon=True
+        )
+        self.pump.start()
+        kc = AsyncKernelClient()
+        kc.load_connection_info(attach.connection_info)  # type: ignore[arg-type]  # a plain dict of the same keys
+        kc.start_channels()
+        try:
+            run_sync(kc.wait_for_ready)(timeout=spec.start_timeout_seconds)
+            self.kc = kc
+            self.point_kernel_at_context()
+        except Exception:  # died at start (a port race) or does not answer
+            log.warning("the kernel launched ahead did not become ready; starting another", exc_info=True)
+            kc.stop_channels()
+            self.kc = None
+            with self.kernel_lock:
+                self.kill_kernel()
+            self.pump.join(timeout=5)
+            self.spec = dataclasses.replace(spec, attach=None)
+            return False
+        self.kernel_create_time = attach.kernel_create_time
+        return True
 
     def pump_kernel_output(self, read_end: int) -> None:
         """Copy what the kernel process writes to its stdout/stderr into the (redacting) attempt log."""
@@ -457,6 +501,7 @@ class _Worker:
             try:
                 probe.start_channels()
                 run_sync(probe.wait_for_ready)(timeout=spec.start_timeout_seconds)
+                self.kc = probe  # the attempt executes through it (see _Client.ready_kc)
                 return
             except Exception as exc:  # jupyter_client raises RuntimeError when the kernel died while starting
                 # Port races ("Address already in use", about 1 in 1,400 launches) kill the kernel at start:
@@ -465,7 +510,6 @@ class _Worker:
                 last_error = exc
                 with self.kernel_lock:
                     self.kill_kernel()
-            finally:
                 probe.stop_channels()
         raise RuntimeError(
             f"kernel {spec.kernel_name!r} failed to start {KERNEL_START_TRIES} times: {last_error}"
@@ -517,8 +561,7 @@ class _Worker:
         pid = self.kernel_pid()
         if spec.resume is not None:
             resume = spec.resume
-            if self.kc is not None:
-                self.kc.stop_channels()
+            self.stop_client()
             expires = keeper.hand_back(resume.control_file, seconds) if in_cell and seconds > 0 else None
             if expires is not None and keeper.process_alive(pid, resume.kernel_create_time):
                 self.detached = True
@@ -535,12 +578,16 @@ class _Worker:
                 keeper.reap(resume.control_file, resume.kernel_pid, resume.kernel_create_time)
                 self.detached = True  # reaped: nothing left for shutdown to do
             return result
-        if not in_cell or seconds <= 0 or self.km is None or not pid:
+        if not in_cell or seconds <= 0 or (self.km is None and spec.attach is None) or not pid:
             return result
+        connection_file = None
         try:
-            connection_file = self.km.connection_file
-            with open(connection_file, encoding="utf-8") as f:
-                info = json.load(f)
+            if spec.attach is not None:
+                info = spec.attach.connection_info
+            else:
+                connection_file = self.km.connection_file  # type: ignore[union-attr]  # km or attach
+                with open(connection_file, encoding="utf-8") as f:
+                    info = json.load(f)
             result.kept_kernel = keeper.keep(
                 state_home=spec.state_home or os.path.dirname(spec.output_path),
                 name=f"run-{spec.run_id}-{spec.task_key}-attempt-{spec.attempt_number}",
@@ -555,10 +602,11 @@ class _Worker:
             log.warning("the failed attempt's kernel could not be kept; shutting it down", exc_info=True)
             return result
         self.detached = True
-        with contextlib.suppress(OSError):
-            os.unlink(
-                connection_file
-            )  # jupyter_client's copy in the runtime dir; ours is under the state home
+        if (
+            connection_file is not None
+        ):  # jupyter_client's copy in the runtime dir; ours is under the state home
+            with contextlib.suppress(OSError):
+                os.unlink(connection_file)
         return result
 
     # -- progress hooks (called by nbclient inside papermill) -----------------------------------------------
@@ -637,6 +685,7 @@ class _Worker:
                     progress_bar=False,
                     autosave_cell_every=10,
                     km=self.km,
+                    ready_kc=self.kc,
                     **hooks,
                 )
             else:
@@ -650,7 +699,7 @@ class _Worker:
                     kernel_name=spec.kernel_name,
                     progress_bar=False,
                     autosave_cell_every=10,
-                    kept_kc=self.kc,
+                    ready_kc=self.kc,
                     reused_outputs=outputs,
                     **hooks,
                 )
@@ -704,7 +753,7 @@ class _Worker:
         )
         if reply.get("content", {}).get("status") != "ok":
             raise RuntimeError(
-                f"the kept kernel could not be pointed at this attempt's context: {reply.get('content')}"
+                f"the kernel could not be pointed at this attempt's context: {reply.get('content')}"
             )
 
     def resume_input(self, parameters: dict[str, Any]) -> tuple[str, dict[str, Any], int]:
@@ -774,27 +823,31 @@ class _Worker:
 
     def kernel_died(self, exc: DeadKernelError) -> AttemptError:
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
-        code = process.poll() if process is not None else None
-        how = ""
-        if code is not None and code < 0:
-            how = f" (killed by {signal.Signals(-code).name})"
-        elif code is not None:
-            how = f" (exit code {code})"
+        code = process.poll() if process is not None else None  # None for an attached kernel (not our child)
         located = locate_cell(self.spec.output_path, self.spec.input_path, self.current_cell)
         where = f"while executing {cell_label(located['cell_index'])}" if located else "during execution"
         return AttemptError(
             kind=AttemptErrorKind.kernel_died,
             ename="DeadKernelError",
-            evalue=f"the kernel died {where}{how}: {exc}".rstrip(": "),
+            evalue=kernel_death_evalue(where, code, str(exc)),
             **located,
         )
 
+    def stop_client(self) -> None:
+        if self.kc is not None:
+            with contextlib.suppress(Exception):  # a dead kernel's channels: nothing to stop cleanly
+                self.kc.stop_channels()
+            self.kc = None
+
     def shutdown(self) -> None:
+        self.stop_client()
         if self.detached:  # kept (its keeper drains its output and ends it) or reaped already
             self.log.close()
             return
         with self.kernel_lock:
-            if self.km is not None and self.km.has_kernel:
+            if self.spec.attach is not None:
+                self.kill_kernel()  # launched by the orchestrator, which reaps it; its output is saved
+            elif self.km is not None and self.km.has_kernel:
                 try:
                     run_sync(self.km.shutdown_kernel)(now=True)  # graceful shutdown stalls; output is saved
                 except Exception:  # whatever stalled the shutdown, the kernel must go

@@ -24,6 +24,7 @@ from jupyter_server.serverapp import ServerApp
 from tornado.platform.asyncio import BaseAsyncIOLoop
 from traitlets import Bool, Float, Integer, List, Unicode
 
+from jupyter_orchestrate.executors.kernel_pool import DEFAULT_IDLE_SECONDS, DEFAULT_MAX_IDLE, KernelPool
 from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS, SERVER_KEEP_FAILED_KERNELS_SECONDS
 from jupyter_orchestrate.server.events import EventBus, EventLoggerSink, StoreWatcher
 from jupyter_orchestrate.server.handlers import handlers
@@ -91,6 +92,16 @@ class OrchestrateApp(ExtensionApp):
         config=True,
         help="On shutdown, how long to wait for the runs of this server to record their cancel.",
     )
+    warm_kernels = Integer(
+        DEFAULT_MAX_IDLE,
+        config=True,
+        help="Idle kernels kept ready for the task settings (kernelspec, folder, environment) this server's runs "
+        "used, so that the next run does not wait for kernel start-up; each attempt still gets a fresh kernel. "
+        "0: no warm kernels.",
+    )
+    warm_kernel_idle_seconds = Float(
+        DEFAULT_IDLE_SECONDS, config=True, help="An idle warm kernel is shut down after this many seconds."
+    )
     scheduler_enabled = Bool(
         True,
         config=True,
@@ -133,6 +144,9 @@ class OrchestrateApp(ExtensionApp):
             cancel_timeout_seconds=self.cancel_timeout_seconds,
             default_max_parallel=self.max_parallel_tasks or None,
             keep_failed_kernels_seconds=self.keep_failed_kernels_seconds,
+            kernel_pool=KernelPool(max_idle=self.warm_kernels, idle_seconds=self.warm_kernel_idle_seconds)
+            if self.warm_kernels > 0
+            else None,
         )
         self.service.listeners.append(self.bus.publish)
         self.watcher = StoreWatcher(self.home, self.bus.publish, poll_seconds=self.watch_seconds)

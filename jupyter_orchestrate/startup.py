@@ -1,0 +1,35 @@
+"""Start-up cost of the processes this package owns: the ``jupyter orchestrate`` command and the
+LocalExecutor's forkserver (never a Jupyter server or a user's kernel, which import what they like).
+
+Two optional imports of libraries we use cost more than everything else at start (PERFORMANCE.md, measured
+with ``python -X importtime`` on this machine):
+
+* jsonschema imports ``rfc3987_syntax`` to check the ``iri`` formats, and that compiles ~35 Earley grammars at
+  import: 1.6 s (python-jsonschema/jsonschema#1428). nbformat (through papermill) imports jsonschema's
+  format checkers; no notebook schema uses an ``iri`` format.
+* sqlite-utils imports pandas and numpy when they are installed, to convert their values on insert: 1.2 s and
+  0.06 s. The store never inserts such values.
+
+:func:`skip_unused_imports` makes those imports fail as if the library were absent, which both libraries
+handle (they skip the optional feature); nothing else changes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+#: module -> why this process does not need it; each library that imports it treats ImportError as "absent"
+UNUSED_OPTIONAL_IMPORTS = {
+    "rfc3987_syntax": "jsonschema's iri format checker (no notebook schema uses it)",
+    "pandas": "sqlite-utils' conversion of pandas values (the store inserts none)",
+    "numpy": "sqlite-utils' conversion of numpy values (the store inserts none)",
+}
+
+
+def skip_unused_imports(names: tuple[str, ...] = tuple(UNUSED_OPTIONAL_IMPORTS)) -> None:
+    """Make ``import NAME`` raise ImportError in this process, for each of ``names`` not imported yet.
+
+    Call it first thing in a process this package owns, never in a shared one (a server, a kernel, pytest).
+    """
+    for name in names:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: the import machinery raises
