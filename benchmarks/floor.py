@@ -10,6 +10,7 @@ with nbformat. Same as the shared ``bench/warm_pool.py --mode fresh``. Prints a 
 Run it in a lean venv (papermill, ipykernel, nbclient, nbformat): with jupyter_server installed its imports
 cost ~2 s more (PERFORMANCE.md).
 """
+
 import argparse
 import json
 import queue
@@ -103,8 +104,11 @@ def main():
     t_done = time.perf_counter()
     starter.shutdown(wait=True)
     reaper.shutdown(wait=True)
-    summary = {"tasks": len(by_name), "dag_s": round(t_done - t_start, 3),
-               "wall_in_process_s": round(time.perf_counter() - t_start, 3)}
+    summary = {
+        "tasks": len(by_name),
+        "dag_s": round(t_done - t_start, 3),
+        "wall_in_process_s": round(time.perf_counter() - t_start, 3),
+    }
     print(json.dumps(summary), file=sys.stderr)
 
 

@@ -4,6 +4,7 @@
 
     python papermill_pool.py WORKLOAD_DIR OUT_DIR [--workers 2]
 """
+
 import argparse
 import json
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

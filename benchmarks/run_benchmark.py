@@ -65,10 +65,14 @@ def ensure_venv(name: str, packages: list[str]) -> Path:
 
 def orchestrate_command() -> list[str]:
     jupyter = Path(sys.executable).with_name("jupyter")
-    return [str(jupyter), "orchestrate"] if jupyter.exists() else [sys.executable, "-m", "jupyter_orchestrate"]
+    return (
+        [str(jupyter), "orchestrate"] if jupyter.exists() else [sys.executable, "-m", "jupyter_orchestrate"]
+    )
 
 
-def command(runner: str, folder: Path, out: Path, lean: Path, ploomber: Path | None) -> tuple[list[str], dict]:
+def command(
+    runner: str, folder: Path, out: Path, lean: Path, ploomber: Path | None
+) -> tuple[list[str], dict]:
     """The command line and environment of ``runner`` on the workload copy ``folder``."""
     env = dict(os.environ)
     if runner in ("papermill loop", "papermill pool(2)", "floor", "ploomber Parallel(2)"):
@@ -77,8 +81,9 @@ def command(runner: str, folder: Path, out: Path, lean: Path, ploomber: Path | N
         env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"  # the venv's papermill / ploomber / kernel
         env.pop("PYTHONPATH", None)
         # the same kernel as the orchestrator's (this interpreter's python3 kernelspec): runners differ, user code not
-        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(Path(sys.prefix) / "share" / "jupyter"),
-                                                             env.get("JUPYTER_PATH")]))
+        env["JUPYTER_PATH"] = os.pathsep.join(
+            filter(None, [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")])
+        )
     if runner == "papermill loop":
         loop = (
             f'for nb in $(cat order.txt); do papermill --no-progress-bar "$nb.ipynb" "{out}/$nb.ipynb" -p product "{out}/$nb.ipynb"'
@@ -91,7 +96,13 @@ def command(runner: str, folder: Path, out: Path, lean: Path, ploomber: Path | N
         return [str(lean), str(HERE / "floor.py"), str(folder), str(out)], env
     if runner == "ploomber Parallel(2)":
         assert ploomber is not None
-        return [str(ploomber.parent / "ploomber"), "build", "--entry-point", "pipeline-parallel.yaml", "--force"], env
+        return [
+            str(ploomber.parent / "ploomber"),
+            "build",
+            "--entry-point",
+            "pipeline-parallel.yaml",
+            "--force",
+        ], env
     return [*orchestrate_command(), "run", str(folder), "--home", str(out / "home")], env
 
 
@@ -151,8 +162,10 @@ def run_all(args: argparse.Namespace) -> tuple[dict, dict]:
 def report(seconds: dict, first: dict) -> list[str]:
     """The table as lines of text (markdown), ratios and first-task figures included."""
     runners = list(next(iter(seconds.values())))
-    lines = ["| workload | " + " | ".join(runners) + " | orchestrate / floor | first task start |",
-             "|---" * (len(runners) + 3) + "|"]
+    lines = [
+        "| workload | " + " | ".join(runners) + " | orchestrate / floor | first task start |",
+        "|---" * (len(runners) + 3) + "|",
+    ]
     for workload, by_runner in seconds.items():
         med = {r: statistics.median(v) for r, v in by_runner.items()}
         ratio = med["orchestrate"] / med["floor"] if "floor" in med and "orchestrate" in med else None
@@ -160,8 +173,11 @@ def report(seconds: dict, first: dict) -> list[str]:
         start = statistics.median(starts) if starts else None
         cells = [f"{med[r]:.2f} s" for r in runners]
         verdict = "" if ratio is None else f"{ratio:.2f} {'PASS' if ratio <= RATIO_TARGET else 'MISS'}"
-        first_text = "" if start is None else (
-            f"{start:.2f} s {'PASS' if start <= FIRST_TASK_TARGET_SECONDS else 'MISS'}")
+        first_text = (
+            ""
+            if start is None
+            else (f"{start:.2f} s {'PASS' if start <= FIRST_TASK_TARGET_SECONDS else 'MISS'}")
+        )
         lines.append(f"| {workload} | " + " | ".join(cells) + f" | {verdict} | {first_text} |")
     return lines
 
@@ -195,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M")
     load = os.getloadavg()[0]
     seconds, first = run_all(args)
-    lines = [f"{started}, {os.cpu_count()} cores, load average {load:.1f} at start, medians of {args.repeat}", ""]
+    lines = [
+        f"{started}, {os.cpu_count()} cores, load average {load:.1f} at start, medians of {args.repeat}",
+        "",
+    ]
     lines += report(seconds, first)
     if not args.no_scale:
         lines += scale_lines(args.quick_scale)

@@ -64,10 +64,21 @@ def measure_runs(runs: int = 3) -> list[dict]:
     write_workload("chain-10", root / "chain-10")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "server", f"--port={port}", "--no-browser",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={root}", "--allow-root",
-         "--ServerApp.jpserver_extensions={'jupyter_orchestrate': True}"],
-        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "server",
+            f"--port={port}",
+            "--no-browser",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={root}",
+            "--allow-root",
+            "--ServerApp.jpserver_extensions={'jupyter_orchestrate': True}",
+        ],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "JUPYTER_ORCHESTRATE_HOME": str(root / "orchestrate_runs")},
     )
     base = f"http://127.0.0.1:{port}/"
@@ -89,17 +100,22 @@ def measure_runs(runs: int = 3) -> list[dict]:
             requested = time.time()
             run_id = _request(base, "POST", api + "jobs/chain-10/runs", {})["run_id"]
             while (doc := _request(base, "GET", api + f"runs/{run_id}"))["status"] not in (
-                "succeeded", "failed", "canceled"):
+                "succeeded",
+                "failed",
+                "canceled",
+            ):
                 time.sleep(0.05)
             ended = time.time()
             attempts = [a for t in doc["task_runs"] for a in t.get("attempts", [])]
             first = min(attempts, key=lambda a: a["start_time"])
-            results.append({
-                "status": doc["status"],
-                "first_task_start_s": _epoch(first["start_time"]) - requested,
-                "first_kernel_ready_s": (_epoch(first.get("kernel_ready_time")) or ended) - requested,
-                "run_s": ended - requested,
-            })
+            results.append(
+                {
+                    "status": doc["status"],
+                    "first_task_start_s": _epoch(first["start_time"]) - requested,
+                    "first_kernel_ready_s": (_epoch(first.get("kernel_ready_time")) or ended) - requested,
+                    "run_s": ended - requested,
+                }
+            )
     finally:
         server.terminate()
         try:
@@ -118,12 +134,27 @@ def measure_server(quick: bool = False) -> list[dict]:
     ready = statistics.median(r["first_kernel_ready_s"] for r in warm)
     cold = results[0]["first_kernel_ready_s"]
     return [
-        {"name": "sidebar/API: request -> first task start", "value": start, "unit": "s",
-         "target": f"<= {FIRST_TASK_TARGET_SECONDS} s", "passed": start <= FIRST_TASK_TARGET_SECONDS},
-        {"name": "sidebar/API: request -> first kernel ready (warm pool)", "value": ready, "unit": "s",
-         "target": f"report (cold run: {cold:.2f} s)", "passed": True},
-        {"name": "sidebar/API: chain-10 run (warm pool)", "value": statistics.median(r["run_s"] for r in warm),
-         "unit": "s", "target": "report", "passed": all(r["status"] == "succeeded" for r in results)},
+        {
+            "name": "sidebar/API: request -> first task start",
+            "value": start,
+            "unit": "s",
+            "target": f"<= {FIRST_TASK_TARGET_SECONDS} s",
+            "passed": start <= FIRST_TASK_TARGET_SECONDS,
+        },
+        {
+            "name": "sidebar/API: request -> first kernel ready (warm pool)",
+            "value": ready,
+            "unit": "s",
+            "target": f"report (cold run: {cold:.2f} s)",
+            "passed": True,
+        },
+        {
+            "name": "sidebar/API: chain-10 run (warm pool)",
+            "value": statistics.median(r["run_s"] for r in warm),
+            "unit": "s",
+            "target": "report",
+            "passed": all(r["status"] == "succeeded" for r in results),
+        },
     ]
 
 
@@ -132,8 +163,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=4)
     args = ap.parse_args()
     for i, r in enumerate(measure_runs(args.runs), 1):
-        print(f"run {i}: {r['status']}, first task start {r['first_task_start_s']:.3f} s, first kernel ready "
-              f"{r['first_kernel_ready_s']:.3f} s, run {r['run_s']:.2f} s")
+        print(
+            f"run {i}: {r['status']}, first task start {r['first_task_start_s']:.3f} s, first kernel ready "
+            f"{r['first_kernel_ready_s']:.3f} s, run {r['run_s']:.2f} s"
+        )
     return 0
 
 

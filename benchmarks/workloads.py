@@ -30,7 +30,12 @@ SLEEP_SECONDS = {"sleep-chain": 1.0}
 
 
 def _cell(kind: str, source: str, index: int, tags: list[str] | None = None) -> dict:
-    cell: dict = {"cell_type": kind, "id": f"c{index}", "metadata": {"tags": tags} if tags else {}, "source": source}
+    cell: dict = {
+        "cell_type": kind,
+        "id": f"c{index}",
+        "metadata": {"tags": tags} if tags else {},
+        "source": source,
+    }
     if kind == "code":
         cell.update(outputs=[], execution_count=None)
     return cell
