@@ -18,7 +18,8 @@ The reference runners run in a lean venv (papermill, ipykernel, nbclient, nbform
 interpreter; every runner's kernels are this interpreter's ``python3`` kernelspec (the same user-code kernel
 for all, so the columns differ only by the runner). Prints medians, ``ratio = orchestrate / floor`` (target <= 1.15) and the orchestrator's time to
 its first task start (from the run record: the first attempt's ``start_time`` after the process was started;
-target <= 0.5 s), then the scale figures of :mod:`scale` and :mod:`big_run` when those modules are present.
+target <= 0.5 s), then the scale figures of :mod:`scale`, :mod:`big_run` and :mod:`server_runs` (runs started through a real
+server's REST API, as the sidebar starts them) when those modules are present.
 """
 
 from __future__ import annotations
@@ -185,7 +186,11 @@ def report(seconds: dict, first: dict) -> list[str]:
 def scale_lines(quick: bool) -> list[str]:
     """Rows of the engine-scale benchmarks (:mod:`scale`, :mod:`big_run`) that are present."""
     rows: list[dict] = []
-    for module, function in (("scale", "measure_scale"), ("big_run", "measure_big_run")):
+    for module, function in (
+        ("scale", "measure_scale"),
+        ("big_run", "measure_big_run"),
+        ("server_runs", "measure_server"),
+    ):
         if (HERE / f"{module}.py").exists():
             rows += getattr(__import__(module), function)(quick=quick)
     if not rows:

@@ -58,7 +58,7 @@ from papermill.execute import ERROR_MARKER_TAG
 from papermill.log import logger as papermill_logger
 from papermill.translators import translate_parameters
 from traitlets import Any as AnyTrait
-from traitlets import Dict, Integer, List, Unicode
+from traitlets import Dict, Float, Integer, List, Unicode
 
 from jupyter_orchestrate.environments import redact, redact_value
 from jupyter_orchestrate.executors import keeper
@@ -284,6 +284,21 @@ class _ResumeEngine(_Engine):
     client_class = _ResumeClient
 
 
+class _ProcessClient(AsyncKernelClient):
+    """A client of a kernel this worker did not launch (launched ahead by the orchestrator, or kept): alive
+    while its process runs. jupyter_client judges such a kernel by its heartbeat, which is silent until the
+    kernel has booted, so on a loaded machine ``wait_for_ready`` took a kernel still booting for a dead one
+    ("Kernel died before replying to kernel_info": 37 of 40 attempts of wide-40 at load 9)."""
+
+    kernel_pid = Integer(0)
+    kernel_create_time = Float(None, allow_none=True)
+
+    async def _async_is_alive(self) -> bool:  # what wait_for_ready asks
+        return keeper.process_alive(self.kernel_pid, self.kernel_create_time)
+
+    is_alive = _async_is_alive  # what nbclient asks (jupyter_client binds its own function here)
+
+
 class _InterpreterSpecs(KernelSpecManager):
     """Kernel specs for a given interpreter: ``python -m ipykernel_launcher``, whatever name is asked for."""
 
@@ -446,7 +461,7 @@ class _Worker:
             target=self.pump_kernel_output, args=(read_end,), name="orchestrate-kernel-log", daemon=True
         )
         self.pump.start()
-        kc = AsyncKernelClient()
+        kc = _ProcessClient(kernel_pid=attach.kernel_pid, kernel_create_time=attach.kernel_create_time)
         kc.load_connection_info(attach.connection_info)  # type: ignore[arg-type]  # a plain dict of the same keys
         kc.start_channels()
         try:
@@ -534,7 +549,11 @@ class _Worker:
             "requirements": list(spec.requirements),
             "kept_kernel_pid": resume.kernel_pid,
         }
-        kc = AsyncKernelClient(connection_file=resume.connection_file)
+        kc = _ProcessClient(
+            connection_file=resume.connection_file,
+            kernel_pid=resume.kernel_pid,
+            kernel_create_time=resume.kernel_create_time,
+        )
         kc.load_connection_file()
         kc.start_channels()
         try:

@@ -240,7 +240,9 @@ async def test_concurrent_repairs_of_one_run_are_serialised(api: Api, jp_root_di
     job = jp_root_dir / "flaky"
     write_notebook(
         job / "a.ipynb",
-        "import os\nif not os.path.exists('fixed'):\n    raise ValueError('not fixed')",
+        # the repair lasts 3 s, so all four requests arrive while it is active (with warm kernels a repair of
+        # a trivial notebook ends before the last request is read)
+        "import os, time\nif not os.path.exists('fixed'):\n    raise ValueError('not fixed')\ntime.sleep(3)",
         orchestrate={},
     )
     for i in range(
