@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlite_utils import Database
+from sqlite_utils.db import NotFoundError as SqliteUtilsNotFound
 from sqlite_utils.db import Table
 from tenacity import (
     RetryCallState,
@@ -80,6 +81,39 @@ def last_pk(table: Table) -> int:
     if table.last_pk is None:
         raise RuntimeError(f"no row was inserted into {table.name}")
     return int(table.last_pk)
+
+
+def update_row(db: Database, table: str, key: dict[str, Any], values: dict[str, Any]) -> None:
+    """``UPDATE table SET values WHERE key`` in one statement, for the per-task writes of a run.
+
+    ``Table.update`` of sqlite-utils reads the row and the table's schema (``PRAGMA table_info``) on every call
+    to find its primary key: three quarters of the store's cost per task on a 1,000-task run (cProfile). Table
+    and column names are the store's own constants, never input.
+
+    Raises:
+        sqlite_utils.db.NotFoundError: no row has ``key`` (as ``Table.update`` raises).
+    """
+    assignments = ", ".join(f"[{column}] = ?" for column in values)
+    where = " and ".join(f"[{column}] = ?" for column in key)
+    cursor = db.execute(
+        f"update [{table}] set {assignments} where {where}", [*values.values(), *key.values()]
+    )
+    if cursor.rowcount == 0:
+        raise SqliteUtilsNotFound(f"no {table} row {tuple(key.values())}")
+
+
+def get_row(db: Database, table: str, key: dict[str, Any], columns: str = "*") -> dict[str, Any]:
+    """The ``columns`` of the row of ``table`` with ``key`` as a dict (``Table.get`` without its schema reads).
+
+    Raises:
+        sqlite_utils.db.NotFoundError: no row has ``key`` (as ``Table.get`` raises).
+    """
+    where = " and ".join(f"[{column}] = ?" for column in key)
+    cursor = db.execute(f"select {columns} from [{table}] where {where}", list(key.values()))
+    row = cursor.fetchone()
+    if row is None:
+        raise SqliteUtilsNotFound(f"no {table} row {tuple(key.values())}")
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
 def reads(method: Callable[Concatenate[C, P], R]) -> Callable[Concatenate[C, P], R]:
