@@ -242,6 +242,49 @@ def test_max_concurrent_runs_queues_or_skips(env: Any, queue: bool) -> None:
         assert service.store.fire(fire.fire_id).status == "started"
 
 
+class RunEndsDuringPass(Store):
+    """A real store whose ``end_on_call``-th active-runs query first ends ``run_id``, as a run thread finishing
+    while the scheduler walks its queue would."""
+
+    end_on_call: int | None = None
+    run_id = 0
+    calls = 0
+
+    def active_runs(self, job_path: str) -> list[int]:
+        self.calls += 1
+        if self.calls == self.end_on_call:
+            self.finish_run(self.run_id, RunStatus.succeeded)
+        return super().active_runs(job_path)
+
+
+def test_queued_fires_start_in_fire_order_when_a_slot_frees_during_the_pass(tmp_path: Path) -> None:
+    service, root, clock = FakeService(tmp_path / "state"), tmp_path / "root", Clock()
+    service.store = store = RunEndsDuringPass(tmp_path / "state")
+    write_job(root, "j", 'max_concurrent_runs: 1\nschedules:\n  - cron: "* * * * *"\n')
+    scheduler = make(service, root, clock)
+    scheduler.tick()
+    for _ in range(3):  # run 1 starts and stays active; the next two fires queue behind it
+        clock.advance(60)
+        scheduler.tick()
+    queued = [f for f in store.fires(limit=10) if f.status == "queued"]
+    assert len(service.started) == 1 and len(queued) == 2
+    # run 1 ends (its thread) right after the oldest queued fire found no slot: neither the younger queued
+    # fire nor the fire that comes due in this tick may take the slot
+    store.run_id, store.end_on_call, store.calls = service.started[0][0], 2, 0
+    clock.advance(60)
+    scheduler.tick()
+    assert store.calls >= 2 and store.run_status(service.started[0][0]) == RunStatus.succeeded
+    assert len(service.started) == 1
+    store.end_on_call = None
+    for _ in range(3):  # each tick starts the oldest waiting fire once the slot is free
+        clock.advance(1)
+        scheduler.tick()
+        service.finish(service.started[-1][0])
+    fires = sorted(store.fires(limit=10), key=lambda f: f.scheduled_time)
+    assert [f.status for f in fires] == ["started"] * 4 and len(service.started) == 4
+    assert [f.run_id for f in fires] == sorted(f.run_id for f in fires)  # runs in fire order
+
+
 def test_paused_schedule_does_not_fire(env: Any) -> None:
     service, root, clock = env
     write_job(

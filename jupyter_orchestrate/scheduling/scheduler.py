@@ -427,6 +427,10 @@ class Scheduler:
         if fire_id is None:
             return None  # another scheduler recorded this fire: exactly once
         why = concurrency_block(self.store, path, job.job_file.max_concurrent_runs)
+        ahead = sum(1 for q in self._queue if q.job_path == job.path)
+        if why is None and ahead and job.job_file.queue:
+            # a slot freed since this tick started the queued fires: it is theirs, in order
+            why = f"{ahead} earlier fire(s) of the job are queued"
         if why is not None:
             if job.job_file.queue:
                 self._queue.append(_Queued(fire_id, job.path, schedule))
@@ -477,15 +481,25 @@ class Scheduler:
         return True
 
     def _start_queued(self) -> None:
-        waiting = len(self._queue)
-        for _ in range(waiting):
-            item = self._queue.popleft()
-            job = next((j for j in self._jobs if j.path == item.job_path), None)
-            limit = job.job_file.max_concurrent_runs if job else 1
-            if concurrency_block(self.store, str(item.job_path), limit) is None:
-                self._start(item.fire_id, item.job_path, item.schedule)
-            else:
-                self._queue.append(item)
+        """Start queued fires while their job has a slot, oldest first. Once a job's oldest queued fire finds
+        no slot, its later ones wait too: a run that ends during this pass (on its own thread) must not let a
+        younger fire start before an older one."""
+        blocked: set[Path] = set()
+        waiting: deque[_Queued] = deque()
+        try:
+            while self._queue:
+                item = self._queue.popleft()
+                if item.job_path not in blocked:
+                    job = next((j for j in self._jobs if j.path == item.job_path), None)
+                    limit = job.job_file.max_concurrent_runs if job else 1
+                    if concurrency_block(self.store, str(item.job_path), limit) is None:
+                        self._start(item.fire_id, item.job_path, item.schedule)
+                        continue
+                    blocked.add(item.job_path)
+                waiting.append(item)
+        finally:  # an error in one start (logged by the tick) loses none of the fires not yet considered
+            waiting.extend(self._queue)
+            self._queue = waiting
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def _hold_lease(self, store: Store) -> None:
