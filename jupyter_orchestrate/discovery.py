@@ -1005,9 +1005,11 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
             if message:
                 scan.problems.append(Problem(shown, f"parameters.{name}", message))
     for task in tasks:
-        upstream = dag.upstream_of(task.task_key) if dag else set(task.depends_on)
+        upstream: set[str] | None = None  # looked up for tasks with references only
         for name, value in task.parameters.items():
             for ref in references(value):
+                if upstream is None:
+                    upstream = dag.upstream_of(task.task_key) if dag else set(task.depends_on)
                 message = check_reference(
                     ref,
                     job_parameters=job_file.parameters,
