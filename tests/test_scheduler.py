@@ -285,6 +285,37 @@ def test_queued_fires_start_in_fire_order_when_a_slot_frees_during_the_pass(tmp_
     assert [f.run_id for f in fires] == sorted(f.run_id for f in fires)  # runs in fire order
 
 
+def test_queued_fires_survive_a_scheduler_restart_and_start_once_in_order(env: Any) -> None:
+    service, root, clock = env
+    write_job(root, "j", 'max_concurrent_runs: 1\nschedules:\n  - cron: "* * * * *"\n')
+    first = make(service, root, clock)
+    first.tick()
+    for _ in range(3):  # run 1 starts and stays active; two fires queue behind it
+        clock.advance(60)
+        first.tick()
+    assert len(service.started) == 1
+    # the scheduler stops (its queue was in memory only); another one takes the lease over
+    clock.advance(6)
+    second = make(service, root, clock, holder="b")
+    service.finish(service.started[0][0])
+    second.tick()
+    assert len(service.started) == 2  # the oldest queued fire started, the other still waits
+    service.finish(service.started[1][0])
+    clock.advance(1)
+    second.tick()
+    fires = sorted(service.store.fires(limit=10), key=lambda f: f.scheduled_time)
+    assert [f.status for f in fires] == ["started"] * 3
+    assert [f.run_id for f in fires] == [r[0] for r in service.started]
+    # the first scheduler, leader again with its stale queue, cannot start those fires a second time
+    service.finish(service.started[2][0])
+    assert service.store.queued_fires() == []
+    clock.advance(20)
+    assert len(first._queue) == 2  # what it still holds: it never saw that it lost the lease
+    first.tick()
+    assert len(service.started) == 3 and not first._queue
+    assert [f.status for f in service.store.fires(limit=10)] == ["started"] * 3
+
+
 def test_paused_schedule_does_not_fire(env: Any) -> None:
     service, root, clock = env
     write_job(
