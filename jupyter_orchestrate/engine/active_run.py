@@ -154,6 +154,11 @@ class ActiveRun:
         return self.states[key].status
 
     @property
+    def queued(self) -> list[str]:
+        """Tasks ready to launch (``queued``), in topological order."""
+        return self._in_order(self._by_status[S.queued])
+
+    @property
     def running(self) -> list[str]:
         return self._in_order(self._by_status[S.running])
 
