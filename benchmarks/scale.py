@@ -10,8 +10,9 @@ Figures (each a row: figure, value, unit, target, PASS/MISS):
   process after its imports (the in-process figure). Target: <= 1 s.
 * ``engine + store per task``: :class:`~jupyter_orchestrate.engine.runner.Runner` driving the same 1,000-task
   DAG on :class:`~jupyter_orchestrate.executors.memory.MemoryExecutor` (no kernels, fake clock, so only the
-  orchestration is timed) with a real SQLite store: (record the run + execute it) wall time / tasks. The job is
-  discovered before the clock starts (that is the validate figure). Target: <= 5 ms.
+  orchestration is timed; attempts of one fake second, two at a time, so one event per task) with a real SQLite
+  store: (record the run + execute it) wall time / tasks, and its CPU time. The job is discovered before the
+  clock starts (that is the validate figure). Target: <= 5 ms.
 * ``queue``: the real queueing path, the :class:`~jupyter_orchestrate.scheduling.scheduler.Scheduler` of a job
   with ``max_concurrent_runs: 2`` and a schedule every minute, ticked on a fake clock: 100 fires arrive while the
   first two runs are held (MemoryExecutor attempts that wait for a gate), 98 queue; then that scheduler stops
@@ -174,25 +175,36 @@ def measure_validate(work: Path, quick: bool) -> list[dict[str, Any]]:
 
 # -- 2. engine + store -----------------------------------------------------------------------------------------
 def child_engine(work: Path, quick: bool) -> list[dict[str, Any]]:
-    """Runner + MemoryExecutor + SQLite store on the 1,000-task DAG: (new_run + execute) / tasks, median."""
+    """Runner + MemoryExecutor + SQLite store on the 1,000-task DAG: (new_run + execute) / tasks, median.
+
+    Every attempt lasts one second of fake time and ``max_parallel`` is 2 (this machine's cores), so attempts
+    end one at a time and the runner handles one event per task, as with real kernels (attempts of no duration
+    at a high parallelism end in batches and hide a cost per event). CPU time is reported too: on a shared
+    machine it says what the wall time would be without the other load."""
     from jupyter_orchestrate.discovery import load_job
-    from jupyter_orchestrate.executors.memory import MemoryExecutor
+    from jupyter_orchestrate.executors.memory import MemoryExecutor, succeed
     from jupyter_orchestrate.models import RunStatus
     from jupyter_orchestrate.service import OrchestrateService
 
     path = make_dag_job(work / "dag1000") if not (work / "dag1000").is_dir() else work / "dag1000"
     job = load_job(path)
     service = OrchestrateService(work / "engine-state")
-    per_task = []
+    wall, cpu = [], []
     for _ in range(2 if quick else 5):
-        executor = MemoryExecutor()
-        started = time.perf_counter()
-        runner = service.new_run(path, job=job, executor=executor, clock=executor.clock, max_parallel=8)
+        executor = MemoryExecutor(default=succeed(1.0))
+        started, started_cpu = time.perf_counter(), time.process_time()
+        runner = service.new_run(path, job=job, executor=executor, clock=executor.clock, max_parallel=2)
         status = runner.execute()
-        per_task.append((time.perf_counter() - started) / len(job.tasks))
+        wall.append((time.perf_counter() - started) / len(job.tasks))
+        cpu.append((time.process_time() - started_cpu) / len(job.tasks))
         if status != RunStatus.succeeded:
             raise RuntimeError(f"the 1,000-task run ended {status}")
-    return [at_most("engine + store per task (1,000 tasks)", statistics.median(per_task) * 1000, "ms", 5.0)]
+    return [
+        at_most(
+            "engine + store per task (1,000 tasks, 2 at a time)", statistics.median(wall) * 1000, "ms", 5.0
+        ),
+        row("  (CPU time per task)", statistics.median(cpu) * 1000, "ms", "", None),
+    ]
 
 
 # -- 3. queue --------------------------------------------------------------------------------------------------
