@@ -223,13 +223,16 @@ def validate(ctx: click.Context, path: str) -> None:
         f"job [bold]{job.name}[/bold] is valid: {len(job.tasks)} task(s); runs are recorded in the "
         f"{_home_line(ctx)}"
     )
+    lines = []
     for task in job.tasks:
         deps = f" <- {', '.join(task.depends_on)}" if task.depends_on else ""
         params = ", ".join(p.name for p in task.notebook_parameters)
-        out.print(
+        lines.append(
             f"  {task.task_key} ({task.notebook}, kernel {task.kernel_name}){deps}"
             + (f"  parameters: {params}" if params else "")
         )
+    if lines:  # one print: rich's cost per call was a fifth of validating a 1,000-task job
+        out.print("\n".join(lines))
 
 
 @dataclass

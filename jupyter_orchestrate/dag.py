@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import graphlib
+import itertools
 from collections.abc import Iterable, Mapping
 
 from jupyter_orchestrate.errors import OrchestrateError
@@ -55,26 +57,46 @@ class Dag:
 
     def upstream_of(self, key: str) -> set[str]:
         """Every task ``key`` depends on, directly or indirectly."""
-        return self._closure(key, self.depends_on)
+        return self._keys(self._upstream_masks[self._index[key]])
 
     def downstream_of(self, keys: Iterable[str]) -> set[str]:
         """Every task that depends, directly or indirectly, on any of ``keys`` (``keys`` excluded)."""
-        result: set[str] = set()
+        mask = 0
         for key in keys:
-            result |= self._closure(key, self.downstream)
-        return result
+            mask |= self._downstream_masks[self._index[key]]
+        return self._keys(mask)
 
     def leaves(self) -> list[str]:
         """Tasks nothing depends on, in topological order."""
         return [k for k in self.order if not self.downstream[k]]
 
-    @staticmethod
-    def _closure(start: str, edges: Mapping[str, list[str]]) -> set[str]:
-        seen: set[str] = set()
-        stack = list(edges[start])
-        while stack:
-            node = stack.pop()
-            if node not in seen:
-                seen.add(node)
-                stack.extend(edges[node])
-        return seen
+    # The closures are bit sets over ``order`` positions, built once in one pass in topological order: a
+    # walk per call cost a 1,000-task chain half a million steps when every task asked for its upstream
+    # (validation of parameter references, every attempt's context).
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {key: i for i, key in enumerate(self.order)}
+
+    @functools.cached_property
+    def _upstream_masks(self) -> list[int]:
+        index, masks = self._index, [0] * len(self.order)
+        for i, key in enumerate(self.order):  # upstream tasks come first: their masks are complete
+            for dep in self.depends_on[key]:
+                j = index[dep]
+                masks[i] |= masks[j] | (1 << j)
+        return masks
+
+    @functools.cached_property
+    def _downstream_masks(self) -> list[int]:
+        index, masks = self._index, [0] * len(self.order)
+        for i in reversed(range(len(self.order))):
+            for child in self.downstream[self.order[i]]:
+                j = index[child]
+                masks[i] |= masks[j] | (1 << j)
+        return masks
+
+    def _keys(self, mask: int) -> set[str]:
+        # bit i of mask is self.order[i]; the reversed binary text as bytes is one selector per position, a
+        # zero byte where the bit is 0 (a C loop: iterating the bits in Python cost more than the walk)
+        selectors = bin(mask)[:1:-1].encode("ascii").replace(b"0", b"\x00")
+        return set(itertools.compress(self.order, selectors))

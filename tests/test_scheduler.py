@@ -242,6 +242,80 @@ def test_max_concurrent_runs_queues_or_skips(env: Any, queue: bool) -> None:
         assert service.store.fire(fire.fire_id).status == "started"
 
 
+class RunEndsDuringPass(Store):
+    """A real store whose ``end_on_call``-th active-runs query first ends ``run_id``, as a run thread finishing
+    while the scheduler walks its queue would."""
+
+    end_on_call: int | None = None
+    run_id = 0
+    calls = 0
+
+    def active_runs(self, job_path: str) -> list[int]:
+        self.calls += 1
+        if self.calls == self.end_on_call:
+            self.finish_run(self.run_id, RunStatus.succeeded)
+        return super().active_runs(job_path)
+
+
+def test_queued_fires_start_in_fire_order_when_a_slot_frees_during_the_pass(tmp_path: Path) -> None:
+    service, root, clock = FakeService(tmp_path / "state"), tmp_path / "root", Clock()
+    service.store = store = RunEndsDuringPass(tmp_path / "state")
+    write_job(root, "j", 'max_concurrent_runs: 1\nschedules:\n  - cron: "* * * * *"\n')
+    scheduler = make(service, root, clock)
+    scheduler.tick()
+    for _ in range(3):  # run 1 starts and stays active; the next two fires queue behind it
+        clock.advance(60)
+        scheduler.tick()
+    queued = [f for f in store.fires(limit=10) if f.status == "queued"]
+    assert len(service.started) == 1 and len(queued) == 2
+    # run 1 ends (its thread) right after the oldest queued fire found no slot: neither the younger queued
+    # fire nor the fire that comes due in this tick may take the slot
+    store.run_id, store.end_on_call, store.calls = service.started[0][0], 2, 0
+    clock.advance(60)
+    scheduler.tick()
+    assert store.calls >= 2 and store.run_status(service.started[0][0]) == RunStatus.succeeded
+    assert len(service.started) == 1
+    store.end_on_call = None
+    for _ in range(3):  # each tick starts the oldest waiting fire once the slot is free
+        clock.advance(1)
+        scheduler.tick()
+        service.finish(service.started[-1][0])
+    fires = sorted(store.fires(limit=10), key=lambda f: f.scheduled_time)
+    assert [f.status for f in fires] == ["started"] * 4 and len(service.started) == 4
+    assert [f.run_id for f in fires] == sorted(f.run_id for f in fires)  # runs in fire order
+
+
+def test_queued_fires_survive_a_scheduler_restart_and_start_once_in_order(env: Any) -> None:
+    service, root, clock = env
+    write_job(root, "j", 'max_concurrent_runs: 1\nschedules:\n  - cron: "* * * * *"\n')
+    first = make(service, root, clock)
+    first.tick()
+    for _ in range(3):  # run 1 starts and stays active; two fires queue behind it
+        clock.advance(60)
+        first.tick()
+    assert len(service.started) == 1
+    # the scheduler stops (its queue was in memory only); another one takes the lease over
+    clock.advance(6)
+    second = make(service, root, clock, holder="b")
+    service.finish(service.started[0][0])
+    second.tick()
+    assert len(service.started) == 2  # the oldest queued fire started, the other still waits
+    service.finish(service.started[1][0])
+    clock.advance(1)
+    second.tick()
+    fires = sorted(service.store.fires(limit=10), key=lambda f: f.scheduled_time)
+    assert [f.status for f in fires] == ["started"] * 3
+    assert [f.run_id for f in fires] == [r[0] for r in service.started]
+    # the first scheduler, leader again with its stale queue, cannot start those fires a second time
+    service.finish(service.started[2][0])
+    assert service.store.queued_fires() == []
+    clock.advance(20)
+    assert len(first._queue) == 2  # what it still holds: it never saw that it lost the lease
+    first.tick()
+    assert len(service.started) == 3 and not first._queue
+    assert [f.status for f in service.store.fires(limit=10)] == ["started"] * 3
+
+
 def test_paused_schedule_does_not_fire(env: Any) -> None:
     service, root, clock = env
     write_job(

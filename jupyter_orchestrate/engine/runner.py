@@ -771,9 +771,7 @@ class Runner:
         return max(min(times), 0.0)
 
     def _prepare_ahead(self) -> None:
-        launchable_soon = [
-            k for k in self.active.dag.order if self.active.states[k].status == S.queued
-        ] + self.active.soon_launchable(levels=PREPARE_LEVELS)
+        launchable_soon = self.active.queued + self.active.soon_launchable(levels=PREPARE_LEVELS)
         prepared = sum(1 for f in self.in_flight.values() if f.started is None)
         for key in launchable_soon:
             if prepared >= self.active.max_parallel:

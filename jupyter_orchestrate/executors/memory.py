@@ -103,6 +103,7 @@ class MemoryHandle:
     ends_at: float | None = None
     worker_pid: int | None = None
     state: str = "prepared"  # prepared, started, finished, killed, discarded
+    seq: int = 0  # position in MemoryExecutor.handles: simultaneous ends are reported in that order
 
 
 class MemoryExecutor(TaskExecutor):
@@ -128,6 +129,9 @@ class MemoryExecutor(TaskExecutor):
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.default = default or succeed()
         self.handles: list[MemoryHandle] = []
+        self._live: dict[
+            int, MemoryHandle
+        ] = {}  # started handles by seq: wait looks at these, not every handle
         self._woken = False
 
     def started(self, task_key: str | None = None) -> list[MemoryHandle]:
@@ -136,7 +140,7 @@ class MemoryExecutor(TaskExecutor):
         return sorted(found, key=lambda h: h.started_at or 0.0)
 
     def prepare(self, spec: AttemptSpec) -> MemoryHandle:
-        handle = MemoryHandle(spec)
+        handle = MemoryHandle(spec, seq=len(self.handles))
         self.handles.append(handle)
         return handle
 
@@ -148,14 +152,17 @@ class MemoryExecutor(TaskExecutor):
         handle.outcome, handle.parameters, handle.context = outcome, parameters, context
         handle.state, handle.started_at = "started", self.clock.now
         handle.ends_at = None if outcome.kind == "hang" else self.clock.now + outcome.seconds
+        self._live[handle.seq] = handle
 
     def wake(self) -> None:
         self._woken = True
 
     def _due(self) -> list[ExecutorEvent]:
         events = []
-        for handle in self.handles:
-            if handle.state == "started" and handle.ends_at is not None and handle.ends_at <= self.clock.now:
+        now = self.clock.now
+        for seq in sorted(s for s, h in self._live.items() if h.ends_at is not None and h.ends_at <= now):
+            handle = self._live.pop(seq)
+            if handle.state == "started":
                 handle.state = "finished"
                 outcome = handle.outcome
                 assert outcome is not None
@@ -180,7 +187,7 @@ class MemoryExecutor(TaskExecutor):
         events = self._due()
         if events:
             return events
-        ends = [h.ends_at for h in self.handles if h.state == "started" and h.ends_at is not None]
+        ends = [h.ends_at for h in self._live.values() if h.state == "started" and h.ends_at is not None]
         call = self.clock.next_call()
         upcoming = [t for t in (*ends, call) if t is not None]
         if timeout is None and not upcoming:
@@ -198,6 +205,7 @@ class MemoryExecutor(TaskExecutor):
     def kill(self, handle: MemoryHandle) -> None:
         if handle.state in ("prepared", "started"):
             handle.state = "killed"
+            self._live.pop(handle.seq, None)
 
     def discard(self, handle: MemoryHandle) -> None:
         if handle.state == "prepared":

@@ -13,6 +13,8 @@
   (bounded); a fire is on time when it is at most ``grace_seconds`` late.
 - **Concurrency**: ``max_concurrent_runs`` per job (default 1); with ``queue: true`` (default) a fire beyond
   it waits and starts when a slot frees, in order; with ``queue: false`` it is skipped and the skip recorded.
+  The queue is the fire records (``queued``): a scheduler that becomes the leader (a restart, a handover) takes
+  it over, and a fire starts only from ``firing`` or ``queued`` (compare-and-set), so it starts once.
 
 Runs execute in this process (background threads of :class:`~..service.OrchestrateService`): headless with
 ``jupyter orchestrate scheduler``, or inside the Jupyter server extension. The scheduler takes the service as
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from jupyter_orchestrate.discovery import JOB_FILE, JobFile, find_jobs, read_job_file
-from jupyter_orchestrate.errors import OrchestrateError
+from jupyter_orchestrate.errors import ConflictError, OrchestrateError
 from jupyter_orchestrate.models import FireStatus, Schedule, Trigger, TriggerSpec
 from jupyter_orchestrate.scheduling.policy import (
     concurrency_block,
@@ -185,6 +187,7 @@ class Scheduler:
         self._jobs: list[ScheduledJob] = []
         self._scanned_at: dt.datetime | None = None
         self._queue: deque[_Queued] = deque()
+        self._adopted = False  # whether this leadership took the queue from the fire records yet
         self._stop = threading.Event()
         self._lease_thread: threading.Thread | None = None
         self._arrivals: dict[tuple[str, str], _Arrival] = {}
@@ -213,11 +216,15 @@ class Scheduler:
         if not leader:
             with self._arrivals_lock:
                 self._arrivals.clear()  # only the leader acts on arrivals; a new leader starts fresh
+            self._adopted = False  # the next leadership takes the queue from the records again
             return []
         if self._scanned_at is None or (now - self._scanned_at).total_seconds() >= self.rescan_seconds:
             self._jobs = scheduled_jobs(self.roots, max_depth=self.max_depth, exclude=(self.store.home,))
             self._scanned_at = now
             self._watch_files()
+        if not self._adopted:
+            self._adopt_queued()
+            self._adopted = True
         recorded: list[Fire] = []
         self._start_queued()
         for job in self._jobs:
@@ -427,6 +434,10 @@ class Scheduler:
         if fire_id is None:
             return None  # another scheduler recorded this fire: exactly once
         why = concurrency_block(self.store, path, job.job_file.max_concurrent_runs)
+        ahead = sum(1 for q in self._queue if q.job_path == job.path)
+        if why is None and ahead and job.job_file.queue:
+            # a slot freed since this tick started the queued fires: it is theirs, in order
+            why = f"{ahead} earlier fire(s) of the job are queued"
         if why is not None:
             if job.job_file.queue:
                 self._queue.append(_Queued(fire_id, job.path, schedule))
@@ -469,6 +480,9 @@ class Scheduler:
                 trigger_reason=reason,
                 fire_id=fire_id,
             )
+        except ConflictError as exc:  # another scheduler started (or skipped) this fire: nothing to record
+            log.info("%s run of %s not started: %s", kind.value, job_path, exc)
+            return False
         except OrchestrateError as exc:
             self.store.update_fire(fire_id, status=FireStatus.failed, reason=f"{failure_prefix}{exc}")
             log.warning("%s run of %s not started: %s", kind.value, job_path, exc)
@@ -476,16 +490,48 @@ class Scheduler:
         self.service.start(runner)
         return True
 
+    def _adopt_queued(self) -> None:
+        """Take the queue from the fire records (status ``queued``, oldest first): on becoming the leader, the
+        fires that a scheduler which stopped or lost the lease had queued wait here, in order, instead of
+        staying ``queued`` forever. Fires of jobs outside this scheduler's roots are left to theirs; a fire
+        whose schedule is no longer in its job.yaml is skipped, saying so."""
+        jobs = {str(j.path): j for j in self._jobs}
+        queue: deque[_Queued] = deque()
+        for fire in self.store.queued_fires():
+            job = jobs.get(fire.job_path)
+            if job is None:
+                continue
+            schedule = job.schedules.get(fire.schedule_name)
+            if schedule is None:
+                self.store.update_fire(
+                    fire.fire_id,
+                    status=FireStatus.skipped,
+                    reason=f"its schedule {fire.schedule_name} is no longer in {JOB_FILE}",
+                )
+                continue
+            queue.append(_Queued(fire.fire_id, job.path, schedule))
+        self._queue = queue
+
     def _start_queued(self) -> None:
-        waiting = len(self._queue)
-        for _ in range(waiting):
-            item = self._queue.popleft()
-            job = next((j for j in self._jobs if j.path == item.job_path), None)
-            limit = job.job_file.max_concurrent_runs if job else 1
-            if concurrency_block(self.store, str(item.job_path), limit) is None:
-                self._start(item.fire_id, item.job_path, item.schedule)
-            else:
-                self._queue.append(item)
+        """Start queued fires while their job has a slot, oldest first. Once a job's oldest queued fire finds
+        no slot, its later ones wait too: a run that ends during this pass (on its own thread) must not let a
+        younger fire start before an older one."""
+        blocked: set[Path] = set()
+        waiting: deque[_Queued] = deque()
+        try:
+            while self._queue:
+                item = self._queue.popleft()
+                if item.job_path not in blocked:
+                    job = next((j for j in self._jobs if j.path == item.job_path), None)
+                    limit = job.job_file.max_concurrent_runs if job else 1
+                    if concurrency_block(self.store, str(item.job_path), limit) is None:
+                        self._start(item.fire_id, item.job_path, item.schedule)
+                        continue
+                    blocked.add(item.job_path)
+                waiting.append(item)
+        finally:  # an error in one start (logged by the tick) loses none of the fires not yet considered
+            waiting.extend(self._queue)
+            self._queue = waiting
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def _hold_lease(self, store: Store) -> None:

@@ -6,7 +6,15 @@ import json
 from typing import Any
 
 from jupyter_orchestrate.models import Attempt, AttemptError, TaskRunStatus, seconds_between, utc_now
-from jupyter_orchestrate.store.connection import StoreConnection, dumps, loads, reads, writes
+from jupyter_orchestrate.store.connection import (
+    StoreConnection,
+    dumps,
+    get_row,
+    loads,
+    reads,
+    update_row,
+    writes,
+)
 from jupyter_orchestrate.store.records import RunningAttempt
 
 _ATTEMPT_ERROR_FIELDS = (
@@ -62,7 +70,8 @@ class AttemptRecords(StoreConnection):
         self, run_id: int, task_key: str, status: TaskRunStatus, reason: str | None = None
     ) -> None:
         """Set a task run's status; sets its start time on first ``running`` and its end time when terminal."""
-        row = self.db.table("task_runs").get((run_id, task_key))
+        key = {"run_id": run_id, "task_key": task_key}
+        row = get_row(self.db, "task_runs", key, "start_time")
         update: dict[str, Any] = {"status": status.value, "status_reason": reason}
         now = utc_now()
         if status == TaskRunStatus.running and not row["start_time"]:
@@ -72,7 +81,7 @@ class AttemptRecords(StoreConnection):
             update["duration_seconds"] = (
                 seconds_between(row["start_time"], now) if row["start_time"] else None
             )
-        self.db.table("task_runs").update((run_id, task_key), update)
+        update_row(self.db, "task_runs", key, update)
 
     @writes
     def create_attempt(
@@ -84,29 +93,31 @@ class AttemptRecords(StoreConnection):
         kernel_create_time: float | None,
     ) -> None:
         """Record an attempt that has started, with the processes to reap should the orchestrator die."""
-        self.db.table("attempts").insert(
-            {
-                "run_id": attempt.run_id,
-                "task_key": attempt.task_key,
-                "attempt_number": attempt.attempt_number,
-                "repair_number": attempt.repair_number,
-                "status": attempt.status.value,
-                "queued_time": attempt.queued_time,
-                "start_time": attempt.start_time,
-                "kernel_ready_time": attempt.kernel_ready_time,
-                "notebook_path": attempt.notebook_path,
-                "log_path": attempt.log_path,
-                "parameters": dumps(attempt.parameters),
-                "kernel_name": attempt.kernel_name,
-                "cwd": attempt.cwd,
-                "env_names": dumps(attempt.env_names),
-                "cells_total": attempt.cells_total,
-                "cells_completed": attempt.cells_completed,
-                "resumed_from_cell": attempt.resumed_from_cell,
-                "worker_pid": worker_pid,
-                "kernel_pid": kernel_pid,
-                "kernel_create_time": kernel_create_time,
-            }
+        row = {
+            "run_id": attempt.run_id,
+            "task_key": attempt.task_key,
+            "attempt_number": attempt.attempt_number,
+            "repair_number": attempt.repair_number,
+            "status": attempt.status.value,
+            "queued_time": attempt.queued_time,
+            "start_time": attempt.start_time,
+            "kernel_ready_time": attempt.kernel_ready_time,
+            "notebook_path": attempt.notebook_path,
+            "log_path": attempt.log_path,
+            "parameters": dumps(attempt.parameters),
+            "kernel_name": attempt.kernel_name,
+            "cwd": attempt.cwd,
+            "env_names": dumps(attempt.env_names),
+            "cells_total": attempt.cells_total,
+            "cells_completed": attempt.cells_completed,
+            "resumed_from_cell": attempt.resumed_from_cell,
+            "worker_pid": worker_pid,
+            "kernel_pid": kernel_pid,
+            "kernel_create_time": kernel_create_time,
+        }
+        columns = ", ".join(f"[{c}]" for c in row)
+        self.db.execute(  # not Table.insert: it reads the schema on every call (see update_row)
+            f"insert into attempts ({columns}) values ({', '.join('?' * len(row))})", list(row.values())
         )
 
     @writes
@@ -120,8 +131,10 @@ class AttemptRecords(StoreConnection):
     ) -> None:
         """Record that an attempt resumed from the input cell ``resumed_from_cell`` and how many code cells it
         reused from the failed attempt."""
-        self.db.table("attempts").update(
-            (run_id, task_key, attempt_number),
+        update_row(
+            self.db,
+            "attempts",
+            {"run_id": run_id, "task_key": task_key, "attempt_number": attempt_number},
             {"resumed_from_cell": resumed_from_cell, "reused_cells": reused_cells},
         )
 
@@ -140,15 +153,23 @@ class AttemptRecords(StoreConnection):
         update: dict[str, Any] = {"kernel_pid": pid, "kernel_create_time": create_time}
         if ready_time is not None:
             update["kernel_ready_time"] = ready_time
-        self.db.table("attempts").update((run_id, task_key, attempt_number), update)
+        update_row(
+            self.db,
+            "attempts",
+            {"run_id": run_id, "task_key": task_key, "attempt_number": attempt_number},
+            update,
+        )
 
     @writes
     def set_attempt_environment(
         self, run_id: int, task_key: str, attempt_number: int, environment: dict[str, Any]
     ) -> None:
         """Record the environment an attempt ran in (see :class:`~.models.Attempt`)."""
-        self.db.table("attempts").update(
-            (run_id, task_key, attempt_number), {"environment": dumps(environment)}
+        update_row(
+            self.db,
+            "attempts",
+            {"run_id": run_id, "task_key": task_key, "attempt_number": attempt_number},
+            {"environment": dumps(environment)},
         )
 
     @writes
@@ -156,8 +177,10 @@ class AttemptRecords(StoreConnection):
         self, run_id: int, task_key: str, attempt_number: int, cells_completed: int, cells_total: int
     ) -> None:
         """Record how many of the attempt's code cells were executed, of how many."""
-        self.db.table("attempts").update(
-            (run_id, task_key, attempt_number),
+        update_row(
+            self.db,
+            "attempts",
+            {"run_id": run_id, "task_key": task_key, "attempt_number": attempt_number},
             {"cells_completed": cells_completed, "cells_total": cells_total},
         )
 
@@ -171,7 +194,8 @@ class AttemptRecords(StoreConnection):
         error: AttemptError | None,
     ) -> None:
         """Record an attempt's outcome and error fields."""
-        row = self.db.table("attempts").get((run_id, task_key, attempt_number))
+        key = {"run_id": run_id, "task_key": task_key, "attempt_number": attempt_number}
+        row = get_row(self.db, "attempts", key, "start_time")
         now = utc_now()
         update: dict[str, Any] = {
             "status": status.value,
@@ -182,7 +206,7 @@ class AttemptRecords(StoreConnection):
             update.update({f: getattr(error, f) for f in _ATTEMPT_ERROR_FIELDS})
             update["error_kind"] = error.kind
             update["traceback"] = dumps(error.traceback)
-        self.db.table("attempts").update((run_id, task_key, attempt_number), update)
+        update_row(self.db, "attempts", key, update)
 
     @writes
     def set_task_values(

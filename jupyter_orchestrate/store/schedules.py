@@ -8,14 +8,30 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from jupyter_orchestrate.errors import ConflictError
 from jupyter_orchestrate.models import FireStatus, RunStatus, utc_now
 from jupyter_orchestrate.store.connection import StoreConnection, last_pk, reads, writes
 from jupyter_orchestrate.store.records import Fire, Lease, ScheduleState
 
 
 def mark_fire_started(db: Database, fire_id: int, run_id: int) -> None:
-    """Mark a fire ``started`` by ``run_id`` (inside the transaction that created the run)."""
-    db.table("fires").update(fire_id, {"status": FireStatus.started.value, "run_id": run_id})
+    """Mark a fire ``started`` by ``run_id`` (inside the transaction that created the run).
+
+    A compare-and-set: only a ``firing`` or ``queued`` fire starts, so two schedulers that both hold a queued
+    fire (a lease handover: the new leader adopts the queued fires from the records) cannot both start it.
+
+    Raises:
+        ConflictError: the fire is no longer waiting (another scheduler started it, or it was skipped); the
+            caller's transaction rolls back, so no run is recorded for it.
+    """
+    cursor = db.execute(
+        "update fires set status = ?, run_id = ? where fire_id = ? and status in (?, ?)",
+        [FireStatus.started.value, run_id, fire_id, FireStatus.firing.value, FireStatus.queued.value],
+    )
+    if cursor.rowcount == 0:
+        raise ConflictError(
+            f"fire {fire_id} is not waiting to start (started or skipped by another scheduler)"
+        )
 
 
 class ScheduleRecords(StoreConnection):
@@ -134,6 +150,17 @@ class ScheduleRecords(StoreConnection):
         return [
             Fire.from_row(row)
             for row in self.db.table("fires").rows_where(where, args, order_by="fire_id desc", limit=limit)
+        ]
+
+    @reads
+    def queued_fires(self) -> list[Fire]:
+        """Fires waiting for a ``max_concurrent_runs`` slot (status ``queued``), oldest first (a new leader
+        adopts them: a scheduler's queue must survive its restart)."""
+        return [
+            Fire.from_row(row)
+            for row in self.db.table("fires").rows_where(
+                "status = ?", [FireStatus.queued.value], order_by="fire_id"
+            )
         ]
 
     @reads
