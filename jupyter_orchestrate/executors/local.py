@@ -155,7 +155,11 @@ class LocalExecutor(TaskExecutor):
 
         with _bare_main():
             forkserver.ensure_running()
-        import jupyter_client  # noqa: F401  # the first kernel launch must not wait for this import (0.3 s)
+        # the first kernel launch must not wait for these imports (jupyter_client 0.25 s; its kernelspec lookup
+        # imports IPython to find IPython's kernels folder, 0.2 s)
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        KernelSpecManager().kernel_dirs  # noqa: B018
 
     def _launch_kernel(self, spec: AttemptSpec) -> PooledKernel | None:
         """The attempt's kernel from the pool, launched now (or taken warm); None: the worker launches it."""
