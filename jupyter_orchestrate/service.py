@@ -438,7 +438,7 @@ class OrchestrateService:
 
         if self.kernel_pool is None:
             return LocalExecutor()
-        return LocalExecutor(self.kernel_pool, pooled_kernels_may_be_kept=True)
+        return LocalExecutor(self.kernel_pool, pooled_kernels_may_be_kept=True, warm_replacements=True)
 
     def _runner(
         self,
@@ -879,6 +879,12 @@ class OrchestrateService:
         )
         _check_parallel(max_parallel)
         run = self.store.get_run(run_id)
+        if not run.status.is_terminal:
+            # another repair claimed the run since the plan; the compare-and-set below must expect the finished
+            # run the plan saw, never the claimed one (else it would end that repair's running task runs)
+            raise ConflictError(
+                f"run {run_id} is {run.status.value}; wait for it to finish or cancel it before repairing"
+            )
         if resume and keep_failed_kernels_seconds is None:
             keep_failed_kernels_seconds = self.keep_failed_kernels_seconds or max(
                 (

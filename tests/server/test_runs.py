@@ -264,6 +264,9 @@ async def test_concurrent_repairs_of_one_run_are_serialised(api: Api, jp_root_di
         task_of(run, "a")["attempts"][-1]["error"],
     )
     assert task_of(run, "a")["attempt_count"] == 2
+    # a refused request must not touch the repair that won: once its plan saw the finished run, a second request
+    # used to end the winner's running attempt as "RunnerStopped" (compare-and-set against the re-read run)
+    assert task_of(run, "a")["attempts"][-1]["error"] is None, task_of(run, "a")["attempts"][-1]
 
 
 async def test_log_is_served_as_text(api: Api, jp_root_dir: Path) -> None:
