@@ -161,6 +161,8 @@ def test_scale_first_paint_all_runs_filter_and_matrix(browser, scale_server: Lab
         matrix = sidebar.locator("[data-testid=jo-matrix]")
         expect(matrix.locator(".jo-matrix-cell[data-seconds]").first).to_be_visible()
         cells = matrix.locator(".jo-matrix-cell[data-seconds]")
+        # the job's recent runs (GET runs?job=) arrive after the selected run's cells: wait for all 10 columns
+        expect(cells).to_have_count(10 * 3)
         seconds = [float(s) for s in cells.evaluate_all("cells => cells.map(c => c.dataset.seconds)")]
         widths = cells.evaluate_all(
             "cells => cells.map(c => c.firstElementChild.getBoundingClientRect().width / c.getBoundingClientRect().width)"
