@@ -15,8 +15,9 @@ each notebook a fresh kernel and writes every executed notebook; each is timed w
 
 The reference runners run in a lean venv (papermill, ipykernel, nbclient, nbformat, psutil; built once under
 ``~/.cache/jupyter-orchestrate-bench``) as the issue's figures were measured; the orchestrator runs in this
-interpreter; every runner's kernels are this interpreter's ``python3`` kernelspec (the same user-code kernel
-for all, so the columns differ only by the runner). Prints medians, ``ratio = orchestrate / floor`` (target <= 1.15) and the orchestrator's time to
+interpreter; every runner's kernels run this interpreter (a ``python3`` kernelspec with its absolute path, see
+:func:`kernel_folder`: the same user-code kernel for all, so the columns differ only by the runner), except
+``floor, lean kernel``: the floor runner with its venv's own kernel, as the issue's floor figures. Prints medians, ``ratio = orchestrate / floor`` (target <= 1.15) and the orchestrator's time to
 its first task start (from the run record: the first attempt's ``start_time`` after the process was started;
 target <= 0.5 s), then the scale figures of :mod:`scale`, :mod:`big_run` and :mod:`server_runs` (runs started through a real
 server's REST API, as the sidebar starts them) when those modules are present.
@@ -44,7 +45,14 @@ from workloads import WORKLOADS, write_workload  # noqa: E402
 
 RATIO_TARGET = 1.15
 FIRST_TASK_TARGET_SECONDS = 0.5
-RUNNERS = ("papermill loop", "papermill pool(2)", "ploomber Parallel(2)", "orchestrate", "floor")
+RUNNERS = (
+    "papermill loop",
+    "papermill pool(2)",
+    "ploomber Parallel(2)",
+    "orchestrate",
+    "floor",
+    "floor, lean kernel",
+)
 LEAN_PACKAGES = ["papermill", "ipykernel", "nbclient", "nbformat", "psutil"]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jupyter-orchestrate-bench"
 
@@ -71,20 +79,34 @@ def orchestrate_command() -> list[str]:
     )
 
 
+def kernel_folder(root: Path) -> Path:
+    """A Jupyter data folder with one ``python3`` kernelspec that runs this interpreter (absolute path).
+
+    Every runner gets it first on ``JUPYTER_PATH``. The installed kernelspec says ``python``, which
+    jupyter_client replaces with the *launching* process's interpreter: the lean venv's runners would run a
+    lighter kernel (another IPython) than the orchestrator, and the columns would differ by more than the runner.
+    """
+    spec = root / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Python 3 (benchmark)", "language": "python"})
+    )
+    return root
+
+
 def command(
-    runner: str, folder: Path, out: Path, lean: Path, ploomber: Path | None
+    runner: str, folder: Path, out: Path, lean: Path, ploomber: Path | None, kernels: Path
 ) -> tuple[list[str], dict]:
     """The command line and environment of ``runner`` on the workload copy ``folder``."""
     env = dict(os.environ)
-    if runner in ("papermill loop", "papermill pool(2)", "floor", "ploomber Parallel(2)"):
+    if runner != "floor, lean kernel":  # that one: its own venv's kernel, as the issue's floor figures
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(kernels), env.get("JUPYTER_PATH")]))
+    if runner != "orchestrate":
         python = ploomber if runner.startswith("ploomber") else lean
         assert python is not None
-        env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"  # the venv's papermill / ploomber / kernel
+        env["PATH"] = f"{python.parent}{os.pathsep}{env['PATH']}"  # the venv's papermill / ploomber
         env.pop("PYTHONPATH", None)
-        # the same kernel as the orchestrator's (this interpreter's python3 kernelspec): runners differ, user code not
-        env["JUPYTER_PATH"] = os.pathsep.join(
-            filter(None, [str(Path(sys.prefix) / "share" / "jupyter"), env.get("JUPYTER_PATH")])
-        )
     if runner == "papermill loop":
         loop = (
             f'for nb in $(cat order.txt); do papermill --no-progress-bar "$nb.ipynb" "{out}/$nb.ipynb" -p product "{out}/$nb.ipynb"'
@@ -93,7 +115,7 @@ def command(
         return ["bash", "-c", loop], env
     if runner == "papermill pool(2)":
         return [str(lean), str(HERE / "papermill_pool.py"), str(folder), str(out)], env
-    if runner == "floor":
+    if runner.startswith("floor"):
         return [str(lean), str(HERE / "floor.py"), str(folder), str(out)], env
     if runner == "ploomber Parallel(2)":
         assert ploomber is not None
@@ -137,15 +159,16 @@ def run_all(args: argparse.Namespace) -> tuple[dict, dict]:
     seconds: dict = {w: {r: [] for r in runners} for w in args.workloads}
     first: dict = {w: [] for w in args.workloads}
     work = Path(tempfile.mkdtemp(prefix="orchestrate-bench-"))
+    kernels = kernel_folder(work / "jupyter")
     try:
         for rep in range(args.repeat):
             for workload in args.workloads:
                 for runner in runners:  # interleaved, so that a burst of load spreads over every runner
-                    folder = work / f"{workload}-{runner.split()[0]}-{rep}"
+                    folder = work / f"{workload}-{''.join(c if c.isalnum() else '-' for c in runner)}-{rep}"
                     write_workload(workload, folder)
                     out = folder / "out"
                     out.mkdir()
-                    cmd, env = command(runner, folder, out, lean, ploomber)
+                    cmd, env = command(runner, folder, out, lean, ploomber, kernels)
                     spawned = time.time()
                     took, error = timed(cmd, folder, env, args.timeout)
                     if error:

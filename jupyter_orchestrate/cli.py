@@ -180,6 +180,10 @@ def entry() -> None:
     from jupyter_orchestrate.startup import skip_unused_imports
 
     skip_unused_imports()
+    if {"run", "repair"} & set(sys.argv[1:4]):  # the command (after at most --home HOME)
+        from jupyter_orchestrate.executors import forkserver
+
+        forkserver.start_in_background()  # its ~1 s of imports overlap this process's own start-up
     main()
 
 
@@ -447,8 +451,13 @@ def run(
 
     executor = LocalExecutor()  # its forkserver warms up while the job is validated
     try:
-        _state_home(ctx, path)
+        home = _state_home(ctx, path)
         job = load_job(path)
+        if not keep_failed_kernels:  # else kernels must outlive this process: the workers launch them
+            from jupyter_orchestrate.engine.runner import prelaunch_kernels
+
+            parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
+            prelaunch_kernels(job, executor, parallel, str(Path(home.path) / "runs" / "prelaunched"))
         # the first line comes before the store and the execution machinery are imported (PERFORMANCE.md)
         err.print(f"job [bold]{escape(job.name)}[/bold]: {len(job.tasks)} task(s); starting a run")
         service = _service(ctx)

@@ -121,6 +121,45 @@ def task_parameters(
 REASON_EVALUE_CHARS = 200  # an error's message in a run's headline: its first line, at most this long
 
 
+def kernel_place(job: Job, task: Task) -> tuple[str, dict[str, str]]:
+    """Where an attempt of ``task`` runs its kernel: ``(working directory, the task's variables expanded)``.
+    The folder is ``environment.cwd`` (relative to the job) or the notebook's; a variable that cannot be
+    expanded keeps its raw text (validation reported it)."""
+    from jupyter_orchestrate.environments import expand_env
+
+    job_root = Path(job.path)
+    environment = task.environment
+    cwd = job_root / environment.cwd if environment.cwd else (job_root / task.notebook).parent
+    try:
+        env = expand_env(environment.env)
+    except OrchestrateError:
+        env = dict(environment.env)
+    return str(cwd), env
+
+
+def prelaunch_kernels(job: Job, executor: Any, count: int, marker: str) -> None:
+    """Ask ``executor`` to launch the kernels of the first ``count`` tasks without dependencies now, before
+    their run is recorded (the CLI calls it right after discovery: the kernels boot while the store is opened
+    and the run recorded). Tasks on an interpreter or a requirements environment are left out; so is every
+    task with ``keep_failed_kernels_seconds`` (its kernel may have to outlive this process). ``marker``: the
+    context variable's value until an attempt takes a kernel. Executors without ``prelaunch`` are skipped."""
+    prelaunch = getattr(executor, "prelaunch", None)
+    if prelaunch is None:
+        return
+    places: dict[tuple[str, str, tuple[tuple[str, str], ...]], int] = {}
+    for task in [t for t in job.tasks if not t.depends_on][: max(count, 0)]:
+        environment = task.environment
+        if environment.python or environment.requirements or environment.requirements_file:
+            continue
+        if task.keep_failed_kernels_seconds:
+            continue
+        cwd, env = kernel_place(job, task)
+        place = (task.kernel_name, cwd, tuple(sorted(env.items())))
+        places[place] = places.get(place, 0) + 1
+    for (kernel_name, cwd, env_items), n in places.items():
+        prelaunch(kernel_name, cwd, dict(env_items), marker, n)
+
+
 def _headline(text: str) -> str:
     line = next((x.strip() for x in text.splitlines() if x.strip()), "")
     return line if len(line) <= REASON_EVALUE_CHARS else line[: REASON_EVALUE_CHARS - 1] + "…"
@@ -301,18 +340,12 @@ class Runner:
     def _spec(self, task: Task, attempt_number: int) -> AttemptSpec:
         folder = self.store.attempt_dir(self.run_id, task.task_key)
         stem = folder / f"attempt-{attempt_number}"
-        from jupyter_orchestrate.environments import expand_env, task_requirements
+        from jupyter_orchestrate.environments import task_requirements
 
         job_root = Path(self.job.path)
         notebook = job_root / task.notebook
         environment = task.environment
-        cwd = job_root / environment.cwd if environment.cwd else notebook.parent
-        try:
-            env = expand_env(environment.env)
-        except OrchestrateError:
-            env = dict(
-                environment.env
-            )  # validation reported the unset variable; the notebook sees the raw text
+        cwd, env = kernel_place(self.job, task)
         names = secret_names(env, environment.secret_env)
         kernel_env = {**os.environ, **env}
         secrets = [kernel_env[name] for name in names]
@@ -331,7 +364,7 @@ class Runner:
             context_path=f"{stem}.context.json",
             values_path=f"{stem}.values.json",
             kernel_name=task.kernel_name,
-            cwd=str(cwd),
+            cwd=cwd,
             env=env,
             python=python,
             requirements=task_requirements(environment, job_root),

@@ -158,9 +158,14 @@ def kernel_environment(spec: AttemptSpec) -> dict[str, str]:
     """The environment an attempt's kernel starts with, without the attempt's context variable: the
     orchestrator's environment when the attempt was prepared, then the task's variables. Without
     ``JPY_PARENT_PID``: jupyter_client sets it to the kernel's launcher (whose death ends the kernel)."""
-    env = {**(spec.base_env if spec.base_env is not None else os.environ), **spec.env}
-    env.pop("JPY_PARENT_PID", None)
-    return env
+    return kernel_environment_of(spec.base_env, spec.env)
+
+
+def kernel_environment_of(base_env: Mapping[str, str] | None, env: Mapping[str, str]) -> dict[str, str]:
+    """:func:`kernel_environment` from its parts: ``base_env`` (None: ``os.environ``) and the task's ``env``."""
+    merged = {**(base_env if base_env is not None else os.environ), **env}
+    merged.pop("JPY_PARENT_PID", None)
+    return merged
 
 
 @dataclass

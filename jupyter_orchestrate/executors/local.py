@@ -16,21 +16,20 @@ import multiprocessing.connection
 import multiprocessing.reduction
 import os
 import signal
-import sys
 import threading
 import time
-import types
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from jupyter_orchestrate.executors import forkserver
 from jupyter_orchestrate.executors.base import (
     AttemptResult,
     AttemptSpec,
     ExecutorEvent,
     TaskExecutor,
     kernel_environment,
+    kernel_environment_of,
     with_kernel_exit,
 )
 from jupyter_orchestrate.executors.kernel_pool import KernelKey, KernelPool, PooledKernel
@@ -38,13 +37,9 @@ from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultSta
 from jupyter_orchestrate.schemas.messages import Finished, Go, KernelStarted, Stop, WorkerMessage
 from jupyter_orchestrate.task_values import CONTEXT_ENV
 
-WORKER_MODULE = "jupyter_orchestrate.executors.worker"
-PRELOAD_MODULE = (
-    "jupyter_orchestrate.executors.preload"  # imported first: keeps the forkserver's imports lean
-)
 STOP_GRACE_SECONDS = 1.0
+PRELAUNCH_MAX = 8  # kernels a CLI run launches before it is recorded, at most
 SPAWN_WAIT_SECONDS = 60.0  # how long kill/close wait for a worker's background start (forkserver start-up)
-_MAIN_LOCK = threading.Lock()
 log = logging.getLogger(__name__)
 
 
@@ -70,21 +65,8 @@ class LocalHandle:
         return pid
 
 
-@contextlib.contextmanager
-def _bare_main() -> Iterator[None]:
-    """Hide the parent's ``__main__`` while a worker or the forkserver starts.
-
-    multiprocessing re-runs the parent's main script in each child (to find pickled functions defined there).
-    Workers need only this package, and the parent's main may be anything (a user's script, pytest, a
-    Jupyter server, a notebook kernel), so they start with an empty main instead.
-    """
-    with _MAIN_LOCK:
-        main = sys.modules["__main__"]
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            yield
-        finally:
-            sys.modules["__main__"] = main
+def _import_kernel_manager() -> None:
+    import jupyter_client.manager  # noqa: F401
 
 
 def _attempt_entry(conn: Any, spec: AttemptSpec) -> None:
@@ -111,12 +93,6 @@ def _inherited_fd(dup: Any) -> int:
     return fd
 
 
-def _context() -> Any:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([PRELOAD_MODULE, WORKER_MODULE])
-    return ctx
-
-
 class LocalExecutor(TaskExecutor):
     """Runs attempts as local processes (see the module docstring). Not thread-safe: one runner drives it.
 
@@ -129,37 +105,34 @@ class LocalExecutor(TaskExecutor):
         pool: the kernel pool to launch (or take warm) kernels from, e.g. a server's; default: one of its own.
         pooled_kernels_may_be_kept: kernels of the pool may be kept for debugging (a server: kept kernels end
             with it anyway); else an attempt with ``keep_failed_kernel_seconds`` launches its own kernel.
+        warm_replacements: after each launch, have the pool warm another kernel of the same settings (a
+            server's warm pool: the next run finds one ready).
     """
 
-    def __init__(self, pool: KernelPool | None = None, *, pooled_kernels_may_be_kept: bool = False) -> None:
-        self._pool = pool or KernelPool(max_idle=0)
+    def __init__(
+        self,
+        pool: KernelPool | None = None,
+        *,
+        pooled_kernels_may_be_kept: bool = False,
+        warm_replacements: bool = False,
+    ) -> None:
+        self._pool = pool or KernelPool(max_idle=PRELAUNCH_MAX)
         self._own_pool = pool is None
+        self._warm_replacements = warm_replacements
         self._pooled_kernels_may_be_kept = pooled_kernels_may_be_kept
-        self._ctx = _context()
+        self._ctx = forkserver.context()
         self._handles: list[LocalHandle] = []
         self._exiting: list[Any] = []  # workers that reported their end and are shutting their kernel down
         self._events: list[ExecutorEvent] = []
         self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
-        self._warm = threading.Thread(
-            target=self._ensure_forkserver, name="orchestrate-forkserver", daemon=True
-        )
-        self._warm.start()
+        self._warm = forkserver.start_in_background()
+        # the first kernel launch must not wait for this import (0.25 s)
+        self._launcher_ready = threading.Thread(target=_import_kernel_manager, daemon=True)
+        self._launcher_ready.start()
         # prepare() returns at once: kernels are launched on one thread and workers forked on another, so that
         # neither a kernel launch (~0.15 s) nor the forkserver's start-up (~1 s) blocks the run loop
         self._launcher = ThreadPoolExecutor(1, thread_name_prefix="orchestrate-kernel-launch")
         self._starter = ThreadPoolExecutor(1, thread_name_prefix="orchestrate-worker-start")
-
-    @staticmethod
-    def _ensure_forkserver() -> None:
-        from multiprocessing import forkserver
-
-        with _bare_main():
-            forkserver.ensure_running()
-        # the first kernel launch must not wait for these imports (jupyter_client 0.25 s; its kernelspec lookup
-        # imports IPython to find IPython's kernels folder, 0.2 s)
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        KernelSpecManager().kernel_dirs  # noqa: B018
 
     def _launch_kernel(self, spec: AttemptSpec) -> PooledKernel | None:
         """The attempt's kernel from the pool, launched now (or taken warm); None: the worker launches it."""
@@ -175,11 +148,16 @@ class LocalExecutor(TaskExecutor):
                 "could not launch the kernel of %s ahead; the worker will", spec.task_key, exc_info=True
             )
             return None
-        if self._pool.max_idle > 0:
-            self._pool.warm(
-                key, 1
-            )  # a warm pool (a server's): the next run of these settings finds one ready
+        if self._warm_replacements:
+            self._pool.warm(key, 1)  # the next run of these settings finds one ready
         return kernel
+
+    def prelaunch(self, kernel_name: str, cwd: str, env: dict[str, str], marker: str, count: int = 1) -> None:
+        """Launch ``count`` kernels for attempts not prepared yet (a run's first tasks, before the run is
+        recorded: :func:`~..engine.runner.prelaunch_kernels`); the attempts prepared with these settings take
+        them. ``env``: the task's variables; ``marker``: the context variable's value until then."""
+        key = KernelKey.of(kernel_name, cwd, kernel_environment_of(None, env))
+        self._pool.warm(key, count, {CONTEXT_ENV: marker})
 
     def prepare(self, spec: AttemptSpec) -> LocalHandle:
         """Begin an attempt and return at once: its kernel is launched and its worker forked in the background.
@@ -220,7 +198,7 @@ class LocalExecutor(TaskExecutor):
             process = self._ctx.Process(
                 target=_attempt_entry, args=(child_conn, spec), name=f"attempt-{spec.task_key}", daemon=False
             )
-            with _bare_main():
+            with forkserver.bare_main():
                 process.start()
             handle.process = process
         except Exception as exc:  # e.g. the forkserver could not start: the parent sees the pipe close

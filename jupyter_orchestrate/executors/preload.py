@@ -3,17 +3,17 @@
 
 * :func:`~jupyter_orchestrate.startup.skip_unused_imports`: 1.6 s of jsonschema's ``rfc3987_syntax`` grammar
   build, and pandas, before papermill imports nbformat.
-* IPython: jupyter_client's kernelspec lookup imports it to find IPython's folder, which cost every attempt's
-  worker 0.4 s after its fork (py-spy on a chain of 10).
 * nbformat's validators of the common notebook versions (fastjsonschema compiles each, 0.07 s, in every worker
   that reads a notebook otherwise).
+
+Not IPython (0.4 s here): the kernels are launched with :func:`~.kernel_pool.kernelspec_manager`, which does
+not import it to search IPython's kernels folder.
 """
 
 from jupyter_orchestrate.startup import skip_unused_imports
 
 skip_unused_imports()
 
-import IPython  # noqa: E402,F401  # see the module docstring
 import nbformat.validator  # noqa: E402
 
 for _minor in (4, 5):

@@ -70,6 +70,7 @@ from jupyter_orchestrate.executors.base import (
     kernel_death_evalue,
     kernel_environment,
 )
+from jupyter_orchestrate.executors.kernel_pool import kernelspec_manager
 from jupyter_orchestrate.executors.resume import input_index as _input_index
 from jupyter_orchestrate.executors.resume import is_reused, resume_notebook
 from jupyter_orchestrate.executors.resume import read_cells as _read_input_cells
@@ -121,6 +122,7 @@ class _RedactingLog:
         self.newline_ends_secrets = not any("\n" in s for s in self.secrets)
         self.pending = ""
         self.lock = threading.Lock()
+        self.broken = False  # a write failed (disk full): the rest of the log is dropped
         self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     def write(self, text: str) -> int:
@@ -132,20 +134,34 @@ class _RedactingLog:
             if self.newline_ends_secrets:
                 cut = max(cut, text.rfind("\n") + 1)
             cut = max(cut, 0)
-            self.file.write(text[:cut])
-            self.file.flush()
             self.pending = text[cut:]
+            self._put(text[:cut])
         return len(text)
+
+    def _put(self, text: str) -> None:
+        """Write and flush; a full disk (or any write error) stops the log instead of raising: the log is a
+        by-product, and its writers (the kernel-output thread, logging) would print tracebacks on the user's
+        terminal. The attempt's own error still reaches the orchestrator through the pipe."""
+        if self.broken:
+            return
+        try:
+            self.file.write(text)
+            self.file.flush()
+        except OSError:
+            self.broken = True
 
     def flush(self) -> None:
         with self.lock:
-            self.file.flush()
+            self._put("")
 
     def close(self) -> None:
         with self.lock:
-            self.file.write(self.pending)
+            self._put(self.pending)
             self.pending = ""
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError:  # flushing what the full disk refused
+                pass
 
 
 def _text_bytes(value: Any) -> int:
@@ -467,7 +483,8 @@ class _Worker:
         try:
             run_sync(kc.wait_for_ready)(timeout=spec.start_timeout_seconds)
             self.kc = kc
-            self.point_kernel_at_context()
+            if attach.launch_env.get(CONTEXT_ENV) != spec.context_path:  # a warm kernel: launched before us
+                self.point_kernel_at_context()
         except Exception:  # died at start (a port race) or does not answer
             log.warning("the kernel launched ahead did not become ready; starting another", exc_info=True)
             kc.stop_channels()
@@ -503,7 +520,9 @@ class _Worker:
                         kernel_name="orchestrate-python", kernel_spec_manager=_InterpreterSpecs(python=python)
                     )
                 else:
-                    self.km = AsyncKernelManager(kernel_name=spec.kernel_name)
+                    self.km = AsyncKernelManager(
+                        kernel_name=spec.kernel_name, kernel_spec_manager=kernelspec_manager(spec.kernel_name)
+                    )
                 # a kernel that may be kept must not exit with this worker (ipykernel's parent poller)
                 run_sync(self.km.start_kernel)(
                     cwd=spec.cwd,
