@@ -7,6 +7,7 @@ so collecting the rest of the test suite never depends on it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import secrets
@@ -138,6 +139,39 @@ def _stop(server: LabServer) -> list[str]:
     return killed
 
 
+#: Launches of ``jupyter lab`` tried when another process takes the free port first.
+PORT_TRIES = 3
+
+
+def _wait_ready(server: LabServer, *, may_retry: bool) -> bool:
+    """Poll ``api/status`` until the server answers (True). False when the port was taken by another process
+    between :func:`_free_port` and the server's bind (a busy machine's kernels pick free ports too: the probe
+    then reads a ZeroMQ greeting, or the server exits with "already in use") and ``may_retry``; otherwise a
+    failure of the test naming what happened."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    process = server.process
+    while True:
+        if process.poll() is not None:
+            if may_retry and "already in use" in server.log_tail():
+                return False
+            pytest.fail(f"jupyter lab exited with {process.returncode}:\n{server.log_tail()}", pytrace=False)
+        try:
+            server.api("api/status")
+            return True
+        except http.client.HTTPException as exc:  # not an HTTP server on our port
+            if may_retry:
+                return False
+            pytest.fail(f"port {server.port} answers, but not as HTTP ({exc!r})", pytrace=False)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"jupyter lab did not answer /api/status within {SERVER_START_TIMEOUT:.0f} s:\n"
+                    f"{server.log_tail()}",
+                    pytrace=False,
+                )
+            time.sleep(0.25)
+
+
 @contextmanager
 def launch_lab(base: Path, root: Path) -> Iterator[LabServer]:
     """``jupyter lab`` (with ``--expose-app-in-browser``) over ``root``, until the block ends; then stopped, and
@@ -161,51 +195,42 @@ def launch_lab(base: Path, root: Path) -> Iterator[LabServer]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("JUPYTER_ORCHESTRATE_HOME", None)  # state goes to <root>/orchestrate_runs
-    port = _free_port()
     token = secrets.token_hex(16)
     log_path = base / "jupyter-lab.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--no-browser",
-                f"--port={port}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={root}",
-                "--allow-root",
-                "--expose-app-in-browser",
-                "--ServerApp.port_retries=0",
-                "--LabApp.news_url=None",
-            ],
-            cwd=root,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+    for tries_left in reversed(range(PORT_TRIES)):
+        port = _free_port()
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyterlab",
+                    "--no-browser",
+                    f"--port={port}",
+                    "--ServerApp.ip=127.0.0.1",
+                    f"--IdentityProvider.token={token}",
+                    f"--ServerApp.root_dir={root}",
+                    "--allow-root",
+                    "--expose-app-in-browser",
+                    "--ServerApp.port_retries=0",
+                    "--LabApp.news_url=None",
+                ],
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = LabServer(
+            root=root, port=port, token=token, process=process, log_path=log_path, runtime_dir=runtime_dir
         )
-    server = LabServer(
-        root=root, port=port, token=token, process=process, log_path=log_path, runtime_dir=runtime_dir
-    )
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"jupyter lab exited with {process.returncode}:\n{server.log_tail()}", pytrace=False
-                )
-            try:
-                server.api("api/status")
+        try:
+            if _wait_ready(server, may_retry=tries_left > 0):
                 break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"jupyter lab did not answer /api/status within {SERVER_START_TIMEOUT:.0f} s:\n"
-                        f"{server.log_tail()}",
-                        pytrace=False,
-                    )
-                time.sleep(0.25)
+        except BaseException:
+            _stop(server)
+            raise
+        _stop(server)  # the port was taken before the server bound it: again on another
+    try:
         yield server
     finally:
         killed = _stop(server)
