@@ -764,7 +764,7 @@ class OrchestrateService:
             PathOutsideRootError: the run's job folder is outside ``root`` (checked first; nothing is read).
             ValidationError: the job is now invalid, its tasks changed, a named task is unknown, bad parameters.
         """
-        plan, job, overrides, _ = self._plan_repair(
+        plan, job, overrides, _, _ = self._plan_repair(
             run_id,
             task_keys=task_keys,
             rerun_dependents=rerun_dependents,
@@ -785,8 +785,9 @@ class OrchestrateService:
         root: str | Path | None,
         resume: bool,
         force: bool,
-    ) -> tuple[RepairPlan, Job, dict[str, Any], dict[str, ResumeSpec]]:
-        """:meth:`plan_repair`, and a resume's :meth:`resume_specs` ({} without ``resume``)."""
+    ) -> tuple[RepairPlan, Job, dict[str, Any], dict[str, ResumeSpec], Run]:
+        """:meth:`plan_repair`, a resume's :meth:`resume_specs` ({} without ``resume``) and the finished run
+        the plan was made from (what a repair's compare-and-set must expect)."""
         run = self.get_run(run_id)
         if root is not None:
             confine(run.job_path, root, what=f"the job folder of run {run_id}", within="the server root")
@@ -835,6 +836,7 @@ class OrchestrateService:
             job,
             {**run.overrides, **new_overrides},
             specs,
+            run,
         )
 
     def new_repair(
@@ -868,7 +870,7 @@ class OrchestrateService:
         as long as the kernel was kept before).
         """
         max_output_bytes()
-        plan, job, overrides, specs = self._plan_repair(
+        plan, job, overrides, specs, run = self._plan_repair(
             run_id,
             task_keys=task_keys,
             rerun_dependents=rerun_dependents,
@@ -878,13 +880,6 @@ class OrchestrateService:
             force=force,
         )
         _check_parallel(max_parallel)
-        run = self.store.get_run(run_id)
-        if not run.status.is_terminal:
-            # another repair claimed the run since the plan; the compare-and-set below must expect the finished
-            # run the plan saw, never the claimed one (else it would end that repair's running task runs)
-            raise ConflictError(
-                f"run {run_id} is {run.status.value}; wait for it to finish or cancel it before repairing"
-            )
         if resume and keep_failed_kernels_seconds is None:
             keep_failed_kernels_seconds = self.keep_failed_kernels_seconds or max(
                 (
@@ -895,8 +890,9 @@ class OrchestrateService:
                 default=0.0,
             )
         if any(not t.status.is_terminal for t in run.task_runs):
-            # end them first (compare-and-set: not if another repair claimed the run since the plan), so the
-            # repair's runner finds no task run waiting for an attempt that is not there
+            # end them first (compare-and-set against the finished run the plan saw: not if another repair
+            # claimed the run since, whose running task runs these would be), so the repair's runner finds no
+            # task run waiting for an attempt that is not there
             ended = self.store.end_unfinished(
                 run_id,
                 f"run {run_id} ended ({run.status.value}) while this task run had not; repair it",

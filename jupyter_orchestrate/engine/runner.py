@@ -137,15 +137,12 @@ def kernel_place(job: Job, task: Task) -> tuple[str, dict[str, str]]:
     return str(cwd), env
 
 
-def prelaunch_kernels(job: Job, executor: Any, count: int, marker: str) -> None:
+def prelaunch_kernels(job: Job, executor: TaskExecutor, count: int, marker: str) -> None:
     """Ask ``executor`` to launch the kernels of the first ``count`` tasks without dependencies now, before
     their run is recorded (the CLI calls it right after discovery: the kernels boot while the store is opened
     and the run recorded). Tasks on an interpreter or a requirements environment are left out; so is every
     task with ``keep_failed_kernels_seconds`` (its kernel may have to outlive this process). ``marker``: the
-    context variable's value until an attempt takes a kernel. Executors without ``prelaunch`` are skipped."""
-    prelaunch = getattr(executor, "prelaunch", None)
-    if prelaunch is None:
-        return
+    context variable's value until an attempt takes a kernel (:meth:`TaskExecutor.prelaunch`)."""
     places: dict[tuple[str, str, tuple[tuple[str, str], ...]], int] = {}
     for task in [t for t in job.tasks if not t.depends_on][: max(count, 0)]:
         environment = task.environment
@@ -157,7 +154,7 @@ def prelaunch_kernels(job: Job, executor: Any, count: int, marker: str) -> None:
         place = (task.kernel_name, cwd, tuple(sorted(env.items())))
         places[place] = places.get(place, 0) + 1
     for (kernel_name, cwd, env_items), n in places.items():
-        prelaunch(kernel_name, cwd, dict(env_items), marker, n)
+        executor.prelaunch(kernel_name, cwd, dict(env_items), marker, n)
 
 
 def _headline(text: str) -> str:

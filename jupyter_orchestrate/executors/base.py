@@ -228,3 +228,7 @@ class TaskExecutor(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Kill every attempt still alive and release resources."""
+
+    def prelaunch(self, kernel_name: str, cwd: str, env: dict[str, str], marker: str, count: int = 1) -> None:  # noqa: B027 - optional: a no-op by default
+        """Start ``count`` kernels for attempts not prepared yet, if the executor can (default: nothing). See
+        :meth:`~.local.LocalExecutor.prelaunch`."""
