@@ -221,7 +221,8 @@ def scale_lines(quick: bool) -> list[str]:
     lines = ["", "| scale figure | value | target | |", "|---|---|---|---|"]
     for row in rows:
         verdict = {True: "PASS", False: "MISS"}.get(row["passed"], "")  # None: a figure to report
-        lines.append(f"| {row['name']} | {row['value']:.4g} {row['unit']} | {row['target']} | {verdict} |")
+        value = "" if row["value"] is None else f"{row['value']:.4g} {row['unit']}"
+        lines.append(f"| {row['name']} | {value} | {row['target']} | {verdict} |")
     return lines
 
 

@@ -16,6 +16,7 @@ ready). For each run it prints, from the request's time and the run document's a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -35,6 +37,7 @@ sys.path.insert(0, str(HERE))
 from workloads import write_workload  # noqa: E402
 
 TOKEN = "orchestrate-bench"
+API = "jupyter-orchestrate/api/"
 FIRST_TASK_TARGET_SECONDS = 0.5
 
 
@@ -57,18 +60,20 @@ def _epoch(iso: str | None) -> float | None:
     return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
-def measure_runs(runs: int = 3) -> list[dict]:
-    """Start the server, run ``chain-10`` ``runs`` times through the REST API; per run: seconds from the
-    request to the first task start, to the first kernel ready and to the run's end."""
-    root = Path(tempfile.mkdtemp(prefix="orchestrate-server-bench-"))
-    write_workload("chain-10", root / "chain-10")
+@contextlib.contextmanager
+def jupyter_server(root: Path, home: Path, app: str = "server") -> Iterator[str]:
+    """A ``jupyter server`` (``app="lab"``: ``jupyter lab``) with the extension on ``root`` and the state home
+    ``home``, token :data:`TOKEN`; yields its base URL once ``GET jobs`` answers (up to 120 s). Stopped (SIGTERM,
+    then SIGKILL after 30 s) on exit. JupyterLab's workspaces and settings go to a temporary folder, so the
+    user's are neither read nor changed. Raises RuntimeError when it does not start."""
     port = _free_port()
+    lab_state = Path(tempfile.mkdtemp(prefix="orchestrate-bench-lab-"))
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "jupyter",
-            "server",
+            app,
             f"--port={port}",
             "--no-browser",
             f"--IdentityProvider.token={TOKEN}",
@@ -79,49 +84,67 @@ def measure_runs(runs: int = 3) -> list[dict]:
         cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "JUPYTER_ORCHESTRATE_HOME": str(root / "orchestrate_runs")},
+        env={
+            **os.environ,
+            "JUPYTER_ORCHESTRATE_HOME": str(home),
+            "JUPYTERLAB_WORKSPACES_DIR": str(lab_state / "workspaces"),
+            "JUPYTERLAB_SETTINGS_DIR": str(lab_state / "settings"),
+        },
     )
     base = f"http://127.0.0.1:{port}/"
-    api = "jupyter-orchestrate/api/"
-    results = []
     try:
         deadline = time.monotonic() + 120
         while True:
             try:
                 _request(base, "GET", "api/status")
-                _request(base, "GET", api + "jobs")
+                _request(base, "GET", API + "jobs")
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the Jupyter server did not start") from None
                 time.sleep(0.2)
-        for _ in range(runs):
-            time.sleep(2.0)  # the previous run's replacement warm kernel boots meanwhile, as between clicks
-            requested = time.time()
-            run_id = _request(base, "POST", api + "jobs/chain-10/runs", {})["run_id"]
-            while (doc := _request(base, "GET", api + f"runs/{run_id}"))["status"] not in (
-                "succeeded",
-                "failed",
-                "canceled",
-            ):
-                time.sleep(0.05)
-            ended = time.time()
-            attempts = [a for t in doc["task_runs"] for a in t.get("attempts", [])]
-            first = min(attempts, key=lambda a: a["start_time"])
-            results.append(
-                {
-                    "status": doc["status"],
-                    "first_task_start_s": _epoch(first["start_time"]) - requested,
-                    "first_kernel_ready_s": (_epoch(first.get("kernel_ready_time")) or ended) - requested,
-                    "run_s": ended - requested,
-                }
-            )
+        yield base
     finally:
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+        shutil.rmtree(lab_state, ignore_errors=True)
+
+
+def measure_runs(runs: int = 3) -> list[dict]:
+    """Start the server, run ``chain-10`` ``runs`` times through the REST API; per run: seconds from the
+    request to the first task start, to the first kernel ready and to the run's end."""
+    root = Path(tempfile.mkdtemp(prefix="orchestrate-server-bench-"))
+    write_workload("chain-10", root / "chain-10")
+    results = []
+    try:
+        with jupyter_server(root, root / "orchestrate_runs") as base:
+            for _ in range(runs):
+                time.sleep(
+                    2.0
+                )  # the previous run's replacement warm kernel boots meanwhile, as between clicks
+                requested = time.time()
+                run_id = _request(base, "POST", API + "jobs/chain-10/runs", {})["run_id"]
+                while (doc := _request(base, "GET", API + f"runs/{run_id}"))["status"] not in (
+                    "succeeded",
+                    "failed",
+                    "canceled",
+                ):
+                    time.sleep(0.05)
+                ended = time.time()
+                attempts = [a for t in doc["task_runs"] for a in t.get("attempts", [])]
+                first = min(attempts, key=lambda a: a["start_time"])
+                results.append(
+                    {
+                        "status": doc["status"],
+                        "first_task_start_s": _epoch(first["start_time"]) - requested,
+                        "first_kernel_ready_s": (_epoch(first.get("kernel_ready_time")) or ended) - requested,
+                        "run_s": ended - requested,
+                    }
+                )
+    finally:
         shutil.rmtree(root, ignore_errors=True)
     return results
 

@@ -454,7 +454,7 @@ def run(
         home = _state_home(ctx, path)
         job = load_job(path)
         if not keep_failed_kernels:  # else kernels must outlive this process: the workers launch them
-            from jupyter_orchestrate.engine.runner import prelaunch_kernels
+            from jupyter_orchestrate.engine.prelaunch import prelaunch_kernels
 
             parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
             prelaunch_kernels(job, executor, parallel, str(Path(home.path) / "runs" / "prelaunched"))

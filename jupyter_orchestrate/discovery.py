@@ -1165,9 +1165,10 @@ def _has_ipykernel(python: str) -> bool:
 def _schedule_problems(job_file: JobFile, shown: str) -> list[Problem]:
     """Invalid cron, unknown timezone, bad ``every`` rule, duplicate schedule names (scheduling.timing)."""
     from jupyter_orchestrate.scheduling.policy import schedule_name
-    from jupyter_orchestrate.scheduling.timing import schedule_problems
 
     problems, names = [], set()
+    if job_file.schedules:  # croniter's import runs `file` on the interpreter (platform.architecture)
+        from jupyter_orchestrate.scheduling.timing import schedule_problems
     for index, schedule in enumerate(job_file.schedules):
         for field, message in schedule_problems(schedule):
             problems.append(

@@ -31,6 +31,7 @@ from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.engine import kept_kernels
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
 from jupyter_orchestrate.engine.cell_timings import CellTimings, max_cell_timings
+from jupyter_orchestrate.engine.prelaunch import kernel_place
 from jupyter_orchestrate.environments import redact_value, secret_names
 from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
 from jupyter_orchestrate.executors.base import (
@@ -119,42 +120,6 @@ def task_parameters(
 
 
 REASON_EVALUE_CHARS = 200  # an error's message in a run's headline: its first line, at most this long
-
-
-def kernel_place(job: Job, task: Task) -> tuple[str, dict[str, str]]:
-    """Where an attempt of ``task`` runs its kernel: ``(working directory, the task's variables expanded)``.
-    The folder is ``environment.cwd`` (relative to the job) or the notebook's; a variable that cannot be
-    expanded keeps its raw text (validation reported it)."""
-    from jupyter_orchestrate.environments import expand_env
-
-    job_root = Path(job.path)
-    environment = task.environment
-    cwd = job_root / environment.cwd if environment.cwd else (job_root / task.notebook).parent
-    try:
-        env = expand_env(environment.env)
-    except OrchestrateError:
-        env = dict(environment.env)
-    return str(cwd), env
-
-
-def prelaunch_kernels(job: Job, executor: TaskExecutor, count: int, marker: str) -> None:
-    """Ask ``executor`` to launch the kernels of the first ``count`` tasks without dependencies now, before
-    their run is recorded (the CLI calls it right after discovery: the kernels boot while the store is opened
-    and the run recorded). Tasks on an interpreter or a requirements environment are left out; so is every
-    task with ``keep_failed_kernels_seconds`` (its kernel may have to outlive this process). ``marker``: the
-    context variable's value until an attempt takes a kernel (:meth:`TaskExecutor.prelaunch`)."""
-    places: dict[tuple[str, str, tuple[tuple[str, str], ...]], int] = {}
-    for task in [t for t in job.tasks if not t.depends_on][: max(count, 0)]:
-        environment = task.environment
-        if environment.python or environment.requirements or environment.requirements_file:
-            continue
-        if task.keep_failed_kernels_seconds:
-            continue
-        cwd, env = kernel_place(job, task)
-        place = (task.kernel_name, cwd, tuple(sorted(env.items())))
-        places[place] = places.get(place, 0) + 1
-    for (kernel_name, cwd, env_items), n in places.items():
-        executor.prelaunch(kernel_name, cwd, dict(env_items), marker, n)
 
 
 def _headline(text: str) -> str:
@@ -802,7 +767,9 @@ class Runner:
 
     def _prepare_ahead(self) -> None:
         launchable_soon = self.active.queued + self.active.soon_launchable(levels=PREPARE_LEVELS)
-        prepared = sum(1 for f in self.in_flight.values() if f.started is None)
+        # kernels not in use yet (booting, or ready and waiting) stay within max_parallel, the floor runner's
+        # pool depth: one more booting only slows the kernel a started attempt waits for (CPU-bound start-up)
+        prepared = sum(1 for f in self.in_flight.values() if f.started is None or f.kernel_ready_time is None)
         for key in launchable_soon:
             if prepared >= self.active.max_parallel:
                 break

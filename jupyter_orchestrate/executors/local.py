@@ -154,7 +154,7 @@ class LocalExecutor(TaskExecutor):
 
     def prelaunch(self, kernel_name: str, cwd: str, env: dict[str, str], marker: str, count: int = 1) -> None:
         """Launch ``count`` kernels for attempts not prepared yet (a run's first tasks, before the run is
-        recorded: :func:`~..engine.runner.prelaunch_kernels`); the attempts prepared with these settings take
+        recorded: :func:`~..engine.prelaunch.prelaunch_kernels`); the attempts prepared with these settings take
         them. ``env``: the task's variables; ``marker``: the context variable's value until then."""
         key = KernelKey.of(kernel_name, cwd, kernel_environment_of(None, env))
         self._pool.warm(key, count, {CONTEXT_ENV: marker})

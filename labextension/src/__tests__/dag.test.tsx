@@ -6,6 +6,7 @@ import {
   Dag,
   DAG_DEFAULTS,
   edgePath,
+  GRID_LAYOUT_ABOVE,
   IDagLayout,
   jobEdges,
   layoutDag,
@@ -143,7 +144,88 @@ describe('layoutDag', () => {
       ]
     );
     expect(layout.edges.map(e => `${e.upstream}->${e.downstream}`)).toEqual(['a->b']);
-    expect(layoutDag([], [])).toEqual({ width: 0, height: 0, nodes: [], edges: [] });
+    expect(layoutDag([], [])).toEqual({ width: 0, height: 0, nodes: [], edges: [], kind: 'layered' });
+  });
+});
+
+describe('layoutDag of a large job (the grid layout)', () => {
+  // the benchmark's shape (benchmarks/scale.py make_dag_job): each task depends on up to two of the 50 before it
+  function bigJob(n: number) {
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    return Array.from({ length: n }, (_, i) => {
+      const deps = new Set<string>();
+      for (let d = 0; d < Math.min(i, 2); d++) {
+        deps.add(`t${String(Math.max(0, i - 1 - Math.floor(random() * 50))).padStart(4, '0')}`);
+      }
+      return { task_key: `t${String(i).padStart(4, '0')}`, depends_on: [...deps] };
+    });
+  }
+
+  it('draws the layered layout up to GRID_LAYOUT_ABOVE tasks and the grid beyond', () => {
+    const small = bigJob(GRID_LAYOUT_ABOVE);
+    expect(
+      layoutDag(
+        small.map(t => t.task_key),
+        jobEdges(small)
+      ).kind
+    ).toBe('layered');
+    const big = bigJob(GRID_LAYOUT_ABOVE + 1);
+    expect(
+      layoutDag(
+        big.map(t => t.task_key),
+        jobEdges(big)
+      ).kind
+    ).toBe('grid');
+  });
+
+  it('puts 1,000 tasks in rows below their upstream tasks, inside its size, without overlaps', () => {
+    const tasks = bigJob(1000);
+    const edges = jobEdges(tasks);
+    const layout = layoutDag(
+      tasks.map(t => t.task_key),
+      edges
+    );
+    expect(layout.kind).toBe('grid');
+    expect(layout.nodes.map(n => n.key)).toEqual(tasks.map(t => t.task_key));
+    for (const task of tasks) {
+      for (const up of task.depends_on) {
+        expect(node(layout, task.task_key).y).toBeGreaterThan(node(layout, up).y + node(layout, up).height - 1);
+      }
+    }
+    const rows = new Map<number, IDagLayout['nodes']>();
+    for (const n of layout.nodes) {
+      expect(n.x).toBeGreaterThanOrEqual(0);
+      expect(n.y).toBeGreaterThanOrEqual(0);
+      expect(n.x + n.width).toBeLessThanOrEqual(layout.width);
+      expect(n.y + n.height).toBeLessThanOrEqual(layout.height);
+      rows.set(n.y, [...(rows.get(n.y) ?? []), n]);
+    }
+    for (const row of rows.values()) {
+      for (let i = 0; i < row.length; i++) {
+        for (let j = i + 1; j < row.length; j++) {
+          expect(overlap(row[i], row[j])).toBe(false);
+        }
+      }
+    }
+    expect(layout.edges).toHaveLength(edges.length);
+    for (const e of layout.edges) {
+      const first = e.points[0];
+      const last = e.points[e.points.length - 1];
+      expect(first.y).toBeCloseTo(node(layout, e.upstream).y + node(layout, e.upstream).height / 2, 0);
+      expect(last.y).toBeCloseTo(node(layout, e.downstream).y + node(layout, e.downstream).height / 2, 0);
+    }
+  });
+
+  it('lays out a large graph with a cycle too (an invalid job still shows its graph)', () => {
+    const tasks = bigJob(GRID_LAYOUT_ABOVE + 10);
+    const edges = [...jobEdges(tasks), { upstream: tasks[tasks.length - 1].task_key, downstream: tasks[0].task_key }];
+    const layout = layoutDag(
+      tasks.map(t => t.task_key),
+      edges
+    );
+    expect(new Set(layout.nodes.map(n => n.key))).toEqual(new Set(tasks.map(t => t.task_key)));
+    expect(layout.edges).toHaveLength(edges.length);
   });
 });
 

@@ -14,6 +14,7 @@ import {
   taskDurationInRun,
   taskStatusInRun
 } from '../components/Matrix';
+import { Limited, LIST_LIMIT } from '../components/common';
 import { interact, render } from './render';
 
 const listed = (run_id: number, status: string, task_statuses: Record<string, string>): IMatrixRun => ({
@@ -161,5 +162,41 @@ describe('durations as bars', () => {
     expect(starts[1]).toBe(formatStart('2025-03-04T10:20:00Z'));
     expect(starts[1]).toMatch(/^03-0[45] \d\d:\d\d$/);
     unmount();
+  });
+});
+
+describe('Matrix of a large job', () => {
+  it('shows the first LIST_LIMIT task rows and the rest after "Show all", in a row of its own', () => {
+    const keys = Array.from({ length: LIST_LIMIT + 25 }, (_, i) => `t${i}`);
+    const run = full(
+      1,
+      'succeeded',
+      keys.map(k => [k, 'succeeded'])
+    );
+    const view = render(<Matrix taskKeys={keys} runs={[run]} onOpenRun={() => undefined} />);
+    const rows = () => view.container.querySelectorAll('tbody tr[data-task-key]');
+    expect(rows()).toHaveLength(LIST_LIMIT);
+    const button = view.container.querySelector<HTMLButtonElement>('tbody td [data-testid=jo-show-all]');
+    expect(button?.textContent).toBe(`Show all ${keys.length}`);
+    interact(() => button?.click());
+    expect(rows()).toHaveLength(keys.length);
+    expect(view.container.querySelector('[data-testid=jo-show-all]')).toBeNull();
+    view.unmount();
+  });
+});
+
+describe('Limited', () => {
+  it('renders every item of a short list, and the kept ones beyond the limit of a long one', () => {
+    const item = (n: number) => <span key={n} className="item" data-n={n} />;
+    const short = render(<Limited items={[1, 2, 3]} render={item} limit={3} />);
+    expect(short.container.querySelectorAll('.item')).toHaveLength(3);
+    expect(short.container.querySelector('[data-testid=jo-show-all]')).toBeNull();
+    short.unmount();
+    const items = Array.from({ length: 10 }, (_, i) => i);
+    const long = render(<Limited items={items} render={item} limit={3} keep={n => n === 8} />);
+    const shown = [...long.container.querySelectorAll<HTMLElement>('.item')].map(e => Number(e.dataset.n));
+    expect(shown).toEqual([0, 1, 2, 8]);
+    expect(long.container.querySelector('[data-testid=jo-show-all]')?.textContent).toBe('Show all 10');
+    long.unmount();
   });
 });

@@ -18,7 +18,7 @@ import {
 } from '../api';
 import { isTerminal } from '../status';
 import { OrchestrateModel } from '../model';
-import { countOf, ErrorText, formatSeconds, RunCell, StatusBadge } from './common';
+import { countOf, ErrorText, formatSeconds, Limited, RunCell, StatusBadge } from './common';
 import { Dag } from './Dag';
 import { IMatrixRun, Matrix, matrixColumns, matrixTaskKeys } from './Matrix';
 import { formatTime } from './RunView';
@@ -395,9 +395,18 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
       {tasks.length > 0 && (
         <div data-testid="jo-task-list">
           <div className="jo-section-title">Tasks</div>
-          {tasks.map(task => (
-            <TaskSpec key={task.task_key} task={task} selected={task.task_key === selectedTask} onSelect={selectTask} />
-          ))}
+          <Limited
+            items={tasks}
+            keep={task => task.task_key === selectedTask}
+            render={task => (
+              <TaskSpec
+                key={task.task_key}
+                task={task}
+                selected={task.task_key === selectedTask}
+                onSelect={selectTask}
+              />
+            )}
+          />
         </div>
       )}
     </div>

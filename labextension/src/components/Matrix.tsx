@@ -8,7 +8,7 @@ import React from 'react';
 
 import type { TaskRunDocument, RunStatus } from '../api';
 import { statusClass } from '../status';
-import { formatSeconds, middleEllipsis, RunCell } from './common';
+import { formatSeconds, Limited, middleEllipsis, RunCell } from './common';
 
 /** Characters of a task key the matrix's narrow first column shows (cut in the middle; the title has it all). */
 export const MATRIX_LABEL_CHARS = 16;
@@ -152,36 +152,44 @@ export function Matrix(props: {
           </tr>
         </thead>
         <tbody>
-          {props.taskKeys.map(key => (
-            <tr key={key} data-task-key={key}>
-              <td className="jo-matrix-task" title={key}>
-                {middleEllipsis(key, MATRIX_LABEL_CHARS)}
-              </td>
-              {columns.map(run => {
-                const status = taskStatusInRun(run, key);
-                return (
-                  <td key={run.run_id} className={selectedClass(run)}>
-                    {status === null ? (
-                      <span
-                        className="jo-cell jo-cell-empty"
-                        data-run-id={run.run_id}
-                        title={`${key}: not in run ${run.run_id}`}
-                      />
-                    ) : (
-                      <DurationCell
-                        taskKey={key}
-                        runId={run.run_id}
-                        status={status}
-                        seconds={taskDurationInRun(run, key)}
-                        max={longest.get(key)}
-                        onClick={() => props.onOpenRun(run.run_id)}
-                      />
-                    )}
-                  </td>
-                );
-              })}
-            </tr>
-          ))}
+          <Limited
+            items={props.taskKeys}
+            render={key => (
+              <tr key={key} data-task-key={key}>
+                <td className="jo-matrix-task" title={key}>
+                  {middleEllipsis(key, MATRIX_LABEL_CHARS)}
+                </td>
+                {columns.map(run => {
+                  const status = taskStatusInRun(run, key);
+                  return (
+                    <td key={run.run_id} className={selectedClass(run)}>
+                      {status === null ? (
+                        <span
+                          className="jo-cell jo-cell-empty"
+                          data-run-id={run.run_id}
+                          title={`${key}: not in run ${run.run_id}`}
+                        />
+                      ) : (
+                        <DurationCell
+                          taskKey={key}
+                          runId={run.run_id}
+                          status={status}
+                          seconds={taskDurationInRun(run, key)}
+                          max={longest.get(key)}
+                          onClick={() => props.onOpenRun(run.run_id)}
+                        />
+                      )}
+                    </td>
+                  );
+                })}
+              </tr>
+            )}
+            wrapButton={button => (
+              <tr>
+                <td colSpan={columns.length + 1}>{button}</td>
+              </tr>
+            )}
+          />
         </tbody>
       </table>
     </div>

@@ -11,7 +11,7 @@ import { RepairDocument, RunDocument, RunStatus, TaskRunDocument } from '../api'
 import { isActive, isErrored, isTerminal, isUnsuccessful } from '../status';
 import { OrchestrateModel } from '../model';
 import { runLink } from '../restore';
-import { ErrorText, formatSeconds, StatusBadge } from './common';
+import { ErrorText, formatSeconds, Limited, StatusBadge } from './common';
 import { Gantt, parseTime, useNow } from './Gantt';
 import { formatValue, TaskDetail } from './TaskDetail';
 
@@ -269,7 +269,7 @@ export function RunView(props: { model: OrchestrateModel; runId: number; actions
       {failed.length > 0 && (
         <div className="jo-tasks jo-failed-tasks" data-testid="jo-failed-tasks">
           <div className="jo-section-title jo-error-text">Failed</div>
-          {failed.map(card)}
+          <Limited items={failed} render={card} keep={t => t.task_key === selected} />
         </div>
       )}
       <div>
@@ -279,7 +279,7 @@ export function RunView(props: { model: OrchestrateModel; runId: number; actions
       {others.length > 0 && (
         <div className="jo-tasks" data-testid="jo-other-tasks">
           <div className="jo-section-title">{failed.length > 0 ? 'Other tasks' : 'Tasks'}</div>
-          {others.map(card)}
+          <Limited items={others} render={card} keep={t => t.task_key === selected} />
         </div>
       )}
       <Repairs repairs={run.repairs ?? []} />

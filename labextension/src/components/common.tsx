@@ -1,5 +1,5 @@
 /** Small shared pieces: status badges, run cells, durations. */
-import React from 'react';
+import React, { useState } from 'react';
 import { statusClass } from '../status';
 
 export function StatusBadge(props: { status: string }): JSX.Element {
@@ -64,4 +64,36 @@ export function formatSeconds(seconds: number | null | undefined): string {
 
 export function ErrorText(props: { error: string | null }): JSX.Element | null {
   return props.error ? <div className="jo-error-text">{props.error}</div> : null;
+}
+
+/** Rows a long list (tasks, matrix rows, task cards) shows before its "Show all" button: a 1,000-task job's
+ * lists rendered whole took ~0.5 s (benchmarks/big_run.py). */
+export const LIST_LIMIT = 50;
+
+/**
+ * The first `limit` of `items` (and any beyond it that `keep` asks for, e.g. the selected task), rendered with
+ * `render`, then a "Show all N" button that renders the rest.
+ */
+export function Limited<T>(props: {
+  items: T[];
+  render: (item: T) => JSX.Element;
+  limit?: number;
+  keep?: (item: T) => boolean;
+  /** Where the button goes, e.g. in a table row of its own inside a `tbody`. */
+  wrapButton?: (button: JSX.Element) => JSX.Element;
+}): JSX.Element {
+  const [all, setAll] = useState(false);
+  const limit = props.limit ?? LIST_LIMIT;
+  const shown = all ? props.items : props.items.filter((item, i) => i < limit || (props.keep?.(item) ?? false));
+  return (
+    <>
+      {shown.map(props.render)}
+      {shown.length < props.items.length &&
+        (props.wrapButton ?? (button => button))(
+          <button className="jo-link jo-show-all" data-testid="jo-show-all" onClick={() => setAll(true)}>
+            Show all {props.items.length}
+          </button>
+        )}
+    </>
+  );
 }
