@@ -4,8 +4,12 @@ helpers the tests share. Importing this module from a test module skips or fails
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -32,7 +36,18 @@ expect.set_options(timeout=15_000)
 
 SIDEBAR = "#jupyter-orchestrate-sidebar"
 
-__all__ = ["SIDEBAR", "Browser", "Locator", "Page", "PlaywrightError", "expect", "open_sidebar", "settle"]
+__all__ = [
+    "SIDEBAR",
+    "Browser",
+    "Locator",
+    "Page",
+    "PlaywrightError",
+    "benchmark_module",
+    "expect",
+    "load_lab",
+    "open_sidebar",
+    "settle",
+]
 
 
 def open_sidebar(page: Page) -> Locator:
@@ -50,3 +65,29 @@ def settle(page: Page) -> None:
     """Wait two animation frames and 300 ms, so a screenshot or a layout measure sees the final render."""
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     page.wait_for_timeout(300)
+
+
+def load_lab(page: Page, server: Any) -> None:
+    """Open JupyterLab of ``server`` (a :class:`~.conftest.LabServer`) and wait until it started and its splash
+    screen went away (up to 90 s each, for busy machines)."""
+    page.goto(f"{server.url}/lab?token={server.token}")
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=90_000
+    )
+    page.evaluate("() => window.jupyterapp.started")
+    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=90_000)
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported (the benchmarks are scripts, not a package; their siblings are found
+    while it loads), for tests that build their fixtures with a benchmark's code."""
+    folder = Path(__file__).resolve().parents[2] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module

@@ -10,31 +10,15 @@ Prints the time from the click on the job to the whole DAG drawn; the 1 s target
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .browser import SIDEBAR, Page, expect, open_sidebar
+from .browser import SIDEBAR, benchmark_module, expect, load_lab, open_sidebar
 from .conftest import LabServer, launch_lab
 
-REPO = Path(__file__).resolve().parents[2]
 DRAWN_BOUND_S = 8.0  # dagre took ~15 s here; the grid ~0.3 s
-
-
-def _big_run():
-    sys.path.insert(0, str(REPO / "benchmarks"))  # big_run imports its sibling modules
-    try:
-        spec = importlib.util.spec_from_file_location("big_run", REPO / "benchmarks" / "big_run.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -43,18 +27,9 @@ def big_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     base = tmp_path_factory.mktemp("big")
     root = base / "root"
     root.mkdir()
-    _big_run().record_run(root, root / "orchestrate_runs")  # launch_lab's state home
+    benchmark_module("big_run").record_run(root, root / "orchestrate_runs")  # launch_lab's state home
     with launch_lab(base, root) as server:
         yield server
-
-
-def _open_lab(page: Page, server: LabServer) -> None:
-    page.goto(f"{server.url}/lab?token={server.token}")
-    page.wait_for_function(
-        "() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=90_000
-    )
-    page.evaluate("() => window.jupyterapp.started")
-    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=90_000)
 
 
 def test_thousand_task_dag_is_drawn_with_statuses_and_a_failed_node_shows_its_error(
@@ -64,7 +39,7 @@ def test_thousand_task_dag_is_drawn_with_statuses_and_a_failed_node_shows_its_er
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:
-        _open_lab(page, big_server)
+        load_lab(page, big_server)
         sidebar = open_sidebar(page)
         card = sidebar.locator('[data-testid=jo-jobs] .jo-job[data-job-id="dag1000"]')
         expect(card).to_be_visible(timeout=60_000)

@@ -10,20 +10,17 @@ shows only failed runs, Load more pages on without duplicates) and checks that t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .browser import SIDEBAR, Page, expect
+from .browser import SIDEBAR, Page, benchmark_module, expect, load_lab
 from .conftest import LabServer, launch_lab
 
 expect.set_options(timeout=20_000)
 
-REPO = Path(__file__).resolve().parents[2]
 JOBS, RUNS = 50, int(os.environ.get("JO_SCALE_RUNS", "10000"))  # fewer runs only to debug
 # generous bounds (the targets are 300 ms and 1 s; the issue measured 3.9-7.2 s before)
 PANEL_BOUND_MS = 1500
@@ -49,14 +46,6 @@ window.__jo = {};
 """
 
 
-def _sidebar_load():
-    spec = importlib.util.spec_from_file_location("sidebar_load", REPO / "benchmarks" / "sidebar_load.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def scale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """``jupyter lab`` over a root of 50 job folders with 10,000 runs in its state home."""
@@ -64,19 +53,10 @@ def scale_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer
     root = base / "root"
     root.mkdir()
     started = time.perf_counter()
-    _sidebar_load().build_fixture(root, jobs=JOBS, runs=RUNS)
+    benchmark_module("sidebar_load").build_fixture(root, jobs=JOBS, runs=RUNS)
     print(f"fixture: {JOBS} jobs, {RUNS} runs written in {time.perf_counter() - started:.1f} s")
     with launch_lab(base, root) as server:
         yield server
-
-
-def _load_lab(page: Page, server: LabServer) -> None:
-    page.goto(f"{server.url}/lab?token={server.token}")
-    page.wait_for_function(
-        "() => window.jupyterapp && window.jupyterapp.started !== undefined", timeout=90_000
-    )
-    page.evaluate("() => window.jupyterapp.started")
-    page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=90_000)
 
 
 def _open_panel_ms(page: Page) -> float:
@@ -102,7 +82,7 @@ def test_scale_first_paint_all_runs_filter_and_matrix(browser, scale_server: Lab
     page.add_init_script(TIMING_SCRIPT)
     try:
         # 1. a loaded page, panel closed: open it and time the first job card
-        _load_lab(page, scale_server)
+        load_lab(page, scale_server)
         page.wait_for_timeout(1500)  # the plugin's first GET jobs has answered; opening is then paint only
         sidebar = page.locator(SIDEBAR)
         if sidebar.is_visible():  # restored open: close it first
