@@ -16,6 +16,17 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_notebooks"
 
 
+def process_gone(pid: int) -> bool:
+    """The process ``pid`` has ended (exited, or a zombie not reaped yet). Safe against the process ending
+    between two checks (``pid_exists`` then ``Process(pid)`` raced under load in CI)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def write_notebook(
     path: Path,
     *cells: str,

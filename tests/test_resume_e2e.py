@@ -21,7 +21,7 @@ from jupyter_orchestrate.engine import kept_kernels
 from jupyter_orchestrate.errors import ConflictError
 from jupyter_orchestrate.models import KeptKernelStatus, RunStatus
 from jupyter_orchestrate.service import OrchestrateService
-from tests.conftest import write_notebook
+from tests.conftest import process_gone, write_notebook
 from tests.test_e2e import _running_attempts, execute, kernels_of, statuses, wait_for
 
 pytestmark = pytest.mark.kernel
@@ -332,7 +332,7 @@ def test_the_bound_on_kept_kernels_reaps_the_oldest_first(
         oldest.end_reason
         == f"reaped: more than 2 kernels were kept at once ({kept_kernels.MAX_KEPT_KERNELS_ENV})"
     )
-    assert not psutil.pid_exists(oldest.kernel_pid) or psutil.Process(oldest.kernel_pid).status() == "zombie"
+    assert process_gone(oldest.kernel_pid)
     for run_id in (2, 3):
         discard(home, run_id)
 
@@ -346,7 +346,7 @@ def test_a_normal_repair_reaps_the_kept_kernel_and_starts_from_the_top(job: Path
     run = service.get_run(1)
     assert run.status == RunStatus.succeeded and lines(job / "counter.txt") == ["ran", "ran"]
     wait_for(
-        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie",
+        lambda: process_gone(pid),
         10,
         "the old kernel to end",
     )

@@ -30,6 +30,7 @@ from jupyter_orchestrate.server.kept_kernels import (
     kept_kernel_ids,
     register_kept_kernel,
 )
+from tests.conftest import process_gone
 
 pytestmark = pytest.mark.kernel
 
@@ -213,9 +214,7 @@ async def test_server_shutdown_leaves_kept_kernels_running(
     await jp_serverapp._cleanup()
 
     assert kept_kernel_ids(km) == []
-    assert not psutil.pid_exists(own_pid) or psutil.Process(own_pid).status() == psutil.STATUS_ZOMBIE, (
-        "the server's own kernel must be shut down"
-    )
+    assert process_gone(own_pid), "the server's own kernel must be shut down"
     await asyncio.sleep(1.0)
     assert kernel.alive(), "the server's shutdown must not stop a kept kernel"
 
@@ -307,4 +306,4 @@ async def test_debug_route_registers_the_task_kept_kernel_and_resume_finishes_th
         orchestrate_app.service.discard_kept_kernels(run_id, "test cleanup")
         if kept is not None:
             pid = kept["kernel_pid"]
-            await until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 15)
+            await until(lambda: process_gone(pid), 15)

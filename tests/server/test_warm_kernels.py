@@ -15,7 +15,7 @@ import psutil
 import pytest
 from traitlets.config import Config
 
-from tests.conftest import write_notebook
+from tests.conftest import process_gone, write_notebook
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.kernel
@@ -69,7 +69,7 @@ async def test_a_second_run_takes_the_warm_kernel_the_first_left_and_no_kernel_i
     assert kernels[0] != kernels[1]
     # a fresh one replaces it; the one the second run used is shut down, never handed out again
     await until(lambda: len(idle_pids(pool)) == 1 and warm not in idle_pids(pool))
-    await until(lambda: not psutil.pid_exists(warm) or psutil.Process(warm).status() == psutil.STATUS_ZOMBIE)
+    await until(lambda: process_gone(warm))
     assert len(idle_pids(pool)) <= pool.max_idle
 
 
@@ -85,4 +85,4 @@ async def test_server_shutdown_ends_its_warm_kernels(
     await orchestrate_app.stop_extension()
 
     assert pool.idle_count == 0
-    assert not psutil.pid_exists(warm) or psutil.Process(warm).status() == psutil.STATUS_ZOMBIE
+    assert process_gone(warm)
