@@ -122,9 +122,8 @@ def measure_runs(runs: int = 3) -> list[dict]:
     try:
         with jupyter_server(root, root / "orchestrate_runs") as base:
             for _ in range(runs):
-                time.sleep(
-                    2.0
-                )  # the previous run's replacement warm kernel boots meanwhile, as between clicks
+                # the previous run's replacement warm kernel boots meanwhile, as between clicks
+                time.sleep(2.0)
                 requested = time.time()
                 run_id = _request(base, "POST", API + "jobs/chain-10/runs", {})["run_id"]
                 while (doc := _request(base, "GET", API + f"runs/{run_id}"))["status"] not in (

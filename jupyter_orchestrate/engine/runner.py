@@ -769,13 +769,15 @@ class Runner:
         launchable_soon = self.active.queued + self.active.soon_launchable(levels=PREPARE_LEVELS)
         # kernels not in use yet (booting, or ready and waiting) stay within max_parallel, the floor runner's
         # pool depth: one more booting only slows the kernel a started attempt waits for (CPU-bound start-up)
-        prepared = sum(1 for f in self.in_flight.values() if f.started is None or f.kernel_ready_time is None)
+        not_in_use = sum(
+            1 for f in self.in_flight.values() if f.started is None or f.kernel_ready_time is None
+        )
         for key in launchable_soon:
-            if prepared >= self.active.max_parallel:
+            if not_in_use >= self.active.max_parallel:
                 break
             if key not in self.in_flight:
                 self._prepare(key)
-                prepared += 1
+                not_in_use += 1
 
     def _handle_events(self, events: list[ExecutorEvent]) -> None:
         by_handle = {id(f.handle): f for f in self.in_flight.values()}

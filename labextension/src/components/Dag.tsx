@@ -118,9 +118,11 @@ export function layoutDag(keys: string[], edges: IDagEdge[], options: Partial<ID
   if (keys.length === 0) {
     return { width: 0, height: 0, nodes: [], edges: [], kind: 'layered' };
   }
+  const known = new Set(keys);
+  const kept = edges.filter(e => known.has(e.upstream) && known.has(e.downstream) && e.upstream !== e.downstream);
   if (keys.length > GRID_LAYOUT_ABOVE) {
     try {
-      return layoutGrid(keys, edges, o);
+      return layoutGrid(keys, kept, o);
     } catch {
       // d3-dag refused the graph: dagre lays out anything (it breaks cycles itself)
     }
@@ -134,8 +136,6 @@ export function layoutDag(keys: string[], edges: IDagEdge[], options: Partial<ID
     labels.set(key, label);
     graph.setNode(key, { width, height: o.nodeHeight });
   }
-  const known = new Set(keys);
-  const kept = edges.filter(e => known.has(e.upstream) && known.has(e.downstream) && e.upstream !== e.downstream);
   for (const e of kept) {
     graph.setEdge(e.upstream, e.downstream);
   }
@@ -165,14 +165,12 @@ export function layoutDag(keys: string[], edges: IDagEdge[], options: Partial<ID
   };
 }
 
-/** d3-dag's grid layout: every node in a cell as wide as the widest label; throws on a cycle. */
+/** d3-dag's grid layout of `keys` and `edges` between them (no self-loops): every node in a cell as wide as the
+ * widest label. Throws what d3-dag throws for a graph it refuses. */
 function layoutGrid(keys: string[], edges: IDagEdge[], o: IDagOptions): IDagLayout {
-  const known = new Set(keys);
   const parents = new Map<string, string[]>(keys.map(k => [k, []]));
   for (const e of edges) {
-    if (known.has(e.upstream) && known.has(e.downstream) && e.upstream !== e.downstream) {
-      parents.get(e.downstream)?.push(e.upstream);
-    }
+    parents.get(e.downstream)?.push(e.upstream);
   }
   const boxes = new Map(keys.map(k => [k, nodeBox(k, o)]));
   const cell = Math.max(...[...boxes.values()].map(b => b.width));
