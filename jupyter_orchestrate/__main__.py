@@ -1,3 +1,3 @@
-from jupyter_orchestrate.cli import entry
+from jupyter_orchestrate.startup import entry
 
 entry()

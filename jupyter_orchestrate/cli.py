@@ -174,19 +174,6 @@ def main(ctx: click.Context, home: str | None) -> None:
     ctx.obj.setdefault("home", home)
 
 
-def entry() -> None:
-    """The ``jupyter orchestrate`` / ``python -m jupyter_orchestrate`` process: :func:`main`, after
-    :func:`~.startup.skip_unused_imports` (a process of our own; tests call :func:`main` in theirs)."""
-    from jupyter_orchestrate.startup import skip_unused_imports
-
-    skip_unused_imports()
-    if {"run", "repair"} & set(sys.argv[1:4]):  # the command (after at most --home HOME)
-        from jupyter_orchestrate.executors import forkserver
-
-        forkserver.start_in_background()  # its ~1 s of imports overlap this process's own start-up
-    main()
-
-
 keep_failed_kernels_option = click.option(
     "--keep-failed-kernels",
     "keep_failed_kernels",

@@ -166,3 +166,53 @@ print(json.dumps([status.value, sorted(m for m in ("papermill", "nbclient", "nbf
     status, imported = json.loads(done.stdout.strip().splitlines()[-1])
     assert status == "succeeded"
     assert imported == [], f"the orchestrator imported {imported} (the forkserver's workers do)"
+
+
+def test_the_command_starts_its_forkserver_before_the_cli_is_imported() -> None:
+    """``jupyter orchestrate`` enters through the standard-library-only ``startup`` module, so the forkserver's
+    imports overlap the CLI's (click, rich, pydantic) instead of following them."""
+    script = """
+import json, sys
+from unittest import mock
+import jupyter_orchestrate.executors.forkserver as forkserver
+import jupyter_orchestrate.startup as startup
+seen = []
+def start():
+    seen.append(sorted(m for m in ("click", "rich", "pydantic", "jupyter_orchestrate.cli") if m in sys.modules))
+sys.argv = ["jupyter-orchestrate", "run", "--help"]
+with mock.patch.object(forkserver, "start_in_background", start):
+    try:
+        startup.entry()
+    except SystemExit:
+        pass
+print(json.dumps(seen))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout  # the CLI ran after the forkserver was started
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[]]
+
+
+def test_papermill_imports_without_the_remote_clients_the_worker_skips() -> None:
+    """The worker's process skips papermill's optional s3/azure/gcs/hdfs/github clients
+    (``startup.UNUSED_OPTIONAL_IMPORTS``); papermill must still import, with a clear error for such paths."""
+    script = """
+import json, sys
+from jupyter_orchestrate.startup import skip_unused_imports
+skip_unused_imports()
+import papermill, papermill.iorw
+try:
+    papermill.iorw.papermill_io.read("s3://bucket/in.ipynb")
+except Exception as exc:
+    error = f"{type(exc).__name__}: {exc}"
+print(json.dumps([m for m in ("boto3", "pyarrow", "gcsfs") if sys.modules.get(m) is not None] + [error]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    *imported, error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert imported == []
+    assert "boto3" in error, error
