@@ -65,10 +65,6 @@ class LocalHandle:
         return pid
 
 
-def _import_kernel_manager() -> None:
-    import jupyter_client.manager  # noqa: F401
-
-
 def _attempt_entry(conn: Any, spec: AttemptSpec) -> None:
     """The worker process's target: :func:`~.worker.attempt_main`, imported in the child (the forkserver has
     it loaded), so that the orchestrator never imports papermill (~2 s in a Jupyter environment)."""
@@ -126,9 +122,9 @@ class LocalExecutor(TaskExecutor):
         self._events: list[ExecutorEvent] = []
         self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
         self._warm = forkserver.start_in_background()
-        # the first kernel launch must not wait for this import (0.25 s)
-        self._launcher_ready = threading.Thread(target=_import_kernel_manager, daemon=True)
-        self._launcher_ready.start()
+        # jupyter_client is imported on the caller's thread (discovery's kernelspec search, or the first launch),
+        # never on a background one: traitlets.config's circular imports raised _DeadlockError when a thread
+        # imported it while the CLI's discovery did (tests/test_store_concurrency.py under load)
         # prepare() returns at once: kernels are launched on one thread and workers forked on another, so that
         # neither a kernel launch (~0.15 s) nor the forkserver's start-up (~1 s) blocks the run loop
         self._launcher = ThreadPoolExecutor(1, thread_name_prefix="orchestrate-kernel-launch")
