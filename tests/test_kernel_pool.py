@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -38,6 +39,16 @@ def wait_until(condition, seconds: float = 60.0) -> bool:  # type: ignore[no-unt
             return True
         time.sleep(0.05)
     return False
+
+
+def python_script(script: str, timeout: float) -> tuple[str, Any]:
+    """Run ``script`` in a fresh interpreter from the repository; returns (its stdout, its last line as JSON).
+    Fails the test (with the script's stderr) if it exits non-zero."""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def alive(pid: int) -> bool:
@@ -159,11 +170,7 @@ status = runner.execute()
 runner.executor.close()
 print(json.dumps([status.value, sorted(m for m in ("papermill", "nbclient", "nbformat") if m in sys.modules)]))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    status, imported = json.loads(done.stdout.strip().splitlines()[-1])
+    _, (status, imported) = python_script(script, timeout=300)
     assert status == "succeeded"
     assert imported == [], f"the orchestrator imported {imported} (the forkserver's workers do)"
 
@@ -187,12 +194,9 @@ with mock.patch.object(forkserver, "start_in_background", start):
         pass
 print(json.dumps(seen))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Usage:" in done.stdout  # the CLI ran after the forkserver was started
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[]]
+    stdout, seen = python_script(script, timeout=120)
+    assert "Usage:" in stdout  # the CLI ran after the forkserver was started
+    assert seen == [[]]
 
 
 def test_papermill_imports_without_the_remote_clients_the_worker_skips() -> None:
@@ -203,16 +207,13 @@ import json, sys
 from jupyter_orchestrate.startup import skip_unused_imports
 skip_unused_imports()
 import papermill, papermill.iorw
+error = "no error"
 try:
     papermill.iorw.papermill_io.read("s3://bucket/in.ipynb")
 except Exception as exc:
     error = f"{type(exc).__name__}: {exc}"
 print(json.dumps([m for m in ("boto3", "pyarrow", "gcsfs") if sys.modules.get(m) is not None] + [error]))
 """
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    *imported, error = json.loads(done.stdout.strip().splitlines()[-1])
+    _, (*imported, error) = python_script(script, timeout=120)
     assert imported == []
     assert "boto3" in error, error

@@ -122,9 +122,9 @@ class LocalExecutor(TaskExecutor):
         self._events: list[ExecutorEvent] = []
         self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
         self._warm = forkserver.start_in_background()
-        # jupyter_client is imported on the caller's thread (discovery's kernelspec search, or the first launch),
-        # never on a background one: traitlets.config's circular imports raised _DeadlockError when a thread
-        # imported it while the CLI's discovery did (tests/test_store_concurrency.py under load)
+        # no thread of its own imports jupyter_client ahead: discovery's kernelspec search imports it on the
+        # caller's thread before any launch, and a second importer raced it into traitlets.config's circular
+        # imports (_DeadlockError, tests/test_store_concurrency.py under load)
         # prepare() returns at once: kernels are launched on one thread and workers forked on another, so that
         # neither a kernel launch (~0.15 s) nor the forkserver's start-up (~1 s) blocks the run loop
         self._launcher = ThreadPoolExecutor(1, thread_name_prefix="orchestrate-kernel-launch")
