@@ -377,7 +377,8 @@ def test_one_cell_numbering_in_cli_api_widget_and_messages(tmp_path: Path, home:
     assert (died.kind, died.cell_index) == ("kernel_died", 2)
     assert died.evalue.startswith("the kernel died while executing cell 3"), died.evalue
     timed_out = slow.last_attempt.error
-    assert (timed_out.kind, timed_out.cell_index) == ("timeout", 2)
+    log = Path(slow.last_attempt.log_path).read_text(encoding="utf-8", errors="replace")[-3000:]
+    assert (timed_out.kind, timed_out.cell_index) == ("timeout", 2), f"{timed_out}\nattempt log:\n{log}"
     assert "while executing cell 3 (code cell 2 of 2)" in timed_out.evalue, timed_out.evalue
 
     shown = cli(home, "show", str(run.run_id))
