@@ -1,3 +1,6 @@
 from jupyter_orchestrate.startup import entry
 
-entry()
+if (
+    __name__ == "__main__"
+):  # not when a spawned process (a Dask LocalCluster's worker) imports it as __mp_main__
+    entry()

@@ -186,6 +186,31 @@ keep_failed_kernels_option = click.option(
 """``--keep-failed-kernels SECONDS`` of ``run`` and ``repair``."""
 
 
+def executor_options(command: Any) -> Any:
+    """``--executor local|dask`` and ``--dask-scheduler ADDRESS`` of ``run`` and ``repair``."""
+    command = click.option(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="The Dask scheduler for --executor dask (tcp://host:8786; default: job.yaml's executor.scheduler, "
+        "else $JUPYTER_ORCHESTRATE_DASK_SCHEDULER, else a LocalCluster for the run).",
+    )(command)
+    return click.option(
+        "--executor",
+        "executor_type",
+        type=click.Choice(["local", "dask"]),
+        help="Where attempts execute (default: job.yaml's executor.type, else local).",
+    )(command)
+
+
+def _wants_dask(executor_type: str | None, job: Any, scheduler: str | None) -> bool:
+    """Whether a run goes to Dask: ``--executor dask``, else job.yaml's executor (``--dask-scheduler`` alone
+    implies dask)."""
+    if executor_type is not None:
+        return executor_type == "dask"
+    settings = getattr(job, "executor", None)
+    return scheduler is not None or (settings is not None and settings.type.value == "dask")
+
+
 @main.command()
 @home_option
 @click.argument("path", type=click.Path())
@@ -422,6 +447,7 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
     help="Tasks executing at once (default: job's max_parallel_tasks, else CPU cores).",
 )
 @keep_failed_kernels_option
+@executor_options
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as one JSON document.")
 @click.pass_context
 def run(
@@ -430,17 +456,25 @@ def run(
     parameters: tuple[str, ...],
     max_parallel: int | None,
     keep_failed_kernels: float | None,
+    executor_type: str | None,
+    dask_scheduler: str | None,
     as_json: bool,
 ) -> None:
     """Run the job at PATH (a folder of tagged notebooks) and wait for it to finish."""
     from jupyter_orchestrate.discovery import load_job
+    from jupyter_orchestrate.executors.base import TaskExecutor
     from jupyter_orchestrate.executors.local import LocalExecutor
 
-    executor = LocalExecutor()  # its forkserver warms up while the job is validated
+    executor: TaskExecutor = LocalExecutor()  # its forkserver warms up while the job is validated
     try:
         home = _state_home(ctx, path)
         job = load_job(path)
-        if not keep_failed_kernels:  # else kernels must outlive this process: the workers launch them
+        if _wants_dask(executor_type, job, dask_scheduler):
+            from jupyter_orchestrate.models import ExecutorType
+
+            executor.close()
+            executor = _service(ctx).executor_for(job, ExecutorType.dask, dask_scheduler)
+        elif not keep_failed_kernels:  # else kernels must outlive this process: the workers launch them
             from jupyter_orchestrate.engine.prelaunch import prelaunch_kernels
 
             parallel = max_parallel or job.max_parallel_tasks or os.cpu_count() or 1
@@ -499,6 +533,7 @@ def run(
     help="With --resume: resume although cells before the failed one changed since the failed attempt.",
 )
 @keep_failed_kernels_option
+@executor_options
 @click.option("--dry-run", is_flag=True, help="Print what would re-execute and what is reused, and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print the repaired run (or the plan) as JSON.")
 @click.pass_context
@@ -512,6 +547,8 @@ def repair(
     resume: bool,
     force: bool,
     keep_failed_kernels: float | None,
+    executor_type: str | None,
+    dask_scheduler: str | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -520,14 +557,27 @@ def repair(
     With --resume, a failed task whose kernel was kept (run --keep-failed-kernels) re-executes from its failed
     cell in that kernel; exit code 2 when a kernel is gone (then repair without --resume).
     """
-    executor = None
-    if not dry_run:
+    executor: Any = None
+    if not dry_run and executor_type != "dask" and dask_scheduler is None:
         from jupyter_orchestrate.executors.local import LocalExecutor
 
         executor = LocalExecutor()  # its forkserver's imports overlap the repair's planning (PERFORMANCE.md)
     try:
         _state_home(ctx)
         service = _service(ctx)
+        if not dry_run:
+            from jupyter_orchestrate.discovery import load_job
+
+            try:
+                job = load_job(service.get_run(run_id).job_path)
+            except OrchestrateError:
+                job = None  # new_repair says what is wrong
+            if _wants_dask(executor_type, job, dask_scheduler):
+                from jupyter_orchestrate.models import ExecutorType
+
+                if executor is not None:
+                    executor.close()
+                executor = service.executor_for(job, ExecutorType.dask, dask_scheduler)
         if dry_run:
             plan, _, _ = service.plan_repair(
                 run_id,

@@ -36,6 +36,7 @@ from jupyter_orchestrate.errors import PathOutsideRootError, Problem, Validation
 from jupyter_orchestrate.models import (
     MAX_PARALLEL_TASKS,
     Environment,
+    ExecutorSettings,
     Job,
     NotebookParameter,
     Notifications,
@@ -75,6 +76,7 @@ class JobFile(BaseModel):
     schedules: list[Schedule] = Field(default_factory=list)
     triggers: list[TriggerSpec] = Field(default_factory=list)
     notifications: Notifications | None = None
+    executor: ExecutorSettings | None = None
     task_defaults: TaskSettings = Field(default_factory=TaskSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
 
@@ -1043,6 +1045,7 @@ def _job(scan: _Scan, tasks: list[Task], dag: Dag) -> Job:
         schedules=job_file.schedules,
         triggers=job_file.triggers,
         notifications=job_file.notifications,
+        executor=job_file.executor,
         tasks=sorted(tasks, key=lambda t: position[t.task_key]),
     )
 

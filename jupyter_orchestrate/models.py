@@ -12,6 +12,7 @@ Models here hold data only: discovery builds :class:`Job`, the store returns :cl
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from enum import Enum
 from typing import Annotated, Any
 
@@ -316,6 +317,41 @@ class Notifications(_Strict):
     duration_warning_seconds: float | None = Field(default=None, gt=0)
 
 
+#: Dask worker resources one task may ask for, at most (``resources:`` in task settings).
+MAX_RESOURCES = 16
+_RESOURCE_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+
+
+def _check_resources(value: dict[str, float] | None) -> dict[str, float] | None:
+    """Resources are named like Dask worker resources (``GPU``, ``memory``) and are positive amounts."""
+    if value is None:
+        return None
+    if len(value) > MAX_RESOURCES:
+        raise ValueError(f"at most {MAX_RESOURCES} resources, not {len(value)}")
+    for name, amount in value.items():
+        if not re.match(_RESOURCE_NAME, name):
+            raise ValueError(f"invalid resource name {name!r}: letters, digits, '_', '.', '-' (at most 64)")
+        if not amount > 0:
+            raise ValueError(f"resource {name} must be a positive amount, not {amount!r}")
+    return value
+
+
+class ExecutorType(str, Enum):
+    """Where a run's attempts execute: ``local`` (a process per attempt on this machine) or ``dask`` (the
+    workers of a Dask ``distributed`` cluster, :mod:`~.executors.dask_executor`)."""
+
+    local = "local"
+    dask = "dask"
+
+
+class ExecutorSettings(_Strict):
+    """``executor:`` of ``job.yaml``: ``type`` and, for ``dask``, the ``scheduler`` address
+    (``tcp://host:8786``; default ``JUPYTER_ORCHESTRATE_DASK_SCHEDULER``, else a LocalCluster for the run)."""
+
+    type: ExecutorType = ExecutorType.local
+    scheduler: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 class TaskSettings(_Strict):
     """Task settings as written in ``metadata.orchestrate``, ``job.yaml`` ``task_defaults`` or ``tasks.<key>``.
 
@@ -336,8 +372,12 @@ class TaskSettings(_Strict):
     retry_on_timeout: bool | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)
     keep_failed_kernels_seconds: float | None = Field(default=None, ge=0, le=7 * 24 * 3600)
+    #: Dask worker resources the task's attempts need (``{GPU: 1}``); only the dask executor uses them
+    resources: dict[str, float] | None = None
     description: str | None = None
     notifications: Notifications | None = None
+
+    _resources = field_validator("resources")(_check_resources)
 
 
 class NotebookParameter(BaseModel):
@@ -392,6 +432,8 @@ class Task(BaseModel):
     #: seconds the kernel of an attempt that fails in a cell stays alive (0: shut down at once; None: the
     #: orchestrator's default, ``run --keep-failed-kernels`` or the server's trait)
     keep_failed_kernels_seconds: float | None = None
+    #: Dask worker resources each attempt needs (``client.submit(resources=...)``); the local executor ignores them
+    resources: dict[str, float] = Field(default_factory=dict)
     description: str | None = None
     notifications: Notifications | None = None
     notebook_parameters: list[NotebookParameter] = Field(default_factory=list)
@@ -423,6 +465,8 @@ class Job(BaseModel):
     schedules: list[Schedule] = Field(default_factory=list)
     triggers: list[TriggerSpec] = Field(default_factory=list)
     notifications: Notifications | None = None
+    #: where the job's attempts execute (``executor:`` of job.yaml); None: the local executor
+    executor: ExecutorSettings | None = None
     tasks: list[Task] = Field(default_factory=list)
 
     def task(self, task_key: str) -> Task:

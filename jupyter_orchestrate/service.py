@@ -35,6 +35,8 @@ from jupyter_orchestrate.models import (
     HEARTBEAT_TIMEOUT_SECONDS,
     MAX_PARALLEL_TASKS,
     AttemptErrorKind,
+    ExecutorSettings,
+    ExecutorType,
     Job,
     KeptKernel,
     Run,
@@ -431,6 +433,23 @@ class OrchestrateService:
                 )
                 self.store.set_task_status(run_id, task.task_key, TaskRunStatus.failed, reason)
 
+    def executor_for(
+        self, job: Job | None, executor_type: ExecutorType | None = None, scheduler: str | None = None
+    ) -> TaskExecutor:
+        """The executor of a run of ``job``: ``executor_type`` if given (``run --executor``), else the job's
+        ``executor.type`` (job.yaml), else the local executor. For ``dask``, the scheduler is ``scheduler``, else
+        the job's ``executor.scheduler``, else ``JUPYTER_ORCHESTRATE_DASK_SCHEDULER``, else a LocalCluster.
+
+        Raises: :class:`~.executors.dask_executor.ExecutorUnavailable` when ``distributed`` is not installed or
+        the scheduler cannot be reached.
+        """
+        settings = (job.executor if job is not None else None) or ExecutorSettings()
+        if (executor_type or settings.type) == ExecutorType.dask:
+            from jupyter_orchestrate.executors.dask_executor import DaskExecutor
+
+            return DaskExecutor(scheduler or settings.scheduler)
+        return self._local_executor()
+
     def _local_executor(self) -> TaskExecutor:
         """A run's default executor: a LocalExecutor, on this service's warm kernel pool if it has one (a
         server's: kept kernels end with it anyway, so its pooled kernels may be kept)."""
@@ -471,7 +490,7 @@ class OrchestrateService:
             }
             runner = Runner(
                 self.store,
-                executor or self._local_executor(),
+                executor or self.executor_for(job),
                 run_id,
                 job,
                 ActiveRun({t.task_key: t for t in job.tasks}, states, parallel),

@@ -337,6 +337,7 @@ class Runner:
             max_output_bytes=max_output_bytes(),
             keep_failed_kernel_seconds=self.keep_failed_kernels_seconds if keep is None else keep,
             resume=self.resume.get(task.task_key),
+            resources=dict(task.resources),
         )
 
     def _prepare(self, key: str) -> _InFlight:

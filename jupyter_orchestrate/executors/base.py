@@ -105,6 +105,7 @@ class AttemptSpec:
         the ``Go`` message's parameters are then the resume's overrides, applied in an injected cell.
         attach: a kernel the executor launched for this attempt (:mod:`.kernel_pool`); the worker attaches to it
         instead of launching one (and launches one if it does not become ready).
+        resources: Dask worker resources the attempt needs (``{"GPU": 1}``); only the dask executor uses them.
     """
 
     run_id: int
@@ -129,6 +130,7 @@ class AttemptSpec:
     keep_failed_kernel_seconds: float = 0.0
     resume: ResumeSpec | None = None
     attach: AttachSpec | None = None
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 def _exit_text(code: int | None) -> str:
