@@ -437,6 +437,9 @@ export interface TaskDocument {
   retry_on_timeout: boolean;
   timeout_seconds: number | null;
   keep_failed_kernels_seconds: number | null;
+  resources: {
+    [k: string]: number;
+  };
   description: string | null;
   notifications: Notifications | null;
   notebook_parameters: NotebookParameterDocument[];
