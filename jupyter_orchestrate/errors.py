@@ -87,6 +87,11 @@ class ConflictError(OrchestrateError):
     """The request conflicts with the current state, e.g. repairing a run that is still running."""
 
 
+class ExecutorUnavailable(OrchestrateError):
+    """The run's executor cannot be used here: its package is not installed (the message says how to install
+    it) or its cluster cannot be reached (the message names the address)."""
+
+
 class TaskValueError(OrchestrateError, ValueError):
     """A task value could not be set or read (not JSON, too large, unknown task, not upstream, missing key)."""
 

@@ -195,6 +195,8 @@ class OrchestrateService:
             debugging and resume when neither the task nor the request says (CLI: 0, off; server: 900).
         kernel_pool: warm kernels shared by the runs this service executes (a server's, see
             :mod:`~.executors.kernel_pool`); closed by :meth:`shutdown`. None: each run launches its own.
+        executor: the executor of runs whose job.yaml names none (a server's ``executor`` and
+            ``dask_scheduler`` traits); None: local.
     """
 
     def __init__(
@@ -208,6 +210,7 @@ class OrchestrateService:
         cancel_timeout_seconds: float = CANCEL_TIMEOUT_SECONDS,
         keep_failed_kernels_seconds: float = 0.0,
         kernel_pool: KernelPool | None = None,
+        executor: ExecutorSettings | None = None,
     ):
         if existing and not (Path(home) / DB_NAME).is_file():
             raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
@@ -219,6 +222,7 @@ class OrchestrateService:
         self.cancel_timeout_seconds = cancel_timeout_seconds
         self.keep_failed_kernels_seconds = keep_failed_kernels_seconds
         self.kernel_pool = kernel_pool
+        self.default_executor = executor or ExecutorSettings()
         self._active: dict[int, tuple[Runner, threading.Thread]] = {}
         self._executed: set[int] = set()  # runs executed by start(): shutdown reaps the kernels they keep
         self._active_lock = threading.Lock()
@@ -437,17 +441,18 @@ class OrchestrateService:
         self, job: Job | None, executor_type: ExecutorType | None = None, scheduler: str | None = None
     ) -> TaskExecutor:
         """The executor of a run of ``job``: ``executor_type`` if given (``run --executor``), else the job's
-        ``executor.type`` (job.yaml), else the local executor. For ``dask``, the scheduler is ``scheduler``, else
-        the job's ``executor.scheduler``, else ``JUPYTER_ORCHESTRATE_DASK_SCHEDULER``, else a LocalCluster.
+        ``executor.type`` (job.yaml), else this service's default (a server's trait), else local. For ``dask``,
+        the scheduler is ``scheduler``, else the job's ``executor.scheduler``, else the service's, else
+        ``JUPYTER_ORCHESTRATE_DASK_SCHEDULER``, else a LocalCluster started for the run.
 
-        Raises: :class:`~.executors.dask_executor.ExecutorUnavailable` when ``distributed`` is not installed or
+        Raises: :class:`~.errors.ExecutorUnavailable` when ``distributed`` is not installed or
         the scheduler cannot be reached.
         """
-        settings = (job.executor if job is not None else None) or ExecutorSettings()
+        settings = (job.executor if job is not None else None) or self.default_executor
         if (executor_type or settings.type) == ExecutorType.dask:
             from jupyter_orchestrate.executors.dask_executor import DaskExecutor
 
-            return DaskExecutor(scheduler or settings.scheduler)
+            return DaskExecutor(scheduler or settings.scheduler or self.default_executor.scheduler)
         return self._local_executor()
 
     def _local_executor(self) -> TaskExecutor:

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_orchestrate.errors import OrchestrateError
+from jupyter_orchestrate.errors import ExecutorUnavailable
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec, ExecutorEvent, TaskExecutor
 from jupyter_orchestrate.executors.dask_remote import HEARTBEAT_SECONDS, run_attempt
 from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, CellTiming, ResultStatus
@@ -44,12 +44,6 @@ KILL_WAIT_SECONDS = 15.0
 WORKER_CHECK_SECONDS = 1.0
 INSTALL_HINT = 'the dask executor needs the distributed package: pip install "jupyter-orchestrate[dask]"'
 log = logging.getLogger(__name__)
-
-
-class ExecutorUnavailable(OrchestrateError):
-    """The executor cannot be used here (its package is not installed, its scheduler cannot be reached)."""
-
-    exit_code = 2
 
 
 def scheduler_address(scheduler: str | None) -> str | None:

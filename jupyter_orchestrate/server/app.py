@@ -22,10 +22,15 @@ from pathlib import Path
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.serverapp import ServerApp
 from tornado.platform.asyncio import BaseAsyncIOLoop
-from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets import Bool, Enum, Float, Integer, List, Unicode
 
 from jupyter_orchestrate.executors.kernel_pool import DEFAULT_IDLE_SECONDS, DEFAULT_MAX_IDLE, KernelPool
-from jupyter_orchestrate.models import HEARTBEAT_TIMEOUT_SECONDS, SERVER_KEEP_FAILED_KERNELS_SECONDS
+from jupyter_orchestrate.models import (
+    HEARTBEAT_TIMEOUT_SECONDS,
+    SERVER_KEEP_FAILED_KERNELS_SECONDS,
+    ExecutorSettings,
+    ExecutorType,
+)
 from jupyter_orchestrate.server.events import EventBus, EventLoggerSink, StoreWatcher
 from jupyter_orchestrate.server.handlers import handlers
 from jupyter_orchestrate.server.kept_kernels import release_kept_kernels
@@ -102,6 +107,19 @@ class OrchestrateApp(ExtensionApp):
     warm_kernel_idle_seconds = Float(
         DEFAULT_IDLE_SECONDS, config=True, help="An idle warm kernel is shut down after this many seconds."
     )
+    executor = Enum(
+        ["local", "dask"],
+        "local",
+        config=True,
+        help="Where the attempts of runs whose job.yaml names no executor execute: local (a process per attempt "
+        "on this machine) or dask (the workers of a Dask cluster, see dask_scheduler).",
+    )
+    dask_scheduler = Unicode(
+        "",
+        config=True,
+        help="The Dask scheduler (tcp://host:8786) of dask runs whose job.yaml names none; empty: "
+        "$JUPYTER_ORCHESTRATE_DASK_SCHEDULER, else a LocalCluster per run.",
+    )
     scheduler_enabled = Bool(
         True,
         config=True,
@@ -147,6 +165,9 @@ class OrchestrateApp(ExtensionApp):
             kernel_pool=KernelPool(max_idle=self.warm_kernels, idle_seconds=self.warm_kernel_idle_seconds)
             if self.warm_kernels > 0
             else None,
+            executor=ExecutorSettings(
+                type=ExecutorType(self.executor), scheduler=self.dask_scheduler or None
+            ),
         )
         self.service.listeners.append(self.bus.publish)
         self.watcher = StoreWatcher(self.home, self.bus.publish, poll_seconds=self.watch_seconds)
