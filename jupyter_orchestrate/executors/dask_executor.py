@@ -250,7 +250,7 @@ class DaskExecutor(TaskExecutor):
             if name in ("KilledWorker", "CommClosedError", "CancelledError", "FutureCancelledError"):
                 return _worker_died(handle, f"{name}: {exc}")
             return _error_result(AttemptErrorKind.internal, name, str(exc))
-        handle.where = value.get("where") or handle.where
+        handle.where = handle.where or value.get("where")
         if value.get("stopped"):
             return _worker_died(handle, "its task was stopped on the worker")
         spec = handle.spec
@@ -289,7 +289,10 @@ class DaskExecutor(TaskExecutor):
                 continue
             message: Any
             if kind == "where":
-                handle.where = rest[0]
+                if handle.where is None:
+                    handle.where = rest[0]
+                elif handle.where != rest[0]:  # Dask moved it after its worker died
+                    self._events.put(("left", handle, None))
                 continue
             if kind == "kernel_started":
                 message = KernelStarted(pid=None, create_time=None, ready_time=rest[0])

@@ -1,41 +1,39 @@
 """What runs on a Dask worker for one attempt of the dask executor (:mod:`.dask_executor`).
 
 :func:`run_attempt` is the Dask task. It checks that the job folder exists on the worker, writes the input
-notebook it was sent into a folder of its own under the worker's local directory, and runs the attempt exactly
-as the local executor does: :func:`~.worker.attempt_main` in a child process of its own (started with
-``subprocess``: a Dask worker is a daemonic process, which ``multiprocessing`` forbids to have children), over a
-``multiprocessing`` connection on a socket pair. The worker's messages (kernel ready, cell progress, cell
-timings) are relayed to the orchestrator through a ``distributed.Queue`` while the attempt runs; the executed
-notebook, the attempt log and the result come back as the task's return value, as data. Nothing is written
-to the orchestrator's state home: no shared filesystem is assumed.
+notebook it was sent into a folder of its own under the worker's local directory, and runs the attempt there
+exactly as a local run does: through a :class:`~.local.LocalExecutor` kept by the worker thread (its forkserver
+has the execution stack imported, its kernel is launched while the attempt's worker forks). The attempt's
+messages (kernel ready, cell progress, cell timings) are relayed to the orchestrator through a
+``distributed.Queue`` while it runs; the executed notebook, the attempt log and the result come back as the
+task's return value, as data. Nothing is written to the orchestrator's state home: no shared filesystem is
+assumed for state.
 
 Stopping: the orchestrator sets the attempt's ``distributed.Event`` (timeout, cancel, Ctrl-C), and the task
-stops the worker, which kills the kernel. The orchestrator renews a ``distributed.Variable`` every
+kills the attempt (its kernel and its worker). The orchestrator renews a ``distributed.Variable`` every
 :data:`HEARTBEAT_SECONDS`; when it stops changing for :data:`ORPHAN_SECONDS` (the orchestrator died), the task
-stops its attempt too. If the Dask worker itself dies, the socket closes and the attempt's worker kills its
-kernel (its watchdog, as for a local attempt whose orchestrator died).
+kills its attempt too. If the Dask worker itself dies, the attempt's worker sees its pipe close and kills its
+kernel, as a local attempt does when its orchestrator dies.
 
-This module is imported on Dask workers and as the child's entry point: it imports ``distributed`` only
-inside :func:`run_attempt`.
+This module is imported on Dask workers: it imports ``distributed`` only inside :func:`run_attempt`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import multiprocessing.connection
+import multiprocessing
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
 from jupyter_orchestrate.executors.base import AttemptResult, AttemptSpec
 from jupyter_orchestrate.models import AttemptError, AttemptErrorKind, ResultStatus
-from jupyter_orchestrate.schemas.messages import CellTimed, Finished, Go, KernelStarted, Progress, Stop
+from jupyter_orchestrate.schemas.messages import CellTimed, Finished, KernelStarted, Progress
 
 #: Seconds between the orchestrator's heartbeats (a ``distributed.Variable`` it renews).
 HEARTBEAT_SECONDS = 2.0
@@ -43,8 +41,6 @@ HEARTBEAT_SECONDS = 2.0
 ORPHAN_SECONDS = 20.0
 #: Seconds between the task's checks of its stop event and of the heartbeat.
 POLL_SECONDS = 0.5
-#: Seconds the attempt's worker gets to kill its kernel and exit after ``Stop`` before it is killed.
-STOP_GRACE_SECONDS = 5.0
 #: Executed notebooks and logs larger than this are not sent back whole (bytes; the output cap bounds them).
 MAX_RETURN_BYTES = 256 * 1024 * 1024
 
@@ -105,6 +101,10 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
     messages = dist.Queue(payload["queue"])
     stop = dist.Event(payload["stop"])
     alive = dist.Variable(payload["alive"])
+    started = dist.Event(f"{payload['stop']}-started")
+    if started.is_set():  # Dask runs it again after its first worker died: an attempt executes at most once
+        return {"stopped": True, "where": where}
+    started.set()
     messages.put(["where", attempt_id, where])
     spec: AttemptSpec = payload["spec"]
     if not os.path.isdir(spec.cwd):
@@ -154,67 +154,36 @@ def _run(
     with open(local.input_path, "wb") as f:
         f.write(payload["notebook"])
     context = {**payload["context"], "values_path": local.values_path}
-    ours, theirs = socket.socketpair()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "jupyter_orchestrate.executors.dask_remote", str(theirs.fileno())],
-        pass_fds=[theirs.fileno()],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=folder,
-    )
-    theirs.close()
-    conn = multiprocessing.connection.Connection(ours.detach())
+    executor = _local_executor()
+    handle = executor.prepare(local)
+    executor.start(handle, payload["parameters"], context)
     result: AttemptResult | None = None
+    beat, beat_seen = None, time.monotonic()
     try:
-        conn.send(local)
-        conn.send(Go(payload["parameters"], context))
-        beat, beat_seen = None, time.monotonic()
-        next_check = 0.0
         while result is None:
-            if conn.poll(POLL_SECONDS):
-                try:
-                    message = conn.recv()
-                except (EOFError, OSError):
+            for event in executor.wait(POLL_SECONDS):
+                if isinstance(event.message, Finished):
+                    result = event.message.result
                     break
-                if isinstance(message, Finished):
-                    result = message.result
-                    break
-                relayed = _relay(message)
+                relayed = _relay(event.message)
                 if relayed is not None:
                     messages.put([relayed[0], attempt_id, *relayed[1:]])
+            if result is not None:
+                break
             now = time.monotonic()
-            if now < next_check:
-                continue
-            next_check = now + POLL_SECONDS
             if stop.is_set():
-                _stop(conn, child)
+                executor.kill(handle)
                 return {"stopped": True, "where": where}
             with contextlib.suppress(Exception):  # a slow scheduler: judge by the last value seen
                 value = alive.get(timeout=POLL_SECONDS)
                 if value != beat:
                     beat, beat_seen = value, now
             if now - beat_seen > ORPHAN_SECONDS:
-                _stop(conn, child)
+                executor.kill(handle)
                 return {"stopped": True, "where": where}
-        try:
-            child.wait(timeout=30)  # it shuts the kernel down, then exits
-        except subprocess.TimeoutExpired:
-            child.kill()
-    finally:
-        conn.close()
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    if result is None:
-        code = child.returncode
-        return _failed(
-            AttemptErrorKind.internal,
-            "WorkerDied",
-            f"the attempt's worker process on Dask worker {where['dask_worker']} ended (exit code {code}) "
-            "without a result",
-            where,
-        )
+    except BaseException:
+        executor.kill(handle)
+        raise
     result.environment = {**result.environment, **where}
     return {
         "result": result,
@@ -224,25 +193,25 @@ def _run(
     }
 
 
-def _stop(conn: Any, child: subprocess.Popen[bytes]) -> None:
-    """Have the attempt's worker kill its kernel and exit (``Stop``); kill it if it does not in time."""
-    with contextlib.suppress(OSError, ValueError):
-        conn.send(Stop())
-    try:
-        child.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+_executors = threading.local()
 
 
-def _child_main(fd: int) -> None:
-    """The attempt's worker process: receive the spec on the connection, then run it as a local worker."""
-    from jupyter_orchestrate.executors.worker import attempt_main
+def _local_executor() -> Any:
+    """This worker thread's :class:`~.local.LocalExecutor`, kept for the worker's life: its forkserver (the
+    execution stack imported once) and its kernel launches serve every attempt the thread runs, as on a local
+    run. One per thread: a LocalExecutor is driven by one caller at a time."""
+    executor = getattr(_executors, "executor", None)
+    if executor is None:
+        from jupyter_orchestrate.executors.local import LocalExecutor
 
-    conn = multiprocessing.connection.Connection(fd)
-    spec = conn.recv()
-    attempt_main(conn, spec)
+        _allow_children()
+        executor = _executors.executor = LocalExecutor()
+    return executor
 
 
-if __name__ == "__main__":
-    _child_main(int(sys.argv[1]))
+def _allow_children() -> None:
+    """Let this Dask worker (daemonic under a Nanny) start the attempts' processes, for the rest of its life.
+    multiprocessing refuses children to daemonic processes because they would not outlive it cleanly; an
+    attempt's worker is the forkserver's child and kills its kernel and exits when this process's end of its
+    pipe closes, and the kernels this process launches end with it (ipykernel's parent poller)."""
+    multiprocessing.current_process()._config["daemon"] = False  # type: ignore[attr-defined]
