@@ -411,6 +411,12 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
             os.path.relpath(last.notebook_path) if last and last.notebook_path else "",
         )
     console.print(table)
+    for t in run.task_runs:  # the dask executor: where each task's last attempt ran
+        ran = t.last_attempt.environment if t.last_attempt else {}
+        if ran.get("dask_worker"):
+            console.print(
+                f"{escape(t.task_key)} ran on {escape(str(ran.get('host')))} (Dask worker {escape(ran['dask_worker'])})"
+            )
     kept = [t.kept_kernel for t in run.task_runs if t.kept_kernel is not None]
     for k in kept:
         console.print(

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -339,4 +340,12 @@ def test_the_job_yaml_executor_and_the_environment_variable_choose_the_scheduler
     )
     assert result.returncode == 0, result.stderr
     (task_run,) = json.loads(result.stdout)["task_runs"]
-    assert task_run["attempts"][-1]["environment"]["dask_worker"].startswith("tcp://127.0.0.1:")
+    worker = task_run["attempts"][-1]["environment"]["dask_worker"]
+    assert worker.startswith("tcp://127.0.0.1:")
+    shown = subprocess.run(
+        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "show", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"a ran on {socket.gethostname()} (Dask worker {worker})" in shown.stdout, shown.stdout

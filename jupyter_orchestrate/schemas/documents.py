@@ -75,14 +75,17 @@ ENVIRONMENT_FIELDS = (
     "package_hash",
     "freeze",
     "built_now",
+    "dask_worker",
+    "host",
 )
 
 
 class AttemptEnvironment(Document):
     """What an attempt ran in, as the worker recorded it (variable names only, never values): the kernel
     (``kernel_name``) or interpreter (``python``), ``env_names``, ``requirements``, and for a built
-    environment its ``package_hash``, ``freeze`` (installed packages) and ``built_now``. Only the recorded
-    fields are present (an attempt that never started has none)."""
+    environment its ``package_hash``, ``freeze`` (installed packages) and ``built_now``; an attempt of the dask
+    executor also where it ran (``dask_worker`` address, ``host`` name). Only the recorded fields are present
+    (an attempt that never started has none)."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra=_may_be_absent(*ENVIRONMENT_FIELDS))
     kernel_name: str | None = None
@@ -92,6 +95,8 @@ class AttemptEnvironment(Document):
     package_hash: str | None = None
     freeze: list[str] = Field(default_factory=list)
     built_now: bool = False
+    dask_worker: str | None = None
+    host: str | None = None
 
     @model_serializer(mode="wrap")
     def _recorded_only(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]

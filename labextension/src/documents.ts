@@ -141,8 +141,9 @@ export interface AttemptDocument {
 /**
  * What an attempt ran in, as the worker recorded it (variable names only, never values): the kernel
  * (``kernel_name``) or interpreter (``python``), ``env_names``, ``requirements``, and for a built
- * environment its ``package_hash``, ``freeze`` (installed packages) and ``built_now``. Only the recorded
- * fields are present (an attempt that never started has none).
+ * environment its ``package_hash``, ``freeze`` (installed packages) and ``built_now``; an attempt of the dask
+ * executor also where it ran (``dask_worker`` address, ``host`` name). Only the recorded fields are present
+ * (an attempt that never started has none).
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
  * via the `definition` "AttemptEnvironment".
@@ -155,6 +156,8 @@ export interface AttemptEnvironment {
   package_hash?: string | null;
   freeze?: string[];
   built_now?: boolean;
+  dask_worker?: string | null;
+  host?: string | null;
   [k: string]: unknown;
 }
 /**

@@ -318,4 +318,10 @@ describe('environmentLines', () => {
     ).toEqual(['python /envs/ab/bin/python', 'packages ab12: six==1.15.0 (1 installed)', 'variables: API_TOKEN']);
     expect(environmentLines({ kernel_name: 'python3' })).toEqual(['kernel python3']);
   });
+  it('says where an attempt of the dask executor ran', async () => {
+    const { environmentLines } = await import('../components/TaskDetail');
+    expect(
+      environmentLines({ kernel_name: 'python3', dask_worker: 'tcp://10.0.0.7:40123', host: 'gpu-node-1' })
+    ).toEqual(['kernel python3', 'ran on gpu-node-1 (Dask worker tcp://10.0.0.7:40123)']);
+  });
 });

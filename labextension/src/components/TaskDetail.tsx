@@ -370,7 +370,7 @@ export function TaskDetail(props: {
   );
 }
 
-/** One line per fact of an attempt's environment: kernel or interpreter, packages, variable names. */
+/** One line per fact of an attempt's environment: kernel or interpreter, packages, variable names, where it ran. */
 export function environmentLines(environment: AttemptEnvironment): string[] {
   const lines: string[] = [];
   lines.push(environment.python ? `python ${environment.python}` : `kernel ${environment.kernel_name ?? 'default'}`);
@@ -381,6 +381,9 @@ export function environmentLines(environment: AttemptEnvironment): string[] {
   }
   if (environment.env_names && environment.env_names.length > 0) {
     lines.push(`variables: ${environment.env_names.join(', ')}`);
+  }
+  if (environment.dask_worker) {
+    lines.push(`ran on ${environment.host ?? 'a Dask worker'} (Dask worker ${environment.dask_worker})`);
   }
   return lines;
 }
