@@ -349,3 +349,42 @@ def test_the_job_yaml_executor_and_the_environment_variable_choose_the_scheduler
         timeout=60,
     )
     assert f"a ran on {socket.gethostname()} (Dask worker {worker})" in shown.stdout, shown.stdout
+
+
+def test_a_job_folder_missing_on_the_worker_fails_the_attempt_with_a_clear_message(
+    tmp_path: Path, cluster: Cluster
+) -> None:
+    from jupyter_orchestrate.executors.base import AttemptSpec
+    from jupyter_orchestrate.executors.dask_remote import run_attempt
+
+    missing = tmp_path / "checked-out-elsewhere"
+    stem = tmp_path / "state" / "attempt-1"
+    spec = AttemptSpec(
+        run_id=1,
+        task_key="a",
+        attempt_number=1,
+        input_path=str(missing / "a.ipynb"),
+        output_path=f"{stem}.ipynb",
+        log_path=f"{stem}.log",
+        context_path=f"{stem}.context.json",
+        values_path=f"{stem}.values.json",
+        kernel_name="python3",
+        cwd=str(missing),
+    )
+    payload = {
+        "spec": spec,
+        "notebook": b"{}",
+        "parameters": {},
+        "context": {},
+        "attempt_id": "missing-folder",
+        "queue": "orchestrate-test-messages",
+        "stop": "orchestrate-stop-missing-folder",
+        "alive": "orchestrate-test-alive",
+    }
+    with distributed.Client(cluster.address, timeout=30) as client:
+        value = client.submit(run_attempt, payload, pure=False).result(timeout=60)
+    error = value["result"].error
+    assert (error.kind, error.ename) == ("launch_error", "JobFolderMissing")
+    assert str(missing) in error.evalue and value["where"]["dask_worker"] in error.evalue
+    assert "docs/scale-out.md" in error.evalue
+    assert not (tmp_path / "state").exists(), "nothing of the state home is written on the worker"
