@@ -25,11 +25,13 @@ from jupyter_orchestrate.models import RunStatus, TaskRunStatus
 from jupyter_orchestrate.service import OrchestrateService
 from tests.conftest import write_notebook
 from tests.test_e2e import EXAMPLES, wait_for
+from tests.test_secrets_e2e import secret_env  # noqa: F401 - a fixture
 
 distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.kernel
 BIN = Path(sys.executable).parent
+WORKER_OWN = "the-workers-own-api-key-5150"
 
 
 class Cluster:
@@ -55,6 +57,10 @@ class Cluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.folder,
+            env={
+                **os.environ,
+                "JO_TEST_OWN_API_KEY": WORKER_OWN,
+            },  # a worker's own secret, not the orchestrator's
         )
         self.processes.append(process)
         return process
@@ -388,3 +394,30 @@ def test_a_job_folder_missing_on_the_worker_fails_the_attempt_with_a_clear_messa
     assert str(missing) in error.evalue and value["where"]["dask_worker"] in error.evalue
     assert "docs/scale-out.md" in error.evalue
     assert not (tmp_path / "state").exists(), "nothing of the state home is written on the worker"
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_secrets_reach_neither_the_state_home_nor_the_workers_logs(
+    tmp_path: Path, home: Path, cluster: Cluster
+) -> None:
+    from tests.test_secrets_e2e import (
+        ENDINGS,
+        SECRETS,
+        assert_useful,
+        leaks_in_home,
+        leaks_in_text,
+        secret_job,
+    )
+
+    secrets = (*SECRETS, WORKER_OWN)
+
+    job = secret_job(tmp_path, "on_dask", {k: ENDINGS[k] for k in ("ok", "bad")})
+    run = execute(home, job, dask_executor(cluster))
+    assert {t.task_key: t.status.value for t in run.task_runs} == {"ok": "succeeded", "bad": "failed"}
+    assert run.task_run("bad").attempts[-1].error.evalue == "failed with token *** and ***"
+    for key in ("ok", "bad"):
+        assert_useful(home, run, key)
+    assert leaks_in_home(home, secrets) == []
+    logs = "".join(p.read_text(errors="replace") for p in cluster.folder.glob("*.log"))
+    assert leaks_in_text(logs, secrets) == []
+    assert not [p for p in cluster.folder.rglob("*.context.json")], "the worker's attempt folder is removed"

@@ -118,14 +118,15 @@ class AttemptSpec:
     values_path: str
     kernel_name: str
     cwd: str
-    env: dict[str, str] = field(default_factory=dict)
+    # repr=False: a spec's repr reaches logs (Dask logs a failed task's arguments); these hold secret values
+    env: dict[str, str] = field(default_factory=dict, repr=False)
     start_timeout_seconds: float = 60.0
     python: str | None = None
     requirements: list[str] = field(default_factory=list)
     state_home: str | None = None
-    secrets: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list, repr=False)
     secret_names: list[str] = field(default_factory=list)
-    base_env: dict[str, str] | None = None
+    base_env: dict[str, str] | None = field(default=None, repr=False)
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     keep_failed_kernel_seconds: float = 0.0
     resume: ResumeSpec | None = None

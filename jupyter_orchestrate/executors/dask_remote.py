@@ -106,6 +106,21 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
         return {"stopped": True, "where": where}
     started.set()
     messages.put(["where", attempt_id, where])
+    try:
+        return _attempt(payload, worker, where, messages, stop, alive, attempt_id)
+    except Exception as exc:  # noqa: BLE001 - returned, not raised: Dask would log the payload (secrets)
+        return _failed(AttemptErrorKind.internal, type(exc).__name__, str(exc), where)
+
+
+def _attempt(
+    payload: dict[str, Any],
+    worker: Any,
+    where: dict[str, Any],
+    messages: Any,
+    stop: Any,
+    alive: Any,
+    attempt_id: str,
+) -> dict[str, Any]:
     spec: AttemptSpec = payload["spec"]
     if not os.path.isdir(spec.cwd):
         return _failed(
@@ -138,9 +153,14 @@ def _run(
     alive: Any,
     attempt_id: str,
 ) -> dict[str, Any]:
+    from jupyter_orchestrate.environments import secret_names
+
     name = os.path.basename(spec.input_path)
+    # the kernel inherits this worker's environment, not the orchestrator's: its secret-named variables too
+    own = [os.environ[n] for n in secret_names(spec.env, (), os.environ) if n not in spec.env]
     local = dataclasses.replace(
         spec,
+        secrets=[*spec.secrets, *own],
         input_path=os.path.join(folder, name),
         output_path=os.path.join(folder, "attempt.ipynb"),
         log_path=os.path.join(folder, "attempt.log"),
