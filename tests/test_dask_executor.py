@@ -421,3 +421,31 @@ def test_secrets_reach_neither_the_state_home_nor_the_workers_logs(
     logs = "".join(p.read_text(errors="replace") for p in cluster.folder.glob("*.log"))
     assert leaks_in_text(logs, secrets) == []
     assert not [p for p in cluster.folder.rglob("*.context.json")], "the worker's attempt folder is removed"
+
+
+def test_the_orchestrators_death_leaves_no_kernel_on_the_workers(
+    tmp_path: Path, home: Path, cluster: Cluster
+) -> None:
+    from jupyter_orchestrate.executors.dask_remote import ORPHAN_SECONDS
+
+    job = tmp_path / "job"
+    write_notebook(job / "slow.ipynb", "import time", "time.sleep(600)", orchestrate={})
+    command = [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "run", str(job)]
+    proc = subprocess.Popen(
+        [*command, "--dask-scheduler", cluster.address], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: remote_kernels(cluster), 90, "the kernel on a worker")
+        proc.kill()  # SIGKILL: no cancel reaches the cluster, only the heartbeat stops
+        proc.wait(30)
+        began = time.monotonic()
+        wait_for(
+            lambda: not remote_kernels(cluster),
+            ORPHAN_SECONDS + 30,
+            "the workers to kill the orphaned kernel",
+        )
+        assert time.monotonic() - began >= ORPHAN_SECONDS - 5, (
+            "killed by the heartbeat's silence, not at once"
+        )
+    finally:
+        proc.kill()
