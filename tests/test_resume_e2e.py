@@ -286,12 +286,7 @@ def start_failing_and_slow(tmp_path: Path, home: Path) -> subprocess.Popen[str]:
         proc.kill()
         proc.wait()
         err.seek(0)
-        shown = subprocess.run(
-            [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), "show", "1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        shown = cli(home, "show", "1")
         raise AssertionError(
             f"{exc}\nthe run's stderr:\n{err.read()[-4000:]}\nshow 1:\n{shown.stdout}"
         ) from exc

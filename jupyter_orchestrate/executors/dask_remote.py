@@ -107,20 +107,25 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
     started.set()
     messages.put(["where", attempt_id, where])
     try:
-        return _attempt(payload, worker, where, messages, stop, alive, attempt_id)
+        return _attempt(payload, worker, _Channels(attempt_id, where, messages, stop, alive))
     except Exception as exc:  # noqa: BLE001 - returned, not raised: Dask would log the payload (secrets)
         return _failed(AttemptErrorKind.internal, type(exc).__name__, str(exc), where)
 
 
-def _attempt(
-    payload: dict[str, Any],
-    worker: Any,
-    where: dict[str, Any],
-    messages: Any,
-    stop: Any,
-    alive: Any,
-    attempt_id: str,
-) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class _Channels:
+    """What connects a running task to its orchestrator: the attempt's id and where it runs, the message
+    queue, the stop event and the heartbeat variable (``distributed`` objects)."""
+
+    attempt_id: str
+    where: dict[str, Any]
+    messages: Any
+    stop: Any
+    alive: Any
+
+
+def _attempt(payload: dict[str, Any], worker: Any, channels: _Channels) -> dict[str, Any]:
+    where, stop = channels.where, channels.stop
     spec: AttemptSpec = payload["spec"]
     if not os.path.isdir(spec.cwd):
         return _failed(
@@ -137,22 +142,21 @@ def _attempt(
     os.makedirs(base, exist_ok=True)
     folder = tempfile.mkdtemp(prefix=f"run-{spec.run_id}-{spec.task_key}-{spec.attempt_number}-", dir=base)
     try:
-        return _run(payload, spec, folder, base, where, messages, stop, alive, attempt_id)
+        return _run(payload, spec, folder, base, channels)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run(
-    payload: dict[str, Any],
-    spec: AttemptSpec,
-    folder: str,
-    base: str,
-    where: dict[str, Any],
-    messages: Any,
-    stop: Any,
-    alive: Any,
-    attempt_id: str,
+    payload: dict[str, Any], spec: AttemptSpec, folder: str, base: str, channels: _Channels
 ) -> dict[str, Any]:
+    where, messages, stop, alive, attempt_id = (
+        channels.where,
+        channels.messages,
+        channels.stop,
+        channels.alive,
+        channels.attempt_id,
+    )
     from jupyter_orchestrate.environments import secret_names
 
     name = os.path.basename(spec.input_path)
