@@ -217,11 +217,13 @@ def test_a_timeout_and_a_cancel_leave_no_kernel_on_the_workers(
     tmp_path: Path, home: Path, cluster: Cluster
 ) -> None:
     job = tmp_path / "job"
-    write_notebook(job / "slow.ipynb", "import time", "time.sleep(600)", orchestrate={"timeout_seconds": 6})
+    write_notebook(job / "slow.ipynb", "import time", "time.sleep(600)", orchestrate={"timeout_seconds": 15})
     run = execute(home, job, dask_executor(cluster))
     slow = run.task_run("slow")
     assert slow.status == TaskRunStatus.timed_out
     assert (slow.last_attempt.error.kind, slow.last_attempt.error.cell_index) == ("timeout", 1)
+    executed = json.loads(Path(slow.last_attempt.notebook_path).read_text())  # what ran until the timeout
+    assert executed["cells"][-1]["metadata"]["papermill"]["status"] == "running"
     wait_for(lambda: not remote_kernels(cluster), 20, "no kernel left on the workers after the timeout")
 
     write_notebook(job / "slow.ipynb", "import time", "time.sleep(600)", orchestrate={})

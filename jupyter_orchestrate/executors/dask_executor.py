@@ -206,7 +206,12 @@ class DaskExecutor(TaskExecutor):
         :data:`KILL_WAIT_SECONDS`; a worker that does not answer is the cluster's to clean up)."""
         handle.done = True
         if handle.future is not None:
-            self._stop_task(handle, wait_seconds=KILL_WAIT_SECONDS)
+            self._stop_task(handle, wait_seconds=KILL_WAIT_SECONDS, keep=True)
+            if handle.future.status == "finished":  # what it executed until stopped, as a local attempt keeps
+                with contextlib.suppress(Exception):
+                    self._save_products(handle, handle.future.result())
+            with contextlib.suppress(Exception):
+                handle.future.cancel()
         self._forget(handle)
 
     def discard(self, handle: DaskHandle) -> None:
@@ -229,16 +234,18 @@ class DaskExecutor(TaskExecutor):
         """Report ``result`` for an attempt that was never submitted (delivered by the next :meth:`wait`)."""
         self._events.put(("finished", handle, result))
 
-    def _stop_task(self, handle: DaskHandle, wait_seconds: float = 0.0) -> None:
+    def _stop_task(self, handle: DaskHandle, wait_seconds: float = 0.0, keep: bool = False) -> None:
         """Set the attempt's stop event (its task kills the kernel), wait up to ``wait_seconds`` for the task to
-        end, and cancel its future (so that Dask does not run it again elsewhere)."""
+        end, and cancel its future (so that Dask does not run it again elsewhere) unless ``keep`` (the caller
+        reads its result first)."""
         with contextlib.suppress(Exception):
             self._distributed.Event(f"orchestrate-stop-{handle.attempt_id}", client=self._client).set()
         if wait_seconds > 0:
+            with contextlib.suppress(Exception):  # (distributed.wait would need a default client)
+                handle.future.result(timeout=wait_seconds)
+        if not keep:
             with contextlib.suppress(Exception):
-                self._distributed.wait([handle.future], timeout=wait_seconds)
-        with contextlib.suppress(Exception):
-            handle.future.cancel()
+                handle.future.cancel()
 
     def _result_of(self, handle: DaskHandle) -> AttemptResult:
         """The ended task's result; its executed notebook, log and task values written where the local
@@ -253,6 +260,16 @@ class DaskExecutor(TaskExecutor):
         handle.where = handle.where or value.get("where")
         if value.get("stopped"):
             return _worker_died(handle, "its task was stopped on the worker")
+        self._save_products(handle, value)
+        result: AttemptResult = value["result"]
+        if result.task_values:
+            with open(handle.spec.values_path, "w", encoding="utf-8") as f:
+                json.dump(result.task_values, f)
+        return result
+
+    @staticmethod
+    def _save_products(handle: DaskHandle, value: dict[str, Any]) -> None:
+        """Write the executed notebook and the log a task sent back where a local attempt writes them."""
         spec = handle.spec
         os.makedirs(os.path.dirname(spec.output_path), exist_ok=True)
         if value.get("notebook") is not None:
@@ -260,11 +277,6 @@ class DaskExecutor(TaskExecutor):
                 f.write(value["notebook"])
         with open(spec.log_path, "a", encoding="utf-8") as f:
             f.write(value.get("log") or "")
-        result: AttemptResult = value["result"]
-        if result.task_values:
-            with open(spec.values_path, "w", encoding="utf-8") as f:
-                json.dump(result.task_values, f)
-        return result
 
     def _forget(self, handle: DaskHandle) -> None:
         with self._lock:

@@ -89,7 +89,8 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
             of the ``queue`` (messages), ``stop`` event and ``alive`` heartbeat variable.
 
     Returns: ``{"result": AttemptResult, "notebook": bytes | None, "log": str, "where": {...}}``, or
-    ``{"stopped": True, "where": ...}`` when the orchestrator stopped it. ``where`` names the worker
+    ``{"stopped": True, "where": ..., "notebook": ..., "log": ...}`` when the orchestrator stopped it (what
+    the attempt had executed by then). ``where`` names the worker
     (``dask_worker`` address, ``host``); the result's ``environment`` carries it too.
     """
     import distributed
@@ -197,23 +198,26 @@ def _run(
             now = time.monotonic()
             if stop.is_set():
                 executor.kill(handle)
-                return {"stopped": True, "where": where}
+                return {"stopped": True, "where": where, **_products(local)}
             with contextlib.suppress(Exception):  # a slow scheduler: judge by the last value seen
                 value = alive.get(timeout=POLL_SECONDS)
                 if value != beat:
                     beat, beat_seen = value, now
             if now - beat_seen > ORPHAN_SECONDS:
                 executor.kill(handle)
-                return {"stopped": True, "where": where}
+                return {"stopped": True, "where": where}  # nobody to send the products to
     except BaseException:
         executor.kill(handle)
         raise
     result.environment = {**result.environment, **where}
+    return {"result": result, "where": where, **_products(local)}
+
+
+def _products(local: AttemptSpec) -> dict[str, Any]:
+    """The attempt's executed notebook (bytes, None if missing or too large) and log (text), to send back."""
     return {
-        "result": result,
         "notebook": _read(local.output_path),
         "log": (_read(local.log_path) or b"").decode("utf-8", errors="replace"),
-        "where": where,
     }
 
 
