@@ -564,7 +564,7 @@ def repair(
     cell in that kernel; exit code 2 when a kernel is gone (then repair without --resume).
     """
     executor: Any = None
-    if not dry_run and executor_type != "dask" and dask_scheduler is None:
+    if not dry_run and not _wants_dask(executor_type, None, dask_scheduler):
         from jupyter_orchestrate.executors.local import LocalExecutor
 
         executor = LocalExecutor()  # its forkserver's imports overlap the repair's planning (PERFORMANCE.md)
@@ -581,8 +581,14 @@ def repair(
             if _wants_dask(executor_type, job, dask_scheduler):
                 from jupyter_orchestrate.models import ExecutorType
 
+                if resume:
+                    raise ConflictError(
+                        "--resume executes in a kernel kept on this machine, which the dask executor does not "
+                        f"keep; repair from the top (jupyter orchestrate repair {run_id}) or use --executor local"
+                    )
                 if executor is not None:
                     executor.close()
+                    executor = None
                 executor = service.executor_for(job, ExecutorType.dask, dask_scheduler)
         if dry_run:
             plan, _, _ = service.plan_repair(

@@ -346,10 +346,19 @@ class ExecutorType(str, Enum):
 
 class ExecutorSettings(_Strict):
     """``executor:`` of ``job.yaml``: ``type`` and, for ``dask``, the ``scheduler`` address
-    (``tcp://host:8786``; default ``JUPYTER_ORCHESTRATE_DASK_SCHEDULER``, else a LocalCluster for the run)."""
+    (``tcp://host:8786``; default ``JUPYTER_ORCHESTRATE_DASK_SCHEDULER``, else a LocalCluster for the run);
+    a ``scheduler`` without a ``type`` means ``dask``."""
 
     type: ExecutorType = ExecutorType.local
     scheduler: str | None = Field(default=None, min_length=1, max_length=500)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scheduler_means_dask(cls, data: Any) -> Any:
+        """``executor: {scheduler: ADDRESS}`` alone means the dask executor (only dask has a scheduler)."""
+        if isinstance(data, dict) and data.get("scheduler") and "type" not in data:
+            return {**data, "type": ExecutorType.dask}
+        return data
 
 
 class TaskSettings(_Strict):

@@ -7,6 +7,7 @@ lives). It holds no execution logic of its own.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -481,6 +482,7 @@ class OrchestrateService:
         """The runner of a run just recorded (or a repair just claimed). Anything that fails before the runner
         exists ends the run ``failed`` with the reason, so no run is left ``queued`` holding a concurrency slot."""
 
+        created: TaskExecutor | None = None
         try:
             run = self.store.get_run(run_id)
             trigger = {"time": run.trigger_time or run.start_time, "type": run.trigger.value}
@@ -493,9 +495,11 @@ class OrchestrateService:
                     "trigger": trigger,
                 }
             }
+            if executor is None:
+                executor = created = self.executor_for(job)
             runner = Runner(
                 self.store,
-                executor or self.executor_for(job),
+                executor,
                 run_id,
                 job,
                 ActiveRun({t.task_key: t for t in job.tasks}, states, parallel),
@@ -516,6 +520,9 @@ class OrchestrateService:
         except BaseException as exc:
             from jupyter_orchestrate.environments import redact_value, secret_names
 
+            if created is not None:  # made here (a Dask client, maybe a LocalCluster): nobody else closes it
+                with contextlib.suppress(Exception):
+                    created.close()
             reason = redact_value(
                 f"the run could not start ({type(exc).__name__}: {exc})",
                 [os.environ[n] for n in secret_names({})],

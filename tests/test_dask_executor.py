@@ -154,6 +154,12 @@ def test_the_example_job_succeeds_on_the_cluster(tmp_path: Path, home: Path, clu
         assert executed["cells"][-1].get("outputs") is not None
         assert Path(attempt.notebook_path).is_relative_to(home)
     assert not list(home.rglob("*.context.json")), "the run context travels with the task, not through files"
+    store = OrchestrateService(home).store
+    for task_run in run.task_runs:  # every code cell's timing arrived, through the queue or with the result
+        attempt = task_run.last_attempt
+        timings = store.cell_timings(run.run_id, task_run.task_key, attempt.attempt_number)
+        assert [t.cell_number for t in timings] == list(range(1, attempt.cells_total + 1)), task_run.task_key
+        assert attempt.kernel_ready_time is not None
     assert not remote_kernels(cluster)
 
 
@@ -451,3 +457,54 @@ def test_the_orchestrators_death_leaves_no_kernel_on_the_workers(
         )
     finally:
         proc.kill()
+
+
+def test_a_task_no_worker_can_take_is_timed_out_without_waiting_for_it(
+    tmp_path: Path, home: Path, cluster: Cluster
+) -> None:
+    from jupyter_orchestrate.executors.dask_executor import KILL_WAIT_SECONDS
+
+    job = tmp_path / "job"
+    write_notebook(job / "tpu.ipynb", "print('never')", orchestrate={"timeout_seconds": 3})
+    (job / "job.yaml").write_text("tasks:\n  tpu:\n    resources: {TPU: 1}\n")
+    run = execute(home, job, dask_executor(cluster))
+    attempt = run.task_run("tpu").last_attempt
+    assert (attempt.status.value, attempt.error.kind) == ("timed_out", "timeout")
+    assert attempt.duration_seconds < KILL_WAIT_SECONDS, "a queued task is cancelled, not waited for"
+    assert "dask_worker" not in attempt.environment
+
+
+def test_resources_on_a_local_cluster_fail_at_once_saying_why(tmp_path: Path, home: Path) -> None:
+    from jupyter_orchestrate.executors.dask_executor import DaskExecutor
+
+    job = tmp_path / "job"
+    write_notebook(job / "train.ipynb", "print(1)", orchestrate={})
+    (job / "job.yaml").write_text("tasks:\n  train:\n    resources: {GPU: 1}\n")
+    run = execute(home, job, DaskExecutor(n_workers=1))
+    error = run.task_run("train").last_attempt.error
+    assert (error.kind, error.ename) == ("launch_error", "ResourcesUnavailable")
+    assert "GPU" in error.evalue and "--dask-scheduler" in error.evalue
+
+
+def test_a_scheduler_alone_means_dask_and_resume_is_refused_on_dask(tmp_path: Path, home: Path) -> None:
+    from jupyter_orchestrate.models import ExecutorSettings, ExecutorType
+
+    assert ExecutorSettings.model_validate({"scheduler": "tcp://h:8786"}).type == ExecutorType.dask
+    assert (
+        ExecutorSettings.model_validate({"type": "local", "scheduler": "tcp://h:8786"}).type
+        == ExecutorType.local
+    )
+    job = tmp_path / "job"
+    write_notebook(job / "a.ipynb", "x = 1", "assert False, 'fails'", orchestrate={})
+    base = [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home)]
+    ran = subprocess.run([*base, "run", str(job)], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 1, ran.stderr
+    refused = subprocess.run(
+        [*base, "repair", "1", "--resume", "--executor", "dask", "--dask-scheduler", "tcp://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "--resume executes in a kernel kept on this machine" in refused.stderr
+    assert OrchestrateService(home).get_run(1).repair_count == 0

@@ -11,7 +11,10 @@ Semantics (issue 16, after Dagster's dask executor and Prefect's DaskTaskRunner)
   ``LocalCluster`` of processes with one thread each is started for the executor and closed with it.
 - Task ``resources`` are passed to ``client.submit(resources=...)``: the attempt waits for a worker that has them.
 - A worker that leaves the cluster while it runs an attempt fails the attempt ``WorkerDied`` (the task's retry
-  policy applies); Dask's own rescheduling of the task is stopped, so each attempt executes at most once.
+  policy applies). Each attempt executes at most once: a LocalCluster does not reschedule it
+  (``allowed-failures: 0``), and on another scheduler a second copy stops as soon as it starts.
+- The orchestrator's own environment stays here: the kernel gets the worker's environment plus the task's
+  variables (and only their secret values travel, to be redacted there).
 - :meth:`kill` (timeout, cancel) sets the attempt's stop event; the task kills the kernel on its worker.
 - Kept kernels and resume need the local executor (a kernel kept on a remote worker could not be reached by the
   CLI's console command): a resumed attempt is refused, and failed kernels are not kept.
@@ -20,6 +23,7 @@ Semantics (issue 16, after Dagster's dask executor and Prefect's DaskTaskRunner)
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -61,6 +65,8 @@ class DaskHandle:
     future: Any = None
     done: bool = False
     where: dict[str, Any] | None = None
+    timings_delivered: int = 0  # CellTimed messages wait() has handed on (the rest come with the result)
+    kernel_delivered: bool = False
     # a remote kernel and worker are not processes of this machine: recovery must never signal their pids
     kernel_pid: None = None
     worker_pid: None = None
@@ -110,9 +116,15 @@ class DaskExecutor(TaskExecutor):
             raise ExecutorUnavailable(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
         self._id = uuid.uuid4().hex
         self._queue_name = f"orchestrate-messages-{self._id}"
-        self._messages: Any = distributed.Queue(self._queue_name, client=self._client)
-        self._alive: Any = distributed.Variable(f"orchestrate-alive-{self._id}", client=self._client)
-        self._alive.set(time.time())
+        try:
+            self._messages: Any = distributed.Queue(self._queue_name, client=self._client)
+            self._alive: Any = distributed.Variable(f"orchestrate-alive-{self._id}", client=self._client)
+            self._alive.set(time.time())
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._close_cluster()
+            raise ExecutorUnavailable(f"the Dask scheduler at {address} does not answer: {exc}") from exc
         # (what, handle, detail) from the relay and watch threads and the futures' callbacks; None: a wake
         self._events: queue.SimpleQueue[tuple[str, DaskHandle, Any] | None] = queue.SimpleQueue()
         self._handles: dict[str, DaskHandle] = {}
@@ -145,8 +157,25 @@ class DaskExecutor(TaskExecutor):
         except OSError as exc:
             self._finish(handle, _error_result(AttemptErrorKind.launch_error, type(exc).__name__, str(exc)))
             return
+        if self._cluster is not None and spec.resources:
+            self._finish(
+                handle,
+                _error_result(
+                    AttemptErrorKind.launch_error,
+                    "ResourcesUnavailable",
+                    f"the task asks for Dask worker resources {spec.resources}, which no worker of a LocalCluster "
+                    "has: give a scheduler whose workers have them (--dask-scheduler, see docs/scale-out.md)",
+                ),
+            )
+            return
+        # the kernel gets the worker's environment: the orchestrator's own (and its secret-named values) stays here
+        sent = dataclasses.replace(
+            spec,
+            base_env=None,
+            secrets=[v for n, v in zip(spec.secret_names, spec.secrets, strict=False) if n in spec.env],
+        )
         payload = {
-            "spec": spec,
+            "spec": sent,
             "notebook": notebook,
             "parameters": parameters,
             "context": context,
@@ -155,15 +184,21 @@ class DaskExecutor(TaskExecutor):
             "stop": f"orchestrate-stop-{handle.attempt_id}",
             "alive": f"orchestrate-alive-{self._id}",
         }
+        try:
+            handle.future = self._client.submit(
+                run_attempt,
+                payload,
+                key=f"orchestrate-attempt-{handle.attempt_id}",
+                pure=False,
+                resources=spec.resources or None,
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. the client gave up reconnecting to the scheduler
+            self._finish(
+                handle, _worker_died(handle, f"it could not be submitted ({type(exc).__name__}: {exc})")
+            )
+            return
         with self._lock:
             self._handles[handle.attempt_id] = handle
-        handle.future = self._client.submit(
-            run_attempt,
-            payload,
-            key=f"orchestrate-attempt-{handle.attempt_id}",
-            pure=False,
-            resources=spec.resources or None,
-        )
         handle.future.add_done_callback(lambda _f: self._events.put(("done", handle, None)))
 
     def wait(self, timeout: float | None) -> list[ExecutorEvent]:
@@ -184,10 +219,15 @@ class DaskExecutor(TaskExecutor):
             if handle.done:
                 continue  # news of an attempt already ended (killed, or its worker left)
             if what == "message":
+                if isinstance(detail, CellTimed):
+                    handle.timings_delivered += 1
+                elif isinstance(detail, KernelStarted):
+                    handle.kernel_delivered = True
                 events.append(ExecutorEvent(handle, detail))
                 continue
             if what == "done":
-                result = self._result_of(handle)
+                result, late = self._result_of(handle)
+                events.extend(ExecutorEvent(handle, message) for message in late)
             elif what == "left":
                 self._stop_task(handle)
                 result = _worker_died(handle, "it left the cluster")
@@ -202,11 +242,15 @@ class DaskExecutor(TaskExecutor):
         self._events.put(None)
 
     def kill(self, handle: DaskHandle) -> None:
-        """Stop the attempt: its task kills the kernel on the worker; returns once the task has ended (at most
-        :data:`KILL_WAIT_SECONDS`; a worker that does not answer is the cluster's to clean up)."""
+        """Stop the attempt: its task kills the kernel on the worker and sends back what it had executed, and
+        this returns once the task has ended, at most :data:`KILL_WAIT_SECONDS` later. A task still queued for a
+        worker is cancelled at once. A worker that does not answer in time keeps its kernel until the task
+        sees its stop event or, if the scheduler is lost, its orchestrator's heartbeat go silent."""
         handle.done = True
         if handle.future is not None:
-            self._stop_task(handle, wait_seconds=KILL_WAIT_SECONDS, keep=True)
+            # not started on a worker yet: nothing to wait for (if it starts now, its stop event ends it)
+            wait_seconds = KILL_WAIT_SECONDS if handle.where is not None else 0.0
+            self._stop_task(handle, wait_seconds=wait_seconds, keep=True)
             if handle.future.status == "finished":  # what it executed until stopped, as a local attempt keeps
                 with contextlib.suppress(Exception):
                     self._save_products(handle, handle.future.result())
@@ -247,25 +291,34 @@ class DaskExecutor(TaskExecutor):
             with contextlib.suppress(Exception):
                 handle.future.cancel()
 
-    def _result_of(self, handle: DaskHandle) -> AttemptResult:
-        """The ended task's result; its executed notebook, log and task values written where the local
-        executor writes them (the state home, this machine)."""
+    def _result_of(self, handle: DaskHandle) -> tuple[AttemptResult, list[Any]]:
+        """The ended task's result, and the messages its relay had not delivered yet (the kernel's start, cell
+        timings: the queue may lag the result); its executed notebook, log and task values are written where
+        the local executor writes them (the state home, this machine)."""
         try:
             value = handle.future.result()  # done: its callback queued this
         except Exception as exc:  # noqa: BLE001 - KilledWorker, a lost connection, the task's own exception
             name = type(exc).__name__
             if name in ("KilledWorker", "CommClosedError", "CancelledError", "FutureCancelledError"):
-                return _worker_died(handle, f"{name}: {exc}")
-            return _error_result(AttemptErrorKind.internal, name, str(exc))
+                return _worker_died(handle, f"{name}: {exc}"), []
+            return _error_result(AttemptErrorKind.internal, name, str(exc)), []
         handle.where = handle.where or value.get("where")
         if value.get("stopped"):
-            return _worker_died(handle, "its task was stopped on the worker")
-        self._save_products(handle, value)
+            return _worker_died(handle, "Dask ran its task again after its first worker was lost"), []
+        late: list[Any] = []
+        if not handle.kernel_delivered and value.get("kernel_ready_time"):
+            late.append(KernelStarted(pid=None, create_time=None, ready_time=value["kernel_ready_time"]))
+        timings = value.get("timings") or []
+        late += [CellTimed(CellTiming.model_validate(t)) for t in timings[handle.timings_delivered :]]
         result: AttemptResult = value["result"]
-        if result.task_values:
-            with open(handle.spec.values_path, "w", encoding="utf-8") as f:
-                json.dump(result.task_values, f)
-        return result
+        try:
+            self._save_products(handle, value)
+            if result.task_values:
+                with open(handle.spec.values_path, "w", encoding="utf-8") as f:
+                    json.dump(result.task_values, f)
+        except OSError as exc:  # e.g. the disk is full: this attempt fails, the run goes on
+            return _error_result(AttemptErrorKind.internal, type(exc).__name__, str(exc)), late
+        return result, late
 
     @staticmethod
     def _save_products(handle: DaskHandle, value: dict[str, Any]) -> None:

@@ -88,29 +88,37 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
             notebook's bytes), ``parameters`` and ``context`` (the ``Go`` message), ``attempt_id``, and the names
             of the ``queue`` (messages), ``stop`` event and ``alive`` heartbeat variable.
 
-    Returns: ``{"result": AttemptResult, "notebook": bytes | None, "log": str, "where": {...}}``, or
+    Returns: ``{"result": AttemptResult, "notebook": bytes | None, "log": str, "where": {...}, "timings":
+    [cell timings], "kernel_ready_time": ...}``, or
     ``{"stopped": True, "where": ..., "notebook": ..., "log": ...}`` when the orchestrator stopped it (what
     the attempt had executed by then). ``where`` names the worker
     (``dask_worker`` address, ``host``); the result's ``environment`` carries it too.
     """
     import distributed
 
+    from jupyter_orchestrate.environments import redact
+
     dist: Any = distributed  # untyped package
-    worker = dist.get_worker()
-    attempt_id = payload["attempt_id"]
-    where = {"dask_worker": worker.address, "host": socket.gethostname()}
-    messages = dist.Queue(payload["queue"])
-    stop = dist.Event(payload["stop"])
-    alive = dist.Variable(payload["alive"])
-    started = dist.Event(f"{payload['stop']}-started")
-    if started.is_set():  # Dask runs it again after its first worker died: an attempt executes at most once
-        return {"stopped": True, "where": where}
-    started.set()
-    messages.put(["where", attempt_id, where])
-    try:
+    where: dict[str, Any] = {}
+    try:  # nothing may raise out of here: Dask would log the task's arguments (secrets among them)
+        worker = dist.get_worker()
+        attempt_id = payload["attempt_id"]
+        where.update(dask_worker=worker.address, host=socket.gethostname())
+        messages = dist.Queue(payload["queue"])
+        stop = dist.Event(payload["stop"])
+        alive = dist.Variable(payload["alive"])
+        started = dist.Event(f"{payload['stop']}-started")
+        if (
+            started.is_set()
+        ):  # Dask runs it again after its first worker died: an attempt executes at most once
+            return {"stopped": True, "where": where}
+        started.set()
+        messages.put(["where", attempt_id, where])
         return _attempt(payload, worker, _Channels(attempt_id, where, messages, stop, alive))
-    except Exception as exc:  # noqa: BLE001 - returned, not raised: Dask would log the payload (secrets)
-        return _failed(AttemptErrorKind.internal, type(exc).__name__, str(exc), where)
+    except Exception as exc:  # noqa: BLE001 - returned as the attempt's error
+        spec = payload.get("spec")
+        secrets = [*getattr(spec, "secrets", []), *_own_secrets(getattr(spec, "env", {}))]
+        return _failed(AttemptErrorKind.internal, type(exc).__name__, redact(str(exc), secrets), where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,11 +166,9 @@ def _run(
         channels.alive,
         channels.attempt_id,
     )
-    from jupyter_orchestrate.environments import secret_names
-
     name = os.path.basename(spec.input_path)
     # the kernel inherits this worker's environment, not the orchestrator's: its secret-named variables too
-    own = [os.environ[n] for n in secret_names(spec.env, (), os.environ) if n not in spec.env]
+    own = _own_secrets(spec.env)
     local = dataclasses.replace(
         spec,
         secrets=[*spec.secrets, *own],
@@ -184,19 +190,30 @@ def _run(
     executor.start(handle, payload["parameters"], context)
     result: AttemptResult | None = None
     beat, beat_seen = None, time.monotonic()
+    timings: list[dict[str, Any]] = []  # also sent with the result: the queue may lag behind it
+    kernel_ready: str | None = None
     try:
         while result is None:
             for event in executor.wait(POLL_SECONDS):
-                if isinstance(event.message, Finished):
-                    result = event.message.result
+                message = event.message
+                if isinstance(message, Finished):
+                    result = message.result
                     break
-                relayed = _relay(event.message)
+                if isinstance(message, CellTimed):
+                    timings.append(message.timing.model_dump(mode="json"))
+                elif isinstance(message, KernelStarted):
+                    kernel_ready = message.ready_time
+                relayed = _relay(message)
                 if relayed is not None:
-                    messages.put([relayed[0], attempt_id, *relayed[1:]])
+                    with contextlib.suppress(Exception):  # progress is news; a scheduler hiccup loses one
+                        messages.put([relayed[0], attempt_id, *relayed[1:]])
             if result is not None:
                 break
             now = time.monotonic()
-            if stop.is_set():
+            stopped = False
+            with contextlib.suppress(Exception):  # unreachable for now: the heartbeat check decides
+                stopped = stop.is_set()
+            if stopped:
                 executor.kill(handle)
                 return {"stopped": True, "where": where, **_products(local)}
             with contextlib.suppress(Exception):  # a slow scheduler: judge by the last value seen
@@ -210,7 +227,20 @@ def _run(
         executor.kill(handle)
         raise
     result.environment = {**result.environment, **where}
-    return {"result": result, "where": where, **_products(local)}
+    return {
+        "result": result,
+        "where": where,
+        "timings": timings,
+        "kernel_ready_time": kernel_ready,
+        **_products(local),
+    }
+
+
+def _own_secrets(env: dict[str, str]) -> list[str]:
+    """Values of this worker's own secret-named variables (the kernel inherits them), beyond the task's."""
+    from jupyter_orchestrate.environments import secret_names
+
+    return [os.environ[n] for n in secret_names(env, (), os.environ) if n not in env]
 
 
 def _products(local: AttemptSpec) -> dict[str, Any]:
