@@ -160,6 +160,18 @@ def test_the_example_job_succeeds_on_the_cluster(tmp_path: Path, home: Path, clu
         timings = store.cell_timings(run.run_id, task_run.task_key, attempt.attempt_number)
         assert [t.cell_number for t in timings] == list(range(1, attempt.cells_total + 1)), task_run.task_key
         assert attempt.kernel_ready_time is not None
+    with distributed.Client(cluster.address, timeout=30) as client:
+        left = client.run_on_scheduler(
+            lambda dask_scheduler: [
+                name
+                for name in [
+                    *dask_scheduler.extensions["events"]._events,
+                    *dask_scheduler.extensions["variables"].variables,
+                ]
+                if str(name).startswith("orchestrate-")
+            ]
+        )
+    assert left == [], "the scheduler keeps no event or variable of finished attempts"
     assert not remote_kernels(cluster)
 
 

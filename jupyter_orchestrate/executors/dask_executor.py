@@ -269,6 +269,9 @@ class DaskExecutor(TaskExecutor):
         self._closed.set()
         with contextlib.suppress(Exception):
             self._messages.put(["closed", ""], timeout=5)
+        with contextlib.suppress(Exception):  # the scheduler keeps neither our heartbeat nor our queue
+            self._alive.delete()
+            self._messages.close()
         with contextlib.suppress(Exception):
             self._client.close()
         self._close_cluster()
@@ -332,8 +335,15 @@ class DaskExecutor(TaskExecutor):
             f.write(value.get("log") or "")
 
     def _forget(self, handle: DaskHandle) -> None:
+        """The attempt is over: drop it, and its stop events from the scheduler (clearing a distributed Event
+        nobody waits on deletes it), so that a long-lived scheduler does not keep one per attempt."""
         with self._lock:
             self._handles.pop(handle.attempt_id, None)
+        if handle.future is None:
+            return
+        for name in (f"orchestrate-stop-{handle.attempt_id}", f"orchestrate-stop-{handle.attempt_id}-started"):
+            with contextlib.suppress(Exception):
+                self._distributed.Event(name, client=self._client).clear()
 
     def _relay(self) -> None:
         """Thread: the workers' messages (plain lists, see :func:`~.dask_remote._relay`) to executor events."""
