@@ -341,7 +341,10 @@ class DaskExecutor(TaskExecutor):
             self._handles.pop(handle.attempt_id, None)
         if handle.future is None:
             return
-        for name in (f"orchestrate-stop-{handle.attempt_id}", f"orchestrate-stop-{handle.attempt_id}-started"):
+        for name in (
+            f"orchestrate-stop-{handle.attempt_id}",
+            f"orchestrate-stop-{handle.attempt_id}-started",
+        ):
             with contextlib.suppress(Exception):
                 self._distributed.Event(name, client=self._client).clear()
 
