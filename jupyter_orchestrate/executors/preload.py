@@ -3,6 +3,8 @@
 
 * :func:`~jupyter_orchestrate.startup.skip_unused_imports`: 1.6 s of jsonschema's ``rfc3987_syntax`` grammar
   build, and pandas, before papermill imports nbformat.
+* :func:`~jupyter_orchestrate.startup.end_without_final_collection`: the forkserver ends in 0.01 s instead
+  of ~0.1 s (a caller that reads the orchestrator's output waits for it: it holds the same stdout).
 * nbformat's validators of the common notebook versions (fastjsonschema compiles each, 0.07 s, in every worker
   that reads a notebook otherwise).
 
@@ -10,9 +12,10 @@ Not IPython (0.4 s here): the kernels are launched with :func:`~.kernel_pool.ker
 not import it to search IPython's kernels folder.
 """
 
-from jupyter_orchestrate.startup import skip_unused_imports
+from jupyter_orchestrate.startup import end_without_final_collection, skip_unused_imports
 
 skip_unused_imports()
+end_without_final_collection()
 
 import nbformat.validator  # noqa: E402
 
