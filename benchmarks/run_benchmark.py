@@ -53,6 +53,8 @@ RUNNERS = (
     "floor",
     "floor, lean kernel",
 )
+#: runs of comparison runners timed again after their kernel died (see run_all), reported after the table
+RETRIED: list[str] = []
 LEAN_PACKAGES = ["papermill", "ipykernel", "nbclient", "nbformat", "psutil"]
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "jupyter-orchestrate-bench"
 
@@ -186,6 +188,16 @@ def run_all(args: argparse.Namespace) -> tuple[dict, dict]:
                     cmd, env = command(runner, folder, out, lean, ploomber, kernels)
                     spawned = time.time()
                     took, error = timed(cmd, folder, env, args.timeout)
+                    if error and runner != "orchestrate" and "before replying to kernel_info" in error:
+                        # a comparison runner's kernel died before replying to kernel_info (once in ~50 papermill
+                        # pool runs here; two processes start kernels at once, each picking its free ports): that
+                        # run is timed again, once, and counted in the report. Ours is never timed again.
+                        print(f"  {workload:12} {runner:22} kernel died, timed again", file=sys.stderr)
+                        RETRIED.append(f"{workload} / {runner}")
+                        shutil.rmtree(out, ignore_errors=True)
+                        out.mkdir()
+                        spawned = time.time()
+                        took, error = timed(cmd, folder, env, args.timeout)
                     if error:
                         sys.exit(f"{runner} failed on {workload}:\n{error}")
                     seconds[workload][runner].append(took)
@@ -260,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     lines += report(seconds, first)
+    if RETRIED:
+        lines += ["", f"timed again after a kernel of theirs died: {', '.join(RETRIED)}"]
     if not args.no_scale:
         lines += scale_lines(args.quick_scale)
     print("\n".join(lines))

@@ -50,13 +50,16 @@ def _skip_final_collection() -> None:
 
 
 def end_without_final_collection() -> None:
-    """At this process's exit, after every other exit handler, skip the garbage collector's passes over
-    the objects that are still alive (issue 15: ~0.1-0.2 s at the end of every ``run``, and the same in the
-    forkserver, whose exit the orchestrator's caller waits for when it reads the orchestrator's output).
+    """At this process's exit, skip the garbage collector's passes over the objects still alive (issue 15:
+    ~0.1-0.2 s at the end of every ``run``, and as long again for its forkserver, whose end a caller reading
+    the command's output waits for: it holds the same stdout).
 
-    Call it once, first thing: :mod:`atexit` runs handlers last-registered first, so this one runs last.
-    Objects are still freed (and their ``__del__`` run) as the interpreter clears its modules; only
-    garbage in reference cycles is left to the operating system (:func:`gc.freeze`).
+    Call it first thing: :mod:`atexit` runs handlers last-registered first, so it runs after the handlers
+    registered later (logging's flush, multiprocessing's and weakref finalizers registered after it, the
+    executor's cleanup). What it gives up: objects kept alive only by reference cycles (which includes what a
+    ``__main__`` function's globals hold) are left to the operating system unfinalized, so a buffered file held
+    that way would lose its buffer. This package closes its executor, notifier, stores and files explicitly
+    before the command returns (``cli._execute``'s ``finally``), and its SQLite commits are durable on their own.
     """
     import atexit
 

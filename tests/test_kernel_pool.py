@@ -217,3 +217,42 @@ print(json.dumps([m for m in ("boto3", "pyarrow", "gcsfs") if sys.modules.get(m)
     _, (*imported, error) = python_script(script, timeout=120)
     assert imported == []
     assert "boto3" in error, error
+
+
+def test_a_plain_run_does_not_import_what_only_requirements_or_notifications_need(tmp_path: Path) -> None:
+    """The CLI's path to its first kernel launch (the cli module, reading the job, the notifier's module)
+    leaves out filelock and packaging (requirements environments) and http.client, urllib.request and smtplib
+    (sending a notification): issue 15's time to first task start."""
+    job = tmp_path / "job"
+    job.mkdir()
+    write_notebook(job / "a.ipynb", "x = 1", orchestrate={})
+    script = f"""
+import json, sys
+from jupyter_orchestrate.startup import skip_unused_imports
+skip_unused_imports()
+import jupyter_orchestrate.cli, jupyter_orchestrate.notifications
+from jupyter_orchestrate.discovery import load_job
+job = load_job({str(job)!r})
+lazy = ("filelock", "packaging.requirements", "http.client", "urllib.request", "smtplib")
+print(json.dumps([job.tasks[0].task_key, sorted(m for m in lazy if m in sys.modules)]))
+"""
+    _, (task_key, imported) = python_script(script, timeout=120)
+    assert task_key == "a"
+    assert imported == []
+
+
+def test_the_exit_handler_freezes_the_collector_after_the_handlers_registered_later() -> None:
+    """``end_without_final_collection``: exit handlers registered after it still run with the collector on;
+    by the time the ones registered before it run, the collector is off and the live objects are frozen."""
+    script = """
+import atexit, gc
+import jupyter_orchestrate.startup as startup
+atexit.register(lambda: print("before:", gc.isenabled(), gc.get_freeze_count() > 0, flush=True))
+startup.end_without_final_collection()
+atexit.register(lambda: print("after:", gc.isenabled(), gc.get_freeze_count() > 0, flush=True))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["after: True False", "before: False True"]

@@ -61,10 +61,6 @@ class Document(BaseModel):
     """Base of the response documents: every field is always present in the JSON (also when null), unless
     the model's ``json_schema_extra`` (:func:`_may_be_absent`) says otherwise."""
 
-    # validators are built on a document's first use, not at import: a run's CLI or a server start needs few
-    # of the ~30 documents, and building all of them cost ~0.05 s before the first kernel launch (issue 15)
-    model_config = ConfigDict(defer_build=True)
-
     def json_data(self) -> dict[str, Any]:
         """The document as JSON data (``model_dump(mode="json")``), what the API and ``--json`` print."""
         return self.model_dump(mode="json")
