@@ -769,12 +769,17 @@ class Runner:
     def _prepare_ahead(self) -> None:
         launchable_soon = self.active.queued + self.active.soon_launchable(levels=PREPARE_LEVELS)
         # kernels not in use yet (booting, or ready and waiting) stay within max_parallel, the floor runner's
-        # pool depth: one more booting only slows the kernel a started attempt waits for (CPU-bound start-up)
-        not_in_use = sum(
-            1 for f in self.in_flight.values() if f.started is None or f.kernel_ready_time is None
-        )
+        # pool depth, while a started attempt waits for its kernel: one more booting would slow that one
+        # (CPU-bound start-up). Once none waits, one more may boot: a chain's boots then overlap its tasks
+        # (issue 15, medians of 2-5: chain of 10 4.23 -> 4.13 s, sleep chain 6.82 -> 6.63 s, 40 independent 16.30 -> 15.55 s, fan-out unchanged)
+        not_in_use = waiting = 0
+        for f in self.in_flight.values():
+            if f.started is None or f.kernel_ready_time is None:
+                not_in_use += 1
+                waiting += f.started is not None
+        depth = self.active.max_parallel + (0 if waiting else 1)
         for key in launchable_soon:
-            if not_in_use >= self.active.max_parallel:
+            if not_in_use >= depth:
                 break
             if key not in self.in_flight:
                 self._prepare(key)
