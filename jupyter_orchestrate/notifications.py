@@ -85,9 +85,9 @@ EVENTS = (
     "task_duration_warning",
 )
 
-# http.client, urllib.request, smtplib, ssl and email are imported where a notification is sent: every run
-# has a notifier, few jobs configure a destination, and together they cost ~0.025 s of the CLI's start before
-# its first task (issue 15).
+# http.client, urllib.request and smtplib are imported where a notification is sent: every run has a
+# notifier, few jobs configure a destination, and together they cost ~0.025 s of the CLI's start before its
+# first task (issue 15). ssl and email are imported there too, though asyncio and importlib.metadata load them.
 
 
 def delivery_errors() -> tuple[type[Exception], ...]:

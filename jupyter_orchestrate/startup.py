@@ -66,16 +66,22 @@ def end_without_final_collection() -> None:
     atexit.register(_skip_final_collection)
 
 
+def own_process() -> None:
+    """What a process this package owns does first (the command, the forkserver; never a shared one):
+    :func:`skip_unused_imports`, then :func:`end_without_final_collection`."""
+    skip_unused_imports()
+    end_without_final_collection()
+
+
 def entry() -> None:
     """The ``jupyter orchestrate`` / ``python -m jupyter_orchestrate`` process: :func:`~.cli.main`, after
-    :func:`skip_unused_imports` (a process of our own; tests call ``main`` in theirs).
+    :func:`own_process` (a process of our own; tests call ``main`` in theirs).
 
     It lives here, not in :mod:`.cli`, so that ``run`` and ``repair`` start the forkserver before click, rich
     and the models are imported: its ~0.7 s of imports then use the second core while this process imports
     (issue 15's time to first task start).
     """
-    skip_unused_imports()
-    end_without_final_collection()
+    own_process()
     if {"run", "repair"} & set(sys.argv[1:4]):  # the command (after at most --home HOME)
         from jupyter_orchestrate.executors import forkserver
 

@@ -771,7 +771,8 @@ class Runner:
         # kernels not in use yet (booting, or ready and waiting) stay within max_parallel, the floor runner's
         # pool depth, while a started attempt waits for its kernel: one more booting would slow that one
         # (CPU-bound start-up). Once none waits, one more may boot: a chain's boots then overlap its tasks
-        # (issue 15, medians of 2-5: chain of 10 4.23 -> 4.13 s, sleep chain 6.82 -> 6.63 s, 40 independent 16.30 -> 15.55 s, fan-out unchanged)
+        # (issue 15, medians of 2-5: chain of 10 4.23 -> 4.13 s, sleep chain 6.82 -> 6.63 s, 40 independent
+        # 16.30 -> 15.55 s, fan-out unchanged)
         not_in_use = waiting = 0
         for f in self.in_flight.values():
             if f.started is None or f.kernel_ready_time is None:

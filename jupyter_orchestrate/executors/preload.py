@@ -1,5 +1,6 @@
 """What the LocalExecutor's forkserver imports before the worker module: importing this module is its action
 (multiprocessing's forkserver preload takes module names, not functions), so only the forkserver imports it.
+It calls :func:`~jupyter_orchestrate.startup.own_process`:
 
 * :func:`~jupyter_orchestrate.startup.skip_unused_imports`: 1.6 s of jsonschema's ``rfc3987_syntax`` grammar
   build, and pandas, before papermill imports nbformat.
@@ -13,10 +14,9 @@ Not IPython (0.4 s here): the kernels are launched with :func:`~.kernel_pool.ker
 not import it to search IPython's kernels folder.
 """
 
-from jupyter_orchestrate.startup import end_without_final_collection, skip_unused_imports
+from jupyter_orchestrate.startup import own_process
 
-skip_unused_imports()
-end_without_final_collection()
+own_process()
 
 import nbformat.validator  # noqa: E402
 
