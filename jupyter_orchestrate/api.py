@@ -137,7 +137,7 @@ class Job:
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td><b>{html.escape(t.task_key)}</b></td><td>{html.escape(', '.join(t.depends_on) or '–')}</td>"
-            f"<td>{html.escape(t.notebook)}</td>"
+            f"<td>{html.escape(t.target)}</td>"
             f"<td>{html.escape(', '.join(f'{p.name}={p.default}' for p in t.notebook_parameters))}</td></tr>"
             for t in self.model.tasks
         )

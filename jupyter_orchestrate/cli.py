@@ -243,10 +243,8 @@ def validate(ctx: click.Context, path: str) -> None:
     for task in job.tasks:
         deps = f" <- {', '.join(task.depends_on)}" if task.depends_on else ""
         params = ", ".join(p.name for p in task.notebook_parameters)
-        lines.append(
-            f"  {task.task_key} ({task.notebook}, kernel {task.kernel_name}){deps}"
-            + (f"  parameters: {params}" if params else "")
-        )
+        what = task.target if task.notebook is None else f"{task.notebook}, kernel {task.kernel_name}"
+        lines.append(f"  {task.task_key} ({what}){deps}" + (f"  parameters: {params}" if params else ""))
     if lines:  # one print: rich's cost per call was a fifth of validating a 1,000-task job
         out.print("\n".join(lines))
 
@@ -411,6 +409,9 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
             os.path.relpath(last.notebook_path) if last and last.notebook_path else "",
         )
     console.print(table)
+    for t in run.task_runs:  # condition tasks: what they compared and their outcome
+        if t.notebook is None and t.status == TaskRunStatus.succeeded and t.status_reason:
+            console.print(f"{escape(t.task_key)}: {escape(t.status_reason)}")
     for t in run.task_runs:  # the dask executor: where each task's last attempt ran
         ran = t.last_attempt.environment if t.last_attempt else {}
         if ran.get("dask_worker"):

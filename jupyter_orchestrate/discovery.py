@@ -31,15 +31,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
+from jupyter_orchestrate.conditions import literal_problem
 from jupyter_orchestrate.dag import CycleError, Dag
 from jupyter_orchestrate.errors import PathOutsideRootError, Problem, ValidationError, did_you_mean
 from jupyter_orchestrate.models import (
     MAX_PARALLEL_TASKS,
+    ConditionOutcome,
+    Dependency,
     Environment,
     ExecutorSettings,
     Job,
     NotebookParameter,
     Notifications,
+    RunIf,
     Schedule,
     Task,
     TaskProblem,
@@ -542,6 +546,11 @@ def validate_job(
     entries = _task_entries(scan, candidates)
     _job_file_task_problems(scan, entries)
     tasks = [task for key in sorted(entries.by_key) if (task := _build_task(scan, key, entries)) is not None]
+    tasks += [
+        task
+        for key, settings in sorted(scan.job_file.tasks.items())
+        if settings.condition is not None and (task := _condition_task(scan, key, settings, entries))
+    ]
     all_keys = {t.task_key for t in tasks} | set(entries.by_key) | entries.invalid_keys
     dag = _dependency_dag(scan, tasks, all_keys)
     _reference_problems(scan, tasks, dag, all_keys)
@@ -631,7 +640,7 @@ def _candidate_notebooks(scan: _Scan) -> dict[Path, str]:
             continue
         candidates[nb_path] = "scan"
     for key, settings in scan.job_file.tasks.items():
-        if settings.notebook:
+        if settings.notebook and settings.condition is None:  # a condition task's notebook: reported there
             try:
                 nb_path = confine(settings.notebook, root, what="notebook", within=WITHIN_JOB)
             except ValidationError as exc:
@@ -650,13 +659,38 @@ def _referenced_keys(
     referenced = {
         d
         for settings in (job_file.task_defaults, *job_file.tasks.values())
-        for d in settings.depends_on or []
+        for d in dependency_keys(settings.depends_on or [])
     }
     for nb, _ in read.values():
         meta = (nb or {}).get("metadata", {}).get(METADATA_KEY)
         if isinstance(meta, dict) and isinstance(meta.get("depends_on"), list):
-            referenced.update(d for d in meta["depends_on"] if isinstance(d, str))
+            for d in meta["depends_on"]:
+                key = d.get("task_key") if isinstance(d, dict) else d
+                if isinstance(key, str):
+                    referenced.add(key)
     return referenced
+
+
+def dependency_keys(items: list[Any]) -> list[str]:
+    """The task keys of ``depends_on`` entries (strings, :class:`Dependency` or their dumped mappings)."""
+    keys, _ = split_depends_on(items)
+    return keys
+
+
+def split_depends_on(items: list[Any]) -> tuple[list[str], dict[str, ConditionOutcome]]:
+    """``depends_on`` as written (task keys, and ``{task_key, outcome}`` mappings) -> ``(task keys in order,
+    {task_key: outcome})`` for the entries that ask for a condition task's outcome."""
+    keys: list[str] = []
+    outcomes: dict[str, ConditionOutcome] = {}
+    for item in items:
+        if isinstance(item, str):
+            keys.append(item)
+            continue
+        entry = item if isinstance(item, Dependency) else Dependency.model_validate(item)
+        keys.append(entry.task_key)
+        if entry.outcome is not None:
+            outcomes[entry.task_key] = entry.outcome
+    return keys, outcomes
 
 
 def _task_entries(scan: _Scan, candidates: dict[Path, str]) -> _Entries:
@@ -716,8 +750,11 @@ def _task_entries(scan: _Scan, candidates: dict[Path, str]) -> _Entries:
                 origin if origin != "scan" else (claimed if isinstance(claimed, str) else nb_path.stem)
             )
             continue
-        if settings.notebook is not None:
-            problems.append(Problem(shown, f"metadata.{METADATA_KEY}.notebook", "only allowed in job.yaml"))
+        for field_name in ("notebook", "condition"):
+            if getattr(settings, field_name) is not None:
+                problems.append(
+                    Problem(shown, f"metadata.{METADATA_KEY}.{field_name}", "only allowed in job.yaml")
+                )
         key = origin if origin != "scan" else (settings.task_key or nb_path.stem)
         entries.notebooks[nb_path] = nb
         entries.by_key.setdefault(key, []).append((nb_path, {"metadata": settings}))
@@ -727,6 +764,8 @@ def _task_entries(scan: _Scan, candidates: dict[Path, str]) -> _Entries:
 def _job_file_task_problems(scan: _Scan, entries: _Entries) -> None:
     """``tasks:`` of ``job.yaml`` that match no notebook or restate their key; a job without tasks."""
     for key, settings in scan.job_file.tasks.items():
+        if settings.condition is not None:
+            continue  # a condition task: checked by _condition_task
         if not settings.notebook and key not in entries.by_key:
             scan.problems.append(
                 Problem(
@@ -743,7 +782,8 @@ def _job_file_task_problems(scan: _Scan, entries: _Entries) -> None:
                     "the key under tasks: is the task_key; remove task_key",
                 )
             )
-    if not entries.by_key and not any(p.refuses_job for p in scan.problems):
+    conditions = any(settings.condition is not None for settings in scan.job_file.tasks.values())
+    if not entries.by_key and not conditions and not any(p.refuses_job for p in scan.problems):
         scan.problems.append(
             Problem(
                 scan.show(scan.root),
@@ -778,6 +818,8 @@ def _build_task(scan: _Scan, key: str, entries: _Entries) -> Task | None:
     merged.pop("notebook", None)
     merged.pop("task_key", None)
     merged = {k: v for k, v in merged.items() if v is not None}
+    merged.pop("condition", None)  # only in job.yaml, where it makes a condition task (reported above)
+    merged["depends_on"], merged["depends_on_outcomes"] = split_depends_on(merged.get("depends_on", []))
     environment_key = merged.pop("environment_key", None)
     environment = _task_environment(scan, shown, environment_key, merged.pop("environment", {}) or {})
     if environment is None:
@@ -825,6 +867,76 @@ def _build_task(scan: _Scan, key: str, entries: _Entries) -> Task | None:
         warnings=[": ".join(x for x in (w.field, w.message) if x) for w in warnings],
         **merged,
     )
+
+
+#: task settings a condition task cannot have: it runs no notebook, no kernel, and cannot fail but by its inputs
+NOTEBOOK_ONLY_SETTINGS = (
+    "notebook",
+    "parameters",
+    "environment_key",
+    "environment",
+    "max_retries",
+    "min_retry_interval_seconds",
+    "max_retry_interval_seconds",
+    "retry_on_timeout",
+    "timeout_seconds",
+    "keep_failed_kernels_seconds",
+    "resources",
+)
+
+
+def _condition_task(scan: _Scan, key: str, settings: TaskSettings, entries: _Entries) -> Task | None:
+    """The condition task ``tasks.<key>`` of ``job.yaml`` (``condition:`` and no notebook; ``task_defaults``
+    do not apply to it), or None with the problems recorded."""
+    shown, field = scan.job_file_shown, f"tasks.{key}"
+    if key in entries.by_key:
+        where = ", ".join(scan.show(p) for p, _ in entries.by_key[key])
+        scan.problems.append(
+            Problem(
+                shown, f"{field}.condition", f"duplicate task key {key!r}: the notebook {where} has it too"
+            )
+        )
+        return None
+    if not TASK_KEY_PATTERN.match(key):
+        scan.problems.append(
+            Problem(shown, field, f"invalid task key {key!r}: use letters, digits, '_' and '-' (at most 100)")
+        )
+        return None
+    given = [name for name in NOTEBOOK_ONLY_SETTINGS if getattr(settings, name) is not None]
+    if given:
+        scan.problems.append(
+            Problem(
+                shown,
+                f"{field}.{given[0]}",
+                f"a condition task runs no notebook: remove {', '.join(given)} (or the condition)",
+            )
+        )
+        return None
+    assert settings.condition is not None
+    problem = literal_problem(settings.condition)
+    if problem:
+        scan.problems.append(Problem(shown, f"{field}.condition", problem))
+        return None
+    depends_on, outcomes = split_depends_on(settings.depends_on or [])
+    return Task(
+        task_key=key,
+        notebook=None,
+        condition=settings.condition,
+        depends_on=depends_on,
+        depends_on_outcomes=outcomes,
+        run_if=settings.run_if or RunIf.all_success,
+        description=settings.description,
+        notifications=settings.notifications,
+        kernel_name="",
+    )
+
+
+def task_shown(scan_root: Path, task: Task, job_file_shown: str) -> tuple[str, str]:
+    """Where problems of ``task`` are reported: ``(file, field prefix)`` -- its notebook and ``""``, or
+    ``job.yaml`` and ``tasks.<key>.`` for a condition task."""
+    if task.notebook is None:
+        return job_file_shown, f"tasks.{task.task_key}."
+    return _rel(scan_root / task.notebook, scan_root.parent), ""
 
 
 def _task_environment(
@@ -961,16 +1073,25 @@ def _dependency_dag(scan: _Scan, tasks: list[Task], all_keys: set[str]) -> Dag |
     reported and None returned)."""
     keys = {t.task_key for t in tasks}
     dag_input: dict[str, list[str]] = {}
+    conditions = {t.task_key for t in tasks if t.condition is not None}
     for task in tasks:
-        shown = scan.show(scan.root / task.notebook)
+        shown, prefix = task_shown(scan.root, task, scan.job_file_shown)
+        field = f"{prefix}depends_on"
         deps = []
         for dep in task.depends_on:
             if dep == task.task_key:
-                scan.problems.append(Problem(shown, "depends_on", f"task {dep!r} depends on itself"))
+                scan.problems.append(Problem(shown, field, f"task {dep!r} depends on itself"))
             elif dep not in all_keys:
                 scan.problems.append(
+                    Problem(shown, field, f"unknown task {dep!r} (tasks: {', '.join(sorted(all_keys))})")
+                )
+            elif dep in task.depends_on_outcomes and dep not in conditions:
+                scan.problems.append(
                     Problem(
-                        shown, "depends_on", f"unknown task {dep!r} (tasks: {', '.join(sorted(all_keys))})"
+                        shown,
+                        field,
+                        f"{dep!r} is not a condition task: only a condition task has an outcome "
+                        f"(remove outcome, or depend on a task with condition:)",
                     )
                 )
             elif dep in keys:
@@ -1013,6 +1134,22 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
                 scan.problems.append(Problem(shown, f"parameters.{name}", message))
     for task in tasks:
         upstream: set[str] | None = None  # looked up for tasks with references only
+        if task.condition is not None:
+            for side in ("left", "right"):
+                for ref in references(getattr(task.condition, side)):
+                    if upstream is None:
+                        upstream = dag.upstream_of(task.task_key) if dag else set(task.depends_on)
+                    message = check_reference(
+                        ref,
+                        job_parameters=job_file.parameters,
+                        task_keys=all_keys,
+                        upstream=upstream,
+                        task_key=task.task_key,
+                    )
+                    if message:
+                        scan.problems.append(
+                            Problem(shown, f"tasks.{task.task_key}.condition.{side}", message)
+                        )
         for name, value in task.parameters.items():
             for ref in references(value):
                 if upstream is None:
@@ -1026,7 +1163,7 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
                 )
                 if message:
                     scan.problems.append(
-                        Problem(scan.show(scan.root / task.notebook), f"parameters.{name}", message)
+                        Problem(task_shown(scan.root, task, shown)[0], f"parameters.{name}", message)
                     )
 
 

@@ -16,7 +16,18 @@ import re
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 MAX_ID = 2**63 - 1  # SQLite's largest integer: no run id (or paging cursor) can be larger
@@ -361,6 +372,73 @@ class ExecutorSettings(_Strict):
         return data
 
 
+class ConditionOp(str, Enum):
+    """The comparison of a condition task (Databricks If/else condition task operators)."""
+
+    eq = "=="
+    ne = "!="
+    gt = ">"
+    ge = ">="
+    lt = "<"
+    le = "<="
+
+
+#: an operand of a condition: a JSON scalar, or a string with ``{{...}}`` references resolved at run time
+ConditionOperand = Annotated[
+    StrictBool | StrictInt | StrictFloat | StrictStr, Field(union_mode="left_to_right")
+]
+MAX_CONDITION_OPERAND_CHARS = 10_000
+
+
+class Condition(_Strict):
+    """A condition task's ``left op right`` (Databricks If/else condition task), evaluated by the engine
+    without a kernel once the task's dependencies are done; its outcome is ``true`` or ``false``.
+
+    Operands are JSON scalars or strings holding ``{{...}}`` references (``{{tasks.silver.values.rows}}``,
+    ``{{job.parameters.country}}``); a string that is exactly one reference takes the referenced value's
+    type. ``==``/``!=`` compare values (``1 == 1.0``); ordering operators need two numbers or two strings
+    (:func:`~.conditions.evaluate`)."""
+
+    left: ConditionOperand
+    op: ConditionOp
+    right: ConditionOperand
+
+    @field_validator("left", "right")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_CONDITION_OPERAND_CHARS:
+            raise ValueError(f"at most {MAX_CONDITION_OPERAND_CHARS:,} characters")
+        return value
+
+    def __str__(self) -> str:
+        return f"{self.left!r} {self.op.value} {self.right!r}"
+
+
+class ConditionOutcome(str, Enum):
+    """The outcome of a condition task that a dependency asks for (``depends_on: [{task_key, outcome}]``)."""
+
+    true = "true"
+    false = "false"
+
+    @classmethod
+    def of(cls, value: bool) -> ConditionOutcome:
+        return cls.true if value else cls.false
+
+
+def _outcome_text(value: Any) -> Any:
+    # YAML reads `outcome: true` as a boolean; Databricks writes the outcome as the string "true"
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+class Dependency(_Strict):
+    """One entry of ``depends_on`` written as a mapping: ``{task_key: check, outcome: "true"}`` makes the task
+    depend on condition task ``check`` and run only when its outcome is ``true`` (skipped otherwise,
+    Databricks' If/else branches). Without ``outcome`` it is the same as the plain ``task_key`` string."""
+
+    task_key: str
+    outcome: Annotated[ConditionOutcome | None, BeforeValidator(_outcome_text)] = None
+
+
 class TaskSettings(_Strict):
     """Task settings as written in ``metadata.orchestrate``, ``job.yaml`` ``task_defaults`` or ``tasks.<key>``.
 
@@ -370,8 +448,10 @@ class TaskSettings(_Strict):
 
     task_key: str | None = None
     notebook: str | None = None
-    depends_on: list[str] | None = None
+    depends_on: list[str | Dependency] | None = None
     run_if: RunIf | None = None
+    #: a condition task (job.yaml only, no notebook): ``left op right``, evaluated without a kernel
+    condition: Condition | None = None
     parameters: dict[str, Any] | None = None
     environment_key: str | None = None
     environment: Environment | None = None
@@ -415,9 +495,11 @@ class TaskProblem(BaseModel):
 
 
 class Task(BaseModel):
-    """One notebook in a job, with its merged settings.
+    """One task of a job (a notebook, or a condition task), with its merged settings.
 
-    ``notebook`` is the path relative to the job folder; ``kernel_name`` is resolved (environment, else the
+    A condition task has ``condition`` and no ``notebook``: the engine evaluates it without a kernel
+    (:mod:`~.conditions`). ``depends_on_outcomes`` names the condition tasks among ``depends_on`` whose
+    outcome this task needs (Databricks' If/else branches). ``notebook`` is the path relative to the job folder; ``kernel_name`` is resolved (environment, else the
     notebook's kernelspec, else ``python3``; jupyter_client's spelling, e.g. ``python`` is ``python3``);
     ``notebook_parameters`` are the names declared in the notebook. ``problem`` is set when the task cannot
     execute (its run fails at once, see :class:`TaskProblem`); ``warnings`` say what papermill will do that the
@@ -427,9 +509,13 @@ class Task(BaseModel):
     """
 
     task_key: str
-    notebook: str
+    #: None for a condition task (it has ``condition`` instead)
+    notebook: str | None
     depends_on: list[str] = Field(default_factory=list)
+    #: dependency task_key -> the outcome of that condition task this task needs to run (else it is skipped)
+    depends_on_outcomes: dict[str, ConditionOutcome] = Field(default_factory=dict)
     run_if: RunIf = RunIf.all_success
+    condition: Condition | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     environment: Environment = Field(default_factory=Environment)
     kernel_name: str = "python3"
@@ -448,6 +534,11 @@ class Task(BaseModel):
     notebook_parameters: list[NotebookParameter] = Field(default_factory=list)
     problem: TaskProblem | None = None
     warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def target(self) -> str:
+        """What the task executes, as messages name it: its notebook, or ``condition 'a' > 0``."""
+        return self.notebook if self.notebook is not None else f"condition {self.condition}"
 
     def retry_delay_seconds(self, retry_number: int) -> float:
         """Delay before retry ``retry_number`` (1 for the first retry), exponential backoff, in seconds."""
@@ -621,7 +712,8 @@ class TaskRun(BaseModel):
 
     run_id: int
     task_key: str
-    notebook: str
+    #: None for a condition task
+    notebook: str | None = None
     depends_on: list[str] = Field(default_factory=list)
     status: TaskRunStatus
     status_reason: str | None = None

@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 
+from jupyter_orchestrate.conditions import OUTCOME_VALUE
 from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.discovery import FROM_FILE, check_task_settings, load_job, validate_job
 from jupyter_orchestrate.discovery_cache import DiscoveryCache, Signature, kernels_signature
@@ -438,6 +439,18 @@ class OrchestrateService:
                 )
                 self.store.set_task_status(run_id, task.task_key, TaskRunStatus.failed, reason)
 
+    def _reused_outcomes(self, run_id: int, job: Job, states: dict[str, TaskState]) -> dict[str, bool]:
+        """The outcomes of the condition tasks a repair reuses (succeeded earlier): their task value
+        ``outcome`` (:mod:`~.conditions`), so that the branches they chose stay chosen."""
+        values = self.store.task_values(run_id)
+        return {
+            t.task_key: bool(values[t.task_key][OUTCOME_VALUE])
+            for t in job.tasks
+            if t.condition is not None
+            and states[t.task_key].status == TaskRunStatus.succeeded
+            and OUTCOME_VALUE in values.get(t.task_key, {})
+        }
+
     def executor_for(
         self, job: Job | None, executor_type: ExecutorType | None = None, scheduler: str | None = None
     ) -> TaskExecutor:
@@ -502,7 +515,12 @@ class OrchestrateService:
                 executor,
                 run_id,
                 job,
-                ActiveRun({t.task_key: t for t in job.tasks}, states, parallel),
+                ActiveRun(
+                    {t.task_key: t for t in job.tasks},
+                    states,
+                    parallel,
+                    outcomes=self._reused_outcomes(run_id, job, states) if repair_number else {},
+                ),
                 run_parameters=render(run.parameters, context),
                 overrides=overrides,
                 start_time=run.start_time,
@@ -1013,7 +1031,7 @@ class OrchestrateService:
             failed_notebook = confine(
                 last.notebook_path, home, what="a failed attempt's notebook", within="the state home"
             )
-            notebook = str(Path(job.path) / job.task(key).notebook)
+            notebook = str(Path(job.path) / (job.task(key).notebook or ""))
             if not force:
                 try:
                     changed = changed_before(notebook, str(failed_notebook), kept.cell_index)

@@ -11,6 +11,9 @@ the task states of Airflow and the ``run_if`` semantics of Databricks Jobs:
 - A failed attempt is retried while retries remain (``up_for_retry`` until its retry time); a timed-out one
   only with ``retry_on_timeout``.
 - The run's result is decided by its leaf tasks: it fails if any leaf task run ended in a failure outcome.
+- A condition task succeeds with an outcome (``true``/``false``, :meth:`ActiveRun.finish_condition`); a task that
+  depends on it with ``outcome`` counts that dependency as ``skipped`` when the outcome differs (Databricks
+  If/else: the branch not taken is skipped, and so is what depends on it under ``all_success``).
 
 The runner asks :meth:`ActiveRun.launchable` for tasks to start, reports starts and outcomes, and records every
 :class:`Transition` this returns.
@@ -23,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from jupyter_orchestrate.dag import Dag
-from jupyter_orchestrate.models import RunIf, RunStatus, Task, TaskRunStatus
+from jupyter_orchestrate.models import ConditionOutcome, RunIf, RunStatus, Task, TaskRunStatus
 
 S = TaskRunStatus
 _LIKELY = (S.succeeded, S.running)  # a dependency in one of these lets soon_launchable look past it
@@ -95,6 +98,7 @@ class ActiveRun:
             tasks reused from an earlier execution (repair), ``up_for_retry`` with a ``retry_at``. ``attempts``
             carries the attempts already made.
         max_parallel: at most this many attempts in flight.
+        outcomes: the outcomes of condition tasks that already succeeded (a repair reuses them), by task_key.
 
     Raises:
         IncompleteStateError: a starting state needs an attempt in flight (``running``, ``queued``, or
@@ -105,6 +109,7 @@ class ActiveRun:
     tasks: Mapping[str, Task]
     states: dict[str, TaskState]
     max_parallel: int
+    outcomes: dict[str, bool] = field(default_factory=dict)
     dag: Dag = field(init=False)
     canceling: bool = False
 
@@ -269,17 +274,40 @@ class ActiveRun:
             if self.states[key].status != S.pending:
                 continue
             task = self.tasks[key]
-            upstream = [self.states[d].status for d in task.depends_on]
-            decision = run_if_decision(task.run_if, upstream)
+            upstream = {d: self._as_upstream(task, d) for d in task.depends_on}
+            decision = run_if_decision(task.run_if, upstream.values())
             if decision is None:
                 changes.append(self._set(key, S.queued))
             else:
-                summary = ", ".join(f"{d}={self.states[d].status.value}" for d in task.depends_on)
+                summary = ", ".join(self._upstream_summary(task, d, s) for d, s in upstream.items())
                 changes.append(self._set(key, decision, f"run_if {task.run_if.value} not met ({summary})"))
                 for child in self._children[key]:
                     if child in self._decidable:
                         heapq.heappush(heap, self._pos[child])
         return changes
+
+    def _as_upstream(self, task: Task, dep: str) -> TaskRunStatus:
+        """The status of dependency ``dep`` as ``task``'s ``run_if`` sees it: a condition task that succeeded
+        with an outcome other than the one ``task`` asks for is ``skipped``."""
+        status = self.states[dep].status
+        wanted = task.depends_on_outcomes.get(dep)
+        if wanted is None or status != S.succeeded:
+            return status
+        outcome = self.outcomes.get(dep)  # unknown (never for a condition that succeeded): not taken
+        return status if outcome is not None and ConditionOutcome.of(outcome) == wanted else S.skipped
+
+    def _upstream_summary(self, task: Task, dep: str, seen: TaskRunStatus) -> str:
+        wanted = task.depends_on_outcomes.get(dep)
+        if wanted is not None and dep in self.outcomes and self.states[dep].status == S.succeeded:
+            got = ConditionOutcome.of(self.outcomes[dep]).value
+            return f"{dep} outcome {got}" + (f", needs {wanted.value}" if seen == S.skipped else "")
+        return f"{dep}={seen.value}"
+
+    def finish_condition(self, key: str, outcome: bool, now: float, reason: str) -> Transition:
+        """Record that condition task ``key`` (running) evaluated to ``outcome``: it succeeds, and its
+        dependents that ask for the other outcome will be skipped (:meth:`advance`)."""
+        self.outcomes[key] = outcome
+        return self.finish(key, S.succeeded, now, reason)
 
     def start(self, key: str) -> tuple[int, Transition]:
         """Mark ``key`` running. Returns ``(attempt_number, transition)``.

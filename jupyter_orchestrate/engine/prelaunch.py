@@ -22,7 +22,7 @@ def kernel_place(job: Job, task: Task) -> tuple[str, dict[str, str]]:
 
     job_root = Path(job.path)
     environment = task.environment
-    cwd = job_root / environment.cwd if environment.cwd else (job_root / task.notebook).parent
+    cwd = job_root / environment.cwd if environment.cwd else (job_root / (task.notebook or ".")).parent
     try:
         env = expand_env(environment.env)
     except OrchestrateError:
@@ -41,7 +41,7 @@ def prelaunch_kernels(job: Job, executor: TaskExecutor, count: int, marker: str)
         environment = task.environment
         if environment.python or environment.requirements or environment.requirements_file:
             continue
-        if task.keep_failed_kernels_seconds:
+        if task.keep_failed_kernels_seconds or task.condition is not None:
             continue
         cwd, env = kernel_place(job, task)
         place = (task.kernel_name, cwd, tuple(sorted(env.items())))

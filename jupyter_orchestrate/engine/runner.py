@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_orchestrate.conditions import OUTCOME_VALUE, ConditionError, evaluate
 from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.engine import kept_kernels
 from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
@@ -46,6 +47,7 @@ from jupyter_orchestrate.models import (
     Attempt,
     AttemptError,
     AttemptErrorKind,
+    Condition,
     Job,
     KeptKernel,
     KeptKernelStatus,
@@ -305,6 +307,7 @@ class Runner:
         from jupyter_orchestrate.environments import task_requirements
 
         job_root = Path(self.job.path)
+        assert task.notebook is not None, "a condition task has no attempt spec"
         notebook = job_root / task.notebook
         environment = task.environment
         cwd, env = kernel_place(self.job, task)
@@ -359,6 +362,9 @@ class Runner:
     # -- launching -------------------------------------------------------------------------------------------
     def _launch(self, key: str, now: float) -> None:
         task = self.tasks[key]
+        if task.condition is not None:
+            self._evaluate_condition(key, task.condition, now)
+            return
         flight = self.in_flight.get(key)
         if flight is None or flight.attempt_number != self.active.states[key].attempts + 1:
             if flight is not None:
@@ -422,6 +428,39 @@ class Runner:
         timeout = task.timeout_seconds
         flight.deadline = now + timeout if timeout else None
         self.executor.start(flight.handle, parameters, run_context)
+
+    def _evaluate_condition(self, key: str, condition: Condition, now: float) -> None:
+        """A condition task's attempt: evaluated here, no kernel (:func:`~..conditions.evaluate`). Its outcome
+        is recorded as the task value ``outcome``; one it cannot evaluate fails the attempt (``ConditionError``
+        naming the reference or the operands)."""
+        attempt_number, change = self.active.start(key)
+        self.store.create_attempt(
+            Attempt(
+                run_id=self.run_id,
+                task_key=key,
+                attempt_number=attempt_number,
+                repair_number=self.repair_number,
+                status=S.running,
+                queued_time=self._queued_time.pop(key, None),
+                start_time=utc_now(),
+            ),
+            worker_pid=None,
+            kernel_pid=None,
+            kernel_create_time=None,
+        )
+        self._record([change])
+        try:
+            outcome, description = evaluate(condition, self.context())
+        except ConditionError as exc:
+            error = AttemptError(
+                kind=AttemptErrorKind.parameter_error, ename="ConditionError", evalue=str(exc)
+            )
+            self._finish(key, attempt_number, S.failed, error, {}, now)
+            return
+        self.store.finish_attempt(self.run_id, key, attempt_number, S.succeeded, None)
+        self.store.set_task_values(self.run_id, key, attempt_number, self._clean({OUTCOME_VALUE: outcome}))
+        reason = self._clean(f"condition {description}")
+        self._record([self.active.finish_condition(key, outcome, now, reason)])
 
     def _release_kept(self, key: str, spec: AttemptSpec, attempt_number: int) -> None:
         """Before attempt ``attempt_number`` of ``key`` starts: a resume takes the task's kept kernel over
@@ -782,7 +821,7 @@ class Runner:
         for key in launchable_soon:
             if not_in_use >= depth:
                 break
-            if key not in self.in_flight:
+            if key not in self.in_flight and self.tasks[key].condition is None:
                 self._prepare(key)
                 not_in_use += 1
 

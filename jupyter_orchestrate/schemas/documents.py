@@ -210,7 +210,10 @@ class TaskRunDocument(Document):
     """One task run: its status, the last attempt's error, paths and task values, and every attempt."""
 
     task_key: str
-    notebook: str
+    notebook: str | None = Field(
+        description="The task's notebook, relative to the job folder; null for a condition task (its "
+        "status_reason says what it compared and its outcome, its task value `outcome` holds the outcome)."
+    )
     depends_on: list[str]
     status: TaskRunStatus
     status_reason: str | None
@@ -488,7 +491,7 @@ class TaskDocument(Task, Document):
         """The document of ``task`` of the job in ``job_folder``."""
         return cls(
             **{name: getattr(task, name) for name in Task.model_fields if name != "notebook_parameters"},
-            notebook_path=relative_to(str(job_folder / task.notebook), root),
+            notebook_path=relative_to(str(job_folder / task.notebook), root) if task.notebook else None,
             notebook_parameters=[
                 NotebookParameterDocument.model_validate(p.model_dump()) for p in task.notebook_parameters
             ],

@@ -46,6 +46,20 @@ export type AttemptErrorKind =
  */
 export type CatchupPolicy = 'none' | 'latest' | 'all';
 /**
+ * The comparison of a condition task (Databricks If/else condition task operators).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ConditionOp".
+ */
+export type ConditionOp = '==' | '!=' | '>' | '>=' | '<' | '<=';
+/**
+ * The outcome of a condition task that a dependency asks for (``depends_on: [{task_key, outcome}]``).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ConditionOutcome".
+ */
+export type ConditionOutcome = 'true' | 'false';
+/**
  * Status of a schedule or trigger fire recorded by the scheduler.
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
@@ -203,6 +217,23 @@ export interface CellTrendDocument {
    * The first non-blank line of the cell's source as last recorded (secrets redacted).
    */
   source_first_line: string | null;
+}
+/**
+ * A condition task's ``left op right`` (Databricks If/else condition task), evaluated by the engine
+ * without a kernel once the task's dependencies are done; its outcome is ``true`` or ``false``.
+ *
+ * Operands are JSON scalars or strings holding ``{{...}}`` references (``{{tasks.silver.values.rows}}``,
+ * ``{{job.parameters.country}}``); a string that is exactly one reference takes the referenced value's
+ * type. ``==``/``!=`` compare values (``1 == 1.0``); ordering operators need two numbers or two strings
+ * (:func:`~.conditions.evaluate`).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "Condition".
+ */
+export interface Condition {
+  left: boolean | number | string;
+  op: ConditionOp;
+  right: boolean | number | string;
 }
 /**
  * Where a notification goes: a webhook (JSON POST with a Slack-compatible ``text``) or email addresses.
@@ -426,9 +457,13 @@ export interface ParameterFieldDocument {
  */
 export interface TaskDocument {
   task_key: string;
-  notebook: string;
+  notebook: string | null;
   depends_on: string[];
+  depends_on_outcomes: {
+    [k: string]: ConditionOutcome;
+  };
   run_if: RunIf;
+  condition: Condition | null;
   parameters: {
     [k: string]: unknown;
   };
@@ -673,7 +708,10 @@ export interface RunDocument {
  */
 export interface TaskRunDocument {
   task_key: string;
-  notebook: string;
+  /**
+   * The task's notebook, relative to the job folder; null for a condition task (its status_reason says what it compared and its outcome, its task value `outcome` holds the outcome).
+   */
+  notebook: string | null;
   depends_on: string[];
   status: TaskRunStatus;
   status_reason: string | null;

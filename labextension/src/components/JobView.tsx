@@ -110,8 +110,10 @@ function TaskSpec(props: { task: TaskDocument; selected: boolean; onSelect: (tas
         >
           {task.task_key}
         </button>
-        <span className="jo-muted jo-ellipsis" title={task.notebook_path ?? task.notebook}>
-          {task.notebook}
+        <span className="jo-muted jo-ellipsis" title={task.notebook_path ?? task.notebook ?? undefined}>
+          {task.condition
+            ? `condition ${JSON.stringify(task.condition.left)} ${task.condition.op} ${JSON.stringify(task.condition.right)}`
+            : task.notebook}
         </span>
       </div>
       <dl className="jo-kv">

@@ -313,8 +313,8 @@ export function TaskDetail(props: {
   return (
     <div {...card}>
       {summary}
-      <div className="jo-muted jo-path" title={taskRun.notebook}>
-        {taskRun.notebook}
+      <div className="jo-muted jo-path" title={taskRun.notebook ?? undefined}>
+        {taskRun.notebook ?? 'condition task (no notebook)'}
       </div>
       {(taskRun.warnings ?? []).map(warning => (
         <div key={warning} className="jo-warning" data-testid="jo-task-warning">
