@@ -13,6 +13,8 @@ Figures (each a row: figure, value, unit, target, PASS/MISS):
   orchestration is timed; attempts of one fake second, two at a time, so one event per task) with a real SQLite
   store: (record the run + execute it) wall time / tasks, and its CPU time. The job is discovered before the
   clock starts (that is the validate figure). Target: <= 5 ms.
+* ``for_each``: a for-each task over 200 inputs on the same executor and store (issue 17): (record the run +
+  execute it) / iterations. Target: <= 10 ms.
 * ``queue``: the real queueing path, the :class:`~jupyter_orchestrate.scheduling.scheduler.Scheduler` of a job
   with ``max_concurrent_runs: 2`` and a schedule every minute, ticked on a fake clock: 100 fires arrive while the
   first two runs are held (MemoryExecutor attempts that wait for a gate), 98 queue; then that scheduler stops
@@ -209,6 +211,41 @@ def child_engine(work: Path, quick: bool) -> list[dict[str, Any]]:
     ]
 
 
+def child_for_each(work: Path, quick: bool) -> list[dict[str, Any]]:
+    """Issue 17: a for-each task over 200 inputs of a trivial notebook on MemoryExecutor (one fake second per
+    iteration, ``concurrency: 2``) with a real SQLite store: (record the run + execute it) / iterations, median.
+    Target: <= 10 ms of engine + store per iteration."""
+    from jupyter_orchestrate.executors.memory import MemoryExecutor, succeed
+    from jupyter_orchestrate.models import RunStatus
+    from jupyter_orchestrate.service import OrchestrateService
+
+    inputs = [f"file-{i:03}.csv" for i in range(200)]
+    folder = work / "for_each200"
+    folder.mkdir(parents=True, exist_ok=True)
+    for_each = {"inputs": inputs, "concurrency": 2, "parameter": "label"}
+    (folder / "load.ipynb").write_text(json.dumps(notebook({"for_each": for_each})))
+    service = OrchestrateService(work / "for-each-state")
+    wall, cpu = [], []
+    for _ in range(2 if quick else 5):
+        executor = MemoryExecutor(default=succeed(1.0, rows=1))
+        started, started_cpu = time.perf_counter(), time.process_time()
+        runner = service.new_run(folder, executor=executor, clock=executor.clock, max_parallel=2)
+        status = runner.execute()
+        wall.append((time.perf_counter() - started) / len(inputs))
+        cpu.append((time.process_time() - started_cpu) / len(inputs))
+        if status != RunStatus.succeeded:
+            raise RuntimeError(f"the for-each run ended {status}")
+    return [
+        at_most(
+            "for_each: engine + store per iteration (200, 2 at a time)",
+            statistics.median(wall) * 1000,
+            "ms",
+            10.0,
+        ),
+        row("  (CPU time per iteration)", statistics.median(cpu) * 1000, "ms", "", None),
+    ]
+
+
 # -- 3. queue --------------------------------------------------------------------------------------------------
 def child_queue(work: Path, quick: bool) -> list[dict[str, Any]]:
     """The scheduler's queue behind ``max_concurrent_runs: 2`` (see the module docstring)."""
@@ -383,6 +420,7 @@ def child_big_output(work: Path, quick: bool) -> list[dict[str, Any]]:
 CHILDREN: dict[str, Callable[[Path, bool], list[dict[str, Any]]]] = {
     "validate_in_process": child_validate_in_process,
     "engine": child_engine,
+    "for_each": child_for_each,
     "queue": child_queue,
     "rss_runs": child_rss_runs,
     "big_output": child_big_output,
@@ -418,6 +456,7 @@ def measure_scale(quick: bool = False, workdir: str | Path | None = None) -> lis
         work.mkdir(parents=True, exist_ok=True)
         rows = measure_validate(work, quick)
         rows += run_child("engine", work, quick)
+        rows += run_child("for_each", work, quick)
         rows += run_child("queue", work, quick)
         rows += run_child("rss_runs", work, quick)
         rows += run_child("big_output", work, quick)

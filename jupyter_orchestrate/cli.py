@@ -37,12 +37,15 @@ from jupyter_orchestrate.models import (
     MAX_PARALLEL_TASKS,
     Run,
     RunStatus,
+    TaskRun,
     TaskRunStatus,
     cell_label,
     code_cell_progress,
+    iteration_counts,
+    split_iteration_key,
 )
 from jupyter_orchestrate.schemas.documents import AttemptEnvironment, Document, RunDocument, RunListDocument
-from jupyter_orchestrate.schemas.events import ProgressEvent, RunStatusEvent, parse_event
+from jupyter_orchestrate.schemas.events import ProgressEvent, RunStatusEvent, TaskStatusEvent, parse_event
 from jupyter_orchestrate.status_colors import look
 
 out = Console(highlight=False, soft_wrap=True)
@@ -274,6 +277,8 @@ class _Progress:
             )
             for t in run.task_runs
         }
+        #: for-each task -> the status of each of its iterations (by map_index): shown as counts on its row
+        self.iterations: dict[str, dict[int, TaskRunStatus]] = {}
         self.run_id = run.run_id
         self.job_name = run.job_name
         self.run_status = RunStatus.running
@@ -290,6 +295,14 @@ class _Progress:
                         f"run {self.run_id}: {event.status.value}"
                         + (f" ({event.reason})" if event.reason else "")
                     )
+                return
+            iteration = split_iteration_key(event.task_key)
+            if iteration is not None:
+                if isinstance(event, TaskStatusEvent):
+                    self.iterations.setdefault(iteration[0], {})[iteration[1]] = event.status
+                    if not self.live:
+                        reason = f": {event.reason}" if event.reason else ""
+                        err.print(f"  {event.task_key}: {event.status.value}{reason}")
                 return
             row = self.rows[event.task_key]
             if isinstance(event, ProgressEvent):
@@ -319,6 +332,8 @@ class _Progress:
                 progress = ""
                 if row.status == TaskRunStatus.running and row.total:
                     progress = code_cell_progress(row.cell or 0, row.total)
+                if key in self.iterations:
+                    progress = iteration_counts(list(self.iterations[key].values()))
                 duration = ""
                 if row.started is not None:
                     duration = _seconds((row.ended or now) - row.started)
@@ -375,6 +390,10 @@ def _execute(ctx: click.Context, runner: Any, service: Any, as_json: bool, notif
     sys.exit(0 if status == RunStatus.succeeded else 1)
 
 
+#: a for-each task with more iterations than this lists only its unsuccessful ones in ``show``
+SHOWN_ITERATIONS = 20
+
+
 def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
     if header:
         console.print(
@@ -387,7 +406,21 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
     table = Table(show_edge=False)
     for col in ("task", "status", "attempts", "duration", "failure", "executed notebook"):
         table.add_column(col, overflow="fold")
+    rows: list[tuple[str, TaskRun | None]] = []
     for t in run.task_runs:
+        rows.append((t.task_key, t))
+        many = len(t.iterations) > SHOWN_ITERATIONS
+        for i in t.iterations:
+            if not many or i.status != TaskRunStatus.succeeded:
+                rows.append((f"  [{i.map_index}] {json.dumps(i.input)[:60]}", i))
+        if many:
+            ok = sum(i.status == TaskRunStatus.succeeded for i in t.iterations)
+            rows.append((f"  ({ok} succeeded iteration(s) not listed)", None))
+    for label, row in rows:
+        if row is None:
+            table.add_row(label, "", "", "", "", "")
+            continue
+        t = row
         last = t.last_attempt
         failure = ""
         if last and last.error and t.status.is_failure:
@@ -401,9 +434,9 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
         elif t.status_reason and (t.status.is_failure or t.status == TaskRunStatus.skipped):
             failure = t.status_reason  # run_if not met, canceled, or a task that could not start (no attempt)
         table.add_row(
-            t.task_key,
+            label,
             _status(t.status.value),
-            str(len(t.attempts)),
+            iteration_counts([i.status for i in t.iterations]) if t.iterations else str(len(t.attempts)),
             _seconds(t.duration_seconds),
             failure,
             os.path.relpath(last.notebook_path) if last and last.notebook_path else "",
@@ -710,7 +743,7 @@ def show(ctx: click.Context, run_id: int, as_json: bool) -> None:
                     f"{escape(t.task_key)}: attempt {a.attempt_number} resumed from {cell_label(a.resumed_from_cell)} "
                     f"in the kept kernel ({a.reused_cells or 0} earlier code cell(s) reused, not re-executed)"
                 )
-    for t in found.task_runs:
+    for t in [x for task_run in found.task_runs for x in (task_run, *task_run.iterations)]:
         last = t.last_attempt
         if t.status.is_failure and last and last.error and last.error.cell_source:
             out.print(

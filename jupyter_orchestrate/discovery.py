@@ -50,7 +50,7 @@ from jupyter_orchestrate.models import (
     TaskSettings,
     TriggerSpec,
 )
-from jupyter_orchestrate.parameters import check_reference, parameter_problems, references
+from jupyter_orchestrate.parameters import REFERENCE, check_reference, parameter_problems, references
 from jupyter_orchestrate.workspace import confine
 
 log = logging.getLogger(__name__)
@@ -542,6 +542,11 @@ def validate_job(
     problems = scan.problems
     problems.extend(job_file_parameter_problems(scan.job_file, scan.job_file_shown))
     problems.extend(_schedule_problems(scan.job_file, scan.job_file_shown))
+    for field_name in ("condition", "for_each"):  # what makes a task what it is cannot be a default
+        if getattr(scan.job_file.task_defaults, field_name) is not None:
+            problems.append(
+                Problem(scan.job_file_shown, f"task_defaults.{field_name}", "set it on a task under tasks:")
+            )
     candidates = _candidate_notebooks(scan)
     entries = _task_entries(scan, candidates)
     _job_file_task_problems(scan, entries)
@@ -882,6 +887,7 @@ NOTEBOOK_ONLY_SETTINGS = (
     "timeout_seconds",
     "keep_failed_kernels_seconds",
     "resources",
+    "for_each",
 )
 
 
@@ -1150,6 +1156,8 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
                         scan.problems.append(
                             Problem(shown, f"tasks.{task.task_key}.condition.{side}", message)
                         )
+        if task.for_each is not None:
+            _for_each_problems(scan, task, dag, all_keys)
         for name, value in task.parameters.items():
             for ref in references(value):
                 if upstream is None:
@@ -1165,6 +1173,58 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
                     scan.problems.append(
                         Problem(task_shown(scan.root, task, shown)[0], f"parameters.{name}", message)
                     )
+
+
+def _for_each_problems(scan: _Scan, task: Task, dag: Dag | None, all_keys: set[str]) -> None:
+    """``for_each`` of ``task``: ``inputs`` a list within ``max_inputs`` (each element a valid parameter
+    value), or a string that is exactly one reference to a job parameter or an upstream task value; the
+    parameter declared by the notebook's ``parameters`` cell when it could be inspected."""
+    for_each = task.for_each
+    assert for_each is not None
+    shown, _ = task_shown(scan.root, task, scan.job_file_shown)
+    field = "for_each.inputs"
+    if isinstance(for_each.inputs, list):
+        if len(for_each.inputs) > for_each.max_inputs:
+            scan.problems.append(
+                Problem(
+                    shown,
+                    field,
+                    f"{len(for_each.inputs):,} inputs, more than max_inputs {for_each.max_inputs:,}",
+                )
+            )
+        for index, element in enumerate(for_each.inputs):
+            scan.problems.extend(
+                parameter_problems({for_each.parameter: element}, shown, f"{field}[{index}]")
+            )
+    elif REFERENCE.fullmatch(for_each.inputs) is None:
+        scan.problems.append(
+            Problem(
+                shown,
+                field,
+                f"{for_each.inputs!r} is neither a list nor one reference such as "
+                "'{{tasks.<task_key>.values.<name>}}'",
+            )
+        )
+    else:
+        message = check_reference(
+            references(for_each.inputs)[0],
+            job_parameters=scan.job_file.parameters,
+            task_keys=all_keys,
+            upstream=dag.upstream_of(task.task_key) if dag else set(task.depends_on),
+            task_key=task.task_key,
+        )
+        if message:
+            scan.problems.append(Problem(shown, field, message))
+    declared = {p.name for p in task.notebook_parameters}
+    if declared and for_each.parameter not in declared:
+        scan.problems.append(
+            Problem(
+                shown,
+                "for_each.parameter",
+                f"the notebook's parameters cell does not declare {for_each.parameter!r} (it declares "
+                f"{', '.join(sorted(declared))}); each iteration sets it to its input",
+            )
+        )
 
 
 def _job(scan: _Scan, tasks: list[Task], dag: Dag) -> Job:

@@ -70,6 +70,18 @@ def code_cell_progress(cell: int, total: int) -> str:
     return f"code cell {cell} of {total}"
 
 
+def iteration_counts(statuses: list[TaskRunStatus]) -> str:
+    """A for-each task's iterations as the DAG node and ``show`` count them: ``12/12``, ``10/12 · 2 failed``
+    (succeeded of all, then the failures and what still runs). The sidebar's ``iterationCounts`` says the same."""
+    done = sum(s == TaskRunStatus.succeeded for s in statuses)
+    failed = sum(s.is_failure for s in statuses)
+    running = sum(not s.is_terminal for s in statuses)
+    parts = [f"{done}/{len(statuses)}"]
+    parts += [f"{failed} failed"] if failed else []
+    parts += [f"{running} running"] if running else []
+    return " · ".join(parts)
+
+
 def seconds_between(start_time: str | None, end_time: str | None) -> float | None:
     """Seconds from ``start_time`` to ``end_time`` (ISO-8601 strings), or None if either is missing."""
     if not start_time or not end_time:
@@ -439,6 +451,38 @@ class Dependency(_Strict):
     outcome: Annotated[ConditionOutcome | None, BeforeValidator(_outcome_text)] = None
 
 
+MAX_FOR_EACH_INPUTS = 10_000  # the most iterations any for_each may allow itself (for_each.max_inputs)
+_ITERATION_KEY = re.compile(r"^(.+)\[(\d+)\]$")
+
+
+def iteration_key(task_key: str, map_index: int) -> str:
+    """The key of iteration ``map_index`` of for-each task ``task_key``: ``process[3]`` (brackets are never
+    in a task key, so it names no task). Iterations are stored, referenced and shown under it."""
+    return f"{task_key}[{map_index}]"
+
+
+def split_iteration_key(key: str) -> tuple[str, int] | None:
+    """``process[3]`` -> ``("process", 3)``; None for a task key."""
+    found = _ITERATION_KEY.match(key)
+    return (found.group(1), int(found.group(2))) if found else None
+
+
+class ForEach(_Strict):
+    """A for-each task (Databricks For each, Airflow's dynamic task mapping): at run time, once its
+    dependencies are done, the task expands into one iteration per element of ``inputs``, each an execution of
+    the task's notebook with parameter ``parameter`` set to the element (``map_index`` from 0), at most
+    ``concurrency`` at once and within the run's ``max_parallel_tasks``.
+
+    ``inputs``: a JSON list, or a string that is one reference resolving to a list
+    (``"{{tasks.list_files.values.files}}"``). ``max_inputs``: more elements fail the task (1,000).
+    """
+
+    inputs: list[Any] | StrictStr
+    concurrency: int = Field(default=1, ge=1, le=MAX_PARALLEL_TASKS)
+    parameter: str = Field(default="input", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)
+    max_inputs: int = Field(default=1000, ge=1, le=MAX_FOR_EACH_INPUTS)
+
+
 class TaskSettings(_Strict):
     """Task settings as written in ``metadata.orchestrate``, ``job.yaml`` ``task_defaults`` or ``tasks.<key>``.
 
@@ -452,6 +496,7 @@ class TaskSettings(_Strict):
     run_if: RunIf | None = None
     #: a condition task (job.yaml only, no notebook): ``left op right``, evaluated without a kernel
     condition: Condition | None = None
+    for_each: ForEach | None = None
     parameters: dict[str, Any] | None = None
     environment_key: str | None = None
     environment: Environment | None = None
@@ -516,6 +561,7 @@ class Task(BaseModel):
     depends_on_outcomes: dict[str, ConditionOutcome] = Field(default_factory=dict)
     run_if: RunIf = RunIf.all_success
     condition: Condition | None = None
+    for_each: ForEach | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     environment: Environment = Field(default_factory=Environment)
     kernel_name: str = "python3"
@@ -725,6 +771,11 @@ class TaskRun(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     #: the kernel of the last attempt, while it is kept alive after failing in a cell
     kept_kernel: KeptKernel | None = None
+    #: an iteration of a for-each task: its index (from 0) and its element of the inputs
+    map_index: int | None = None
+    input: Any = None
+    #: a for-each task run: its iterations in map_index order (empty until it expands)
+    iterations: list[TaskRun] = Field(default_factory=list)
 
     @property
     def last_attempt(self) -> Attempt | None:
@@ -774,8 +825,14 @@ class Run(BaseModel):
     repairs: list[Repair] = Field(default_factory=list)
 
     def task_run(self, task_key: str) -> TaskRun:
-        """The task run of ``task_key``; raises KeyError if the run has none."""
+        """The task run of ``task_key``, or of an iteration (``process[3]``); raises KeyError if the run has
+        none."""
         for task_run in self.task_runs:
             if task_run.task_key == task_key:
                 return task_run
+        split = split_iteration_key(task_key)
+        if split is not None:
+            for iteration in self.task_run(split[0]).iterations:
+                if iteration.map_index == split[1]:
+                    return iteration
         raise KeyError(task_key)

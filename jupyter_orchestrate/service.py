@@ -491,6 +491,7 @@ class OrchestrateService:
         clock: Callable[[], float],
         keep_failed_kernels_seconds: float | None = None,
         resume: dict[str, ResumeSpec] | None = None,
+        fresh_iterations: list[str] | None = None,
     ) -> Runner:
         """The runner of a run just recorded (or a repair just claimed). Anything that fails before the runner
         exists ends the run ``failed`` with the reason, so no run is left ``queued`` holding a concurrency slot."""
@@ -532,6 +533,7 @@ class OrchestrateService:
                 if keep_failed_kernels_seconds is None
                 else keep_failed_kernels_seconds,
                 resume=resume or {},
+                fresh_iterations=fresh_iterations or [],
             )
             runner.listeners.append(self._fan_out)
             return runner
@@ -984,6 +986,8 @@ class OrchestrateService:
             clock=clock,
             keep_failed_kernels_seconds=keep_failed_kernels_seconds,
             resume=specs,
+            # a for-each task the repair names (or reaches with rerun_dependents) re-executes every iteration
+            fresh_iterations=plan.task_keys if rerun_dependents else (task_keys or []),
         )
 
     def resume_specs(

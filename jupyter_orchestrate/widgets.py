@@ -9,6 +9,7 @@ seconds while the run is active, so the notebook's kernel is never blocked.
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 import ipywidgets as W
 
 from jupyter_orchestrate.errors import OrchestrateError
-from jupyter_orchestrate.models import TaskRun, cell_label
+from jupyter_orchestrate.models import TaskRun, cell_label, iteration_counts
 from jupyter_orchestrate.status_colors import look
 
 log = logging.getLogger(__name__)
@@ -70,26 +71,41 @@ class TaskRow:
     def update(self, task_run: TaskRun) -> None:
         status = task_run.status.value
         self.status.value = badge(status)
-        last = task_run.last_attempt
-        total = (last.cells_total if last else None) or 0
-        done = (last.cells_completed if last else None) or 0
-        if status == "succeeded" and total:
-            done = total
+        shown = (
+            task_run  # whose error is shown: the task run's, or a for-each task's first failed iteration's
+        )
+        where = ""
+        if task_run.iterations:  # progress through the iterations
+            statuses = [i.status for i in task_run.iterations]
+            total, done = len(statuses), sum(s.is_terminal for s in statuses)
+            self.attempts.value = f"{iteration_counts(statuses)} iterations"
+            failed = [i for i in task_run.iterations if i.status.is_failure]
+            if failed:
+                shown = failed[0]
+                where = f"{shown.task_key} {json.dumps(shown.input)[:60]}: "
+        else:
+            last = task_run.last_attempt
+            total = (last.cells_total if last else None) or 0
+            done = (last.cells_completed if last else None) or 0
+            if status == "succeeded" and total:
+                done = total
+            self.attempts.value = f"{len(task_run.attempts)} attempt(s)"
         self.progress.max = max(total, 1)
         self.progress.value = min(done, self.progress.max)
         self.progress.bar_style = look(status).bar
         self.duration.value = (
             f"{task_run.duration_seconds:.1f} s" if task_run.duration_seconds is not None else ""
         )
-        self.attempts.value = f"{len(task_run.attempts)} attempt(s)"
+        last = shown.last_attempt
         error = last.error if last else None
-        if error is not None and task_run.status.is_failure:
+        if error is not None and shown.status.is_failure:
             cell = (
                 f"{cell_label(error.cell_index)}: "
                 if error.cell_index is not None or error.executed_cell_index is not None
                 else ""
             )
-            self.failure.value = f"<span style='color:#c62828'>{html.escape(cell)}{html.escape(error.ename)}: {html.escape(error.evalue)}</span>"
+            text = f"{where}{cell}{error.ename}: {error.evalue}"
+            self.failure.value = f"<span style='color:#c62828'>{html.escape(text)}</span>"
             self.traceback.value = "<pre>" + html.escape(ANSI.sub("", "\n".join(error.traceback))) + "</pre>"
             self.traceback_button.layout.display = "" if error.traceback else "none"
         else:

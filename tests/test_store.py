@@ -469,6 +469,7 @@ def test_reopening_the_home_keeps_data_and_applies_no_migration(home: Path, job:
             "m008_run_listing_indexes",
             "m009_history_views",
             "m010_kept_kernels",
+            "m011_for_each_iterations",
         ]
     )
     first.close()

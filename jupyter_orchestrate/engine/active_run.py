@@ -14,6 +14,11 @@ the task states of Airflow and the ``run_if`` semantics of Databricks Jobs:
 - A condition task succeeds with an outcome (``true``/``false``, :meth:`ActiveRun.finish_condition`); a task that
   depends on it with ``outcome`` counts that dependency as ``skipped`` when the outcome differs (Databricks
   If/else: the branch not taken is skipped, and so is what depends on it under ``all_success``).
+- A for-each task, once queued, is expanded by the runner into iterations (:meth:`ActiveRun.expand`, Airflow's
+  mapped task instances): the task is ``running`` while they execute, at most ``for_each.concurrency`` at once
+  and within ``max_parallel``; then it takes their aggregate status: ``succeeded`` if all succeeded,
+  ``canceled`` if one was canceled, else ``failed`` if one ended in a failure. Iterations are not in the DAG:
+  nothing depends on them but through their task.
 
 The runner asks :meth:`ActiveRun.launchable` for tasks to start, reports starts and outcomes, and records every
 :class:`Transition` this returns.
@@ -24,9 +29,18 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from jupyter_orchestrate.dag import Dag
-from jupyter_orchestrate.models import ConditionOutcome, RunIf, RunStatus, Task, TaskRunStatus
+from jupyter_orchestrate.models import (
+    ConditionOutcome,
+    RunIf,
+    RunStatus,
+    Task,
+    TaskRunStatus,
+    iteration_key,
+    split_iteration_key,
+)
 
 S = TaskRunStatus
 _LIKELY = (S.succeeded, S.running)  # a dependency in one of these lets soon_launchable look past it
@@ -106,7 +120,7 @@ class ActiveRun:
             would never end and the run would never finish (Dagster's ``verify_complete``).
     """
 
-    tasks: Mapping[str, Task]
+    tasks: dict[str, Task]
     states: dict[str, TaskState]
     max_parallel: int
     outcomes: dict[str, bool] = field(default_factory=dict)
@@ -114,6 +128,10 @@ class ActiveRun:
     canceling: bool = False
 
     def __post_init__(self) -> None:
+        self.tasks = dict(self.tasks)  # expand() adds the iterations
+        #: for-each task -> its iteration keys in map_index order (once expanded); iteration -> its task
+        self.iterations: dict[str, list[str]] = {}
+        self.parent_of: dict[str, str] = {}
         self.dag = Dag({k: t.depends_on for k, t in self.tasks.items()})
         if self.max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -179,11 +197,30 @@ class ActiveRun:
         """
         if self.canceling:
             return []
-        free = self.max_parallel - len(self._by_status[S.running])
+        running = self._by_status[S.running]
+        expanded = [p for p in self.iterations if p in running]  # running through their iterations
+        free = self.max_parallel - len(running) + len(expanded)
         if free <= 0:
             return []
         due = [k for k in self._by_status[S.up_for_retry] if (self.states[k].retry_at or 0) <= now]
-        return heapq.nsmallest(free, [*self._by_status[S.queued], *due], key=self._pos.__getitem__)
+        candidates = [*self._by_status[S.queued], *due]
+        if not any(k in self.parent_of for k in candidates):
+            return heapq.nsmallest(free, candidates, key=self._pos.__getitem__)
+        # iterations: at most for_each.concurrency of one task at once (the lowest map_index first)
+        busy = {p: sum(k in running for k in self.iterations[p]) for p in expanded}
+        chosen: list[str] = []
+        for key in sorted(candidates, key=lambda k: (self._pos[k], split_iteration_key(k) or (k, -1))):
+            parent = self.parent_of.get(key)
+            if parent is not None:
+                for_each = self.tasks[parent].for_each
+                assert for_each is not None
+                if busy[parent] >= for_each.concurrency:
+                    continue
+                busy[parent] += 1
+            chosen.append(key)
+            if len(chosen) == free:
+                break
+        return chosen
 
     def soon_launchable(self, levels: int = 1) -> list[str]:
         """Pending tasks likely to launch next, nearest first (for kernel pre-start).
@@ -260,9 +297,79 @@ class ActiveRun:
                             index.discard(child)
         return Transition(key, old, new, reason)
 
+    def expand(self, key: str, inputs: list[Any], reused: Mapping[int, TaskState]) -> list[Transition]:
+        """Expand queued for-each task ``key`` into one iteration per element of ``inputs`` (the runner resolved
+        them): iteration ``i`` is task ``key[i]`` (:func:`~..models.iteration_key`), a copy of the task without
+        dependencies, ``queued`` (or the terminal state in ``reused``: a repair keeps the iterations that
+        succeeded). The task becomes ``running``; with no inputs it is ``skipped``.
+
+        Returns the transitions: the task's, then each new iteration's (``pending`` -> its status).
+
+        Raises:
+            ValueError: ``key`` is not a queued for-each task.
+        """
+        task = self.tasks[key]
+        if task.for_each is None or self.states[key].status != S.queued:
+            raise ValueError(f"task {key} is not a queued for-each task")
+        if not inputs:
+            return [self._set(key, S.skipped, "for_each: no inputs")]
+        keys = []
+        changes = [self._set(key, S.running, f"for_each: {len(inputs)} iteration(s)")]
+        pos = self._pos[key]
+        for index in range(len(inputs)):
+            child = iteration_key(key, index)
+            keys.append(child)
+            self.tasks[child] = task.model_copy(
+                update={"task_key": child, "depends_on": [], "depends_on_outcomes": {}, "for_each": None}
+            )
+            state = reused.get(index) or TaskState(S.pending)
+            self.states[child] = TaskState(S.pending, attempts=state.attempts)
+            self.parent_of[child] = key
+            self._pos[child] = pos
+            self._deps[child] = set()
+            self._children[child] = set()
+            self._terminal_deps[child] = self._likely_deps[child] = 0
+            self._by_status[S.pending].add(child)
+            if state.status.is_terminal:
+                self._set(child, state.status, state.reason)  # reused as recorded: no change to report
+            else:
+                changes.append(self._set(child, S.queued))
+        self.iterations[key] = keys
+        return changes
+
+    def end_unstarted(self, key: str, status: TaskRunStatus, reason: str) -> Transition:
+        """End queued task ``key`` without an attempt (a for-each task whose inputs are not a list)."""
+        if self.states[key].status != S.queued:
+            raise ValueError(f"task {key} is not queued")
+        return self._set(key, status, reason)
+
+    def _aggregate(self) -> list[Transition]:
+        """For-each tasks whose iterations are all terminal take their aggregate status (module docstring)."""
+        changes = []
+        for key in [p for p in self.iterations if self.states[p].status == S.running]:
+            statuses = [self.states[k].status for k in self.iterations[key]]
+            if not all(s.is_terminal for s in statuses):
+                continue
+            counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
+            if counts.get(S.canceled):
+                status = S.canceled
+            elif any(s.is_failure for s in counts):
+                status = S.failed
+            else:
+                status = S.succeeded
+            summary = " · ".join(
+                [f"{counts.get(S.succeeded, 0)}/{len(statuses)} succeeded"]
+                + [f"{n} {s.value}" for s, n in counts.items() if s != S.succeeded]
+            )
+            changes.append(self._set(key, status, f"for_each: {summary}"))
+        return changes
+
     def advance(self) -> list[Transition]:
-        """Decide pending tasks whose dependencies are all terminal: queue them or end them by ``run_if``."""
+        """Decide pending tasks whose dependencies are all terminal: queue them or end them by ``run_if``; end
+        for-each tasks whose iterations are all done."""
         changes: list[Transition] = []
+        if self.iterations:
+            changes += self._aggregate()
         if self.canceling:
             return changes
         # topological order, as one pass over dag.order would decide them: a task ended here (skipped,
@@ -347,9 +454,10 @@ class ActiveRun:
         Running tasks stay ``running`` until the runner reports their outcome (``canceled``) via :meth:`finish`.
         """
         self.canceling = True
+        keys = [*self.dag.order, *(k for keys in self.iterations.values() for k in keys)]
         return [
             self._set(k, S.canceled, reason)
-            for k in self.dag.order
+            for k in keys
             if self.states[k].status in (S.pending, S.queued, S.up_for_retry)
         ]
 

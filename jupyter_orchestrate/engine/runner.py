@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,11 @@ from typing import Any
 from jupyter_orchestrate.conditions import OUTCOME_VALUE, ConditionError, evaluate
 from jupyter_orchestrate.dag import Dag
 from jupyter_orchestrate.engine import kept_kernels
-from jupyter_orchestrate.engine.active_run import ActiveRun, Transition
+from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, Transition
 from jupyter_orchestrate.engine.cell_timings import CellTimings, max_cell_timings
 from jupyter_orchestrate.engine.prelaunch import kernel_place
 from jupyter_orchestrate.environments import redact_value, secret_names
-from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError
+from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError, ValidationError
 from jupyter_orchestrate.executors.base import (
     AttemptResult,
     AttemptSpec,
@@ -48,6 +48,7 @@ from jupyter_orchestrate.models import (
     AttemptError,
     AttemptErrorKind,
     Condition,
+    ForEach,
     Job,
     KeptKernel,
     KeptKernelStatus,
@@ -57,10 +58,11 @@ from jupyter_orchestrate.models import (
     TaskRunStatus,
     cell_label,
     code_cell_progress,
+    iteration_key,
     utc_iso,
     utc_now,
 )
-from jupyter_orchestrate.parameters import render
+from jupyter_orchestrate.parameters import check_parameters, render
 from jupyter_orchestrate.schemas.events import ProgressEvent, RunEvent, RunStatusEvent, TaskStatusEvent
 from jupyter_orchestrate.schemas.messages import CellTimed, Finished, KernelStarted, Progress
 from jupyter_orchestrate.store import Store, this_process
@@ -220,13 +222,18 @@ class Runner:
         clock: Callable[[], float] = time.monotonic,
         keep_failed_kernels_seconds: float = 0.0,
         resume: Mapping[str, ResumeSpec] | None = None,
+        fresh_iterations: Iterable[str] = (),
     ):
         self.store = store
         self.executor = executor
         self.run_id = run_id
         self.job = job
-        self.tasks = {t.task_key: t for t in job.tasks}
         self.active = active
+        self.tasks = active.tasks  # the job's tasks, and the iterations of for-each tasks once expanded
+        #: for-each tasks a repair re-executes whole (named by it): no iteration is reused
+        self.fresh_iterations = set(fresh_iterations)
+        #: iteration -> (parameter name, its input element), set after the task's parameters are rendered
+        self.iteration_inputs: dict[str, tuple[str, Any]] = {}
         self.run_parameters = run_parameters
         self.overrides = overrides
         self.start_time = start_time
@@ -287,8 +294,13 @@ class Runner:
             )
 
     def context(self) -> dict[str, Any]:
-        """The reference context for parameters (job fields, job parameters, task values so far)."""
+        """The reference context for parameters (job fields, job parameters, task values so far). A for-each
+        task's task values are lists of its iterations' values in map_index order (None where an iteration
+        did not set one)."""
         values = self.store.task_values(self.run_id)
+        for parent, keys in self.active.iterations.items():
+            names = list(dict.fromkeys(n for k in keys for n in values.get(k, {})))
+            values[parent] = {n: [values.get(k, {}).get(n) for k in keys] for n in names}
         return {
             "job": {
                 "run_id": self.run_id,
@@ -365,6 +377,9 @@ class Runner:
         if task.condition is not None:
             self._evaluate_condition(key, task.condition, now)
             return
+        if task.for_each is not None:
+            self._expand(key, task.for_each)
+            return
         flight = self.in_flight.get(key)
         if flight is None or flight.attempt_number != self.active.states[key].attempts + 1:
             if flight is not None:
@@ -381,13 +396,16 @@ class Runner:
         error: AttemptError | None = None
         try:
             parameters = task_parameters(task, self.run_parameters, self.overrides, context)
+            if key in self.iteration_inputs:  # after the task's parameters: the element is never rendered
+                name, element = self.iteration_inputs[key]
+                parameters[name] = element
         except OrchestrateError as exc:
             parameters = {}
             error = AttemptError(
                 kind=AttemptErrorKind.parameter_error, ename="ParameterError", evalue=str(exc)
             )
         dag = self.active.dag
-        upstream = sorted(dag.upstream_of(key))
+        upstream = sorted(dag.upstream_of(self.active.parent_of.get(key, key)))  # an iteration: its task's
         run_context = {
             "run_id": self.run_id,
             "job_name": self.job.name,
@@ -428,6 +446,43 @@ class Runner:
         timeout = task.timeout_seconds
         flight.deadline = now + timeout if timeout else None
         self.executor.start(flight.handle, parameters, run_context)
+
+    def _expand(self, key: str, for_each: ForEach) -> None:
+        """Expand for-each task ``key`` into its iterations (:meth:`ActiveRun.expand`): its inputs are resolved
+        now (a reference to an upstream task value) and checked (a JSON list of at most ``max_inputs``
+        elements, each within the parameter size bound). Inputs that are not such a list fail the task, with
+        no iteration. A repair reuses the iterations that succeeded with the same input unless it names the
+        task (``fresh_iterations``)."""
+        try:
+            inputs = render(for_each.inputs, self.context())
+            if not isinstance(inputs, list):
+                raise ValidationError(
+                    f"for_each.inputs must be a JSON list, got {type(inputs).__name__} {str(inputs)[:100]!r}"
+                )
+            if len(inputs) > for_each.max_inputs:
+                raise ValidationError(
+                    f"for_each.inputs has {len(inputs):,} elements, more than max_inputs {for_each.max_inputs:,}"
+                )
+            for index, element in enumerate(inputs):  # each becomes a parameter: the same bounds
+                check_parameters({for_each.parameter: element}, f"task {key}", f"for_each.inputs[{index}]")
+        except ValidationError as exc:
+            self._record([self.active.end_unstarted(key, S.failed, f"for_each: {exc}")])
+            return
+        old = self.store.iteration_records(self.run_id, key) if self.repair_number else []
+        reused: dict[int, TaskState] = {}
+        for index, (element, status, attempts) in enumerate(old[: len(inputs)]):
+            same = key not in self.fresh_iterations and element == inputs[index]
+            reused[index] = TaskState(
+                status if same and status == S.succeeded else S.pending, attempts=attempts
+            )
+        statuses = [reused[i].status if i in reused else S.queued for i in range(len(inputs))]
+        statuses = [s if s.is_terminal else S.queued for s in statuses]
+        self.store.record_iterations(
+            self.run_id, key, inputs, statuses, f"not among the inputs of repair {self.repair_number}"
+        )
+        for index, element in enumerate(inputs):
+            self.iteration_inputs[iteration_key(key, index)] = (for_each.parameter, element)
+        self._record(self.active.expand(key, inputs, reused))
 
     def _evaluate_condition(self, key: str, condition: Condition, now: float) -> None:
         """A condition task's attempt: evaluated here, no kernel (:func:`~..conditions.evaluate`). Its outcome
@@ -683,9 +738,17 @@ class Runner:
                         self.cancel_reason = "cancel requested"
                 if self.cancel_reason is not None and not self.active.canceling:
                     self._cancel_all(self.cancel_reason, now)
-                self._record(self.active.advance())
-                for key in self.active.launchable(now):
-                    self._launch(key, now)
+                while True:
+                    self._record(self.active.advance())
+                    launched = self.active.launchable(now)
+                    for key in launched:
+                        self._launch(key, now)
+                    # a condition is evaluated and a for-each task expanded here, without an attempt: what
+                    # they decide launches now, not after the next wait
+                    if all(
+                        self.tasks[k].condition is None and self.tasks[k].for_each is None for k in launched
+                    ):
+                        break
                 self._prepare_ahead()
                 if self.active.is_done and not any(f.started is not None for f in self.in_flight.values()):
                     break
@@ -821,7 +884,8 @@ class Runner:
         for key in launchable_soon:
             if not_in_use >= depth:
                 break
-            if key not in self.in_flight and self.tasks[key].condition is None:
+            task = self.tasks[key]
+            if key not in self.in_flight and task.condition is None and task.for_each is None:
                 self._prepare(key)
                 not_in_use += 1
 

@@ -231,6 +231,17 @@ class TaskRunDocument(Document):
     kept_kernel: KeptKernelDocument | None = Field(
         default=None, description="The last attempt's kernel while it is kept alive after failing in a cell."
     )
+    map_index: int | None = Field(
+        default=None, description="An iteration of a for-each task: its index (from 0); null for a task run."
+    )
+    input: Any = Field(
+        default=None, description="An iteration of a for-each task: its element of the inputs."
+    )
+    iterations: list[TaskRunDocument] = Field(
+        default_factory=list,
+        description="A for-each task run: its iterations in map_index order, each a task run keyed "
+        "`<task_key>[<map_index>]` (empty until the task expands; always empty for an iteration).",
+    )
 
     @classmethod
     def build(cls, task_run: TaskRun, root: str | Path | None = None) -> TaskRunDocument:
@@ -251,6 +262,9 @@ class TaskRunDocument(Document):
             warnings=task_run.warnings,
             attempts=[AttemptDocument.build(a, root) for a in task_run.attempts],
             kept_kernel=KeptKernelDocument.build(task_run.kept_kernel) if task_run.kept_kernel else None,
+            map_index=task_run.map_index,
+            input=task_run.input,
+            iterations=[cls.build(i, root) for i in task_run.iterations],
         )
 
 

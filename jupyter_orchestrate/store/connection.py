@@ -33,6 +33,7 @@ from tenacity import (
 from typing_extensions import Self
 
 from jupyter_orchestrate.errors import NotFoundError, StoreBusyError, StoreError
+from jupyter_orchestrate.models import split_iteration_key
 from jupyter_orchestrate.store.migrations import migrations
 from jupyter_orchestrate.workspace import DB_NAME
 
@@ -408,7 +409,11 @@ class StoreConnection:
         self.db.close()
 
     def attempt_dir(self, run_id: int, task_key: str) -> Path:
-        """Folder holding the executed notebooks and logs of a task run."""
+        """Folder holding the executed notebooks and logs of a task run: ``runs/<run_id>/<task_key>``, and
+        ``runs/<run_id>/<task_key>/<map_index>`` for an iteration of a for-each task."""
+        split = split_iteration_key(task_key)
+        if split is not None:
+            return self.home / "runs" / str(run_id) / split[0] / str(split[1])
         return self.home / "runs" / str(run_id) / task_key
 
     def _not_found(self, run_id: int) -> NotFoundError:

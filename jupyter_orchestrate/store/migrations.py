@@ -295,3 +295,13 @@ def m010_kept_kernels(db: Database) -> None:
     db.table("attempts").add_column("resumed_from_cell", int)
     db.table("attempts").add_column("reused_cells", int)
     db.table("repairs").add_column("resumed_from", str)
+
+
+@migrations()
+def m011_for_each_iterations(db: Database) -> None:
+    """Schema version 11: iterations of for-each tasks are task runs keyed ``<task_key>[<map_index>]`` with
+    their parent's task key, their index and their input (JSON)."""
+    db.table("task_runs").add_column("parent_task_key", str)
+    db.table("task_runs").add_column("map_index", int)
+    db.table("task_runs").add_column("input", str)
+    db.table("task_runs").create_index(["run_id", "parent_task_key"])

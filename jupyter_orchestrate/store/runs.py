@@ -20,6 +20,7 @@ from jupyter_orchestrate.models import (
     TaskRun,
     TaskRunStatus,
     Trigger,
+    iteration_key,
     seconds_between,
     utc_now,
 )
@@ -359,14 +360,16 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
         snapshot = _Snapshot.model_validate_json(row["snapshot"]).tasks
         order = {t.task_key: i for i, t in enumerate(snapshot)}
         warnings = {t.task_key: t.warnings for t in snapshot}
+        rows = list(self.db.table("task_runs").rows_where("run_id = ?", [run_id]))
         task_rows = sorted(
-            self.db.table("task_runs").rows_where("run_id = ?", [run_id]),
-            key=lambda r: order.get(r["task_key"], 0),
+            (r for r in rows if r["parent_task_key"] is None), key=lambda r: order.get(r["task_key"], 0)
         )
-        run.task_runs = [
-            TaskRun(
+
+        def task_run(t: dict[str, Any]) -> TaskRun:
+            key = t["task_key"]
+            return TaskRun(
                 run_id=run_id,
-                task_key=t["task_key"],
+                task_key=key,
                 notebook=t["notebook"],
                 depends_on=loads(t["depends_on"], []),
                 status=TaskRunStatus(t["status"]),
@@ -374,14 +377,84 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
                 start_time=t["start_time"],
                 end_time=t["end_time"],
                 duration_seconds=t["duration_seconds"],
-                attempts=attempts.get(t["task_key"], []),
-                task_values=values.get(t["task_key"], {}),
-                warnings=warnings.get(t["task_key"], []),
-                kept_kernel=live.get(t["task_key"]),
+                attempts=attempts.get(key, []),
+                task_values=values.get(key, {}),
+                warnings=warnings.get(t["parent_task_key"] or key, []),
+                kept_kernel=live.get(key),
+                map_index=t["map_index"],
+                input=loads(t["input"], None),
             )
+
+        iterations: dict[str, list[TaskRun]] = {}
+        for t in sorted((r for r in rows if r["parent_task_key"] is not None), key=lambda r: r["map_index"]):
+            iterations.setdefault(t["parent_task_key"], []).append(task_run(t))
+        run.task_runs = [
+            task_run(t).model_copy(update={"iterations": iterations.get(t["task_key"], [])})
             for t in task_rows
         ]
         return run
+
+    @writes
+    def record_iterations(
+        self, run_id: int, task_key: str, inputs: list[Any], statuses: list[TaskRunStatus], reason: str
+    ) -> None:
+        """Record the expansion of for-each task ``task_key``: one task run ``task_key[i]`` per element of
+        ``inputs`` with ``statuses[i]`` (an iteration reused from an earlier execution keeps its row, attempts
+        and task values; one to execute is reset and its task values dropped). Iterations of an earlier
+        expansion beyond ``len(inputs)`` are ``skipped`` with ``reason``."""
+        table = self.db.table("task_runs")
+        notebook = None
+        for row in table.rows_where("run_id = ? and task_key = ?", [run_id, task_key]):
+            notebook = row["notebook"]
+        old = {
+            r["map_index"]: r
+            for r in table.rows_where("run_id = ? and parent_task_key = ?", [run_id, task_key])
+        }
+        for index, (element, status) in enumerate(zip(inputs, statuses, strict=True)):
+            key = iteration_key(task_key, index)
+            if index in old and status.is_terminal:
+                continue  # reused as it is
+            if index in old:
+                self.db.execute("delete from task_values where run_id = ? and task_key = ?", [run_id, key])
+            table.upsert(
+                {
+                    "run_id": run_id,
+                    "task_key": key,
+                    "notebook": notebook,
+                    "depends_on": "[]",
+                    "status": status.value,
+                    "status_reason": None,
+                    "start_time": None,
+                    "end_time": None,
+                    "duration_seconds": None,
+                    "parent_task_key": task_key,
+                    "map_index": index,
+                    "input": dumps(element),
+                },
+                pk=("run_id", "task_key"),
+            )
+        for index in sorted(i for i in old if i >= len(inputs)):
+            table.update(
+                (run_id, iteration_key(task_key, index)),
+                {"status": TaskRunStatus.skipped.value, "status_reason": reason},
+            )
+
+    @reads
+    def iteration_records(self, run_id: int, task_key: str) -> list[tuple[Any, TaskRunStatus, int]]:
+        """The iterations recorded for for-each task ``task_key``: ``(input, status, attempts made)`` in
+        map_index order (empty before its first expansion)."""
+        counts = dict(
+            self.db.execute(
+                "select task_key, count(*) from attempts where run_id = ? and task_key like ? group by task_key",
+                [run_id, f"{task_key}[%"],
+            ).fetchall()
+        )
+        return [
+            (loads(r["input"], None), TaskRunStatus(r["status"]), counts.get(r["task_key"], 0))
+            for r in self.db.table("task_runs").rows_where(
+                "run_id = ? and parent_task_key = ?", [run_id, task_key], order_by="map_index"
+            )
+        ]
 
     @reads
     def get_run(self, run_id: int) -> Run:
@@ -453,7 +526,7 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
             for t in self.db.execute(
                 "select run_id, task_key, notebook, depends_on, status, status_reason, start_time, end_time, "
                 f"duration_seconds from task_runs where run_id in ({', '.join('?' * len(ids))}) "
-                "order by run_id, rowid",
+                "and parent_task_key is null order by run_id, rowid",
                 ids,
             ).fetchall():
                 tasks.setdefault(t[0], []).append(
@@ -523,7 +596,7 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
                 WatchedTaskRun(run_id, task_key, TaskRunStatus(status), reason)
                 for run_id, task_key, status, reason in self.db.execute(
                     "select run_id, task_key, status, status_reason from task_runs "
-                    f"where run_id in ({', '.join('?' * len(ids))}) order by run_id",
+                    f"where run_id in ({', '.join('?' * len(ids))}) and parent_task_key is null order by run_id",
                     ids,
                 ).fetchall()
             ]

@@ -332,6 +332,24 @@ export interface FireDocument {
   reason: string | null;
 }
 /**
+ * A for-each task (Databricks For each, Airflow's dynamic task mapping): at run time, once its
+ * dependencies are done, the task expands into one iteration per element of ``inputs``, each an execution of
+ * the task's notebook with parameter ``parameter`` set to the element (``map_index`` from 0), at most
+ * ``concurrency`` at once and within the run's ``max_parallel_tasks``.
+ *
+ * ``inputs``: a JSON list, or a string that is one reference resolving to a list
+ * (``"{{tasks.list_files.values.files}}"``). ``max_inputs``: more elements fail the task (1,000).
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ForEach".
+ */
+export interface ForEach {
+  inputs: unknown[] | string;
+  concurrency: number;
+  parameter: string;
+  max_inputs: number;
+}
+/**
  * A job (``GET jobs``, ``GET jobs/{job}``): tasks with settings and notebook parameters, DAG edges, job
  * parameters, schedules with their state, the last 10 runs, and ``problems`` (``valid`` is False when one
  * refuses the job; an invalid job's document has none of the fields from ``description`` on).
@@ -464,6 +482,7 @@ export interface TaskDocument {
   };
   run_if: RunIf;
   condition: Condition | null;
+  for_each: ForEach | null;
   parameters: {
     [k: string]: unknown;
   };
@@ -741,6 +760,20 @@ export interface TaskRunDocument {
    * The last attempt's kernel while it is kept alive after failing in a cell.
    */
   kept_kernel: KeptKernelDocument | null;
+  /**
+   * An iteration of a for-each task: its index (from 0); null for a task run.
+   */
+  map_index: number | null;
+  /**
+   * An iteration of a for-each task: its element of the inputs.
+   */
+  input: {
+    [k: string]: unknown;
+  };
+  /**
+   * A for-each task run: its iterations in map_index order, each a task run keyed `<task_key>[<map_index>]` (empty until the task expands; always empty for an iteration).
+   */
+  iterations: TaskRunDocument[];
 }
 /**
  * ``GET runs`` and ``runs --json``: a page of runs newest first (highest run id first). Paging is by

@@ -113,7 +113,12 @@ export function jobEdges(tasks: { task_key: string; depends_on: string[] }[], ed
  * Lay out task keys and edges: dagre's layered layout, or d3-dag's grid above {@link GRID_LAYOUT_ABOVE} tasks
  * (dagre again should the grid throw). The geometry is in SVG user units, origin at the top-left.
  */
-export function layoutDag(keys: string[], edges: IDagEdge[], options: Partial<IDagOptions> = {}): IDagLayout {
+export function layoutDag(
+  keys: string[],
+  edges: IDagEdge[],
+  options: Partial<IDagOptions> = {},
+  suffixes: Record<string, string> = {}
+): IDagLayout {
   const o: IDagOptions = { ...DAG_DEFAULTS, ...options };
   if (keys.length === 0) {
     return { width: 0, height: 0, nodes: [], edges: [], kind: 'layered' };
@@ -132,7 +137,7 @@ export function layoutDag(keys: string[], edges: IDagEdge[], options: Partial<ID
   graph.setDefaultEdgeLabel(() => ({}));
   const labels = new Map<string, string>();
   for (const key of keys) {
-    const { label, width } = nodeBox(key, o);
+    const { label, width } = nodeBox(suffixes[key] ? `${key} ${suffixes[key]}` : key, o);
     labels.set(key, label);
     graph.setNode(key, { width, height: o.nodeHeight });
   }
@@ -226,11 +231,15 @@ export function edgePath(points: IDagPoint[]): string {
   return points.length > 1 ? `${d} L${f(last.x)},${f(last.y)}` : d;
 }
 
-/** The job's DAG; `statuses` maps task keys to their status in the selected run (null: no run). */
+/**
+ * The job's DAG; `statuses` maps task keys to their status in the selected run (null: no run); `counts` adds
+ * a for-each task's iteration counts to its box (`load 10/12 · 2 failed`).
+ */
 export function Dag(props: {
   tasks: { task_key: string; depends_on: string[] }[];
   edges?: IDagEdge[] | null;
   statuses: Record<string, string> | null;
+  counts?: Record<string, string>;
   selected: string | null;
   onSelect: (taskKey: string) => void;
   rankdir?: 'TB' | 'LR';
@@ -238,14 +247,21 @@ export function Dag(props: {
   const { tasks, edges, rankdir } = props;
   const arrowId = `jo-dag-arrow-${useId().replace(/:/g, '')}`; // unique per DAG on the page
   // re-layout only when the graph's structure changes, not on every refetch of the same job
-  const structure = JSON.stringify([tasks.map(t => [t.task_key, t.depends_on]), edges ?? null, rankdir ?? 'TB']);
+  const counts = props.counts ?? {};
+  const structure = JSON.stringify([
+    tasks.map(t => [t.task_key, t.depends_on]),
+    edges ?? null,
+    rankdir ?? 'TB',
+    counts
+  ]);
   const layout = useMemo(
     () => {
       const started = performance.now();
       const result = layoutDag(
         tasks.map(t => t.task_key),
         jobEdges(tasks, edges),
-        { rankdir: rankdir ?? 'TB' }
+        { rankdir: rankdir ?? 'TB' },
+        counts
       );
       // a performance measure, so benchmarks/big_run.py can tell the layout from the requests and the paint
       performance.measure('jo-dag-layout', { start: started, end: performance.now() });
@@ -306,6 +322,7 @@ export function Dag(props: {
               className={`jo-node${props.selected === n.key ? ' jo-selected' : ''}`}
               data-task-key={n.key}
               data-status={status}
+              data-counts={counts[n.key]}
               transform={`translate(${n.x},${n.y})`}
               role="button"
               tabIndex={0}

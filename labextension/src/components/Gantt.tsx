@@ -90,9 +90,14 @@ export function parseTime(iso: string | null | undefined): number | null {
   return Number.isNaN(ms) ? null : ms;
 }
 
-/** The bars of a run's attempts, relative to the run's start; attempts without an end time end at `now` (ms). */
+type GanttTaskRun = Pick<TaskRunDocument, 'task_key' | 'attempts'> & { iterations?: GanttTaskRun[] };
+
+/**
+ * The bars of a run's attempts, relative to the run's start; attempts without an end time end at `now` (ms).
+ * A for-each task's iterations get a row each, under their task's.
+ */
 export function ganttData(
-  run: { start_time: string; end_time?: string | null; task_runs?: Pick<TaskRunDocument, 'task_key' | 'attempts'>[] },
+  run: { start_time: string; end_time?: string | null; task_runs?: GanttTaskRun[] },
   now: number = Date.now()
 ): IGanttData {
   const origin = parseTime(run.start_time) ?? now;
@@ -100,16 +105,18 @@ export function ganttData(
   let total = runEnd === null ? 0 : (runEnd - origin) / 1000;
   const rows: string[] = [];
   const bars: IGanttBar[] = [];
-  (run.task_runs ?? []).forEach((taskRun, row) => {
-    rows.push(taskRun.task_key);
-    for (const attempt of taskRun.attempts ?? []) {
-      const bar = attemptBar(attempt, taskRun.task_key, row, origin, now);
-      if (bar) {
-        bars.push(bar);
-        total = Math.max(total, bar.end);
+  (run.task_runs ?? [])
+    .flatMap(t => [t, ...(t.iterations ?? [])])
+    .forEach((taskRun, row) => {
+      rows.push(taskRun.task_key);
+      for (const attempt of taskRun.attempts ?? []) {
+        const bar = attemptBar(attempt, taskRun.task_key, row, origin, now);
+        if (bar) {
+          bars.push(bar);
+          total = Math.max(total, bar.end);
+        }
       }
-    }
-  });
+    });
   return { rows, bars, total: Math.max(total, 1) };
 }
 

@@ -18,7 +18,7 @@ import {
 } from '../api';
 import { isTerminal } from '../status';
 import { OrchestrateModel } from '../model';
-import { countOf, ErrorText, formatSeconds, Limited, RunCell, StatusBadge } from './common';
+import { countOf, ErrorText, formatSeconds, iterationCounts, Limited, RunCell, StatusBadge } from './common';
 import { Dag } from './Dag';
 import { IMatrixRun, Matrix, matrixColumns, matrixTaskKeys } from './Matrix';
 import { formatTime } from './RunView';
@@ -56,6 +56,15 @@ export function runTaskStatuses(run: IMatrixRun | null | undefined): Record<stri
     return Object.fromEntries(run.task_runs.map(t => [t.task_key, t.status]));
   }
   return run.task_statuses ?? {};
+}
+
+/** The iteration counts of a run's for-each task runs (`iterationCounts`), by task key; {} without a full run. */
+export function runIterationCounts(run: RunDocument | null | undefined): Record<string, string> {
+  return Object.fromEntries(
+    (run?.task_runs ?? [])
+      .filter(t => (t.iterations ?? []).length > 0)
+      .map(t => [t.task_key, iterationCounts(t.iterations.map(i => i.status))])
+  );
 }
 
 function errorMessage(error: unknown): string {
@@ -364,6 +373,7 @@ function JobViewBody(props: { model: OrchestrateModel; jobId: string; actions: I
             tasks={tasks}
             edges={shownJob.edges}
             statuses={runTaskStatuses(selectedRun)}
+            counts={runIterationCounts(run)}
             selected={selectedTask}
             onSelect={selectTask}
           />

@@ -10,7 +10,7 @@ import type { AttemptDocument, AttemptEnvironment, AttemptError, RunDocument, Ta
 import type { IProgress } from '../model';
 import { isErrored, isUnsuccessful } from '../status';
 import { stripAnsi, tracebackToHtml } from './ansi';
-import { cellLabel, countOf, formatSeconds, StatusBadge } from './common';
+import { cellLabel, countOf, formatSeconds, iterationCounts, Limited, StatusBadge } from './common';
 import { LiveKernel } from './LiveKernel';
 
 /** The task run's latest attempt (highest repair, then attempt number), or null before the first. */
@@ -270,8 +270,11 @@ export function TaskDetail(props: {
     .filter(Boolean)
     .join(' ');
   const toggle = () => setUserCollapsed(!collapsed);
+  const iterations = taskRun.iterations ?? [];
   const facts =
-    countOf(taskRun.attempt_count, 'attempt') +
+    (iterations.length
+      ? `${iterationCounts(iterations.map(i => i.status))} iterations`
+      : countOf(taskRun.attempt_count, 'attempt')) +
     (taskRun.duration_seconds !== null ? ` · ${formatSeconds(taskRun.duration_seconds)}` : '');
   const caret = collapsed ? caretRightIcon : caretDownIcon;
   const summary = (
@@ -294,6 +297,11 @@ export function TaskDetail(props: {
       <b className="jo-task-key jo-ellipsis" title={taskRun.task_key}>
         {taskRun.task_key}
       </b>
+      {taskRun.map_index !== null && taskRun.map_index !== undefined && (
+        <span className="jo-muted jo-ellipsis" data-testid="jo-iteration-input" title={JSON.stringify(taskRun.input)}>
+          {JSON.stringify(taskRun.input)}
+        </span>
+      )}
       <StatusBadge status={taskRun.status} />
       <span className="jo-muted jo-ellipsis jo-task-facts" title={facts}>
         {facts}
@@ -363,6 +371,24 @@ export function TaskDetail(props: {
           <pre className="jo-code" data-testid="jo-task-values">
             {JSON.stringify(taskRun.task_values, null, 2)}
           </pre>
+        </div>
+      )}
+      {iterations.length > 0 && (
+        <div data-testid="jo-iterations">
+          <div className="jo-section-title">Iterations</div>
+          {/* failures first, as in the run view; each iteration is a task run of its own */}
+          <Limited
+            items={[...iterations].sort((a, b) => Number(isErrored(b.status)) - Number(isErrored(a.status)))}
+            render={iteration => (
+              <TaskDetail
+                key={iteration.task_key}
+                taskRun={iteration}
+                actions={actions}
+                run={props.run}
+                defaultCollapsed={!isErrored(iteration.status)}
+              />
+            )}
+          />
         </div>
       )}
       <Attempts attempts={taskRun.attempts ?? []} actions={actions} run={props.run} taskKey={taskRun.task_key} />

@@ -1,6 +1,6 @@
 /** Small shared pieces: status badges, run cells, durations. */
 import React, { useState } from 'react';
-import { statusClass } from '../status';
+import { isTerminal, isUnsuccessful, statusClass } from '../status';
 
 export function StatusBadge(props: { status: string }): JSX.Element {
   return <span className={`jo-badge ${statusClass(props.status)}`}>{props.status.replace('_', ' ')}</span>;
@@ -35,6 +35,21 @@ export function cellLabel(cellIndex: number | null): string {
 /** `1 task`, `2 tasks`, `0 attempts`: a count with its noun, plural unless the count is 1 (`plural` for irregulars). */
 export function countOf(count: number, noun: string, plural = `${noun}s`): string {
   return `${count} ${count === 1 ? noun : plural}`;
+}
+
+/**
+ * A for-each task's iterations counted as `show` counts them (`iteration_counts` in models.py): `12/12`,
+ * `10/12 · 2 failed`, `3/12 · 9 running` (succeeded of all, then failures, then those not finished).
+ */
+export function iterationCounts(statuses: string[]): string {
+  const done = statuses.filter(s => s === 'succeeded').length;
+  const failed = statuses.filter(s => isUnsuccessful(s)).length;
+  const running = statuses.filter(s => !isTerminal(s)).length;
+  return [
+    `${done}/${statuses.length}`,
+    ...(failed ? [`${failed} failed`] : []),
+    ...(running ? [`${running} running`] : [])
+  ].join(' · ');
 }
 
 /**
