@@ -247,7 +247,10 @@ def validate(ctx: click.Context, path: str) -> None:
         deps = f" <- {', '.join(task.depends_on)}" if task.depends_on else ""
         params = ", ".join(p.name for p in task.notebook_parameters)
         what = task.target if task.notebook is None else f"{task.notebook}, kernel {task.kernel_name}"
-        lines.append(f"  {task.task_key} ({what}){deps}" + (f"  parameters: {params}" if params else ""))
+        group = f"  group: {task.group}" if task.group else ""
+        lines.append(
+            f"  {task.task_key} ({what}){deps}{group}" + (f"  parameters: {params}" if params else "")
+        )
     if lines:  # one print: rich's cost per call was a fifth of validating a 1,000-task job
         out.print("\n".join(lines))
 

@@ -83,6 +83,8 @@ class JobFile(BaseModel):
     executor: ExecutorSettings | None = None
     task_defaults: TaskSettings = Field(default_factory=TaskSettings)
     tasks: dict[str, TaskSettings] = Field(default_factory=dict)
+    #: task groups by name: their member task keys (or set ``group`` on each task)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class _JobFileLoader(yaml.SafeLoader):
@@ -542,7 +544,7 @@ def validate_job(
     problems = scan.problems
     problems.extend(job_file_parameter_problems(scan.job_file, scan.job_file_shown))
     problems.extend(_schedule_problems(scan.job_file, scan.job_file_shown))
-    for field_name in ("condition", "for_each"):  # what makes a task what it is cannot be a default
+    for field_name in ("condition", "for_each", "group"):  # what makes a task what it is cannot be a default
         if getattr(scan.job_file.task_defaults, field_name) is not None:
             problems.append(
                 Problem(scan.job_file_shown, f"task_defaults.{field_name}", "set it on a task under tasks:")
@@ -557,6 +559,7 @@ def validate_job(
         if settings.condition is not None and (task := _condition_task(scan, key, settings, entries))
     ]
     all_keys = {t.task_key for t in tasks} | set(entries.by_key) | entries.invalid_keys
+    _task_groups(scan, tasks, all_keys)
     dag = _dependency_dag(scan, tasks, all_keys)
     _reference_problems(scan, tasks, dag, all_keys)
     if any(p.refuses_job for p in problems):
@@ -1072,6 +1075,69 @@ def _declared_parameters(
                 )
             )
     return declared
+
+
+def _task_groups(scan: _Scan, tasks: list[Task], all_keys: set[str]) -> None:
+    """Task groups (Airflow's TaskGroup): ``groups:`` of ``job.yaml`` sets ``group`` on its members (a task in
+    two groups, an unknown member, a name that is a task key or not a valid key are errors); then ``depends_on``
+    entries that name a group become its members (a task may not depend on its own group)."""
+    by_key = {t.task_key: t for t in tasks}
+    shown = scan.job_file_shown
+    for name, members in scan.job_file.groups.items():
+        field = f"groups.{name}"
+        if not TASK_KEY_PATTERN.match(name) or name in all_keys:
+            why = (
+                "is a task key too" if name in all_keys else "use letters, digits, '_' and '-' (at most 100)"
+            )
+            scan.problems.append(Problem(shown, field, f"invalid group name {name!r}: {why}"))
+            continue
+        for key in members:
+            task = by_key.get(key)
+            if task is None:
+                if key not in all_keys:
+                    scan.problems.append(
+                        Problem(shown, field, f"unknown task {key!r} (tasks: {', '.join(sorted(all_keys))})")
+                    )
+                continue
+            if task.group is not None and task.group != name:
+                scan.problems.append(
+                    Problem(
+                        shown,
+                        field,
+                        f"task {key!r} is in group {task.group!r} already: a task is in one group",
+                    )
+                )
+                continue
+            task.group = name
+    groups: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.group is None:
+            continue
+        if task.group in all_keys or not TASK_KEY_PATTERN.match(task.group):
+            file, prefix = task_shown(scan.root, task, shown)
+            scan.problems.append(
+                Problem(
+                    file, f"{prefix}group", f"invalid group name {task.group!r}: it must not be a task key"
+                )
+            )
+            continue
+        groups.setdefault(task.group, []).append(task.task_key)
+    for task in tasks:
+        named = [d for d in task.depends_on if d in groups]
+        if not named:
+            continue
+        if task.group in named:
+            file, prefix = task_shown(scan.root, task, shown)
+            scan.problems.append(
+                Problem(
+                    file,
+                    f"{prefix}depends_on",
+                    f"task {task.task_key!r} depends on its own group {task.group!r}",
+                )
+            )
+        task.depends_on = list(
+            dict.fromkeys(k for d in task.depends_on for k in groups.get(d, [d]) if k != task.task_key)
+        )
 
 
 def _dependency_dag(scan: _Scan, tasks: list[Task], all_keys: set[str]) -> Dag | None:

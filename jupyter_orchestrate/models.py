@@ -497,6 +497,8 @@ class TaskSettings(_Strict):
     #: a condition task (job.yaml only, no notebook): ``left op right``, evaluated without a kernel
     condition: Condition | None = None
     for_each: ForEach | None = None
+    #: the task group this task belongs to (shown and selected as one; ``depends_on`` may name it)
+    group: str | None = None
     parameters: dict[str, Any] | None = None
     environment_key: str | None = None
     environment: Environment | None = None
@@ -562,6 +564,7 @@ class Task(BaseModel):
     run_if: RunIf = RunIf.all_success
     condition: Condition | None = None
     for_each: ForEach | None = None
+    group: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     environment: Environment = Field(default_factory=Environment)
     kernel_name: str = "python3"
@@ -621,6 +624,21 @@ class Job(BaseModel):
             if task.task_key == task_key:
                 return task
         raise KeyError(task_key)
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """Task groups: name -> the task keys of its members, in the job's (topological) order."""
+        found: dict[str, list[str]] = {}
+        for task in self.tasks:
+            if task.group is not None:
+                found.setdefault(task.group, []).append(task.task_key)
+        return found
+
+    def expand_groups(self, keys: list[str]) -> list[str]:
+        """``keys`` with each task group's name replaced by its members (Airflow: a dependency on a task group
+        is one on all its tasks; ``repair --task <group>`` selects them all); duplicates dropped, order kept."""
+        groups = self.groups
+        return list(dict.fromkeys(k for key in keys for k in groups.get(key, [key])))
 
     @property
     def task_keys(self) -> list[str]:

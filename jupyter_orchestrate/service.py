@@ -864,13 +864,15 @@ class OrchestrateService:
             t.task_key: t.status if t.status.is_terminal else TaskRunStatus.failed for t in run.task_runs
         }
         if task_keys:
+            task_keys = job.expand_groups(task_keys)  # a task group selects all its tasks
             unknown = sorted(set(task_keys) - new)
             if unknown:
+                groups = f"; groups: {', '.join(sorted(job.groups))}" if job.groups else ""
                 raise ValidationError(
                     Problem(
                         "",
                         "--task",
-                        f"unknown task(s) {', '.join(unknown)} (tasks: {', '.join(sorted(new))})",
+                        f"unknown task(s) {', '.join(unknown)} (tasks: {', '.join(sorted(new))}{groups})",
                     )
                 )
         specs = self.resume_specs(run, job, task_keys or None, force=force) if resume else {}
@@ -987,7 +989,7 @@ class OrchestrateService:
             keep_failed_kernels_seconds=keep_failed_kernels_seconds,
             resume=specs,
             # a for-each task the repair names (or reaches with rerun_dependents) re-executes every iteration
-            fresh_iterations=plan.task_keys if rerun_dependents else (task_keys or []),
+            fresh_iterations=plan.task_keys if rerun_dependents else job.expand_groups(task_keys or []),
         )
 
     def resume_specs(

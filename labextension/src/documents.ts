@@ -483,6 +483,7 @@ export interface TaskDocument {
   run_if: RunIf;
   condition: Condition | null;
   for_each: ForEach | null;
+  group: string | null;
   parameters: {
     [k: string]: unknown;
   };

@@ -47,6 +47,35 @@ export function isErrored(status: Status | string): boolean {
   return status === 'failed' || status === 'timed_out';
 }
 
+/**
+ * The status a task group is drawn with (its collapsed DAG box): one of its tasks still going (`running`),
+ * else its worst failure (`failed`/`timed_out` as `failed`, then `upstream_failed`, then `canceled`), else
+ * `succeeded` when one succeeded and the rest were skipped, else what they all are (`skipped`, `pending`);
+ * `none` for no statuses (no run).
+ */
+export function groupStatus(statuses: string[]): string {
+  if (statuses.length === 0 || statuses.every(s => s === 'none')) {
+    return 'none';
+  }
+  if (statuses.some(s => !isTerminal(s) && s !== 'pending' && s !== 'none')) {
+    return 'running';
+  }
+  for (const [found, shown] of [
+    ['failed', 'failed'],
+    ['timed_out', 'failed'],
+    ['upstream_failed', 'upstream_failed'],
+    ['canceled', 'canceled']
+  ]) {
+    if (statuses.includes(found)) {
+      return shown;
+    }
+  }
+  if (statuses.includes('pending') || statuses.includes('none')) {
+    return statuses.some(s => s === 'succeeded') ? 'running' : 'pending';
+  }
+  return statuses.includes('succeeded') ? 'succeeded' : 'skipped';
+}
+
 /** The CSS class that colours `status` (badges, DAG nodes, Gantt bars, matrix cells). */
 export function statusClass(status: Status | string): string {
   return `jo-status-${status}`;

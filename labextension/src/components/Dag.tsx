@@ -2,10 +2,10 @@
  * The job's DAG as an SVG laid out by dagre: one box per task coloured by its status in the selected run,
  * edges along dagre's routed points. Clicking a box selects the task.
  */
-import React, { useId, useMemo } from 'react';
+import React, { useEffect, useId, useMemo, useState } from 'react';
 import * as dagre from '@dagrejs/dagre';
 import { graphStratify, grid } from 'd3-dag';
-import { statusClass } from '../status';
+import { groupStatus, statusClass } from '../status';
 import { middleEllipsis } from './common';
 
 export interface IDagEdge {
@@ -107,6 +107,45 @@ export function jobEdges(tasks: { task_key: string; depends_on: string[] }[], ed
     seen.add(id);
     return true;
   });
+}
+
+/** A task as the DAG needs it; `group`: its task group, drawn as one box while collapsed. */
+export interface IDagTask {
+  task_key: string;
+  depends_on: string[];
+  group?: string | null;
+}
+
+/**
+ * The graph as drawn: each task group not in `expanded` is one node, keyed by the group's name (never a task
+ * key: validation refuses that), standing for its members; edges to and from members go to it (edges inside
+ * it are dropped). Returns the node keys in task order, the edges, and each group's members.
+ */
+export function groupedGraph(
+  tasks: IDagTask[],
+  edges: IDagEdge[],
+  expanded: ReadonlySet<string>
+): { keys: string[]; edges: IDagEdge[]; groups: Map<string, string[]> } {
+  const groups = new Map<string, string[]>();
+  for (const t of tasks) {
+    if (t.group) {
+      groups.set(t.group, [...(groups.get(t.group) ?? []), t.task_key]);
+    }
+  }
+  const nodeOf = new Map(tasks.map(t => [t.task_key, t.group && !expanded.has(t.group) ? t.group : t.task_key]));
+  const keys = [...new Set(tasks.map(t => nodeOf.get(t.task_key) ?? t.task_key))];
+  const seen = new Set<string>();
+  const drawn: IDagEdge[] = [];
+  for (const e of edges) {
+    const upstream = nodeOf.get(e.upstream) ?? e.upstream;
+    const downstream = nodeOf.get(e.downstream) ?? e.downstream;
+    const id = `${upstream}\u0000${downstream}`;
+    if (upstream !== downstream && !seen.has(id)) {
+      seen.add(id);
+      drawn.push({ upstream, downstream });
+    }
+  }
+  return { keys, edges: drawn, groups };
 }
 
 /**
@@ -233,10 +272,12 @@ export function edgePath(points: IDagPoint[]): string {
 
 /**
  * The job's DAG; `statuses` maps task keys to their status in the selected run (null: no run); `counts` adds
- * a for-each task's iteration counts to its box (`load 10/12 · 2 failed`).
+ * a for-each task's iteration counts to its box (`load 10/12 · 2 failed`). A task group is one box (its
+ * aggregate status, `groupStatus`) until clicked; an expanded group collapses again by its button above the
+ * graph, and selecting a task of a collapsed group expands it.
  */
 export function Dag(props: {
-  tasks: { task_key: string; depends_on: string[] }[];
+  tasks: IDagTask[];
   edges?: IDagEdge[] | null;
   statuses: Record<string, string> | null;
   counts?: Record<string, string>;
@@ -246,23 +287,32 @@ export function Dag(props: {
 }): JSX.Element {
   const { tasks, edges, rankdir } = props;
   const arrowId = `jo-dag-arrow-${useId().replace(/:/g, '')}`; // unique per DAG on the page
+  const [expanded, setExpanded] = useState<ReadonlySet<string>>(new Set());
+  const toggle = (group: string) =>
+    setExpanded(current => {
+      const next = new Set(current);
+      if (!next.delete(group)) {
+        next.add(group);
+      }
+      return next;
+    });
+  const selectedGroup = tasks.find(t => t.task_key === props.selected)?.group;
+  useEffect(() => {
+    if (selectedGroup && !expanded.has(selectedGroup)) {
+      toggle(selectedGroup);
+    }
+  }, [selectedGroup]); // eslint-disable-line react-hooks/exhaustive-deps
+  const graph = groupedGraph(tasks, jobEdges(tasks, edges), expanded);
+  const labels: Record<string, string> = { ...(props.counts ?? {}) };
+  for (const [group, members] of graph.groups) {
+    labels[group] = `▸ ${members.length} tasks`;
+  }
   // re-layout only when the graph's structure changes, not on every refetch of the same job
-  const counts = props.counts ?? {};
-  const structure = JSON.stringify([
-    tasks.map(t => [t.task_key, t.depends_on]),
-    edges ?? null,
-    rankdir ?? 'TB',
-    counts
-  ]);
+  const structure = JSON.stringify([graph.keys, graph.edges, rankdir ?? 'TB', labels]);
   const layout = useMemo(
     () => {
       const started = performance.now();
-      const result = layoutDag(
-        tasks.map(t => t.task_key),
-        jobEdges(tasks, edges),
-        { rankdir: rankdir ?? 'TB' },
-        counts
-      );
+      const result = layoutDag(graph.keys, graph.edges, { rankdir: rankdir ?? 'TB' }, labels);
       // a performance measure, so benchmarks/big_run.py can tell the layout from the requests and the paint
       performance.measure('jo-dag-layout', { start: started, end: performance.now() });
       return result;
@@ -282,6 +332,24 @@ export function Dag(props: {
       data-testid="jo-dag"
       data-layout={layout.kind}
     >
+      {[...graph.groups.keys()].some(g => expanded.has(g)) && (
+        <div className="jo-row jo-wrap">
+          {[...graph.groups.keys()]
+            .filter(g => expanded.has(g))
+            .map(g => (
+              <button
+                key={g}
+                className="jo-link"
+                data-testid="jo-group-collapse"
+                data-group={g}
+                title={`Draw task group ${g} as one box`}
+                onClick={() => toggle(g)}
+              >
+                ▾ {g}
+              </button>
+            ))}
+        </div>
+      )}
       {layout.kind === 'grid' && (
         <div className="jo-muted">
           {layout.nodes.length} tasks, one per row in run order (a layered drawing is slow above {GRID_LAYOUT_ABOVE}).
@@ -314,15 +382,20 @@ export function Dag(props: {
           />
         ))}
         {layout.nodes.map(n => {
-          const status = props.statuses?.[n.key] ?? 'none';
-          const select = () => props.onSelect(n.key);
+          const members = graph.groups.has(n.key) && !expanded.has(n.key) ? graph.groups.get(n.key) : undefined;
+          const status = members
+            ? groupStatus(members.map(m => props.statuses?.[m] ?? 'none'))
+            : (props.statuses?.[n.key] ?? 'none');
+          const select = members ? () => toggle(n.key) : () => props.onSelect(n.key);
           return (
             <g
               key={n.key}
-              className={`jo-node${props.selected === n.key ? ' jo-selected' : ''}`}
-              data-task-key={n.key}
+              className={`jo-node${members ? ' jo-group' : ''}${props.selected === n.key ? ' jo-selected' : ''}`}
+              data-task-key={members ? undefined : n.key}
+              data-group={members ? n.key : undefined}
+              data-members={members?.join(' ')}
               data-status={status}
-              data-counts={counts[n.key]}
+              data-counts={props.counts?.[n.key]}
               transform={`translate(${n.x},${n.y})`}
               role="button"
               tabIndex={0}
