@@ -445,6 +445,12 @@ def _print_run(run: Run, console: Console = out, header: bool = True) -> None:
             os.path.relpath(last.notebook_path) if last and last.notebook_path else "",
         )
     console.print(table)
+    if run.parent_run_id is not None:
+        console.print(f"started by task {escape(run.parent_task_key or '')} of run {run.parent_run_id}")
+    for child in run.child_runs:
+        console.print(
+            f"{escape(child.task_key)}: run {child.run_id} of job {escape(child.job_name)} ({child.status.value})"
+        )
     for t in run.task_runs:  # condition tasks: what they compared and their outcome
         if t.notebook is None and t.status == TaskRunStatus.succeeded and t.status_reason:
             console.print(f"{escape(t.task_key)}: {escape(t.status_reason)}")

@@ -44,6 +44,7 @@ from jupyter_orchestrate.models import (
     NotebookParameter,
     Notifications,
     RunIf,
+    RunJob,
     Schedule,
     Task,
     TaskProblem,
@@ -51,7 +52,7 @@ from jupyter_orchestrate.models import (
     TriggerSpec,
 )
 from jupyter_orchestrate.parameters import REFERENCE, check_reference, parameter_problems, references
-from jupyter_orchestrate.workspace import confine
+from jupyter_orchestrate.workspace import confine, workspace_root
 
 log = logging.getLogger(__name__)
 JOB_FILE = "job.yaml"
@@ -497,7 +498,11 @@ def _merge(*layers: TaskSettings | None) -> dict[str, Any]:
 
 
 def validate_job(
-    path: str | Path, *, check_kernels: bool = True, overrides: dict[Path, dict[str, Any]] | None = None
+    path: str | Path,
+    *,
+    check_kernels: bool = True,
+    overrides: dict[Path, dict[str, Any]] | None = None,
+    _jobs_above: tuple[Path, ...] = (),
 ) -> tuple[Job | None, list[Problem]]:
     """Discover and validate the job in folder ``path`` (or the folder of a ``job.yaml`` given as ``path``).
 
@@ -520,6 +525,10 @@ def validate_job(
     ``overrides`` (resolved notebook path -> notebook dict) validates notebooks as if they held those dicts,
     without writing them (the dry run of a task settings change, :func:`check_task_settings`).
 
+    A run-job task's job is validated too (its folder inside the workspace, :func:`~.workspace.workspace_root`;
+    its parameters known to it); ``_jobs_above`` is the chain of jobs whose run-job tasks led here, so that a
+    job that runs itself through others is refused (``job cycle: a -> b -> a``).
+
     Returns: ``(job, problems)`` when no problem refuses the job (``problems`` may hold task errors and
     warnings), else ``(None, problems)``; problem paths are relative to the job folder's parent so that
     messages read like ``green_energy/job.yaml: tasks.x: ...``.
@@ -531,6 +540,8 @@ def validate_job(
     scan = _Scan.of(path, check_kernels)
     if scan is not None and overrides:
         scan.overrides = overrides
+    if scan is not None:
+        scan.jobs_above = _jobs_above
     if scan is None:
         return None, [
             Problem(str(path), "", "not a folder (a job is a folder of notebooks, with an optional job.yaml)")
@@ -553,11 +564,13 @@ def validate_job(
     entries = _task_entries(scan, candidates)
     _job_file_task_problems(scan, entries)
     tasks = [task for key in sorted(entries.by_key) if (task := _build_task(scan, key, entries)) is not None]
-    tasks += [
-        task
-        for key, settings in sorted(scan.job_file.tasks.items())
-        if settings.condition is not None and (task := _condition_task(scan, key, settings, entries))
-    ]
+    for key, settings in sorted(scan.job_file.tasks.items()):
+        if settings.condition is not None or settings.run_job is not None:
+            task = _job_file_task(scan, key, settings, entries)
+            if task is None:
+                entries.invalid_keys.add(key)  # still a task: dependents must not be told its key is unknown
+            else:
+                tasks.append(task)
     all_keys = {t.task_key for t in tasks} | set(entries.by_key) | entries.invalid_keys
     _task_groups(scan, tasks, all_keys)
     dag = _dependency_dag(scan, tasks, all_keys)
@@ -577,6 +590,7 @@ class _Scan:
     job_file: JobFile = dataclasses.field(default_factory=JobFile)
     problems: list[Problem] = dataclasses.field(default_factory=list)
     kernels: dict[str, str] | None = None  # installed kernels, looked up once when a task needs them
+    jobs_above: tuple[Path, ...] = ()  # the jobs whose run-job tasks lead to this one (cycle check)
     overrides: dict[Path, dict[str, Any]] = dataclasses.field(
         default_factory=dict
     )  # resolved path -> notebook
@@ -648,7 +662,9 @@ def _candidate_notebooks(scan: _Scan) -> dict[Path, str]:
             continue
         candidates[nb_path] = "scan"
     for key, settings in scan.job_file.tasks.items():
-        if settings.notebook and settings.condition is None:  # a condition task's notebook: reported there
+        if (
+            settings.notebook and settings.condition is None and settings.run_job is None
+        ):  # else reported there
             try:
                 nb_path = confine(settings.notebook, root, what="notebook", within=WITHIN_JOB)
             except ValidationError as exc:
@@ -772,8 +788,8 @@ def _task_entries(scan: _Scan, candidates: dict[Path, str]) -> _Entries:
 def _job_file_task_problems(scan: _Scan, entries: _Entries) -> None:
     """``tasks:`` of ``job.yaml`` that match no notebook or restate their key; a job without tasks."""
     for key, settings in scan.job_file.tasks.items():
-        if settings.condition is not None:
-            continue  # a condition task: checked by _condition_task
+        if settings.condition is not None or settings.run_job is not None:
+            continue  # a task without a notebook: checked by _job_file_task
         if not settings.notebook and key not in entries.by_key:
             scan.problems.append(
                 Problem(
@@ -894,16 +910,20 @@ NOTEBOOK_ONLY_SETTINGS = (
 )
 
 
-def _condition_task(scan: _Scan, key: str, settings: TaskSettings, entries: _Entries) -> Task | None:
-    """The condition task ``tasks.<key>`` of ``job.yaml`` (``condition:`` and no notebook; ``task_defaults``
-    do not apply to it), or None with the problems recorded."""
+def _job_file_task(scan: _Scan, key: str, settings: TaskSettings, entries: _Entries) -> Task | None:
+    """The task ``tasks.<key>`` of ``job.yaml`` that has no notebook: a condition task (``condition:``) or a
+    run-job task (``run_job:``); ``task_defaults`` do not apply to it. None with the problems recorded."""
     shown, field = scan.job_file_shown, f"tasks.{key}"
+    kind = "condition" if settings.condition is not None else "run_job"
+    if settings.condition is not None and settings.run_job is not None:
+        scan.problems.append(
+            Problem(shown, f"{field}.run_job", "a task is a condition or runs a job, not both")
+        )
+        return None
     if key in entries.by_key:
         where = ", ".join(scan.show(p) for p, _ in entries.by_key[key])
         scan.problems.append(
-            Problem(
-                shown, f"{field}.condition", f"duplicate task key {key!r}: the notebook {where} has it too"
-            )
+            Problem(shown, f"{field}.{kind}", f"duplicate task key {key!r}: the notebook {where} has it too")
         )
         return None
     if not TASK_KEY_PATTERN.match(key):
@@ -913,24 +933,28 @@ def _condition_task(scan: _Scan, key: str, settings: TaskSettings, entries: _Ent
         return None
     given = [name for name in NOTEBOOK_ONLY_SETTINGS if getattr(settings, name) is not None]
     if given:
+        what = "a condition task" if kind == "condition" else "a run-job task"
         scan.problems.append(
             Problem(
                 shown,
                 f"{field}.{given[0]}",
-                f"a condition task runs no notebook: remove {', '.join(given)} (or the condition)",
+                f"{what} runs no notebook: remove {', '.join(given)} (or the {kind})",
             )
         )
         return None
-    assert settings.condition is not None
-    problem = literal_problem(settings.condition)
-    if problem:
-        scan.problems.append(Problem(shown, f"{field}.condition", problem))
+    if settings.condition is not None:
+        problem = literal_problem(settings.condition)
+        if problem:
+            scan.problems.append(Problem(shown, f"{field}.condition", problem))
+            return None
+    if settings.run_job is not None and not _run_job_problems(scan, key, settings.run_job):
         return None
     depends_on, outcomes = split_depends_on(settings.depends_on or [])
     return Task(
         task_key=key,
         notebook=None,
         condition=settings.condition,
+        run_job=settings.run_job,
         depends_on=depends_on,
         depends_on_outcomes=outcomes,
         run_if=settings.run_if or RunIf.all_success,
@@ -938,6 +962,67 @@ def _condition_task(scan: _Scan, key: str, settings: TaskSettings, entries: _Ent
         notifications=settings.notifications,
         kernel_name="",
     )
+
+
+#: how deep run-job tasks may nest (a job that runs a job that runs a job ...)
+MAX_RUN_JOB_DEPTH = 10
+
+
+def run_job_folder(job_folder: str | Path, run_job: RunJob) -> Path:
+    """The folder of the job a run-job task of the job in ``job_folder`` runs: ``run_job.job`` relative to it,
+    confined to its workspace (:func:`~.workspace.workspace_root`, symlinks resolved).
+
+    Raises:
+        PathOutsideRootError: the path leads outside the workspace.
+    """
+    folder = Path(job_folder).resolve()
+    root = workspace_root(folder)
+    return confine(folder / run_job.job, root, what="run_job.job", within=f"the workspace {root}")
+
+
+def _run_job_problems(scan: _Scan, key: str, run_job: RunJob) -> bool:
+    """Check run-job task ``key``: its job's folder (inside the workspace), that job valid, no job cycle
+    through run-job tasks, its parameters valid names known to that job. Returns True when it passes."""
+    shown, field = scan.job_file_shown, f"tasks.{key}.run_job"
+    try:
+        child = run_job_folder(scan.root, run_job)
+    except ValidationError as exc:
+        scan.problems.append(Problem(shown, f"{field}.job", exc.problems[0].message))
+        return False
+    chain = (*scan.jobs_above, scan.root)
+    if child in chain:
+        names = [p.name for p in chain[chain.index(child) :]] + [child.name]
+        scan.problems.append(Problem(shown, f"{field}.job", f"job cycle: {' -> '.join(names)}"))
+        return False
+    if len(chain) > MAX_RUN_JOB_DEPTH:
+        scan.problems.append(
+            Problem(shown, f"{field}.job", f"run-job tasks nest deeper than {MAX_RUN_JOB_DEPTH}")
+        )
+        return False
+    if not child.is_dir():
+        scan.problems.append(Problem(shown, f"{field}.job", f"{run_job.job!r} is not a folder"))
+        return False
+    job, problems = validate_job(child, check_kernels=scan.check_kernels, _jobs_above=chain)
+    errors = [p for p in problems if not p.is_warning]
+    if job is None or errors:
+        cycle = next((p for p in errors if "job cycle" in p.message), None)
+        first = cycle or (errors[0] if errors else Problem(str(child), "", "invalid"))
+        message = first.message if cycle else f"the job at {run_job.job!r} is invalid: {first}"
+        scan.problems.append(Problem(shown, f"{field}.job", message))
+        return False
+    bad = parameter_problems(run_job.parameters, shown, f"{field}.parameters")
+    known = set(job.parameters) | {p.name for t in job.tasks for p in t.notebook_parameters}
+    bad += [
+        Problem(
+            shown,
+            f"{field}.parameters.{name}",
+            f"job {job.name!r} has no job or notebook parameter {name!r} (known: {', '.join(sorted(known)) or 'none'})",
+        )
+        for name in run_job.parameters
+        if name not in known
+    ]
+    scan.problems.extend(bad)
+    return not bad
 
 
 def task_shown(scan_root: Path, task: Task, job_file_shown: str) -> tuple[str, str]:
@@ -1224,6 +1309,19 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
                         )
         if task.for_each is not None:
             _for_each_problems(scan, task, dag, all_keys)
+        for name, value in (task.run_job.parameters if task.run_job else {}).items():
+            for ref in references(value):
+                message = check_reference(
+                    ref,
+                    job_parameters=job_file.parameters,
+                    task_keys=all_keys,
+                    upstream=dag.upstream_of(task.task_key) if dag else set(task.depends_on),
+                    task_key=task.task_key,
+                )
+                if message:
+                    scan.problems.append(
+                        Problem(shown, f"tasks.{task.task_key}.run_job.parameters.{name}", message)
+                    )
         for name, value in task.parameters.items():
             for ref in references(value):
                 if upstream is None:

@@ -174,6 +174,9 @@ class AttemptErrorKind(str, Enum):
     parameter_error = "parameter_error"  # a parameter reference could not be resolved
     orchestrator_died = "orchestrator_died"
     internal = "internal"  # the worker, executor or runner failed
+    child_run_failed = (
+        "child_run_failed"  # the run a run-job task started did not succeed (or could not start)
+    )
 
 
 class ResultStatus(str, Enum):
@@ -212,6 +215,7 @@ class Trigger(str, Enum):
     file_arrival = "file_arrival"
     job_completion = "job_completion"
     api = "api"
+    run_job = "run_job"  # a run_job task of another run started it (Run.parent_run_id)
 
 
 class _Strict(BaseModel):
@@ -426,6 +430,17 @@ class Condition(_Strict):
         return f"{self.left!r} {self.op.value} {self.right!r}"
 
 
+class RunJob(_Strict):
+    """A run-job task (Databricks Run Job task): it starts a run of the job in folder ``job`` (relative to this
+    job's folder, inside the workspace), in the same state home, waits for it and ends as it ends. ``parameters``
+    (job or notebook parameters of that job; values may hold references such as ``{{tasks.x.values.y}}``)
+    override its defaults. The child run links to its parent (``Run.parent_run_id``) and back
+    (``Run.child_runs``); a repair of the parent repairs the child run instead of starting another."""
+
+    job: str = Field(min_length=1, max_length=1000)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
 class ConditionOutcome(str, Enum):
     """The outcome of a condition task that a dependency asks for (``depends_on: [{task_key, outcome}]``)."""
 
@@ -453,6 +468,14 @@ class Dependency(_Strict):
 
 MAX_FOR_EACH_INPUTS = 10_000  # the most iterations any for_each may allow itself (for_each.max_inputs)
 _ITERATION_KEY = re.compile(r"^(.+)\[(\d+)\]$")
+
+
+def iteration_values(values: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """A for-each task's task values, from its iterations' (in map_index order): each name any iteration set,
+    as the list of every iteration's value (None where one did not set it). What ``{{tasks.<key>.values.<name>}}``
+    gives downstream and what the task run shows."""
+    names = list(dict.fromkeys(name for v in values for name in v))
+    return {name: [v.get(name) for v in values] for name in names}
 
 
 def iteration_key(task_key: str, map_index: int) -> str:
@@ -496,6 +519,8 @@ class TaskSettings(_Strict):
     run_if: RunIf | None = None
     #: a condition task (job.yaml only, no notebook): ``left op right``, evaluated without a kernel
     condition: Condition | None = None
+    #: a run-job task (job.yaml only, no notebook): starts a run of another job and ends as it ends
+    run_job: RunJob | None = None
     for_each: ForEach | None = None
     #: the task group this task belongs to (shown and selected as one; ``depends_on`` may name it)
     group: str | None = None
@@ -563,6 +588,7 @@ class Task(BaseModel):
     depends_on_outcomes: dict[str, ConditionOutcome] = Field(default_factory=dict)
     run_if: RunIf = RunIf.all_success
     condition: Condition | None = None
+    run_job: RunJob | None = None
     for_each: ForEach | None = None
     group: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -586,8 +612,11 @@ class Task(BaseModel):
 
     @property
     def target(self) -> str:
-        """What the task executes, as messages name it: its notebook, or ``condition 'a' > 0``."""
-        return self.notebook if self.notebook is not None else f"condition {self.condition}"
+        """What the task executes, as messages name it: its notebook, ``condition 'a' > 0`` or ``run job
+        ../load``."""
+        if self.notebook is not None:
+            return self.notebook
+        return f"run job {self.run_job.job}" if self.run_job else f"condition {self.condition}"
 
     def retry_delay_seconds(self, retry_number: int) -> float:
         """Delay before retry ``retry_number`` (1 for the first retry), exponential backoff, in seconds."""
@@ -817,6 +846,15 @@ class Repair(BaseModel):
     resumed_from: dict[str, int] = Field(default_factory=dict)
 
 
+class ChildRun(BaseModel):
+    """A run that a run-job task of this run started: the task, the child's run id and status."""
+
+    task_key: str
+    run_id: int
+    job_name: str
+    status: RunStatus
+
+
 class Run(BaseModel):
     """One execution of a job. ``parameters`` are the job parameter values in effect (defaults + overrides).
 
@@ -841,6 +879,11 @@ class Run(BaseModel):
     repair_count: int = 0
     task_runs: list[TaskRun] = Field(default_factory=list)
     repairs: list[Repair] = Field(default_factory=list)
+    #: a run started by a run-job task: that task's run and key
+    parent_run_id: int | None = None
+    parent_task_key: str | None = None
+    #: the runs this run's run-job tasks started (the latest per task)
+    child_runs: list[ChildRun] = Field(default_factory=list)
 
     def task_run(self, task_key: str) -> TaskRun:
         """The task run of ``task_key``, or of an iteration (``process[3]``); raises KeyError if the run has

@@ -50,6 +50,7 @@ from jupyter_orchestrate.models import (
     cell_label,
     epoch_of,
     seconds_between,
+    split_iteration_key,
     utc_now,
 )
 from jupyter_orchestrate.parameters import CHECKED_TYPES, check_parameters, coerce, parameter_type, render
@@ -179,6 +180,44 @@ def owner_death(run: RunOwner, *, now: str, host: str, heartbeat_timeout: float)
                 f"timeout {heartbeat_timeout:g} s)"
             )
     return None
+
+
+class ChildRunStarter:
+    """The runs of run-job tasks (:class:`~.engine.runner.ChildRuns`), started through ``service`` like any
+    run and executed on a thread of this process (:meth:`OrchestrateService.start`), with the service's default
+    executor. Databricks' Run Job semantics: the child is a run of its own, linked to its parent; a repair of the
+    parent repairs the child run that did not succeed instead of starting another."""
+
+    def __init__(self, service: OrchestrateService):
+        self.service = service
+
+    def start(
+        self, parent_run_id: int, task_key: str, job_folder: Path, parameters: dict[str, Any], repair: bool
+    ) -> int:
+        service = self.service
+        earlier = service.store.child_run_of(parent_run_id, task_key) if repair else None
+        if earlier is not None and service.store.run_status(earlier) in (
+            RunStatus.failed,
+            RunStatus.canceled,
+        ):
+            runner = service.new_repair(earlier, parameters=parameters)
+        else:
+            runner = service.new_run(
+                job_folder,
+                parameters=parameters,
+                trigger=Trigger.run_job,
+                trigger_reason=f"task {task_key} of run {parent_run_id}",
+                parent=(parent_run_id, task_key),
+            )
+        service.start(runner)
+        return runner.run_id
+
+    def status(self, run_id: int) -> tuple[RunStatus, str | None]:
+        run = self.service.store.get_run(run_id)
+        return run.status, run.status_reason
+
+    def cancel(self, run_id: int) -> None:
+        self.service.cancel(run_id)
 
 
 class OrchestrateService:
@@ -374,6 +413,7 @@ class OrchestrateService:
         clock: Callable[[], float] = time.monotonic,
         job: Job | None = None,
         keep_failed_kernels_seconds: float | None = None,
+        parent: tuple[int, str] | None = None,
     ) -> Runner:
         """Validate the job at ``path``, record a new run, and return its runner (call ``execute()``).
 
@@ -389,6 +429,7 @@ class OrchestrateService:
             fire_id: the scheduler's fire record that starts this run (linked in the run's own transaction).
             keep_failed_kernels_seconds: keep the kernel of an attempt that fails in a cell alive this long
                 (seconds) where the task does not say; default the service's.
+            parent: ``(run_id, task_key)`` of the run-job task that starts this run (:class:`ChildRunStarter`).
 
         Tasks that cannot execute (a notebook that cannot be read, a kernel that is not installed) end
         ``failed`` at once, without an attempt, with the reason; the other tasks run.
@@ -411,6 +452,7 @@ class OrchestrateService:
             trigger_time=trigger_time,
             trigger_reason=trigger_reason,
             fire_id=fire_id,
+            parent=parent,
         )
         states = {t.task_key: TaskState(TaskRunStatus.pending) for t in job.tasks}
         self._fail_broken_tasks(run_id, job, states)
@@ -534,6 +576,7 @@ class OrchestrateService:
                 else keep_failed_kernels_seconds,
                 resume=resume or {},
                 fresh_iterations=fresh_iterations or [],
+                child_runs=ChildRunStarter(self),
             )
             runner.listeners.append(self._fan_out)
             return runner
@@ -876,8 +919,8 @@ class OrchestrateService:
                     )
                 )
         specs = self.resume_specs(run, job, task_keys or None, force=force) if resume else {}
-        if resume:
-            task_keys = sorted(specs)
+        if resume:  # the tasks of the resumed iterations are repaired (their other iterations are reused)
+            task_keys = sorted({(split_iteration_key(k) or (k, 0))[0] for k in specs})
         to_run, reused = repair_selection(dag, statuses, task_keys or None, rerun_dependents)
         if not to_run:
             raise ConflictError(
@@ -1013,7 +1056,13 @@ class OrchestrateService:
                 repair. PathOutsideRootError: a stored path is outside the state home.
         """
         unsuccessful = (TaskRunStatus.failed, TaskRunStatus.timed_out)
-        selected = task_keys or [t.task_key for t in run.task_runs if t.status in unsuccessful]
+        named = set(task_keys or [t.task_key for t in run.task_runs])
+        selected = []
+        for t in run.task_runs:  # a for-each task resumes per iteration: each unsuccessful one in its kernel
+            if t.task_key in named and t.iterations:
+                selected += [i.task_key for i in t.iterations if i.status in unsuccessful]
+            elif t.task_key in named and (task_keys or t.status in unsuccessful):
+                selected.append(t.task_key)
         if not selected:
             raise ConflictError(f"run {run.run_id} has no failed task to resume")
         problems: list[str] = []
@@ -1037,7 +1086,8 @@ class OrchestrateService:
             failed_notebook = confine(
                 last.notebook_path, home, what="a failed attempt's notebook", within="the state home"
             )
-            notebook = str(Path(job.path) / (job.task(key).notebook or ""))
+            split = split_iteration_key(key)
+            notebook = str(Path(job.path) / (job.task(split[0] if split else key).notebook or ""))
             if not force:
                 try:
                     changed = changed_before(notebook, str(failed_notebook), kept.cell_index)

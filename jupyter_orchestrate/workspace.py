@@ -86,6 +86,13 @@ def _home_in(folder: Path) -> Path | None:
     return None
 
 
+def workspace_root(job_folder: Path) -> Path:
+    """The folder the paths a job names outside its own folder must stay in (a run-job task's job): the root
+    of the git repository enclosing ``job_folder``, else its parent folder (jobs side by side)."""
+    folder = job_folder.resolve()
+    return git_root(folder) or folder.parent
+
+
 def git_root(start: Path) -> Path | None:
     """The root of the git repository (or worktree) enclosing ``start``: the nearest folder with a ``.git``
     directory or file. Plain file-system checks, no ``git`` subprocess."""

@@ -367,10 +367,14 @@ def test_example_green_energy_job(tmp_path: Path, home: Path) -> None:
     out = job / "output" / f"run-{run.run_id}"
     assert (out / "report.png").stat().st_size > 1000
     assert (out / "report.md").read_text().strip()
-    bronze_rows = run.task_run("bronze").task_values["rows"]
+    bronze_rows = run.task_run("bronze").task_values["rows"]  # a for-each task: one count per country file
+    assert [i.input for i in run.task_run("bronze").iterations] == [
+        f"data/readings/{c}.csv" for c in ("DE", "DK", "ES", "FR", "NL", "NO")
+    ]
     silver = run.task_run("silver")
-    assert 0 < silver.task_values["rows"] < bronze_rows, "silver drops duplicates and nulls"
+    assert 0 < silver.task_values["rows"] < sum(bronze_rows), "silver drops duplicates and nulls"
     assert silver.attempts[0].parameters["bronze_rows"] == bronze_rows
+    assert run.task_run("check_silver").status_reason == f"condition {silver.task_values['rows']} > 0 is true"
 
 
 def test_example_repair_demo_repaired_with_parameter(tmp_path: Path, home: Path) -> None:

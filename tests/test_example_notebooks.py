@@ -22,9 +22,11 @@ pytest.importorskip("nbval")
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_notebooks"
 
 # pytest runs the notebooks in the order given; the green_energy tasks read the files written upstream, so
-# they are listed in DAG order (bronze -> silver -> gold_* -> report).
+# they are listed in DAG order (list_files -> bronze -> silver -> gold_* -> report; check_silver is a condition
+# task, no notebook; standalone, bronze loads its default file only).
 NOTEBOOKS = [
     "orchestrate_from_a_notebook.ipynb",
+    "green_energy/list_files.ipynb",
     "green_energy/bronze.ipynb",
     "green_energy/silver.ipynb",
     "green_energy/gold_country_totals.ipynb",

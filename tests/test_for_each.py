@@ -19,6 +19,8 @@ from jupyter_orchestrate.executors.memory import MemoryExecutor, fail, succeed
 from jupyter_orchestrate.models import ForEach, RunStatus, Task, TaskRunStatus, iteration_counts
 from jupyter_orchestrate.service import OrchestrateService
 from tests.conftest import write_notebook
+from tests.test_e2e import kernels_of, wait_for
+from tests.test_resume_e2e import keepers_of
 
 S = TaskRunStatus
 
@@ -472,3 +474,47 @@ def test_cli_for_each_two_of_five_fail_and_repair_re_executes_those_two(tmp_path
     assert "".join(outputs).strip() == str(sum(len(f) for f in FILES))
     shown = cli("show", "1")
     assert "5/5" in shown.stdout and '[2] "bad.csv"' in shown.stdout
+
+
+@pytest.mark.kernel
+def test_repair_resume_resumes_the_failed_iteration_in_its_kept_kernel(tmp_path: Path) -> None:
+    folder = tmp_path / "job"
+    write_notebook(
+        folder / "load.ipynb",
+        "open(f'counter-{input}.txt', 'a').write('ran\\n')",
+        "rows = len(input)",
+        "import os\nassert input != 'bb' or os.path.exists('fixed.flag'), 'fixed.flag is missing'",
+        "from jupyter_orchestrate import task_values\ntask_values.set('rows', rows)",
+        parameters="input = 'a'",
+        orchestrate={"for_each": {"inputs": ["a", "bb", "ccc"]}},
+    )
+    home = tmp_path / "state"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+
+    failed = cli("run", str(folder), "--keep-failed-kernels", "300")
+    assert failed.returncode == 1, failed.stderr
+    service = OrchestrateService(home)
+    kept = service.get_run(1).task_run("load[1]").kept_kernel
+    assert kept is not None and kept.cell_index == 3, "the failed iteration's kernel is kept"
+    (folder / "fixed.flag").touch()
+    resumed = cli("repair", "1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    run = service.get_run(1)
+    load = run.task_run("load")
+    assert load.status == S.succeeded and load.task_values == {"rows": [1, 2, 3]}
+    second = run.task_run("load[1]").attempts[1]
+    assert second.resumed_from_cell == 3 and second.reused_cells == 3, "resumed at the failed cell"
+    assert (folder / "counter-bb.txt").read_text() == "ran\n", "its first cell did not run again"
+    assert [len(i.attempts) for i in load.iterations] == [1, 2, 1], "the other iterations are reused"
+    assert run.repairs[-1].resumed_from == {"load[1]": 3}
+    assert run.task_run("load[1]").kept_kernel is None
+    wait_for(
+        lambda: not kernels_of(home) and not keepers_of(home), 15, "the resumed kernel and its keeper to end"
+    )

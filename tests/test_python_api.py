@@ -30,18 +30,25 @@ def test_run_wait_dataframe_and_monitor_of_a_successful_run(tmp_path: Path, home
     assert run.wait(timeout=120) == "succeeded"
     frame = run.to_dataframe()
     assert list(frame["task_key"]) == [
+        "list_files",
         "bronze",
         "silver",
+        "check_silver",
         "gold_country_totals",
         "gold_source_shares",
         "report",
     ]
-    assert set(frame["status"]) == {"succeeded"} and frame.loc[0, "task_values"]["rows"] > 0
+    assert set(frame["status"]) == {"succeeded"}
+    bronze_rows = frame.loc[1, "task_values"]["rows"]  # bronze: one iteration per file of NL and DE
+    assert len(bronze_rows) == 2 and all(rows > 0 for rows in bronze_rows)
     assert [r.run_id for r in Run.list("green_energy", home=home)] == [run.run_id]
     assert Run.get(run.run_id, home=home).status == "succeeded"
 
     monitor = RunMonitor(run, live=False)
-    assert len(monitor.rows_box.children) == 5
+    assert len(monitor.rows_box.children) == 7
+    assert monitor.rows["bronze"].attempts.value == "2/2 iterations", (
+        "the for-each task counts its iterations"
+    )
     row = monitor.rows["silver"]
     assert "succeeded" in row.status.value and row.progress.value == row.progress.max > 1
     assert row.progress.bar_style == "success" and row.traceback_button.layout.display == "none"

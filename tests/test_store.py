@@ -470,6 +470,7 @@ def test_reopening_the_home_keeps_data_and_applies_no_migration(home: Path, job:
             "m009_history_views",
             "m010_kept_kernels",
             "m011_for_each_iterations",
+            "m012_child_runs",
         ]
     )
     first.close()

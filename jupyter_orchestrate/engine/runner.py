@@ -17,6 +17,7 @@ dependencies succeed instead of paying kernel start-up (~0.6 s, PERFORMANCE.md) 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,16 +26,23 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jupyter_orchestrate.conditions import OUTCOME_VALUE, ConditionError, evaluate
 from jupyter_orchestrate.dag import Dag
+from jupyter_orchestrate.discovery import run_job_folder
 from jupyter_orchestrate.engine import kept_kernels
 from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState, Transition
 from jupyter_orchestrate.engine.cell_timings import CellTimings, max_cell_timings
 from jupyter_orchestrate.engine.prelaunch import kernel_place
 from jupyter_orchestrate.environments import redact_value, secret_names
-from jupyter_orchestrate.errors import OrchestrateError, StoreBusyError, StoreError, ValidationError
+from jupyter_orchestrate.errors import (
+    ConflictError,
+    OrchestrateError,
+    StoreBusyError,
+    StoreError,
+    ValidationError,
+)
 from jupyter_orchestrate.executors.base import (
     AttemptResult,
     AttemptSpec,
@@ -53,12 +61,14 @@ from jupyter_orchestrate.models import (
     KeptKernel,
     KeptKernelStatus,
     ResultStatus,
+    RunJob,
     RunStatus,
     Task,
     TaskRunStatus,
     cell_label,
     code_cell_progress,
     iteration_key,
+    iteration_values,
     utc_iso,
     utc_now,
 )
@@ -173,6 +183,31 @@ def failed_run_reason(
     return f"{reason}; not run: {', '.join(others)}" if others else reason
 
 
+class ChildRuns(Protocol):
+    """How a runner starts and follows the runs of its run-job tasks (the service implements it: a child run is
+    a run like any other, recorded in the same state home and executed on a thread of this process)."""
+
+    def start(
+        self, parent_run_id: int, task_key: str, job_folder: Path, parameters: dict[str, Any], repair: bool
+    ) -> int:
+        """Start a run of the job in ``job_folder`` for run-job task ``task_key`` of run ``parent_run_id``,
+        with ``parameters`` overriding its defaults; with ``repair``, repair the task's earlier child run
+        instead when it did not succeed. Returns the child's run id.
+
+        Raises:
+            OrchestrateError: the child run cannot start (its job is invalid, a parameter is unknown ...).
+        """
+        ...
+
+    def status(self, run_id: int) -> tuple[RunStatus, str | None]:
+        """The child run's status and reason."""
+        ...
+
+    def cancel(self, run_id: int) -> None:
+        """Ask the child run to stop (the parent run is being canceled)."""
+        ...
+
+
 class Runner:
     """Executes the pending task runs of one run.
 
@@ -223,6 +258,7 @@ class Runner:
         keep_failed_kernels_seconds: float = 0.0,
         resume: Mapping[str, ResumeSpec] | None = None,
         fresh_iterations: Iterable[str] = (),
+        child_runs: ChildRuns | None = None,
     ):
         self.store = store
         self.executor = executor
@@ -234,6 +270,9 @@ class Runner:
         self.fresh_iterations = set(fresh_iterations)
         #: iteration -> (parameter name, its input element), set after the task's parameters are rendered
         self.iteration_inputs: dict[str, tuple[str, Any]] = {}
+        self.child_runs = child_runs
+        #: run-job task -> (its child run id, the attempt that waits for it)
+        self.children: dict[str, tuple[int, int]] = {}
         self.run_parameters = run_parameters
         self.overrides = overrides
         self.start_time = start_time
@@ -299,8 +338,7 @@ class Runner:
         did not set one)."""
         values = self.store.task_values(self.run_id)
         for parent, keys in self.active.iterations.items():
-            names = list(dict.fromkeys(n for k in keys for n in values.get(k, {})))
-            values[parent] = {n: [values.get(k, {}).get(n) for k in keys] for n in names}
+            values[parent] = iteration_values([values.get(k, {}) for k in keys])
         return {
             "job": {
                 "run_id": self.run_id,
@@ -319,7 +357,7 @@ class Runner:
         from jupyter_orchestrate.environments import task_requirements
 
         job_root = Path(self.job.path)
-        assert task.notebook is not None, "a condition task has no attempt spec"
+        assert task.notebook is not None, "a condition or run-job task has no attempt spec"
         notebook = job_root / task.notebook
         environment = task.environment
         cwd, env = kernel_place(self.job, task)
@@ -379,6 +417,9 @@ class Runner:
             return
         if task.for_each is not None:
             self._expand(key, task.for_each)
+            return
+        if task.run_job is not None:
+            self._start_child(key, task.run_job, now)
             return
         flight = self.in_flight.get(key)
         if flight is None or flight.attempt_number != self.active.states[key].attempts + 1:
@@ -483,6 +524,66 @@ class Runner:
         for index, element in enumerate(inputs):
             self.iteration_inputs[iteration_key(key, index)] = (for_each.parameter, element)
         self._record(self.active.expand(key, inputs, reused))
+
+    def _start_child(self, key: str, run_job: RunJob, now: float) -> None:
+        """A run-job task's attempt: start (or, in a repair, repair) the child run and wait for it
+        (:meth:`_poll_children`); no kernel. A child that cannot start fails the attempt at once, as does a job
+        that is already running above this run (a cycle through files changed since validation)."""
+        attempt_number, change = self.active.start(key)
+        self.store.create_attempt(
+            Attempt(
+                run_id=self.run_id,
+                task_key=key,
+                attempt_number=attempt_number,
+                repair_number=self.repair_number,
+                status=S.running,
+                queued_time=self._queued_time.pop(key, None),
+                start_time=utc_now(),
+            ),
+            worker_pid=None,
+            kernel_pid=None,
+            kernel_create_time=None,
+        )
+        self._record([change])
+        try:
+            if self.child_runs is None:
+                raise ConflictError("this runner cannot start runs of other jobs (no child runs service)")
+            folder = run_job_folder(self.job.path, run_job)
+            above = [path for _, path in self.store.parent_runs(self.run_id)]
+            if str(folder) in above:
+                raise ValidationError(f"job cycle: {folder} is running above this run already")
+            parameters = render(run_job.parameters, self.context())
+            child = self.child_runs.start(self.run_id, key, folder, parameters, self.repair_number > 0)
+        except OrchestrateError as exc:
+            error = AttemptError(
+                kind=AttemptErrorKind.child_run_failed, ename=type(exc).__name__, evalue=str(exc)[:2000]
+            )
+            self._finish(key, attempt_number, S.failed, error, {}, now)
+            return
+        self.store.set_attempt_environment(self.run_id, key, attempt_number, {"child_run_id": child})
+        self.children[key] = (child, attempt_number)
+
+    def _poll_children(self, now: float) -> None:
+        """End the attempts of run-job tasks whose child run ended: succeeded with it (task value ``run_id``),
+        else failed (``child_run_failed``, naming the child run and its reason) or canceled."""
+        for key, (child, attempt_number) in list(self.children.items()):
+            assert self.child_runs is not None
+            status, reason = self.child_runs.status(child)
+            if not status.is_terminal:
+                continue
+            self.children.pop(key)
+            if status == RunStatus.succeeded:
+                self._finish(key, attempt_number, S.succeeded, None, {"run_id": child}, now)
+                continue
+            error = AttemptError(
+                kind=AttemptErrorKind.canceled
+                if status == RunStatus.canceled
+                else AttemptErrorKind.child_run_failed,
+                ename="ChildRunCanceled" if status == RunStatus.canceled else "ChildRunFailed",
+                evalue=f"run {child} {status.value}" + (f": {reason}" if reason else ""),
+            )
+            outcome = S.canceled if status == RunStatus.canceled else S.failed
+            self._finish(key, attempt_number, outcome, error, {"run_id": child}, now)
 
     def _evaluate_condition(self, key: str, condition: Condition, now: float) -> None:
         """A condition task's attempt: evaluated here, no kernel (:func:`~..conditions.evaluate`). Its outcome
@@ -673,6 +774,9 @@ class Runner:
         self.store.request_cancel(self.run_id)
         self._emit(RunStatusEvent(run_id=self.run_id, status=RunStatus.canceling, reason=reason))
         self._record(self.active.cancel(reason))
+        for child, _ in self.children.values():  # their tasks end when the children have (_poll_children)
+            assert self.child_runs is not None
+            self.child_runs.cancel(child)
         for key, kept in list(self.kept.items()):
             if key not in self.in_flight:
                 self.kept.pop(key)
@@ -738,15 +842,18 @@ class Runner:
                         self.cancel_reason = "cancel requested"
                 if self.cancel_reason is not None and not self.active.canceling:
                     self._cancel_all(self.cancel_reason, now)
+                if self.children:
+                    self._poll_children(now)
                 while True:
                     self._record(self.active.advance())
                     launched = self.active.launchable(now)
                     for key in launched:
                         self._launch(key, now)
-                    # a condition is evaluated and a for-each task expanded here, without an attempt: what
-                    # they decide launches now, not after the next wait
+                    # a condition is evaluated, a for-each task expanded (a run-job task started) here, with no
+                    # attempt to wait for: what they decide launches now, not after the next wait
                     if all(
-                        self.tasks[k].condition is None and self.tasks[k].for_each is None for k in launched
+                        self.tasks[k].notebook is not None and self.tasks[k].for_each is None
+                        for k in launched
                     ):
                         break
                 self._prepare_ahead()
@@ -770,6 +877,10 @@ class Runner:
         except BaseException as exc:
             for flight in list(self.in_flight.values()):
                 self.executor.kill(flight.handle)
+            for child, _ in self.children.values():
+                with contextlib.suppress(Exception):  # the child's own runner records how it ends
+                    assert self.child_runs is not None
+                    self.child_runs.cancel(child)
             self.mark_crashed(exc)
             raise
         finally:
@@ -885,7 +996,7 @@ class Runner:
             if not_in_use >= depth:
                 break
             task = self.tasks[key]
-            if key not in self.in_flight and task.condition is None and task.for_each is None:
+            if key not in self.in_flight and task.notebook is not None and task.for_each is None:
                 self._prepare(key)
                 not_in_use += 1
 

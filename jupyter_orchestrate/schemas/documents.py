@@ -21,6 +21,7 @@ from jupyter_orchestrate.errors import Problem
 from jupyter_orchestrate.models import (
     Attempt,
     AttemptError,
+    ChildRun,
     FireStatus,
     Job,
     KeptKernel,
@@ -311,6 +312,10 @@ class _RunFields(Document):
     parameters: dict[str, Any] = Field(description="The job parameter values in effect.")
     repair_count: int
     repairs: list[RepairDocument]
+    parent_run_id: int | None = Field(
+        default=None, description="A run started by a run-job task: the run of that task (trigger `run_job`)."
+    )
+    parent_task_key: str | None = Field(default=None, description="A run started by a run-job task: its key.")
 
     @staticmethod
     def _fields(run: Run, root: str | Path | None) -> dict[str, Any]:
@@ -330,6 +335,8 @@ class _RunFields(Document):
             "parameters": run.parameters,
             "repair_count": run.repair_count,
             "repairs": [RepairDocument.build(r) for r in run.repairs],
+            "parent_run_id": run.parent_run_id,
+            "parent_task_key": run.parent_task_key,
         }
 
 
@@ -338,13 +345,19 @@ class RunDocument(_RunFields):
     ``repair`` and ``show --json``)."""
 
     task_runs: list[TaskRunDocument]
+    child_runs: list[ChildRun] = Field(
+        default_factory=list,
+        description="The runs this run's run-job tasks started, the latest per task (task_key, run_id, status).",
+    )
 
     @classmethod
     def build(cls, run: Run, root: str | Path | None = None) -> RunDocument:
         """The document of ``run``. With ``root`` (the Jupyter server's root) ``job_id`` and each attempt's
         ``executed_notebook_path`` are relative to it (None when outside it, and always without a root)."""
         return cls(
-            **cls._fields(run, root), task_runs=[TaskRunDocument.build(t, root) for t in run.task_runs]
+            **cls._fields(run, root),
+            task_runs=[TaskRunDocument.build(t, root) for t in run.task_runs],
+            child_runs=run.child_runs,
         )
 
 

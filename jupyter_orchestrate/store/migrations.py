@@ -305,3 +305,11 @@ def m011_for_each_iterations(db: Database) -> None:
     db.table("task_runs").add_column("map_index", int)
     db.table("task_runs").add_column("input", str)
     db.table("task_runs").create_index(["run_id", "parent_task_key"])
+
+
+@migrations()
+def m012_child_runs(db: Database) -> None:
+    """Schema version 12: a run started by a run-job task of another run records that run and task."""
+    db.table("runs").add_column("parent_run_id", int)
+    db.table("runs").add_column("parent_task_key", str)
+    db.table("runs").create_index(["parent_run_id", "parent_task_key"])

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jupyter_orchestrate.errors import ConflictError
 from jupyter_orchestrate.models import (
     Attempt,
+    ChildRun,
     Job,
     KeptKernel,
     Repair,
@@ -21,6 +22,7 @@ from jupyter_orchestrate.models import (
     TaskRunStatus,
     Trigger,
     iteration_key,
+    iteration_values,
     seconds_between,
     utc_now,
 )
@@ -64,6 +66,8 @@ _SUMMARY_COLUMNS = (
     "overrides",
     "max_parallel_tasks",
     "repair_count",
+    "parent_run_id",
+    "parent_task_key",
 )
 
 
@@ -89,9 +93,12 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
         trigger_time: str | None = None,
         trigger_reason: str | None = None,
         fire_id: int | None = None,
+        parent: tuple[int, str] | None = None,
     ) -> int:
         """Record a new ``queued`` run of ``job`` with a snapshot of its definition and a ``pending`` task run
         per task, owned by this process (:func:`this_process`) until a runner claims it. Returns the run id.
+
+        ``parent``: ``(run_id, task_key)`` of the run-job task that starts this run (a child run).
 
         ``fire_id``: the schedule or trigger fire that starts the run; it is marked ``started`` with this run id
         in the same transaction, so a scheduler killed in between leaves no run without its fire."""
@@ -122,6 +129,8 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
                     "snapshot": job.model_dump_json(),
                     "max_parallel_tasks": max_parallel_tasks,
                     "repair_count": 0,
+                    "parent_run_id": parent[0] if parent else None,
+                    "parent_task_key": parent[1] if parent else None,
                     **this_process().columns(),  # the creating process owns the queued run until it executes it or dies
                     "heartbeat_time": now,
                 }
@@ -327,6 +336,8 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
             overrides=loads(row["overrides"], {}),
             max_parallel_tasks=row["max_parallel_tasks"],
             repair_count=row["repair_count"] or 0,
+            parent_run_id=row.get("parent_run_id"),
+            parent_task_key=row.get("parent_task_key"),
         )
 
     def _run(self, row: dict[str, Any], details: bool) -> Run:
@@ -360,6 +371,16 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
         snapshot = _Snapshot.model_validate_json(row["snapshot"]).tasks
         order = {t.task_key: i for i, t in enumerate(snapshot)}
         warnings = {t.task_key: t.warnings for t in snapshot}
+        if details:
+            run.child_runs = [
+                ChildRun(task_key=r[0], run_id=r[1], job_name=r[2], status=RunStatus(r[3]))
+                for r in self.db.execute(
+                    "select parent_task_key, run_id, job_name, status from runs where run_id in "
+                    "(select max(run_id) from runs where parent_run_id = ? group by parent_task_key) "
+                    "order by run_id",
+                    [run_id],
+                ).fetchall()
+            ]
         rows = list(self.db.table("task_runs").rows_where("run_id = ?", [run_id]))
         task_rows = sorted(
             (r for r in rows if r["parent_task_key"] is None), key=lambda r: order.get(r["task_key"], 0)
@@ -388,11 +409,41 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
         iterations: dict[str, list[TaskRun]] = {}
         for t in sorted((r for r in rows if r["parent_task_key"] is not None), key=lambda r: r["map_index"]):
             iterations.setdefault(t["parent_task_key"], []).append(task_run(t))
-        run.task_runs = [
-            task_run(t).model_copy(update={"iterations": iterations.get(t["task_key"], [])})
-            for t in task_rows
-        ]
+        run.task_runs = []
+        for t in task_rows:
+            found = task_run(t)
+            if t["task_key"] in iterations:
+                found.iterations = iterations[t["task_key"]]
+                current = [
+                    i for i in found.iterations if i.status != TaskRunStatus.skipped
+                ]  # not dropped ones
+                found.task_values = iteration_values([i.task_values for i in current])
+            run.task_runs.append(found)
         return run
+
+    @reads
+    def child_run_of(self, run_id: int, task_key: str) -> int | None:
+        """The latest run that run-job task ``task_key`` of run ``run_id`` started, or None."""
+        row = self.db.execute(
+            "select max(run_id) from runs where parent_run_id = ? and parent_task_key = ?", [run_id, task_key]
+        ).fetchone()
+        return row[0] if row else None
+
+    @reads
+    def parent_runs(self, run_id: int) -> list[tuple[int, str]]:
+        """The chain of runs above run ``run_id`` (a child run's parent, its parent ...): ``[(run_id, job_path)]``,
+        nearest first, ``run_id``'s own first."""
+        chain: list[tuple[int, str]] = []
+        current: int | None = run_id
+        while current is not None and len(chain) < 100:
+            row = self.db.execute(
+                "select job_path, parent_run_id from runs where run_id = ?", [current]
+            ).fetchone()
+            if row is None:
+                break
+            chain.append((current, row[0]))
+            current = row[1]
+        return chain
 
     @writes
     def record_iterations(

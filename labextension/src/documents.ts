@@ -37,7 +37,8 @@ export type AttemptErrorKind =
   | 'launch_error'
   | 'parameter_error'
   | 'orchestrator_died'
-  | 'internal';
+  | 'internal'
+  | 'child_run_failed';
 /**
  * What a schedule does about fires missed while no scheduler ran.
  *
@@ -45,6 +46,13 @@ export type AttemptErrorKind =
  * via the `definition` "CatchupPolicy".
  */
 export type CatchupPolicy = 'none' | 'latest' | 'all';
+/**
+ * Status of a run.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RunStatus".
+ */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceling' | 'canceled';
 /**
  * The comparison of a condition task (Databricks If/else condition task operators).
  *
@@ -67,13 +75,6 @@ export type ConditionOutcome = 'true' | 'false';
  */
 export type FireStatus = 'firing' | 'queued' | 'started' | 'skipped' | 'failed';
 /**
- * Status of a run.
- *
- * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
- * via the `definition` "RunStatus".
- */
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceling' | 'canceled';
-/**
  * When a task runs, given the outcomes of its dependencies (semantics of Databricks ``run_if``).
  *
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
@@ -95,7 +96,7 @@ export type KeptKernelStatus = 'kept' | 'in_use' | 'ended';
  * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
  * via the `definition` "Trigger".
  */
-export type Trigger = 'manual' | 'schedule' | 'file_arrival' | 'job_completion' | 'api';
+export type Trigger = 'manual' | 'schedule' | 'file_arrival' | 'job_completion' | 'api' | 'run_job';
 /**
  * A message of the server's event stream (``GET events``): one of the run events, told apart by
  * ``type``.
@@ -217,6 +218,18 @@ export interface CellTrendDocument {
    * The first non-blank line of the cell's source as last recorded (secrets redacted).
    */
   source_first_line: string | null;
+}
+/**
+ * A run that a run-job task of this run started: the task, the child's run id and status.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "ChildRun".
+ */
+export interface ChildRun {
+  task_key: string;
+  run_id: number;
+  job_name: string;
+  status: RunStatus;
 }
 /**
  * A condition task's ``left op right`` (Databricks If/else condition task), evaluated by the engine
@@ -482,6 +495,7 @@ export interface TaskDocument {
   };
   run_if: RunIf;
   condition: Condition | null;
+  run_job: RunJob | null;
   for_each: ForEach | null;
   group: string | null;
   parameters: {
@@ -507,6 +521,22 @@ export interface TaskDocument {
    * The notebook relative to the server root.
    */
   notebook_path: string | null;
+}
+/**
+ * A run-job task (Databricks Run Job task): it starts a run of the job in folder ``job`` (relative to this
+ * job's folder, inside the workspace), in the same state home, waits for it and ends as it ends. ``parameters``
+ * (job or notebook parameters of that job; values may hold references such as ``{{tasks.x.values.y}}``)
+ * override its defaults. The child run links to its parent (``Run.parent_run_id``) and back
+ * (``Run.child_runs``); a repair of the parent repairs the child run instead of starting another.
+ *
+ * This interface was referenced by `JupyterOrchestrateDocuments`'s JSON-Schema
+ * via the `definition` "RunJob".
+ */
+export interface RunJob {
+  job: string;
+  parameters: {
+    [k: string]: unknown;
+  };
 }
 /**
  * Notifications of a job or a task (semantics of Databricks job notifications).
@@ -718,7 +748,19 @@ export interface RunDocument {
   };
   repair_count: number;
   repairs: RepairDocument[];
+  /**
+   * A run started by a run-job task: the run of that task (trigger `run_job`).
+   */
+  parent_run_id: number | null;
+  /**
+   * A run started by a run-job task: its key.
+   */
+  parent_task_key: string | null;
   task_runs: TaskRunDocument[];
+  /**
+   * The runs this run's run-job tasks started, the latest per task (task_key, run_id, status).
+   */
+  child_runs: ChildRun[];
 }
 /**
  * One task run: its status, the last attempt's error, paths and task values, and every attempt.
@@ -827,6 +869,14 @@ export interface RunSummaryDocument {
   };
   repair_count: number;
   repairs: RepairDocument[];
+  /**
+   * A run started by a run-job task: the run of that task (trigger `run_job`).
+   */
+  parent_run_id: number | null;
+  /**
+   * A run started by a run-job task: its key.
+   */
+  parent_task_key: string | null;
   task_statuses: {
     [k: string]: TaskRunStatus;
   };

@@ -12,7 +12,7 @@ export type Status = RunStatus | TaskRunStatus;
 export const RUN_STATUSES: readonly RunStatus[] = ['queued', 'running', 'succeeded', 'failed', 'canceling', 'canceled'];
 
 /** Every trigger of a run (the server's `Trigger`). */
-export const TRIGGERS: readonly Trigger[] = ['manual', 'schedule', 'file_arrival', 'job_completion', 'api'];
+export const TRIGGERS: readonly Trigger[] = ['manual', 'schedule', 'file_arrival', 'job_completion', 'api', 'run_job'];
 
 /** Statuses a run or task run does not leave by itself (only a repair re-opens them). */
 export const TERMINAL_STATUSES: readonly Status[] = [

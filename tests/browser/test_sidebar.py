@@ -24,7 +24,16 @@ pytestmark = pytest.mark.kernel
 RUN_TIMEOUT = 120_000  # ms
 GREEN_ENERGY = "example_notebooks/green_energy"
 REPAIR_DEMO = "example_notebooks/repair_demo"
-GREEN_ENERGY_TASKS = {"bronze", "silver", "gold_country_totals", "gold_source_shares", "report"}
+GREEN_ENERGY_TASKS = {
+    "list_files",
+    "bronze",  # a for-each task over list_files' files: one iteration per country file
+    "silver",
+    "check_silver",  # a condition task
+    "gold_country_totals",  # task group "gold"
+    "gold_source_shares",
+    "report",
+}
+GOLD = {"gold_country_totals", "gold_source_shares"}
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------
@@ -171,9 +180,22 @@ def test_run_job_then_job_view(lab_page: Page, lab_server: LabServer, screenshot
     expect(job_view).to_be_visible()
     dag = job_view.locator("[data-testid=jo-dag]")
     expect(dag).to_be_visible()
-    expect(dag.locator(".jo-node")).to_have_count(len(GREEN_ENERGY_TASKS))
-    for key in GREEN_ENERGY_TASKS:
+    # the task group "gold" is one box (collapsed) with the group's status; the for-each task shows its counts
+    group = dag.locator('.jo-node.jo-group[data-group="gold"]')
+    expect(group).to_have_attribute("data-status", "succeeded")
+    assert set((group.get_attribute("data-members") or "").split()) == GOLD
+    expect(dag.locator(".jo-node")).to_have_count(len(GREEN_ENERGY_TASKS) - len(GOLD) + 1)
+    for key in GREEN_ENERGY_TASKS - GOLD:
         expect(dag.locator(f'.jo-node[data-task-key="{key}"]')).to_have_attribute("data-status", "succeeded")
+    bronze = dag.locator('.jo-node[data-task-key="bronze"]')
+    expect(bronze, "the second run (countries NL,DE) has two files").to_have_attribute("data-counts", "2/2")
+    expect(bronze.locator("text")).to_have_text("bronze 2/2")
+    group.click()  # expanded: its tasks, each with its status
+    expect(dag.locator(".jo-node")).to_have_count(len(GREEN_ENERGY_TASKS))
+    for key in GOLD:
+        expect(dag.locator(f'.jo-node[data-task-key="{key}"]')).to_have_attribute("data-status", "succeeded")
+    dag.locator('[data-testid=jo-group-collapse][data-group="gold"]').click()
+    expect(group).to_be_visible()
     matrix = job_view.locator("[data-testid=jo-matrix]")
     expect(matrix).to_be_visible()
     for run_id in (first_run, second_run):  # one column per run

@@ -152,18 +152,32 @@ async def test_event_stream_of_a_run(
     run_statuses = [e["status"] for e in events if e["type"] == "run_status"]
     assert run_statuses == ["running", "succeeded"] and events[-1]["type"] == "run_status"
     assert events[-1]["status"] == "succeeded"
-    tasks = ["bronze", "silver", "gold_country_totals", "gold_source_shares", "report"]
-    sequence: dict[str, list[str]] = {key: [] for key in tasks}
+    tasks = [
+        "list_files",
+        "bronze",
+        "silver",
+        "check_silver",
+        "gold_country_totals",
+        "gold_source_shares",
+        "report",
+    ]
+    iterations = [
+        f"bronze[{i}]" for i in range(6)
+    ]  # bronze is a for-each task: one iteration per country file
+    sequence: dict[str, list[str]] = {key: [] for key in tasks + iterations}
     position: dict[tuple[str, str], int] = {}
     for i, event in enumerate(events):
         if event["type"] == "task_status":
             sequence[event["task_key"]].append(event["status"])
             position[(event["task_key"], event["status"])] = i
-    assert sequence == {key: ["queued", "running", "succeeded"] for key in tasks}
+    assert sequence == {key: ["queued", "running", "succeeded"] for key in tasks + iterations}
     upstream = {
-        "silver": ["bronze"],
-        "gold_country_totals": ["silver"],
-        "gold_source_shares": ["silver"],
+        "bronze": ["list_files"],
+        **{i: ["list_files"] for i in iterations},
+        "silver": ["bronze", *iterations],
+        "check_silver": ["silver"],
+        "gold_country_totals": ["check_silver"],
+        "gold_source_shares": ["check_silver"],
         "report": ["gold_country_totals", "gold_source_shares"],
     }
     for key, ups in upstream.items():
@@ -173,8 +187,9 @@ async def test_event_stream_of_a_run(
             )
 
     progress = [e for e in events if e["type"] == "progress"]
-    assert {e["task_key"] for e in progress} == set(tasks)
-    for key in tasks:
+    executing = [k for k in tasks if k not in ("bronze", "check_silver")] + iterations  # cells run there
+    assert {e["task_key"] for e in progress} == set(executing)
+    for key in executing:
         cells = [(e["cell"], e["total"]) for e in progress if e["task_key"] == key]
         assert all(0 <= cell <= total for cell, total in cells), (key, cells)
         assert [c for c, _ in cells] == list(range(cells[0][1] + 1)), (
@@ -182,7 +197,8 @@ async def test_event_stream_of_a_run(
         )
         assert position[(key, "running")] < events.index(next(e for e in progress if e["task_key"] == key))
         final = await api.ok("GET", "runs/2")
-        attempt = next(t for t in final["task_runs"] if t["task_key"] == key)["attempts"][0]
+        runs = [x for t in final["task_runs"] for x in (t, *t["iterations"])]  # tasks and iterations
+        attempt = next(t for t in runs if t["task_key"] == key)["attempts"][0]
         assert cells[-1][1] == attempt["cells_total"], (key, cells, attempt)
         assert all(e["attempt_number"] == 1 for e in progress if e["task_key"] == key)
 
@@ -262,10 +278,25 @@ async def test_run_events_reach_jupyter_servers_event_bus_and_its_websocket(
     kinds = {e["type"] for e in events}
     assert kinds == {"run_status", "task_status", "progress"}, kinds
     assert [e["status"] for e in events if e["type"] == "run_status"] == ["running", "succeeded"]
-    tasks = {"bronze", "silver", "gold_country_totals", "gold_source_shares", "report"}
+    tasks = set(
+        [
+            "list_files",
+            "bronze",
+            "silver",
+            "check_silver",
+            "gold_country_totals",
+            "gold_source_shares",
+            "report",
+        ]
+    )
+    iterations = {f"bronze[{i}]" for i in range(6)}
     finals = {e["task_key"]: e["status"] for e in events if e["type"] == "task_status"}
-    assert finals == dict.fromkeys(tasks, "succeeded")
-    assert {e["task_key"] for e in events if e["type"] == "progress"} == tasks
+    assert finals == dict.fromkeys(tasks | iterations, "succeeded")
+    # cells execute in the notebook tasks and the iterations (not the for-each task itself, nor the condition)
+    assert {e["task_key"] for e in events if e["type"] == "progress"} == tasks - {
+        "bronze",
+        "check_silver",
+    } | iterations
     ids = [e["id"] for e in events]
     assert all(a < b for a, b in itertools.pairwise(ids)), ids
 

@@ -31,18 +31,30 @@ async def test_list_jobs(api: Api, examples: Path) -> None:
     green = jobs["green_energy"]
     assert green["valid"] is True and green["problems"] == []
     assert [t["task_key"] for t in green["tasks"]] == [
+        "list_files",
         "bronze",
         "silver",
+        "check_silver",
         "gold_country_totals",
         "gold_source_shares",
         "report",
     ]
     assert {(e["upstream"], e["downstream"]) for e in green["edges"]} == {
+        ("list_files", "bronze"),
         ("bronze", "silver"),
-        ("silver", "gold_country_totals"),
-        ("silver", "gold_source_shares"),
+        ("silver", "check_silver"),
+        ("check_silver", "gold_country_totals"),
+        ("check_silver", "gold_source_shares"),
         ("gold_country_totals", "report"),
         ("gold_source_shares", "report"),
+    }
+    by_key = {t["task_key"]: t for t in green["tasks"]}
+    assert by_key["bronze"]["for_each"]["inputs"] == "{{tasks.list_files.values.files}}"
+    assert by_key["check_silver"]["notebook"] is None and by_key["check_silver"]["condition"]["op"] == ">"
+    assert by_key["gold_country_totals"]["depends_on_outcomes"] == {"check_silver": "true"}
+    assert {t["task_key"] for t in green["tasks"] if t["group"] == "gold"} == {
+        "gold_country_totals",
+        "gold_source_shares",
     }
     assert green["recent_runs"] == [] and green["schedules"] == []
     assert jobs["teams/ops/nightly"]["tasks"][0]["notebook_path"] == "teams/ops/nightly/load.ipynb"
@@ -122,7 +134,7 @@ async def test_change_task_settings(api: Api, examples: Path) -> None:
     task = next(t for t in doc["tasks"] if t["task_key"] == "report")
     assert (task["timeout_seconds"], task["max_retries"]) == (120, 1)
     assert orchestrate_metadata(report) == {
-        "depends_on": ["gold_country_totals", "gold_source_shares"],
+        "depends_on": ["gold"],
         "task_key": "report",
         "timeout_seconds": 120,
         "max_retries": 1,

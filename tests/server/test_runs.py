@@ -24,13 +24,27 @@ async def test_run_green_energy(api: Api, examples: Path, jp_root_dir: Path, jp_
     run = await api.wait_run(run_id)
     assert run["status"] == "succeeded", run
     assert {t["task_key"]: t["status"] for t in run["task_runs"]} == dict.fromkeys(
-        ["bronze", "silver", "gold_country_totals", "gold_source_shares", "report"], "succeeded"
+        [
+            "list_files",
+            "bronze",
+            "silver",
+            "check_silver",
+            "gold_country_totals",
+            "gold_source_shares",
+            "report",
+        ],
+        "succeeded",
     )
-    for task in run["task_runs"]:
+    bronze = task_of(run, "bronze")
+    assert bronze["attempt_count"] == 0 and [i["map_index"] for i in bronze["iterations"]] == list(range(6))
+    # every notebook execution: the notebook tasks, and each iteration of the for-each task bronze
+    executed = [t for t in run["task_runs"] if t["notebook"] and not t["iterations"]] + bronze["iterations"]
+    for task in executed:
         assert task["attempt_count"] == 1 and len(task["attempts"]) == 1
         attempt = task["attempts"][0]
         relative = attempt["executed_notebook_path"]
-        assert relative == f"orchestrate_runs/runs/{run_id}/{task['task_key']}/attempt-1.ipynb"
+        folder = f"bronze/{task['map_index']}" if task["map_index"] is not None else task["task_key"]
+        assert relative == f"orchestrate_runs/runs/{run_id}/{folder}/attempt-1.ipynb"
         assert (jp_root_dir / relative).is_file()
         opened = json.loads((await jp_fetch("api", "contents", relative)).body)
         assert opened["type"] == "notebook" and opened["content"]["metadata"]["papermill"], (
@@ -38,8 +52,9 @@ async def test_run_green_energy(api: Api, examples: Path, jp_root_dir: Path, jp_
         )
         assert attempt["status"] == "succeeded" and attempt["error"] is None
         assert attempt["cells_total"] and attempt["cells_completed"] == attempt["cells_total"]
-    bronze_rows = task_of(run, "bronze")["task_values"]["rows"]
-    assert 0 < task_of(run, "silver")["task_values"]["rows"] < bronze_rows
+    bronze_rows = task_of(run, "bronze")["task_values"]["rows"]  # one count per file, in map_index order
+    assert len(bronze_rows) == 6 and 0 < task_of(run, "silver")["task_values"]["rows"] < sum(bronze_rows)
+    assert task_of(run, "check_silver")["task_values"] == {"outcome": True}
     assert task_of(run, "silver")["attempts"][0]["parameters"]["bronze_rows"] == bronze_rows
     assert (jp_root_dir / "green_energy" / "output" / f"run-{run_id}" / "report.png").is_file()
 
@@ -51,11 +66,12 @@ async def test_run_green_energy(api: Api, examples: Path, jp_root_dir: Path, jp_
     assert listed["repair_demo"]["recent_runs"] == []
 
     # Logs: the attempt's captured output as text; a missing attempt or task is 404.
-    log = await api.get(f"runs/{run_id}/tasks/bronze/attempts/1/log")
+    log = await api.get(f"runs/{run_id}/tasks/bronze%5B0%5D/attempts/1/log")  # iteration bronze[0]
     # what bronze prints is in its executed notebook only; the log holds the kernel process's own output
     assert log.code == 200 and "countries NL, DE, DK, ES, FR, NO" not in log.text, log.body
     for missing in (
-        f"runs/{run_id}/tasks/bronze/attempts/2/log",
+        f"runs/{run_id}/tasks/bronze/attempts/1/log",  # a for-each task has no attempt of its own
+        f"runs/{run_id}/tasks/bronze%5B0%5D/attempts/2/log",
         f"runs/{run_id}/tasks/platinum/attempts/1/log",
         "runs/999/tasks/bronze/attempts/1/log",
     ):

@@ -27,7 +27,7 @@ async def test_validate_returns_the_metadata_and_writes_nothing(api: Api, exampl
     )
     assert doc["task_key"] == "report" and doc["notebook"] == "report.ipynb"
     assert doc["metadata"] == {
-        "depends_on": ["gold_country_totals", "gold_source_shares"],
+        "depends_on": ["gold"],
         "task_key": "report",
         "timeout_seconds": 120,
         "max_retries": 1,

@@ -178,6 +178,36 @@ function RunHeader(props: { model: OrchestrateModel; run: RunDocument; now: numb
           </span>
         )}
       </div>
+      {run.parent_run_id !== null && run.parent_run_id !== undefined && (
+        <div data-testid="jo-parent-run">
+          Started by task <code>{run.parent_task_key}</code> of{' '}
+          <button
+            className="jo-link"
+            data-testid="jo-parent-run-link"
+            onClick={() => model.show({ kind: 'run', runId: run.parent_run_id as number })}
+          >
+            run {run.parent_run_id}
+          </button>
+        </div>
+      )}
+      {(run.child_runs ?? []).length > 0 && (
+        <div data-testid="jo-child-runs">
+          Runs started by its run-job tasks:{' '}
+          {(run.child_runs ?? []).map(child => (
+            <button
+              key={child.run_id}
+              className="jo-link"
+              data-testid="jo-child-run-link"
+              data-run-id={child.run_id}
+              data-status={child.status}
+              title={`${child.job_name}: ${child.status}`}
+              onClick={() => model.show({ kind: 'run', runId: child.run_id })}
+            >
+              {child.task_key} → run {child.run_id} ({child.status})
+            </button>
+          ))}
+        </div>
+      )}
       {run.status_reason && (
         <div className={run.status === 'failed' ? 'jo-error-text' : 'jo-muted'} data-testid="jo-run-reason">
           {run.status_reason}

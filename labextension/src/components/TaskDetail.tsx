@@ -55,6 +55,7 @@ const ERROR_KINDS: Record<string, string> = {
   launch_error: 'Kernel failed to start',
   parameter_error: 'Parameter error',
   orchestrator_died: 'Orchestrator died',
+  child_run_failed: 'Job run failed',
   internal: 'Internal error'
 };
 
