@@ -64,6 +64,10 @@ MAX_YAML_CHARS = (
     2 * 1024 * 1024
 )  # characters of all scalars in job.yaml, each alias counted as all it repeats
 WITHIN_JOB = "the job folder"
+#: task settings only job.yaml's tasks: may have (a task without a notebook is written there, not in one)
+JOB_FILE_ONLY_SETTINGS = ("notebook", "condition", "run_job")
+#: task settings that say what a task is: never a task_defaults value
+NOT_DEFAULT_SETTINGS = ("condition", "run_job", "for_each", "group")
 
 
 class JobFile(BaseModel):
@@ -555,7 +559,7 @@ def validate_job(
     problems = scan.problems
     problems.extend(job_file_parameter_problems(scan.job_file, scan.job_file_shown))
     problems.extend(_schedule_problems(scan.job_file, scan.job_file_shown))
-    for field_name in ("condition", "for_each", "group"):  # what makes a task what it is cannot be a default
+    for field_name in NOT_DEFAULT_SETTINGS:
         if getattr(scan.job_file.task_defaults, field_name) is not None:
             problems.append(
                 Problem(scan.job_file_shown, f"task_defaults.{field_name}", "set it on a task under tasks:")
@@ -774,7 +778,7 @@ def _task_entries(scan: _Scan, candidates: dict[Path, str]) -> _Entries:
                 origin if origin != "scan" else (claimed if isinstance(claimed, str) else nb_path.stem)
             )
             continue
-        for field_name in ("notebook", "condition"):
+        for field_name in JOB_FILE_ONLY_SETTINGS:
             if getattr(settings, field_name) is not None:
                 problems.append(
                     Problem(shown, f"metadata.{METADATA_KEY}.{field_name}", "only allowed in job.yaml")
@@ -838,11 +842,13 @@ def _build_task(scan: _Scan, key: str, entries: _Entries) -> Task | None:
             )
         )
         return None
-    merged = _merge(job_file.task_defaults, layers["metadata"], job_file.tasks.get(key))
+    defaults = job_file.task_defaults.model_copy(update=dict.fromkeys(NOT_DEFAULT_SETTINGS))  # refused above
+    merged = _merge(defaults, layers["metadata"], job_file.tasks.get(key))
     merged.pop("notebook", None)
     merged.pop("task_key", None)
     merged = {k: v for k, v in merged.items() if v is not None}
-    merged.pop("condition", None)  # only in job.yaml, where it makes a condition task (reported above)
+    for field_name in JOB_FILE_ONLY_SETTINGS:  # they make a task without a notebook (or were reported above)
+        merged.pop(field_name, None)
     merged["depends_on"], merged["depends_on_outcomes"] = split_depends_on(merged.get("depends_on", []))
     environment_key = merged.pop("environment_key", None)
     environment = _task_environment(scan, shown, environment_key, merged.pop("environment", {}) or {})
@@ -1200,17 +1206,27 @@ def _task_groups(scan: _Scan, tasks: list[Task], all_keys: set[str]) -> None:
             continue
         if task.group in all_keys or not TASK_KEY_PATTERN.match(task.group):
             file, prefix = task_shown(scan.root, task, shown)
-            scan.problems.append(
-                Problem(
-                    file, f"{prefix}group", f"invalid group name {task.group!r}: it must not be a task key"
-                )
+            why = (
+                "it is a task key"
+                if task.group in all_keys
+                else "use letters, digits, '_' and '-' (at most 100)"
             )
+            scan.problems.append(Problem(file, f"{prefix}group", f"invalid group name {task.group!r}: {why}"))
             continue
         groups.setdefault(task.group, []).append(task.task_key)
     for task in tasks:
         named = [d for d in task.depends_on if d in groups]
         if not named:
             continue
+        for group in [g for g in named if g in task.depends_on_outcomes]:
+            file, prefix = task_shown(scan.root, task, shown)
+            scan.problems.append(
+                Problem(
+                    file,
+                    f"{prefix}depends_on",
+                    f"{group!r} is a task group: only a condition task has an outcome (remove outcome)",
+                )
+            )
         if task.group in named:
             file, prefix = task_shown(scan.root, task, shown)
             scan.problems.append(
@@ -1346,7 +1362,10 @@ def _for_each_problems(scan: _Scan, task: Task, dag: Dag | None, all_keys: set[s
     for_each = task.for_each
     assert for_each is not None
     shown, _ = task_shown(scan.root, task, scan.job_file_shown)
-    field = "for_each.inputs"
+    prefix = "for_each"
+    if (scan.job_file.tasks.get(task.task_key) or TaskSettings()).for_each is not None:
+        shown, prefix = scan.job_file_shown, f"tasks.{task.task_key}.for_each"  # where it was written
+    field = f"{prefix}.inputs"
     if isinstance(for_each.inputs, list):
         if len(for_each.inputs) > for_each.max_inputs:
             scan.problems.append(
@@ -1384,7 +1403,7 @@ def _for_each_problems(scan: _Scan, task: Task, dag: Dag | None, all_keys: set[s
         scan.problems.append(
             Problem(
                 shown,
-                "for_each.parameter",
+                f"{prefix}.parameter",
                 f"the notebook's parameters cell does not declare {for_each.parameter!r} (it declares "
                 f"{', '.join(sorted(declared))}); each iteration sets it to its input",
             )

@@ -611,6 +611,12 @@ class Task(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
     @property
+    def runs_kernel(self) -> bool:
+        """Whether an attempt of this task executes its notebook in a kernel (not a condition, a run-job task,
+        or a for-each task, whose iterations do): the tasks whose kernels are started ahead."""
+        return self.notebook is not None and self.for_each is None
+
+    @property
     def target(self) -> str:
         """What the task executes, as messages name it: its notebook, ``condition 'a' > 0`` or ``run job
         ../load``."""

@@ -195,11 +195,13 @@ class ChildRunStarter:
         self, parent_run_id: int, task_key: str, job_folder: Path, parameters: dict[str, Any], repair: bool
     ) -> int:
         service = self.service
+        if service.root is not None:  # under a server: the child job, like the parent, inside its root
+            confine(job_folder, service.root, what="run_job.job", within="the server root")
         earlier = service.store.child_run_of(parent_run_id, task_key) if repair else None
-        if earlier is not None and service.store.run_status(earlier) in (
-            RunStatus.failed,
-            RunStatus.canceled,
-        ):
+        status = service.store.run_status(earlier) if earlier is not None else None
+        if earlier is not None and status is not None and not status.is_terminal:
+            raise ConflictError(f"run {earlier} that task {task_key} started is still {status.value}")
+        if earlier is not None and status in (RunStatus.failed, RunStatus.canceled):
             runner = service.new_repair(earlier, parameters=parameters)
         else:
             runner = service.new_run(
@@ -213,8 +215,8 @@ class ChildRunStarter:
         return runner.run_id
 
     def status(self, run_id: int) -> tuple[RunStatus, str | None]:
-        run = self.service.store.get_run(run_id)
-        return run.status, run.status_reason
+        status = self.service.store.run_status(run_id)  # a cheap query: the runner polls it
+        return status, self.service.store.run_reason(run_id) if status.is_terminal else None
 
     def cancel(self, run_id: int) -> None:
         self.service.cancel(run_id)
@@ -238,6 +240,8 @@ class OrchestrateService:
             :mod:`~.executors.kernel_pool`); closed by :meth:`shutdown`. None: each run launches its own.
         executor: the executor of runs whose job.yaml names none (a server's ``executor`` and
             ``dask_scheduler`` traits); None: local.
+        root: a Jupyter server's root: the jobs runs start by themselves (run-job tasks) must lie inside it,
+            as the jobs its requests name do; None (CLI, Python API): the workspace alone confines them.
     """
 
     def __init__(
@@ -252,6 +256,7 @@ class OrchestrateService:
         keep_failed_kernels_seconds: float = 0.0,
         kernel_pool: KernelPool | None = None,
         executor: ExecutorSettings | None = None,
+        root: str | os.PathLike[str] | None = None,
     ):
         if existing and not (Path(home) / DB_NAME).is_file():
             raise NotFoundError(f"no runs yet in state home {Path(home).expanduser().resolve()}")
@@ -264,6 +269,8 @@ class OrchestrateService:
         self.keep_failed_kernels_seconds = keep_failed_kernels_seconds
         self.kernel_pool = kernel_pool
         self.default_executor = executor or ExecutorSettings()
+        #: a Jupyter server's root: the jobs a run starts by itself (run-job tasks) must lie inside it too
+        self.root = Path(root).expanduser().resolve() if root is not None else None
         self._active: dict[int, tuple[Runner, threading.Thread]] = {}
         self._executed: set[int] = set()  # runs executed by start(): shutdown reaps the kernels they keep
         self._active_lock = threading.Lock()
@@ -1031,9 +1038,21 @@ class OrchestrateService:
             clock=clock,
             keep_failed_kernels_seconds=keep_failed_kernels_seconds,
             resume=specs,
-            # a for-each task the repair names (or reaches with rerun_dependents) re-executes every iteration
-            fresh_iterations=plan.task_keys if rerun_dependents else job.expand_groups(task_keys or []),
+            fresh_iterations=self._fresh_iterations(run, job, plan.task_keys, task_keys, resume),
         )
+
+    @staticmethod
+    def _fresh_iterations(
+        run: Run, job: Job, to_run: list[str], named: list[str] | None, resume: bool
+    ) -> list[str]:
+        """The for-each tasks a repair re-executes whole (every iteration, none reused): those it names
+        (``--task``, groups expanded) and those it re-executes although they succeeded (``--rerun-dependents``).
+        A for-each task it selects because it failed re-executes only its unsuccessful iterations; a resume
+        re-executes only the resumed ones."""
+        if resume:
+            return []
+        succeeded = {t.task_key for t in run.task_runs if t.status == TaskRunStatus.succeeded}
+        return sorted(set(job.expand_groups(named or [])) | (set(to_run) & succeeded))
 
     def resume_specs(
         self, run: Run, job: Job, task_keys: list[str] | None, *, force: bool = False

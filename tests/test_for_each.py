@@ -254,6 +254,20 @@ def test_a_reference_to_a_task_that_is_not_upstream(tmp_path: Path) -> None:
     ]
 
 
+def test_for_each_in_job_yaml_is_reported_there(tmp_path: Path) -> None:
+    folder = make_job(tmp_path, {})
+    (folder / "job.yaml").write_text("tasks:\n  load:\n    for_each: {inputs: 'not a reference'}\n")
+    assert problems(folder) == [
+        "job/job.yaml: tasks.load.for_each.inputs: 'not a reference' is neither a list nor one reference such "
+        "as '{{tasks.<task_key>.values.<name>}}'"
+    ]
+
+
+def test_iterations_are_queued_in_map_index_order() -> None:
+    run = expanded([f"f{i}" for i in range(12)], concurrency=3)
+    assert run.queued == [f"load[{i}]" for i in range(12)], "kernels are started ahead in this order"
+
+
 # -- the runner, no kernels --------------------------------------------------------------------------------------
 
 
@@ -371,6 +385,48 @@ def test_a_repair_with_new_inputs_re_executes_changed_iterations_and_skips_dropp
     ]
     assert iterations[2].status_reason == "not among the inputs of repair 1"
     assert run.task_run("load").status_reason == "for_each: 2/2 succeeded"
+
+
+def test_a_repair_of_what_is_downstream_reads_the_reused_for_each_values(tmp_path: Path) -> None:
+    service = OrchestrateService(tmp_path / "state")
+    executor = MemoryExecutor(
+        {"list_files": [succeed(1, files=["a", "b"])], "total": [fail(1)]}, default=succeed(1, rows=7)
+    )
+    run = execute(service, service.new_run(runner_job(tmp_path), executor=executor, clock=executor.clock))
+    assert run.task_run("load").status == S.succeeded and run.task_run("total").status == S.failed
+    run = execute(service, service.new_repair(run.run_id, executor=executor, clock=executor.clock))
+    assert run.status == RunStatus.succeeded, run.task_run("total").status_reason
+    assert executor.started("total")[-1].parameters["rows"] == [7, 7], "the values of the reused iterations"
+    assert [len(i.attempts) for i in run.task_run("load").iterations] == [1, 1]
+
+
+def test_rerun_dependents_re_executes_only_the_failed_iterations_of_the_failed_task(tmp_path: Path) -> None:
+    service = OrchestrateService(tmp_path / "state")
+    executor = MemoryExecutor(
+        {"list_files": [succeed(1, files=["a", "b", "c"])], "load[1]": [fail(1)]}, default=succeed(1, rows=1)
+    )
+    run = execute(service, service.new_run(runner_job(tmp_path), executor=executor, clock=executor.clock))
+    repair = service.new_repair(run.run_id, rerun_dependents=True, executor=executor, clock=executor.clock)
+    run = execute(service, repair)
+    assert [len(i.attempts) for i in run.task_run("load").iterations] == [1, 2, 1]
+
+
+def test_a_repaired_for_each_task_that_does_not_expand_drops_its_old_iterations(tmp_path: Path) -> None:
+    service = OrchestrateService(tmp_path / "state")
+    executor = MemoryExecutor(
+        {"list_files": [succeed(1, files=["a", "b"]), fail(1)]}, default=succeed(1, rows=1)
+    )
+    run = execute(service, service.new_run(runner_job(tmp_path), executor=executor, clock=executor.clock))
+    assert run.status == RunStatus.succeeded
+    repair = service.new_repair(
+        run.run_id, task_keys=["list_files"], rerun_dependents=True, executor=executor, clock=executor.clock
+    )
+    run = execute(service, repair)
+    load = run.task_run("load")
+    assert load.status == S.upstream_failed and load.task_values == {}
+    assert [(i.status, i.status_reason) for i in load.iterations] == [
+        (S.skipped, "not executed in repair 1")
+    ] * 2
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ def test_a_valid_run_job_task(tmp_path: Path) -> None:
 )
 def test_run_job_problems_name_file_field_and_problem(tmp_path: Path, run_job: str, expected: str) -> None:
     found = errors(workspace(tmp_path, run_job) / "parent")
-    assert any(p.startswith(expected) for p in found), found
+    assert len(found) == 1 and found[0].startswith(expected), found
 
 
 def test_a_cycle_through_two_jobs_is_refused(tmp_path: Path) -> None:
@@ -115,6 +115,20 @@ def test_an_invalid_child_job_and_notebook_settings_are_refused(tmp_path: Path) 
     assert errors(root / "parent") == [
         "parent/job.yaml: tasks.load_child.timeout_seconds: a run-job task runs no notebook: remove "
         "timeout_seconds (or the run_job)"
+    ]
+
+
+def test_run_job_is_refused_in_notebook_metadata_and_task_defaults(tmp_path: Path) -> None:
+    root = workspace(tmp_path, "{job: ../child}")
+    write_notebook(root / "parent" / "sneaky.ipynb", "pass", orchestrate={"run_job": {"job": "../child"}})
+    assert errors(root / "parent") == [
+        "parent/sneaky.ipynb: metadata.orchestrate.run_job: only allowed in job.yaml"
+    ]
+    (root / "parent" / "sneaky.ipynb").unlink()
+    job_yaml = (root / "parent" / "job.yaml").read_text()
+    (root / "parent" / "job.yaml").write_text(job_yaml + "task_defaults:\n  run_job: {job: ../child}\n")
+    assert errors(root / "parent") == [
+        "parent/job.yaml: task_defaults.run_job: set it on a task under tasks:"
     ]
 
 

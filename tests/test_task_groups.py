@@ -76,7 +76,7 @@ def test_groups_in_job_yaml(tmp_path: Path) -> None:
 def test_group_problems(tmp_path: Path, job_yaml: str, expected: str) -> None:
     _, problems = validate_job(gold_job(tmp_path, job_yaml), check_kernels=False)
     found = [str(p) for p in problems if not p.is_warning]
-    assert any(p.startswith(expected) for p in found), found
+    assert len(found) == 1 and found[0].startswith(expected), found
 
 
 def test_a_task_cannot_depend_on_its_own_group(tmp_path: Path) -> None:
@@ -98,3 +98,17 @@ def test_repair_of_a_group_selects_all_its_tasks(tmp_path: Path) -> None:
     assert attempts == {"silver": 1, "gold_totals": 2, "gold_shares": 2, "report": 1}
     with pytest.raises(ValidationError, match=r"unknown task\(s\) bronze \(tasks: .*; groups: gold\)"):
         service.new_repair(runner.run_id, task_keys=["bronze"], executor=executor, clock=executor.clock)
+
+
+def test_an_outcome_on_a_group_and_an_invalid_group_name(tmp_path: Path) -> None:
+    folder = make_job(
+        tmp_path,
+        a={"group": "g"},
+        b={"depends_on": [{"task_key": "g", "outcome": "true"}]},
+        c={"group": "bad name!"},
+    )
+    _, problems = validate_job(folder, check_kernels=False)
+    assert sorted(str(p) for p in problems) == [
+        "job/b.ipynb: depends_on: 'g' is a task group: only a condition task has an outcome (remove outcome)",
+        "job/c.ipynb: group: invalid group name 'bad name!': use letters, digits, '_' and '-' (at most 100)",
+    ]

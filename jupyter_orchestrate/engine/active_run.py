@@ -169,8 +169,14 @@ class ActiveRun:
         #: pending tasks whose dependencies all succeeded or run (soon_launchable's first level)
         self._soon = {k for k in pending if self._likely_deps[k] == len(self._deps[k])}
 
+    def _order(self, key: str) -> tuple[int, int]:
+        """Where ``key`` comes in the run's order: its position in the DAG's topological order, and an
+        iteration after the others of its task by map_index (the one order of queries and launches)."""
+        split = split_iteration_key(key) if key in self.parent_of else None
+        return self._pos[key], split[1] if split else -1
+
     def _in_order(self, keys: Iterable[str]) -> list[str]:
-        return sorted(keys, key=self._pos.__getitem__)
+        return sorted(keys, key=self._order)
 
     # -- queries -------------------------------------------------------------------------------------------
     def status(self, key: str) -> TaskRunStatus:
@@ -209,7 +215,7 @@ class ActiveRun:
         # iterations: at most for_each.concurrency of one task at once (the lowest map_index first)
         busy = {p: sum(k in running for k in self.iterations[p]) for p in expanded}
         chosen: list[str] = []
-        for key in sorted(candidates, key=lambda k: (self._pos[k], split_iteration_key(k) or (k, -1))):
+        for key in sorted(candidates, key=self._order):
             parent = self.parent_of.get(key)
             if parent is not None:
                 for_each = self.tasks[parent].for_each

@@ -41,7 +41,7 @@ def prelaunch_kernels(job: Job, executor: TaskExecutor, count: int, marker: str)
         environment = task.environment
         if environment.python or environment.requirements or environment.requirements_file:
             continue
-        if task.keep_failed_kernels_seconds or task.notebook is None or task.for_each is not None:
+        if task.keep_failed_kernels_seconds or not task.runs_kernel:
             continue
         cwd, env = kernel_place(job, task)
         place = (task.kernel_name, cwd, tuple(sorted(env.items())))

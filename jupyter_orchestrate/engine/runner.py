@@ -68,7 +68,6 @@ from jupyter_orchestrate.models import (
     cell_label,
     code_cell_progress,
     iteration_key,
-    iteration_values,
     utc_iso,
     utc_now,
 )
@@ -317,6 +316,16 @@ class Runner:
     def _record(self, changes: list[Transition]) -> None:
         for change in changes:
             self.store.set_task_status(self.run_id, change.task_key, change.new, self._clean(change.reason))
+            task = self.tasks[change.task_key]
+            if (
+                self.repair_number
+                and task.for_each is not None
+                and change.new.is_terminal
+                and change.task_key not in self.active.iterations
+            ):  # a repaired for-each task that ended without expanding: its earlier iterations are not its now
+                self.store.record_iterations(
+                    self.run_id, change.task_key, [], [], f"not executed in repair {self.repair_number}"
+                )
             if change.new == S.queued:  # the attempt's queued phase starts here (the Gantt shows it)
                 self._queued_time[change.task_key] = utc_now()
             flight = self.in_flight.get(change.task_key)
@@ -337,8 +346,6 @@ class Runner:
         task's task values are lists of its iterations' values in map_index order (None where an iteration
         did not set one)."""
         values = self.store.task_values(self.run_id)
-        for parent, keys in self.active.iterations.items():
-            values[parent] = iteration_values([values.get(k, {}) for k in keys])
         return {
             "job": {
                 "run_id": self.run_id,
@@ -519,7 +526,11 @@ class Runner:
         statuses = [reused[i].status if i in reused else S.queued for i in range(len(inputs))]
         statuses = [s if s.is_terminal else S.queued for s in statuses]
         self.store.record_iterations(
-            self.run_id, key, inputs, statuses, f"not among the inputs of repair {self.repair_number}"
+            self.run_id,
+            key,
+            self._clean(inputs),
+            statuses,
+            f"not among the inputs of repair {self.repair_number}",
         )
         for index, element in enumerate(inputs):
             self.iteration_inputs[iteration_key(key, index)] = (for_each.parameter, element)
@@ -553,15 +564,24 @@ class Runner:
             if str(folder) in above:
                 raise ValidationError(f"job cycle: {folder} is running above this run already")
             parameters = render(run_job.parameters, self.context())
-            child = self.child_runs.start(self.run_id, key, folder, parameters, self.repair_number > 0)
+            child = self.child_runs.start(
+                self.run_id, key, folder, self._clean(parameters), self.repair_number > 0
+            )
         except OrchestrateError as exc:
             error = AttemptError(
                 kind=AttemptErrorKind.child_run_failed, ename=type(exc).__name__, evalue=str(exc)[:2000]
             )
             self._finish(key, attempt_number, S.failed, error, {}, now)
             return
+        self.children[key] = (child, attempt_number)  # first: a failing write below still cancels it
         self.store.set_attempt_environment(self.run_id, key, attempt_number, {"child_run_id": child})
-        self.children[key] = (child, attempt_number)
+
+    def _cancel_children(self) -> None:
+        """Ask every child run still waited for to stop (each child's own runner records how it ends)."""
+        for child, _ in self.children.values():
+            with contextlib.suppress(Exception):  # one child that cannot be reached must not keep the others
+                assert self.child_runs is not None
+                self.child_runs.cancel(child)
 
     def _poll_children(self, now: float) -> None:
         """End the attempts of run-job tasks whose child run ended: succeeded with it (task value ``run_id``),
@@ -774,9 +794,7 @@ class Runner:
         self.store.request_cancel(self.run_id)
         self._emit(RunStatusEvent(run_id=self.run_id, status=RunStatus.canceling, reason=reason))
         self._record(self.active.cancel(reason))
-        for child, _ in self.children.values():  # their tasks end when the children have (_poll_children)
-            assert self.child_runs is not None
-            self.child_runs.cancel(child)
+        self._cancel_children()  # their tasks end when the children have (_poll_children)
         for key, kept in list(self.kept.items()):
             if key not in self.in_flight:
                 self.kept.pop(key)
@@ -851,10 +869,7 @@ class Runner:
                         self._launch(key, now)
                     # a condition is evaluated, a for-each task expanded (a run-job task started) here, with no
                     # attempt to wait for: what they decide launches now, not after the next wait
-                    if all(
-                        self.tasks[k].notebook is not None and self.tasks[k].for_each is None
-                        for k in launched
-                    ):
+                    if all(self.tasks[k].runs_kernel for k in launched):
                         break
                 self._prepare_ahead()
                 if self.active.is_done and not any(f.started is not None for f in self.in_flight.values()):
@@ -877,10 +892,7 @@ class Runner:
         except BaseException as exc:
             for flight in list(self.in_flight.values()):
                 self.executor.kill(flight.handle)
-            for child, _ in self.children.values():
-                with contextlib.suppress(Exception):  # the child's own runner records how it ends
-                    assert self.child_runs is not None
-                    self.child_runs.cancel(child)
+            self._cancel_children()
             self.mark_crashed(exc)
             raise
         finally:
@@ -929,10 +941,12 @@ class Runner:
                 store.close()
 
     def _abandon(self, stored: RunStatus) -> RunStatus:
-        """The run was ended by someone else (a run monitor): stop its attempts, keep the record as it is."""
+        """The run was ended by someone else (a run monitor): stop its attempts and child runs, keep the record
+        as it is."""
         for flight in list(self.in_flight.values()):
             self.executor.kill(flight.handle)
             self.in_flight.pop(flight.task_key, None)
+        self._cancel_children()
         log.warning(
             "run %s was ended (%s) by a run monitor while this runner executed it", self.run_id, stored.value
         )
@@ -992,13 +1006,26 @@ class Runner:
                 not_in_use += 1
                 waiting += f.started is not None
         depth = self.active.max_parallel + (0 if waiting else 1)
+        # iterations: no more kernels waiting for one for-each task than its concurrency lets start next
+        ahead: dict[str, int] = {}
+        for f in self.in_flight.values():
+            parent = self.active.parent_of.get(f.task_key)
+            if parent is not None and f.started is None:
+                ahead[parent] = ahead.get(parent, 0) + 1
         for key in launchable_soon:
             if not_in_use >= depth:
                 break
-            task = self.tasks[key]
-            if key not in self.in_flight and task.notebook is not None and task.for_each is None:
-                self._prepare(key)
-                not_in_use += 1
+            if key in self.in_flight or not self.tasks[key].runs_kernel:
+                continue
+            parent = self.active.parent_of.get(key)
+            if parent is not None:
+                for_each = self.tasks[parent].for_each
+                assert for_each is not None
+                if ahead.get(parent, 0) >= for_each.concurrency:
+                    continue
+                ahead[parent] = ahead.get(parent, 0) + 1
+            self._prepare(key)
+            not_in_use += 1
 
     def _handle_events(self, events: list[ExecutorEvent]) -> None:
         by_handle = {id(f.handle): f for f in self.in_flight.values()}

@@ -168,6 +168,7 @@ class OrchestrateApp(ExtensionApp):
             executor=ExecutorSettings(
                 type=ExecutorType(self.executor), scheduler=self.dask_scheduler or None
             ),
+            root=self._server.root_dir,
         )
         self.service.listeners.append(self.bus.publish)
         self.watcher = StoreWatcher(self.home, self.bus.publish, poll_seconds=self.watch_seconds)

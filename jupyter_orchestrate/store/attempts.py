@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jupyter_orchestrate.models import Attempt, AttemptError, TaskRunStatus, seconds_between, utc_now
+from jupyter_orchestrate.models import (
+    Attempt,
+    AttemptError,
+    TaskRunStatus,
+    iteration_values,
+    seconds_between,
+    utc_now,
+)
 from jupyter_orchestrate.store.connection import (
     StoreConnection,
     dumps,
@@ -229,10 +236,21 @@ class AttemptRecords(StoreConnection):
 
     @reads
     def task_values(self, run_id: int) -> dict[str, dict[str, Any]]:
-        """Every task value of the run: ``{task_key: {name: value}}``."""
+        """Every task value of the run: ``{task_key: {name: value}}``. A for-each task's are its current
+        iterations' (not those a repair dropped: ``skipped``) as lists in map_index order
+        (:func:`~..models.iteration_values`), whether or not this process expanded it."""
         result: dict[str, dict[str, Any]] = {}
         for row in self.db.table("task_values").rows_where("run_id = ?", [run_id], order_by="task_key, name"):
             result.setdefault(row["task_key"], {})[row["name"]] = json.loads(row["value"])
+        iterations: dict[str, list[str]] = {}
+        for key, parent in self.db.execute(
+            "select task_key, parent_task_key from task_runs where run_id = ? and parent_task_key is not null "
+            "and status != ? order by map_index",
+            [run_id, TaskRunStatus.skipped.value],
+        ).fetchall():
+            iterations.setdefault(parent, []).append(key)
+        for parent, keys in iterations.items():
+            result[parent] = iteration_values([result.get(k, {}) for k in keys])
         return result
 
     @reads

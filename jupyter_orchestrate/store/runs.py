@@ -22,7 +22,6 @@ from jupyter_orchestrate.models import (
     TaskRunStatus,
     Trigger,
     iteration_key,
-    iteration_values,
     seconds_between,
     utc_now,
 )
@@ -412,14 +411,15 @@ class RunRecords(AttemptRecords, KeptKernelRecords):
         run.task_runs = []
         for t in task_rows:
             found = task_run(t)
-            if t["task_key"] in iterations:
-                found.iterations = iterations[t["task_key"]]
-                current = [
-                    i for i in found.iterations if i.status != TaskRunStatus.skipped
-                ]  # not dropped ones
-                found.task_values = iteration_values([i.task_values for i in current])
+            found.iterations = iterations.get(t["task_key"], [])  # its values: task_values() made them
             run.task_runs.append(found)
         return run
+
+    @reads
+    def run_reason(self, run_id: int) -> str | None:
+        """The run's status reason (a cheap query)."""
+        row = self.db.execute("select status_reason from runs where run_id = ?", [run_id]).fetchone()
+        return row[0] if row else None
 
     @reads
     def child_run_of(self, run_id: int, task_key: str) -> int | None:
