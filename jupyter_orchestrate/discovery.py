@@ -842,8 +842,8 @@ def _build_task(scan: _Scan, key: str, entries: _Entries) -> Task | None:
             )
         )
         return None
-    defaults = job_file.task_defaults.model_copy(update=dict.fromkeys(NOT_DEFAULT_SETTINGS))  # refused above
-    merged = _merge(defaults, layers["metadata"], job_file.tasks.get(key))
+    task_defaults = job_file.task_defaults.model_copy(update=dict.fromkeys(NOT_DEFAULT_SETTINGS))  # refused
+    merged = _merge(task_defaults, layers["metadata"], job_file.tasks.get(key))
     merged.pop("notebook", None)
     merged.pop("task_key", None)
     merged = {k: v for k, v in merged.items() if v is not None}
