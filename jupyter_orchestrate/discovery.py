@@ -1306,39 +1306,19 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
             if message:
                 scan.problems.append(Problem(shown, f"parameters.{name}", message))
     for task in tasks:
-        upstream: set[str] | None = None  # looked up for tasks with references only
+        # (file, field, value) of every value of the task that may hold references
+        file, _ = task_shown(scan.root, task, shown)
+        values = [(file, f"parameters.{name}", value) for name, value in task.parameters.items()]
         if task.condition is not None:
-            for side in ("left", "right"):
-                for ref in references(getattr(task.condition, side)):
-                    if upstream is None:
-                        upstream = dag.upstream_of(task.task_key) if dag else set(task.depends_on)
-                    message = check_reference(
-                        ref,
-                        job_parameters=job_file.parameters,
-                        task_keys=all_keys,
-                        upstream=upstream,
-                        task_key=task.task_key,
-                    )
-                    if message:
-                        scan.problems.append(
-                            Problem(shown, f"tasks.{task.task_key}.condition.{side}", message)
-                        )
-        if task.for_each is not None:
-            _for_each_problems(scan, task, dag, all_keys)
-        for name, value in (task.run_job.parameters if task.run_job else {}).items():
-            for ref in references(value):
-                message = check_reference(
-                    ref,
-                    job_parameters=job_file.parameters,
-                    task_keys=all_keys,
-                    upstream=dag.upstream_of(task.task_key) if dag else set(task.depends_on),
-                    task_key=task.task_key,
-                )
-                if message:
-                    scan.problems.append(
-                        Problem(shown, f"tasks.{task.task_key}.run_job.parameters.{name}", message)
-                    )
-        for name, value in task.parameters.items():
+            prefix = f"tasks.{task.task_key}.condition"
+            values += [
+                (shown, f"{prefix}.{side}", getattr(task.condition, side)) for side in ("left", "right")
+            ]
+        if task.run_job is not None:
+            prefix = f"tasks.{task.task_key}.run_job.parameters"
+            values += [(shown, f"{prefix}.{name}", value) for name, value in task.run_job.parameters.items()]
+        upstream: set[str] | None = None  # looked up for tasks with references only
+        for where, field, value in values:
             for ref in references(value):
                 if upstream is None:
                     upstream = dag.upstream_of(task.task_key) if dag else set(task.depends_on)
@@ -1350,9 +1330,9 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
                     task_key=task.task_key,
                 )
                 if message:
-                    scan.problems.append(
-                        Problem(task_shown(scan.root, task, shown)[0], f"parameters.{name}", message)
-                    )
+                    scan.problems.append(Problem(where, field, message))
+        if task.for_each is not None:
+            _for_each_problems(scan, task, dag, all_keys)
 
 
 def _for_each_problems(scan: _Scan, task: Task, dag: Dag | None, all_keys: set[str]) -> None:

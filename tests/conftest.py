@@ -14,6 +14,17 @@ from tests.webhooks import hooks  # noqa: F401 - the webhook receiver fixture, f
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "example_notebooks"
+#: the tasks of example_notebooks/green_energy in its DAG's order (bronze: a for-each task over 6 country files;
+#: check_silver: a condition task; the gold tasks: the task group "gold")
+GREEN_ENERGY_TASKS = [
+    "list_files",
+    "bronze",
+    "silver",
+    "check_silver",
+    "gold_country_totals",
+    "gold_source_shares",
+    "report",
+]
 
 
 def process_gone(pid: int) -> bool:

@@ -271,22 +271,25 @@ def test_iterations_are_queued_in_map_index_order() -> None:
 # -- the runner, no kernels --------------------------------------------------------------------------------------
 
 
-def runner_job(tmp_path: Path, **load: Any) -> Path:
+def runner_job(
+    tmp_path: Path, list_files: str = "pass", load: str = "pass", total: str = "pass", **settings: Any
+) -> Path:
+    """list_files -> load (for each of list_files' files, 2 at a time) -> total (rows: load's rows)."""
     folder = tmp_path / "job"
-    write_notebook(folder / "list_files.ipynb", "pass", orchestrate={})
+    write_notebook(folder / "list_files.ipynb", list_files, orchestrate={})
     write_notebook(
         folder / "load.ipynb",
-        "pass",
+        load,
         parameters="input = ''",
         orchestrate={
             "depends_on": ["list_files"],
             "for_each": {"inputs": "{{tasks.list_files.values.files}}", "concurrency": 2},
-            **load,
+            **settings,
         },
     )
     write_notebook(
         folder / "total.ipynb",
-        "pass",
+        total,
         parameters="rows = []",
         orchestrate={"depends_on": ["load"], "parameters": {"rows": "{{tasks.load.values.rows}}"}},
     )
@@ -465,29 +468,15 @@ def test_an_empty_list_skips_the_task_and_its_dependents(tmp_path: Path) -> None
 
 @pytest.mark.kernel
 def test_cli_for_each_two_of_five_fail_and_repair_re_executes_those_two(tmp_path: Path) -> None:
-    folder = tmp_path / "job"
-    write_notebook(
-        folder / "list_files.ipynb",
-        f"from jupyter_orchestrate import task_values\ntask_values.set('files', {FILES!r})",
-        orchestrate={},
-    )
-    load = write_notebook(
-        folder / "load.ipynb",
-        "from jupyter_orchestrate import task_values\n"
+    folder = runner_job(
+        tmp_path,
+        list_files=f"from jupyter_orchestrate import task_values\ntask_values.set('files', {FILES!r})",
+        load="from jupyter_orchestrate import task_values\n"
         "if 'bad' in input:\n    raise ValueError('cannot load ' + input)\n"
         "task_values.set('rows', len(input))",
-        parameters="input = 'a.csv'",
-        orchestrate={
-            "depends_on": ["list_files"],
-            "for_each": {"inputs": "{{tasks.list_files.values.files}}", "concurrency": 2},
-        },
+        total="print(sum(rows))",
     )
-    write_notebook(
-        folder / "total.ipynb",
-        "print(sum(rows))",
-        parameters="rows = []",
-        orchestrate={"depends_on": ["load"], "parameters": {"rows": "{{tasks.load.values.rows}}"}},
-    )
+    load = folder / "load.ipynb"
     home = tmp_path / "state"
     command = [sys.executable, "-m", "jupyter_orchestrate"]
 

@@ -109,9 +109,11 @@ def test_output_over_the_cap_is_truncated_with_a_note_and_bounded_memory(
     assert "[output truncated" in Path(failed.attempts[-1].notebook_path).read_text(encoding="utf-8")
     assert Path(failed.attempts[-1].notebook_path).stat().st_size < 2_000_000
 
-    # 20 MB went through each worker; what it holds is bounded by the cap (plus allocator slack)
+    # 20 MB went through each worker; what it holds is bounded by the cap, plus allocator slack and the
+    # kernel's stdout batches queued in its socket: 26-35 MB on idle cores, 42 MB once on busy ones (the batches
+    # grow when the worker is starved); a worker that kept the output grew by 120 MB here
     assert set(memory.peak) == {"loud", "loud_then_fails"}, "a worker was not sampled"
-    assert max(memory.growth().values()) < 40_000_000, memory.growth()  # main grew by 120 MB here
+    assert max(memory.growth().values()) < 60_000_000, memory.growth()
 
 
 def test_a_bad_cap_is_refused_before_anything_is_recorded(

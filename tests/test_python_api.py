@@ -12,7 +12,7 @@ import pytest
 from jupyter_orchestrate import Job, Run
 from jupyter_orchestrate.errors import ConflictError, ValidationError
 from jupyter_orchestrate.widgets import RunMonitor
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, GREEN_ENERGY_TASKS
 
 pytestmark = pytest.mark.kernel
 
@@ -29,15 +29,7 @@ def test_run_wait_dataframe_and_monitor_of_a_successful_run(tmp_path: Path, home
     assert run.status in ("queued", "running")
     assert run.wait(timeout=120) == "succeeded"
     frame = run.to_dataframe()
-    assert list(frame["task_key"]) == [
-        "list_files",
-        "bronze",
-        "silver",
-        "check_silver",
-        "gold_country_totals",
-        "gold_source_shares",
-        "report",
-    ]
+    assert list(frame["task_key"]) == GREEN_ENERGY_TASKS
     assert set(frame["status"]) == {"succeeded"}
     bronze_rows = frame.loc[1, "task_values"]["rows"]  # bronze: one iteration per file of NL and DE
     assert len(bronze_rows) == 2 and all(rows > 0 for rows in bronze_rows)

@@ -462,14 +462,9 @@ class Runner:
             "values_path": spec.values_path,
             "upstream": {k: context["tasks"].get(k, {}).get("values", {}) for k in upstream},
         }
-        attempt = Attempt(
-            run_id=self.run_id,
-            task_key=key,
-            attempt_number=attempt_number,
-            repair_number=self.repair_number,
-            status=S.running,
-            queued_time=self._queued_time.pop(key, None),
-            start_time=utc_now(),
+        attempt = self._new_attempt(
+            key,
+            attempt_number,
             kernel_ready_time=flight.kernel_ready_time,
             notebook_path=spec.output_path,
             log_path=spec.log_path,
@@ -536,26 +531,37 @@ class Runner:
             self.iteration_inputs[iteration_key(key, index)] = (for_each.parameter, element)
         self._record(self.active.expand(key, inputs, reused))
 
-    def _start_child(self, key: str, run_job: RunJob, now: float) -> None:
-        """A run-job task's attempt: start (or, in a repair, repair) the child run and wait for it
-        (:meth:`_poll_children`); no kernel. A child that cannot start fails the attempt at once, as does a job
-        that is already running above this run (a cycle through files changed since validation)."""
+    def _new_attempt(self, key: str, attempt_number: int, **fields: Any) -> Attempt:
+        """The record of attempt ``attempt_number`` of ``key`` starting now (its queued phase ends here)."""
+        return Attempt(
+            run_id=self.run_id,
+            task_key=key,
+            attempt_number=attempt_number,
+            repair_number=self.repair_number,
+            status=S.running,
+            queued_time=self._queued_time.pop(key, None),
+            start_time=utc_now(),
+            **fields,
+        )
+
+    def _start_without_kernel(self, key: str) -> int:
+        """Start the attempt of a task that runs no kernel (a condition, a run-job task): it is ``running``
+        and recorded at once. Returns its attempt number."""
         attempt_number, change = self.active.start(key)
         self.store.create_attempt(
-            Attempt(
-                run_id=self.run_id,
-                task_key=key,
-                attempt_number=attempt_number,
-                repair_number=self.repair_number,
-                status=S.running,
-                queued_time=self._queued_time.pop(key, None),
-                start_time=utc_now(),
-            ),
+            self._new_attempt(key, attempt_number),
             worker_pid=None,
             kernel_pid=None,
             kernel_create_time=None,
         )
         self._record([change])
+        return attempt_number
+
+    def _start_child(self, key: str, run_job: RunJob, now: float) -> None:
+        """A run-job task's attempt: start (or, in a repair, repair) the child run and wait for it
+        (:meth:`_poll_children`); no kernel. A child that cannot start fails the attempt at once, as does a job
+        that is already running above this run (a cycle through files changed since validation)."""
+        attempt_number = self._start_without_kernel(key)
         try:
             if self.child_runs is None:
                 raise ConflictError("this runner cannot start runs of other jobs (no child runs service)")
@@ -609,22 +615,7 @@ class Runner:
         """A condition task's attempt: evaluated here, no kernel (:func:`~..conditions.evaluate`). Its outcome
         is recorded as the task value ``outcome``; one it cannot evaluate fails the attempt (``ConditionError``
         naming the reference or the operands)."""
-        attempt_number, change = self.active.start(key)
-        self.store.create_attempt(
-            Attempt(
-                run_id=self.run_id,
-                task_key=key,
-                attempt_number=attempt_number,
-                repair_number=self.repair_number,
-                status=S.running,
-                queued_time=self._queued_time.pop(key, None),
-                start_time=utc_now(),
-            ),
-            worker_pid=None,
-            kernel_pid=None,
-            kernel_create_time=None,
-        )
-        self._record([change])
+        attempt_number = self._start_without_kernel(key)
         try:
             outcome, description = evaluate(condition, self.context())
         except ConditionError as exc:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import GREEN_ENERGY_TASKS as EXAMPLE_TASKS
+
 from .browser import SIDEBAR, Locator, Page, expect, open_sidebar, settle
 from .conftest import LabServer
 
@@ -24,16 +26,8 @@ pytestmark = pytest.mark.kernel
 RUN_TIMEOUT = 120_000  # ms
 GREEN_ENERGY = "example_notebooks/green_energy"
 REPAIR_DEMO = "example_notebooks/repair_demo"
-GREEN_ENERGY_TASKS = {
-    "list_files",
-    "bronze",  # a for-each task over list_files' files: one iteration per country file
-    "silver",
-    "check_silver",  # a condition task
-    "gold_country_totals",  # task group "gold"
-    "gold_source_shares",
-    "report",
-}
-GOLD = {"gold_country_totals", "gold_source_shares"}
+GREEN_ENERGY_TASKS = set(EXAMPLE_TASKS)  # bronze: a for-each task; check_silver: a condition task
+GOLD = {"gold_country_totals", "gold_source_shares"}  # the task group "gold"
 
 
 # -- helpers ----------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from jupyter_orchestrate.schemas.events import (
     StreamEvent,
     TaskStatusStreamEvent,
 )
-from tests.conftest import REPO, write_notebook
+from tests.conftest import GREEN_ENERGY_TASKS, REPO, write_notebook
 from tests.server.conftest import TERMINAL, Api
 
 pytestmark = pytest.mark.kernel
@@ -152,15 +152,7 @@ async def test_event_stream_of_a_run(
     run_statuses = [e["status"] for e in events if e["type"] == "run_status"]
     assert run_statuses == ["running", "succeeded"] and events[-1]["type"] == "run_status"
     assert events[-1]["status"] == "succeeded"
-    tasks = [
-        "list_files",
-        "bronze",
-        "silver",
-        "check_silver",
-        "gold_country_totals",
-        "gold_source_shares",
-        "report",
-    ]
+    tasks = GREEN_ENERGY_TASKS
     iterations = [
         f"bronze[{i}]" for i in range(6)
     ]  # bronze is a for-each task: one iteration per country file
@@ -278,17 +270,7 @@ async def test_run_events_reach_jupyter_servers_event_bus_and_its_websocket(
     kinds = {e["type"] for e in events}
     assert kinds == {"run_status", "task_status", "progress"}, kinds
     assert [e["status"] for e in events if e["type"] == "run_status"] == ["running", "succeeded"]
-    tasks = set(
-        [
-            "list_files",
-            "bronze",
-            "silver",
-            "check_silver",
-            "gold_country_totals",
-            "gold_source_shares",
-            "report",
-        ]
-    )
+    tasks = set(GREEN_ENERGY_TASKS)
     iterations = {f"bronze[{i}]" for i in range(6)}
     finals = {e["task_key"]: e["status"] for e in events if e["type"] == "task_status"}
     assert finals == dict.fromkeys(tasks | iterations, "succeeded")

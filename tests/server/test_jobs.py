@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import write_notebook
+from tests.conftest import GREEN_ENERGY_TASKS, write_notebook
 from tests.server.conftest import Api
 
 
@@ -30,15 +30,7 @@ async def test_list_jobs(api: Api, examples: Path) -> None:
     )
     green = jobs["green_energy"]
     assert green["valid"] is True and green["problems"] == []
-    assert [t["task_key"] for t in green["tasks"]] == [
-        "list_files",
-        "bronze",
-        "silver",
-        "check_silver",
-        "gold_country_totals",
-        "gold_source_shares",
-        "report",
-    ]
+    assert [t["task_key"] for t in green["tasks"]] == GREEN_ENERGY_TASKS
     assert {(e["upstream"], e["downstream"]) for e in green["edges"]} == {
         ("list_files", "bronze"),
         ("bronze", "silver"),

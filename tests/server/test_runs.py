@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import write_notebook
+from tests.conftest import GREEN_ENERGY_TASKS, write_notebook
 from tests.server.conftest import Api, task_of
 
 pytestmark = pytest.mark.kernel
@@ -24,15 +24,7 @@ async def test_run_green_energy(api: Api, examples: Path, jp_root_dir: Path, jp_
     run = await api.wait_run(run_id)
     assert run["status"] == "succeeded", run
     assert {t["task_key"]: t["status"] for t in run["task_runs"]} == dict.fromkeys(
-        [
-            "list_files",
-            "bronze",
-            "silver",
-            "check_silver",
-            "gold_country_totals",
-            "gold_source_shares",
-            "report",
-        ],
+        GREEN_ENERGY_TASKS,
         "succeeded",
     )
     bronze = task_of(run, "bronze")
