@@ -569,7 +569,7 @@ def validate_job(
     _job_file_task_problems(scan, entries)
     tasks = [task for key in sorted(entries.by_key) if (task := _build_task(scan, key, entries)) is not None]
     for key, settings in sorted(scan.job_file.tasks.items()):
-        if settings.condition is not None or settings.run_job is not None:
+        if _without_notebook(settings):
             task = _job_file_task(scan, key, settings, entries)
             if task is None:
                 entries.invalid_keys.add(key)  # still a task: dependents must not be told its key is unknown
@@ -666,9 +666,7 @@ def _candidate_notebooks(scan: _Scan) -> dict[Path, str]:
             continue
         candidates[nb_path] = "scan"
     for key, settings in scan.job_file.tasks.items():
-        if (
-            settings.notebook and settings.condition is None and settings.run_job is None
-        ):  # else reported there
+        if settings.notebook and not _without_notebook(settings):  # else reported by _job_file_task
             try:
                 nb_path = confine(settings.notebook, root, what="notebook", within=WITHIN_JOB)
             except ValidationError as exc:
@@ -687,7 +685,7 @@ def _referenced_keys(
     referenced = {
         d
         for settings in (job_file.task_defaults, *job_file.tasks.values())
-        for d in dependency_keys(settings.depends_on or [])
+        for d in split_depends_on(settings.depends_on or [])[0]
     }
     for nb, _ in read.values():
         meta = (nb or {}).get("metadata", {}).get(METADATA_KEY)
@@ -697,12 +695,6 @@ def _referenced_keys(
                 if isinstance(key, str):
                     referenced.add(key)
     return referenced
-
-
-def dependency_keys(items: list[Any]) -> list[str]:
-    """The task keys of ``depends_on`` entries (strings, :class:`Dependency` or their dumped mappings)."""
-    keys, _ = split_depends_on(items)
-    return keys
 
 
 def split_depends_on(items: list[Any]) -> tuple[list[str], dict[str, ConditionOutcome]]:
@@ -792,8 +784,8 @@ def _task_entries(scan: _Scan, candidates: dict[Path, str]) -> _Entries:
 def _job_file_task_problems(scan: _Scan, entries: _Entries) -> None:
     """``tasks:`` of ``job.yaml`` that match no notebook or restate their key; a job without tasks."""
     for key, settings in scan.job_file.tasks.items():
-        if settings.condition is not None or settings.run_job is not None:
-            continue  # a task without a notebook: checked by _job_file_task
+        if _without_notebook(settings):
+            continue  # checked by _job_file_task
         if not settings.notebook and key not in entries.by_key:
             scan.problems.append(
                 Problem(
@@ -810,8 +802,8 @@ def _job_file_task_problems(scan: _Scan, entries: _Entries) -> None:
                     "the key under tasks: is the task_key; remove task_key",
                 )
             )
-    conditions = any(settings.condition is not None for settings in scan.job_file.tasks.values())
-    if not entries.by_key and not conditions and not any(p.refuses_job for p in scan.problems):
+    others = any(_without_notebook(settings) for settings in scan.job_file.tasks.values())
+    if not entries.by_key and not others and not any(p.refuses_job for p in scan.problems):
         scan.problems.append(
             Problem(
                 scan.show(scan.root),
@@ -899,7 +891,12 @@ def _build_task(scan: _Scan, key: str, entries: _Entries) -> Task | None:
     )
 
 
-#: task settings a condition task cannot have: it runs no notebook, no kernel, and cannot fail but by its inputs
+def _without_notebook(settings: TaskSettings) -> bool:
+    """Whether ``tasks.<key>`` of job.yaml is a task without a notebook: a condition or a run-job task."""
+    return settings.condition is not None or settings.run_job is not None
+
+
+#: task settings a task without a notebook (a condition, a run-job task) cannot have: it runs no kernel
 NOTEBOOK_ONLY_SETTINGS = (
     "notebook",
     "parameters",
@@ -1317,6 +1314,9 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
         if task.run_job is not None:
             prefix = f"tasks.{task.task_key}.run_job.parameters"
             values += [(shown, f"{prefix}.{name}", value) for name, value in task.run_job.parameters.items()]
+        if task.for_each is not None and REFERENCE.fullmatch(str(task.for_each.inputs)):
+            where, prefix = _for_each_place(scan, task)
+            values.append((where, f"{prefix}.inputs", task.for_each.inputs))
         upstream: set[str] | None = None  # looked up for tasks with references only
         for where, field, value in values:
             for ref in references(value):
@@ -1332,19 +1332,24 @@ def _reference_problems(scan: _Scan, tasks: list[Task], dag: Dag | None, all_key
                 if message:
                     scan.problems.append(Problem(where, field, message))
         if task.for_each is not None:
-            _for_each_problems(scan, task, dag, all_keys)
+            _for_each_problems(scan, task)
 
 
-def _for_each_problems(scan: _Scan, task: Task, dag: Dag | None, all_keys: set[str]) -> None:
+def _for_each_place(scan: _Scan, task: Task) -> tuple[str, str]:
+    """Where problems of ``task``'s ``for_each`` are reported: ``(file, field prefix)``, job.yaml's
+    ``tasks.<key>.for_each`` when it was written there, else the notebook's ``for_each``."""
+    if (scan.job_file.tasks.get(task.task_key) or TaskSettings()).for_each is not None:
+        return scan.job_file_shown, f"tasks.{task.task_key}.for_each"
+    return task_shown(scan.root, task, scan.job_file_shown)[0], "for_each"
+
+
+def _for_each_problems(scan: _Scan, task: Task) -> None:
     """``for_each`` of ``task``: ``inputs`` a list within ``max_inputs`` (each element a valid parameter
     value), or a string that is exactly one reference to a job parameter or an upstream task value; the
     parameter declared by the notebook's ``parameters`` cell when it could be inspected."""
     for_each = task.for_each
     assert for_each is not None
-    shown, _ = task_shown(scan.root, task, scan.job_file_shown)
-    prefix = "for_each"
-    if (scan.job_file.tasks.get(task.task_key) or TaskSettings()).for_each is not None:
-        shown, prefix = scan.job_file_shown, f"tasks.{task.task_key}.for_each"  # where it was written
+    shown, prefix = _for_each_place(scan, task)
     field = f"{prefix}.inputs"
     if isinstance(for_each.inputs, list):
         if len(for_each.inputs) > for_each.max_inputs:
@@ -1359,7 +1364,7 @@ def _for_each_problems(scan: _Scan, task: Task, dag: Dag | None, all_keys: set[s
             scan.problems.extend(
                 parameter_problems({for_each.parameter: element}, shown, f"{field}[{index}]")
             )
-    elif REFERENCE.fullmatch(for_each.inputs) is None:
+    elif REFERENCE.fullmatch(for_each.inputs) is None:  # a reference: checked with the task's others
         scan.problems.append(
             Problem(
                 shown,
@@ -1368,16 +1373,6 @@ def _for_each_problems(scan: _Scan, task: Task, dag: Dag | None, all_keys: set[s
                 "'{{tasks.<task_key>.values.<name>}}'",
             )
         )
-    else:
-        message = check_reference(
-            references(for_each.inputs)[0],
-            job_parameters=scan.job_file.parameters,
-            task_keys=all_keys,
-            upstream=dag.upstream_of(task.task_key) if dag else set(task.depends_on),
-            task_key=task.task_key,
-        )
-        if message:
-            scan.problems.append(Problem(shown, field, message))
     declared = {p.name for p in task.notebook_parameters}
     if declared and for_each.parameter not in declared:
         scan.problems.append(

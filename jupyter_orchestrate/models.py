@@ -484,6 +484,12 @@ def iteration_key(task_key: str, map_index: int) -> str:
     return f"{task_key}[{map_index}]"
 
 
+def task_key_of(key: str) -> str:
+    """The task of ``key``: ``process`` for iteration ``process[3]``; a task key is its own."""
+    split = split_iteration_key(key)
+    return split[0] if split else key
+
+
 def split_iteration_key(key: str) -> tuple[str, int] | None:
     """``process[3]`` -> ``("process", 3)``; None for a task key."""
     found = _ITERATION_KEY.match(key)

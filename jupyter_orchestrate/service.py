@@ -50,7 +50,7 @@ from jupyter_orchestrate.models import (
     cell_label,
     epoch_of,
     seconds_between,
-    split_iteration_key,
+    task_key_of,
     utc_now,
 )
 from jupyter_orchestrate.parameters import CHECKED_TYPES, check_parameters, coerce, parameter_type, render
@@ -927,7 +927,7 @@ class OrchestrateService:
                 )
         specs = self.resume_specs(run, job, task_keys or None, force=force) if resume else {}
         if resume:  # the tasks of the resumed iterations are repaired (their other iterations are reused)
-            task_keys = sorted({(split_iteration_key(k) or (k, 0))[0] for k in specs})
+            task_keys = sorted({task_key_of(k) for k in specs})
         to_run, reused = repair_selection(dag, statuses, task_keys or None, rerun_dependents)
         if not to_run:
             raise ConflictError(
@@ -1105,8 +1105,7 @@ class OrchestrateService:
             failed_notebook = confine(
                 last.notebook_path, home, what="a failed attempt's notebook", within="the state home"
             )
-            split = split_iteration_key(key)
-            notebook = str(Path(job.path) / (job.task(split[0] if split else key).notebook or ""))
+            notebook = str(Path(job.path) / (job.task(task_key_of(key)).notebook or ""))
             if not force:
                 try:
                     changed = changed_before(notebook, str(failed_notebook), kept.cell_index)

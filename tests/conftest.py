@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,19 @@ def write_notebook(
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
     return path
+
+
+def cli(
+    home: Path, *args: str, cwd: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``jupyter orchestrate --home HOME ARGS...`` in a process of its own (``python -m``), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 @pytest.fixture

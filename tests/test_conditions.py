@@ -4,9 +4,6 @@ the run, the runner without kernels (MemoryExecutor, real SQLite) and one end-to
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,8 @@ from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState
 from jupyter_orchestrate.executors.memory import MemoryExecutor, fail, succeed
 from jupyter_orchestrate.models import Condition, ConditionOp, RunStatus, Task, TaskRunStatus
 from jupyter_orchestrate.service import OrchestrateService
-from tests.conftest import write_notebook
+from tests.conftest import cli, write_notebook
+from tests.test_active_run import run_to
 
 S = TaskRunStatus
 OPS = {op.value: op for op in ConditionOp}
@@ -117,10 +115,7 @@ def through_check(outcome: bool | None) -> ActiveRun:
     """An ActiveRun of :func:`branches` with silver succeeded and check ended: with ``outcome``, or failed."""
     tasks = branches()
     run = ActiveRun(tasks, {k: TaskState(S.pending) for k in tasks}, 4)
-    run.advance()
-    run.start("silver")
-    run.finish("silver", S.succeeded, 0.0)
-    run.advance()
+    run_to(run, "silver", S.succeeded)
     assert run.launchable(0.0) == ["check"]
     run.start("check")
     if outcome is None:
@@ -179,10 +174,7 @@ def test_all_done_downstream_of_the_branch_not_taken_still_runs() -> None:
     tasks = branches()
     tasks["report"] = Task(task_key="report", notebook="r.ipynb", depends_on=["gold"], run_if="all_done")
     run = ActiveRun(tasks, {k: TaskState(S.pending) for k in tasks}, 4)
-    run.advance()
-    run.start("silver")
-    run.finish("silver", S.succeeded, 0.0)
-    run.advance()
+    run_to(run, "silver", S.succeeded)
     run.start("check")
     run.finish_condition("check", False, 0.0, "...")
     run.advance()
@@ -406,19 +398,10 @@ def test_cli_run_with_a_condition_task(tmp_path: Path) -> None:
     )
     (folder / "job.yaml").write_text(CHECK, encoding="utf-8")
     home = tmp_path / "state"
-    command = [sys.executable, "-m", "jupyter_orchestrate"]
-    began = time.monotonic()
-    done = subprocess.run(
-        [*command, "run", str(folder), "--home", str(home), "-p", "rows=0"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    done = cli(home, "run", str(folder), "-p", "rows=0", timeout=240)
     assert done.returncode == 0, done.stderr
     assert "check: succeeded: condition 0 > 0 is false" in done.stdout + done.stderr
-    shown = subprocess.run(
-        [*command, "show", "1", "--home", str(home), "--json"], capture_output=True, text=True, timeout=60
-    )
+    shown = cli(home, "show", "1", "--json", timeout=60)
     document = json.loads(shown.stdout)
     by_key = {t["task_key"]: t for t in document["task_runs"]}
     assert by_key["check"]["notebook"] is None and by_key["check"]["task_values"] == {"outcome": False}
@@ -428,4 +411,3 @@ def test_cli_run_with_a_condition_task(tmp_path: Path) -> None:
     assert not (home / "runs" / "1" / "check").exists() or not list(
         (home / "runs" / "1" / "check").glob("*.ipynb")
     )
-    assert time.monotonic() - began < 240

@@ -5,8 +5,6 @@ value, values as lists, repair of failed iterations only) and the CLI with real 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,8 @@ from jupyter_orchestrate.engine.active_run import ActiveRun, TaskState
 from jupyter_orchestrate.executors.memory import MemoryExecutor, fail, succeed
 from jupyter_orchestrate.models import ForEach, RunStatus, Task, TaskRunStatus, iteration_counts
 from jupyter_orchestrate.service import OrchestrateService
-from tests.conftest import write_notebook
+from tests.conftest import cli, write_notebook
+from tests.test_active_run import run_to
 from tests.test_e2e import kernels_of, wait_for
 from tests.test_resume_e2e import keepers_of
 
@@ -48,11 +47,8 @@ def fan_out(concurrency: int = 2, **load: Any) -> dict[str, Task]:
 def expanded(inputs: list[Any], max_parallel: int = 10, **kwargs: Any) -> ActiveRun:
     tasks = fan_out(**kwargs)
     run = ActiveRun(tasks, {k: TaskState(S.pending) for k in tasks}, max_parallel)
-    run.advance()
     for key in ("list_files", "side"):
-        run.start(key)
-        run.finish(key, S.succeeded, 0.0)
-    run.advance()
+        run_to(run, key, S.succeeded)
     assert run.launchable(0.0) == ["load"]
     changes = run.expand("load", inputs, {})
     assert changes[0].task_key == "load"
@@ -125,10 +121,7 @@ def test_each_iteration_retries_on_its_own() -> None:
 def test_no_inputs_skips_the_task_and_what_needs_it() -> None:
     tasks = fan_out()
     run = ActiveRun(tasks, {k: TaskState(S.pending) for k in tasks}, 4)
-    run.advance()
-    run.start("list_files")
-    run.finish("list_files", S.succeeded, 0.0)
-    run.advance()
+    run_to(run, "list_files", S.succeeded)
     run.expand("load", [], {})
     assert run.status("load") == S.skipped and run.states["load"].reason == "for_each: no inputs"
     run.advance()
@@ -478,14 +471,7 @@ def test_cli_for_each_two_of_five_fail_and_repair_re_executes_those_two(tmp_path
     )
     load = folder / "load.ipynb"
     home = tmp_path / "state"
-    command = [sys.executable, "-m", "jupyter_orchestrate"]
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*command, *args, "--home", str(home)], capture_output=True, text=True, timeout=300
-        )
-
-    first = cli("run", str(folder))
+    first = cli(home, "run", str(folder), timeout=300)
     assert first.returncode == 1, first.stderr
     assert "load: failed: for_each: 3/5 succeeded · 2 failed" in first.stderr
     assert "load[2]: failed: ValueError: cannot load bad.csv" in first.stderr
@@ -497,13 +483,13 @@ def test_cli_for_each_two_of_five_fail_and_repair_re_executes_those_two(tmp_path
     nb = nbformat.read(load, as_version=4)  # the user fixes the notebook
     nb.cells[1].source = "from jupyter_orchestrate import task_values\ntask_values.set('rows', len(input))"
     nbformat.write(nb, load)
-    second = cli("repair", "1")
+    second = cli(home, "repair", "1", timeout=300)
     assert second.returncode == 0, second.stderr
     assert sorted(p.relative_to(runs).as_posix() for p in runs.glob("*/attempt-2.ipynb")) == [
         "2/attempt-2.ipynb",
         "4/attempt-2.ipynb",
     ]
-    document = json.loads(cli("show", "1", "--json").stdout)
+    document = json.loads(cli(home, "show", "1", "--json", timeout=300).stdout)
     (load_run,) = [t for t in document["task_runs"] if t["task_key"] == "load"]
     assert [
         (i["map_index"], i["input"], i["status"], i["attempt_count"]) for i in load_run["iterations"]
@@ -517,7 +503,7 @@ def test_cli_for_each_two_of_five_fail_and_repair_re_executes_those_two(tmp_path
     total = nbformat.read(home / "runs" / "1" / "total" / "attempt-1.ipynb", as_version=4)
     outputs = [o.get("text", "") for c in total.cells for o in c.get("outputs", [])]
     assert "".join(outputs).strip() == str(sum(len(f) for f in FILES))
-    shown = cli("show", "1")
+    shown = cli(home, "show", "1", timeout=300)
     assert "5/5" in shown.stdout and '[2] "bad.csv"' in shown.stdout
 
 
@@ -534,22 +520,13 @@ def test_repair_resume_resumes_the_failed_iteration_in_its_kept_kernel(tmp_path:
         orchestrate={"for_each": {"inputs": ["a", "bb", "ccc"]}},
     )
     home = tmp_path / "state"
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args],
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-
-    failed = cli("run", str(folder), "--keep-failed-kernels", "300")
+    failed = cli(home, "run", str(folder), "--keep-failed-kernels", "300", timeout=240)
     assert failed.returncode == 1, failed.stderr
     service = OrchestrateService(home)
     kept = service.get_run(1).task_run("load[1]").kept_kernel
     assert kept is not None and kept.cell_index == 3, "the failed iteration's kernel is kept"
     (folder / "fixed.flag").touch()
-    resumed = cli("repair", "1", "--resume")
+    resumed = cli(home, "repair", "1", "--resume", timeout=240)
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     run = service.get_run(1)
     load = run.task_run("load")

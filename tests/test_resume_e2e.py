@@ -21,7 +21,7 @@ from jupyter_orchestrate.engine import kept_kernels
 from jupyter_orchestrate.errors import ConflictError
 from jupyter_orchestrate.models import KeptKernelStatus, RunStatus
 from jupyter_orchestrate.service import OrchestrateService
-from tests.conftest import process_gone, write_notebook
+from tests.conftest import cli, process_gone, write_notebook
 from tests.test_e2e import _running_attempts, execute, kernels_of, statuses, wait_for
 
 pytestmark = pytest.mark.kernel
@@ -66,16 +66,6 @@ def nothing_left(home: Path) -> Iterator[None]:
     for process in left:
         process.kill()
     assert not left, f"processes of the test's state home were left alive: {left}"
-
-
-def cli(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jupyter_orchestrate", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=cwd,
-    )
 
 
 def lines(path: Path) -> list[str]:

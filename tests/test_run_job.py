@@ -4,8 +4,6 @@ parent canceled while its child runs."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from jupyter_orchestrate.discovery import validate_job
 from jupyter_orchestrate.models import RunStatus, TaskRunStatus, Trigger
 from jupyter_orchestrate.service import OrchestrateService
-from tests.conftest import write_notebook
+from tests.conftest import cli, write_notebook
 
 S = TaskRunStatus
 
@@ -118,6 +116,14 @@ def test_an_invalid_child_job_and_notebook_settings_are_refused(tmp_path: Path) 
     ]
 
 
+def test_a_job_of_one_run_job_task_is_a_job(tmp_path: Path) -> None:
+    root = workspace(tmp_path, "{job: ../child}")
+    (root / "runner").mkdir()
+    (root / "runner" / "job.yaml").write_text("tasks:\n  all:\n    run_job: {job: ../child}\n")
+    job, problems = validate_job(root / "runner", check_kernels=False)
+    assert job is not None and problems == [] and job.task_keys == ["all"]
+
+
 def test_run_job_is_refused_in_notebook_metadata_and_task_defaults(tmp_path: Path) -> None:
     root = workspace(tmp_path, "{job: ../child}")
     write_notebook(root / "parent" / "sneaky.ipynb", "pass", orchestrate={"run_job": {"job": "../child"}})
@@ -139,14 +145,7 @@ def test_run_job_is_refused_in_notebook_metadata_and_task_defaults(tmp_path: Pat
 def test_a_child_run_fails_and_the_parent_repair_repairs_it(tmp_path: Path) -> None:
     root = workspace(tmp_path, "{job: ../child, parameters: {threshold: null}}")
     home = tmp_path / "state"
-    command = [sys.executable, "-m", "jupyter_orchestrate"]
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*command, *args, "--home", str(home)], capture_output=True, text=True, timeout=300
-        )
-
-    first = cli("run", str(root / "parent"))
+    first = cli(home, "run", str(root / "parent"), timeout=300)
     assert first.returncode == 1, first.stderr
     service = OrchestrateService(home)
     parent = service.get_run(1)
@@ -164,13 +163,13 @@ def test_a_child_run_fails_and_the_parent_repair_repairs_it(tmp_path: Path) -> N
     assert f"run {child.run_id} failed: load failed in cell 2: ValueError: no threshold" in error.evalue
     assert load_child.attempts[0].environment == {"child_run_id": child.run_id}
     assert parent.task_run("after").status == S.upstream_failed
-    assert "load_child: run 2 of job child (failed)" in cli("show", "1").stdout
-    assert "started by task load_child of run 1" in cli("show", "2").stdout
+    assert "load_child: run 2 of job child (failed)" in cli(home, "show", "1", timeout=300).stdout
+    assert "started by task load_child of run 1" in cli(home, "show", "2", timeout=300).stdout
 
     nb = nbformat.read(root / "child" / "load.ipynb", as_version=4)  # the user fixes the child's notebook
     nb.cells[1].source = "print('loaded', threshold or 0.5)"
     nbformat.write(nb, root / "child" / "load.ipynb")
-    second = cli("repair", "1")
+    second = cli(home, "repair", "1", timeout=300)
     assert second.returncode == 0, second.stderr
     parent, child = service.get_run(1), service.get_run(child.run_id)
     assert parent.status == RunStatus.succeeded and [c.run_id for c in parent.child_runs] == [child.run_id]

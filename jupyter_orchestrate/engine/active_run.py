@@ -39,7 +39,6 @@ from jupyter_orchestrate.models import (
     Task,
     TaskRunStatus,
     iteration_key,
-    split_iteration_key,
 )
 
 S = TaskRunStatus
@@ -132,6 +131,7 @@ class ActiveRun:
         #: for-each task -> its iteration keys in map_index order (once expanded); iteration -> its task
         self.iterations: dict[str, list[str]] = {}
         self.parent_of: dict[str, str] = {}
+        self._map_index: dict[str, int] = {}  # iteration -> its map_index
         self.dag = Dag({k: t.depends_on for k, t in self.tasks.items()})
         if self.max_parallel < 1:
             raise ValueError("max_parallel must be at least 1")
@@ -172,8 +172,7 @@ class ActiveRun:
     def _order(self, key: str) -> tuple[int, int]:
         """Where ``key`` comes in the run's order: its position in the DAG's topological order, and an
         iteration after the others of its task by map_index (the one order of queries and launches)."""
-        split = split_iteration_key(key) if key in self.parent_of else None
-        return self._pos[key], split[1] if split else -1
+        return self._pos[key], self._map_index.get(key, -1)
 
     def _in_order(self, keys: Iterable[str]) -> list[str]:
         return sorted(keys, key=self._order)
@@ -318,6 +317,7 @@ class ActiveRun:
         if task.for_each is None or self.states[key].status != S.queued:
             raise ValueError(f"task {key} is not a queued for-each task")
         if not inputs:
+            self.iterations[key] = []
             return [self._set(key, S.skipped, "for_each: no inputs")]
         keys = []
         changes = [self._set(key, S.running, f"for_each: {len(inputs)} iteration(s)")]
@@ -331,6 +331,7 @@ class ActiveRun:
             state = reused.get(index) or TaskState(S.pending)
             self.states[child] = TaskState(S.pending, attempts=state.attempts)
             self.parent_of[child] = key
+            self._map_index[child] = index
             self._pos[child] = pos
             self._deps[child] = set()
             self._children[child] = set()

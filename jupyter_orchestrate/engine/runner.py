@@ -518,8 +518,9 @@ class Runner:
             reused[index] = TaskState(
                 status if same and status == S.succeeded else S.pending, attempts=attempts
             )
-        statuses = [reused[i].status if i in reused else S.queued for i in range(len(inputs))]
-        statuses = [s if s.is_terminal else S.queued for s in statuses]
+        changes = self.active.expand(key, inputs, reused)
+        # recorded before the changes: the iterations' rows take their statuses (queued, or reused as they were)
+        statuses = [self.active.states[k].status for k in self.active.iterations[key]]
         self.store.record_iterations(
             self.run_id,
             key,
@@ -529,7 +530,7 @@ class Runner:
         )
         for index, element in enumerate(inputs):
             self.iteration_inputs[iteration_key(key, index)] = (for_each.parameter, element)
-        self._record(self.active.expand(key, inputs, reused))
+        self._record(changes)
 
     def _new_attempt(self, key: str, attempt_number: int, **fields: Any) -> Attempt:
         """The record of attempt ``attempt_number`` of ``key`` starting now (its queued phase ends here)."""
@@ -598,18 +599,17 @@ class Runner:
             if not status.is_terminal:
                 continue
             self.children.pop(key)
+            values = {"run_id": child}
             if status == RunStatus.succeeded:
-                self._finish(key, attempt_number, S.succeeded, None, {"run_id": child}, now)
+                self._finish(key, attempt_number, S.succeeded, None, values, now)
                 continue
+            canceled = status == RunStatus.canceled
             error = AttemptError(
-                kind=AttemptErrorKind.canceled
-                if status == RunStatus.canceled
-                else AttemptErrorKind.child_run_failed,
-                ename="ChildRunCanceled" if status == RunStatus.canceled else "ChildRunFailed",
+                kind=AttemptErrorKind.canceled if canceled else AttemptErrorKind.child_run_failed,
+                ename="ChildRunCanceled" if canceled else "ChildRunFailed",
                 evalue=f"run {child} {status.value}" + (f": {reason}" if reason else ""),
             )
-            outcome = S.canceled if status == RunStatus.canceled else S.failed
-            self._finish(key, attempt_number, outcome, error, {"run_id": child}, now)
+            self._finish(key, attempt_number, S.canceled if canceled else S.failed, error, values, now)
 
     def _evaluate_condition(self, key: str, condition: Condition, now: float) -> None:
         """A condition task's attempt: evaluated here, no kernel (:func:`~..conditions.evaluate`). Its outcome

@@ -1,8 +1,7 @@
 /** For-each tasks in the sidebar: iteration counts (common.tsx), the DAG box, the task detail's iterations, the Gantt rows. */
 import React from 'react';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import type { IActions } from '../actions';
 import type { AttemptDocument, RunDocument, TaskRunDocument } from '../api';
 import { iterationCounts } from '../components/common';
 import { Dag } from '../components/Dag';
@@ -10,6 +9,7 @@ import { ganttData } from '../components/Gantt';
 import { runIterationCounts } from '../components/JobView';
 import { TaskDetail } from '../components/TaskDetail';
 import { render } from './render';
+import { fakeActions } from './fakes';
 
 function attempt(status: AttemptDocument['status'], path: string): AttemptDocument {
   return {
@@ -65,14 +65,7 @@ const LOAD: TaskRunDocument = {
   ]
 } as TaskRunDocument;
 
-function actions(): IActions {
-  return {
-    runJob: vi.fn(async () => undefined),
-    repairRun: vi.fn(async () => undefined),
-    cancelRun: vi.fn(async () => undefined),
-    openNotebook: vi.fn(async () => undefined)
-  };
-}
+const actions = fakeActions;
 
 describe('iterationCounts', () => {
   it('counts as show counts: succeeded of all, then failures, then those not finished', () => {

@@ -6,7 +6,6 @@
 import React from 'react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
-import type { IActions } from '../actions';
 import type { AttemptError, JobDocument, RunDocument, TaskRunDocument } from '../api';
 import { countOf, middleEllipsis } from '../components/common';
 import { EmptyJobs, JobsList } from '../components/JobsList';
@@ -17,6 +16,7 @@ import { TaskDetail } from '../components/TaskDetail';
 import { OrchestrateModel } from '../model';
 import { INotifier, RunNotifications, runFinishedText } from '../notifications';
 import { interact, render } from './render';
+import { fakeActions } from './fakes';
 
 const ERROR: AttemptError = {
   kind: 'cell_error',
@@ -84,14 +84,7 @@ function failedRun(): RunDocument {
   };
 }
 
-function actions(): IActions {
-  return {
-    runJob: vi.fn(async () => undefined),
-    repairRun: vi.fn(async () => undefined),
-    cancelRun: vi.fn(async () => undefined),
-    openNotebook: vi.fn(async () => undefined)
-  };
-}
+const actions = fakeActions;
 
 function job(extra: Partial<JobDocument> = {}): JobDocument {
   return {

@@ -7,6 +7,7 @@ import type { KeptKernelDocument, TaskRunDocument } from '../api';
 import { clockTime, LiveKernel, resumeLabel } from '../components/LiveKernel';
 import { TaskDetail } from '../components/TaskDetail';
 import { interact, render } from './render';
+import { fakeActions } from './fakes';
 
 const KEPT: KeptKernelDocument = {
   attempt_number: 1,
@@ -25,10 +26,7 @@ function actions(): IActions & {
   resumeTask: ReturnType<typeof vi.fn>;
 } {
   return {
-    runJob: vi.fn(async () => undefined),
-    repairRun: vi.fn(async () => undefined),
-    cancelRun: vi.fn(async () => undefined),
-    openNotebook: vi.fn(async () => undefined),
+    ...fakeActions(),
     openExecuted: vi.fn(async () => undefined),
     debugKernel: vi.fn(async () => undefined),
     resumeTask: vi.fn(async () => undefined)

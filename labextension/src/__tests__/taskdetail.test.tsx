@@ -1,8 +1,7 @@
 /** Task runs and failures (src/components/TaskDetail.tsx), run helpers (RunView.tsx) and job helpers (JobView.tsx). */
 import React from 'react';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
-import type { IActions } from '../actions';
 import type { AttemptDocument, AttemptError, TaskRunDocument } from '../api';
 import { formatNotebookParameter, problemText, runTaskStatuses, selectRunId } from '../components/JobView';
 import { canCancel, canRepair, runDuration } from '../components/RunView';
@@ -18,6 +17,7 @@ import {
 import { cellLabel } from '../components/common';
 import { isUnsuccessful } from '../status';
 import { interact, render } from './render';
+import { fakeActions } from './fakes';
 
 const ERROR: AttemptError = {
   kind: 'cell_error',
@@ -71,14 +71,7 @@ function taskRun(extra: Partial<TaskRunDocument> = {}): TaskRunDocument {
   };
 }
 
-function actions(): IActions & { openNotebook: ReturnType<typeof vi.fn> } {
-  return {
-    runJob: vi.fn(async () => undefined),
-    repairRun: vi.fn(async () => undefined),
-    cancelRun: vi.fn(async () => undefined),
-    openNotebook: vi.fn(async () => undefined)
-  };
-}
+const actions = fakeActions;
 
 describe('task run helpers', () => {
   it('isUnsuccessful: what a repair re-executes', () => {

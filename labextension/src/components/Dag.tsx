@@ -302,13 +302,17 @@ export function Dag(props: {
       toggle(selectedGroup);
     }
   }, [selectedGroup]); // eslint-disable-line react-hooks/exhaustive-deps
-  const graph = groupedGraph(tasks, jobEdges(tasks, edges), expanded);
+  // the graph as drawn and its layout are recomputed only when the structure changes, not on every refetch
+  const tasksKey = JSON.stringify([tasks.map(t => [t.task_key, t.depends_on, t.group ?? null]), edges ?? null]);
+  const graph = useMemo(
+    () => groupedGraph(tasks, jobEdges(tasks, edges), expanded),
+    [tasksKey, expanded] // eslint-disable-line react-hooks/exhaustive-deps
+  );
   const labels: Record<string, string> = { ...(props.counts ?? {}) };
   for (const [group, members] of graph.groups) {
     labels[group] = `▸ ${members.length} tasks`;
   }
-  // re-layout only when the graph's structure changes, not on every refetch of the same job
-  const structure = JSON.stringify([graph.keys, graph.edges, rankdir ?? 'TB', labels]);
+  const structure = JSON.stringify([tasksKey, [...expanded], rankdir ?? 'TB', labels]);
   const layout = useMemo(
     () => {
       const started = performance.now();

@@ -1,0 +1,14 @@
+/** Test doubles shared by the component tests. */
+import { vi } from 'vitest';
+
+import type { IActions } from '../actions';
+
+/** Sidebar actions that do nothing: vitest mocks, so a test can assert what a click asked for. */
+export function fakeActions(): IActions & { openNotebook: ReturnType<typeof vi.fn> } {
+  return {
+    runJob: vi.fn(async () => undefined),
+    repairRun: vi.fn(async () => undefined),
+    cancelRun: vi.fn(async () => undefined),
+    openNotebook: vi.fn(async () => undefined)
+  };
+}
