@@ -980,7 +980,12 @@ def run_job_folder(job_folder: str | Path, run_job: RunJob) -> Path:
     """
     folder = Path(job_folder).resolve()
     root = workspace_root(folder)
-    return confine(folder / run_job.job, root, what="run_job.job", within=f"the workspace {root}")
+    try:
+        return confine(folder / run_job.job, root, what="run_job.job", within=f"the workspace {root}")
+    except PathOutsideRootError:  # name the path as written, not joined to the job folder
+        raise PathOutsideRootError(
+            Problem("", "", f"run_job.job {run_job.job!r} leads outside the workspace {root}")
+        ) from None
 
 
 def _run_job_problems(scan: _Scan, key: str, run_job: RunJob) -> bool:

@@ -91,6 +91,17 @@ def test_run_job_problems_name_file_field_and_problem(tmp_path: Path, run_job: s
     assert len(found) == 1 and found[0].startswith(expected), found
 
 
+def test_a_link_out_of_the_workspace_is_refused_as_written(tmp_path: Path) -> None:
+    root = workspace(tmp_path, "{job: ../elsewhere}")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "elsewhere").symlink_to(outside)
+    (found,) = errors(root / "parent")
+    assert found.startswith(
+        "parent/job.yaml: tasks.load_child.run_job.job: run_job.job '../elsewhere' leads outside the workspace "
+    ), found
+
+
 def test_a_cycle_through_two_jobs_is_refused(tmp_path: Path) -> None:
     root = workspace(
         tmp_path,
