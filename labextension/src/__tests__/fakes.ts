@@ -4,11 +4,14 @@ import { vi } from 'vitest';
 import type { IActions } from '../actions';
 
 /** Sidebar actions that do nothing: vitest mocks, so a test can assert what a click asked for. */
-export function fakeActions(): IActions & { openNotebook: ReturnType<typeof vi.fn> } {
+export function fakeActions() {
   return {
     runJob: vi.fn(async () => undefined),
     repairRun: vi.fn(async () => undefined),
     cancelRun: vi.fn(async () => undefined),
-    openNotebook: vi.fn(async () => undefined)
-  };
+    openNotebook: vi.fn(async () => undefined),
+    openExecuted: vi.fn(async () => undefined),
+    debugKernel: vi.fn(async () => undefined),
+    resumeTask: vi.fn(async () => undefined)
+  } satisfies IActions;
 }
